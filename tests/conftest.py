@@ -1,0 +1,91 @@
+"""Shared fixtures: a project directory with workflows, and ways to run the CLI against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from wfrun.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Outcome:
+    """What one CLI invocation produced."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Project:
+    """A temporary project: `workflows/` and `.wfstate/` under one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.workflows = root / "workflows"
+        self.state = root / ".wfstate"
+        self.workflows.mkdir(exist_ok=True)
+
+    def workflow(self, name: str, manifest: str, module: str | None = None) -> Path:
+        """Write `workflows/NAME.yaml` (and `NAME.py` if given), dedented."""
+        path = self.workflows / f"{name}.yaml"
+        path.write_text(textwrap.dedent(manifest))
+        if module is not None:
+            (self.workflows / f"{name}.py").write_text(textwrap.dedent(module))
+        return path
+
+    def base_args(self) -> list[str]:
+        return ["--state-dir", str(self.state), "--workflows-dir", str(self.workflows)]
+
+    def run(self, *args: str, input: str | None = None) -> Outcome:
+        """Invoke the CLI in-process (typer's CliRunner), like a user would from a shell."""
+        runner = CliRunner()
+        result = runner.invoke(app, [*self.base_args(), *args], input=input)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    def cli(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> Outcome:
+        """Invoke `python -m wfrun` as a real process."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "wfrun", *self.base_args(), *args],
+            input=input, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})}, cwd=self.root,
+        )
+        return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        """Run a command with --json, assert it exited 0, and return the parsed document."""
+        out = self.run(*args, "--json", input=input)
+        assert out.code == 0, (out.code, out.stdout, out.stderr)
+        return out.json()
+
+    def snapshots(self) -> dict[str, bytes]:
+        """Every file under the state directory, by relative path (to prove nothing changed)."""
+        if not self.state.exists():
+            return {}
+        return {
+            str(p.relative_to(self.state)): p.read_bytes()
+            for p in sorted(self.state.rglob("*")) if p.is_file()
+        }
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """An empty project in a temporary directory."""
+    return Project(tmp_path)

@@ -1,0 +1,118 @@
+"""The typer application, global options, error handling and output helpers shared by commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from wfrun.errors import UsageError, WfrunError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="wfrun",
+    help="A durable workflow runner: start, suspend, resume, rerun and sleep, with local files.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+class Settings:
+    """Global options, resolved once per process."""
+
+    def __init__(self, state_dir: str, workflows_dir: str, explicit_state_dir: bool) -> None:
+        self.state_dir = state_dir
+        self.workflows_dir = workflows_dir
+        self.explicit_state_dir = explicit_state_dir
+
+    def engine(self, now: str | None = None) -> Any:
+        """Build the engine over the file store; `now` fixes the clock (tick --now)."""
+        from wfrun.clock import FakeClock, SystemClock
+        from wfrun.engine import Engine
+        from wfrun.store.file import FileStore
+
+        clock: Any = SystemClock()
+        if now is not None:
+            try:
+                clock = FakeClock(now)
+            except ValueError as exc:
+                raise UsageError(f"--now: {exc}") from None
+        command = "wfrun"
+        if self.explicit_state_dir:
+            command += f" --state-dir {shlex.quote(self.state_dir)}"
+        return Engine(FileStore(self.state_dir), clock, workflows_dir=self.workflows_dir,
+                      command=command)
+
+
+_settings = Settings(".wfstate", "workflows", False)
+
+
+@app.callback()
+def _globals(
+    state_dir: Annotated[str, typer.Option(envvar="WFRUN_STATE_DIR",
+                                           help="Where runs are kept.")] = ".wfstate",
+    workflows_dir: Annotated[str, typer.Option(envvar="WFRUN_WORKFLOWS_DIR",
+                                               help="Where workflows are found.")] = "workflows",
+) -> None:
+    """wfrun: durable workflows from the command line.
+
+    Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
+    """
+    global _settings
+    _settings = Settings(state_dir, workflows_dir, state_dir != ".wfstate")
+
+
+def settings() -> Settings:
+    """The global options of this invocation."""
+    return _settings
+
+
+def handle_errors(function: F) -> F:
+    """Turn wfrun errors into one sentence on stderr and the exit code of SPEC §5."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except WfrunError as exc:
+            from . import _render
+
+            _render.error(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(value: Any) -> None:
+    """Print a JSON document on stdout, and nothing else."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def finish_run(engine: Any, result: Any, as_json: bool) -> None:
+    """Print a run document and exit 1 if the run failed."""
+    doc = engine.document(result)
+    if as_json:
+        emit_json(doc)
+        if doc["warnings"]:
+            print("\n".join(f"warning: {w}" for w in doc["warnings"]), file=sys.stderr)
+    else:
+        from . import _render
+
+        _render.warnings(doc["warnings"])
+        _render.run(doc)
+    if doc["status"] == "failed":
+        raise typer.Exit(1)

@@ -1,0 +1,140 @@
+"""Operating commands: tick (cron), validate, workflows."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from wfrun.errors import WfrunError
+
+from ._app import JsonOpt, app, emit_json, handle_errors, settings
+
+
+@app.command()
+@handle_errors
+def tick(
+    now: Annotated[str | None, typer.Option(help="Use this ISO-8601 time as now.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Advance at most N runs.")] = None,
+    as_json: JsonOpt = False,
+    watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between ticks (--watch).")]
+    = 15.0,
+) -> None:
+    """Fire due timers, recover interrupted runs, and continue them until they pause.
+
+    Prints nothing when nothing was due. Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
+    """
+    engine = settings().engine(now)
+    if not watch:
+        raise typer.Exit(_tick_once(engine, as_json))
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    engine.should_stop = stop.is_set
+    while not stop.is_set():
+        if now is None:
+            engine = settings().engine(None)
+            engine.should_stop = stop.is_set
+        _tick_once(engine, as_json)
+        stop.wait(interval)
+
+
+def _tick_once(engine: Any, as_json: bool) -> int:
+    report = engine.tick(limit=None)
+    failed = any(a["status"] == "failed" for a in report.advanced)
+    for warning in dict.fromkeys(report.warnings):
+        print(f"warning: {warning}", file=sys.stderr)
+    for err in report.errors:
+        print(f"error: run {err['run_id']}: {err['message']}", file=sys.stderr)
+    if as_json:
+        emit_json({"advanced": report.advanced, "errors": report.errors})
+    elif report.advanced:
+        from . import _render
+
+        _render.lines([
+            f"{a['run_id']}  {a['step'] or '-'}  {a['reason']} -> {a['status']}"
+            for a in report.advanced
+        ])
+    return 1 if failed or report.errors else 0
+
+
+@app.command()
+@handle_errors
+def validate(
+    workflows: Annotated[list[str] | None, typer.Argument(help="Names or paths; all if none.")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check manifests and their modules without running anything.
+
+    Example: wfrun validate expense-approval
+    """
+    from wfrun import loader
+
+    engine = settings().engine()
+    targets = workflows or loader.discover(engine.workflows_dir)
+    results = []
+    for target in targets:
+        try:
+            workflow = engine.workflow(target)
+            results.append({"workflow": workflow.name, "path": workflow.path, "ok": True,
+                            "error": None, "steps": len(workflow.steps)})
+        except WfrunError as exc:
+            results.append({"workflow": target, "path": None, "ok": False,
+                            "error": exc.message, "exit_code": exc.exit_code})
+    if as_json:
+        emit_json(results)
+    else:
+        for item in results:
+            if item["ok"]:
+                print(f"ok      {item['workflow']} ({item['steps']} steps) {item['path']}")
+            else:
+                print(f"error: {item['error']}", file=sys.stderr)
+    if not targets:
+        print(f"no workflows found in {engine.workflows_dir}", file=sys.stderr)
+        raise typer.Exit(4)
+    bad = [r for r in results if not r["ok"]]
+    if bad:
+        raise typer.Exit(max(int(r["exit_code"]) for r in bad))
+
+
+@app.command("workflows")
+@handle_errors
+def list_workflows(as_json: JsonOpt = False) -> None:
+    """The workflows found in the workflows directory, with their steps.
+
+    Example: wfrun --workflows-dir ./flows workflows
+    """
+    from wfrun import loader
+
+    engine = settings().engine()
+    rows: list[dict[str, Any]] = []
+    for path in loader.discover(engine.workflows_dir):
+        try:
+            wf = loader.load_workflow(path, check_code=False)
+            rows.append({"name": wf.name, "path": path, "description": wf.description,
+                         "steps": [{"id": s.id, "kind": s.kind} for s in wf.steps.values()],
+                         "error": None})
+        except WfrunError as exc:
+            rows.append({"name": None, "path": path, "description": "", "steps": [],
+                         "error": exc.message})
+    if as_json:
+        emit_json(rows)
+        return
+    from . import _render
+
+    _render.table(
+        ["workflow", "steps", "description"],
+        [[r["name"] or f"(invalid) {r['path']}",
+          " → ".join(s["id"] for s in r["steps"]) or (r["error"] or ""),
+          r["description"]] for r in rows],
+        f"no workflows in {engine.workflows_dir}",
+    )

@@ -1,0 +1,118 @@
+"""Human output with rich (imported only here, and only when rendering for a person)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STATUS_STYLE = {
+    "completed": "green", "running": "cyan", "suspended": "yellow", "waiting": "blue",
+    "failed": "bold red", "cancelled": "magenta", "skipped": "dim", "pending": "dim",
+}
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def warnings(items: list[str]) -> None:
+    """Warnings go to stderr."""
+    if items:
+        console = _console(stderr=True)
+        for item in items:
+            console.print(f"[yellow]warning:[/] {item}", markup=True)
+
+
+def error(message: str) -> None:
+    """One clear sentence on stderr."""
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+
+
+def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
+    """A run: its status, its steps, and how to continue it."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"Run [bold]{doc['run_id']}[/] ({doc['workflow']}) is {_status(doc['status'])}.")
+    if doc.get("error"):
+        err = doc["error"]
+        console.print(f"  [red]error in step '{err.get('step')}': {escape(err.get('type', ''))}: "
+                      f"{escape(err.get('message', ''))}[/]")
+    if doc["status"] == "completed" and doc.get("output") is not None:
+        console.print(f"  output: {escape(_short(doc['output'], 200))}")
+    if with_steps:
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for column in ("step", "status", "runs", "output"):
+            table.add_column(column)
+        for sid, step in doc["steps"].items():
+            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]),
+                          escape(_short(step["output"])))
+        console.print(table)
+    for entry in doc.get("suspended", []):
+        console.print(f"[yellow]⏸ {escape(entry['step'])}[/] waits for data since {entry['since']} "
+                      f"(deadline {entry['deadline']}, then {entry['on_timeout']})")
+        if entry.get("suspend_data") is not None:
+            console.print(f"    asks: {escape(_short(entry['suspend_data'], 200))}")
+        console.print(f"    resume: {escape(entry['resume_command'])}")
+        console.print(f"    cancel: wfrun cancel {doc['run_id']}")
+        console.print(f"    url:    {escape(entry['resume_url'])}")
+    for entry in doc.get("waiting", []):
+        console.print(f"[blue]⏲ {escape(entry['step'])}[/] {entry['kind']} due at {entry['due_at']}"
+                      f" (runs so far: {entry['runs']}); 'wfrun tick' fires it")
+        if entry.get("resume_command"):
+            console.print(f"    resume now: {escape(entry['resume_command'])}")
+
+
+def timeline(events: list[dict[str, Any]]) -> None:
+    """A run's history, one line per event."""
+    from rich.markup import escape
+
+    console = _console()
+    console.print("[bold]history[/]")
+    skip = {"at", "type", "step", "traceback"}
+    for ev in events:
+        details = " ".join(f"{k}={_short(v, 80)}" for k, v in ev.items()
+                           if k not in skip and v is not None)
+        step = f" {ev['step']}" if ev.get("step") else ""
+        console.print(f"  {ev.get('at', '')}  {ev.get('type', ''):<16}{escape(step)}  "
+                      f"[dim]{escape(details)}[/]")
+
+
+def table(columns: list[str], rows: list[list[str]], empty: str) -> None:
+    """A plain table, or a one-line note when there is nothing to show."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    if not rows:
+        console.print(empty)
+        return
+    out = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*[_status(c) if c in STATUS_STYLE else escape(c) for c in row])
+    console.print(out)
+
+
+def lines(items: list[str]) -> None:
+    """Print lines of (markup-free) text."""
+    console = _console()
+    for item in items:
+        console.print(item, markup=False)

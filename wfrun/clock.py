@@ -1,0 +1,44 @@
+"""Clocks: the engine asks an injected `Clock` for the time, never the system directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from wfrun.durations import parse_duration, parse_iso
+
+
+class Clock(Protocol):
+    """Something that tells the current UTC time."""
+
+    def now(self) -> datetime:
+        """Return the current time as an aware UTC datetime."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock, in UTC."""
+
+    def now(self) -> datetime:
+        """Return the system time in UTC."""
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock that only moves when told to (tests, `tick --now`)."""
+
+    def __init__(self, start: datetime | str | None = None) -> None:
+        self._now = parse_iso(start) if start is not None else datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """Return the clock's current time."""
+        return self._now
+
+    def set(self, moment: datetime | str) -> None:
+        """Move the clock to `moment` (an aware datetime or ISO-8601 text)."""
+        self._now = parse_iso(moment)
+
+    def advance(self, duration: timedelta | str | float) -> datetime:
+        """Move the clock forward by a duration (`1h`, seconds, or a timedelta)."""
+        self._now = self._now + parse_duration(duration)
+        return self._now

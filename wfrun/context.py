@@ -1,0 +1,245 @@
+"""What a step function receives as `ctx`: identity, earlier steps, the run counter, the flow API.
+
+The flow API only records *requests* (suspend, rerun, sleep, route, exit); the engine applies
+them when the step returns. This module imports nothing of the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfrun.durations import parse_duration, parse_iso
+from wfrun.errors import FlowError
+
+ON_TIMEOUT = ("cancel", "resume", "fail")
+DEFAULT_MAX_RETRIES = 10
+
+
+class Links(dict[str, str]):
+    """How to continue a paused step: `resume_url`, `cancel_url`, `resume_command`,
+    `cancel_command`; readable as attributes or as keys (`links["resume_url"]`)."""
+
+    @property
+    def resume_url(self) -> str:
+        """URL that resumes the step (served by `wfrun serve`)."""
+        return self["resume_url"]
+
+    @property
+    def cancel_url(self) -> str:
+        """URL that cancels the run."""
+        return self["cancel_url"]
+
+    @property
+    def resume_command(self) -> str:
+        """Shell command that resumes the step."""
+        return self["resume_command"]
+
+    @property
+    def cancel_command(self) -> str:
+        """Shell command that cancels the run."""
+        return self["cancel_command"]
+
+
+@dataclass
+class PauseRequest:
+    """A pause the step asked for; applied by the engine when the step returns."""
+
+    kind: str  # "suspend", "rerun" or "sleep"
+    nonce: str = ""
+    timeout: timedelta | None = None
+    on_timeout: str | None = None
+    data: Any = None
+    delay: timedelta | None = None
+    context: Any = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    until: datetime | None = None
+
+
+class Flow:
+    """`ctx.flow`: suspend, rerun, sleep, route and exit, Pipedream-style."""
+
+    def __init__(self, step: str, make_links: Callable[[str], Links], now: Callable[[], datetime]):
+        self._step = step
+        self._make_links = make_links
+        self._now = now
+        self.pause: PauseRequest | None = None
+        self.action: str | None = None
+        self.action_set = False
+        self.exit_requested = False
+        self.exit_reason: str | None = None
+        self.misuse: str | None = None
+
+    def _request(self, request: PauseRequest, name: str) -> None:
+        if self.pause is not None:
+            self.misuse = (
+                f"step '{self._step}' called flow.{name}() after flow.{self.pause.kind}() in the "
+                "same execution; call only one of suspend, rerun and sleep per execution"
+            )
+            raise FlowError(self.misuse)
+        self.pause = request
+
+    def suspend(
+        self,
+        timeout: timedelta | str | float | None = None,
+        data: Any = None,
+        on_timeout: str | None = None,
+    ) -> Links:
+        """Pause the run at the end of this step until it is resumed; returns its links."""
+        if on_timeout is not None and on_timeout not in ON_TIMEOUT:
+            raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
+        request = PauseRequest(
+            "suspend", nonce=secrets.token_urlsafe(9), data=data, on_timeout=on_timeout,
+            timeout=_duration(timeout, "timeout") if timeout is not None else None,
+        )
+        self._request(request, "suspend")
+        return self._make_links(request.nonce)
+
+    def rerun(
+        self,
+        delay: timedelta | str | float,
+        context: Any = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> Links:
+        """Run this step again after `delay`, passing `context`; returns its links."""
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise FlowError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
+        request = PauseRequest(
+            "rerun", nonce=secrets.token_urlsafe(9), delay=_duration(delay, "delay"),
+            context=context, max_retries=max_retries,
+        )
+        self._request(request, "rerun")
+        return self._make_links(request.nonce)
+
+    def sleep(self, duration: timedelta | str | float) -> None:
+        """Pause the run at the end of this step for `duration`."""
+        until = self._now() + _duration(duration, "duration")
+        self._request(PauseRequest("sleep", until=until), "sleep")
+
+    def sleep_until(self, when: datetime | str) -> None:
+        """Pause the run at the end of this step until `when` (UTC if naive)."""
+        try:
+            until = parse_iso(when)
+        except ValueError as exc:
+            raise FlowError(str(exc)) from None
+        self._request(PauseRequest("sleep", until=until), "sleep_until")
+
+    def route(self, action: str | None) -> None:
+        """Set this step's action, which `when:` of later steps matches."""
+        if action is not None and not isinstance(action, str):
+            raise FlowError(f"an action must be a string, not {type(action).__name__}")
+        self.action = action
+        self.action_set = True
+
+    def exit(self, reason: str | None = None) -> None:
+        """End the run as completed after this step; the remaining steps are skipped."""
+        self.exit_requested = True
+        self.exit_reason = reason
+
+
+def _duration(value: timedelta | str | float, name: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise FlowError(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """`ctx.run`: `runs` (1 at first), `context` of the last rerun, `callback_request`."""
+
+    runs: int
+    context: Any = None
+    callback_request: dict[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class StepExports:
+    """`ctx.steps["id"]`: what an earlier step exports."""
+
+    output: Any
+    resume_data: Any
+    suspend_data: Any
+    action: str | None
+    status: str
+    runs: int
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+class StepsView(Mapping[str, StepExports]):
+    """Read-only mapping of step id to its exports."""
+
+    def __init__(self, exports: dict[str, StepExports]) -> None:
+        self._exports = exports
+
+    def __getitem__(self, step_id: str) -> StepExports:
+        try:
+            return self._exports[step_id]
+        except KeyError:
+            raise KeyError(
+                f"no step {step_id!r} in this workflow (steps: {', '.join(self._exports)})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._exports)
+
+    def __len__(self) -> int:
+        return len(self._exports)
+
+
+class LogCollector(logging.Handler):
+    """Keeps the records a step logs, for the run's history."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not fail the step
+            message = str(record.msg)
+        self.records.append({"level": record.levelname.lower(), "message": message})
+
+
+class Context:
+    """The `ctx` a step function receives."""
+
+    def __init__(
+        self,
+        *,
+        input: Any,
+        run_id: str,
+        workflow: str,
+        step: str,
+        steps: StepsView,
+        run: RunInfo,
+        flow: Flow,
+        item: Any = None,
+        index: int | None = None,
+    ) -> None:
+        self.input = input
+        self.run_id = run_id
+        self.workflow = workflow
+        self.step = step
+        self.steps = steps
+        self.run = run
+        self.flow = flow
+        self.item = item
+        self.index = index
+        self.log_records = LogCollector()
+        # An unregistered logger: it is not kept forever by logging's manager.
+        self.log = logging.Logger(f"wfrun.{workflow}.{step}", logging.DEBUG)
+        self.log.addHandler(self.log_records)
+
+    def __repr__(self) -> str:
+        return f"<Context run={self.run_id} workflow={self.workflow} step={self.step}>"

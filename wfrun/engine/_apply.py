@@ -1,0 +1,316 @@
+"""State transitions: a step's outcome, a resume, a due timer, a cancel, applied to a run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wfrun import _schema
+from wfrun.context import PauseRequest
+from wfrun.durations import format_duration, parse_iso, to_iso
+from wfrun.errors import ConflictError, WfrunError
+from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.model import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSE_RERUN,
+    PAUSE_RETRY,
+    PAUSE_SLEEP,
+    PAUSE_SUSPEND,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUSPENDED,
+    WAITING,
+    Run,
+    StepState,
+)
+
+from ._schedule import Events, end_open_steps, event, run_output
+
+
+@dataclass
+class Outcome:
+    """What one execution of a step's code produced."""
+
+    output: Any = None
+    pause: PauseRequest | None = None
+    action: str | None = None
+    action_set: bool = False
+    exit_requested: bool = False
+    exit_reason: str | None = None
+    error: dict[str, str] | None = None
+    traceback: str | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def json_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as JSON, or None if it can."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    except RecursionError:
+        return "it is nested too deeply"
+    return None
+
+
+def _step_error(step: str, kind: str, message: str) -> dict[str, str]:
+    return {"step": step, "type": kind, "message": message}
+
+
+def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
+    """Turn a non-JSON output, bad suspend data or a schema violation into a step error."""
+    if outcome.error is not None:
+        return
+    checks = [("output", outcome.output, spec.output_schema)]
+    if outcome.pause and outcome.pause.kind == "suspend":
+        checks.append(("suspend data", outcome.pause.data, spec.suspend_schema))
+    if outcome.pause and outcome.pause.kind == "rerun":
+        checks.append(("rerun context", outcome.pause.context, None))
+    for what, value, schema in checks:
+        problem = json_problem(value)
+        if problem:
+            outcome.error = _step_error(
+                spec.id, "TypeError",
+                f"step '{spec.id}' produced {what} that is not JSON-serialisable "
+                f"(a {type(value).__name__}): {problem}",
+            )
+            return
+        try:
+            _schema.validate(schema, value, f"{what} of step '{spec.id}'")
+        except WfrunError as exc:
+            outcome.error = _step_error(spec.id, type(exc).__name__, exc.message)
+            return
+
+
+def apply_outcome(
+    run: Run, workflow: Workflow, step_id: str, outcome: Outcome, now: datetime, events: Events
+) -> None:
+    """Record a finished execution of a step and what it asked for."""
+    state = run.steps[step_id]
+    spec = workflow.steps[step_id]
+    for record in outcome.logs:
+        events.append(event(now, "log", step_id, **record))
+    if state.status not in (RUNNING, CANCELLED):
+        return  # not ours any more (should not happen while we hold the claim)
+    state.trigger = None
+    _check_outcome(spec, outcome)
+    if outcome.error is not None:
+        _apply_failure(run, spec, state, outcome, now, events)
+        return
+    state.failures = 0
+    state.error = None
+    state.output = outcome.output
+    if outcome.action_set:
+        state.action = outcome.action
+    if run.status == CANCELLED:  # cancelled while it ran: it finishes, nothing more runs
+        state.status = COMPLETED
+        state.finished_at = to_iso(now)
+        events.append(event(now, "step_completed", step_id, note="run was cancelled meanwhile"))
+        return
+    pause = None if outcome.exit_requested else outcome.pause
+    if pause is None:
+        _complete(state, step_id, now, events)
+    elif pause.kind == "suspend":
+        timeout = pause.timeout or spec.timeout or DEFAULT_TIMEOUT
+        state.status = SUSPENDED
+        state.suspend_data = pause.data
+        state.pause = {
+            "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
+            "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
+        }
+        events.append(event(now, "suspended", step_id, deadline=state.pause["due_at"]))
+    elif pause.kind == "rerun":
+        _apply_rerun(state, step_id, pause, now, events)
+    else:
+        assert pause.until is not None
+        if pause.until <= now:
+            _complete(state, step_id, now, events)
+        else:
+            state.status = WAITING
+            state.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
+            events.append(event(now, "sleeping", step_id, due_at=state.pause["due_at"]))
+    if outcome.exit_requested:
+        end_open_steps(run, now, SKIPPED)
+        run.status = COMPLETED
+        run.output = run_output(run, workflow)
+        events.append(event(now, "completed", step_id, reason=outcome.exit_reason, exit=True))
+
+
+def _complete(state: StepState, step_id: str, now: datetime, events: Events, **note: Any) -> None:
+    state.status = COMPLETED
+    state.pause = None
+    state.finished_at = to_iso(now)
+    events.append(event(now, "step_completed", step_id, runs=state.runs, **note))
+
+
+def _apply_rerun(
+    state: StepState, step_id: str, pause: PauseRequest, now: datetime, events: Events
+) -> None:
+    if state.reruns >= pause.max_retries:
+        _complete(state, step_id, now, events,
+                  note=f"rerun ignored: max_retries ({pause.max_retries}) reached")
+        return
+    assert pause.delay is not None
+    state.reruns += 1
+    state.context = pause.context
+    state.status = WAITING
+    state.pause = {
+        "kind": PAUSE_RERUN, "since": to_iso(now), "due_at": to_iso(now + pause.delay),
+        "nonce": pause.nonce, "max_retries": pause.max_retries,
+    }
+    events.append(event(now, "rerun_scheduled", step_id, due_at=state.pause["due_at"],
+                        reruns=state.reruns, max_retries=pause.max_retries))
+
+
+def _apply_failure(
+    run: Run, spec: StepSpec, state: StepState, outcome: Outcome, now: datetime, events: Events
+) -> None:
+    assert outcome.error is not None
+    state.failures += 1
+    state.error = outcome.error
+    retry = spec.retry
+    if run.status != CANCELLED and retry and state.failures < retry.max_attempts:
+        delay = retry.delay_after(state.failures)
+        state.status = WAITING
+        state.pause = {"kind": PAUSE_RETRY, "since": to_iso(now), "due_at": to_iso(now + delay)}
+        events.append(event(now, "retried", spec.id, error=outcome.error,
+                            traceback=outcome.traceback, attempt=state.failures,
+                            max_attempts=retry.max_attempts, due_at=state.pause["due_at"]))
+        return
+    state.status = FAILED
+    state.finished_at = to_iso(now)
+    events.append(event(now, "step_failed", spec.id, error=outcome.error,
+                        traceback=outcome.traceback))
+    if run.status != CANCELLED:
+        fail_run(run, outcome.error, now, events)
+
+
+def fail_run(run: Run, error: dict[str, str], now: datetime, events: Events) -> None:
+    """End the run as failed with `error`; its other open steps are cancelled."""
+    end_open_steps(run, now, CANCELLED)
+    run.status = FAILED
+    run.error = error
+    events.append(event(now, "failed", error.get("step"), error=error))
+
+
+def cancel_run(run: Run, now: datetime, reason: str | None, events: Events) -> None:
+    """Cancel a run that has not finished; its timers are dropped."""
+    if run.finished:
+        raise ConflictError(
+            f"run {run.run_id} is already {run.status} (at {run.updated_at}); nothing to cancel"
+        )
+    end_open_steps(run, now, CANCELLED)
+    run.status = CANCELLED
+    events.append(event(now, "cancelled", reason=reason))
+
+
+def resumable_steps(run: Run) -> list[str]:
+    """Steps that can take data now: suspended ones and those waiting for a rerun."""
+    return [
+        sid for sid, s in run.steps.items()
+        if s.status == SUSPENDED or (s.status == WAITING and (s.pause or {}).get("kind") == PAUSE_RERUN)
+    ]
+
+
+def apply_resume(
+    run: Run, spec: StepSpec, data: Any, action: str | None, request: dict[str, Any],
+    now: datetime, events: Events,
+) -> None:
+    """Hand data to a suspended step (it completes) or a rerun-pending one (it reruns now)."""
+    state = run.steps[spec.id]
+    if run.finished:
+        raise ConflictError(f"run {run.run_id} is {run.status}; it cannot be resumed")
+    kind = (state.pause or {}).get("kind")
+    if state.status == SUSPENDED:
+        state.resume_data = data
+        if spec.kind == "wait":
+            state.output = data
+        if action is not None:
+            state.action = action
+        state.resumed_at = to_iso(now)
+        _complete(state, spec.id, now, [])
+        events.append(event(now, "resumed", spec.id, action=action, source=request["source"]))
+    elif state.status == WAITING and kind == PAUSE_RERUN:
+        state.status = PENDING
+        state.pause = None
+        state.resumed_at = to_iso(now)
+        if action is not None:
+            state.action = action
+        state.trigger = {"reason": "resume", "callback_request": request}
+        events.append(event(now, "resumed", spec.id, action=action, source=request["source"],
+                            rerun=True))
+    elif state.resumed_at:
+        raise ConflictError(
+            f"step '{spec.id}' of run {run.run_id} was already resumed at {state.resumed_at}; "
+            "its data is kept"
+        )
+    else:
+        raise ConflictError(
+            f"step '{spec.id}' of run {run.run_id} is {state.status}, not suspended; "
+            "nothing to resume"
+        )
+
+
+def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> list[tuple[str, str]]:
+    """Fire every timer due at `now` and recover steps whose executor died.
+
+    Returns (step, reason) pairs, reason one of rerun, sleep, retry, timeout, recovered.
+    """
+    fired: list[tuple[str, str]] = []
+    for sid, state in run.steps.items():
+        if run.finished:
+            break
+        if state.status == RUNNING:  # the caller holds the claim: its executor is gone
+            state.status = PENDING
+            state.trigger = {"reason": "recovered"}
+            events.append(event(now, "recovered", sid, runs=state.runs))
+            fired.append((sid, "recovered"))
+            continue
+        pause = state.pause
+        if not pause or parse_iso(pause["due_at"]) > now:
+            continue
+        kind = pause["kind"]
+        if kind == PAUSE_SUSPEND:
+            _time_out(run, workflow, sid, state, now, events)
+            fired.append((sid, "timeout"))
+            continue
+        events.append(event(now, "timer_fired", sid, kind=kind, due_at=pause["due_at"]))
+        if kind == PAUSE_SLEEP:
+            _complete(state, sid, now, events)
+        else:
+            state.status = PENDING
+            state.pause = None
+            state.trigger = {"reason": kind, "callback_request": None}
+        fired.append((sid, kind))
+    if not fired and run.status == RUNNING and not run.finished:
+        fired.append(("", "recovered"))  # died between two steps: continue where it stopped
+        events.append(event(now, "recovered"))
+    return fired
+
+
+def _time_out(
+    run: Run, workflow: Workflow, sid: str, state: StepState, now: datetime, events: Events
+) -> None:
+    pause = state.pause or {}
+    on_timeout = pause.get("on_timeout", "cancel")
+    waited = format_duration(now - parse_iso(pause["since"]))
+    events.append(event(now, "timed_out", sid, on_timeout=on_timeout, deadline=pause["due_at"]))
+    if on_timeout == "resume":
+        state.resume_data = None
+        if sid in workflow.steps and workflow.steps[sid].kind == "wait":
+            state.output = None
+        _complete(state, sid, now, events, note="timed out; resumed with no data")
+    elif on_timeout == "fail":
+        message = f"step '{sid}' was not resumed before its deadline {pause['due_at']} ({waited})"
+        state.status = FAILED
+        state.pause = None
+        state.error = _step_error(sid, "TimeoutError", message)
+        state.finished_at = to_iso(now)
+        fail_run(run, state.error, now, events)
+    else:
+        cancel_run(run, now, f"step '{sid}' timed out after {waited}", events)

@@ -1,0 +1,96 @@
+"""The run document of SPEC §4 (what `--json` prints) and the list and pending entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wfrun.manifest import Workflow
+from wfrun.model import PAUSE_RERUN, SUSPENDED, WAITING, Run
+
+from ._links import LinkMaker
+
+PUBLIC_STEP_KEYS = (
+    "status", "runs", "output", "action", "resume_data", "suspend_data", "error",
+    "started_at", "finished_at",
+)
+
+
+def _resume_schema(workflow: Workflow | None, step: str) -> Any:
+    if workflow is None or step not in workflow.steps:
+        return None
+    return workflow.steps[step].resume_schema
+
+
+def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:
+    """One entry per suspended step, with how to resume or cancel it."""
+    entries = []
+    for sid, state in run.steps.items():
+        if state.status != SUSPENDED or not state.pause:
+            continue
+        pause = state.pause
+        made = links.links(run.run_id, sid, pause.get("nonce", ""), _resume_schema(workflow, sid))
+        entries.append({
+            "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
+            "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,
+            "resume_command": made.resume_command, "resume_url": made.resume_url,
+            "cancel_url": made.cancel_url,
+        })
+    return entries
+
+
+def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:
+    """One entry per step waiting on a timer (rerun, sleep, retry backoff)."""
+    entries = []
+    for sid, state in run.steps.items():
+        if state.status != WAITING or not state.pause:
+            continue
+        pause = state.pause
+        entry: dict[str, Any] = {"step": sid, "kind": pause["kind"], "due_at": pause["due_at"],
+                                 "runs": state.runs}
+        if pause["kind"] == PAUSE_RERUN:
+            made = links.links(run.run_id, sid, pause.get("nonce", ""), _resume_schema(workflow, sid))
+            entry.update(max_retries=pause.get("max_retries"), resume_url=made.resume_url,
+                         cancel_url=made.cancel_url, resume_command=made.resume_command)
+        entries.append(entry)
+    return entries
+
+
+def run_document(
+    run: Run,
+    workflow: Workflow | None,
+    links: LinkMaker,
+    warnings: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The run document of SPEC §4."""
+    doc: dict[str, Any] = {
+        "run_id": run.run_id, "workflow": run.workflow, "status": run.status,
+        "input": run.input, "output": run.output, "error": run.error,
+        "created_at": run.created_at, "updated_at": run.updated_at,
+        "suspended": suspended_entries(run, workflow, links),
+        "waiting": waiting_entries(run, workflow, links),
+        "steps": {
+            sid: {key: getattr(state, key) for key in PUBLIC_STEP_KEYS}
+            for sid, state in run.steps.items()
+        },
+        "warnings": list(warnings or []),
+    }
+    if history is not None:
+        doc["history"] = history
+    return doc
+
+
+def next_due(run: Run) -> str | None:
+    """The earliest timer or deadline of a paused run."""
+    if run.finished:
+        return None
+    dues = [s.pause["due_at"] for s in run.steps.values() if s.pause and s.pause.get("due_at")]
+    return min(dues) if dues else None
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """A `list --json` entry."""
+    return {
+        "run_id": run.run_id, "workflow": run.workflow, "status": run.status,
+        "created_at": run.created_at, "updated_at": run.updated_at, "next_due": next_due(run),
+    }

@@ -1,0 +1,66 @@
+"""Executing one step's code: build its `ctx`, call the function (sync or async), catch what it raises."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from wfrun.context import Context, Flow, Links, RunInfo, StepExports, StepsView
+from wfrun.model import Run
+
+from ._apply import Outcome
+
+
+def exports_of(run: Run) -> StepsView:
+    """What every step of the run exports to later steps (`ctx.steps`)."""
+    return StepsView({
+        sid: StepExports(
+            output=s.output, resume_data=s.resume_data, suspend_data=s.suspend_data,
+            action=s.action, status=s.status, runs=s.runs,
+        )
+        for sid, s in run.steps.items()
+    })
+
+
+def execute(
+    function: Callable[..., Any],
+    run: Run,
+    step_id: str,
+    make_links: Callable[[str], Links],
+    now: Callable[[], datetime],
+) -> Outcome:
+    """Call the step's function once and describe what happened; never raises for step errors."""
+    state = run.steps[step_id]
+    trigger = state.trigger or {}
+    flow = Flow(step_id, make_links, now)
+    ctx = Context(
+        input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
+        steps=exports_of(run),
+        run=RunInfo(runs=state.runs, context=state.context,
+                    callback_request=trigger.get("callback_request")),
+        flow=flow,
+    )
+    outcome = Outcome()
+    try:
+        result = function(ctx)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        outcome.output = result
+    except (Exception, SystemExit) as exc:
+        outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
+        outcome.traceback = traceback.format_exc()
+    if flow.misuse and outcome.error is None:
+        outcome.error = {"step": step_id, "type": "FlowError", "message": flow.misuse}
+    outcome.pause = flow.pause
+    outcome.action, outcome.action_set = flow.action, flow.action_set
+    outcome.exit_requested, outcome.exit_reason = flow.exit_requested, flow.exit_reason
+    outcome.logs = ctx.log_records.records
+    return outcome
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,72 @@
+"""Resume and cancel links: URLs carrying HMAC tokens scoped to run, step, verb and pause."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shlex
+from typing import Any
+from urllib.parse import quote
+
+from wfrun.context import Links
+
+VERBS = ("resume", "cancel")
+
+
+def make_token(key: bytes, verb: str, run_id: str, step: str, nonce: str) -> str:
+    """An unguessable token (192 bits) for one verb on one pause of one step of one run."""
+    message = "\0".join((verb, run_id, step, nonce)).encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()[:24]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def token_matches(key: bytes, token: str, verb: str, run_id: str, step: str, nonce: str) -> bool:
+    """Compare a presented token with the expected one in constant time."""
+    expected = make_token(key, verb, run_id, step, nonce)
+    return hmac.compare_digest(expected.encode(), token.encode())
+
+
+def example_data(schema: Any) -> Any:
+    """A small example value for a JSON Schema, used in the suggested resume command."""
+    if not isinstance(schema, dict):
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = kind[0] if kind else None
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        required = schema.get("required") or list(props)[:2]
+        return {name: example_data(props.get(name, {})) for name in required}
+    return {"boolean": True, "string": "...", "number": 0, "integer": 0, "array": [],
+            "null": None}.get(str(kind), {})
+
+
+class LinkMaker:
+    """Builds the links of a paused step from the store's secret and the run's settings."""
+
+    def __init__(self, key: bytes, base_url: str, command: str) -> None:
+        self._key = key
+        self._base = base_url.rstrip("/")
+        self._command = command
+
+    def links(self, run_id: str, step: str, nonce: str, resume_schema: Any = None) -> Links:
+        """The four links of one pause (`nonce` identifies the pause)."""
+        path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
+        resume_token = make_token(self._key, "resume", run_id, step, nonce)
+        cancel_token = make_token(self._key, "cancel", run_id, step, nonce)
+        data = json.dumps(example_data(resume_schema)) if resume_schema else "{}"
+        return Links(
+            resume_url=f"{path}/resume?token={resume_token}",
+            cancel_url=f"{path}/cancel?token={cancel_token}",
+            resume_command=(
+                f"{self._command} resume {run_id} --step {shlex.quote(step)} "
+                f"--data {shlex.quote(data)}"
+            ),
+            cancel_command=f"{self._command} cancel {run_id}",
+        )

@@ -1,0 +1,188 @@
+"""Which step runs next: needs, `when`, skipping and joining, and the run's resulting status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from wfrun.durations import to_iso
+from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.model import (
+    CANCELLED,
+    COMPLETED,
+    FINISHED,
+    PAUSE_SLEEP,
+    PAUSE_SUSPEND,
+    PENDING,
+    RUNNING,
+    SETTLED,
+    SKIPPED,
+    SUSPENDED,
+    WAITING,
+    Run,
+    StepState,
+)
+
+Events = list[dict[str, Any]]
+
+
+def event(now: datetime, type_: str, step: str | None = None, **fields: Any) -> dict[str, Any]:
+    """One history event: `{"at", "type", "step", ...}`."""
+    return {"at": to_iso(now), "type": type_, "step": step, **fields}
+
+
+def ensure_steps(run: Run, workflow: Workflow) -> None:
+    """Give every step of the (possibly changed) workflow a state, in manifest order."""
+    if list(run.steps) == list(workflow.steps):
+        return
+    ordered = {sid: run.steps.get(sid) or StepState() for sid in workflow.steps}
+    for sid, state in run.steps.items():  # steps the manifest dropped keep their record
+        ordered.setdefault(sid, state)
+    run.steps = ordered
+
+
+def _when_holds(run: Run, spec: StepSpec) -> bool:
+    for target, actions in spec.when.items():
+        state = run.steps[target]
+        if state.status != COMPLETED or state.action not in actions:
+            return False
+    return True
+
+
+def _ready(run: Run, spec: StepSpec) -> bool | None:
+    """True: run it; False: skip it; None: not yet decidable."""
+    state = run.steps[spec.id]
+    if state.trigger is not None:
+        return True
+    needs = [run.steps[n] for n in spec.needs]
+    if any(n.status not in SETTLED for n in needs):
+        return None
+    if needs and all(n.status == SKIPPED for n in needs):
+        return False
+    return _when_holds(run, spec)
+
+
+def schedule(
+    run: Run, workflow: Workflow, now: datetime, events: Events, *, execute: bool
+) -> str | None:
+    """Settle what needs no code (skips, waits, sleeps) and find the next code step to run.
+
+    With `execute`, that step is marked running (this process holds the execution claim);
+    either way the run's status is brought up to date. Returns the step's id or None.
+    """
+    ensure_steps(run, workflow)
+    progress = True
+    while progress:
+        progress = False
+        for spec in workflow.steps.values():
+            state = run.steps[spec.id]
+            if state.status == RUNNING:
+                run.status = RUNNING
+                return spec.id
+            if state.status != PENDING:
+                continue
+            ready = _ready(run, spec)
+            if ready is None:
+                continue
+            progress = True
+            if ready is False:
+                state.status = SKIPPED
+                state.finished_at = to_iso(now)
+                events.append(event(now, "step_skipped", spec.id))
+            elif spec.kind == "wait":
+                _start_wait(state, spec, now, events)
+            elif spec.kind == "sleep":
+                _start_sleep(state, spec, now, events)
+            else:
+                if execute:
+                    mark_running(run, spec.id, now, events)
+                else:
+                    _set_running(run, now)
+                return spec.id
+    update_status(run, workflow, now, events)
+    return None
+
+
+def _set_running(run: Run, now: datetime) -> None:
+    if run.status != RUNNING:
+        run.status = RUNNING
+        run.running_since = to_iso(now)
+
+
+def mark_running(run: Run, step_id: str, now: datetime, events: Events) -> None:
+    """Record that this process starts executing the step now."""
+    _set_running(run, now)
+    state = run.steps[step_id]
+    state.status = RUNNING
+    state.runs += 1
+    state.started_at = state.started_at or to_iso(now)
+    reason = (state.trigger or {}).get("reason")
+    events.append(event(now, "step_started", step_id, runs=state.runs, reason=reason))
+
+
+def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events) -> None:
+    import secrets
+
+    timeout = spec.timeout or DEFAULT_TIMEOUT
+    state.status = SUSPENDED
+    state.runs += 1
+    state.started_at = state.started_at or to_iso(now)
+    state.pause = {
+        "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
+        "on_timeout": spec.on_timeout or "cancel", "nonce": secrets.token_urlsafe(9),
+    }
+    events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"]))
+
+
+def _start_sleep(state: StepState, spec: StepSpec, now: datetime, events: Events) -> None:
+    until = spec.sleep_until or now + (spec.sleep or (now - now))
+    state.runs += 1
+    state.started_at = state.started_at or to_iso(now)
+    if until <= now:
+        state.status = COMPLETED
+        state.finished_at = to_iso(now)
+        events.append(event(now, "step_completed", spec.id, note="sleep time already passed"))
+        return
+    state.status = WAITING
+    state.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(until)}
+    events.append(event(now, "sleeping", spec.id, due_at=state.pause["due_at"]))
+
+
+def run_output(run: Run, workflow: Workflow) -> Any:
+    """The run's output: the `output:` step's, else the last completed step's in order."""
+    if workflow.output and workflow.output in run.steps:
+        return run.steps[workflow.output].output
+    for sid in reversed(list(workflow.steps)):
+        if run.steps[sid].status == COMPLETED:
+            return run.steps[sid].output
+    return None
+
+
+def update_status(run: Run, workflow: Workflow, now: datetime, events: Events) -> None:
+    """Derive the run's status from its steps when nothing is ready to execute."""
+    if run.status in FINISHED:
+        return
+    statuses = {s.status for s in run.steps.values()}
+    if SUSPENDED in statuses:
+        run.status = SUSPENDED
+    elif WAITING in statuses:
+        run.status = WAITING
+    else:
+        run.status = COMPLETED
+        run.output = run_output(run, workflow)
+        for state in run.steps.values():
+            if state.status == PENDING:  # unreachable: its needs never settle
+                state.status = SKIPPED
+        events.append(event(now, "completed"))
+    run.running_since = None
+
+
+def end_open_steps(run: Run, now: datetime, status: str = CANCELLED) -> None:
+    """Drop every timer and close every step that has not finished (cancel, fail, exit)."""
+    for state in run.steps.values():
+        if state.status in (PENDING, SUSPENDED, WAITING, RUNNING):
+            state.status = status
+            state.pause = None
+            state.trigger = None
+            state.finished_at = state.finished_at or to_iso(now)
+    run.running_since = None

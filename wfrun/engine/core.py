@@ -1,0 +1,392 @@
+"""The engine: start, resume, cancel and tick; the only place that decides what happens next."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfrun import _schema, loader
+from wfrun.clock import Clock
+from wfrun.durations import to_iso
+from wfrun.errors import (
+    CodeChangedError,
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    WfrunError,
+)
+from wfrun.ids import check_run_id, new_run_id
+from wfrun.manifest import Workflow
+from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
+from wfrun.store.abc import ExecutionClaim, Store
+
+from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
+from ._document import run_document
+from ._execute import execute
+from ._links import LinkMaker
+from ._schedule import Events, event, schedule
+
+log = logging.getLogger("wfrun.engine")
+Mutation = Callable[[Run, Events], None]
+DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+
+
+@dataclass
+class Result:
+    """A run after a command, with the warnings to show beside it."""
+
+    run: Run
+    workflow: Workflow | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TickReport:
+    """What one `tick` did: `{"advanced": [...], "errors": [...]}`."""
+
+    advanced: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Runs workflows against a store, with time from a clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        workflows_dir: str = "workflows",
+        base_url: str | None = None,
+        command: str = "wfrun",
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.workflows_dir = workflows_dir
+        self.base_url = base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL
+        self.command = command
+        self._links: LinkMaker | None = None
+        self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
+
+    @property
+    def links(self) -> LinkMaker:
+        """Makes resume and cancel links (reads the store's URL key on first use)."""
+        if self._links is None:
+            self._links = LinkMaker(self.store.secret_key(), self.base_url, self.command)
+        return self._links
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
+        """Find and load a workflow by name or manifest path."""
+        return loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
+                                    check_code=check_code)
+
+    def workflow_of(self, run: Run, warnings: list[str]) -> Workflow:
+        """The current code of a run's workflow; warns if it changed since the run started."""
+        path = run.manifest_path
+        if not path or not os.path.isfile(path):
+            path = loader.find_manifest(run.workflow, self.workflows_dir)
+        workflow = loader.load_workflow(path, check_code=False)
+        changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
+        if changed:
+            warnings.append(
+                f"workflow '{run.workflow}' changed since run {run.run_id} started "
+                f"({' and '.join(changed)}); continuing with the current code"
+            )
+        return workflow
+
+    def document(self, result: Result, history: bool = False) -> dict[str, Any]:
+        """The run document of SPEC §4 for a command's result."""
+        events = self.store.read_history(result.run.run_id) if history else None
+        return run_document(result.run, result.workflow, self.links, result.warnings, events)
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self, name_or_path: str, input: Any = None, run_id: str | None = None) -> Result:
+        """Create a run and execute it until it completes, fails or pauses."""
+        if run_id is not None:
+            check_run_id(run_id)
+        workflow = self.workflow(name_or_path)
+        data = {} if input is None else input
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
+        if run_id is not None and self.store.exists(run_id):
+            return self._existing_start(run_id, workflow, data)
+        now = self.clock.now()
+        run = Run(
+            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
+            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
+            code_hash=dict(workflow.code_hash),
+            steps={sid: StepState() for sid in workflow.steps},
+        )
+        claim = self.store.claim(run.run_id)
+        if claim is None:
+            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        events = [event(now, "started", input=data)]
+        try:
+            step = schedule(run, workflow, now, events, execute=True)
+            try:
+                self.store.create(run)
+            except ConflictError:
+                claim.release()
+                return self._existing_start(run.run_id, workflow, data)
+            self.store.append_history(run.run_id, events)
+            return self._execute_loop(run, workflow, claim, step, [])
+        finally:
+            claim.release()
+
+    def _existing_start(self, run_id: str, workflow: Workflow, data: Any) -> Result:
+        run = self.store.load(run_id)
+        if run.workflow != workflow.name or run.input != data:
+            raise ConflictError(
+                f"run {run_id} already exists with a different "
+                f"{'workflow' if run.workflow != workflow.name else 'input'}; "
+                "choose another --run-id"
+            )
+        return Result(run, workflow, [f"run {run_id} already exists; showing it unchanged"])
+
+    # -- the execution loop --------------------------------------------------------------------
+
+    def _transition(
+        self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool
+    ) -> tuple[Run, str | None]:
+        """Load, mutate, schedule and save the run under its lock; one durable write."""
+        with self.store.lock(run_id):
+            run = self.store.load(run_id)
+            now = self.clock.now()
+            events: Events = []
+            mutate(run, events)
+            step = None
+            if run.status not in FINISHED:
+                step = schedule(run, workflow, now, events, execute=execute)
+            else:
+                run.running_since = None
+            run.updated_at = to_iso(now)
+            self.store.save(run)
+        self.store.append_history(run_id, events)
+        return run, step
+
+    def _execute_loop(
+        self, run: Run, workflow: Workflow, claim: ExecutionClaim, step: str | None,
+        warnings: list[str],
+    ) -> Result:
+        """Execute steps one after another while this process holds the claim."""
+        run_id = run.run_id
+        try:
+            while step is not None and run.status == RUNNING:
+                outcome = execute(
+                    self._handler(workflow, step), run, step,
+                    lambda nonce, s=step: self.links.links(  # type: ignore[misc]
+                        run_id, s, nonce, workflow.steps[s].resume_schema),
+                    self.clock.now,
+                )
+
+                def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
+                    apply_outcome(r, workflow, s, o, self.clock.now(), events)
+
+                run, step = self._transition(run_id, workflow, record, execute=True)
+        finally:
+            claim.release()
+            self.store.sync_history(run_id)
+        return self._continue_if_woken(run, workflow, warnings)
+
+    def _continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
+        """After letting the claim go, pick up work another process recorded meanwhile."""
+        latest = self.store.load(run.run_id)
+        if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
+            claim = self.store.claim(run.run_id)
+            if claim is not None:
+                latest, step = self._transition(
+                    run.run_id, workflow, lambda r, e: None, execute=True)
+                return self._execute_loop(latest, workflow, claim, step, warnings)
+        return Result(latest, workflow, warnings)
+
+    def _handler(self, workflow: Workflow, step: str) -> Callable[..., Any]:
+        try:
+            return loader.handler_for(workflow, step)
+        except WfrunError as exc:
+            message = exc.message
+
+            def missing(ctx: Any) -> None:
+                raise LookupError(message)
+
+            return missing
+
+    def _drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
+               warnings: list[str]) -> Result:
+        """Apply a mutation and, if this process can claim the run, execute what follows."""
+        claim = self.store.claim(run_id)
+        if claim is None:
+            run, _ = self._transition(run_id, workflow, mutate, execute=False)
+            if run.status == RUNNING:
+                warnings.append(
+                    f"run {run_id} is being executed by another process; it continues there "
+                    "(or at the next tick)"
+                )
+            return Result(run, workflow, warnings)
+        try:
+            run, step = self._transition(run_id, workflow, mutate, execute=True)
+        except BaseException:
+            claim.release()
+            raise
+        return self._execute_loop(run, workflow, claim, step, warnings)
+
+    # -- resume and cancel ---------------------------------------------------------------------
+
+    def resume(
+        self,
+        run_id: str,
+        data: Any = None,
+        step: str | None = None,
+        action: str | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> Result:
+        """Hand data to a suspended (or rerun-pending) step and continue the run."""
+        check_run_id(run_id)
+        run = self.store.load(run_id)
+        warnings: list[str] = []
+        if run.finished:
+            raise ConflictError(f"run {run_id} is {run.status}; it cannot be resumed")
+        target = self._resume_target(run, step)
+        workflow = self.workflow_of(run, warnings)
+        if target not in workflow.steps:
+            raise CodeChangedError(
+                f"step '{target}' of run {run_id} no longer exists in workflow "
+                f"'{run.workflow}' ({workflow.path}); restore it to resume this run"
+            )
+        spec = workflow.steps[target]
+        if spec.resume_schema is not None:
+            loader.check_schemas(workflow)
+            _schema.validate(spec.resume_schema, data, f"resume data for step '{target}'")
+        callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
+                               "source": "cli"}
+
+        def mutate(r: Run, events: Events) -> None:
+            apply_resume(r, spec, data, action, callback, self.clock.now(), events)
+
+        return self._drive(run_id, workflow, mutate, warnings)
+
+    def _resume_target(self, run: Run, step: str | None) -> str:
+        candidates = resumable_steps(run)
+        if step is not None:
+            if step not in run.steps:
+                raise NotFoundError(
+                    f"run {run.run_id} has no step '{step}' (steps: {', '.join(run.steps)})"
+                )
+            return step
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise ConflictError(
+                f"run {run.run_id} is {run.status} and has no step waiting for data"
+            )
+        raise UsageError(
+            f"run {run.run_id} has several steps that can take data ({', '.join(candidates)}); "
+            "choose one with --step"
+        )
+
+    def cancel(self, run_id: str, reason: str | None = None) -> Result:
+        """Cancel a run that has not finished; a step executing right now finishes first."""
+        check_run_id(run_id)
+        with self.store.lock(run_id):
+            run = self.store.load(run_id)
+            now = self.clock.now()
+            events: Events = []
+            cancel_run(run, now, reason, events)
+            run.updated_at = to_iso(now)
+            self.store.save(run)
+        self.store.append_history(run_id, events)
+        self.store.sync_history(run_id)
+        return Result(run, None)
+
+    # -- tick ----------------------------------------------------------------------------------
+
+    def tick(self, limit: int | None = None) -> TickReport:
+        """Fire due timers, recover abandoned runs, and continue each until it pauses."""
+        report = TickReport()
+        now = self.clock.now()
+        for run_id in self.store.due(to_iso(now), limit):
+            if self.should_stop():
+                break
+            claim = self.store.claim(run_id)
+            if claim is None:
+                continue  # another process is executing it: skipped, not waited for
+            try:
+                self._tick_run(run_id, claim, report)
+            except WfrunError as exc:
+                claim.release()
+                report.errors.append({"run_id": run_id, "message": exc.message})
+            except Exception as exc:  # a bug must not stop the other runs from advancing
+                claim.release()
+                log.exception("internal error while advancing run %s", run_id)
+                report.errors.append({"run_id": run_id,
+                                      "message": f"internal error: {type(exc).__name__}: {exc}"})
+        return report
+
+    def _tick_run(self, run_id: str, claim: ExecutionClaim, report: TickReport) -> None:
+        run = self.store.load(run_id)
+        if run.finished:
+            with self.store.lock(run_id):
+                self.store.reindex(self.store.load(run_id))
+            claim.release()
+            return
+        warnings: list[str] = []
+        workflow = self.workflow_of(run, warnings)
+        fired: list[tuple[str, str]] = []
+
+        def mutate(r: Run, events: Events) -> None:
+            fired.extend(fire_due(r, workflow, self.clock.now(), events))
+            for sid, _reason in fired:
+                if sid and sid not in workflow.steps and r.steps[sid].status == PENDING:
+                    raise CodeChangedError(
+                        f"step '{sid}' of run {run_id} no longer exists in workflow "
+                        f"'{r.workflow}' ({workflow.path}); restore it so the run can continue"
+                    )
+            if not fired:
+                self.store.reindex(r)
+                raise _NothingDue  # a stale index entry: leave the snapshot untouched
+
+        try:
+            run, step = self._transition(run_id, workflow, mutate, execute=True)
+        except _NothingDue:
+            claim.release()
+            return
+        except BaseException:
+            claim.release()
+            raise
+        report.warnings.extend(warnings)
+        result = self._execute_loop(run, workflow, claim, step, warnings)
+        for sid, reason in fired:
+            report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
+                                    "status": result.run.status})
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Result:
+        """Load a run and its workflow (if it can still be found) for display."""
+        check_run_id(run_id)
+        run = self.store.load(run_id)
+        warnings: list[str] = []
+        try:
+            workflow: Workflow | None = self.workflow_of(run, warnings)
+        except WfrunError as exc:
+            workflow = None
+            warnings.append(f"workflow '{run.workflow}' cannot be loaded: {exc.message}")
+        if run.status == RUNNING and not self.store.is_claimed(run_id):
+            warnings.append(
+                f"run {run_id} was interrupted: the process executing it is gone; "
+                "the next 'wfrun tick' recovers it"
+            )
+        return Result(run, workflow, warnings)
+
+
+
+class _NothingDue(Exception):
+    """Raised inside a tick's transition when the run turned out not to be due."""
+
+
+__all__ = ["Engine", "Result", "TickReport"]

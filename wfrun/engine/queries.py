@@ -1,0 +1,68 @@
+"""Read-only questions across runs: the run list and the open suspensions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wfrun.errors import WfrunError
+from wfrun.manifest import Workflow
+from wfrun.model import Run
+from wfrun.store.abc import Store
+
+from ._document import summary, suspended_entries
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+
+def _readable_runs(store: Store) -> tuple[list[Run], list[str]]:
+    runs: list[Run] = []
+    problems: list[str] = []
+    for item in store.iter_runs():
+        if isinstance(item, Run):
+            runs.append(item)
+        else:
+            problems.append(str(item))
+    runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+    return runs, problems
+
+
+def list_runs(
+    store: Store, statuses: list[str] | None, workflow: str | None, limit: int | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Runs newest first, filtered; plus one message per snapshot that could not be read."""
+    runs, problems = _readable_runs(store)
+    rows = [
+        summary(r) for r in runs
+        if (not statuses or r.status in statuses) and (workflow is None or r.workflow == workflow)
+    ]
+    return rows[:limit] if limit else rows, problems
+
+
+def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every open suspension, oldest first, with the schema its resume data must match."""
+    runs, problems = _readable_runs(engine.store)
+    cache: dict[str, Workflow | None] = {}
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        if workflow is not None and run.workflow != workflow:
+            continue
+        if not any(s.status == "suspended" for s in run.steps.values()):
+            continue
+        if run.manifest_path not in cache:
+            try:
+                cache[run.manifest_path] = engine.workflow_of(run, [])
+            except WfrunError:
+                cache[run.manifest_path] = None
+        current = cache[run.manifest_path]
+        for entry in suspended_entries(run, current, engine.links):
+            spec = current.steps.get(entry["step"]) if current else None
+            rows.append({
+                "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
+                "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
+                "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
+                "resume_schema": spec.resume_schema if spec else None,
+                "resume_command": entry["resume_command"],
+            })
+    rows.sort(key=lambda r: (r["since"], r["run_id"]))
+    return rows, problems

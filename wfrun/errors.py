@@ -1,0 +1,70 @@
+"""The one exception hierarchy of wfrun; every class carries the exit code of SPEC §5.
+
+    WfrunError                      exit 1  (base; never raised directly)
+    ├── UsageError                  exit 2  bad input: JSON, schema, run id, payload size
+    │   ├── ManifestError           exit 2  invalid manifest or step module (names file, step, key)
+    │   ├── SchemaViolation         exit 2  data does not match a JSON Schema (gives JSON paths)
+    │   └── CodeChangedError        exit 2  the step to continue no longer exists in the workflow
+    ├── ConflictError               exit 3  run finished, step not suspended, already resumed, busy
+    ├── NotFoundError               exit 4  no such run, workflow or step
+    └── StateError                  exit 5  unreadable or unverifiable snapshot, disk full, I/O error
+
+`FlowError` is different: it is raised inside step code when the flow API is misused (two
+pause calls in one execution) and fails that step like any other exception.
+"""
+
+from __future__ import annotations
+
+
+class WfrunError(Exception):
+    """Base of every error wfrun reports to a user; `exit_code` is the process exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(WfrunError):
+    """Invalid input or usage: bad JSON, bad run id, payload too large."""
+
+    exit_code = 2
+
+
+class ManifestError(UsageError):
+    """A workflow manifest or its module is invalid."""
+
+
+class SchemaViolation(UsageError):
+    """Data does not match the JSON Schema it must follow."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class CodeChangedError(UsageError):
+    """The workflow changed so much that the step to continue no longer exists."""
+
+
+class ConflictError(WfrunError):
+    """The request conflicts with the run's state (finished, not suspended, busy, exists)."""
+
+    exit_code = 3
+
+
+class NotFoundError(WfrunError):
+    """No such run, workflow or step."""
+
+    exit_code = 4
+
+
+class StateError(WfrunError):
+    """The state directory cannot be read or written; the message names the file."""
+
+    exit_code = 5
+
+
+class FlowError(Exception):
+    """Raised in step code that misuses the flow API; it fails the step."""

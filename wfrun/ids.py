@@ -1,0 +1,38 @@
+"""Run ids: generated ones are time-sortable and URL- and file-safe; given ones are checked."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+
+from wfrun.errors import UsageError
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def check_run_id(run_id: str) -> str:
+    """Return `run_id` if it matches `[A-Za-z0-9_-]{1,64}`; raise UsageError otherwise."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        shown = repr(run_id)[:80]
+        raise UsageError(
+            f"invalid run id {shown}: use 1 to 64 letters, digits, '-' or '_'"
+        )
+    return run_id
+
+
+def new_run_id(now: datetime) -> str:
+    """A ULID-like id: 10 characters of milliseconds since the epoch, then 16 random ones."""
+    millis = int(now.timestamp() * 1000)
+    stamp = _encode(millis, 10)
+    rand = _encode(secrets.randbits(80), 16)
+    return stamp + rand
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

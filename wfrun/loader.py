@@ -1,0 +1,207 @@
+"""Finding workflows on disk, reading manifests safely, importing step modules."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from wfrun import _schema
+from wfrun.errors import ManifestError, NotFoundError
+from wfrun.manifest import SCHEMA_KEYS, Workflow, parse_manifest
+
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_NODES = 100_000  # after alias expansion: stops YAML alias bombs
+_modules: dict[str, ModuleType] = {}
+
+
+def find_manifest(name_or_path: str, workflows_dir: str) -> str:
+    """Resolve `NAME` (NAME.yaml, NAME.yml, NAME/workflow.yaml) or a manifest path."""
+    looks_like_path = os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
+    if looks_like_path and os.path.isfile(name_or_path):
+        return os.path.abspath(name_or_path)
+    candidates = [
+        os.path.join(workflows_dir, name_or_path + ".yaml"),
+        os.path.join(workflows_dir, name_or_path + ".yml"),
+        os.path.join(workflows_dir, name_or_path, "workflow.yaml"),
+    ]
+    if not looks_like_path:
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return os.path.abspath(candidate)
+    raise NotFoundError(
+        f"no workflow {name_or_path!r}: looked for {', '.join(candidates)}; "
+        "run 'wfrun workflows' to see what is there"
+    )
+
+
+def discover(workflows_dir: str) -> list[str]:
+    """Paths of every manifest in the workflows directory, sorted by name."""
+    if not os.path.isdir(workflows_dir):
+        return []
+    found = []
+    for entry in sorted(os.listdir(workflows_dir)):
+        path = os.path.join(workflows_dir, entry)
+        if entry.endswith((".yaml", ".yml")) and os.path.isfile(path):
+            found.append(os.path.abspath(path))
+        elif os.path.isfile(os.path.join(path, "workflow.yaml")):
+            found.append(os.path.abspath(os.path.join(path, "workflow.yaml")))
+    return found
+
+
+def _default_name(path: str) -> str:
+    base = os.path.basename(path)
+    if base == "workflow.yaml":
+        return os.path.basename(os.path.dirname(path))
+    return os.path.splitext(base)[0]
+
+
+def _read_yaml(path: str, raw: bytes) -> object:
+    import yaml
+
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(raw, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ManifestError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: the YAML is nested too deeply") from None
+    _check_size(path, data)
+    return data
+
+
+def _check_size(path: str, data: object) -> None:
+    """Walk the document counting nodes as if aliases were expanded (alias bombs stop here)."""
+    budget = MAX_MANIFEST_NODES
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ManifestError(
+                f"{path}: the manifest expands to over {MAX_MANIFEST_NODES} values "
+                "(too many YAML aliases?); refusing it"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def load_workflow(path: str, *, check_code: bool = True) -> Workflow:
+    """Read and validate a manifest; with `check_code`, also check schemas and handlers.
+
+    `check_code=False` (resume, tick) skips importing the module and meta-checking schemas
+    until they are needed, which keeps cold commands fast.
+    """
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"{path}: the manifest is {size} bytes, over the {MAX_MANIFEST_BYTES} byte limit"
+            )
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise NotFoundError(f"no workflow manifest at {path}") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    data = _read_yaml(path, raw)
+    workflow, module = parse_manifest(data, path, _default_name(path))
+    stem = os.path.splitext(os.path.basename(path))[0]
+    directory = os.path.dirname(path)
+    default_module = "workflow.py" if stem == "workflow" else stem + ".py"
+    workflow.module_path = os.path.join(directory, module or default_module)
+    workflow.code_hash = {"manifest": _hash(raw), "module": _file_hash(workflow.module_path)}
+    if check_code:
+        check_schemas(workflow)
+        needs_code = any(s.kind == "code" for s in workflow.steps.values())
+        if needs_code:
+            for spec in workflow.steps.values():
+                if spec.handler:
+                    handler_for(workflow, spec.id)
+    return workflow
+
+
+def check_schemas(workflow: Workflow) -> None:
+    """Raise ManifestError if any schema of the workflow is not valid Draft 2020-12."""
+    if workflow.input_schema is not None:
+        problem = _schema.schema_problem(workflow.input_schema)
+        if problem:
+            raise ManifestError(f"{workflow.path}: key 'input_schema': invalid JSON Schema: {problem}")
+    for spec in workflow.steps.values():
+        for key in SCHEMA_KEYS:
+            schema = getattr(spec, key)
+            if schema is not None:
+                problem = _schema.schema_problem(schema)
+                if problem:
+                    raise ManifestError(
+                        f"{workflow.path}: step '{spec.id}': key '{key}': invalid JSON Schema: "
+                        f"{problem}"
+                    )
+
+
+def _hash(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _file_hash(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return _hash(fh.read())
+    except OSError:
+        return ""
+
+
+def _import_module(workflow: Workflow) -> ModuleType:
+    path = workflow.module_path
+    key = f"{path}:{workflow.code_hash.get('module')}"
+    if key in _modules:
+        return _modules[key]
+    if not os.path.isfile(path):
+        raise ManifestError(
+            f"{workflow.path}: key 'module': the step module {path} does not exist; create it "
+            "or set 'module:' in the manifest"
+        )
+    module_name = "wfrun_workflow_" + workflow.name.replace("-", "_")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ManifestError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    directory = os.path.dirname(path)
+    sys.path.insert(0, directory)  # so a workflow module can import its neighbours
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise ManifestError(
+            f"{path}: importing the step module failed: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(directory)
+    _modules[key] = module
+    return module
+
+
+def handler_for(workflow: Workflow, step_id: str) -> Callable[..., Any]:
+    """The step's function, importing the module on first use; ManifestError if missing."""
+    spec = workflow.steps[step_id]
+    module = _import_module(workflow)
+    function = getattr(module, spec.handler or "", None)
+    if not callable(function):
+        raise ManifestError(
+            f"{workflow.path}: step '{step_id}': key 'handler': no function "
+            f"{spec.handler!r} in {workflow.module_path}; define it or set 'handler:'"
+        )
+    return function  # type: ignore[no-any-return]

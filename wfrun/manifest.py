@@ -1,0 +1,320 @@
+"""Workflow manifests: YAML -> a validated `Workflow`; every error names file, step and key."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfrun.durations import parse_duration, parse_iso
+from wfrun.errors import ManifestError
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+STEP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+ON_TIMEOUT = ("cancel", "resume", "fail")
+DEFAULT_TIMEOUT = timedelta(hours=24)
+TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps")
+STEP_KEYS = (
+    "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
+    "resume_schema", "suspend_schema", "output_schema", "retry",
+)
+LATER_KEYS = ("workflow", "input_from", "foreach")
+RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
+SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
+# Keys that make no sense on a step without code, by kind.
+_NOT_FOR = {
+    "wait": ("handler", "retry", "sleep", "sleep_until", "output_schema", "suspend_schema"),
+    "sleep": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
+              "output_schema"),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`retry:` of a step: `max_attempts` counts every execution, the first included."""
+
+    max_attempts: int
+    delay: timedelta = timedelta(seconds=10)
+    backoff: float = 2.0
+    max_delay: timedelta = timedelta(hours=1)
+
+    def delay_after(self, failures: int) -> timedelta:
+        """The wait before the next attempt, after `failures` failed executions (>= 1)."""
+        seconds = self.delay.total_seconds() * self.backoff ** max(failures - 1, 0)
+        return min(timedelta(seconds=seconds), self.max_delay)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step as the manifest declares it."""
+
+    id: str
+    kind: str  # "code", "wait" or "sleep"
+    handler: str | None = None
+    needs: tuple[str, ...] = ()
+    when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sleep: timedelta | None = None
+    sleep_until: datetime | None = None
+    timeout: timedelta | None = None
+    on_timeout: str | None = None
+    resume_schema: Any = None
+    suspend_schema: Any = None
+    output_schema: Any = None
+    retry: RetryPolicy | None = None
+
+
+@dataclass
+class Workflow:
+    """A validated workflow: its steps in manifest order and where its code lives."""
+
+    name: str
+    path: str
+    module_path: str
+    steps: dict[str, StepSpec]
+    description: str = ""
+    input_schema: Any = None
+    output: str | None = None
+    code_hash: dict[str, str] = field(default_factory=dict)
+
+    def downstream(self, step_id: str) -> set[str]:
+        """Every step that depends on `step_id`, directly or not."""
+        found: set[str] = set()
+        frontier = [step_id]
+        while frontier:
+            current = frontier.pop()
+            for spec in self.steps.values():
+                if current in spec.needs and spec.id not in found:
+                    found.add(spec.id)
+                    frontier.append(spec.id)
+        return found
+
+
+class _Checker:
+    """Collects the context (file, step, key) that every manifest error message names."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, message: str, step: str | None = None, key: str | None = None) -> ManifestError:
+        where = self.path
+        if step is not None:
+            where += f": step '{step}'"
+        if key is not None:
+            where += f": key '{key}'"
+        return ManifestError(f"{where}: {message}")
+
+
+def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow, str | None]:
+    """Validate a loaded YAML document; return the workflow and its declared module (if any)."""
+    check = _Checker(path)
+    if not isinstance(data, dict):
+        raise check.fail(f"the manifest must be a YAML mapping, not {_kind(data)}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise check.fail(f"unknown key (known keys: {', '.join(TOP_KEYS)})", key=str(key))
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise check.fail(f"{name!r} is not a valid name (use [a-z0-9][a-z0-9_-]*)", key="name")
+    module = data.get("module")
+    if module is not None and (not isinstance(module, str) or not module.endswith(".py")):
+        raise check.fail("must be the file name of a .py module", key="module")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise check.fail("must be a string", key="description")
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise check.fail("must be a non-empty list of steps", key="steps")
+    steps: dict[str, StepSpec] = {}
+    previous: str | None = None
+    for position, raw in enumerate(raw_steps):
+        spec = _parse_step(check, raw, position, previous)
+        if spec.id in steps:
+            raise check.fail("duplicate step id", step=spec.id, key="id")
+        steps[spec.id] = spec
+        previous = spec.id
+    _check_graph(check, steps)
+    output = data.get("output")
+    if output is not None and output not in steps:
+        raise check.fail(f"names no step of this workflow: {output!r}", key="output")
+    workflow = Workflow(
+        name=name, path=path, module_path="", steps=steps, description=description,
+        input_schema=data.get("input_schema"), output=output,
+    )
+    return workflow, module
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _parse_step(check: _Checker, raw: object, position: int, previous: str | None) -> StepSpec:
+    if not isinstance(raw, dict):
+        raise check.fail(f"step #{position + 1} must be a mapping, not {_kind(raw)}", key="steps")
+    step_id = raw.get("id")
+    if not isinstance(step_id, str) or not STEP_ID_PATTERN.fullmatch(step_id):
+        raise check.fail(
+            f"step #{position + 1} needs an id of letters, digits, '-' or '_' (got {step_id!r})",
+            key="id",
+        )
+    for key in raw:
+        if key in LATER_KEYS:
+            raise check.fail(
+                "is not supported yet by this version of wfrun (nested workflows and foreach "
+                "are planned)", step=step_id, key=str(key),
+            )
+        if key not in STEP_KEYS:
+            raise check.fail(f"unknown key (known keys: {', '.join(STEP_KEYS)})",
+                             step=step_id, key=str(key))
+    wait = raw.get("wait", False)
+    if not isinstance(wait, bool):
+        raise check.fail("must be true or false", step=step_id, key="wait")
+    has_sleep = "sleep" in raw or "sleep_until" in raw
+    if wait and has_sleep:
+        raise check.fail("a step cannot both wait and sleep", step=step_id, key="wait")
+    if "sleep" in raw and "sleep_until" in raw:
+        raise check.fail("use either sleep or sleep_until, not both", step=step_id, key="sleep")
+    kind = "wait" if wait else "sleep" if has_sleep else "code"
+    for key in _NOT_FOR.get(kind, ()):
+        if key in raw:
+            raise check.fail(f"does not apply to a {kind} step (it has no code)",
+                             step=step_id, key=key)
+    handler = raw.get("handler", step_id.replace("-", "_")) if kind == "code" else None
+    if handler is not None and (not isinstance(handler, str) or not handler.isidentifier()):
+        raise check.fail(f"{handler!r} is not a Python function name", step=step_id, key="handler")
+    needs = _parse_needs(check, raw, step_id, previous)
+    when = _parse_when(check, raw.get("when"), step_id)
+    timeout = _duration(check, raw, "timeout", step_id)
+    on_timeout = raw.get("on_timeout")
+    if on_timeout is not None and on_timeout not in ON_TIMEOUT:
+        raise check.fail(f"must be one of {', '.join(ON_TIMEOUT)} (got {on_timeout!r})",
+                         step=step_id, key="on_timeout")
+    sleep_until = None
+    if "sleep_until" in raw:
+        try:
+            sleep_until = parse_iso(raw["sleep_until"])
+        except ValueError as exc:
+            raise check.fail(str(exc), step=step_id, key="sleep_until") from None
+    for key in SCHEMA_KEYS:
+        if key in raw and not isinstance(raw[key], dict | bool):
+            raise check.fail("must be a JSON Schema (a mapping)", step=step_id, key=key)
+    return StepSpec(
+        id=step_id, kind=kind, handler=handler, needs=needs, when=when,
+        sleep=_duration(check, raw, "sleep", step_id), sleep_until=sleep_until,
+        timeout=timeout, on_timeout=on_timeout,
+        resume_schema=raw.get("resume_schema"), suspend_schema=raw.get("suspend_schema"),
+        output_schema=raw.get("output_schema"), retry=_parse_retry(check, raw.get("retry"), step_id),
+    )
+
+
+def _duration(check: _Checker, raw: dict[str, Any], key: str, step_id: str) -> timedelta | None:
+    if key not in raw:
+        return None
+    try:
+        return parse_duration(raw[key])
+    except ValueError as exc:
+        raise check.fail(str(exc), step=step_id, key=key) from None
+
+
+def _parse_needs(
+    check: _Checker, raw: dict[str, Any], step_id: str, previous: str | None
+) -> tuple[str, ...]:
+    if "needs" not in raw:
+        return (previous,) if previous else ()
+    needs = raw["needs"]
+    if isinstance(needs, str):
+        needs = [needs]
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        raise check.fail("must be a list of step ids", step=step_id, key="needs")
+    if len(set(needs)) != len(needs):
+        raise check.fail("lists a step twice", step=step_id, key="needs")
+    return tuple(needs)
+
+
+def _parse_when(check: _Checker, when: object, step_id: str) -> dict[str, tuple[str, ...]]:
+    if when is None:
+        return {}
+    if not isinstance(when, dict) or not when:
+        raise check.fail("must map step ids to an action or a list of actions",
+                         step=step_id, key="when")
+    parsed: dict[str, tuple[str, ...]] = {}
+    for target, actions in when.items():
+        values = [actions] if isinstance(actions, str) else actions
+        if not isinstance(values, list) or not values or not all(isinstance(a, str) for a in values):
+            raise check.fail(f"actions for {target!r} must be a string or a list of strings",
+                             step=step_id, key="when")
+        parsed[str(target)] = tuple(values)
+    return parsed
+
+
+def _parse_retry(check: _Checker, retry: object, step_id: str) -> RetryPolicy | None:
+    if retry is None:
+        return None
+    if not isinstance(retry, dict):
+        raise check.fail("must be a mapping with max_attempts, delay, backoff, max_delay",
+                         step=step_id, key="retry")
+    for key in retry:
+        if key not in RETRY_KEYS:
+            raise check.fail(f"unknown key {key!r} (known: {', '.join(RETRY_KEYS)})",
+                             step=step_id, key="retry")
+    attempts = retry.get("max_attempts", 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise check.fail("max_attempts must be a whole number >= 1", step=step_id, key="retry")
+    backoff = retry.get("backoff", 2.0)
+    if not isinstance(backoff, int | float) or isinstance(backoff, bool) or backoff < 1:
+        raise check.fail("backoff must be a number >= 1", step=step_id, key="retry")
+    policy = RetryPolicy(max_attempts=attempts, backoff=float(backoff))
+    try:
+        if "delay" in retry:
+            policy = RetryPolicy(attempts, parse_duration(retry["delay"]), float(backoff),
+                                 policy.max_delay)
+        if "max_delay" in retry:
+            policy = RetryPolicy(attempts, policy.delay, float(backoff),
+                                 parse_duration(retry["max_delay"]))
+    except ValueError as exc:
+        raise check.fail(str(exc), step=step_id, key="retry") from None
+    return policy
+
+
+def _check_graph(check: _Checker, steps: dict[str, StepSpec]) -> None:
+    for spec in steps.values():
+        for need in spec.needs:
+            if need not in steps:
+                raise check.fail(f"needs unknown step {need!r}", step=spec.id, key="needs")
+            if need == spec.id:
+                raise check.fail("a step cannot need itself", step=spec.id, key="needs")
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(step_id: str, path: list[str]) -> None:
+        state[step_id] = 1
+        for need in steps[step_id].needs:
+            if state.get(need) == 1:
+                cycle = " -> ".join([*path[path.index(need):], step_id, need]) \
+                    if need in path else f"{step_id} -> {need}"
+                raise check.fail(f"cycle in needs: {cycle}", step=step_id, key="needs")
+            if need not in state:
+                visit(need, [*path, step_id])
+        state[step_id] = 2
+
+    for step_id in steps:
+        if step_id not in state:
+            visit(step_id, [])
+    for spec in steps.values():
+        ancestors = _ancestors(steps, spec.id)
+        for target in spec.when:
+            if target not in ancestors:
+                raise check.fail(
+                    f"refers to {target!r}, which is not a step this one needs (directly or not)",
+                    step=spec.id, key="when",
+                )
+
+
+def _ancestors(steps: dict[str, StepSpec], step_id: str) -> set[str]:
+    found: set[str] = set()
+    frontier = list(steps[step_id].needs)
+    while frontier:
+        current = frontier.pop()
+        if current not in found:
+            found.add(current)
+            frontier.extend(steps[current].needs)
+    return found

@@ -1,0 +1,122 @@
+"""The run and its steps as plain data: statuses, snapshots to and from JSON, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Run statuses (SPEC §4).
+RUNNING = "running"
+SUSPENDED = "suspended"
+WAITING = "waiting"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+RUN_STATUSES = (RUNNING, SUSPENDED, WAITING, COMPLETED, FAILED, CANCELLED)
+
+# Step statuses: the run's plus these two.
+PENDING = "pending"
+SKIPPED = "skipped"
+SETTLED = frozenset({COMPLETED, SKIPPED})
+
+# Kinds of pause a step can be in.
+PAUSE_SUSPEND = "suspend"
+PAUSE_RERUN = "rerun"
+PAUSE_SLEEP = "sleep"
+PAUSE_RETRY = "retry"
+
+JsonValue = Any
+
+
+@dataclass
+class StepState:
+    """Everything the run remembers about one step."""
+
+    status: str = PENDING
+    runs: int = 0
+    output: JsonValue = None
+    action: str | None = None
+    resume_data: JsonValue = None
+    suspend_data: JsonValue = None
+    error: dict[str, str] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    # {"kind", "since", "due_at", and per kind: "on_timeout", "nonce", "max_retries"}
+    pause: dict[str, Any] | None = None
+    # why a pending step executes again: {"reason": rerun|retry|recovered|resume, ...}
+    trigger: dict[str, Any] | None = None
+    context: JsonValue = None
+    callback_request: dict[str, Any] | None = None
+    reruns: int = 0
+    failures: int = 0
+    resumed_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as it is stored in the snapshot."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepState:
+        """Rebuild a step from its snapshot form (unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in _STEP_FIELDS}
+        return cls(**known)
+
+
+_STEP_FIELDS = frozenset(StepState.__dataclass_fields__)
+
+
+@dataclass
+class Run:
+    """One execution of a workflow: its input, its steps and where it stands."""
+
+    run_id: str
+    workflow: str
+    input: JsonValue
+    created_at: str
+    updated_at: str
+    status: str = RUNNING
+    output: JsonValue = None
+    error: dict[str, str] | None = None
+    steps: dict[str, StepState] = field(default_factory=dict)
+    manifest_path: str = ""
+    code_hash: dict[str, str] = field(default_factory=dict)
+    running_since: str | None = None
+    revision: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the run completed, failed or was cancelled."""
+        return self.status in FINISHED
+
+    def next_due(self) -> str | None:
+        """When `tick` must next look at this run (ISO time), or None if never.
+
+        A run that is executing is due at once, so that if its process dies the next tick
+        finds it and recovers it; a paused run is due at its earliest timer or deadline.
+        """
+        if self.finished:
+            return None
+        if self.status == RUNNING:
+            return self.running_since or self.updated_at
+        dues = [s.pause["due_at"] for s in self.steps.values() if s.pause and s.pause.get("due_at")]
+        return min(dues) if dues else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as stored in its snapshot."""
+        data = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        data["steps"] = {sid: s.to_dict() for sid, s in self.steps.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        """Rebuild a run from its snapshot form; raises KeyError/TypeError if malformed."""
+        fields = {k: v for k, v in data.items() if k in _RUN_FIELDS and k != "steps"}
+        run = cls(**fields)
+        run.steps = {sid: StepState.from_dict(s) for sid, s in data["steps"].items()}
+        return run
+
+
+_RUN_FIELDS = frozenset(Run.__dataclass_fields__)

@@ -1,0 +1,104 @@
+"""Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
+
+Every write the file store makes goes through `durable_write` / `create_empty` here, so a
+test can make the N-th operation kill the process or fail with ENOSPC/EIO by setting
+`WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations counted: write, fsync, replace,
+dirsync). Without the variable the hook costs one integer increment per operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+
+_FAULT_KIND = ""
+_FAULT_AT = 0
+_fault_spec = os.environ.get("WFRUN_FAULT", "")
+if "@" in _fault_spec:
+    _kind, _, _at = _fault_spec.partition("@")
+    if _kind in ("kill", "enospc", "eio") and _at.isdigit():
+        _FAULT_KIND, _FAULT_AT = _kind, int(_at)
+_op_count = 0
+
+
+def _op(name: str) -> None:
+    """Count one file operation and inject the configured fault when its turn comes."""
+    global _op_count
+    _op_count += 1
+    if _FAULT_AT and _op_count == _FAULT_AT:
+        if _FAULT_KIND == "kill":
+            os._exit(137)
+        code = errno.ENOSPC if _FAULT_KIND == "enospc" else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (injected at {name} #{_op_count})")
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so that a rename or create inside it is durable."""
+    _op("dirsync")
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_write(path: str, data: bytes) -> None:
+    """Atomically and durably replace `path` with `data` (mode 0600).
+
+    Writes a temporary file in the same directory, fsyncs it, renames it over `path` and
+    fsyncs the directory. On any error the temporary file is removed, the old file is left as
+    it was, and the error propagates: a failed fsync is never retried on the same file.
+    """
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}-{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            _op("write")
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            _op("fsync")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _op("replace")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def create_empty(path: str) -> None:
+    """Create an empty marker file (mode 0600) and make its name durable."""
+    _op("write")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    fsync_dir(os.path.dirname(path))
+
+
+def append_line(path: str, data: bytes) -> None:
+    """Append bytes to a file in one write (O_APPEND), creating it 0600 if needed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    """fsync an existing file's data (used for history at the end of a command)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        _op("fsync")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

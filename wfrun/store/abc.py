@@ -1,0 +1,119 @@
+"""The store interface, in workflow terms; each method's docstring is its contract.
+
+Every implementation (the file store today, PostgreSQL later) must pass the same contract
+tests in `tests/store/`. Nothing outside a store implementation knows where or how runs are
+kept.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from wfrun.model import Run
+
+
+class ExecutionClaim(ABC):
+    """Proof that this process is the one executing a run's steps right now.
+
+    The claim must die with its holder: if the process is killed, another process can claim
+    the run at once (that is how crash recovery knows the executor is gone).
+    """
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give the claim up; idempotent."""
+
+
+class Store(ABC):
+    """Where runs, their history, their due-time index and execution claims live."""
+
+    @abstractmethod
+    def create(self, run: Run) -> None:
+        """Durably store a new run, setting `run.revision` to 1.
+
+        Raises ConflictError if a run with that id exists. The run is durable (and present in
+        the due index if `run.next_due()` is set) when this returns.
+        """
+
+    @abstractmethod
+    def load(self, run_id: str) -> Run:
+        """Return the run's current state.
+
+        Raises UsageError for an invalid run id (before touching storage), NotFoundError if
+        there is no such run, StateError (naming the snapshot) if it cannot be read, parsed or
+        verified; a corrupt snapshot is never modified.
+        """
+
+    @abstractmethod
+    def save(self, run: Run) -> None:
+        """Durably replace the stored run with `run`, then increment `run.revision`.
+
+        `run.revision` must equal the stored revision (the one it was loaded at), otherwise
+        ConflictError is raised and nothing is written. When it returns, the new state has
+        reached stable storage atomically (a crash leaves the old or the new state, never a
+        mix) and the due index matches `run.next_due()`. I/O failures raise StateError and
+        leave the previous state intact.
+        """
+
+    @abstractmethod
+    def lock(self, run_id: str) -> AbstractContextManager[None]:
+        """A context manager holding the run's state lock: every read-modify-write of a run
+        happens inside it. Held only for the change, never while step code runs. Raises
+        ConflictError if it cannot be had within a reasonable time."""
+
+    @abstractmethod
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        """Try to become the run's executor without waiting; None if another live process
+        holds the claim. The claim is released by `release()` or by the holder's death."""
+
+    @abstractmethod
+    def is_claimed(self, run_id: str) -> bool:
+        """True if some live process holds the run's execution claim."""
+
+    @abstractmethod
+    def exists(self, run_id: str) -> bool:
+        """True if a run with this id is stored (readable or not)."""
+
+    @abstractmethod
+    def iter_runs(self) -> Iterator[Run | Exception]:
+        """Every stored run, in no particular order; a run that cannot be read is yielded as
+        the StateError describing it, so one bad snapshot never hides the others."""
+
+    @abstractmethod
+    def due(self, now: str, limit: int | None = None) -> list[str]:
+        """Ids of runs whose next due time (see `Run.next_due`) is at or before `now`, in due
+        order, at most `limit`. Answered from an index: the cost grows with the number of due
+        runs, not with the number of stored runs, and no snapshot is read. May include stale
+        entries (a run no longer due); callers check the loaded run."""
+
+    @abstractmethod
+    def reindex(self, run: Run) -> None:
+        """Make the due index agree with `run.next_due()` (drops stale entries found by
+        `due`). Call it under the run's lock after loading a run that turned out not due."""
+
+    @abstractmethod
+    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events to the run's history; the cost does not grow with its length.
+
+        Appended events survive the death of this process at once; they reach stable storage
+        at the latest on `sync_history`."""
+
+    @abstractmethod
+    def sync_history(self, run_id: str) -> None:
+        """Make every appended history event of the run durable."""
+
+    @abstractmethod
+    def read_history(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events, oldest first (a torn last line from a crash is ignored)."""
+
+    @abstractmethod
+    def secret_key(self) -> bytes:
+        """A secret of at least 32 bytes, created on first use and kept private (0600, never in
+        a snapshot), used to sign resume and cancel URLs."""
+
+    @abstractmethod
+    def describe(self, run_id: str) -> str:
+        """Where the run lives, for messages (a file path for the file store)."""

@@ -1,0 +1,407 @@
+"""The file store: one checksummed JSON snapshot per run under `.wfstate/`, and its indexes.
+
+Layout (private to this module):
+
+    .wfstate/                      0700
+      runs/RUN.json                the snapshot: {"schema_version", "checksum", "due", "run"}
+      runs/RUN.history.jsonl       the run's events, appended one line each
+      due/YYYYMMDDHH/TIME~RUN      the due index: one empty file per run that tick must visit
+      locks/RUN.lock, RUN.exec     the state lock (filelock) and the execution claim (flock)
+      keys/url.key                 the secret that signs resume and cancel URLs
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any
+
+from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.ids import check_run_id
+from wfrun.model import SCHEMA_VERSION, Run
+from wfrun.store import _fsops
+from wfrun.store.abc import ExecutionClaim, Store
+
+_SUBDIRS = ("runs", "due", "locks", "keys")
+LOCK_TIMEOUT_SECONDS = 30.0
+
+
+class _FlockClaim(ExecutionClaim):
+    """An execution claim held as a kernel flock: it dies with the process."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def _canonical(run_data: dict[str, Any]) -> bytes:
+    return json.dumps(run_data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _checksum(run_data: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(run_data)).hexdigest()
+
+
+def _index_name(due: str, run_id: str) -> str:
+    """`2026-11-22T09:00:00.000Z` -> `20261122T090000.000Z~RUN` (sorts by time)."""
+    return due.replace("-", "").replace(":", "") + "~" + run_id
+
+
+class FileStore(Store):
+    """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self._ready = False
+        self._stat: dict[str, tuple[int, int, int, int]] = {}  # run -> (ino, mtime, size, rev)
+        self._index: dict[str, str | None] = {}  # run -> current index entry name
+        self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
+        self._key: bytes | None = None
+
+    # -- directory ---------------------------------------------------------------------------
+
+    def _path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def _snapshot_path(self, run_id: str) -> str:
+        return self._path("runs", check_run_id(run_id) + ".json")
+
+    def _ensure(self) -> None:
+        """Create the state directory (0700) on first write and refuse an unsafe one."""
+        if self._ready:
+            return
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            self._check_root()
+            for sub in _SUBDIRS:
+                path = self._path(sub)
+                if not os.path.isdir(path):
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    os.chmod(path, 0o700)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {self.root}: {exc.strerror}") from exc
+        self._ready = True
+
+    def _check_root(self) -> None:
+        st = os.stat(self.root)
+        if st.st_uid != os.getuid():
+            raise StateError(
+                f"state directory {self.root} is owned by another user (uid {st.st_uid}); "
+                "use a directory of your own (--state-dir)"
+            )
+        if st.st_mode & 0o022:
+            raise StateError(
+                f"state directory {self.root} is writable by group or others "
+                f"(mode {st.st_mode & 0o777:o}); run 'chmod 700 {self.root}'"
+            )
+        if st.st_mode & 0o777 != 0o700:
+            os.chmod(self.root, 0o700)
+
+    def _exists_dir(self) -> bool:
+        if not self._ready and os.path.isdir(self.root):
+            try:
+                self._check_root()
+            except OSError as exc:
+                raise StateError(f"cannot read state directory {self.root}: {exc}") from exc
+            self._ready = all(os.path.isdir(self._path(s)) for s in _SUBDIRS)
+            return True
+        return self._ready
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def describe(self, run_id: str) -> str:
+        return self._snapshot_path(run_id)
+
+    def exists(self, run_id: str) -> bool:
+        return os.path.exists(self._snapshot_path(run_id))
+
+    def create(self, run: Run) -> None:
+        path = self._snapshot_path(run.run_id)
+        self._ensure()
+        with self.lock(run.run_id):
+            if os.path.exists(path):
+                raise ConflictError(f"run {run.run_id} already exists")
+            self._index[run.run_id] = None
+            self._stat.pop(run.run_id, None)
+            run.revision = 0
+            self._write(run, path)
+
+    def load(self, run_id: str) -> Run:
+        path = self._snapshot_path(run_id)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                raw = fh.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"no run {run_id} (looked for {path})") from None
+        except OSError as exc:
+            raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
+        run, index = self._parse(path, raw)
+        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        self._index[run_id] = index
+        return run
+
+    def _parse(self, path: str, raw: bytes) -> tuple[Run, str | None]:
+        if not raw:
+            raise StateError(f"snapshot {path} is empty; it is left as it is")
+        try:
+            envelope = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise StateError(f"snapshot {path} is not valid JSON; it is left as it is") from None
+        if not isinstance(envelope, dict) or "run" not in envelope:
+            raise StateError(f"snapshot {path} is not a wfrun snapshot; it is left as it is")
+        version = envelope.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StateError(
+                f"snapshot {path} has schema_version {version!r}, this wfrun reads "
+                f"{SCHEMA_VERSION}; upgrade wfrun or restore the file"
+            )
+        data = envelope["run"]
+        if not isinstance(data, dict) or envelope.get("checksum") != _checksum(data):
+            raise StateError(f"snapshot {path} fails its checksum; it is left as it is")
+        try:
+            run = Run.from_dict(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"snapshot {path} is missing data ({exc}); it is left as it is") from None
+        due = envelope.get("due")
+        return run, due if isinstance(due, str) else None
+
+    def save(self, run: Run) -> None:
+        path = self._snapshot_path(run.run_id)
+        self._check_revision(run, path)
+        self._write(run, path)
+
+    def _check_revision(self, run: Run, path: str) -> None:
+        known = self._stat.get(run.run_id)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"no run {run.run_id} (looked for {path})") from None
+        if known and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
+            stored = known[3]
+        else:
+            stored = self.load(run.run_id).revision
+        if stored != run.revision:
+            raise ConflictError(
+                f"run {run.run_id} changed while this command worked on it "
+                f"(revision {stored}, expected {run.revision}); try again"
+            )
+
+    def _write(self, run: Run, path: str) -> None:
+        run_data = run.to_dict()
+        run_data["revision"] = run.revision + 1
+        due = run.next_due()
+        new_index = _index_name(due, run.run_id) if due else None
+        old_index = self._index.get(run.run_id)
+        envelope = {
+            "schema_version": SCHEMA_VERSION,
+            "checksum": _checksum(run_data),
+            "due": new_index,
+            "run": run_data,
+        }
+        data = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
+        try:
+            if new_index and new_index != old_index:
+                self._add_index(new_index)
+            _fsops.durable_write(path, data)
+        except OSError as exc:
+            raise StateError(
+                f"cannot write snapshot {path}: {exc.strerror or exc}; the previous state is "
+                "intact" + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
+            ) from exc
+        run.revision += 1
+        st = os.stat(path)
+        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        self._index[run.run_id] = new_index
+        for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
+            if stale and stale != new_index:
+                self._remove_index(stale)
+
+    # -- due index ---------------------------------------------------------------------------
+
+    def _add_index(self, name: str) -> None:
+        bucket = self._path("due", name[:11])
+        if not os.path.isdir(bucket):
+            os.makedirs(bucket, mode=0o700, exist_ok=True)
+            _fsops.fsync_dir(self._path("due"))
+        _fsops.create_empty(os.path.join(bucket, name))
+
+    def _remove_index(self, name: str) -> None:
+        with suppress(FileNotFoundError):
+            os.unlink(self._path("due", name[:11], name))
+
+    def due(self, now: str, limit: int | None = None) -> list[str]:
+        if not self._exists_dir():
+            return []
+        cutoff = _index_name(now, "")
+        found: list[str] = []
+        try:
+            buckets = sorted(b for b in os.listdir(self._path("due")) if b <= cutoff[:11])
+        except FileNotFoundError:
+            return []
+        for bucket in buckets:
+            try:
+                names = sorted(os.listdir(self._path("due", bucket)))
+            except FileNotFoundError:
+                continue
+            if not names and bucket < cutoff[:11]:
+                with suppress(OSError):
+                    os.rmdir(self._path("due", bucket))
+            for name in names:
+                if name > cutoff:
+                    break
+                run_id = name.partition("~")[2]
+                self._seen_entries.setdefault(run_id, []).append(name)
+                if run_id not in found:
+                    found.append(run_id)
+                    if limit is not None and len(found) >= limit:
+                        return found
+        return found
+
+    def reindex(self, run: Run) -> None:
+        due = run.next_due()
+        wanted = _index_name(due, run.run_id) if due else None
+        if wanted and wanted != self._index.get(run.run_id):
+            self._add_index(wanted)
+        for stale in {self._index.get(run.run_id), *self._seen_entries.pop(run.run_id, [])}:
+            if stale and stale != wanted:
+                self._remove_index(stale)
+
+    # -- listing -----------------------------------------------------------------------------
+
+    def iter_runs(self) -> Iterator[Run | Exception]:
+        if not self._exists_dir():
+            return
+        for name in sorted(os.listdir(self._path("runs"))):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                yield self.load(name[: -len(".json")])
+            except (StateError, UsageError) as exc:
+                yield exc
+            except NotFoundError:
+                continue
+
+    # -- locks and claims ----------------------------------------------------------------------
+
+    def lock(self, run_id: str) -> AbstractContextManager[None]:
+        check_run_id(run_id)
+        return self._locked(run_id)
+
+    @contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        self._ensure()
+        lock = FileLock(self._path("locks", run_id + ".lock"), mode=0o600)
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+        except Timeout:
+            raise ConflictError(
+                f"run {run_id} is busy: its state lock was held for over "
+                f"{LOCK_TIMEOUT_SECONDS:.0f}s; try again"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _claim_fd(self, run_id: str) -> int | None:
+        self._ensure()
+        path = self._path("locks", check_run_id(run_id) + ".exec")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        fd = self._claim_fd(run_id)
+        return _FlockClaim(fd) if fd is not None else None
+
+    def is_claimed(self, run_id: str) -> bool:
+        fd = self._claim_fd(run_id)
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
+
+    # -- history -------------------------------------------------------------------------------
+
+    def _history_path(self, run_id: str) -> str:
+        return self._path("runs", check_run_id(run_id) + ".history.jsonl")
+
+    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        self._ensure()
+        lines = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in events)
+        try:
+            _fsops.append_line(self._history_path(run_id), lines.encode())
+        except OSError as exc:
+            raise StateError(
+                f"cannot append to history {self._history_path(run_id)}: {exc.strerror}"
+            ) from exc
+
+    def sync_history(self, run_id: str) -> None:
+        try:
+            _fsops.fsync_file(self._history_path(run_id))
+        except OSError as exc:
+            raise StateError(
+                f"cannot sync history {self._history_path(run_id)}: {exc.strerror}"
+            ) from exc
+
+    def read_history(self, run_id: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        try:
+            with open(self._history_path(run_id), "rb") as fh:
+                for line in fh:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue  # a line torn by a crash mid-append
+                    if isinstance(event, dict):
+                        events.append(event)
+        except FileNotFoundError:
+            pass
+        return events
+
+    # -- secrets -------------------------------------------------------------------------------
+
+    def secret_key(self) -> bytes:
+        if self._key is not None:
+            return self._key
+        self._ensure()
+        path = self._path("keys", "url.key")
+        try:
+            with open(path, "rb") as fh:
+                key = fh.read()
+        except FileNotFoundError:
+            key = b""
+        if len(key) < 32:
+            # Write the key under a temporary name, then link it into place: a concurrent
+            # process either wins the link or reads the complete key the winner wrote.
+            tmp = path + f".tmp-{secrets.token_hex(6)}"
+            _fsops.durable_write(tmp, secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+            with open(path, "rb") as fh:
+                key = fh.read()
+        self._key = key
+        return key
