@@ -77,6 +77,15 @@ class Workflow:
     output: str | None = None
     code_hash: dict[str, str] = field(default_factory=dict)
 
+    def actions_for(self, step_id: str) -> list[str]:
+        """Actions of `step_id` that some step's `when:` waits for, in manifest order."""
+        found: list[str] = []
+        for spec in self.steps.values():
+            for action in spec.when.get(step_id, ()):
+                if action not in found:
+                    found.append(action)
+        return found
+
     def downstream(self, step_id: str) -> set[str]:
         """Every step that depends on `step_id`, directly or not."""
         found: set[str] = set()

@@ -15,12 +15,6 @@ PUBLIC_STEP_KEYS = (
 )
 
 
-def _resume_schema(workflow: Workflow | None, step: str) -> Any:
-    if workflow is None or step not in workflow.steps:
-        return None
-    return workflow.steps[step].resume_schema
-
-
 def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:
     """One entry per suspended step, with how to resume or cancel it."""
     entries = []
@@ -28,7 +22,7 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
         if state.status != SUSPENDED or not state.pause:
             continue
         pause = state.pause
-        made = links.links(run.run_id, sid, pause.get("nonce", ""), _resume_schema(workflow, sid))
+        made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow)
         entries.append({
             "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
             "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,
@@ -48,7 +42,7 @@ def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> li
         entry: dict[str, Any] = {"step": sid, "kind": pause["kind"], "due_at": pause["due_at"],
                                  "runs": state.runs}
         if pause["kind"] == PAUSE_RERUN:
-            made = links.links(run.run_id, sid, pause.get("nonce", ""), _resume_schema(workflow, sid))
+            made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow)
             entry.update(max_retries=pause.get("max_retries"), resume_url=made.resume_url,
                          cancel_url=made.cancel_url, resume_command=made.resume_command)
         entries.append(entry)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from wfrun.context import Links
+from wfrun.manifest import Workflow
 
 VERBS = ("resume", "cancel")
 
@@ -55,8 +56,14 @@ class LinkMaker:
         self._base = base_url.rstrip("/")
         self._command = command
 
-    def links(self, run_id: str, step: str, nonce: str, resume_schema: Any = None) -> Links:
-        """The four links of one pause (`nonce` identifies the pause)."""
+    def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None) -> Links:
+        """The four links of one pause (`nonce` identifies the pause).
+
+        The resume command suggests data matching the step's `resume_schema` and, when later
+        steps branch on this step's action, the first such action."""
+        spec = workflow.steps.get(step) if workflow else None
+        resume_schema = spec.resume_schema if spec else None
+        actions = workflow.actions_for(step) if workflow else []
         path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
         resume_token = make_token(self._key, "resume", run_id, step, nonce)
         cancel_token = make_token(self._key, "cancel", run_id, step, nonce)
@@ -66,7 +73,8 @@ class LinkMaker:
             cancel_url=f"{path}/cancel?token={cancel_token}",
             resume_command=(
                 f"{self._command} resume {run_id} --step {shlex.quote(step)} "
-                f"--data {shlex.quote(data)}"
+                + (f"--action {shlex.quote(actions[0])} " if actions else "")
+                + f"--data {shlex.quote(data)}"
             ),
             cancel_command=f"{self._command} cancel {run_id}",
         )

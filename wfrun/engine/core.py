@@ -180,8 +180,7 @@ class Engine:
             while step is not None and run.status == RUNNING:
                 outcome = execute(
                     self._handler(workflow, step), run, step,
-                    lambda nonce, s=step: self.links.links(  # type: ignore[misc]
-                        run_id, s, nonce, workflow.steps[s].resume_schema),
+                    lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
                     self.clock.now,
                 )
 
@@ -250,7 +249,7 @@ class Engine:
         run = self.store.load(run_id)
         warnings: list[str] = []
         if run.finished:
-            raise ConflictError(f"run {run_id} is {run.status}; it cannot be resumed")
+            raise ConflictError(_finished_message(run, step))
         target = self._resume_target(run, step)
         workflow = self.workflow_of(run, warnings)
         if target not in workflow.steps:
@@ -383,6 +382,17 @@ class Engine:
             )
         return Result(run, workflow, warnings)
 
+
+
+def _finished_message(run: Run, step: str | None) -> str:
+    """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
+    resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
+               if s.resumed_at and (step is None or sid == step)]
+    if resumed:
+        at, sid = max(resumed)
+        return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
+                f"{run.status} and its data is kept")
+    return f"run {run.run_id} is {run.status}; it cannot be resumed"
 
 
 class _NothingDue(Exception):
