@@ -6,8 +6,6 @@ them when the step returns. This module imports nothing of the engine.
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +13,7 @@ from typing import Any
 
 from wfrun.durations import parse_duration, parse_iso
 from wfrun.errors import FlowError
+from wfrun.ids import random_token
 
 ON_TIMEOUT = ("cancel", "resume", "fail")
 DEFAULT_MAX_RETRIES = 10
@@ -93,7 +92,7 @@ class Flow:
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
             raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
         request = PauseRequest(
-            "suspend", nonce=secrets.token_urlsafe(9), data=data, on_timeout=on_timeout,
+            "suspend", nonce=random_token(), data=data, on_timeout=on_timeout,
             timeout=_duration(timeout, "timeout") if timeout is not None else None,
         )
         self._request(request, "suspend")
@@ -109,7 +108,7 @@ class Flow:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise FlowError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
         request = PauseRequest(
-            "rerun", nonce=secrets.token_urlsafe(9), delay=_duration(delay, "delay"),
+            "rerun", nonce=random_token(), delay=_duration(delay, "delay"),
             context=context, max_retries=max_retries,
         )
         self._request(request, "rerun")
@@ -196,21 +195,6 @@ class StepsView(Mapping[str, StepExports]):
         return len(self._exports)
 
 
-class LogCollector(logging.Handler):
-    """Keeps the records a step logs, for the run's history."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not fail the step
-            message = str(record.msg)
-        self.records.append({"level": record.levelname.lower(), "message": message})
-
-
 class Context:
     """The `ctx` a step function receives."""
 
@@ -236,10 +220,21 @@ class Context:
         self.flow = flow
         self.item = item
         self.index = index
-        self.log_records = LogCollector()
-        # An unregistered logger: it is not kept forever by logging's manager.
-        self.log = logging.Logger(f"wfrun.{workflow}.{step}", logging.DEBUG)
-        self.log.addHandler(self.log_records)
+        self._log: Any = None
+        self._log_records: list[dict[str, Any]] = []
+
+    @property
+    def log(self) -> Any:
+        """A `logging.Logger` whose records are kept in the run's history (type `log`)."""
+        if self._log is None:
+            from wfrun._steplog import step_logger
+
+            self._log = step_logger(f"wfrun.{self.workflow}.{self.step}", self._log_records)
+        return self._log
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """What the step logged through `ctx.log`, as `{"level", "message"}` records."""
+        return self._log_records
 
     def __repr__(self) -> str:
         return f"<Context run={self.run_id} workflow={self.workflow} step={self.step}>"

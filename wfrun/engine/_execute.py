@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import traceback
 from collections.abc import Callable
@@ -48,6 +47,8 @@ def execute(
     try:
         result = function(ctx)
         if inspect.isawaitable(result):
+            import asyncio  # only for async steps: asyncio costs ~30 ms to import
+
             result = asyncio.run(_await(result))
         outcome.output = result
     except (Exception, SystemExit) as exc:
@@ -58,7 +59,7 @@ def execute(
     outcome.pause = flow.pause
     outcome.action, outcome.action_set = flow.action, flow.action_set
     outcome.exit_requested, outcome.exit_reason = flow.exit_requested, flow.exit_reason
-    outcome.logs = ctx.log_records.records
+    outcome.logs = ctx.log_records()
     return outcome
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from wfrun.durations import to_iso
+from wfrun.ids import random_token
 from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
 from wfrun.model import (
     CANCELLED,
@@ -121,15 +122,13 @@ def mark_running(run: Run, step_id: str, now: datetime, events: Events) -> None:
 
 
 def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events) -> None:
-    import secrets
-
     timeout = spec.timeout or DEFAULT_TIMEOUT
     state.status = SUSPENDED
     state.runs += 1
     state.started_at = state.started_at or to_iso(now)
     state.pause = {
         "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
-        "on_timeout": spec.on_timeout or "cancel", "nonce": secrets.token_urlsafe(9),
+        "on_timeout": spec.on_timeout or "cancel", "nonce": random_token(),
     }
     events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"]))
 

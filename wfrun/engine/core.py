@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from ._execute import execute
 from ._links import LinkMaker
 from ._schedule import Events, event, schedule
 
-log = logging.getLogger("wfrun.engine")
 Mutation = Callable[[Run, Events], None]
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
@@ -321,7 +319,9 @@ class Engine:
                 report.errors.append({"run_id": run_id, "message": exc.message})
             except Exception as exc:  # a bug must not stop the other runs from advancing
                 claim.release()
-                log.exception("internal error while advancing run %s", run_id)
+                import logging
+
+                logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
                 report.errors.append({"run_id": run_id,
                                       "message": f"internal error: {type(exc).__name__}: {exc}"})
         return report

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 
 _FAULT_KIND = ""
 _FAULT_AT = 0
@@ -52,7 +51,7 @@ def durable_write(path: str, data: bytes) -> None:
     it was, and the error propagates: a failed fsync is never retried on the same file.
     """
     directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}-{os.path.basename(path)}")
+    tmp = os.path.join(directory, f".tmp-{os.urandom(6).hex()}-{os.path.basename(path)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:

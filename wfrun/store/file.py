@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
@@ -393,8 +392,8 @@ class FileStore(Store):
         if len(key) < 32:
             # Write the key under a temporary name, then link it into place: a concurrent
             # process either wins the link or reads the complete key the winner wrote.
-            tmp = path + f".tmp-{secrets.token_hex(6)}"
-            _fsops.durable_write(tmp, secrets.token_bytes(32))
+            tmp = path + f".tmp-{os.urandom(6).hex()}"
+            _fsops.durable_write(tmp, os.urandom(32))
             try:
                 os.link(tmp, path)
             except FileExistsError:

@@ -1,0 +1,238 @@
+"""Benchmark wfrun against the physical floor on this machine (SPEC §9); run by hand, never in tests.
+
+    python bench/run.py [--quick] [--idle 100000] [--out bench/results.json]
+
+Prints a table and writes JSON. Every figure is a median over repetitions; ratios compare
+figures measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from wfrun.clock import FakeClock  # noqa: E402
+from wfrun.engine import Engine  # noqa: E402
+from wfrun.store import _fsops  # noqa: E402
+from wfrun.store.file import FileStore  # noqa: E402
+
+DEPS = "import typer, rich, yaml, filelock, jsonschema"
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time of `fn` in seconds."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def process_stats(args: list[str], cwd: Path, repeat: int,
+                  env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Median seconds and max peak RSS (MiB) of a command run `repeat` times."""
+    times, peaks = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        times.append(time.perf_counter() - t0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"{args} exited {code}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+        peaks.append(usage.ru_maxrss / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def durable_write_floor(tmp: Path, repeat: int) -> float:
+    """One atomic durable write of a 2 KB file: temp, fsync, replace, directory fsync."""
+    data = os.urandom(1024).hex().encode()  # 2 KB
+    target = str(tmp / "floor.json")
+    return median_time(lambda: _fsops.durable_write(target, data), repeat)
+
+
+def write_workflows(root: Path) -> Path:
+    wf = root / "workflows"
+    wf.mkdir(parents=True, exist_ok=True)
+    steps = "\n".join(f"  - id: s{i}\n    handler: noop" for i in range(10))
+    (wf / "ten.yaml").write_text(f"steps:\n{steps}\n")
+    (wf / "ten.py").write_text("def noop(ctx):\n    return ctx.run.runs\n")
+    (wf / "one.yaml").write_text("steps:\n  - id: only\n    handler: noop\n")
+    (wf / "one.py").write_text("def noop(ctx):\n    return 1\n")
+    (wf / "approve.yaml").write_text(textwrap.dedent("""\
+        steps:
+          - id: ask
+            wait: true
+            timeout: 30d
+          - id: after
+            handler: noop
+        """))
+    (wf / "approve.py").write_text("def noop(ctx):\n    return 1\n")
+    (wf / "poll.yaml").write_text("steps:\n  - id: poll\n")
+    (wf / "poll.py").write_text(textwrap.dedent("""\
+        def poll(ctx):
+            if ctx.run.runs == 1:
+                ctx.flow.rerun("1s", None, 3)
+            return ctx.run.runs
+        """))
+    return wf
+
+
+def per_step_overhead(root: Path, repeat: int) -> float:
+    """In-process time per step of a 10-step workflow of trivial steps (start to completion)."""
+    wf = write_workflows(root)
+    engine = Engine(FileStore(root / "state-steps"), FakeClock("2026-01-01T00:00:00Z"),
+                    workflows_dir=str(wf))
+    engine.start("ten")  # warm: module import, key creation
+    return median_time(lambda: engine.start("ten"), repeat) / 10
+
+
+def seed_idle_runs(root: Path, state: Path, count: int) -> None:
+    """Create `count` runs suspended on a wait step with a 30-day deadline (idle for tick).
+
+    Seeding skips fsync (a benchmark fixture, not a measurement) to keep setup fast."""
+    wf = write_workflows(root)
+    real_fsync = os.fsync
+    os.fsync = lambda fd: None  # type: ignore[assignment]
+    try:
+        engine = Engine(FileStore(state), FakeClock("2026-01-01T00:00:00Z"), workflows_dir=str(wf))
+        for i in range(count):
+            engine.start("approve", run_id=f"idle{i:07d}")
+    finally:
+        os.fsync = real_fsync
+
+
+def wfrun_cmd(root: Path, state: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "wfrun", "--state-dir", str(state),
+            "--workflows-dir", str(root / "workflows"), *args]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, 10,000 idle runs")
+    parser.add_argument("--idle", type=int, default=100_000, help="idle runs for the tick test")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    opts = parser.parse_args()
+    reps = {"write": 200, "step": 200, "proc": 20, "due": 1000}
+    if opts.quick:
+        reps = {"write": 50, "step": 30, "proc": 7, "due": 200}
+        opts.idle = min(opts.idle, 10_000)
+    tmp = Path(tempfile.mkdtemp(prefix="wfrun-bench-", dir=os.environ.get("BENCH_DIR")))
+    results: dict[str, Any] = {"machine": {"python": sys.version.split()[0],
+                                           "platform": platform.platform(),
+                                           "cpus": os.cpu_count()}}
+    try:
+        results.update(_measure(tmp, reps, opts.idle))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    Path(opts.out).write_text(json.dumps(results, indent=2) + "\n")
+    _print_table(results)
+    print(f"\nwritten to {opts.out}")
+
+
+def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
+    r: dict[str, Any] = {}
+    floor = durable_write_floor(tmp, reps["write"])
+    r["durable_write_ms"] = floor * 1000
+    r["python_pass_ms"], r["python_pass_mib"] = _ms(process_stats([sys.executable, "-c", "pass"], tmp, reps["proc"]))
+    r["import_deps_ms"], r["import_deps_mib"] = _ms(process_stats([sys.executable, "-c", DEPS], tmp, reps["proc"]))
+    step = per_step_overhead(tmp / "steps", reps["step"])
+    r["per_step_ms"] = step * 1000
+    r["per_step_in_durable_writes"] = step / floor
+
+    proj = tmp / "proj"
+    write_workflows(proj)
+    state = proj / "state"
+    r["cold_start_ms"], r["cold_start_mib"] = _ms(process_stats(
+        wfrun_cmd(proj, state, "start", "one"), proj, reps["proc"]))
+    resume_times, resume_peaks = [], []
+    for i in range(reps["proc"]):
+        subprocess.run(wfrun_cmd(proj, state, "start", "approve", "--run-id", f"r{i}"),
+                       check=True, capture_output=True)
+        t, peak = process_stats(wfrun_cmd(proj, state, "resume", f"r{i}", "--data", "{}"), proj, 1)
+        resume_times.append(t)
+        resume_peaks.append(peak)
+    r["cold_resume_ms"] = statistics.median(resume_times) * 1000
+    r["cold_resume_mib"] = max(resume_peaks)
+    r["cold_resume_vs_import_deps"] = r["cold_resume_ms"] / r["import_deps_ms"]
+
+    for count in (0, 10_000, idle):
+        if count and count > idle:
+            continue
+        idle_root = tmp / f"idle{count}"
+        write_workflows(idle_root)
+        idle_state = idle_root / "state"
+        if count:
+            seed_idle_runs(idle_root, idle_state, count)
+        ms, mib = _ms(process_stats(wfrun_cmd(idle_root, idle_state, "tick"), idle_root, reps["proc"]))
+        r[f"tick_idle_{count}_ms"], r[f"tick_idle_{count}_mib"] = ms, mib
+        if count:
+            shutil.rmtree(idle_root, ignore_errors=True)
+    r["tick_idle_max_minus_none_ms"] = r[f"tick_idle_{idle}_ms"] - r["tick_idle_0_ms"]
+
+    due_root = tmp / "due"
+    write_workflows(due_root)
+    due_state = due_root / "state"
+    engine = Engine(FileStore(due_state), FakeClock("2026-01-01T00:00:00Z"),
+                    workflows_dir=str(due_root / "workflows"))
+    for i in range(reps["due"]):
+        engine.start("poll", run_id=f"due{i:05d}")
+    args = wfrun_cmd(due_root, due_state, "tick", "--now", "2026-01-01T01:00:00Z")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=due_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("due tick failed")
+    r["due_reruns"] = reps["due"]
+    r["due_reruns_per_s"] = reps["due"] / elapsed
+    r["due_tick_mib"] = usage.ru_maxrss / 1024
+    r["durable_writes_per_s"] = 1 / floor
+    r["due_reruns_vs_write_rate"] = r["due_reruns_per_s"] / r["durable_writes_per_s"]
+    return r
+
+
+def _ms(pair: tuple[float, float]) -> tuple[float, float]:
+    return pair[0] * 1000, pair[1]
+
+
+TARGETS = [
+    ("per_step_in_durable_writes", "per-step overhead in durable writes", "<= 1.5", lambda v: v <= 1.5),
+    ("cold_resume_vs_import_deps", "cold resume / import of dependencies", "<= 0.75", lambda v: v <= 0.75),
+    ("tick_idle_max_minus_none_ms", "tick over idle runs minus tick over none (ms)", "<= 10", lambda v: v <= 10),
+    ("due_reruns_vs_write_rate", "due reruns per s / durable writes per s", ">= 0.60", lambda v: v >= 0.6),
+    ("cold_resume_mib", "resume peak memory (MiB)", "<= 35", lambda v: v <= 35),
+    ("due_tick_mib", "tick (1,000 due) peak memory (MiB)", "<= 35", lambda v: v <= 35),
+]
+
+
+def _print_table(r: dict[str, Any]) -> None:
+    print(f"{'measure':<48} {'value':>12}")
+    for key, value in r.items():
+        if key != "machine":
+            print(f"{key:<48} {value:>12.3f}")
+    print(f"\n{'target':<48} {'value':>10} {'goal':>8}  met")
+    for key, label, goal, ok in TARGETS:
+        value = r[key]
+        print(f"{label:<48} {value:>10.3f} {goal:>8}  {'yes' if ok(value) else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The logger behind `ctx.log` (imported only when a step logs, to keep start-up cheap)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+
+class _Collector(logging.Handler):
+    """Keeps the records a step logs, for the run's history."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not fail the step
+            message = str(record.msg)
+        self.records.append({"level": record.levelname.lower(), "message": message})
+
+
+def step_logger(name: str, records: list[dict[str, Any]]) -> logging.Logger:
+    """An unregistered logger (not kept forever by logging's manager) that appends to `records`."""
+    logger = logging.Logger(name, logging.DEBUG)
+    logger.addHandler(_Collector(records))
+    return logger
