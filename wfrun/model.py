@@ -49,7 +49,6 @@ class StepState:
     # why a pending step executes again: {"reason": rerun|retry|recovered|resume, ...}
     trigger: dict[str, Any] | None = None
     context: JsonValue = None
-    callback_request: dict[str, Any] | None = None
     reruns: int = 0
     failures: int = 0
     resumed_at: str | None = None

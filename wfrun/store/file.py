@@ -43,12 +43,42 @@ class _FlockClaim(ExecutionClaim):
             self._fd = None
 
 
-def _canonical(run_data: dict[str, Any]) -> bytes:
-    return json.dumps(run_data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+_CHECKSUM_KEY = b'\n "checksum": "'
 
 
-def _checksum(run_data: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(run_data)).hexdigest()
+def _render(schema_version: int, due: str | None, run_data: dict[str, Any]) -> bytes:
+    """The snapshot file: readable JSON, a line per key and per step, checksummed.
+
+    Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
+    encoder, several times slower on every write). The checksum line covers every other byte of
+    the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    run = dict(run_data)
+    steps = run.pop("steps")
+    head = f'{{\n "schema_version": {dump(schema_version)},\n'.encode()
+    lines = [f' "due": {dump(due)},', ' "run": {']
+    lines.extend(f'  "{key}": {dump(value)},' for key, value in run.items())
+    lines.append('  "steps": {')
+    lines.append(",\n".join(f"   {dump(sid)}: {dump(state)}" for sid, state in steps.items()))
+    lines.append("  }\n }\n}\n")
+    body = "\n".join(lines).encode()
+    digest = hashlib.sha256(head + body).hexdigest()
+    return head + f' "checksum": "sha256:{digest}",\n'.encode() + body
+
+
+def _checksum_ok(raw: bytes) -> bool:
+    """Check the checksum line against the rest of the file's bytes."""
+    start = raw.find(_CHECKSUM_KEY)
+    if start < 0:
+        return False
+    end = raw.find(b"\n", start + 1)
+    if end < 0:
+        return False
+    line = raw[start + len(_CHECKSUM_KEY): end]
+    expected = b"sha256:" + hashlib.sha256(raw[: start + 1] + raw[end + 1:]).hexdigest().encode()
+    return line == expected + b'",'
 
 
 def _index_name(due: str, run_id: str) -> str:
@@ -66,6 +96,7 @@ class FileStore(Store):
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
+        self._locks: dict[str, Any] = {}
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -166,8 +197,11 @@ class FileStore(Store):
                 f"{SCHEMA_VERSION}; upgrade wfrun or restore the file"
             )
         data = envelope["run"]
-        if not isinstance(data, dict) or envelope.get("checksum") != _checksum(data):
-            raise StateError(f"snapshot {path} fails its checksum; it is left as it is")
+        if not isinstance(data, dict) or not _checksum_ok(raw):
+            raise StateError(
+                f"snapshot {path} fails its checksum (changed outside wfrun or damaged); "
+                "it is left as it is"
+            )
         try:
             run = Run.from_dict(data)
         except (KeyError, TypeError, AttributeError) as exc:
@@ -202,13 +236,7 @@ class FileStore(Store):
         due = run.next_due()
         new_index = _index_name(due, run.run_id) if due else None
         old_index = self._index.get(run.run_id)
-        envelope = {
-            "schema_version": SCHEMA_VERSION,
-            "checksum": _checksum(run_data),
-            "due": new_index,
-            "run": run_data,
-        }
-        data = json.dumps(envelope, indent=1, ensure_ascii=False).encode()
+        data = _render(SCHEMA_VERSION, new_index, run_data)
         try:
             if new_index and new_index != old_index:
                 self._add_index(new_index)
@@ -302,7 +330,10 @@ class FileStore(Store):
         from filelock import FileLock, Timeout
 
         self._ensure()
-        lock = FileLock(self._path("locks", run_id + ".lock"), mode=0o600)
+        lock = self._locks.get(run_id)
+        if lock is None:  # one object per run: building a FileLock costs more than using it
+            lock = self._locks[run_id] = FileLock(
+                self._path("locks", run_id + ".lock"), mode=0o600, preserve_lock_file=True)
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
         except Timeout:
