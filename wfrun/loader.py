@@ -18,6 +18,7 @@ from wfrun.manifest import SCHEMA_KEYS, Workflow, parse_manifest
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_NODES = 100_000  # after alias expansion: stops YAML alias bombs
 _modules: dict[str, ModuleType] = {}
+_workflows: dict[tuple[str, bool], tuple[tuple[tuple[int, int, int] | None, ...], Workflow]] = {}
 
 
 def find_manifest(name_or_path: str, workflows_dir: str) -> str:
@@ -101,8 +102,30 @@ def load_workflow(path: str, *, check_code: bool = True) -> Workflow:
     """Read and validate a manifest; with `check_code`, also check schemas and handlers.
 
     `check_code=False` (resume, tick) skips importing the module and meta-checking schemas
-    until they are needed, which keeps cold commands fast.
+    until they are needed, which keeps cold commands fast. A workflow whose manifest and module
+    files are unchanged (same inode, size and mtime) is served from a cache, so a tick over many
+    runs of one workflow reads it once.
     """
+    cached = _workflows.get((path, check_code))
+    if cached is not None and cached[0] == _signature(path, cached[1].module_path):
+        return cached[1]
+    workflow = _load_workflow(path, check_code)
+    _workflows[(path, check_code)] = (_signature(path, workflow.module_path), workflow)
+    return workflow
+
+
+def _signature(*paths: str) -> tuple[tuple[int, int, int] | None, ...]:
+    result: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            result.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            result.append(None)
+    return tuple(result)
+
+
+def _load_workflow(path: str, check_code: bool) -> Workflow:
     try:
         size = os.path.getsize(path)
         if size > MAX_MANIFEST_BYTES:

@@ -23,7 +23,7 @@ from typing import Any
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
-from wfrun.model import SCHEMA_VERSION, Run
+from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _fsops
 from wfrun.store.abc import ExecutionClaim, Store
 
@@ -236,6 +236,8 @@ class FileStore(Store):
         due = run.next_due()
         new_index = _index_name(due, run.run_id) if due else None
         old_index = self._index.get(run.run_id)
+        if run.status == RUNNING and old_index and new_index and old_index <= new_index:
+            new_index = old_index  # already due: it will be found if this process dies
         data = _render(SCHEMA_VERSION, new_index, run_data)
         try:
             if new_index and new_index != old_index:
@@ -285,7 +287,7 @@ class FileStore(Store):
                 with suppress(OSError):
                     os.rmdir(self._path("due", bucket))
             for name in names:
-                if name > cutoff:
+                if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
                     break
                 run_id = name.partition("~")[2]
                 self._seen_entries.setdefault(run_id, []).append(name)
