@@ -1,0 +1,214 @@
+"""The Store contract (wfrun/store/abc.py), run against every implementation.
+
+A PostgreSQL store will join `STORES`; each test states one promise of the interface.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.model import RUNNING, SUSPENDED, PAUSE_SUSPEND, Run, StepState
+from wfrun.store.abc import Store
+from wfrun.store.file import FileStore
+
+STORES: dict[str, Callable[[Path], Store]] = {"file": lambda tmp: FileStore(tmp / "state")}
+
+
+@pytest.fixture(params=sorted(STORES))
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Opens a new store object over the same storage (as another process would)."""
+    return lambda: STORES[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Store]) -> Store:
+    return open_store()
+
+
+def make_run(run_id: str, due: str | None = None) -> Run:
+    """A run suspended until `due` (or executing, when `due` is None)."""
+    run = Run(run_id=run_id, workflow="wf", input={"n": 1}, created_at="2026-01-01T00:00:00.000Z",
+              updated_at="2026-01-01T00:00:00.000Z", steps={"a": StepState()})
+    if due is None:
+        run.status = RUNNING
+        run.running_since = "2026-01-01T00:00:00.000Z"
+    else:
+        run.status = SUSPENDED
+        run.steps["a"].status = SUSPENDED
+        run.steps["a"].pause = {"kind": PAUSE_SUSPEND, "since": run.created_at, "due_at": due,
+                                "on_timeout": "cancel", "nonce": "n"}
+    return run
+
+
+def test_create_then_load_returns_the_same_run(store: Store) -> None:
+    run = make_run("r1", "2026-01-02T00:00:00.000Z")
+    store.create(run)
+    assert run.revision == 1
+    loaded = store.load("r1")
+    assert loaded.to_dict() == run.to_dict()
+
+
+def test_create_refuses_an_existing_id(store: Store) -> None:
+    store.create(make_run("r1"))
+    with pytest.raises(ConflictError):
+        store.create(make_run("r1"))
+
+
+def test_load_of_unknown_run_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.load("nope")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 65, "a\x00b", "ｒｕｎ"])
+def test_invalid_run_ids_are_refused_before_any_storage_access(store: Store, bad: str) -> None:
+    with pytest.raises(UsageError):
+        store.load(bad)
+    with pytest.raises(UsageError):
+        store.lock(bad)
+
+
+def test_save_increments_revision_and_persists(store: Store) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    run = store.load("r1")
+    run.steps["a"].output = {"x": 1}
+    store.save(run)
+    assert run.revision == 2
+    assert store.load("r1").steps["a"].output == {"x": 1}
+
+
+def test_save_with_a_stale_revision_conflicts_and_writes_nothing(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    mine = store.load("r1")
+    elsewhere = open_store()
+    other = elsewhere.load("r1")
+    other.steps["a"].output = "theirs"
+    elsewhere.save(other)
+    mine.steps["a"].output = "mine"
+    with pytest.raises(ConflictError):
+        store.save(mine)
+    assert store.load("r1").steps["a"].output == "theirs"
+
+
+def test_due_lists_only_runs_due_at_or_before_now_in_due_order(store: Store) -> None:
+    store.create(make_run("late", "2026-01-03T00:00:00.000Z"))
+    store.create(make_run("early", "2026-01-02T00:00:00.000Z"))
+    store.create(make_run("future", "2027-01-01T00:00:00.000Z"))
+    assert store.due("2026-01-01T12:00:00.000Z") == []
+    assert store.due("2026-01-03T00:00:00.000Z") == ["early", "late"]
+    assert store.due("2026-01-03T00:00:00.000Z", limit=1) == ["early"]
+
+
+def test_due_follows_saves_and_finished_runs_leave_the_index(store: Store) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    run = store.load("r1")
+    run.steps["a"].pause = dict(run.steps["a"].pause or {}, due_at="2026-02-01T00:00:00.000Z")
+    store.save(run)
+    assert store.due("2026-01-15T00:00:00.000Z") == []
+    assert store.due("2026-02-01T00:00:00.000Z") == ["r1"]
+    run.status = "completed"
+    store.save(run)
+    assert store.due("2030-01-01T00:00:00.000Z") == []
+
+
+def test_an_executing_run_is_due_at_once(store: Store) -> None:
+    store.create(make_run("busy"))
+    assert store.due("2026-01-01T00:00:00.000Z") == ["busy"]
+
+
+def test_due_reads_no_snapshot(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(50):
+        store.create(make_run(f"idle{i}", "2027-01-01T00:00:00.000Z"))
+    store.create(make_run("soon", "2026-01-02T00:00:00.000Z"))
+
+    def no_reads(*args: object, **kwargs: object) -> Run:
+        raise AssertionError("due() must not read snapshots")
+
+    monkeypatch.setattr(type(store), "load", no_reads)
+    assert store.due("2026-06-01T00:00:00.000Z") == ["soon"]
+
+
+def test_reindex_drops_stale_entries(store: Store) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    run = store.load("r1")
+    assert store.due("2026-01-02T00:00:00.000Z") == ["r1"]
+    run.steps["a"].pause = None
+    run.status = "completed"
+    store.reindex(run)
+    assert store.due("2030-01-01T00:00:00.000Z") == []
+
+
+def _hold_claim(root: str, run_id: str, ready: object, stop: object) -> None:
+    held = FileStore(root).claim(run_id)
+    assert held is not None
+    ready.set()  # type: ignore[attr-defined]
+    stop.wait(10)  # type: ignore[attr-defined]
+
+
+def test_claim_is_exclusive_and_dies_with_its_process(store: Store, tmp_path: Path) -> None:
+    if not isinstance(store, FileStore):
+        pytest.skip("process test written for the file store")
+    store.create(make_run("r1"))
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_claim, args=(store.root, "r1", ready, stop))
+    proc.start()
+    assert ready.wait(10)
+    assert store.is_claimed("r1")
+    assert store.claim("r1") is None
+    os.kill(proc.pid or 0, 9)
+    proc.join(10)
+    assert not store.is_claimed("r1")
+    claim = store.claim("r1")
+    assert claim is not None
+    claim.release()
+    claim.release()  # idempotent
+
+
+def test_history_appends_in_order_and_survives_a_torn_last_line(store: Store) -> None:
+    store.create(make_run("r1"))
+    store.append_history("r1", [{"type": "a"}, {"type": "b"}])
+    store.append_history("r1", [{"type": "c"}])
+    store.sync_history("r1")
+    assert [e["type"] for e in store.read_history("r1")] == ["a", "b", "c"]
+    if isinstance(store, FileStore):
+        with open(os.path.join(store.root, "runs", "r1.history.jsonl"), "ab") as fh:
+            fh.write(b'{"type": "tor')
+        assert [e["type"] for e in store.read_history("r1")] == ["a", "b", "c"]
+
+
+def test_secret_key_is_stable_private_and_not_in_snapshots(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    key = store.secret_key()
+    assert len(key) >= 32
+    assert open_store().secret_key() == key
+    store.create(make_run("r1"))
+    if isinstance(store, FileStore):
+        assert key.hex() not in Path(store.describe("r1")).read_text()
+        assert os.stat(os.path.join(store.root, "keys", "url.key")).st_mode & 0o777 == 0o600
+
+
+def test_a_corrupt_snapshot_is_reported_untouched_and_others_still_listed(store: Store) -> None:
+    if not isinstance(store, FileStore):
+        pytest.skip("corruption is injected through files")
+    store.create(make_run("good", "2026-01-02T00:00:00.000Z"))
+    store.create(make_run("bad", "2026-01-02T00:00:00.000Z"))
+    path = Path(store.describe("bad"))
+    raw = bytearray(path.read_bytes())
+    index = raw.index(b'"wf"') + 2
+    raw[index] = ord("x")  # still valid JSON: only the checksum can tell
+    path.write_bytes(bytes(raw))
+    with pytest.raises(StateError, match="checksum"):
+        FileStore(store.root).load("bad")
+    assert path.read_bytes() == bytes(raw)
+    items = list(FileStore(store.root).iter_runs())
+    assert [r.run_id for r in items if isinstance(r, Run)] == ["good"]
+    assert any(isinstance(r, StateError) and "bad.json" in str(r) for r in items)
