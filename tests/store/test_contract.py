@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
-from wfrun.model import RUNNING, SUSPENDED, PAUSE_SUSPEND, Run, StepState
+from wfrun.model import PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
 from wfrun.store.abc import Store
 from wfrun.store.file import FileStore
 
