@@ -30,7 +30,7 @@ def tick(
     """
     engine = settings().engine(now)
     if not watch:
-        raise typer.Exit(_tick_once(engine, as_json))
+        raise typer.Exit(_tick_once(engine, as_json, limit))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -43,12 +43,12 @@ def tick(
         if now is None:
             engine = settings().engine(None)
             engine.should_stop = stop.is_set
-        _tick_once(engine, as_json)
+        _tick_once(engine, as_json, limit)
         stop.wait(interval)
 
 
-def _tick_once(engine: Any, as_json: bool) -> int:
-    report = engine.tick(limit=None)
+def _tick_once(engine: Any, as_json: bool, limit: int | None = None) -> int:
+    report = engine.tick(limit=limit)
     failed = any(a["status"] == "failed" for a in report.advanced)
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)

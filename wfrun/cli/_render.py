@@ -104,8 +104,11 @@ def table(columns: list[str], rows: list[list[str]], empty: str) -> None:
         console.print(empty)
         return
     out = Table(box=None, pad_edge=False, header_style="bold")
-    for column in columns:
-        out.add_column(column)
+    for i, column in enumerate(columns):
+        if i == 0:  # the run id: never shortened, so it can be copied from a narrow terminal
+            out.add_column(column, no_wrap=True, min_width=max(len(r[0]) for r in rows))
+        else:  # the rest wraps rather than being cut off with "…"
+            out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*[_status(c) if c in STATUS_STYLE else escape(c) for c in row])
     console.print(out)
