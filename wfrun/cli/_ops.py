@@ -54,6 +54,9 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:
         print(f"error: run {err['run_id']}: {err['message']}", file=sys.stderr)
+    for item in report.advanced:
+        if item["status"] == "failed":
+            print(f"error: run {item['run_id']} failed (wfrun show {item['run_id']})", file=sys.stderr)
     if as_json:
         emit_json({"advanced": report.advanced, "errors": report.errors})
     elif report.advanced:
@@ -95,7 +98,8 @@ def validate(
     else:
         for item in results:
             if item["ok"]:
-                print(f"ok      {item['workflow']} ({item['steps']} steps) {item['path']}")
+                count = item["steps"]
+                print(f"ok      {item['workflow']} ({count} step{'s' if count != 1 else ''}) {item['path']}")
             else:
                 print(f"error: {item['error']}", file=sys.stderr)
     if not targets:
@@ -134,7 +138,7 @@ def list_workflows(as_json: JsonOpt = False) -> None:
     _render.table(
         ["workflow", "steps", "description"],
         [[r["name"] or f"(invalid) {r['path']}",
-          " → ".join(s["id"] for s in r["steps"]) or (r["error"] or ""),
+          ", ".join(s["id"] for s in r["steps"]) or (r["error"] or ""),
           r["description"]] for r in rows],
         f"no workflows in {engine.workflows_dir}",
     )

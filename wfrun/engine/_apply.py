@@ -116,7 +116,7 @@ def apply_outcome(
     if pause is None:
         _complete(state, step_id, now, events)
     elif pause.kind == "suspend":
-        timeout = pause.timeout or spec.timeout or DEFAULT_TIMEOUT
+        timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
         state.status = SUSPENDED
         state.suspend_data = pause.data
         state.pause = {

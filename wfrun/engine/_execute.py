@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 import traceback
 from collections.abc import Callable
 from datetime import datetime
@@ -45,11 +47,13 @@ def execute(
     )
     outcome = Outcome()
     try:
-        result = function(ctx)
-        if inspect.isawaitable(result):
-            import asyncio  # only for async steps: asyncio costs ~30 ms to import
+        # What a step prints goes to stderr: stdout belongs to wfrun (--json documents).
+        with contextlib.redirect_stdout(sys.stderr):
+            result = function(ctx)
+            if inspect.isawaitable(result):
+                import asyncio  # only for async steps: asyncio costs ~30 ms to import
 
-            result = asyncio.run(_await(result))
+                result = asyncio.run(_await(result))
         outcome.output = result
     except (Exception, SystemExit) as exc:
         outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}

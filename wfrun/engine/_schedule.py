@@ -122,7 +122,7 @@ def mark_running(run: Run, step_id: str, now: datetime, events: Events) -> None:
 
 
 def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events) -> None:
-    timeout = spec.timeout or DEFAULT_TIMEOUT
+    timeout = DEFAULT_TIMEOUT if spec.timeout is None else spec.timeout
     state.status = SUSPENDED
     state.runs += 1
     state.started_at = state.started_at or to_iso(now)

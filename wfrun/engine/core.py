@@ -327,7 +327,14 @@ class Engine:
         return report
 
     def _tick_run(self, run_id: str, claim: ExecutionClaim, report: TickReport) -> None:
-        run = self.store.load(run_id)
+        try:
+            run = self.store.load(run_id)
+        except NotFoundError:
+            with self.store.lock(run_id):  # creation holds this lock: no run is half-made now
+                if not self.store.exists(run_id):
+                    self.store.drop_index(run_id)  # its snapshot was deleted by hand
+            claim.release()
+            return
         if run.finished:
             with self.store.lock(run_id):
                 self.store.reindex(self.store.load(run_id))

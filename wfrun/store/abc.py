@@ -95,6 +95,11 @@ class Store(ABC):
         `due`). Call it under the run's lock after loading a run that turned out not due."""
 
     @abstractmethod
+    def drop_index(self, run_id: str) -> None:
+        """Remove the due-index entries of a run that no longer exists (its snapshot was
+        deleted by hand). Call it under the run's lock, after checking `exists` is False."""
+
+    @abstractmethod
     def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
         """Append events to the run's history; the cost does not grow with its length.
 

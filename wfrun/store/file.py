@@ -5,7 +5,7 @@ Layout (private to this module):
     .wfstate/                      0700
       runs/RUN.json                the snapshot: {"schema_version", "checksum", "due", "run"}
       runs/RUN.history.jsonl       the run's events, appended one line each
-      due/YYYYMMDDHH/TIME~RUN      the due index: one empty file per run that tick must visit
+      due/YYYYMMDDTHH/TIME~RUN     the due index: one empty file per run that tick must visit
       locks/RUN.lock, RUN.exec     the state lock (filelock) and the execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
 """
@@ -306,6 +306,11 @@ class FileStore(Store):
             if stale and stale != wanted:
                 self._remove_index(stale)
 
+    def drop_index(self, run_id: str) -> None:
+        for stale in {self._index.pop(run_id, None), *self._seen_entries.pop(run_id, [])}:
+            if stale:
+                self._remove_index(stale)
+
     # -- listing -----------------------------------------------------------------------------
 
     def iter_runs(self) -> Iterator[Run | Exception]:
@@ -426,13 +431,21 @@ class FileStore(Store):
             # Write the key under a temporary name, then link it into place: a concurrent
             # process either wins the link or reads the complete key the winner wrote.
             tmp = path + f".tmp-{os.urandom(6).hex()}"
-            _fsops.durable_write(tmp, os.urandom(32))
             try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
+                _fsops.durable_write(tmp, os.urandom(32))
+                try:
+                    os.link(tmp, path)
+                    _fsops.fsync_dir(os.path.dirname(path))  # the link must outlive a crash too
+                except FileExistsError:
+                    pass
+            except OSError as exc:
+                raise StateError(
+                    f"cannot write the URL signing key {path}: {exc.strerror or exc}"
+                    + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
+                ) from exc
             finally:
-                os.unlink(tmp)
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp)
             with open(path, "rb") as fh:
                 key = fh.read()
         self._key = key
