@@ -44,19 +44,27 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples)
 
 
-def process_stats(args: list[str], cwd: Path, repeat: int,
-                  env: dict[str, str] | None = None) -> tuple[float, float]:
+def process_stats(
+    args: list[str], cwd: Path, repeat: int, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Median seconds and max peak RSS (MiB) of a command run `repeat` times."""
     times, peaks = [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - t0)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
-            raise RuntimeError(f"{args} exited {code}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+            raise RuntimeError(
+                f"{args} exited {code}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+            )
         peaks.append(usage.ru_maxrss / 1024)
     return statistics.median(times), max(peaks)
 
@@ -76,30 +84,33 @@ def write_workflows(root: Path) -> Path:
     (wf / "ten.py").write_text("def noop(ctx):\n    return ctx.run.runs\n")
     (wf / "one.yaml").write_text("steps:\n  - id: only\n    handler: noop\n")
     (wf / "one.py").write_text("def noop(ctx):\n    return 1\n")
-    (wf / "approve.yaml").write_text(textwrap.dedent("""\
+    (wf / "approve.yaml").write_text(
+        textwrap.dedent("""\
         steps:
           - id: ask
             wait: true
             timeout: 30d
           - id: after
             handler: noop
-        """))
+        """)
+    )
     (wf / "approve.py").write_text("def noop(ctx):\n    return 1\n")
     (wf / "poll.yaml").write_text("steps:\n  - id: poll\n")
-    (wf / "poll.py").write_text(textwrap.dedent("""\
+    (wf / "poll.py").write_text(
+        textwrap.dedent("""\
         def poll(ctx):
             if ctx.run.runs == 1:
                 ctx.flow.rerun("1s", None, 3)
             return ctx.run.runs
-        """))
+        """)
+    )
     return wf
 
 
 def per_step_overhead(root: Path, repeat: int) -> float:
     """In-process time per step of a 10-step workflow of trivial steps (start to completion)."""
     wf = write_workflows(root)
-    engine = Engine(FileStore(root / "state-steps"), FakeClock("2026-01-01T00:00:00Z"),
-                    workflows_dir=str(wf))
+    engine = Engine(FileStore(root / "state-steps"), FakeClock("2026-01-01T00:00:00Z"), workflows_dir=str(wf))
     engine.start("ten")  # warm: module import, key creation
     return median_time(lambda: engine.start("ten"), repeat) / 10
 
@@ -120,8 +131,16 @@ def seed_idle_runs(root: Path, state: Path, count: int) -> None:
 
 
 def wfrun_cmd(root: Path, state: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "wfrun", "--state-dir", str(state),
-            "--workflows-dir", str(root / "workflows"), *args]
+    return [
+        sys.executable,
+        "-m",
+        "wfrun",
+        "--state-dir",
+        str(state),
+        "--workflows-dir",
+        str(root / "workflows"),
+        *args,
+    ]
 
 
 def main() -> None:
@@ -135,9 +154,9 @@ def main() -> None:
         reps = {"write": 50, "step": 30, "proc": 7, "due": 200}
         opts.idle = min(opts.idle, 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="wfrun-bench-", dir=os.environ.get("BENCH_DIR")))
-    results: dict[str, Any] = {"machine": {"python": sys.version.split()[0],
-                                           "platform": platform.platform(),
-                                           "cpus": os.cpu_count()}}
+    results: dict[str, Any] = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    }
     try:
         results.update(_measure(tmp, reps, opts.idle))
     finally:
@@ -151,8 +170,12 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     r: dict[str, Any] = {}
     floor = durable_write_floor(tmp, reps["write"])
     r["durable_write_ms"] = floor * 1000
-    r["python_pass_ms"], r["python_pass_mib"] = _ms(process_stats([sys.executable, "-c", "pass"], tmp, reps["proc"]))
-    r["import_deps_ms"], r["import_deps_mib"] = _ms(process_stats([sys.executable, "-c", DEPS], tmp, reps["proc"]))
+    r["python_pass_ms"], r["python_pass_mib"] = _ms(
+        process_stats([sys.executable, "-c", "pass"], tmp, reps["proc"])
+    )
+    r["import_deps_ms"], r["import_deps_mib"] = _ms(
+        process_stats([sys.executable, "-c", DEPS], tmp, reps["proc"])
+    )
     step = per_step_overhead(tmp / "steps", reps["step"])
     r["per_step_ms"] = step * 1000
     r["per_step_in_durable_writes"] = step / floor
@@ -160,12 +183,14 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     proj = tmp / "proj"
     write_workflows(proj)
     state = proj / "state"
-    r["cold_start_ms"], r["cold_start_mib"] = _ms(process_stats(
-        wfrun_cmd(proj, state, "start", "one"), proj, reps["proc"]))
+    r["cold_start_ms"], r["cold_start_mib"] = _ms(
+        process_stats(wfrun_cmd(proj, state, "start", "one"), proj, reps["proc"])
+    )
     resume_times, resume_peaks = [], []
     for i in range(reps["proc"]):
-        subprocess.run(wfrun_cmd(proj, state, "start", "approve", "--run-id", f"r{i}"),
-                       check=True, capture_output=True)
+        subprocess.run(
+            wfrun_cmd(proj, state, "start", "approve", "--run-id", f"r{i}"), check=True, capture_output=True
+        )
         t, peak = process_stats(wfrun_cmd(proj, state, "resume", f"r{i}", "--data", "{}"), proj, 1)
         resume_times.append(t)
         resume_peaks.append(peak)
@@ -190,8 +215,9 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     due_root = tmp / "due"
     write_workflows(due_root)
     due_state = due_root / "state"
-    engine = Engine(FileStore(due_state), FakeClock("2026-01-01T00:00:00Z"),
-                    workflows_dir=str(due_root / "workflows"))
+    engine = Engine(
+        FileStore(due_state), FakeClock("2026-01-01T00:00:00Z"), workflows_dir=str(due_root / "workflows")
+    )
     for i in range(reps["due"]):
         engine.start("poll", run_id=f"due{i:05d}")
     args = wfrun_cmd(due_root, due_state, "tick", "--now", "2026-01-01T01:00:00Z")
@@ -216,7 +242,12 @@ def _ms(pair: tuple[float, float]) -> tuple[float, float]:
 TARGETS = [
     ("per_step_in_durable_writes", "per-step overhead in durable writes", "<= 1.5", lambda v: v <= 1.5),
     ("cold_resume_vs_import_deps", "cold resume / import of dependencies", "<= 0.75", lambda v: v <= 0.75),
-    ("tick_idle_max_minus_none_ms", "tick over idle runs minus tick over none (ms)", "<= 10", lambda v: v <= 10),
+    (
+        "tick_idle_max_minus_none_ms",
+        "tick over idle runs minus tick over none (ms)",
+        "<= 10",
+        lambda v: v <= 10,
+    ),
     ("due_reruns_vs_write_rate", "due reruns per s / durable writes per s", ">= 0.60", lambda v: v >= 0.6),
     ("cold_resume_mib", "resume peak memory (MiB)", "<= 35", lambda v: v <= 35),
     ("due_tick_mib", "tick (1,000 due) peak memory (MiB)", "<= 35", lambda v: v <= 35),

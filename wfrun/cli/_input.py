@@ -38,7 +38,15 @@ def parse_json(raw: bytes, option: str) -> Any:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{option} is not valid UTF-8 (byte {exc.start}); send JSON text") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        if "\\u" in text:  # a lone surrogate escape parses, but cannot be stored as UTF-8
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{option} has a \\u escape of a lone surrogate (\\ud800-\\udfff), which is not "
+            "text; send valid Unicode"
+        ) from None
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -47,6 +55,17 @@ def parse_json(raw: bytes, option: str) -> Any:
         raise UsageError(f"{option} is nested too deeply to be accepted") from None
     except ValueError as exc:  # duplicate keys, NaN, integers over Python's digit limit
         raise UsageError(f"{option} is not acceptable JSON: {exc}") from None
+
+
+def check_text(value: str | None, option: str) -> None:
+    """Refuse option text that is not valid Unicode (bytes the shell passed undecoded)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"{option} is not valid UTF-8 text (character {exc.start + 1})"
+            ) from None
 
 
 def read_payload(value: str | None, option: str) -> tuple[bool, Any]:

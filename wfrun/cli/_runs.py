@@ -50,6 +50,7 @@ def resume(
     check_run_id(run_id)
     if action is not None and not (0 < len(action) <= 100):
         raise UsageError("--action must be 1 to 100 characters")
+    _input.check_text(action, "--action")
     _, payload = _input.read_payload(data, "--data")
     engine = settings().engine()
     finish_run(engine, engine.resume(run_id, payload, step, action), as_json)
@@ -66,6 +67,7 @@ def cancel(
 
     Example: wfrun cancel RUN --reason "duplicate request"
     """
+    _input.check_text(reason, "--reason")
     engine = settings().engine()
     finish_run(engine, engine.cancel(run_id, reason), as_json)
 

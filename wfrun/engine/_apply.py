@@ -50,7 +50,7 @@ class Outcome:
 def json_problem(value: Any) -> str | None:
     """Why `value` cannot be stored as JSON, or None if it can."""
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()  # lone surrogates too
     except (TypeError, ValueError) as exc:
         return str(exc)
     except RecursionError:
@@ -223,7 +223,7 @@ def apply_resume(
 ) -> None:
     """Hand data to a suspended step (it completes) or a rerun-pending one (it reruns now)."""
     state = run.steps[spec.id]
-    if run.finished:
+    if run.finished and not state.resumed_at:  # if it was resumed, say when (below)
         raise ConflictError(f"run {run.run_id} is {run.status}; it cannot be resumed")
     kind = (state.pause or {}).get("kind")
     if state.status == SUSPENDED:

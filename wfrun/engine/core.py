@@ -219,7 +219,11 @@ class Engine:
         claim = self.store.claim(run_id)
         if claim is None:
             run, _ = self._transition(run_id, workflow, mutate, execute=False)
-            if run.status == RUNNING:
+            if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
+                result = self._continue_if_woken(run, workflow, warnings)
+                if result.run.status != RUNNING:
+                    return result
+                run = result.run
                 warnings.append(
                     f"run {run_id} is being executed by another process; it continues there "
                     "(or at the next tick)"
@@ -278,6 +282,8 @@ class Engine:
         if len(candidates) == 1:
             return candidates[0]
         if not candidates:
+            if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
+                raise ConflictError(_finished_message(run, None))
             raise ConflictError(
                 f"run {run.run_id} is {run.status} and has no step waiting for data"
             )
@@ -289,6 +295,7 @@ class Engine:
     def cancel(self, run_id: str, reason: str | None = None) -> Result:
         """Cancel a run that has not finished; a step executing right now finishes first."""
         check_run_id(run_id)
+        self.store.load(run_id)  # no such run, or unreadable: say so before creating a lock file
         with self.store.lock(run_id):
             run = self.store.load(run_id)
             now = self.clock.now()

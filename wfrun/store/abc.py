@@ -122,3 +122,21 @@ class Store(ABC):
     @abstractmethod
     def describe(self, run_id: str) -> str:
         """Where the run lives, for messages (a file path for the file store)."""
+
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        """Examine everything stored and change nothing (for `wfrun doctor`).
+
+        Returns how many runs were examined and one `{"path", "kind", "reason"}` per problem;
+        `kind` is `snapshot` (cannot be read, parsed or verified), `history` (unreadable, or
+        has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
+        never read as state) or `index` (a run that tick must visit is missing from the due
+        index). Reads every run, so its cost grows with all runs; takes no lock, so a run
+        being changed meanwhile may be reported and should be checked again. This default
+        knows only `iter_runs`; implementations report what else they can see.
+        """
+        runs, problems = 0, []
+        for item in self.iter_runs():
+            runs += 1
+            if isinstance(item, Exception):
+                problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
+        return runs, problems

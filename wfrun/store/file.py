@@ -81,6 +81,25 @@ def _checksum_ok(raw: bytes) -> bool:
     return line == expected + b'",'
 
 
+def _history_problem(path: str) -> str | None:
+    """Why a history file cannot be fully read, or None (for `check`)."""
+    bad: list[int] = []
+    try:
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    if not isinstance(json.loads(line), dict):
+                        bad.append(number)
+                except ValueError:
+                    bad.append(number)
+    except OSError as exc:
+        return f"cannot read history: {exc.strerror}"
+    if not bad:
+        return None
+    return (f"{len(bad)} line(s) are not JSON events (first: line {bad[0]}); they are skipped "
+            "when the history is read")
+
+
 def _index_name(due: str, run_id: str) -> str:
     """`2026-11-22T09:00:00.000Z` -> `20261122T090000.000Z~RUN` (sorts by time)."""
     return due.replace("-", "").replace(":", "") + "~" + run_id
@@ -168,6 +187,7 @@ class FileStore(Store):
 
     def load(self, run_id: str) -> Run:
         path = self._snapshot_path(run_id)
+        self._exists_dir()  # never read from a state directory others can write to
         try:
             with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -244,9 +264,13 @@ class FileStore(Store):
                 self._add_index(new_index)
             _fsops.durable_write(path, data)
         except OSError as exc:
+            kept = "the previous state is intact"
+            with suppress(OSError), open(path, "rb") as fh:
+                if fh.read() == data:  # renamed into place; only the directory fsync failed
+                    kept = "the new state is in place but may not survive a power cut"
             raise StateError(
-                f"cannot write snapshot {path}: {exc.strerror or exc}; the previous state is "
-                "intact" + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
+                f"cannot write snapshot {path}: {exc.strerror or exc}; {kept}"
+                + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
             ) from exc
         run.revision += 1
         st = os.stat(path)
@@ -325,6 +349,44 @@ class FileStore(Store):
                 yield exc
             except NotFoundError:
                 continue
+
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        if not self._exists_dir():
+            return 0, []
+        runs, problems = 0, []
+        for sub in ("runs", "keys"):
+            try:
+                names = sorted(os.listdir(self._path(sub)))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                path = self._path(sub, name)
+                if ".tmp-" in name:
+                    problems.append({"path": path, "kind": "temp", "reason": (
+                        "a temporary file left by an interrupted write; it is never read as "
+                        "state and can be deleted")})
+                elif sub == "runs" and name.endswith(".history.jsonl"):
+                    reason = _history_problem(path)
+                    if reason:
+                        problems.append({"path": path, "kind": "history", "reason": reason})
+                elif sub == "runs" and name.endswith(".json"):
+                    runs += 1
+                    problems.extend(self._check_snapshot(name[: -len(".json")], path))
+        return runs, problems
+
+    def _check_snapshot(self, run_id: str, path: str) -> list[dict[str, str]]:
+        try:
+            run = self.load(run_id)
+        except (StateError, UsageError) as exc:
+            return [{"path": path, "kind": "snapshot", "reason": exc.message}]
+        except NotFoundError:
+            return []  # deleted meanwhile
+        entry = self._index.get(run_id)
+        if run.next_due() and not (entry and os.path.exists(self._path("due", entry[:11], entry))):
+            return [{"path": path, "kind": "index", "reason": (
+                f"run {run_id} is {run.status} but its due-index entry {entry or '(none)'} is "
+                "missing, so tick will not visit it")}]
+        return []
 
     # -- locks and claims ----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The reliability suite: crash points, kill -9, concurrency, corruption, bad input, permissions."""

@@ -1,0 +1,38 @@
+"""`wfrun doctor`: check every snapshot and history file, and find leftover temporary files."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import JsonOpt, app, emit_json, handle_errors, settings
+
+
+@app.command()
+@handle_errors
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check that every run's snapshot reads and verifies; report what does not. Changes nothing.
+
+    Reports snapshots that cannot be read, parsed or verified, history lines that are not JSON,
+    temporary files left by interrupted writes, and runs missing from the due index, each with
+    its path and the reason. Exits 5 if it found any, 0 otherwise.
+
+    Example: wfrun doctor --json | jq '.problems[].path'
+    """
+    engine = settings().engine()
+    runs, problems = engine.store.check()
+    if as_json:
+        emit_json({"state_dir": settings().state_dir, "runs": runs, "ok": not problems,
+                   "problems": problems})
+    else:
+        from . import _render
+
+        _render.lines([f"{p['path']}  {p['kind']}: {p['reason']}" for p in problems]
+                      + [f"checked {runs} run(s) in {settings().state_dir}: "
+                         + (f"{len(problems)} problem(s)" if problems else "no problems")])
+    if problems:
+        if not as_json:
+            from . import _render
+
+            _render.error(f"{len(problems)} problem(s) in {settings().state_dir}; see the list "
+                          "above (each with its file and why)")
+        raise typer.Exit(5)
