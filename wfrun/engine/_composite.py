@@ -84,7 +84,8 @@ def begin_next(run: Run, workflow: Workflow, step_id: str, now: datetime,
             return None
         state.iterations = [StepState() for _ in items]
         events.append(event(now, "foreach_started", step_id, iterations=len(items)))
-    for index, it in enumerate(state.iterations):
+    failed = any(it.status == FAILED for it in state.iterations)  # fail fast: none after it
+    for index, it in enumerate([] if failed else state.iterations):
         name = label(step_id, index)
         if it.status == RUNNING:  # left running by a process that died: execute it again
             it.trigger = {"reason": "recovered"}

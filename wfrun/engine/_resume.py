@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
-from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError
+from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.model import Run
 
 from ._address import Segment, join, parse
@@ -116,3 +116,26 @@ def _choose(run: Run, where: str, under: list[str]) -> Exception:
                              "for data")
     return UsageError(f"run {run.run_id} has several steps under '{where}' that can take data "
                       f"({', '.join(under)}); choose one with --step")
+
+
+def finished_message(engine: Engine, run: Run, step: str | None) -> str | None:
+    """For a finished run resumed by address: when that iteration or child step was resumed."""
+    if step is None or ("/" not in step and "[" not in step):
+        return None
+    current, segments = run, parse(step)
+    for depth, segment in enumerate(segments):
+        try:
+            it = node(current, segment.step, segment.index)
+        except (KeyError, IndexError):
+            return None
+        last = depth == len(segments) - 1
+        if last and it.resumed_at:
+            return (f"step '{step}' of run {run.run_id} was already resumed at "
+                    f"{it.resumed_at}; the run is {run.status} and its data is kept")
+        if last or not it.child:
+            return None
+        try:
+            current = engine.store.load(it.child)
+        except WfrunError:
+            return None
+    return None

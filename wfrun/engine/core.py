@@ -269,7 +269,8 @@ class Engine:
         run = self.store.load(run_id)
         warnings: list[str] = []
         if run.finished:
-            raise ConflictError(_finished_message(run, step))
+            raise ConflictError(_resume.finished_message(self, run, step)
+                                or _finished_message(run, step))
         found = _resume.resume_target(self, run, step)
         if not isinstance(found, str):
             return _resume.resume_nested(self, run, found, data, action, request)
