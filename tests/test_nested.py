@@ -364,3 +364,36 @@ def test_validate_refuses_workflows_that_nest_each_other(project: Project) -> No
         out = project.run("validate", name)
         assert out.code == 2
         assert "cycle" in out.stderr and "cannot run itself" in out.stderr
+
+
+def test_cancel_while_the_child_runs_cancels_the_child_too(project: Project) -> None:
+    project.workflow("child", """
+        name: child
+        steps:
+          - id: look
+          - id: approve
+            wait: true
+    """, """
+        import subprocess, sys
+
+        def look(ctx):
+            state = ctx.input["state"]
+            subprocess.run([sys.executable, "-m", "wfrun", "--state-dir", state, "cancel", "p1"],
+                           check=True, capture_output=True)
+            return "looked"
+    """)
+    project.workflow("parent", """
+        name: parent
+        steps:
+          - id: review
+            workflow: child
+    """)
+    doc = project.json("start", "parent", "--run-id", "p1", "--input",
+                       json.dumps({"state": str(project.state)}))
+    assert doc["status"] == "cancelled"
+    assert doc["steps"]["review"]["child_run_id"] == "p1--review"
+    child = project.json("show", "p1--review")
+    assert child["status"] == "cancelled"
+    assert child["steps"]["look"] == {**child["steps"]["look"], "status": "completed",
+                                      "output": "looked"}
+    assert project.json("pending") == []

@@ -111,6 +111,7 @@ def execute_composite(engine: Engine, run: Run, workflow: Workflow,
 
         run, step = engine._transition(run_id, workflow, record, execute=True)
         ack(engine, result)
+        close_children(engine, run)  # cancelled while the child ran: the child goes too
         return run, step
     chosen: list[int | None] = [None]
 
@@ -133,6 +134,7 @@ def execute_composite(engine: Engine, run: Run, workflow: Workflow,
 
             run, step = engine._transition(run_id, workflow, record_child, execute=True)
             ack(engine, result)
+            close_children(engine, run)
             continue
         name = label(step_id, index)
         outcome = execute(

@@ -171,6 +171,11 @@ def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: i
     name = label(step_id, index)
     for record in outcome.logs:
         events.append(event(now, "log", name, **record))
+    if it.status == CANCELLED and run.status == CANCELLED and outcome.error is None:
+        it.output = outcome.output  # cancelled while it ran: it finishes, nothing more runs
+        it.status = COMPLETED
+        events.append(event(now, "step_completed", name, note="run was cancelled meanwhile"))
+        return
     if it.status != RUNNING:
         return
     it.trigger = None
@@ -246,11 +251,12 @@ def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildR
     running node is being executed elsewhere and is left alone (False: tell it again later).
     A finished parent, or a node that no longer owns this child, counts as agreeing.
     """
-    if run.finished:
-        return True
     try:
         it = node(run, step_id, index)
     except (KeyError, IndexError):
+        return True
+    if run.finished:
+        it.child = it.child or result.child_id  # so that closing the run cancels the child
         return True
     if it.child not in (None, result.child_id) or it.status in (COMPLETED, FAILED, CANCELLED,
                                                                  SKIPPED):
