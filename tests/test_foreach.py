@@ -239,3 +239,40 @@ def test_batch_approval_example(project: Project) -> None:
     done = project.json("show", "b1")
     assert done["status"] == "completed"
     assert done["output"] == {"approved": ["a", "c"], "rejected": ["b"], "total_approved": 920}
+
+
+def test_a_failing_iteration_is_retried_on_its_own(project: Project) -> None:
+    project.workflow("fe", FOREACH.replace(
+        "        resume_schema: {type: object, required: [ok]}",
+        "        retry: {max_attempts: 2, delay: 30s}"), """
+        def items(ctx):
+            return [1, 2]
+
+        def each(ctx):
+            if ctx.item == 1 and ctx.run.runs == 1:
+                raise RuntimeError("flaky")
+            return ctx.item * ctx.run.runs
+
+        def total(ctx):
+            return ctx.steps["each"].output
+    """)
+    doc = start(project)
+    assert doc["status"] == "waiting"
+    assert [(w["step"], w["kind"]) for w in doc["waiting"]] == [("each[0]", "retry")]
+    assert doc["steps"]["each"]["iterations"][1]["status"] == "completed"
+    report = project.json("tick", "--now", "2030-01-01T00:00:00Z")
+    assert [(a["step"], a["reason"], a["status"]) for a in report["advanced"]] == [
+        ("each[0]", "retry", "completed")]
+    assert project.json("show", "f1")["output"] == [2, 2]
+
+
+def test_an_iteration_suspension_times_out_per_its_on_timeout(project: Project) -> None:
+    fe(project, """            if ctx.index == 1:
+                ctx.flow.suspend(timeout="1h", on_timeout="resume")
+            return ctx.index""")
+    doc = start(project)
+    deadline = doc["suspended"][0]["deadline"]
+    report = project.json("tick", "--now", deadline)
+    assert [(a["step"], a["reason"], a["status"]) for a in report["advanced"]] == [
+        ("each[1]", "timeout", "completed")]
+    assert project.json("show", "f1")["output"] == [0, 1, 2]
