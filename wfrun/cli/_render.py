@@ -61,8 +61,13 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
         for column in ("step", "status", "runs", "output"):
             table.add_column(column)
         for sid, step in doc["steps"].items():
-            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]),
-                          escape(_short(step["output"])))
+            shown = _short(step["output"])
+            if step.get("iterations") and step["status"] in ("suspended", "waiting", "running"):
+                done = sum(it["status"] == "completed" for it in step["iterations"])
+                shown = f"({done} of {len(step['iterations'])} iterations completed)"
+            elif step.get("child_run_id") and step["status"] in ("suspended", "waiting"):
+                shown = f"(child run {step['child_run_id']})"
+            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]), escape(shown))
         console.print(table)
     for entry in doc.get("suspended", []):
         console.print(f"[yellow]⏸ {escape(entry['step'])}[/] waits for data since {entry['since']} "
