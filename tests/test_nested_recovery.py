@@ -51,3 +51,29 @@ def test_resume_by_path_killed_at_every_operation_is_finished_by_tick(tmp_path: 
         far = json.loads(project.run("tick", "--now", "2031-01-01T00:00:00Z", "--json").stdout)
         assert far == {"advanced": [], "errors": []}, n
         assert not [p for p in (project.state / "due").rglob("*") if p.is_file()], n
+
+
+def test_start_killed_at_every_operation_never_starts_a_second_child(tmp_path: Path) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    crashed = 0
+    for n in range(1, MAX_OPS + 1, STRIDE):
+        (tmp_path / f"kill{n}").mkdir()
+        project = Project(tmp_path / f"kill{n}")
+        setup(project)
+        out = project.cli("start", "parent", "--run-id", "p1", env={"WFRUN_FAULT": f"kill@{n}"})
+        if out.code == 0:
+            break
+        assert out.code == 137, (n, out.stderr)
+        crashed += 1
+        project.run("tick", "--now", later)
+        project.json("start", "parent", "--run-id", "p1")  # idempotent: creates it if lost
+        project.run("tick", "--now", later)
+        doc = project.json("show", "p1")
+        assert doc["status"] == "suspended", n
+        assert [e["step"] for e in doc["suspended"]] == ["review/approve"], n
+        assert sorted(r["run_id"] for r in project.json("list")) == ["p1", "p1--review"], n
+        done = project.json("resume", "p1", "--step", "review/approve", "--data", '{"ok": true}')
+        assert done["output"] == {"review": {"doc": "a.pdf", "ok": True}}, n
+    else:
+        raise AssertionError("MAX_OPS is too small for this command")
+    assert crashed >= 5

@@ -80,12 +80,14 @@ def check_children(engine: Engine, workflow: Workflow, _stack: tuple[str, ...] =
         check_children(engine, child, stack)
 
 
-def child_run_id(parent_id: str, step_id: str, index: int | None) -> str:
-    """The id of the child run a node starts: `PARENT--STEP[-INDEX]` (hashed when too long).
+def child_run_id(parent_id: str, step_id: str, index: int | None, attempt: int = 1) -> str:
+    """The id of the child run a node starts: `PARENT--STEP[-INDEX][-rATTEMPT]` (hashed when
+    too long).
 
     Derived, not random, so a node that executes again after a crash finds the child it had
     already started instead of starting a second one."""
-    wanted = f"{parent_id}--{step_id}" + (f"-{index}" if index is not None else "")
+    wanted = f"{parent_id}--{step_id}" + (f"-{index}" if index is not None else "") \
+        + (f"-r{attempt}" if attempt > 1 else "")
     if RUN_ID_PATTERN.fullmatch(wanted):
         return wanted
     digest = hashlib.sha256(wanted.encode()).hexdigest()[:24]
@@ -166,6 +168,7 @@ def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, inde
     child_id = it.child or child_run_id(run.run_id, spec.id, index)
     assert spec.workflow is not None
     try:
+        child_id = it.child or _fresh_child_id(engine, run.run_id, spec.id, index)
         child_workflow = resolve_child(engine, workflow, spec.workflow)
         parent = {"run_id": run.run_id, "step": spec.id, "index": index, "notified": None}
         child = engine.start(child_workflow.path, data, child_id, parent=parent).run
@@ -178,6 +181,23 @@ def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, inde
             f"'{label(spec.id, index)}' of run {run.run_id}"))
     close_children(engine, child)
     return ChildResult(child_id, child.status, child.output, child.error)
+
+
+def _fresh_child_id(engine: Engine, parent_id: str, step_id: str, index: int | None) -> str:
+    """The id for a node that records no child: the first derived id not taken by a child its
+    parent already recorded as finished (an earlier attempt, re-executed by a retry). A child
+    started but never recorded (the parent crashed meanwhile) is adopted."""
+    for attempt in range(1, 1000):
+        child_id = child_run_id(parent_id, step_id, index, attempt)
+        try:
+            child = engine.store.load(child_id)
+        except NotFoundError:
+            return child_id
+        owner = child.parent or {}
+        if not (child.finished and owner.get("notified") == child.status
+                and owner.get("run_id") == parent_id):
+            return child_id
+    return child_run_id(parent_id, step_id, index, 1000)
 
 
 def ack(engine: Engine, result: ChildResult) -> None:

@@ -73,6 +73,7 @@ def begin_next(run: Run, workflow: Workflow, step_id: str, now: datetime,
     spec = workflow.steps[step_id]
     if state.status != RUNNING:
         return None
+    state.trigger = None  # consumed: the step is executing
     if state.iterations is None:
         assert spec.foreach is not None
         items = run.steps[spec.foreach].output
@@ -265,6 +266,8 @@ def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildR
         return False
     name = label(step_id, index)
     it.child = result.child_id
+    if executing:
+        it.trigger = None
     status = result.status
     if result.problem is not None or status == FAILED:
         if result.problem is not None:
