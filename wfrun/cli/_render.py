@@ -50,6 +50,10 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
 
     console = _console()
     console.print(f"Run [bold]{doc['run_id']}[/] ({doc['workflow']}) is {_status(doc['status'])}.")
+    if doc.get("parent"):
+        parent = doc["parent"]
+        where = parent["step"] + (f"[{parent['index']}]" if parent.get("index") is not None else "")
+        console.print(f"  child run of step '{escape(where)}' of run {parent['run_id']}")
     if doc.get("error"):
         err = doc["error"]
         console.print(f"  [red]error in step '{err.get('step')}': {escape(err.get('type', ''))}: "
