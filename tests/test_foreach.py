@@ -276,3 +276,49 @@ def test_an_iteration_suspension_times_out_per_its_on_timeout(project: Project) 
     assert [(a["step"], a["reason"], a["status"]) for a in report["advanced"]] == [
         ("each[1]", "timeout", "completed")]
     assert project.json("show", "f1")["output"] == [0, 1, 2]
+
+
+def batch(project: Project, child: str, child_py: str) -> None:
+    project.workflow("approve", child, child_py)
+    project.workflow("batch", """
+        name: batch
+        steps:
+          - id: split
+          - id: review
+            foreach: split
+            workflow: approve
+    """, "def split(ctx):\n    return ['x', 'y', 'z']\n")
+
+
+def test_timers_in_the_children_of_iterations_continue_the_parent(project: Project) -> None:
+    batch(project, """
+        name: approve
+        steps:
+          - id: nap
+            sleep: 1h
+          - id: result
+    """, "def result(ctx):\n    return ctx.input.upper()\n")
+    doc = project.json("start", "batch", "--run-id", "b")
+    assert doc["status"] == "waiting"
+    assert [w["step"] for w in doc["waiting"]] == [f"review[{i}]/nap" for i in range(3)]
+    report = project.json("tick", "--now", "2030-01-01T00:00:00Z")
+    assert ("b", "review[2]", "sleep", "completed") in {
+        (a["run_id"], a["step"], a["reason"], a["status"]) for a in report["advanced"]}
+    assert project.json("show", "b")["output"] == ["X", "Y", "Z"]
+
+
+def test_children_of_iterations_resumed_at_the_same_time(project: Project) -> None:
+    batch(project, CHILD, CHILD_PY)
+    project.json("start", "batch", "--run-id", "b")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def resume(i: int) -> int:
+        return project.cli("resume", "b", "--step", f"review[{i}]/approve",
+                           "--data", json.dumps({"ok": i})).code
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        codes = list(pool.map(resume, range(3)))
+    assert codes == [0, 0, 0]
+    doc = project.json("show", "b")
+    assert doc["status"] == "completed"
+    assert [r["ok"] for r in doc["output"]] == [0, 1, 2]
