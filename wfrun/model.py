@@ -63,8 +63,11 @@ class StepState:
         for key in _NESTED_STEP_KEYS:  # written only when used: plain runs' snapshots unchanged
             if data[key] is None:
                 del data[key]
-        if self.iterations is not None:
-            data["iterations"] = [it.to_dict() for it in self.iterations]
+        if self.iterations is not None:  # only what differs from a fresh step: they add up
+            data["iterations"] = [
+                {k: v for k, v in it.to_dict().items() if v != _FRESH.get(k)}
+                for it in self.iterations
+            ]
         return data
 
     @classmethod
@@ -84,6 +87,7 @@ class StepState:
 
 
 _STEP_FIELDS = frozenset(StepState.__dataclass_fields__)
+_FRESH = StepState().__dict__
 _NESTED_STEP_KEYS = ("child", "iterations")
 
 
