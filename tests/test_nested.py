@@ -397,3 +397,23 @@ def test_cancel_while_the_child_runs_cancels_the_child_too(project: Project) -> 
     assert child["steps"]["look"] == {**child["steps"]["look"], "status": "completed",
                                       "output": "looked"}
     assert project.json("pending") == []
+
+
+def test_a_parent_that_cannot_be_told_now_is_told_by_a_later_tick(project: Project) -> None:
+    setup(project)
+    start(project)
+    manifest = project.workflows / "parent.yaml"
+    saved = manifest.read_text()
+    manifest.unlink()
+    out = project.run("resume", "p1--review", "--data", '{"ok": true}', "--json")
+    assert out.code == 0  # the child's data is accepted and kept
+    assert out.json()["status"] == "completed"
+    assert "parent run p1 of run p1--review was not updated" in out.stderr
+    assert project.json("show", "p1--review")["status"] == "completed"
+    failing = project.run("tick", "--now", "2030-01-01T00:00:00Z")
+    assert failing.code == 1 and "next 'wfrun tick' tries again" in failing.stderr
+    manifest.write_text(saved)
+    report = project.json("tick", "--now", "2030-01-01T00:00:00Z")
+    assert ("p1", "review", "recovered", "completed") in {
+        (a["run_id"], a["step"], a["reason"], a["status"]) for a in report["advanced"]}
+    assert project.json("show", "p1")["output"] == {"review": {"doc": "a.pdf", "ok": True}}

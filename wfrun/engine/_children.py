@@ -222,10 +222,11 @@ class _NoChange(Exception):
     """The parent already agrees with its child: nothing to write."""
 
 
-def after_change(engine: Engine, run: Run) -> list[dict[str, Any]]:
+def after_change(engine: Engine, run: Run, problems: list[str]) -> list[dict[str, Any]]:
     """After a command changed `run`: cancel the open children of a run that ended, and tell
     its parents (and theirs) what became of it. Returns `{"run_id", "step", "status"}` for
-    each parent that advanced."""
+    each parent that advanced. A parent that cannot be told now (its workflow is gone, it is
+    busy) is noted in `problems`: the child stays due, so the next tick tries again."""
     advanced: list[dict[str, Any]] = []
     current: Run | None = run
     for _ in range(MAX_DEPTH):
@@ -235,7 +236,12 @@ def after_change(engine: Engine, run: Run) -> list[dict[str, Any]]:
         info = current.parent
         if info is None or current.status == RUNNING or info.get("notified") == current.status:
             break
-        parent = _tell_parent(engine, current)
+        try:
+            parent = _tell_parent(engine, current)
+        except WfrunError as exc:
+            problems.append(f"the parent run {info['run_id']} of run {current.run_id} was not "
+                            f"updated: {exc.message}; the next 'wfrun tick' tries again")
+            break
         if parent is not None:
             advanced.append({"run_id": parent.run_id, "step": label(info["step"], info["index"]),
                              "status": parent.status})
@@ -318,5 +324,7 @@ def after_tick(engine: Engine, run_id: str, report: Any) -> None:
     except NotFoundError:
         return
     reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
-    for item in after_change(engine, run):
+    problems: list[str] = []
+    for item in after_change(engine, run, problems):
         report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
+    report.errors.extend({"run_id": run_id, "message": p} for p in problems)

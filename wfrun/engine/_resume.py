@@ -106,7 +106,7 @@ def resume_nested(engine: Engine, run: Run, segments: list[Segment], data: Any,
                                engine.clock.now(), events)
 
     result = engine._drive(run.run_id, workflow, mutate, warnings)
-    after_change(engine, result.run)
+    after_change(engine, result.run, result.warnings)
     return result
 
 

@@ -147,7 +147,7 @@ class Engine:
             self.store.append_history(run.run_id, events)
             result = self._execute_loop(run, workflow, claim, step, [])
             if parent is None:  # a child's parent is executing it and records it itself
-                _children.after_change(self, result.run)
+                _children.after_change(self, result.run, result.warnings)
             return result
         finally:
             claim.release()
@@ -292,7 +292,7 @@ class Engine:
             apply_resume(r, spec, data, action, callback, self.clock.now(), events)
 
         result = self._drive(run_id, workflow, mutate, warnings)
-        _children.after_change(self, result.run)
+        _children.after_change(self, result.run, result.warnings)
         return result
 
     def _resume_target(self, run: Run, step: str | None) -> str:
@@ -329,8 +329,9 @@ class Engine:
             self.store.save(run)
         self.store.append_history(run_id, events)
         self.store.sync_history(run_id)
-        _children.after_change(self, run)
-        return Result(run, None)
+        warnings: list[str] = []
+        _children.after_change(self, run, warnings)
+        return Result(run, None, warnings)
 
     # -- tick ----------------------------------------------------------------------------------
 
