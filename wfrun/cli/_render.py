@@ -82,6 +82,10 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
         console.print(f"    cancel: wfrun cancel {doc['run_id']}")
         console.print(f"    url:    {escape(entry['resume_url'])}")
     for entry in doc.get("waiting", []):
+        if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
+            console.print(f"[blue]⏲ {escape(entry['step'])}[/] child run "
+                          f"{entry.get('child_run_id')} is running; 'wfrun show' it to follow")
+            continue
         console.print(f"[blue]⏲ {escape(entry['step'])}[/] {entry['kind']} due at {entry['due_at']}"
                       f" (runs so far: {entry['runs']}); 'wfrun tick' fires it")
         if entry.get("resume_command"):
