@@ -49,9 +49,10 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
     cache: dict[str, Workflow | None] = {}
     rows: list[dict[str, Any]] = []
     for run in runs:
-        if workflow is not None and run.workflow != workflow:
+        if (workflow is not None and run.workflow != workflow) or run.finished:
             continue
-        if not any(s.status == "suspended" for s in run.steps.values()):
+        if not any(s.status == "suspended" for s in run.steps.values()) \
+                and not has_composites(run):
             continue
         if run.parent is not None and run.parent.get("run_id") in ids:
             continue  # listed under its parent
