@@ -273,7 +273,7 @@ def _tell_parent(engine: Engine, child: Run) -> Run | None:
         before = _node_view(r, info["step"], info["index"])
         agreed[0] = apply_child_result(r, info["step"], info["index"], result, now, events,
                                        executing=False)
-        if info["index"] is not None and info["step"] in workflow.steps:
+        if agreed[0] and info["index"] is not None and info["step"] in workflow.steps:
             settle(r, workflow, info["step"], now, events, executing=False)
         if _node_view(r, info["step"], info["index"]) == before:
             raise _NoChange

@@ -122,6 +122,8 @@ def settle(run: Run, workflow: Workflow, step_id: str, now: datetime, events: Ev
     its = state.iterations or []
     if state.status in (COMPLETED, FAILED, CANCELLED, SKIPPED) or run.finished:
         return
+    if state.status == RUNNING and not executing:
+        return  # another process is executing it: it settles the step itself
     failed = next(((i, it) for i, it in enumerate(its) if it.status == FAILED), None)
     statuses = {it.status for it in its}
     if failed is not None:
