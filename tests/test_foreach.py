@@ -322,3 +322,38 @@ def test_children_of_iterations_resumed_at_the_same_time(project: Project) -> No
     doc = project.json("show", "b")
     assert doc["status"] == "completed"
     assert [r["ok"] for r in doc["output"]] == [0, 1, 2]
+
+
+def test_resuming_an_iteration_while_later_ones_execute_elsewhere(project: Project) -> None:
+    import subprocess
+    import sys
+    import time
+
+    ready, go = project.root / "ready", project.root / "go"
+    fe(project, f"""            import os, time
+            if ctx.index == 0:
+                ctx.flow.suspend()
+            if ctx.index == 1:
+                open({str(ready)!r}, "w").close()
+                for _ in range(400):
+                    if os.path.exists({str(go)!r}):
+                        break
+                    time.sleep(0.025)
+            return ctx.index""")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *project.base_args(), "start", "fe", "--run-id", "f1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(400):
+        if ready.exists():
+            break
+        time.sleep(0.025)
+    assert ready.exists()
+    mid = project.json("resume", "f1", "--step", "each[0]", "--data", '{"ok": 1}')
+    assert mid["steps"]["each"]["status"] == "running"
+    assert mid["steps"]["each"]["iterations"][0]["status"] == "completed"
+    go.touch()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    done = project.json("show", "f1")
+    assert done["status"] == "completed"
+    assert done["output"] == [0, 1, 2]
+    assert [it["runs"] for it in done["steps"]["each"]["iterations"]] == [1, 1, 1]
