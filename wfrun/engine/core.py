@@ -185,7 +185,12 @@ class Engine:
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
                     apply_outcome(r, workflow, s, o, self.clock.now(), events)
 
-                run, step = self._transition(run_id, workflow, record, execute=True)
+                # Stopping (tick --watch got SIGTERM): record the outcome without starting the
+                # next step; the run stays due at once, so the next tick continues it.
+                stopping = self.should_stop()
+                run, step = self._transition(run_id, workflow, record, execute=not stopping)
+                if stopping:
+                    return Result(run, workflow, warnings)
         finally:
             claim.release()
             self.store.sync_history(run_id)
