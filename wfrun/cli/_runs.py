@@ -125,7 +125,7 @@ def list_runs(
             ["run", "workflow", "status", "created", "next due"],
             [[r["run_id"], r["workflow"], r["status"], r["created_at"], r["next_due"] or ""]
              for r in rows],
-            "no runs",
+            "no runs", whole=(0, 2, 4),
         )
     if problems:
         raise typer.Exit(5)
@@ -156,12 +156,7 @@ def pending(
     else:
         from . import _render
 
-        _render.table(
-            ["run", "workflow", "step", "since", "deadline", "then", "resume"],
-            [[r["run_id"], r["workflow"], r["step"], r["since"], r["deadline"], r["on_timeout"],
-              r["resume_command"]] for r in rows],
-            "nothing is waiting for data",
-        )
+        _render.suspensions(rows)
     if problems:
         raise typer.Exit(5)
 
