@@ -7,7 +7,7 @@ from typing import Any
 
 from wfrun import _schema
 from wfrun.durations import to_iso
-from wfrun.errors import ConflictError
+from wfrun.errors import ConflictError, SchemaViolation
 from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec
 from wfrun.model import CANCELLED, PAUSE_SUSPEND, PENDING, SUSPENDED, Run, StepState
 
@@ -39,7 +39,8 @@ def apply_ask(
     """Suspend a step that stopped at an unanswered ask.
 
     Returns False, leaving `outcome.error` set, when the execution must fail instead (it also
-    raised, asked after or before another pause or an exit, or its ask data is not JSON).
+    raised, asked after or before another pause or an exit, or its ask data is not JSON or
+    does not match the step's `suspend_schema`).
     """
     from ._apply import json_problem  # _apply calls this module: import it late
 
@@ -57,6 +58,11 @@ def apply_ask(
         outcome.error = {"step": spec.id, "type": "TypeError", "message": (
             f"step '{spec.id}' asked with data that is not JSON-serialisable "
             f"(a {type(ask.data).__name__}): {problem}")}
+        return False
+    try:
+        _schema.validate(spec.suspend_schema, ask.data, f"ask data of step '{spec.id}'")
+    except SchemaViolation as exc:
+        outcome.error = {"step": spec.id, "type": "SchemaViolation", "message": exc.message}
         return False
     if run.status == CANCELLED:  # cancelled while it ran: it stays cancelled
         return True
