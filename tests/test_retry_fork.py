@@ -322,6 +322,12 @@ def test_fork_of_a_suspended_run(project: Project, tmp_path: Path) -> None:
     again = project.json("fork", "s1", "--from", "prepare", "--input", '{"amount": 9}')
     assert again["steps"]["prepare"]["output"] == {"amount": 9}
     assert ledger.read_text().splitlines() == ["prepare", "prepare"]
+    # a cancelled run can be forked too
+    assert project.run("cancel", "s1").code == 0
+    revived = project.json("fork", "s1", "--from", "approval", "--run-id", "s3")
+    assert revived["status"] == "suspended"
+    assert revived["steps"]["prepare"]["output"] == {"amount": 5}
+    assert project.json("show", "s1")["status"] == "cancelled"
 
 
 def test_fork_of_a_failed_run_after_a_fix(project: Project, tmp_path: Path) -> None:

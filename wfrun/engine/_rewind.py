@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,7 @@ def forked_steps(source: Run, workflow: Workflow, step: str) -> dict[str, StepSt
         if sid in rewound or old is None or old.status not in SETTLED:
             steps[sid] = StepState()
         else:
-            steps[sid] = StepState.from_dict(copy.deepcopy(old.to_dict()))
+            steps[sid] = StepState.from_dict(json.loads(json.dumps(old.to_dict())))
     return steps
 
 

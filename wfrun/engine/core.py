@@ -22,7 +22,6 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
-from . import _rewind
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
 from ._ask import answer_ask, ask_nonce
 from ._document import run_document
@@ -314,11 +313,15 @@ class Engine:
 
     def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
         """Re-execute a failed run from its failed step (or `step`), in the same run."""
+        from . import _rewind  # imported on use: keeps every other command's start-up lean
+
         return _rewind.retry(self, run_id, step, reason)
 
     def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
              new_id: str | None = None, reason: str | None = None) -> Result:
         """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
+        from . import _rewind
+
         return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
                             new_id=new_id, reason=reason)
 
