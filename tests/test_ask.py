@@ -181,6 +181,29 @@ def test_except_exception_cannot_swallow_an_ask(project: Project) -> None:
     assert done["output"] == {"answer": "yes"}
 
 
+def test_a_step_that_catches_base_exception_still_suspends_at_its_ask(project: Project) -> None:
+    project.workflow("greedy", """\
+        name: greedy
+        steps:
+          - id: greedy
+        """, """\
+        def greedy(ctx):
+            answers = []
+            for question in ("one?", "two?"):
+                try:
+                    answers.append(ctx.flow.ask(question))
+                except BaseException:  # wrong, but it must not lose or misplace an answer
+                    pass
+            return answers
+        """)
+    doc = project.json("start", "greedy")
+    assert doc["status"] == "suspended"
+    assert doc["suspended"][0]["suspend_data"] == "one?"
+    doc = project.json("resume", doc["run_id"], "--data", "1")
+    assert doc["suspended"][0]["suspend_data"] == "two?"
+    assert project.json("resume", doc["run_id"], "--data", "2")["output"] == [1, 2]
+
+
 def test_async_steps_can_ask(project: Project) -> None:
     project.workflow("async-ask", """\
         name: async-ask
@@ -249,35 +272,67 @@ def test_a_stale_resume_does_not_answer_the_next_ask(project: Project, tmp_path:
     from wfrun.clock import SystemClock
     from wfrun.engine import Engine
     from wfrun.errors import ConflictError
+    from wfrun.model import Run
     from wfrun.store.file import FileStore
 
+    class StaleFirstRead(FileStore):
+        """Its first read returns the run as it was before another process answered it."""
+
+        stale: Run | None = None
+
+        def load(self, run_id: str) -> Run:
+            if self.stale is not None:
+                run, self.stale = self.stale, None
+                return run
+            return super().load(run_id)
+
     run_id, _ = start_asker(project, tmp_path)
-    engine = Engine(FileStore(str(project.state)), SystemClock(),
-                    workflows_dir=str(project.workflows))
-    seen = engine.store.load(run_id)  # a resume read the run here, while ask #1 was open...
+    store = StaleFirstRead(str(project.state))
+    store.stale = store.load(run_id)  # this resume read the run while ask #1 was open...
     assert project.run("resume", run_id, "--data", '"ann"').code == 0  # ...another answered it
-    engine.store.load = lambda _id, _seen=seen: _seen  # type: ignore[method-assign]
-    real_lock = FileStore.load
-
-    def load_latest_under_lock(run: str) -> Any:
-        return real_lock(engine.store, run)
-
-    original = engine.store.lock
-
-    def lock(run: str) -> Any:
-        engine.store.load = load_latest_under_lock  # type: ignore[method-assign]
-        return original(run)
-
-    engine.store.lock = lock  # type: ignore[method-assign]
+    engine = Engine(store, SystemClock(), workflows_dir=str(project.workflows))
     try:
         engine.resume(run_id, 5)
     except ConflictError as exc:
-        assert "ask #2" in exc.message
+        assert "now waits for the answer to its ask #2" in exc.message
     else:
         raise AssertionError("a resume meant for ask #1 answered ask #2")
     doc = project.json("show", run_id)
     assert doc["steps"]["interview"]["status"] == "suspended"
+    assert doc["steps"]["interview"]["resume_data"] == "ann"
     assert doc["suspended"][0]["suspend_data"] == {"question": "age?"}
+
+
+def test_ask_data_and_schema_must_be_json(project: Project) -> None:
+    project.workflow("bad-ask", """\
+        name: bad-ask
+        steps:
+          - id: data
+            needs: []
+          - id: schema
+            needs: []
+        """, """\
+        def data(ctx):
+            return ctx.flow.ask({"when": {1, 2}})
+
+
+        def schema(ctx):
+            return ctx.flow.ask("x", schema={"type": "strin"})
+        """)
+    out = project.run("start", "bad-ask", "--json")
+    assert out.code == 1
+    error = out.json()["error"]
+    assert error["step"] == "data" and error["type"] == "TypeError"
+    assert "asked with data that is not JSON-serialisable (a dict)" in error["message"]
+    project.workflow("bad-ask", """\
+        name: bad-ask
+        steps:
+          - id: schema
+        """)
+    out = project.run("start", "bad-ask", "--json")
+    assert out.code == 1
+    assert out.json()["error"]["type"] == "FlowError"
+    assert "schema of ask #1: invalid JSON Schema" in out.json()["error"]["message"]
 
 
 def test_interview_example(project: Project) -> None:

@@ -163,6 +163,8 @@ class Flow:
     ) -> Any:
         """Suspend until resumed and return the resume data; the step executes again from the
         top on resume, and earlier asks return their stored answers in order."""
+        if self.asked is not None:  # the step caught the signal of an earlier ask: stop again
+            raise AskSignal()
         index = self.asks
         self.asks += 1
         if index < len(self.answers):

@@ -53,12 +53,13 @@ def apply_ask(
             f"step '{spec.id}' called flow.{other}() and an unanswered flow.ask() in the same "
             "execution; a step that asks cannot also suspend, rerun, sleep or exit")}
         return False
-    problem = json_problem(ask.data)
-    if problem:
-        outcome.error = {"step": spec.id, "type": "TypeError", "message": (
-            f"step '{spec.id}' asked with data that is not JSON-serialisable "
-            f"(a {type(ask.data).__name__}): {problem}")}
-        return False
+    for what, value in (("data", ask.data), ("a schema", ask.schema)):
+        problem = json_problem(value)
+        if problem:
+            outcome.error = {"step": spec.id, "type": "TypeError", "message": (
+                f"step '{spec.id}' asked with {what} that is not JSON-serialisable "
+                f"(a {type(value).__name__}): {problem}")}
+            return False
     try:
         _schema.validate(spec.suspend_schema, ask.data, f"ask data of step '{spec.id}'")
     except SchemaViolation as exc:
