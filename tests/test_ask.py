@@ -361,3 +361,34 @@ def test_interview_example_times_out_without_asking_again(project: Project) -> N
     done = project.json("show", doc["run_id"])
     assert done["status"] == "completed"
     assert done["output"] == {"message": "No answer for Bo; interview closed."}
+
+
+def test_an_answered_step_killed_mid_execution_keeps_its_answer(project: Project,
+                                                                tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    flag.write_text("die")
+    project.workflow("killed", """\
+        name: killed
+        steps:
+          - id: step
+        """, f"""\
+        import os
+        import signal
+
+
+        def step(ctx):
+            answer = ctx.flow.ask("go?")
+            with open({str(flag)!r}) as fh:
+                if fh.read() == "die":
+                    with open({str(flag)!r}, "w") as out:
+                        out.write("live")
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return {{"answer": answer, "runs": ctx.run.runs}}
+        """)
+    run_id = project.json("start", "killed")["run_id"]
+    assert project.cli("resume", run_id, "--data", '"yes"').code == -9
+    assert project.json("show", run_id)["status"] == "running"
+    assert project.run("tick").code == 0
+    doc = project.json("show", run_id)
+    assert doc["status"] == "completed"
+    assert doc["output"] == {"answer": "yes", "runs": 3}  # not asked again after the crash

@@ -338,3 +338,44 @@ def test_fork_of_a_failed_run_after_a_fix(project: Project, tmp_path: Path) -> N
     assert doc["status"] == "completed"
     assert pipe.executed() == ["fetch", "transform", "transform", "publish"]
     assert project.json("show", "r1")["status"] == "failed"
+
+
+FRAGILE = """\
+import os
+import signal
+
+MODE = {mode!r}
+
+
+def work(ctx):
+    with open(MODE) as fh:
+        mode = fh.read()
+    if mode == "fail":
+        raise RuntimeError("not yet")
+    if mode == "die":  # the process executing the step is killed in the middle of it
+        with open(MODE, "w") as fh:
+            fh.write("ok")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {{"runs": ctx.run.runs}}
+"""
+
+
+def test_a_retry_killed_mid_step_is_recovered_by_tick(project: Project, tmp_path: Path) -> None:
+    mode = tmp_path / "mode"
+    mode.write_text("fail")
+    project.workflow("fragile", "name: fragile\nsteps:\n  - id: work\n",
+                     FRAGILE.format(mode=str(mode)))
+    assert project.run("start", "fragile", "--run-id", "f1").code == 1
+    mode.write_text("die")
+    killed = project.cli("retry", "f1", "--reason", "try again")
+    assert killed.code == -9
+    doc = project.json("show", "f1")
+    assert doc["status"] == "running"
+    assert any("interrupted" in w for w in doc["warnings"])
+    ticked = project.json("tick")
+    assert ticked["advanced"] == [{"run_id": "f1", "step": "work", "reason": "recovered",
+                                   "status": "completed"}]
+    doc = project.json("show", "f1")
+    assert doc["output"] == {"runs": 3}  # failed, killed, recovered
+    assert [e["type"] for e in doc["history"] if e["type"] in ("retried", "recovered")] == [
+        "retried", "recovered"]
