@@ -392,3 +392,13 @@ def test_an_answered_step_killed_mid_execution_keeps_its_answer(project: Project
     doc = project.json("show", run_id)
     assert doc["status"] == "completed"
     assert doc["output"] == {"answer": "yes", "runs": 3}  # not asked again after the crash
+
+
+def test_snapshots_written_before_answers_existed_still_load() -> None:
+    from wfrun.model import Run, StepState
+
+    old = {"run_id": "r", "workflow": "w", "input": {}, "created_at": "t", "updated_at": "t",
+           "steps": {"s": {"status": "suspended", "runs": 1, "pause": None}}}
+    run = Run.from_dict(old)
+    assert run.steps["s"].answers == []
+    assert StepState().answers is not StepState().answers  # no list shared between steps
