@@ -52,6 +52,7 @@ class StepState:
     reruns: int = 0
     failures: int = 0
     resumed_at: str | None = None
+    answers: list[JsonValue] = field(default_factory=list)  # resume data of each flow.ask()
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""

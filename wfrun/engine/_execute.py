@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from wfrun.context import Context, Flow, Links, RunInfo, StepExports, StepsView
+from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports, StepsView
 from wfrun.model import Run
 
 from ._apply import Outcome
@@ -38,6 +38,7 @@ def execute(
     state = run.steps[step_id]
     trigger = state.trigger or {}
     flow = Flow(step_id, make_links, now)
+    flow.answers = list(state.answers)
     ctx = Context(
         input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
         steps=exports_of(run),
@@ -55,6 +56,8 @@ def execute(
 
                 result = asyncio.run(_await(result))
         outcome.output = result
+    except AskSignal:
+        pass  # an unanswered ask: flow.asked says what the step waits for
     except (Exception, SystemExit) as exc:
         outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
         outcome.traceback = traceback.format_exc()
@@ -64,6 +67,7 @@ def execute(
     outcome.action, outcome.action_set = flow.action, flow.action_set
     outcome.exit_requested, outcome.exit_reason = flow.exit_requested, flow.exit_reason
     outcome.logs = ctx.log_records()
+    outcome.ask = flow.asked
     return outcome
 
 

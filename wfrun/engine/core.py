@@ -23,6 +23,7 @@ from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
+from ._ask import answer_ask, ask_nonce
 from ._document import run_document
 from ._execute import execute
 from ._links import LinkMaker
@@ -271,8 +272,11 @@ class Engine:
         callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                                "source": "cli"}
 
+        asked = ask_nonce(run.steps.get(target))
+
         def mutate(r: Run, events: Events) -> None:
-            apply_resume(r, spec, data, action, callback, self.clock.now(), events)
+            if not answer_ask(r, spec, data, action, callback, self.clock.now(), events, asked):
+                apply_resume(r, spec, data, action, callback, self.clock.now(), events)
 
         return self._drive(run_id, workflow, mutate, warnings)
 
@@ -311,6 +315,20 @@ class Engine:
         self.store.append_history(run_id, events)
         self.store.sync_history(run_id)
         return Result(run, None)
+
+    def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
+        """Re-execute a failed run from its failed step (or `step`), in the same run."""
+        from . import _rewind  # imported on use: keeps every other command's start-up lean
+
+        return _rewind.retry(self, run_id, step, reason)
+
+    def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
+             new_id: str | None = None, reason: str | None = None) -> Result:
+        """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
+        from . import _rewind
+
+        return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
+                            new_id=new_id, reason=reason)
 
     # -- tick ----------------------------------------------------------------------------------
 

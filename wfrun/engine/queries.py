@@ -9,6 +9,7 @@ from wfrun.manifest import Workflow
 from wfrun.model import Run
 from wfrun.store.abc import Store
 
+from ._ask import expected_schema
 from ._document import summary, suspended_entries
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
                 "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
-                "resume_schema": spec.resume_schema if spec else None,
+                "resume_schema": expected_schema(run.steps.get(entry["step"]), spec),
                 "resume_command": entry["resume_command"],
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
