@@ -127,6 +127,7 @@ def test_list_filters_and_orders_newest_first(flow: Project) -> None:
     for name in ("flow", "other", "flow"):
         ids.append(flow.json("start", name)["run_id"])
         time.sleep(0.002)  # distinct creation milliseconds
+    assert ids == sorted(ids)  # generated ids sort by creation time
     rows = flow.json("list")
     assert [r["run_id"] for r in rows] == ids[::-1]
     for row in rows:
@@ -186,8 +187,12 @@ def test_human_output_shows_how_to_continue_and_a_timeline(flow: Project) -> Non
     assert "history" in human.stdout
     for event in ("started", "step_started", "suspended", "rerun_scheduled"):
         assert event in human.stdout
-    started = flow.run("start", "flow")
-    assert "resume" in started.stdout and "cancel" in started.stdout
+    started = flow.run("start", "flow", "--run-id", "human-1")
+    assert started.code == 0
+    lines = started.stdout.splitlines()
+    assert "human-1" in lines[0] and "suspended" in lines[0]
+    assert any("resume human-1 --step gate" in line for line in lines)
+    assert any(line.strip().endswith("cancel human-1") for line in lines)
 
 
 # -- defaults and payloads ----------------------------------------------------------------------
@@ -210,6 +215,15 @@ def test_start_without_input_gives_an_empty_object_and_resume_without_data_gives
     doc = project.json("start", "flow")
     line = refused(project.run("resume", doc["run_id"], "--step", "gate"), 2)
     assert "$" in line  # null is checked against resume_schema like any data
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "an explicit --input null becomes {}: Engine.start maps input None to {} and cannot tell "
+    "'no --input' from 'null'; fix with a sentinel default in Engine.start (not done here: "
+    "other branches call Engine.start)"))
+def test_an_explicit_null_input_is_kept(project: Project) -> None:
+    project.workflow("w", "steps: [{id: a}]\n", "def a(ctx):\n    return ctx.input\n")
+    assert project.json("start", "w", "--input", "null")["input"] is None
 
 
 def test_input_and_data_from_a_file_and_from_stdin(flow: Project, tmp_path: Path) -> None:
@@ -542,3 +556,52 @@ def test_code_changes_warn_and_a_removed_step_is_refused(project: Project) -> No
     assert "gate" in line and "no longer exists" in line
     line = refused(project.run("resume", third), 2)
     assert project.snapshots() == before
+
+
+def test_history_records_each_event_in_order(project: Project) -> None:
+    project.workflow("h", """
+        steps:
+          - id: work
+          - {id: gate, wait: true}
+          - id: skipped
+            when: {gate: never}
+        """, """
+        def work(ctx):
+            ctx.log.info("working")
+            return 1
+
+        def skipped(ctx):
+            return 2
+        """)
+    run_id = project.json("start", "h")["run_id"]
+    project.json("resume", run_id, "--action", "other")
+    history = project.json("show", run_id)["history"]
+    assert [(e["type"], e["step"]) for e in history] == [
+        ("started", None), ("step_started", "work"), ("log", "work"),
+        ("step_completed", "work"), ("suspended", "gate"), ("resumed", "gate"),
+        ("step_skipped", "skipped"), ("completed", None)]
+    assert [e["at"] for e in history] == sorted(e["at"] for e in history)
+    assert history[5]["action"] == "other" and history[5]["source"] == "cli"
+
+
+def test_cancel_drops_timers_so_tick_does_nothing_afterwards(flow: Project) -> None:
+    doc = flow.json("start", "flow")
+    flow.json("cancel", doc["run_id"])
+    later = flow.run("tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    assert later.code == 0 and later.json() == {"advanced": [], "errors": []}
+    final = flow.json("show", doc["run_id"])
+    assert final["status"] == "cancelled" and final["steps"]["poll"]["runs"] == 1
+    assert flow.json("list")[0]["next_due"] is None
+
+
+def test_show_works_when_the_workflow_is_gone(flow: Project) -> None:
+    run_id = flow.json("start", "flow")["run_id"]
+    (flow.workflows / "flow.yaml").unlink()
+    out = flow.run("show", run_id, "--json")
+    assert out.code == 0
+    doc = out.json()
+    assert doc["status"] == "suspended"
+    assert any("cannot be loaded" in w for w in doc["warnings"])
+    human = flow.run("show", run_id)
+    assert human.code == 0 and "warning" in human.stderr and run_id in human.stdout
+    refused(flow.run("resume", run_id, "--step", "gate"), 4)

@@ -186,6 +186,11 @@ INVALID: dict[str, tuple[str, list[str]]] = {
                           ["step 'b'", "key 'when'"]),
     "when-bad-actions": ("steps:\n  - id: a\n  - id: b\n    when: {a: [1, 2]}\n",
                          ["step 'b'", "key 'when'"]),
+    "when-yaml-boolean": ("steps:\n  - id: a\n  - id: b\n    when: {a: yes}\n",
+                          ["step 'b'", "key 'when'", "quote the action"]),
+    "duplicate-yaml-key": ("steps:\n  - id: a\n    id: b\n", ["not valid YAML", "line 3",
+                                                           "duplicate key 'id'"]),
+    "duplicate-top-key": ("steps: [{id: a}]\nsteps: [{id: b}]\n", ["duplicate key 'steps'"]),
     "wait-with-handler": ("steps:\n  - id: a\n    wait: true\n    handler: a\n",
                           ["step 'a'", "key 'handler'"]),
     "wait-and-sleep": ("steps:\n  - id: a\n    wait: true\n    sleep: 1h\n", ["step 'a'"]),
@@ -250,3 +255,15 @@ def test_workflows_lists_an_invalid_manifest_with_its_error(project: Project) ->
     project.workflow("bad", "steps: [{id: a, color: red}]\n")
     rows = project.json("workflows")
     assert rows[0]["name"] is None and "key 'color'" in rows[0]["error"]
+
+
+def test_anchors_and_merge_keys_are_still_fine(project: Project) -> None:
+    project.workflow("anchors", """
+        input_schema: &obj {type: object, properties: {n: {type: integer}}}
+        steps:
+          - id: a
+            output_schema:
+              <<: *obj
+              required: [n]
+        """, "def a(ctx):\n    return {'n': ctx.input['n']}\n")
+    assert project.json("start", "anchors", "--input", '{"n": 3}')["output"] == {"n": 3}

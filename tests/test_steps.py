@@ -184,8 +184,10 @@ def test_sleep_steps_record_their_due_time_in_the_state(project: Project) -> Non
         steps:
           - {id: nap, sleep: 1h30m}
           - {id: until, sleep_until: "2099-01-01T00:00:00Z", needs: []}
+          - {id: past, sleep_until: "2000-01-01T00:00:00Z", needs: []}
         """)
     doc = project.json("start", "naps")
+    assert doc["steps"]["past"]["status"] == "completed"  # already due: no pause
     assert doc["status"] == "waiting"
     waiting = {w["step"]: w for w in doc["waiting"]}
     assert _seconds(doc["steps"]["nap"]["started_at"], waiting["nap"]["due_at"]) == 5400
@@ -195,6 +197,50 @@ def test_sleep_steps_record_their_due_time_in_the_state(project: Project) -> Non
     assert shown["waiting"] == doc["waiting"]
     snapshot = json.loads((project.state / "runs" / f"{doc['run_id']}.json").read_text())
     assert waiting["nap"]["due_at"] in json.dumps(snapshot)
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [
+    ("500ms", 0.5), ("10s", 10), ("5m", 300), ("2h", 7200), ("7d", 604800), ("1h30m", 5400),
+    ("90", 90), (45, 45), ("1d2h3m4s", 93784),
+])
+def test_durations_in_the_manifest(project: Project, duration: str | int, seconds: float) -> None:
+    project.workflow("d", f"steps:\n  - {{id: gate, wait: true, timeout: {json.dumps(duration)}}}\n")
+    entry = project.json("start", "d")["suspended"][0]
+    assert _seconds(entry["since"], entry["deadline"]) == seconds
+
+
+def test_the_python_api_takes_a_timedelta_and_duration_strings(project: Project) -> None:
+    project.workflow("d", "steps: [{id: ask}, {id: nap, needs: []}]\n", """
+        from datetime import timedelta
+
+        def ask(ctx):
+            ctx.flow.suspend(timeout=timedelta(minutes=90))
+
+        def nap(ctx):
+            ctx.flow.sleep("1h30m")
+        """)
+    doc = project.json("start", "d")
+    entry = doc["suspended"][0]
+    assert _seconds(entry["since"], entry["deadline"]) == 5400
+    assert abs(_seconds(doc["steps"]["nap"]["started_at"], doc["waiting"][0]["due_at"])
+               - 5400) < 1
+
+
+def test_the_output_key_chooses_the_run_output(project: Project) -> None:
+    project.workflow("out", """
+        output: middle
+        steps: [{id: first}, {id: middle}, {id: last}]
+        """, """
+        def first(ctx):
+            return "first"
+
+        def middle(ctx):
+            return "middle"
+
+        def last(ctx):
+            return "last"
+        """)
+    assert project.json("start", "out")["output"] == "middle"
 
 
 # -- schemas ------------------------------------------------------------------------------------
@@ -539,6 +585,19 @@ def test_an_exception_fails_the_run_with_step_type_and_message(project: Project)
     assert human.code == 1
     assert "KeyError" in human.stdout and "Traceback" not in human.stdout + human.stderr
     assert project.run("resume", doc["run_id"]).code == 3  # a failed run is finished
+
+
+@pytest.mark.parametrize(("body", "kind"), [("import sys; sys.exit(3)", "SystemExit"),
+                                          ("raise ValueError('bad value')", "ValueError"),
+                                          ("ctx.steps['nope']", "KeyError")])
+def test_whatever_a_step_raises_fails_the_run_not_wfrun(project: Project, body: str,
+                                                         kind: str) -> None:
+    project.workflow("raiser", "steps: [{id: raiser}]\n", f"def raiser(ctx):\n    {body}\n")
+    out = project.cli("start", "raiser", "--json")
+    assert out.code == 1, out.stderr
+    doc = out.json()
+    assert doc["status"] == "failed" and doc["error"]["type"] == kind
+    assert "Traceback" not in out.stderr
 
 
 def test_retry_records_the_backoff_due_time(project: Project) -> None:
