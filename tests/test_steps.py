@@ -135,6 +135,9 @@ def test_independent_branches_suspend_together_and_resume_one_at_a_time(project:
     assert doc["status"] == "suspended"
     assert [s["step"] for s in doc["suspended"]] == ["left", "right"]
     assert [(w["step"], w["kind"]) for w in doc["waiting"]] == [("nap", "sleep")]
+    for entry in doc["suspended"]:  # no timeout key: the default is 24 hours, then cancel
+        assert _seconds(entry["since"], entry["deadline"]) == 86400
+        assert entry["on_timeout"] == "cancel"
     before = project.snapshots()
     ambiguous = project.run("resume", run_id, "--data", "1")
     assert ambiguous.code == 2
