@@ -605,3 +605,12 @@ def test_show_works_when_the_workflow_is_gone(flow: Project) -> None:
     human = flow.run("show", run_id)
     assert human.code == 0 and "warning" in human.stderr and run_id in human.stdout
     refused(flow.run("resume", run_id, "--step", "gate"), 4)
+
+
+def test_warnings_quoting_brackets_are_printed_verbatim(project: Project) -> None:
+    manifest = project.workflow("w", "steps: [{id: gate, wait: true}]\n")
+    run_id = project.json("start", "w")["run_id"]
+    manifest.write_text('steps: [{id: gate, wait: true, "[/oops]": 1, "[bold]": 2}]\n')
+    out = project.run("show", run_id)  # the warning quotes the broken manifest's key
+    assert out.code == 0, out.stderr
+    assert "warning" in out.stderr and "[/oops]" in out.stderr
