@@ -614,3 +614,32 @@ def test_warnings_quoting_brackets_are_printed_verbatim(project: Project) -> Non
     out = project.run("show", run_id)  # the warning quotes the broken manifest's key
     assert out.code == 0, out.stderr
     assert "warning" in out.stderr and "[/oops]" in out.stderr
+
+
+def test_text_that_looks_like_markup_is_shown_verbatim(project: Project) -> None:
+    nasty = "[/x] [bold]b[/bold] [link=file:///etc]"
+    project.workflow("m", """
+        steps:
+          - id: talk
+          - {id: gate, wait: true}
+          - id: boom
+        """, f"""
+        NASTY = {nasty!r}
+
+        def talk(ctx):
+            ctx.log.info(NASTY)
+            ctx.flow.route(NASTY)
+            return {{"text": NASTY}}
+
+        def boom(ctx):
+            raise ValueError(NASTY)
+        """)
+    started = project.run("start", "m", "--input", json.dumps({"n": nasty}))
+    assert started.code == 0 and nasty in started.stdout
+    run_id = project.json("list")[0]["run_id"]
+    failed = project.run("resume", run_id, "--action", nasty, "--data", json.dumps(nasty))
+    assert failed.code == 1 and nasty in failed.stdout
+    shown = project.run("show", run_id)
+    assert shown.code == 0 and shown.stdout.count(nasty) >= 3
+    cancelled = project.run("cancel", run_id, "--reason", nasty)
+    assert cancelled.code == 3 and nasty not in cancelled.stderr
