@@ -31,9 +31,11 @@ def _short(value: Any, width: int = 60) -> str:
 def warnings(items: list[str]) -> None:
     """Warnings go to stderr."""
     if items:
+        from rich.markup import escape
+
         console = _console(stderr=True)
-        for item in items:
-            console.print(f"[yellow]warning:[/] {item}", markup=True)
+        for item in items:  # a warning may quote manifest text such as "[/x]": not markup
+            console.print(f"[yellow]warning:[/] {escape(item)}", markup=True)
 
 
 def error(message: str) -> None:
