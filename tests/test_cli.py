@@ -217,10 +217,6 @@ def test_start_without_input_gives_an_empty_object_and_resume_without_data_gives
     assert "$" in line  # null is checked against resume_schema like any data
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an explicit --input null becomes {}: Engine.start maps input None to {} and cannot tell "
-    "'no --input' from 'null'; fix with a sentinel default in Engine.start (not done here: "
-    "other branches call Engine.start)"))
 def test_an_explicit_null_input_is_kept(project: Project) -> None:
     project.workflow("w", "steps: [{id: a}]\n", "def a(ctx):\n    return ctx.input\n")
     assert project.json("start", "w", "--input", "null")["input"] is None
@@ -471,8 +467,8 @@ def test_python_m_wfrun_and_the_console_script_print_help(project: Project) -> N
     assert script.exists()
     out = subprocess.run([str(script), "start", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--input" in out.stdout and "--run-id" in out.stdout
-    bare = project.cli()
-    assert "Usage" in bare.stdout + bare.stderr  # no command: usage, not a traceback
+    bare = project.cli()  # global options but no command: one line naming the mistake
+    assert bare.code == 2 and "Missing command" in bare.stderr
     assert "Traceback" not in bare.stderr
 
 
@@ -643,3 +639,21 @@ def test_text_that_looks_like_markup_is_shown_verbatim(project: Project) -> None
     assert shown.code == 0 and shown.stdout.count(nasty) >= 3
     cancelled = project.run("cancel", run_id, "--reason", nasty)
     assert cancelled.code == 3 and nasty not in cancelled.stderr
+
+
+@pytest.mark.parametrize("args", [["start"], ["tick", "--limit", "0"], ["frob"], ["list", "--bogus"]],
+                         ids=["missing-argument", "bad-value", "unknown-command", "unknown-option"])
+def test_usage_mistakes_are_one_error_line_with_exit_2(project: Project, args: list[str]) -> None:
+    out = project.cli(*args)
+    assert out.code == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0], out.stderr
+
+
+def test_plain_wfrun_prints_the_help_with_commands_in_a_runs_order(project: Project) -> None:
+    out = subprocess.run([sys.executable, "-m", "wfrun"], capture_output=True, text=True,
+                         cwd=project.root)
+    assert out.returncode == 0, out.stderr
+    commands = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines()
+                if line.strip()]
+    assert commands[:3] == ["start", "resume", "cancel"]

@@ -26,9 +26,10 @@ def start(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
-    _, data = _input.read_payload(input, "--input")
+    given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
-    finish_run(engine, engine.start(workflow, data, run_id), as_json)
+    result = engine.start(workflow, data, run_id) if given else engine.start(workflow, run_id=run_id)
+    finish_run(engine, result, as_json)
 
 
 @app.command()

@@ -30,6 +30,7 @@ from ._links import LinkMaker
 from ._schedule import Events, event, schedule
 
 Mutation = Callable[[Run, Events], None]
+NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 
@@ -106,12 +107,13 @@ class Engine:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self, name_or_path: str, input: Any = None, run_id: str | None = None) -> Result:
-        """Create a run and execute it until it completes, fails or pauses."""
+    def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
+        """Create a run and execute it until it completes, fails or pauses (input: `{}` if
+        not given; an explicit None is kept as JSON null)."""
         if run_id is not None:
             check_run_id(run_id)
         workflow = self.workflow(name_or_path)
-        data = {} if input is None else input
+        data = {} if input is NO_INPUT else input
         _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
         if run_id is not None and self.store.exists(run_id):
             return self._existing_start(run_id, workflow, data)
