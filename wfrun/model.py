@@ -52,6 +52,8 @@ class StepState:
     reruns: int = 0
     failures: int = 0
     resumed_at: str | None = None
+    # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
+    nonces: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""
