@@ -212,11 +212,13 @@ def test_link_preview_bots_never_resume(server: Server, agent: str) -> None:
     assert server.project.snapshots() == before
 
 
-def test_head_never_resumes_or_cancels(server: Server) -> None:
+def test_head_and_options_never_resume_or_cancel(server: Server) -> None:
     doc = server.start("approval")
     before = server.project.snapshots()
     assert http(_resume_url(doc), "HEAD").status == 200
     assert http(_cancel_url(doc), "HEAD").status == 200
+    assert http(_resume_url(doc), "OPTIONS").status == 204  # a CORS preflight
+    assert http(_cancel_url(doc), "OPTIONS").status == 204
     assert http(_resume_url(doc).replace("token=", "token=x"), "HEAD").status == 404
     assert server.project.snapshots() == before
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import sys
 import threading
@@ -16,6 +15,8 @@ from ._app import app, handle_errors, settings
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress  # only here: it is not free to import, and every command loads this module
+
     if host == "localhost":
         return True
     try:

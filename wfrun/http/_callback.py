@@ -3,7 +3,7 @@
 Statuses: 202 resume recorded (the run continues in the background), 200 cancelled or a page,
 400 unreadable body, 404 no such link (no detail: bad, unknown and foreign tokens look the
 same), 409 link already used or its pause ended, 422 data failing `resume_schema`, 500 state
-error. Link-preview bots and HEAD requests never change anything.
+error. Link-preview bots, HEAD and OPTIONS requests never change anything.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ PREVIEW_BOTS = re.compile(
     re.IGNORECASE,
 )
 MAX_ACTION = 200
+ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 logger = logging.getLogger("wfrun.http")
 
 
@@ -154,6 +155,8 @@ class Callbacks:
                           "Server error")
         if req.method == "HEAD":
             return Reply(200, b"", "text/plain")
+        if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
+            return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
         if is_preview_bot(req.headers):
             return html_reply(200, _pages.message_page(
                 "Open this link in a browser", "This link answers a workflow; a preview does "
