@@ -55,7 +55,7 @@ def _facts(run: Run, step: str) -> str:
     pause = state.pause or {}
     rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step),
             ("Waiting since", pause.get("since")), ("Deadline", pause.get("due_at")),
-            ("Then", pause.get("on_timeout"))]
+            ("At the deadline", pause.get("on_timeout"))]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v)
     return f"<dl>{items}</dl>"
 

@@ -71,7 +71,12 @@ class Handler(BaseHTTPRequestHandler):
             verb=match[3], query=parse_qs(split.query, keep_blank_values=True),
             headers=headers, body=body,
         )
-        self._send(self.server.callbacks.handle(request))
+        try:
+            reply = self.server.callbacks.handle(request)
+        except Exception:  # a bug: answer 500 and keep serving; the run is as it was or recorded
+            logger.exception("internal error answering %s", redact(self.path))
+            reply = json_reply(500, {"error": "internal error; see the server's log"})
+        self._send(reply)
 
     def _read_body(self, headers: dict[str, str]) -> bytes | None:
         """The body, or None after answering 400/411/413 (checked before reading it)."""
