@@ -55,6 +55,18 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _message(browser: Any) -> str:
+    """The result page's message, waiting for the page the last click loads."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    found = WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.ID, "message")))
+    text: str = found.text
+    return text
+
+
 def test_a_person_approves_in_a_browser_and_the_run_completes(
     server: Server, browser: Any
 ) -> None:
@@ -71,8 +83,7 @@ def test_a_person_approves_in_a_browser_and_the_run_completes(
     Select(browser.find_element(By.ID, "f-level")).select_by_visible_text("high")
     browser.find_element(By.ID, "f-amount").send_keys("42")
     browser.find_element(By.ID, "approve").click()
-    message = browser.find_element(By.ID, "message").text
-    assert "resumed with action approved" in message
+    assert "resumed with action approved" in _message(browser)
     run = server.wait_until_settled(doc["run_id"])
     assert run.status == "completed"
     submitted = {"approved": True, "reviewer": "Ann <manager>", "level": "high", "amount": 42}
@@ -81,7 +92,7 @@ def test_a_person_approves_in_a_browser_and_the_run_completes(
     assert run.steps["pay"].output == {"paid": True, "by": submitted}
     browser.back()
     browser.refresh()  # the link is used now: the page says so instead of offering the form
-    assert "already resumed" in browser.find_element(By.ID, "message").text
+    assert "already resumed" in _message(browser)
 
 
 def test_a_person_rejects_in_a_browser(
@@ -92,7 +103,7 @@ def test_a_person_rejects_in_a_browser(
     doc = server.start("approval")
     browser.get(doc["suspended"][0]["resume_url"])
     browser.find_element(By.ID, "reject").click()
-    assert "resumed with action rejected" in browser.find_element(By.ID, "message").text
+    assert "resumed with action rejected" in _message(browser)
     run = server.wait_until_settled(doc["run_id"])
     assert run.steps["approve"].action == "rejected"
     assert run.steps["approve"].resume_data == {"approved": False}  # unchecked box: false

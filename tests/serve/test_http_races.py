@@ -103,3 +103,35 @@ def test_a_server_killed_after_answering_202_loses_nothing(
     assert shown["steps"]["approve"]["resume_data"] == {"approved": True, "reviewer": "kim"}
     assert shown["steps"]["pay"]["runs"] == 2
     assert shown["output"]["decision"] == "approved"
+
+
+def test_connections_over_the_limit_get_503_and_a_freed_slot_serves_again(project: Project) -> None:
+    import socket
+
+    from wfrun.clock import SystemClock
+    from wfrun.engine import Engine
+    from wfrun.http import WfrunServer
+    from wfrun.store.file import FileStore
+
+    def engine() -> Engine:
+        return Engine(FileStore(str(project.state)), SystemClock(),
+                      workflows_dir=str(project.workflows))
+
+    httpd = WfrunServer("127.0.0.1", 0, engine, max_connections=1)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        with socket.create_connection(("127.0.0.1", httpd.server_port), timeout=5) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # holds the only slot, headers unfinished
+            threading.Event().wait(0.2)
+            assert http(base + "/healthz").status == 503
+        for _ in range(50):  # the slow client left: its slot comes back
+            if http(base + "/healthz").status == 200:
+                break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("the slot was never released")
+    finally:
+        httpd.shutdown()
+        httpd.close()

@@ -1,17 +1,21 @@
 """The HTTP server of `wfrun serve`: the standard library's ThreadingHTTPServer, hardened.
 
-One thread per connection (a slow client holds only its own thread), a socket timeout on every
-read, the body cap enforced from Content-Length before any body byte is read, chunked bodies
-refused, and accepted resumes continued by a small pool of background workers.
+One thread per connection (a slow client holds only its own thread; at most MAX_CONNECTIONS at
+once), a socket timeout on every read and a deadline for the whole body, the body cap enforced
+from Content-Length before any body byte is read, chunked bodies refused, and accepted resumes
+continued by a small pool of background workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
 import socketserver
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +29,8 @@ from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
 REQUEST_TIMEOUT = 30.0  # seconds a client may stay silent while sending its request
+BODY_DEADLINE = 60.0  # seconds a client may take to send a whole body
+MAX_CONNECTIONS = 128  # connections served at once; more get 503 at once
 LINGER_BYTES = 4 * 1024 * 1024  # after a 413, read at most this much so the client sees it
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -93,11 +99,25 @@ class Handler(BaseHTTPRequestHandler):
             self._send(json_reply(413, {"error": f"the body is over the {limit} byte limit"}))
             self._linger(length)
             return None
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:  # the client went away mid-body
+        body = self._read_exactly(length)
+        if body is None:  # the client went away, or trickled the body for too long
             self.close_connection = True
-            return None
         return body
+
+    def _read_exactly(self, length: int) -> bytes | None:
+        """Read the body within BODY_DEADLINE seconds in all (each read also has `timeout`)."""
+        deadline = time.monotonic() + BODY_DEADLINE
+        parts: list[bytes] = []
+        remaining = length
+        while remaining > 0:
+            if time.monotonic() > deadline:
+                return None
+            chunk = self.rfile.read1(min(remaining, 65536))
+            if not chunk:
+                return None
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)
 
     def _linger(self, length: int) -> None:
         """Read (and drop) a bounded part of a refused body, so the client reads the 413
@@ -145,8 +165,10 @@ class WfrunServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, engine: Callable[[], Engine], workers: int = 4) -> None:
+    def __init__(self, host: str, port: int, engine: Callable[[], Engine], workers: int = 4,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.engine_factory = engine
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker")
         self.callbacks = Callbacks(engine, self.continue_later)
@@ -156,6 +178,27 @@ class WfrunServer(ThreadingHTTPServer):
         """Bind without HTTPServer's reverse DNS lookup of the host (it can take seconds)."""
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in its own thread, or answer 503 when all slots are taken."""
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 5\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handle one connection, then give its slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def continue_later(self, run_id: str) -> None:
         """Continue an accepted run in a background worker."""
