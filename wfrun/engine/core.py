@@ -22,6 +22,7 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
+from ._accept import remember_nonces
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
 from ._ask import answer_ask, ask_nonce
 from ._document import run_document
@@ -130,6 +131,7 @@ class Engine:
         events = [event(now, "started", input=data)]
         try:
             step = schedule(run, workflow, now, events, execute=True)
+            remember_nonces(run)
             try:
                 self.store.create(run)
             except ConflictError:
@@ -166,6 +168,7 @@ class Engine:
                 step = schedule(run, workflow, now, events, execute=execute)
             else:
                 run.running_since = None
+            remember_nonces(run)
             run.updated_at = to_iso(now)
             self.store.save(run)
         self.store.append_history(run_id, events)
