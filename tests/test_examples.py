@@ -20,7 +20,7 @@ from conftest import REPO, Outcome, Project
 
 EXAMPLES = (
     "approval-link", "conditional-branching", "delayed-notification", "expense-approval",
-    "http-callback", "parallel-review", "poll-job", "retry-api", "user-approval",
+    "http-callback", "interview", "parallel-review", "poll-job", "retry-api", "user-approval",
     "batch-approval", "approve-item",
 )
 

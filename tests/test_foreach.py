@@ -357,3 +357,26 @@ def test_resuming_an_iteration_while_later_ones_execute_elsewhere(project: Proje
     assert done["status"] == "completed"
     assert done["output"] == [0, 1, 2]
     assert [it["runs"] for it in done["steps"]["each"]["iterations"]] == [1, 1, 1]
+
+
+def test_an_iteration_can_ask_and_is_executed_again_with_the_answer(project: Project) -> None:
+    fe(project, """            if ctx.index == 1:
+                first = ctx.flow.ask({"q": ctx.item}, schema={"required": ["answer"]})
+                second = ctx.flow.ask({"again": first["answer"]})
+                return f"{ctx.item}:{first['answer']}:{second['ok']}"
+            return ctx.item""")
+    doc = start(project)
+    assert doc["status"] == "suspended"
+    [entry] = doc["suspended"]
+    assert entry["step"] == "each[1]" and entry["suspend_data"] == {"q": "b"}
+    assert project.json("pending")[0]["resume_schema"] == {
+        "allOf": [{"type": "object", "required": ["ok"]}, {"required": ["answer"]}]}
+    before = project.snapshots()
+    assert project.run("resume", "f1", "--step", "each[1]", "--data", '{"ok": 1}').code == 2
+    assert project.snapshots() == before
+    mid = project.json("resume", "f1", "--step", "each[1]", "--data", '{"ok": 1, "answer": "y"}')
+    assert mid["suspended"][0]["suspend_data"] == {"again": "y"}
+    done = project.json("resume", "f1", "--data", '{"ok": 2}')
+    assert done["status"] == "completed"
+    assert done["output"] == ["a", "b:y:2", "c"]
+    assert done["steps"]["each"]["iterations"][1]["runs"] == 3

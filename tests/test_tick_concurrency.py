@@ -376,10 +376,6 @@ def test_tick_watch_finishes_the_step_in_progress_before_stopping(project: Proje
     assert final["steps"]["after"]["runs"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 3 says --watch stops 'after the step in progress'; it finishes the whole run "
-    "(every later step) before stopping. Changing it means deciding how a run left between "
-    "two steps is recorded (the next step is marked running in the same write)."))
 def test_tick_watch_stops_after_the_step_in_progress_not_the_rest_of_the_run(
         project: Project) -> None:
     shown, ledger = signal_watch_mid_step(project, signal.SIGTERM)

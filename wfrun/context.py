@@ -59,6 +59,24 @@ class PauseRequest:
     until: datetime | None = None
 
 
+@dataclass
+class AskRequest:
+    """An unanswered `ask()`: the step suspends; on resume it executes again from the top."""
+
+    index: int
+    nonce: str
+    data: Any = None
+    timeout: timedelta | None = None
+    on_timeout: str | None = None
+    schema: Any = None
+
+
+class AskSignal(BaseException):
+    """Stops a step at an unanswered `ask()`.
+
+    A BaseException, so that a step's `except Exception:` cannot swallow it."""
+
+
 class Flow:
     """`ctx.flow`: suspend, rerun, sleep, route and exit, Pipedream-style."""
 
@@ -72,8 +90,17 @@ class Flow:
         self.exit_requested = False
         self.exit_reason: str | None = None
         self.misuse: str | None = None
+        self.answers: list[Any] = []  # answers to this step's earlier asks, in order
+        self.asks = 0
+        self.asked: AskRequest | None = None
 
     def _request(self, request: PauseRequest, name: str) -> None:
+        if self.asked is not None:
+            self.misuse = (
+                f"step '{self._step}' called flow.{name}() after an unanswered flow.ask() in the "
+                "same execution; a step that asks cannot also suspend, rerun or sleep"
+            )
+            raise FlowError(self.misuse)
         if self.pause is not None:
             self.misuse = (
                 f"step '{self._step}' called flow.{name}() after flow.{self.pause.kind}() in the "
@@ -126,6 +153,41 @@ class Flow:
         except ValueError as exc:
             raise FlowError(str(exc)) from None
         self._request(PauseRequest("sleep", until=until), "sleep_until")
+
+    def ask(
+        self,
+        data: Any = None,
+        timeout: timedelta | str | float | None = None,
+        schema: Any = None,
+        on_timeout: str | None = None,
+    ) -> Any:
+        """Suspend until resumed and return the resume data; the step executes again from the
+        top on resume, and earlier asks return their stored answers in order."""
+        if self.asked is not None:  # the step caught the signal of an earlier ask: stop again
+            raise AskSignal()
+        index = self.asks
+        self.asks += 1
+        if index < len(self.answers):
+            return self.answers[index]
+        if self.pause is not None:
+            self.misuse = (
+                f"step '{self._step}' called flow.ask() after flow.{self.pause.kind}() in the "
+                "same execution; a step that pauses with suspend, rerun or sleep cannot also ask"
+            )
+            raise FlowError(self.misuse)
+        if on_timeout is not None and on_timeout not in ON_TIMEOUT:
+            raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
+        if schema is not None:
+            from wfrun._schema import schema_problem
+
+            problem = schema_problem(schema)
+            if problem:
+                raise FlowError(f"schema of ask #{index + 1}: invalid JSON Schema: {problem}")
+        self.asked = AskRequest(
+            index, random_token(), data=data, on_timeout=on_timeout, schema=schema,
+            timeout=_duration(timeout, "timeout") if timeout is not None else None,
+        )
+        raise AskSignal()
 
     def route(self, action: str | None) -> None:
         """Set this step's action, which `when:` of later steps matches."""

@@ -62,10 +62,40 @@ def _default_name(path: str) -> str:
     return os.path.splitext(base)[0]
 
 
+_unique_loader: Any = None
+
+
+def _yaml_loader() -> Any:
+    """The safe YAML loader, refusing a mapping that repeats a key (YAML says keys are unique;
+    PyYAML would silently keep the last one, hiding a typo such as two `id:` in one step)."""
+    global _unique_loader
+    if _unique_loader is None:
+        import yaml
+
+        base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class UniqueKeyLoader(base):  # type: ignore[misc]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                seen: set[tuple[str, str]] = set()
+                for key_node, _ in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.tag != \
+                            "tag:yaml.org,2002:merge":
+                        key = (key_node.tag, key_node.value)
+                        if key in seen:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"duplicate key {key_node.value!r}",
+                                key_node.start_mark)
+                        seen.add(key)
+                return super().construct_mapping(node, deep=deep)
+
+        _unique_loader = UniqueKeyLoader
+    return _unique_loader
+
+
 def _read_yaml(path: str, raw: bytes) -> object:
     import yaml
 
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _yaml_loader()
     try:
         data = yaml.load(raw, Loader=loader)
     except yaml.YAMLError as exc:

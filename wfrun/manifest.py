@@ -283,8 +283,12 @@ def _parse_when(check: _Checker, when: object, step_id: str) -> dict[str, tuple[
     for target, actions in when.items():
         values = [actions] if isinstance(actions, str) else actions
         if not isinstance(values, list) or not values or not all(isinstance(a, str) for a in values):
-            raise check.fail(f"actions for {target!r} must be a string or a list of strings",
-                             step=step_id, key="when")
+            hint = ""
+            if isinstance(actions, bool) or (isinstance(actions, list)
+                                             and any(isinstance(a, bool) for a in actions)):
+                hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the action)"
+            raise check.fail(f"actions for {target!r} must be a string or a list of strings"
+                             f"{hint}", step=step_id, key="when")
         parsed[str(target)] = tuple(values)
     return parsed
 

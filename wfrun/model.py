@@ -56,6 +56,9 @@ class StepState:
     child: str | None = None
     # a `foreach:` step: one state per element, in order (None until the step first executes)
     iterations: list[StepState] | None = None
+    answers: list[JsonValue] = field(default_factory=list)  # resume data of each flow.ask()
+    # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
+    nonces: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""

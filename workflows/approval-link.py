@@ -2,7 +2,7 @@
 
 Pipedream's `$.flow.suspend()`: the step gets its resume/cancel links *before* the run pauses,
 sends them somewhere (here: an "outbox" file standing in for email, and stderr), and the run
-pauses when the step returns. `wfrun resume` (or, once `wfrun serve` exists, the URL)
+pauses when the step returns. `wfrun resume` (or the URL, answered by `wfrun serve`)
 continues it; `wfrun cancel` ends it.
 """
 

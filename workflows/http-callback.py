@@ -2,7 +2,7 @@
 
 First execution: ask for a rerun in 24h and give the rerun's links to the external service
 (simulated: a JSON request file). If the service calls back (`wfrun resume RUN --data ...`,
-or the resume URL once `wfrun serve` exists), the step runs again at once with
+or an HTTP request to the resume URL, answered by `wfrun serve`), the step runs again at once with
 `ctx.run.callback_request` set. If 24h pass first, `wfrun tick` reruns it with
 `callback_request = None` and the step gives up.
 """

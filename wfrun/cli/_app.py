@@ -15,8 +15,21 @@ from wfrun.errors import UsageError, WfrunError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The order `wfrun --help` lists commands in: a run's life first, then operations.
+COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs", "tick", "retry",
+                 "fork", "serve", "validate", "workflows", "init", "doctor")
+
+
+class _OrderedGroup(typer.core.TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(
     name="wfrun",
+    cls=_OrderedGroup,
     help="A durable workflow runner: start, suspend, resume, rerun and sleep, with local files.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

@@ -2,59 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from typing import Any
 
+from wfrun._jsoninput import DEFAULT_MAX_PAYLOAD, max_payload, parse_json
 from wfrun.errors import UsageError
 
-DEFAULT_MAX_PAYLOAD = 1024 * 1024
-
-
-def max_payload() -> int:
-    """The payload cap in bytes: `WFRUN_MAX_PAYLOAD` or 1 MiB."""
-    value = os.environ.get("WFRUN_MAX_PAYLOAD", "")
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PAYLOAD
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(raw: bytes, option: str) -> Any:
-    """Parse JSON strictly: valid UTF-8, no NaN/Infinity, no duplicate keys, bounded depth."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{option} is not valid UTF-8 (byte {exc.start}); send JSON text") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-        if "\\u" in text:  # a lone surrogate escape parses, but cannot be stored as UTF-8
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        raise UsageError(
-            f"{option} has a \\u escape of a lone surrogate (\\ud800-\\udfff), which is not "
-            "text; send valid Unicode"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise UsageError(f"{option} is nested too deeply to be accepted") from None
-    except ValueError as exc:  # duplicate keys, NaN, integers over Python's digit limit
-        raise UsageError(f"{option} is not acceptable JSON: {exc}") from None
+__all__ = ["DEFAULT_MAX_PAYLOAD", "check_text", "max_payload", "parse_json", "read_payload"]
 
 
 def check_text(value: str | None, option: str) -> None:

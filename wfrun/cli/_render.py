@@ -31,9 +31,11 @@ def _short(value: Any, width: int = 60) -> str:
 def warnings(items: list[str]) -> None:
     """Warnings go to stderr."""
     if items:
+        from rich.markup import escape
+
         console = _console(stderr=True)
-        for item in items:
-            console.print(f"[yellow]warning:[/] {item}", markup=True)
+        for item in items:  # a warning may quote manifest text such as "[/x]": not markup
+            console.print(f"[yellow]warning:[/] {escape(item)}", markup=True)
 
 
 def error(message: str) -> None:
@@ -107,8 +109,13 @@ def timeline(events: list[dict[str, Any]]) -> None:
                       f"[dim]{escape(details)}[/]")
 
 
-def table(columns: list[str], rows: list[list[str]], empty: str) -> None:
-    """A plain table, or a one-line note when there is nothing to show."""
+def table(columns: list[str], rows: list[list[str]], empty: str,
+          whole: tuple[int, ...] = (0,)) -> None:
+    """A plain table, or a one-line note when there is nothing to show.
+
+    Columns in `whole` (run ids, times) are never shortened, so they can be copied from a
+    narrow terminal; the others wrap rather than being cut off with "…".
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -118,13 +125,31 @@ def table(columns: list[str], rows: list[list[str]], empty: str) -> None:
         return
     out = Table(box=None, pad_edge=False, header_style="bold")
     for i, column in enumerate(columns):
-        if i == 0:  # the run id: never shortened, so it can be copied from a narrow terminal
-            out.add_column(column, no_wrap=True, min_width=max(len(r[0]) for r in rows))
-        else:  # the rest wraps rather than being cut off with "…"
+        if i in whole:
+            out.add_column(column, no_wrap=True, min_width=max(len(r[i]) for r in rows))
+        else:
             out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*[_status(c) if c in STATUS_STYLE else escape(c) for c in row])
     console.print(out)
+
+
+def suspensions(rows: list[dict[str, Any]]) -> None:
+    """Open suspensions (`wfrun pending`), a short block each, readable at any width."""
+    from rich.markup import escape
+
+    console = _console()
+    if not rows:
+        console.print("nothing is waiting for data")
+        return
+    for r in rows:
+        step = "/".join(r.get("path") or [r["step"]])
+        console.print(f"[yellow]⏸[/] [bold]{r['run_id']}[/] {escape(r['workflow'])} "
+                      f"[yellow]{escape(step)}[/] since {r['since']}")
+        console.print(f"    deadline {r['deadline']}, then {r['on_timeout']}")
+        if r.get("suspend_data") is not None:
+            console.print(f"    asks:   {escape(_short(r['suspend_data'], 200))}")
+        console.print(f"    resume: {escape(r['resume_command'])}")
 
 
 def lines(items: list[str]) -> None:

@@ -26,9 +26,10 @@ def start(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
-    _, data = _input.read_payload(input, "--input")
+    given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
-    finish_run(engine, engine.start(workflow, data, run_id), as_json)
+    result = engine.start(workflow, data, run_id) if given else engine.start(workflow, run_id=run_id)
+    finish_run(engine, result, as_json)
 
 
 @app.command()
@@ -125,7 +126,7 @@ def list_runs(
             ["run", "workflow", "status", "created", "next due"],
             [[r["run_id"], r["workflow"], r["status"], r["created_at"], r["next_due"] or ""]
              for r in rows],
-            "no runs",
+            "no runs", whole=(0, 2, 4),
         )
     if problems:
         raise typer.Exit(5)
@@ -156,12 +157,7 @@ def pending(
     else:
         from . import _render
 
-        _render.table(
-            ["run", "workflow", "step", "since", "deadline", "then", "resume"],
-            [[r["run_id"], r["workflow"], r["step"], r["since"], r["deadline"], r["on_timeout"],
-              r["resume_command"]] for r in rows],
-            "nothing is waiting for data",
-        )
+        _render.suspensions(rows)
     if problems:
         raise typer.Exit(5)
 

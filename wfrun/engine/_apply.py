@@ -29,6 +29,7 @@ from wfrun.model import (
     StepState,
 )
 
+from ._ask import answer_timeout, apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
 
 
@@ -45,6 +46,7 @@ class Outcome:
     error: dict[str, str] | None = None
     traceback: str | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
+    ask: Any = None  # the unanswered AskRequest the execution stopped at
 
 
 def json_problem(value: Any) -> str | None:
@@ -98,6 +100,8 @@ def apply_outcome(
     if state.status not in (RUNNING, CANCELLED):
         return  # not ours any more (should not happen while we hold the claim)
     state.trigger = None
+    if outcome.ask is not None and apply_ask(run, spec, state, outcome, now, events):
+        return
     _check_outcome(spec, outcome)
     if outcome.error is not None:
         _apply_failure(run, spec, state, outcome, now, events)
@@ -300,7 +304,9 @@ def _time_out(
     on_timeout = pause.get("on_timeout", "cancel")
     waited = format_duration(now - parse_iso(pause["since"]))
     events.append(event(now, "timed_out", sid, on_timeout=on_timeout, deadline=pause["due_at"]))
-    if on_timeout == "resume":
+    if on_timeout == "resume" and answer_timeout(state):
+        pass  # an ask answered with None: the step executes again
+    elif on_timeout == "resume":
         state.resume_data = None
         if sid in workflow.steps and workflow.steps[sid].kind == "wait":
             state.output = None

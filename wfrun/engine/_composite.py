@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wfrun import _schema
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError
 from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
@@ -35,6 +36,7 @@ from wfrun.model import (
 
 from ._address import label
 from ._apply import Outcome, _apply_rerun, _check_outcome, _complete, cancel_run, fail_run
+from ._ask import _answer, answer_timeout, apply_ask, expected_schema, is_ask
 from ._schedule import Events, end_open_steps, event, run_output
 
 PAUSE_CHILD = "child"
@@ -182,6 +184,13 @@ def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: i
     if it.status != RUNNING:
         return
     it.trigger = None
+    if outcome.ask is not None:
+        first = len(events)
+        asked = apply_ask(run, spec, it, outcome, now, events)
+        for ev in events[first:]:
+            ev["step"] = name
+        if asked:
+            return
     _check_outcome(spec, outcome)
     if outcome.error is not None:
         outcome.error["step"] = name
@@ -348,7 +357,9 @@ def _time_out(run: Run, sid: str, it: StepState, name: str, now: datetime,
     on_timeout = pause.get("on_timeout", "cancel")
     waited = format_duration(now - parse_iso(pause["since"]))
     events.append(event(now, "timed_out", name, on_timeout=on_timeout, deadline=pause["due_at"]))
-    if on_timeout == "resume":
+    if on_timeout == "resume" and answer_timeout(it):
+        pass  # an ask answered with None: the iteration executes again
+    elif on_timeout == "resume":
         it.resume_data = None
         _complete(it, name, now, events, note="timed out; resumed with no data")
     elif on_timeout == "fail":
@@ -372,12 +383,31 @@ def resumable_iterations(state: StepState) -> list[int]:
 
 def apply_iteration_resume(run: Run, workflow: Workflow, step_id: str, index: int, data: Any,
                            action: str | None, request: dict[str, Any], now: datetime,
-                           events: Events) -> None:
-    """Hand data to a suspended (or rerun-pending) iteration, then settle its step."""
+                           events: Events, asked: str | None = None) -> None:
+    """Hand data to a suspended (or rerun-pending) iteration, then settle its step.
+
+    An iteration at an unanswered `ask()` records the answer and executes again; `asked` is
+    the nonce of the ask the caller saw (None: it saw none)."""
     it = node(run, step_id, index)
     name = label(step_id, index)
     kind = (it.pause or {}).get("kind")
-    if it.status == SUSPENDED and kind == PAUSE_SUSPEND:
+    if it.status == SUSPENDED and is_ask(it):
+        pause = it.pause or {}
+        number = int(pause["ask"])
+        if pause["nonce"] != asked:
+            raise ConflictError(
+                f"step '{name}' of run {run.run_id} now waits for the answer to its ask "
+                f"#{number}, asked at {pause['since']} after this resume began; check it with "
+                "'show' and resume again")
+        _schema.validate(expected_schema(it, workflow.steps[step_id]), data,
+                         f"answer to ask #{number} of step '{name}'")
+        _answer(it, number, data, {"reason": "resume", "callback_request": request})
+        if action is not None:
+            it.action = action
+        it.resumed_at = to_iso(now)
+        events.append(event(now, "resumed", name, action=action, source=request["source"],
+                            ask=number))
+    elif it.status == SUSPENDED and kind == PAUSE_SUSPEND:
         it.resume_data = data
         if action is not None:
             it.action = action

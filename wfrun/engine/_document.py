@@ -23,7 +23,7 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
         if state.status != SUSPENDED or not state.pause or state.pause.get("kind") in COMPOSITE:
             continue  # a composite step's suspensions are its iterations' or child's (_tree.py)
         pause = state.pause
-        made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow)
+        made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow, pause.get("schema"))
         entries.append({
             "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
             "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from wfrun.context import Context, Flow, Links, RunInfo, StepExports, StepsView
+from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports, StepsView
 from wfrun.model import Run
 
 from ._apply import Outcome
@@ -45,6 +45,7 @@ def execute(
         state = (state.iterations or [])[index]
     trigger = state.trigger or {}
     flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
+    flow.answers = list(state.answers)
     ctx = Context(
         input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
         steps=exports_of(run),
@@ -62,6 +63,8 @@ def execute(
 
                 result = asyncio.run(_await(result))
         outcome.output = result
+    except AskSignal:
+        pass  # an unanswered ask: flow.asked says what the step waits for
     except (Exception, SystemExit) as exc:
         outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
         outcome.traceback = traceback.format_exc()
@@ -71,6 +74,7 @@ def execute(
     outcome.action, outcome.action_set = flow.action, flow.action_set
     outcome.exit_requested, outcome.exit_reason = flow.exit_requested, flow.exit_reason
     outcome.logs = ctx.log_records()
+    outcome.ask = flow.asked
     return outcome
 
 

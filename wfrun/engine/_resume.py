@@ -10,6 +10,7 @@ from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageEr
 from wfrun.model import Run
 
 from ._address import Segment, join, parse
+from ._ask import ask_nonce
 from ._children import after_change
 from ._composite import apply_iteration_resume, node
 from ._schedule import Events
@@ -98,12 +99,13 @@ def resume_nested(engine: Engine, run: Run, segments: list[Segment], data: Any,
     callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                            "source": "cli"}
     index = first.index
+    asked = ask_nonce(it)
 
     def mutate(r: Run, events: Events) -> None:
         if r.finished:
             raise ConflictError(f"run {r.run_id} is {r.status}; it cannot be resumed")
         apply_iteration_resume(r, workflow, first.step, index, data, action, callback,
-                               engine.clock.now(), events)
+                               engine.clock.now(), events, asked)
 
     result = engine._drive(run.run_id, workflow, mutate, warnings)
     after_change(engine, result.run, result.warnings)

@@ -11,6 +11,7 @@ from wfrun.manifest import Workflow
 from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
 
 from ._address import join, label
+from ._ask import expected_schema
 from ._document import PUBLIC_STEP_KEYS
 
 if TYPE_CHECKING:
@@ -95,11 +96,12 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
                 continue
             if not pause.get("due_at"):
                 continue
-            made = links.links(run.run_id, name, pause.get("nonce", ""), workflow, schema_step=sid)
+            made = links.links(run.run_id, name, pause.get("nonce", ""), workflow,
+                               pause.get("schema"), schema_step=sid)
             command = made.resume_command
             if address != name or top != run.run_id:
                 command = links.links(top, address, pause.get("nonce", ""), workflow,
-                                      schema_step=sid).resume_command
+                                      pause.get("schema"), schema_step=sid).resume_command
             extra = {"child_run_id": run.run_id} if top != run.run_id else {}
             if it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND:
                 out.suspended.append({
@@ -108,7 +110,7 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
                     "suspend_data": it.suspend_data, "resume_command": command,
                     "resume_url": made.resume_url, "cancel_url": made.cancel_url, **extra,
                 })
-                out.schemas.append(spec.resume_schema if spec else None)
+                out.schemas.append(expected_schema(it, spec))
             elif it.status == WAITING:
                 entry: dict[str, Any] = {"step": address, "kind": pause["kind"],
                                          "due_at": pause["due_at"], "runs": it.runs}

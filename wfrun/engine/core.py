@@ -23,7 +23,9 @@ from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
 from . import _children, _resume, _tree
+from ._accept import remember_nonces
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
+from ._ask import answer_ask, ask_nonce
 from ._composite import fire_iterations, is_composite
 from ._document import run_document
 from ._execute import execute
@@ -31,6 +33,7 @@ from ._links import LinkMaker
 from ._schedule import Events, event, schedule
 
 Mutation = Callable[[Run, Events], None]
+NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 
@@ -112,15 +115,15 @@ class Engine:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self, name_or_path: str, input: Any = None, run_id: str | None = None,
+    def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,
               parent: dict[str, Any] | None = None) -> Result:
-        """Create a run and execute it until it completes, fails or pauses.
-
-        `parent` makes it the child run of a `workflow:` step (the parent records it)."""
+        """Create a run and execute it until it completes, fails or pauses (input: `{}` if
+        not given; an explicit None is kept as JSON null). `parent` makes it the child run
+        of a `workflow:` step (the parent records it)."""
         if run_id is not None:
             check_run_id(run_id)
         workflow = self.workflow(name_or_path)
-        data = {} if input is None else input
+        data = {} if input is NO_INPUT else input
         _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
         if run_id is not None and self.store.exists(run_id):
             return self._existing_start(run_id, workflow, data)
@@ -139,6 +142,7 @@ class Engine:
             events[0]["parent"] = {k: parent[k] for k in ("run_id", "step", "index")}
         try:
             step = schedule(run, workflow, now, events, execute=True)
+            remember_nonces(run)
             try:
                 self.store.create(run)
             except ConflictError:
@@ -178,6 +182,7 @@ class Engine:
                 step = schedule(run, workflow, now, events, execute=execute)
             else:
                 run.running_since = None
+            remember_nonces(run)
             run.updated_at = to_iso(now)
             self.store.save(run)
         self.store.append_history(run_id, events)
@@ -203,7 +208,12 @@ class Engine:
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
                     apply_outcome(r, workflow, s, o, self.clock.now(), events)
 
-                run, step = self._transition(run_id, workflow, record, execute=True)
+                # Stopping (tick --watch got SIGTERM): record the outcome without starting the
+                # next step; the run stays due at once, so the next tick continues it.
+                stopping = self.should_stop()
+                run, step = self._transition(run_id, workflow, record, execute=not stopping)
+                if stopping:
+                    return Result(run, workflow, warnings)
         finally:
             claim.release()
             self.store.sync_history(run_id)
@@ -288,8 +298,11 @@ class Engine:
         callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                                "source": "cli"}
 
+        asked = ask_nonce(run.steps.get(target))
+
         def mutate(r: Run, events: Events) -> None:
-            apply_resume(r, spec, data, action, callback, self.clock.now(), events)
+            if not answer_ask(r, spec, data, action, callback, self.clock.now(), events, asked):
+                apply_resume(r, spec, data, action, callback, self.clock.now(), events)
 
         result = self._drive(run_id, workflow, mutate, warnings)
         _children.after_change(self, result.run, result.warnings)
@@ -332,6 +345,20 @@ class Engine:
         warnings: list[str] = []
         _children.after_change(self, run, warnings)
         return Result(run, None, warnings)
+
+    def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
+        """Re-execute a failed run from its failed step (or `step`), in the same run."""
+        from . import _rewind  # imported on use: keeps every other command's start-up lean
+
+        return _rewind.retry(self, run_id, step, reason)
+
+    def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
+             new_id: str | None = None, reason: str | None = None) -> Result:
+        """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
+        from . import _rewind
+
+        return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
+                            new_id=new_id, reason=reason)
 
     # -- tick ----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from wfrun.manifest import Workflow
 from wfrun.model import Run
 from wfrun.store.abc import Store
 
+from ._ask import expected_schema
 from ._document import summary, suspended_entries
 from ._tree import entries, has_composites
 
@@ -66,8 +67,8 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
             found = entries(engine, run, current)
             listed = list(zip(found.suspended, found.schemas, strict=True))
         else:
-            listed = [(e, getattr(current.steps.get(e["step"]) if current else None,
-                                  "resume_schema", None))
+            listed = [(e, expected_schema(run.steps.get(e["step"]),
+                                          current.steps.get(e["step"]) if current else None))
                       for e in suspended_entries(run, current, engine.links)]
         for entry, schema in listed:
             rows.append({

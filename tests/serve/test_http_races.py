@@ -1,0 +1,137 @@
+"""Issue 6: links under races, ended pauses and a killed server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from conftest import Project
+
+from wfrun.engine._accept import MAX_NONCES, remember_nonces
+from wfrun.model import Run, StepState
+
+from .conftest import APPROVAL, APPROVAL_PY, Response, Server, http, post_json
+
+
+def test_concurrent_resumes_with_one_token_get_one_202_and_the_rest_409(server: Server) -> None:
+    doc = server.start("approval")
+    url = doc["suspended"][0]["resume_url"] + "&action=approved"
+    barrier = threading.Barrier(4)
+    replies: list[tuple[bool, Response]] = []
+
+    def send(approved: bool) -> None:
+        barrier.wait()
+        replies.append((approved, post_json(url, {"approved": approved})))
+
+    threads = [threading.Thread(target=send, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(r.status for _, r in replies) == [202, 409, 409, 409]
+    run = server.wait_until_settled(doc["run_id"])
+    sent, winner = next((a, r) for a, r in replies if r.status == 202)
+    assert winner.json()["run_id"] == doc["run_id"]
+    assert run.status == "completed" and run.steps["pay"].runs == 1
+    assert run.steps["approve"].resume_data == {"approved": sent}
+    resumed = [e for e in server.project.json("show", doc["run_id"])["history"]
+               if e["type"] == "resumed"]
+    assert len(resumed) == 1
+
+
+def test_a_link_of_a_timed_out_suspension_gets_409(server: Server) -> None:
+    doc = server.start("approval")
+    server.project.json("tick", "--now", "2099-01-01T00:00:00Z")  # 24 h passed: cancelled
+    reply = post_json(doc["suspended"][0]["resume_url"], {"approved": True})
+    assert reply.status == 409 and "is cancelled" in reply.json()["error"]
+    assert http(doc["suspended"][0]["cancel_url"], "POST").status == 409
+
+
+def test_a_rerun_link_dies_when_the_timer_fires_first(server: Server) -> None:
+    doc = server.start("callback")
+    server.project.json("tick", "--now", "2099-01-01T00:00:00Z")  # the rerun ran without callback
+    assert server.load(doc["run_id"]).steps["job"].runs == 2
+    reply = post_json(doc["waiting"][0]["resume_url"], {"status": "DONE"})
+    assert reply.status == 409 and "no longer works" in reply.json()["error"]
+
+
+def test_recent_pause_nonces_are_kept_and_bounded() -> None:
+    run = Run("r", "w", {}, "t", "t", steps={"s": StepState()})
+    for n in range(MAX_NONCES + 3):
+        run.steps["s"].pause = {"kind": "suspend", "nonce": f"n{n}"}
+        remember_nonces(run)
+        remember_nonces(run)  # idempotent
+    assert run.steps["s"].nonces == [f"n{n}" for n in range(3, MAX_NONCES + 3)]
+    assert Run.from_dict(run.to_dict()).steps["s"].nonces == run.steps["s"].nonces
+
+
+def test_a_server_killed_after_answering_202_loses_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of `wfrun serve` while the accepted run's next step executes: tick recovers it."""
+    slow = APPROVAL_PY.replace('def pay(ctx):\n', 'def pay(ctx):\n    import time; time.sleep(30)\n')
+    project.workflow("approval", APPROVAL, slow)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *project.base_args(), "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=project.root,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().split("listening on ")[1].split(" ")[0]
+        monkeypatch.setenv("WFRUN_BASE_URL", base)
+        doc: dict[str, Any] = project.json("start", "approval")
+        reply = post_json(doc["suspended"][0]["resume_url"] + "&action=approved",
+                          {"approved": True, "reviewer": "kim"})
+        assert reply.status == 202
+        for _ in range(200):  # until the worker is inside the slow step
+            if project.json("show", doc["run_id"])["steps"]["pay"]["status"] == "running":
+                break
+            threading.Event().wait(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert project.json("show", doc["run_id"])["status"] == "running"
+    project.workflow("approval", APPROVAL, APPROVAL_PY)  # the next attempt is quick
+    tick = project.json("tick")
+    assert tick["advanced"] == [{"run_id": doc["run_id"], "step": "pay", "reason": "recovered",
+                                 "status": "completed"}]
+    shown = project.json("show", doc["run_id"])
+    assert shown["steps"]["approve"]["resume_data"] == {"approved": True, "reviewer": "kim"}
+    assert shown["steps"]["pay"]["runs"] == 2
+    assert shown["output"]["decision"] == "approved"
+
+
+def test_connections_over_the_limit_get_503_and_a_freed_slot_serves_again(project: Project) -> None:
+    import socket
+
+    from wfrun.clock import SystemClock
+    from wfrun.engine import Engine
+    from wfrun.http import WfrunServer
+    from wfrun.store.file import FileStore
+
+    def engine() -> Engine:
+        return Engine(FileStore(str(project.state)), SystemClock(),
+                      workflows_dir=str(project.workflows))
+
+    httpd = WfrunServer("127.0.0.1", 0, engine, max_connections=1)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        with socket.create_connection(("127.0.0.1", httpd.server_port), timeout=5) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # holds the only slot, headers unfinished
+            threading.Event().wait(0.2)
+            assert http(base + "/healthz").status == 503
+        for _ in range(50):  # the slow client left: its slot comes back
+            if http(base + "/healthz").status == 200:
+                break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("the slot was never released")
+    finally:
+        httpd.shutdown()
+        httpd.close()

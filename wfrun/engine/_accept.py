@@ -1,0 +1,150 @@
+"""HTTP callbacks: check a link's token, record a resume or cancel durably, continue the run later.
+
+`wfrun serve` answers 202 once `accept_resume` returns (the resume is in the snapshot), then
+calls `continue_run` in a background worker. If the process dies in between, the run is left
+`running` with no step executing, which makes it due at once: the next `tick` continues it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wfrun import _schema, loader
+from wfrun.durations import to_iso
+from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError
+from wfrun.ids import check_run_id
+from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
+
+from ._apply import apply_resume, cancel_run
+from ._ask import answer_ask, ask_nonce
+from ._links import VERBS, token_matches
+from ._schedule import Events
+
+if TYPE_CHECKING:
+    from .core import Engine, Result
+
+ACTIVE = "active"
+ENDED = "ended"
+MAX_NONCES = 8
+
+
+def remember_nonces(run: Run) -> None:
+    """Keep each step's current pause nonce in its recent list (called before each save)."""
+    for state in run.steps.values():
+        nonce = (state.pause or {}).get("nonce")
+        if nonce and nonce not in state.nonces:
+            state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
+
+
+def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:
+    """ACTIVE if `token` opens the step's current pause for `verb`, ENDED if it opened an
+    earlier pause of that step, None if it is not a token of this run, step and verb."""
+    state = run.steps.get(step)
+    if state is None or verb not in VERBS or not token:
+        return None
+    current = (state.pause or {}).get("nonce")
+    if current and state.status in (SUSPENDED, WAITING) and token_matches(
+            key, token, verb, run.run_id, step, current):
+        return ACTIVE
+    for nonce in state.nonces:
+        if nonce != current and token_matches(key, token, verb, run.run_id, step, nonce):
+            return ENDED
+    return None
+
+
+def ended_message(run: Run, step: str) -> str:
+    """Why a link of an ended pause no longer works (told only to holders of a real token)."""
+    state = run.steps[step]
+    if state.resumed_at:
+        return (f"step '{step}' of run {run.run_id} was already resumed at {state.resumed_at}; "
+                "its data is kept and this link no longer works")
+    if run.finished:
+        return f"run {run.run_id} is {run.status}; this link no longer works"
+    return (f"the pause of step '{step}' of run {run.run_id} has ended (the step is "
+            f"{state.status}); this link no longer works")
+
+
+def open_link(engine: Engine, run_id: str, step: str, verb: str, token: str) -> tuple[Run, str]:
+    """Load the run a link points to and say whether its token is ACTIVE or ENDED.
+
+    Raises NotFoundError, with no detail, for an invalid run id, an unknown run or step, or a
+    token that is not this run's, step's and verb's."""
+    try:
+        check_run_id(run_id)
+        run = engine.store.load(run_id)
+    except (NotFoundError, UsageError):
+        raise NotFoundError("not found") from None
+    state = token_state(engine.store.secret_key(), run, step, verb, token)
+    if state is None:
+        raise NotFoundError("not found")
+    return run, state
+
+
+def accept_resume(
+    engine: Engine, run_id: str, step: str, token: str, data: Any, action: str | None,
+    request: dict[str, Any],
+) -> Result:
+    """Validate and durably record a resume without executing any step.
+
+    Invalid data raises SchemaViolation and writes nothing; a token whose pause ended
+    meanwhile (a concurrent resume won) raises ConflictError. The run is left `running` (due
+    at once) if a code step is to execute next: `continue_run` or the next tick executes it."""
+    from .core import Result
+
+    run = engine.store.load(run_id)
+    warnings: list[str] = []
+    workflow = engine.workflow_of(run, warnings)
+    if step not in workflow.steps:
+        raise CodeChangedError(
+            f"step '{step}' of run {run_id} no longer exists in workflow '{run.workflow}' "
+            f"({workflow.path}); restore it to resume this run"
+        )
+    spec = workflow.steps[step]
+    if spec.resume_schema is not None:
+        loader.check_schemas(workflow)
+        _schema.validate(spec.resume_schema, data, f"resume data for step '{step}'")
+    key = engine.store.secret_key()
+
+    def mutate(r: Run, events: Events) -> None:
+        remember_nonces(r)
+        if token_state(key, r, step, "resume", token) != ACTIVE:
+            raise ConflictError(ended_message(r, step))
+        now, nonce = engine.clock.now(), ask_nonce(r.steps[step])
+        if not answer_ask(r, spec, data, action, request, now, events, nonce):
+            apply_resume(r, spec, data, action, request, now, events)
+
+    run, _ = engine._transition(run_id, workflow, mutate, execute=False)
+    engine.store.sync_history(run_id)
+    return Result(run, workflow, warnings)
+
+
+def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: str | None) -> Result:
+    """Cancel the run if the cancel token's pause is still open (checked under the lock)."""
+    from .core import Result
+
+    key = engine.store.secret_key()
+    with engine.store.lock(run_id):
+        run = engine.store.load(run_id)
+        remember_nonces(run)
+        if token_state(key, run, step, "cancel", token) != ACTIVE:
+            raise ConflictError(ended_message(run, step))
+        now = engine.clock.now()
+        events: Events = []
+        cancel_run(run, now, reason, events)
+        run.updated_at = to_iso(now)
+        engine.store.save(run)
+    engine.store.append_history(run_id, events)
+    engine.store.sync_history(run_id)
+    return Result(run, None)
+
+
+def continue_run(engine: Engine, run_id: str) -> Result:
+    """Execute what an accepted resume made ready, if no other process is executing the run."""
+    from .core import Result
+
+    run = engine.store.load(run_id)
+    if run.status != RUNNING:
+        return Result(run, None)
+    warnings: list[str] = []
+    workflow = engine.workflow_of(run, warnings)
+    return engine._continue_if_woken(run, workflow, warnings)

@@ -1,0 +1,250 @@
+"""What a request to a resume or cancel URL does: token check, body to data, engine call, reply.
+
+Statuses: 202 resume recorded (the run continues in the background), 200 cancelled or a page,
+400 unreadable body, 404 no such link (no detail: bad, unknown and foreign tokens look the
+same), 409 link already used or its pause ended, 422 data failing `resume_schema`, 500 state
+error. Link-preview bots, HEAD and OPTIONS requests never change anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from wfrun._jsoninput import parse_json
+from wfrun.engine import Engine, _accept
+from wfrun.engine._ask import expected_schema
+from wfrun.errors import (
+    CodeChangedError,
+    ConflictError,
+    NotFoundError,
+    SchemaViolation,
+    StateError,
+    UsageError,
+    WfrunError,
+)
+from wfrun.model import SUSPENDED
+
+from . import _pages
+from ._forms import form_data
+
+# Link expanders of chat apps, social sites, mail clients and search engines: they fetch a URL
+# to preview it, and must never resume or cancel anything. (Slack's own interactive callbacks
+# use "Slackbot 1.0", which is not listed: only its link expander is.)
+PREVIEW_BOTS = re.compile(
+    r"Slackbot-LinkExpanding|Slack-ImgProxy|facebookexternalhit|Facebot|Twitterbot|Discordbot|"
+    r"LinkedInBot|WhatsApp|TelegramBot|Googlebot|bingbot|BingPreview|SkypeUriPreview|Applebot|"
+    r"redditbot|Embedly|Pinterest|vkShare|Iframely|Mastodon|MicrosoftPreview|"
+    r"Microsoft Office|Outlook-iOS|Google-PageRenderer|Yahoo! Slurp|YandexBot|DuckDuckBot|"
+    r"Baiduspider|Snapchat|Viber|KakaoTalk-scrap|Zoom(?:bot)?|Bytespider|Petalbot",
+    re.IGNORECASE,
+)
+MAX_ACTION = 200
+ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+logger = logging.getLogger("wfrun.http")
+
+
+@dataclass
+class Request:
+    """An HTTP request to a link, as the server read it."""
+
+    method: str
+    run_id: str
+    step: str
+    verb: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass
+class Reply:
+    """What to answer: status, body and content type, and extra headers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, value: Any) -> Reply:
+    """A JSON reply."""
+    return Reply(status, (json.dumps(value, ensure_ascii=False) + "\n").encode())
+
+
+def html_reply(status: int, page: tuple[str, str]) -> Reply:
+    """An HTML reply with its Content-Security-Policy."""
+    html, policy = page
+    return Reply(status, html.encode(), "text/html; charset=utf-8",
+                 {"Content-Security-Policy": policy})
+
+
+NOT_FOUND = json_reply(404, {"error": "not found"})
+
+
+def wants_html(headers: dict[str, str]) -> bool:
+    """True for a browser: its Accept header names text/html."""
+    return "text/html" in headers.get("accept", "").lower()
+
+
+def is_preview_bot(headers: dict[str, str]) -> bool:
+    """True for a known link-preview user agent."""
+    return bool(PREVIEW_BOTS.search(headers.get("user-agent", "")))
+
+
+def _error(status: int, message: str, html: bool, title: str, **extra: Any) -> Reply:
+    if html:
+        return html_reply(status, _pages.message_page(title, message))
+    return json_reply(status, {"error": message, **extra})
+
+
+def decode_body(body: bytes, content_type: str) -> tuple[Any, dict[str, list[str]] | None]:
+    """(data, form fields if it was a form): JSON as JSON, a form as an object, text as text.
+
+    Raises UsageError for a body that is not what its Content-Type says."""
+    kind = content_type.split(";")[0].strip().lower()
+    if not body:
+        return None, None
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("the form body is not valid UTF-8") from None
+        fields = parse_qs(text, keep_blank_values=True)
+        return {k: v[0] if len(v) == 1 else v for k, v in fields.items()}, fields
+    if kind == "application/json" or kind.endswith("+json") or not kind:
+        return parse_json(body, "the request body"), None
+    if kind.startswith("text/"):
+        try:
+            return body.decode("utf-8"), None
+        except UnicodeDecodeError:
+            raise UsageError("the request body is not valid UTF-8 text") from None
+    raise UsageError(f"a {kind} body cannot be taken; send JSON, a form or text")
+
+
+def callback_request(req: Request, body: Any) -> dict[str, Any]:
+    """`ctx.run.callback_request` for this request (the token is left out of the query)."""
+    query = {k: v[0] if len(v) == 1 else v for k, v in req.query.items() if k != "token"}
+    return {"method": req.method, "headers": dict(req.headers), "query": query, "body": body,
+            "source": "http"}
+
+
+class Callbacks:
+    """Answers link requests; `continue_later(run_id)` runs the rest of a run in the background."""
+
+    def __init__(self, engine: Callable[[], Engine], continue_later: Callable[[str], None]) -> None:
+        self.engine = engine
+        self.continue_later = continue_later
+
+    def handle(self, req: Request) -> Reply:
+        """Answer one request to `/runs/RUN/steps/STEP/(resume|cancel)?token=...`."""
+        engine = self.engine()
+        token = (req.query.get("token") or [""])[0]
+        html = wants_html(req.headers)
+        try:
+            run, token_state = _accept.open_link(engine, req.run_id, req.step, req.verb, token)
+        except NotFoundError:
+            return NOT_FOUND
+        except StateError as exc:
+            logger.error("%s", exc.message)
+            return _error(500, "the state directory cannot be read; see the server's log", html,
+                          "Server error")
+        if req.method == "HEAD":
+            return Reply(200, b"", "text/plain")
+        if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
+            return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
+        if is_preview_bot(req.headers):
+            return html_reply(200, _pages.message_page(
+                "Open this link in a browser", "This link answers a workflow; a preview does "
+                "nothing. Open it in a browser to continue."))
+        if token_state == _accept.ENDED:
+            return _error(409, _accept.ended_message(run, req.step), html, "Link already used")
+        try:
+            if req.verb == "cancel":
+                return self._cancel(engine, req, run, token, html)
+            return self._resume(engine, req, run, token, html)
+        except StateError as exc:
+            logger.error("%s", exc.message)
+            return _error(500, "the state directory cannot be read or written; see the server's "
+                          "log", html, "Server error")
+        except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
+            return _error(409, exc.message, html, "Cannot continue")
+
+    def _cancel(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+        if req.method == "GET" and html:
+            return html_reply(200, _pages.cancel_page(run, req.step, token))
+        try:
+            data, _ = decode_body(req.body, req.headers.get("content-type", ""))
+        except UsageError as exc:
+            return _error(400, exc.message, html, "Bad request")
+        reason: str | None = (req.query.get("reason") or [""])[0] or None
+        if isinstance(data, dict) and isinstance(data.get("reason"), str):
+            reason = data["reason"] or None
+        reason = (reason or f"cancelled through the cancel URL of step '{req.step}'")[:500]
+        try:
+            result = _accept.accept_cancel(engine, req.run_id, req.step, token, reason)
+        except ConflictError as exc:
+            return _error(409, exc.message, html, "Link already used")
+        if html:
+            return html_reply(200, _pages.message_page(
+                "Run cancelled", f"Run {req.run_id} is cancelled."))
+        return json_reply(200, {"run_id": req.run_id, "step": req.step, "status": result.run.status})
+
+    def _resume(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+        suspended = run.steps[req.step].status == SUSPENDED
+        data: Any = None
+        form: dict[str, list[str]] | None = None
+        if not (req.method == "GET" and html and suspended):
+            try:
+                data, form = decode_body(req.body, req.headers.get("content-type", ""))
+            except UsageError as exc:
+                return _error(400, exc.message, html, "Bad request")
+        from_page = form is not None and _pages.FORM_MARKER in form
+        schema = None
+        if suspended and (html or from_page):  # the page and its form need the resume_schema
+            try:
+                spec = engine.workflow_of(run, []).steps.get(req.step)
+            except (UsageError, NotFoundError) as exc:
+                return _error(409, exc.message, html, "Workflow unavailable")
+            schema = expected_schema(run.steps.get(req.step), spec)  # an ask's schema too
+        if req.method == "GET" and html and suspended:
+            return html_reply(200, _pages.approval_page(run, req.step, token, schema))
+        action: str | None = (req.query.get("action") or [""])[0] or None
+        if from_page and form is not None:
+            action = (form.get(_pages.ACTION_FIELD) or [""])[0] or action
+            data, errors = form_data(schema, form)
+            if errors:
+                return self._invalid(run, req, token, schema, data, errors, html)
+        if action is not None and not (0 < len(action) <= MAX_ACTION):
+            return _error(400, f"the action must be 1 to {MAX_ACTION} characters", html,
+                          "Bad request")
+        try:
+            result = _accept.accept_resume(engine, req.run_id, req.step, token, data, action,
+                                           callback_request(req, data))
+        except SchemaViolation as exc:
+            return self._invalid(run, req, token, schema, data, exc.errors, html, exc.message)
+        except (ConflictError, CodeChangedError) as exc:
+            return _error(409, exc.message, html, "Link already used")
+        self.continue_later(req.run_id)
+        if html:
+            done = f" with action {action}" if action else ""
+            return html_reply(202, _pages.message_page(
+                "Thank you", f"Step {req.step} of run {req.run_id} was resumed{done}. The run "
+                "continues in the background; you can close this page.", data))
+        return json_reply(202, {"run_id": req.run_id, "step": req.step, "accepted": True,
+                                "action": action, "status": result.run.status})
+
+    def _invalid(self, run: Any, req: Request, token: str, schema: Any, data: Any,
+                 errors: list[dict[str, str]], html: bool, message: str | None = None) -> Reply:
+        message = message or "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        if html:
+            if run.steps[req.step].status == SUSPENDED:
+                return html_reply(422, _pages.approval_page(run, req.step, token, schema,
+                                                            data, errors))
+            return html_reply(422, _pages.message_page("Invalid data", message))
+        return json_reply(422, {"error": message, "errors": errors})

@@ -1,0 +1,117 @@
+"""The approval form: fields built from a resume_schema, and submitted fields turned back into data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfrun._jsoninput import parse_json
+from wfrun.errors import UsageError
+
+FIELD_PREFIX = "field:"
+JSON_FIELD = "_wfrun_json"
+
+
+@dataclass
+class Field:
+    """One input of the approval form."""
+
+    name: str
+    label: str
+    kind: str  # checkbox | select | integer | number | text | json
+    required: bool
+    description: str = ""
+    options: list[Any] = field(default_factory=list)
+    default: Any = None
+
+
+def _type_of(schema: dict[str, Any]) -> str | None:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def fields_for(schema: Any) -> list[Field] | None:
+    """The form's fields for an object schema with properties; None means one JSON box."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return None
+    required = set(schema.get("required") or [])
+    result = []
+    for name, prop in schema["properties"].items():
+        prop = prop if isinstance(prop, dict) else {}
+        kind = _type_of(prop)
+        if isinstance(prop.get("enum"), list) and prop["enum"]:
+            form_kind = "select"
+        elif kind == "boolean":
+            form_kind = "checkbox"
+        elif kind in ("integer", "number", "string"):
+            form_kind = "text" if kind == "string" else kind
+        else:
+            form_kind = "json"
+        result.append(Field(
+            name=name, label=str(prop.get("title") or name), kind=form_kind,
+            required=name in required, description=str(prop.get("description") or ""),
+            options=list(prop.get("enum") or []), default=prop.get("default"),
+        ))
+    return result
+
+
+def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
+    """(present, value) for one submitted field; raises ValueError with a message."""
+    if spec.kind == "checkbox":
+        return True, raw is not None
+    if raw is None or (raw == "" and not (spec.kind == "text" and spec.required)):
+        return False, None
+    if spec.kind == "select":
+        if not raw.isdigit() or int(raw) >= len(spec.options):
+            raise ValueError("choose one of the listed values")
+        return True, spec.options[int(raw)]
+    if spec.kind == "integer":
+        try:
+            return True, int(raw)
+        except ValueError:
+            raise ValueError("enter a whole number") from None
+    if spec.kind == "number":
+        try:
+            return True, int(raw)
+        except ValueError:
+            pass
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("enter a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("enter a finite number")
+        return True, value
+    if spec.kind == "json":
+        try:
+            return True, parse_json(raw.encode(), spec.name)
+        except UsageError:
+            raise ValueError("enter valid JSON") from None
+    return True, raw
+
+
+def form_data(schema: Any, form: dict[str, list[str]]) -> tuple[Any, list[dict[str, str]]]:
+    """The resume data an approval form submitted, and field errors (JSON paths) if any."""
+    fields = fields_for(schema)
+    if fields is None:
+        raw = (form.get(JSON_FIELD) or [""])[0].strip()
+        if not raw:
+            return None, []
+        try:
+            return parse_json(raw.encode(), "data"), []
+        except UsageError:
+            return None, [{"path": "$", "message": "enter valid JSON"}]
+    data: dict[str, Any] = {}
+    errors = []
+    for spec in fields:
+        values = form.get(FIELD_PREFIX + spec.name)
+        try:
+            present, value = _coerce(spec, values[0] if values else None)
+        except ValueError as exc:
+            errors.append({"path": f"$.{spec.name}", "message": str(exc)})
+            continue
+        if present:
+            data[spec.name] = value
+    return data, errors

@@ -1,0 +1,145 @@
+"""HTML pages of `wfrun serve`: the approval form, the cancel confirmation and result pages.
+
+Everything shown is escaped; pages load no external asset and are sent with a strict
+Content-Security-Policy (only the page's own inline style, identified by a per-response nonce).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from html import escape
+from typing import Any
+
+from wfrun.model import Run
+
+from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for
+
+FORM_MARKER = "_wfrun_form"
+ACTION_FIELD = "_wfrun_action"
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem} dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
+dt{font-weight:600} dd{margin:0;word-break:break-all}
+pre{background:#f4f4f4;padding:.7rem;overflow:auto;white-space:pre-wrap}
+label{display:block;margin:.8rem 0 .2rem;font-weight:600} .req{color:#b00}
+.help{color:#555;font-size:.9rem} input[type=text],input[type=number],select,textarea{width:100%;
+padding:.4rem;box-sizing:border-box} textarea{min-height:5rem;font-family:monospace}
+.buttons{margin-top:1.2rem;display:flex;gap:1rem} button{padding:.5rem 1.4rem;font-size:1rem}
+.errors{border:1px solid #b00;background:#fff0f0;padding:.5rem 1rem}
+"""
+
+
+def csp(nonce: str) -> str:
+    """The Content-Security-Policy of a page whose only inline content is its nonce'd style."""
+    return (f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
+            "base-uri 'none'; frame-ancestors 'none'")
+
+
+def page(title: str, body: str) -> tuple[str, str]:
+    """A complete HTML document and its CSP header value."""
+    nonce = secrets.token_urlsafe(12)
+    html = (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"referrer\" content=\"no-referrer\">"
+        f"<title>{escape(title)} · wfrun</title><style nonce=\"{nonce}\">{_STYLE}</style>"
+        f"</head><body><main>\n<h1>{escape(title)}</h1>\n{body}\n</main></body></html>\n"
+    )
+    return html, csp(nonce)
+
+
+def _facts(run: Run, step: str) -> str:
+    state = run.steps[step]
+    pause = state.pause or {}
+    rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step),
+            ("Waiting since", pause.get("since")), ("Deadline", pause.get("due_at")),
+            ("At the deadline", pause.get("on_timeout"))]
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v)
+    return f"<dl>{items}</dl>"
+
+
+def _field_html(spec: Field, value: Any) -> str:
+    name = escape(FIELD_PREFIX + spec.name)
+    ident = escape("f-" + spec.name)
+    mark = ' <span class="req" title="required">*</span>' if spec.required else ""
+    req = " required" if spec.required else ""
+    label = f'<label for="{ident}">{escape(spec.label)}{mark}</label>'
+    help_ = f'<div class="help">{escape(spec.description)}</div>' if spec.description else ""
+    if spec.kind == "checkbox":
+        checked = " checked" if value is True else ""
+        return (f'<label for="{ident}"><input type="checkbox" id="{ident}" name="{name}" '
+                f'value="true"{checked}> {escape(spec.label)}{mark}</label>{help_}')
+    if spec.kind == "select":
+        options = "" if spec.required else '<option value="">(none)</option>'
+        for index, option in enumerate(spec.options):
+            text = option if isinstance(option, str) else json.dumps(option)
+            selected = " selected" if value == option else ""
+            options += f'<option value="{index}"{selected}>{escape(text)}</option>'
+        return f'{label}<select id="{ident}" name="{name}"{req}>{options}</select>{help_}'
+    if spec.kind == "json":
+        text = "" if value is None else json.dumps(value)
+        return (f'{label}<textarea id="{ident}" name="{name}"{req}>{escape(text)}</textarea>'
+                f'<div class="help">JSON</div>{help_}')
+    kind = "number" if spec.kind in ("integer", "number") else "text"
+    step = ' step="1"' if spec.kind == "integer" else ' step="any"' if spec.kind == "number" else ""
+    shown = "" if value is None else str(value)
+    return (f'{label}<input type="{kind}" id="{ident}" name="{name}"{step} '
+            f'value="{escape(shown)}"{req}>{help_}')
+
+
+def approval_page(
+    run: Run, step: str, token: str, schema: Any, values: dict[str, Any] | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> tuple[str, str]:
+    """The approval form of a suspended step: what is asked, fields from its resume_schema."""
+    state = run.steps[step]
+    parts = [_facts(run, step)]
+    if state.suspend_data is not None:
+        shown = json.dumps(state.suspend_data, indent=2, ensure_ascii=False)
+        parts.append(f"<h2>Details</h2><pre id=\"suspend-data\">{escape(shown)}</pre>")
+    if errors:
+        items = "".join(f"<li>{escape(e['path'])}: {escape(e['message'])}</li>" for e in errors)
+        parts.append(f'<div class="errors" id="errors"><p>Please correct:</p><ul>{items}</ul></div>')
+    fields = fields_for(schema)
+    values = values if isinstance(values, dict) else {}
+    if fields is None:
+        inputs = (f'<label for="f-json">Data (JSON, optional)</label>'
+                  f'<textarea id="f-json" name="{JSON_FIELD}"></textarea>')
+    else:
+        inputs = "\n".join(_field_html(f, values.get(f.name, f.default)) for f in fields)
+    action = escape(f"resume?token={token}")
+    parts.append(
+        f'<form method="post" action="{action}" id="approval">'
+        f'<input type="hidden" name="{FORM_MARKER}" value="approval">\n{inputs}\n'
+        f'<div class="buttons"><button type="submit" id="approve" name="{ACTION_FIELD}" '
+        f'value="approved">Approve</button><button type="submit" id="reject" '
+        f'name="{ACTION_FIELD}" value="rejected">Reject</button></div></form>'
+    )
+    return page(f"Approval requested: {step}", "\n".join(parts))
+
+
+def cancel_page(run: Run, step: str, token: str) -> tuple[str, str]:
+    """Asks a person to confirm cancelling the run (a browser GET never cancels by itself)."""
+    action = escape(f"cancel?token={token}")
+    body = (
+        _facts(run, step)
+        + f"<p>Cancelling stops run <b>{escape(run.run_id)}</b>: nothing after this step runs.</p>"
+        + f'<form method="post" action="{action}" id="cancel">'
+        + f'<input type="hidden" name="{FORM_MARKER}" value="cancel">'
+        + '<label for="reason">Reason (optional)</label>'
+        + '<input type="text" id="reason" name="reason">'
+        + '<div class="buttons"><button type="submit" id="confirm">Cancel the run</button></div>'
+        + "</form>"
+    )
+    return page(f"Cancel run {run.run_id}?", body)
+
+
+def message_page(title: str, message: str, data: Any = None) -> tuple[str, str]:
+    """A short result page: what happened, and the data that was sent, if any."""
+    body = f'<p id="message">{escape(message)}</p>'
+    if data is not None:
+        shown = json.dumps(data, indent=2, ensure_ascii=False)
+        body += f'<h2>Submitted</h2><pre id="submitted">{escape(shown)}</pre>'
+    return page(title, body)
