@@ -417,3 +417,35 @@ def test_a_parent_that_cannot_be_told_now_is_told_by_a_later_tick(project: Proje
     assert ("p1", "review", "recovered", "completed") in {
         (a["run_id"], a["step"], a["reason"], a["status"]) for a in report["advanced"]}
     assert project.json("show", "p1")["output"] == {"review": {"doc": "a.pdf", "ok": True}}
+
+
+def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project) -> None:
+    project.workflow("child", """
+        name: child
+        steps:
+          - id: flaky
+    """, """
+        import os
+
+        def flaky(ctx):
+            marker = ctx.input["marker"]
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                raise RuntimeError("first time fails")
+            return "second time works"
+    """)
+    project.workflow("parent", """
+        name: parent
+        steps:
+          - id: call
+            workflow: child
+    """)
+    marker = str(project.root / "marker")
+    out = project.run("start", "parent", "--run-id", "p1", "--input",
+                      json.dumps({"marker": marker}), "--json")
+    assert out.code == 1
+    done = project.json("retry", "p1", "--reason", "fixed")
+    assert done["status"] == "completed"
+    assert done["output"] == "second time works"
+    assert done["steps"]["call"]["child_run_id"] == "p1--call-r2"
+    assert project.json("show", "p1--call")["status"] == "failed"  # the first attempt is kept

@@ -430,3 +430,21 @@ def apply_iteration_resume(run: Run, workflow: Workflow, step_id: str, index: in
         raise ConflictError(f"step '{name}' of run {run.run_id} is {it.status}, not suspended; "
                             "nothing to resume")
     settle(run, workflow, step_id, now, events, executing=False)
+
+
+def node_of(run: Run, name: str) -> StepState | None:
+    """The state a link's step names: a step (`review`) or an iteration (`review[1]`)."""
+    if name in run.steps:
+        return run.steps[name]
+    base, _, rest = name.partition("[")
+    if not rest.endswith("]") or not rest[:-1].isdigit() or base not in run.steps:
+        return None
+    try:
+        return node(run, base, int(rest[:-1]))
+    except IndexError:
+        return None
+
+
+def step_of(name: str) -> str:
+    """The manifest step of a link's step: `review` for `review[1]`."""
+    return name.partition("[")[0]
