@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _doctor, _logs, _ops, _runs  # noqa: F401  (they register the commands)
+from . import _doctor, _init, _logs, _ops, _runs  # noqa: F401  (they register the commands)
 from ._app import app
 
 
