@@ -71,7 +71,7 @@ def test_init_with_another_workflows_dir(project: Project, monkeypatch: pytest.M
     assert doc["next"][0] == "wfrun --workflows-dir flows validate review"
     assert (project.root / ".gitignore").read_text() == "*.pyc\n.wfstate/\n"
     test_text = (project.root / "checks" / "test_review.py").read_text()
-    assert "pytestmark = pytest.mark.wfrun(workflows_dir='../flows')" in test_text
+    assert 'pytestmark = pytest.mark.wfrun(workflows_dir="../flows")' in test_text
     tests = run_pytest(project.root, "checks")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "3 passed" in tests.stdout

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -28,11 +29,14 @@ input_schema:
     who: {type: string}
 output: goodbye                     # this step's output is the run's output
 steps:
-  - id: hello                       # runs the function `hello` in __NAME__.py
+  - id: hello                       # runs `hello` in the .py file
   - id: goodbye                     # needs the previous step by default
 """,
     module='''\
-"""Steps of the __NAME__ workflow: each receives `ctx` and returns JSON-serialisable output."""
+"""Steps of the __NAME__ workflow.
+
+Each step function receives `ctx` and returns JSON-serialisable output.
+"""
 
 
 def hello(ctx):
@@ -47,7 +51,7 @@ def goodbye(ctx):
     return {"said": greeting}
 ''',
     test='''\
-"""Tests of the __NAME__ workflow with wfrun's `wfrun_harness` fixture (a fake clock)."""
+"""Tests of the __NAME__ workflow, using the `wfrun_harness` fixture."""
 __MARKER__
 
 def test___IDENT___greets(wfrun_harness):
@@ -104,10 +108,9 @@ def finish(ctx):
     return {"item": item, "approved": decision["approved"], "by": decision.get("by")}
 ''',
     test='''\
-"""Tests of the __NAME__ workflow with wfrun's `wfrun_harness` fixture (a fake clock)."""
+"""Tests of the __NAME__ workflow, using the `wfrun_harness` fixture."""
 
 import pytest
-
 from wfrun.errors import SchemaViolation
 __MARKER__
 
@@ -129,7 +132,7 @@ def test___IDENT___refuses_bad_data(wfrun_harness):
 
 def test___IDENT___is_cancelled_after_three_days(wfrun_harness):
     run = wfrun_harness.start("__NAME__", {"item": "laptop"})
-    wfrun_harness.advance("2d23h")  # moves the fake clock, then ticks: nothing is due yet
+    wfrun_harness.advance("2d23h")  # move the fake clock and tick: not due yet
     assert wfrun_harness.show(run["run_id"])["status"] == "suspended"
     wfrun_harness.advance("1h")  # the deadline passes: on_timeout: cancel
     assert wfrun_harness.show(run["run_id"])["status"] == "cancelled"
@@ -145,15 +148,15 @@ input_schema:
   type: object
   required: [status_file]
   properties:
-    status_file: {type: string}     # stands in for the job's status API; replace it with yours
+    status_file: {type: string}     # stands in for the job's status API
 output: report
 steps:
   - id: start-job                   # runs the function `start_job`
-  - id: poll                        # reruns itself with ctx.flow.rerun until the job is done
+  - id: poll                        # reruns itself (ctx.flow.rerun) until done
   - id: report
 """,
     module='''\
-"""Steps of the __NAME__ workflow: start a job, poll it with `ctx.flow.rerun`, report."""
+"""Steps of the __NAME__ workflow: start a job, poll it, report."""
 
 import json
 
@@ -189,7 +192,7 @@ def report(ctx):
     return {"result": poll.output.get("result"), "polls": poll.runs}
 ''',
     test='''\
-"""Tests of the __NAME__ workflow with wfrun's `wfrun_harness` fixture (a fake clock)."""
+"""Tests of the __NAME__ workflow, using the `wfrun_harness` fixture."""
 
 import json
 __MARKER__
@@ -208,7 +211,8 @@ def test___IDENT___polls_until_done(wfrun_harness, tmp_path):
 
 
 def test___IDENT___gives_up(wfrun_harness, tmp_path):
-    run = wfrun_harness.start("__NAME__", {"status_file": str(tmp_path / "job.json")})
+    status = tmp_path / "job.json"
+    run = wfrun_harness.start("__NAME__", {"status_file": str(status)})
     for _ in range(10):
         wfrun_harness.advance("30s")
     final = wfrun_harness.show(run["run_id"])
@@ -227,6 +231,6 @@ def render(text: str, name: str, workflows_dir: str | None = None) -> str:
     marker = "\n"
     if workflows_dir is not None:
         imports = "" if "import pytest\n" in text else "\nimport pytest\n"
-        marker = f"{imports}\npytestmark = pytest.mark.wfrun(workflows_dir={workflows_dir!r})\n\n"
+        marker = f"{imports}\npytestmark = pytest.mark.wfrun(workflows_dir={json.dumps(workflows_dir)})\n\n"
     return (text.replace("__MARKER__\n", marker)
             .replace("__NAME__", name).replace("__IDENT__", name.replace("-", "_")))
