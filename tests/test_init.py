@@ -98,3 +98,15 @@ def test_init_refuses_to_overwrite_and_bad_names(project: Project,
     after = {p: p.read_bytes() for p in project.root.rglob("*") if p.is_file()}
     del after[project.workflows / "other.yml"]
     assert after == before  # nothing written, not even .gitignore
+
+
+def test_the_readme_shows_a_test_init_really_writes() -> None:
+    from conftest import REPO
+
+    from wfrun import _templates
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Testing your workflows", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    generated = _templates.render(_templates.APPROVAL.test, "refund-check")
+    assert snippet in generated

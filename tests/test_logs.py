@@ -161,3 +161,25 @@ def test_follow_shows_output_of_a_step_while_it_runs(project: Project) -> None:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_steps_may_use_the_streams_like_files(project: Project) -> None:
+    project.workflow("streams", """
+        name: streams
+        steps: [{id: a}]
+    """, """
+        import sys
+
+        def a(ctx):
+            sys.stdout.buffer.write(b"raw bytes\\n")  # echoed, not kept
+            sys.stdout.flush()
+            print("encoding", sys.stdout.encoding is not None, file=sys.stderr)
+            print(*range(3), sep="-", end="!\\n")
+            return sys.stdout.isatty()
+    """)
+    out = project.cli("start", "streams", "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["output"] is False
+    assert "raw bytes" in out.stderr
+    assert [r["text"] for r in project.json("logs", out.json()["run_id"])] == [
+        "encoding True", "0-1-2!"]

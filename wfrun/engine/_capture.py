@@ -89,6 +89,20 @@ class _Tee(io.TextIOBase):
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self._echo, "encoding", None) or "utf-8"
 
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._echo, "errors", None)
+
+    @property
+    def buffer(self) -> Any:
+        """The echo's binary buffer: bytes written there are echoed but not kept."""
+        return self._echo.buffer
+
+    def __getattr__(self, name: str) -> Any:  # line_buffering, reconfigure, ...: the echo's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._echo, name)
+
     def writable(self) -> bool:
         return True
 
