@@ -4,11 +4,17 @@ each driven end to end through the CLI; time moves only with `wfrun tick --now`.
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+from pathlib import Path
 
 import pytest
 from _flaky_api import flaky_api
-from conftest import Project
-from test_examples import as_shell, due_of, shift, tick, use
+from conftest import REPO, Project
+from test_examples import EXAMPLES, as_shell, due_of, shift, tick, use
+from typer.testing import CliRunner
+
+from wfrun.cli import app
 
 
 @pytest.fixture(autouse=True)
@@ -175,3 +181,24 @@ def test_early_exit_skips_the_rest_for_a_duplicate(project: Project) -> None:
     [done] = [e for e in doc["history"] if e["type"] == "completed"]
     assert done["reason"] == "order o-7 was already processed"
     assert ledger.read_text() == "o-7\n"  # not charged twice
+
+
+def test_every_example_starts_with_the_readme_command(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## The examples", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+             if line.strip()]
+    assert sorted(shlex.split(line)[2] for line in lines) == sorted(EXAMPLES)
+    shutil.copytree(REPO / "workflows", tmp_path / "workflows")
+    monkeypatch.chdir(tmp_path)
+    with flaky_api(failures=0) as api:
+        for line in lines:
+            argv = shlex.split(line.replace("http://127.0.0.1:8000/answer.json", api.url))
+            assert argv[0] == "wfrun"
+            result = CliRunner().invoke(app, [*argv[1:], "--json"])
+            assert result.exit_code == 0, (line, result.output)
+            doc = json.loads(result.stdout)
+            assert doc["status"] in ("suspended", "waiting", "completed"), (line, doc["status"])
+            if argv[2] == "retry-request":
+                assert doc["output"]["body"] == {"answer": 42, "request": 1}

@@ -168,3 +168,13 @@ def test_the_plugin_changes_nothing_for_other_projects(tmp_path: Path) -> None:
     assert "2 passed" in proc.stdout, proc.stdout + proc.stderr
     disabled = pytest_in(tmp_path, "-p", "no:wfrun")
     assert "1 failed, 1 passed" in disabled.stdout, disabled.stdout
+
+
+def test_the_harness_imports_no_cli_libraries(tmp_path: Path) -> None:
+    code = ("import sys, wfrun.testing\n"
+            "h = wfrun.testing.Harness('workflows', 'state')\n"
+            "print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
