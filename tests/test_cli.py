@@ -521,7 +521,9 @@ def test_history_is_appended_and_the_snapshot_does_not_grow_with_reruns(
         previous = current
     assert project.json("show", run_id)["steps"]["poll"]["runs"] == 31
     assert max(growth) - min(growth) <= 8 and min(growth) > 0  # a bounded cost per event
-    assert max(sizes) - min(sizes) <= 8  # the snapshot does not grow with the run's length
+    # the snapshot does not grow with the run's length (each step keeps its last 8 pause nonces
+    # for `wfrun serve`, so it reaches its steady size after 8 reruns)
+    assert max(sizes[10:]) - min(sizes[10:]) <= 8
 
 
 def test_code_changes_warn_and_a_removed_step_is_refused(project: Project) -> None:

@@ -272,6 +272,7 @@ class Context:
         flow: Flow,
         item: Any = None,
         index: int | None = None,
+        on_log: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.input = input
         self.run_id = run_id
@@ -284,6 +285,7 @@ class Context:
         self.index = index
         self._log: Any = None
         self._log_records: list[dict[str, Any]] = []
+        self._on_log = on_log  # the engine's output capture (`wfrun logs`)
 
     @property
     def log(self) -> Any:
@@ -291,7 +293,8 @@ class Context:
         if self._log is None:
             from wfrun._steplog import step_logger
 
-            self._log = step_logger(f"wfrun.{self.workflow}.{self.step}", self._log_records)
+            self._log = step_logger(f"wfrun.{self.workflow}.{self.step}", self._log_records,
+                                    self._on_log)
         return self._log
 
     def log_records(self) -> list[dict[str, Any]]:

@@ -212,3 +212,49 @@ def test_a_corrupt_snapshot_is_reported_untouched_and_others_still_listed(store:
     items = list(FileStore(store.root).iter_runs())
     assert [r.run_id for r in items if isinstance(r, Run)] == ["good"]
     assert any(isinstance(r, StateError) and "bad.json" in str(r) for r in items)
+
+
+def test_logs_append_in_order_and_read_from_a_cursor(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("r1"))
+    assert store.read_logs("r1") == ([], 0)
+    store.append_log("r1", [{"text": "a"}, {"text": "b"}])
+    records, cursor = store.read_logs("r1")
+    assert [r["text"] for r in records] == ["a", "b"]
+    assert store.read_logs("r1", cursor) == ([], cursor)  # nothing new
+    other = open_store()  # another process appends meanwhile
+    other.append_log("r1", [{"text": "c"}])
+    other.sync_history("r1")
+    newer, later = store.read_logs("r1", cursor)
+    assert [r["text"] for r in newer] == ["c"]
+    assert later > cursor
+    assert [r["text"] for r in open_store().read_logs("r1")[0]] == ["a", "b", "c"]
+    store.append_log("r2", [{"text": "other run"}])
+    assert [r["text"] for r in store.read_logs("r1")[0]] == ["a", "b", "c"]  # kept per run
+
+
+def test_logs_leave_a_torn_last_record_for_later(store: Store) -> None:
+    store.create(make_run("r1"))
+    store.append_log("r1", [{"text": "a"}])
+    if isinstance(store, FileStore):
+        path = os.path.join(store.root, "runs", "r1.log.jsonl")
+        with open(path, "ab") as fh:
+            fh.write(b'{"text": "b')  # a writer is mid-append (or died there)
+        records, cursor = store.read_logs("r1")
+        assert [r["text"] for r in records] == ["a"]
+        with open(path, "ab") as fh:
+            fh.write(b'"}\nnot json\n')
+        newer, _ = store.read_logs("r1", cursor)
+        assert [r["text"] for r in newer] == ["b"]  # completed later; the bad line is skipped
+
+
+def test_logs_are_not_runs_and_invalid_ids_are_refused(store: Store) -> None:
+    store.create(make_run("r1"))
+    store.append_log("r1", [{"text": "a"}])
+    assert [r.run_id for r in store.iter_runs() if isinstance(r, Run)] == ["r1"]
+    assert store.check()[1] == []
+    with pytest.raises(UsageError):
+        store.append_log("../x", [{"text": "a"}])
+    with pytest.raises(UsageError):
+        store.read_logs("../x")

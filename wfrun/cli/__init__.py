@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from . import _doctor, _ops, _recover, _runs, _serve  # noqa: F401  (they register the commands)
+from . import _doctor, _init, _logs, _ops, _recover, _runs, _serve  # noqa: F401  (they register the commands)
 from ._app import app
 
 # click's exception classes, reached through typer's public API (typer vendors click in some

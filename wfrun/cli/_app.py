@@ -36,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
     rich_markup_mode=None,
+    epilog="\b\nExample: wfrun start expense-approval --input '{\"user\": \"ann\", \"amount\": 42}'",
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -32,12 +32,15 @@ def read_payload(value: str | None, option: str) -> tuple[bool, Any]:
         source = f"{option} (stdin)"
     elif value.startswith("@"):
         path = value[1:]
+        shown = _printable(path)
         try:
             with open(path, "rb") as fh:
                 raw = fh.read(limit + 1)
         except OSError as exc:
-            raise UsageError(f"cannot read {option} file {path}: {exc.strerror}") from None
-        source = f"{option} file {path}"
+            raise UsageError(f"cannot read {option} file {shown}: {exc.strerror}") from None
+        except ValueError:  # a NUL byte in the name
+            raise UsageError(f"cannot read {option} file {shown}: a file name has no NUL byte") from None
+        source = f"{option} file {shown}"
     else:
         raw = value.encode("utf-8", "surrogateescape")
         source = option
@@ -47,3 +50,8 @@ def read_payload(value: str | None, option: str) -> tuple[bool, Any]:
             "WFRUN_MAX_PAYLOAD"
         )
     return True, parse_json(raw, source)
+
+
+def _printable(path: str) -> str:
+    """A file name as it can be shown on one line: quoted if it holds control characters."""
+    return path if path.isprintable() else repr(path)

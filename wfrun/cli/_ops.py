@@ -27,6 +27,8 @@ def tick(
     """Fire due timers, recover interrupted runs, and continue them until they pause.
 
     Prints nothing when nothing was due. Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
+
+    Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
     engine = settings().engine(now)
     if not watch:

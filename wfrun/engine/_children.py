@@ -143,7 +143,8 @@ def execute_composite(engine: Engine, run: Run, workflow: Workflow,
             engine._handler(workflow, step_id), run, step_id,
             lambda nonce, n=name: engine.links.links(run_id, n, nonce, workflow,  # type: ignore[misc]
                                                      schema_step=step_id),
-            engine.clock.now, index=index, item=item,
+            engine.clock.now, lambda records: engine.store.append_log(run_id, records),
+            index=index, item=item,
         )
 
         def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import sys
 import traceback
 from collections.abc import Callable
 from datetime import datetime
@@ -14,6 +12,7 @@ from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports,
 from wfrun.model import Run
 
 from ._apply import Outcome
+from ._capture import Sink, StepOutput
 
 
 def exports_of(run: Run) -> StepsView:
@@ -33,6 +32,7 @@ def execute(
     step_id: str,
     make_links: Callable[[str], Links],
     now: Callable[[], datetime],
+    sink: Sink | None = None,
     *,
     index: int | None = None,
     item: Any = None,
@@ -46,17 +46,19 @@ def execute(
     trigger = state.trigger or {}
     flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
     flow.answers = list(state.answers)
+    capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
+                         sink)  # what it prints, for `wfrun logs`
     ctx = Context(
         input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
         steps=exports_of(run),
         run=RunInfo(runs=state.runs, context=state.context,
                     callback_request=trigger.get("callback_request")),
-        flow=flow, item=item, index=index,
+        flow=flow, on_log=capture.log, item=item, index=index,
     )
     outcome = Outcome()
     try:
-        # What a step prints goes to stderr: stdout belongs to wfrun (--json documents).
-        with contextlib.redirect_stdout(sys.stderr):
+        # What a step prints is kept and echoed to stderr: stdout belongs to wfrun (--json).
+        with capture:
             result = function(ctx)
             if inspect.isawaitable(result):
                 import asyncio  # only for async steps: asyncio costs ~30 ms to import
@@ -68,6 +70,7 @@ def execute(
     except (Exception, SystemExit) as exc:
         outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
         outcome.traceback = traceback.format_exc()
+        capture.emit("error", f"{type(exc).__name__}: {exc}")
     if flow.misuse and outcome.error is None:
         outcome.error = {"step": step_id, "type": "FlowError", "message": flow.misuse}
     outcome.pause = flow.pause

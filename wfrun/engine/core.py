@@ -202,7 +202,7 @@ class Engine:
                 outcome = execute(
                     self._handler(workflow, step), run, step,
                     lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
-                    self.clock.now,
+                    self.clock.now, lambda records: self.store.append_log(run_id, records),
                 )
 
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:

@@ -115,6 +115,23 @@ class Store(ABC):
         """The run's events, oldest first (a torn last line from a crash is ignored)."""
 
     @abstractmethod
+    def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Append records of what a run's steps printed or logged (`wfrun logs`).
+
+        Each record is a JSON object (`{"at", "step", "runs", "stream", "text", ...}`); the
+        cost does not grow with the number of records already kept. Appended records survive
+        the death of this process at once and reach stable storage at the latest on
+        `sync_history`. They are not part of the run's state: losing the tail of the log in a
+        power cut never affects the run."""
+
+    @abstractmethod
+    def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The log records appended after `cursor` (0: from the first), oldest first, and the
+        cursor to pass next time to get only newer ones. A run with no records gives
+        `([], cursor)`; a torn last record (a crash mid-append) is not returned until it is
+        complete, and a line that is not a JSON object is skipped."""
+
+    @abstractmethod
     def secret_key(self) -> bytes:
         """A secret of at least 32 bytes, created on first use and kept private (0600, never in
         a snapshot), used to sign resume and cancel URLs."""

@@ -5,6 +5,7 @@ Layout (private to this module):
     .wfstate/                      0700
       runs/RUN.json                the snapshot: {"schema_version", "checksum", "due", "run"}
       runs/RUN.history.jsonl       the run's events, appended one line each
+      runs/RUN.log.jsonl           what its steps printed or logged (`wfrun logs`), a line each
       due/YYYYMMDDTHH/TIME~RUN     the due index: one empty file per run that tick must visit
       locks/RUN.lock, RUN.exec     the state lock (filelock) and the execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
@@ -24,7 +25,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops
+from wfrun.store import _fsops, _logfile
 from wfrun.store.abc import ExecutionClaim, Store
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
@@ -116,6 +117,7 @@ class FileStore(Store):
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
         self._locks: dict[str, Any] = {}
+        self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -457,6 +459,9 @@ class FileStore(Store):
     def sync_history(self, run_id: str) -> None:
         try:
             _fsops.fsync_file(self._history_path(run_id))
+            if run_id in self._logged:
+                self._logged.discard(run_id)
+                _fsops.fsync_file(self._log_path(run_id))
         except OSError as exc:
             raise StateError(
                 f"cannot sync history {self._history_path(run_id)}: {exc.strerror}"
@@ -476,6 +481,20 @@ class FileStore(Store):
         except FileNotFoundError:
             pass
         return events
+
+    # -- step output (wfrun logs) ---------------------------------------------------------------
+
+    def _log_path(self, run_id: str) -> str:
+        return self._path("runs", check_run_id(run_id) + ".log.jsonl")
+
+    def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._ensure()
+            _logfile.append(self._log_path(run_id), records)
+            self._logged.add(run_id)
+
+    def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+        return _logfile.read(self._log_path(run_id), max(0, cursor))
 
     # -- secrets -------------------------------------------------------------------------------
 

@@ -1,0 +1,185 @@
+"""`wfrun logs`: what steps printed (stdout, stderr) and logged (ctx.log), kept per run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import Project
+
+MANIFEST = """
+    name: noisy
+    steps:
+      - id: greet
+      - id: poll
+      - id: fail
+"""
+MODULE = """
+    import sys
+
+    def greet(ctx):
+        print("hello from stdout")
+        print("two\\nlines", file=sys.stderr)
+        ctx.log.warning("careful: %s", ctx.input.get("who"))
+        sys.stdout.write("no newline at the end")
+        return {"ok": True}
+
+    def poll(ctx):
+        print(f"poll number {ctx.run.runs}")
+        if ctx.run.runs < 2:
+            ctx.flow.rerun("10s")
+        return ctx.run.runs
+
+    def fail(ctx):
+        print("about to fail")
+        raise ValueError("boom")
+"""
+
+
+def start_noisy(project: Project) -> tuple[str, str]:
+    project.workflow("noisy", MANIFEST, MODULE)
+    out = project.run("start", "noisy", "--input", '{"who": "ann"}', "--json")
+    assert out.code == 0, out.stderr
+    doc = out.json()  # stdout holds only the JSON document ...
+    assert "hello from stdout" in out.stderr  # ... what the step printed is echoed on stderr
+    return doc["run_id"], doc["waiting"][0]["due_at"]
+
+
+def test_logs_keep_stdout_stderr_and_ctx_log_in_order(project: Project) -> None:
+    run_id, _ = start_noisy(project)
+    records = project.json("logs", run_id)
+    assert [(r["step"], r["stream"], r["text"]) for r in records] == [
+        ("greet", "stdout", "hello from stdout"),
+        ("greet", "stderr", "two"),
+        ("greet", "stderr", "lines"),
+        ("greet", "log", "careful: ann"),
+        ("greet", "stdout", "no newline at the end"),
+        ("poll", "stdout", "poll number 1"),
+    ]
+    assert records[3]["level"] == "warning"
+    assert all(r["runs"] == 1 and r["at"].endswith("Z") for r in records)
+    human = project.run("logs", run_id)
+    assert human.code == 0
+    lines = human.stdout.splitlines()
+    assert lines[0].endswith("  greet  stdout  hello from stdout")
+    assert lines[3].endswith("  greet  warning  careful: ann")
+    # ctx.log records are still kept in the run's history too
+    history = project.json("show", run_id)["history"]
+    assert [e["message"] for e in history if e["type"] == "log"] == ["careful: ann"]
+
+
+def test_logs_of_reruns_and_failures_and_the_step_filter(project: Project) -> None:
+    run_id, due = start_noisy(project)
+    assert project.run("tick", "--now", due).code == 1  # poll runs again, then fail raises
+    poll = project.json("logs", run_id, "--step", "poll")
+    assert [(r["runs"], r["text"]) for r in poll] == [(1, "poll number 1"), (2, "poll number 2")]
+    fail = project.json("logs", run_id, "--step", "fail")
+    assert [(r["stream"], r["text"]) for r in fail] == [
+        ("stdout", "about to fail"), ("error", "ValueError: boom")]
+    human = project.run("logs", run_id, "--step", "poll").stdout.splitlines()
+    assert [line.split("  ", 1)[1] for line in human] == [
+        "poll  stdout  poll number 1", "poll#2  stdout  poll number 2"]
+
+
+def test_logs_errors(project: Project) -> None:
+    run_id, _ = start_noisy(project)
+    unknown_step = project.run("logs", run_id, "--step", "nope")
+    assert unknown_step.code == 4
+    assert "no step 'nope'" in unknown_step.stderr and "greet" in unknown_step.stderr
+    assert project.run("logs", "no-such-run").code == 4
+    assert project.run("logs", "../etc").code == 2
+
+
+def test_a_run_without_output_has_no_logs(project: Project) -> None:
+    project.workflow("quiet", """
+        name: quiet
+        steps: [{id: a}]
+    """, "def a(ctx):\n    return 1\n")
+    run_id = project.json("start", "quiet")["run_id"]
+    assert project.json("logs", run_id) == []
+    out = project.run("logs", run_id)
+    assert (out.code, out.stdout) == (0, "")
+    assert "no step output" in out.stderr
+
+
+def test_follow_on_a_finished_run_prints_everything_and_returns_at_once(project: Project) -> None:
+    run_id, due = start_noisy(project)
+    project.run("tick", "--now", due)
+    began = time.monotonic()
+    out = project.run("logs", run_id, "--follow", "--json")
+    assert out.code == 0
+    assert time.monotonic() - began < 2
+    records = [json.loads(line) for line in out.stdout.splitlines()]  # JSON Lines
+    assert records[-1]["text"] == "ValueError: boom"
+    assert len(records) == len(project.json("logs", run_id))
+
+
+def test_follow_shows_output_of_a_step_while_it_runs(project: Project) -> None:
+    go = project.root / "go"
+    project.workflow("slow", """
+        name: slow
+        steps: [{id: work}]
+    """, f"""
+        import os, time
+
+        def work(ctx):
+            print("started", flush=True)
+            deadline = time.monotonic() + 20
+            while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            print("finished")
+            return 1
+    """)
+    env = {**os.environ}
+    base = [sys.executable, "-m", "wfrun", *project.base_args()]
+    starter = subprocess.Popen([*base, "start", "slow", "--run-id", "live", "--json"],
+                               cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env, text=True)
+    follower = None
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # wait until the step has printed its first line
+            out = project.run("logs", "live", "--json")
+            if out.code == 0 and out.json():
+                break
+            time.sleep(0.05)
+        follower = subprocess.Popen([*base, "logs", "live", "--follow"], cwd=project.root,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = follower.stdout.readline() if follower.stdout else ""
+        assert first.endswith("  work  stdout  started\n")
+        assert follower.poll() is None  # still following: the run is not finished
+        go.write_text("")
+        rest, _ = follower.communicate(timeout=20)
+        assert follower.returncode == 0
+        assert rest.endswith("  work  stdout  finished\n")
+        assert starter.wait(timeout=20) == 0
+    finally:
+        for proc in (starter, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_steps_may_use_the_streams_like_files(project: Project) -> None:
+    project.workflow("streams", """
+        name: streams
+        steps: [{id: a}]
+    """, """
+        import sys
+
+        def a(ctx):
+            sys.stdout.buffer.write(b"raw bytes\\n")  # echoed, not kept
+            sys.stdout.flush()
+            print("encoding", sys.stdout.encoding is not None, file=sys.stderr)
+            print(*range(3), sep="-", end="!\\n")
+            return sys.stdout.isatty()
+    """)
+    out = project.cli("start", "streams", "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["output"] is False
+    assert "raw bytes" in out.stderr
+    assert [r["text"] for r in project.json("logs", out.json()["run_id"])] == [
+        "encoding True", "0-1-2!"]

@@ -1,0 +1,180 @@
+"""wfrun.testing: the harness on a fake clock, and the pytest plugin's `wfrun_harness` fixture."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wfrun.errors import ConflictError, NotFoundError, UsageError
+from wfrun.testing import DEFAULT_START, Harness
+
+APPROVAL = """
+    name: approval
+    steps:
+      - id: ask
+        wait: true
+        timeout: 2d
+        on_timeout: cancel
+        resume_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}
+      - id: done
+"""
+APPROVAL_PY = """
+def done(ctx):
+    print("done with", ctx.steps["ask"].output)
+    return ctx.steps["ask"].output
+"""
+POLL = """
+    name: poll
+    steps: [{id: poll}]
+"""
+POLL_PY = """
+def poll(ctx):
+    ctx.log.info("poll %d", ctx.run.runs)
+    if ctx.run.runs < 3:
+        ctx.flow.rerun("5m", {"seen": ctx.run.runs})
+    return ctx.run.runs
+"""
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    for name, manifest, module in (("approval", APPROVAL, APPROVAL_PY), ("poll", POLL, POLL_PY)):
+        (workflows / f"{name}.yaml").write_text(textwrap.dedent(manifest))
+        (workflows / f"{name}.py").write_text(module)
+    return Harness(workflows, tmp_path / ".wfstate")
+
+
+def test_suspend_then_timeout_on_the_fake_clock(harness: Harness) -> None:
+    doc = harness.start("approval")
+    assert doc["status"] == "suspended"
+    assert doc["created_at"] == "2026-01-05T09:00:00.000Z"  # DEFAULT_START, not the wall clock
+    assert doc["suspended"][0]["deadline"] == "2026-01-07T09:00:00.000Z"
+    assert harness.advance("47h59m") == {"advanced": [], "errors": []}
+    assert harness.show(doc["run_id"])["status"] == "suspended"
+    report = harness.advance("1m")
+    assert report["advanced"] == [{"run_id": doc["run_id"], "step": "ask", "reason": "timeout",
+                                   "status": "cancelled"}]
+    assert [e["on_timeout"] for e in harness.history(doc["run_id"], "timed_out")] == ["cancel"]
+    with pytest.raises(ConflictError):
+        harness.resume(doc["run_id"], {"ok": True})
+
+
+def test_resume_checks_data_and_continues(harness: Harness) -> None:
+    run_id = harness.start("approval")["run_id"]
+    assert [p["step"] for p in harness.pending()] == ["ask"]
+    with pytest.raises(UsageError):
+        harness.resume(run_id, {"ok": "yes"})
+    done = harness.resume(run_id, {"ok": True}, step="ask", action="approved")
+    assert done["status"] == "completed"
+    assert done["output"] == {"ok": True}
+    assert done["steps"]["ask"]["action"] == "approved"
+    assert harness.output(run_id) == "done with {'ok': True}\n"
+    assert harness.pending() == []
+    assert [r["status"] for r in harness.runs()] == ["completed"]
+
+
+def test_reruns_fire_with_advance_to_due_without_sleeping(harness: Harness) -> None:
+    doc = harness.start("poll")
+    assert doc["waiting"][0]["due_at"] == "2026-01-05T09:05:00.000Z"
+    assert harness.advance("1m", tick=False) == {"advanced": [], "errors": []}
+    assert harness.advance_to_due(doc["run_id"])["advanced"][0]["status"] == "waiting"
+    assert harness.now.isoformat() == "2026-01-05T09:05:00+00:00"
+    harness.advance_to_due()
+    final = harness.show(doc["run_id"])
+    assert (final["status"], final["output"]) == ("completed", 3)
+    assert [r["text"] for r in harness.logs(doc["run_id"], "poll")] == ["poll 1", "poll 2", "poll 3"]
+    with pytest.raises(LookupError):
+        harness.advance_to_due(doc["run_id"])
+
+
+def test_cancel_set_time_and_errors(harness: Harness) -> None:
+    run_id = harness.start("poll")["run_id"]
+    assert harness.cancel(run_id, "not needed")["status"] == "cancelled"
+    harness.set_time("2026-02-01T00:00:00Z")
+    assert harness.tick() == {"advanced": [], "errors": []}
+    with pytest.raises(NotFoundError):
+        harness.show("no-such-run")
+    with pytest.raises(NotFoundError):
+        harness.start("no-such-workflow")
+    with pytest.raises(NotFoundError):
+        harness.logs(run_id, "nope")
+    assert DEFAULT_START in repr(Harness(".", "x")).replace(".000Z", "Z")
+
+
+def test_the_harness_state_works_with_the_cli(harness: Harness) -> None:
+    """The same files as the command: a run started in a test can be resumed by `wfrun`."""
+    doc = harness.start("approval")
+    command = doc["suspended"][0]["resume_command"].replace("'{\"ok\": true}'", "'{\"ok\": false}'")
+    assert command.startswith(f"wfrun --state-dir {harness.state_dir} resume ")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wfrun", "--workflows-dir", harness.workflows_dir,
+         *command.split()[1:3], "resume", doc["run_id"], "--data", '{"ok": false}'],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert harness.show(doc["run_id"])["output"] == {"ok": False}
+
+
+def pytest_in(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest in a subprocess in `directory` (the plugin loads from its entry point)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WFRUN_", "PYTEST_"))}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=directory, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_fixture_finds_the_project_workflows(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "approval.yaml").write_text(textwrap.dedent(APPROVAL))
+    (tmp_path / "workflows" / "approval.py").write_text(APPROVAL_PY)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_flow.py").write_text(textwrap.dedent("""
+        import pytest
+
+        def test_times_out(wfrun_harness):
+            run = wfrun_harness.start("approval")
+            wfrun_harness.advance("2d")
+            assert wfrun_harness.show(run["run_id"])["status"] == "cancelled"
+
+        @pytest.mark.wfrun(start="2030-06-01T12:00:00Z")
+        def test_marker_sets_the_start(wfrun_harness):
+            assert wfrun_harness.start("approval")["created_at"] == "2030-06-01T12:00:00.000Z"
+
+        def test_fails_for_real(wfrun_harness):
+            run = wfrun_harness.start("approval")
+            assert run["status"] == "completed"
+    """))
+    proc = pytest_in(tmp_path, "tests/test_flow.py")
+    assert "1 failed, 2 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "assert 'suspended' == 'completed'" in proc.stdout
+
+
+def test_the_plugin_changes_nothing_for_other_projects(tmp_path: Path) -> None:
+    (tmp_path / "test_plain.py").write_text(textwrap.dedent("""
+        import sys
+
+        def test_plain():
+            assert "wfrun.engine" not in sys.modules  # the plugin loaded no engine
+
+        def test_the_fixture_is_offered(request):
+            assert request.config.pluginmanager.hasplugin("wfrun")
+    """))
+    proc = pytest_in(tmp_path)
+    assert "2 passed" in proc.stdout, proc.stdout + proc.stderr
+    disabled = pytest_in(tmp_path, "-p", "no:wfrun")
+    assert "1 failed, 1 passed" in disabled.stdout, disabled.stdout
+
+
+def test_the_harness_imports_no_cli_libraries(tmp_path: Path) -> None:
+    code = ("import sys, wfrun.testing\n"
+            "h = wfrun.testing.Harness('workflows', 'state')\n"
+            "print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

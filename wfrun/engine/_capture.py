@@ -1,0 +1,174 @@
+"""Capturing what a step prints (sys.stdout, sys.stderr) and logs (ctx.log), line by line.
+
+Each line becomes a record `{"at", "step", "runs", "stream", "text"}` (`stream` is `stdout`,
+`stderr`, `log` or `error`; log records also carry `level`) handed to a sink as soon as it is
+complete, so `wfrun logs --follow` shows a long step's output while it runs. What the step
+writes is still echoed to the executing command's stderr (stdout belongs to wfrun's own
+output, `--json`).
+
+While at least one step executes, sys.stdout and sys.stderr are routers that send each write
+to the capture of the step executing in the writing thread (a context variable), so steps
+executing at the same time in several threads of one process keep their own output. A thread
+a step started itself has no capture of its own: its writes go to the only step executing,
+or, with several, are echoed without being kept.
+
+Only Python-level writes are seen: a subprocess or C library writing straight to file
+descriptors 1 or 2 is echoed by the terminal as usual but not kept.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from datetime import datetime
+from typing import Any, TextIO
+
+from wfrun.durations import to_iso
+
+MAX_LINE = 16_384  # longer lines are kept in pieces of this many characters
+
+Sink = Callable[[list[dict[str, Any]]], None]
+
+_lock = threading.RLock()
+_active: list[StepOutput] = []
+_saved: tuple[TextIO, TextIO] | None = None  # the streams the routers replaced
+_current: ContextVar[StepOutput | None] = ContextVar("wfrun_step_output", default=None)
+
+
+class StepOutput:
+    """A context manager that keeps one step execution's output lines."""
+
+    def __init__(self, step: str, runs: int, now: Callable[[], datetime], sink: Sink | None):
+        self.step = step
+        self.runs = runs
+        self._now = now
+        self._sink = sink
+        self._partial = {"stdout": "", "stderr": ""}
+        self._token: Token[StepOutput | None] | None = None
+        self.records: list[dict[str, Any]] = []  # kept here when there is no sink
+        self.broken: str | None = None  # why the sink stopped taking records, if it did
+
+    def __enter__(self) -> StepOutput:
+        global _saved
+        with _lock:
+            if not _active:
+                _saved = (sys.stdout, sys.stderr)
+                echo = sys.stderr
+                sys.stdout, sys.stderr = _Router("stdout", echo), _Router("stderr", echo)
+            _active.append(self)
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _saved
+        with _lock:
+            for stream, text in self._partial.items():
+                if text:
+                    self._keep(stream, text)
+                    self._partial[stream] = ""
+            if self._token is not None:
+                _current.reset(self._token)
+                self._token = None
+            if self in _active:
+                _active.remove(self)
+            if not _active and _saved is not None:
+                if isinstance(sys.stdout, _Router):  # unless something replaced them meanwhile
+                    sys.stdout = _saved[0]
+                if isinstance(sys.stderr, _Router):
+                    sys.stderr = _saved[1]
+                _saved = None
+
+    def feed(self, stream: str, text: str) -> None:
+        """Take text written to `stream`; keep every line it completes."""
+        with _lock:
+            *lines, rest = (self._partial[stream] + text).split("\n")
+            for line in lines:
+                self._keep(stream, line)
+            while len(rest) > MAX_LINE:
+                self._keep(stream, rest[:MAX_LINE])
+                rest = rest[MAX_LINE:]
+            self._partial[stream] = rest
+
+    def _keep(self, stream: str, line: str) -> None:
+        for start in range(0, max(len(line), 1), MAX_LINE):
+            self.emit(stream, line[start:start + MAX_LINE].rstrip("\r"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Keep a `ctx.log` record (`{"level", "message"}`), one record per line of message."""
+        for line in str(record.get("message", "")).splitlines() or [""]:
+            self.emit("log", line, level=record.get("level", "info"))
+
+    def emit(self, stream: str, text: str, **extra: Any) -> None:
+        """Keep one line of output."""
+        record = {"at": to_iso(self._now()), "step": self.step, "runs": self.runs,
+                  "stream": stream, "text": text, **extra}
+        with _lock:
+            if self._sink is None:
+                self.records.append(record)
+                return
+            if self.broken is not None:
+                return
+            try:
+                self._sink([record])
+            except Exception as exc:  # a full disk must not fail the step: its output is not state
+                self.broken = f"{type(exc).__name__}: {exc}"
+
+
+def _target() -> StepOutput | None:
+    """The capture of the step executing in this context, or the only one executing."""
+    current = _current.get()
+    if current is not None:
+        return current
+    return _active[0] if len(_active) == 1 else None
+
+
+class _Router(io.TextIOBase):
+    """sys.stdout or sys.stderr while steps execute: echoes every write, keeps it for its step."""
+
+    def __init__(self, stream: str, echo: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._echo = echo
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._echo, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._echo, "errors", None)
+
+    @property
+    def buffer(self) -> Any:
+        """The echo's binary buffer: bytes written there are echoed but not kept."""
+        return self._echo.buffer
+
+    def __getattr__(self, name: str) -> Any:  # line_buffering, reconfigure, ...: the echo's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._echo, name)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._echo.fileno()  # writes through the descriptor are echoed, not kept
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with _lock:
+            self._echo.write(text)
+            target = _target()
+            if target is not None:
+                target.feed(self._stream, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._echo.flush()

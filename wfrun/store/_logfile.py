@@ -1,0 +1,40 @@
+"""Append-only JSON-lines files read from a byte cursor: the file store's step-output logs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wfrun.errors import StateError
+from wfrun.store import _fsops
+
+
+def append(path: str, records: list[dict[str, Any]]) -> None:
+    """Append records, one JSON object per line, in one write (O_APPEND)."""
+    lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    try:
+        _fsops.append_line(path, lines.encode())
+    except OSError as exc:
+        raise StateError(f"cannot append to log {path}: {exc.strerror}") from exc
+
+
+def read(path: str, cursor: int) -> tuple[list[dict[str, Any]], int]:
+    """The complete records after byte offset `cursor`, and the offset after the last of them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(cursor)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], cursor
+    except OSError as exc:
+        raise StateError(f"cannot read log {path}: {exc.strerror}") from exc
+    end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
+    records: list[dict[str, Any]] = []
+    for line in data[:end].splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records, cursor + end

@@ -1,0 +1,133 @@
+"""The testing harness: the CLI's engine and file store in a temporary directory, on a fake clock."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfrun.clock import FakeClock
+from wfrun.durations import to_iso
+from wfrun.engine import Engine, queries
+from wfrun.engine.core import NO_INPUT
+from wfrun.errors import NotFoundError
+from wfrun.store.file import FileStore
+
+DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning; every test starts at the same time
+
+
+class Harness:
+    """Start, resume and cancel runs, move time and tick, and read what happened, in a test.
+
+    Every call goes through the same `Engine` over the same `FileStore` as the `wfrun`
+    command, so a workflow behaves here exactly as it does from the shell; only the clock is
+    fake: it moves when the test says so, never by itself. Methods return the run document
+    of `wfrun ... --json` (a dict), and raise the errors of `wfrun.errors` where the command
+    would exit non-zero (`ConflictError` for exit 3, `NotFoundError` for 4, `UsageError` for 2).
+    """
+
+    def __init__(
+        self,
+        workflows_dir: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str],
+        *,
+        start: datetime | str = DEFAULT_START,
+        base_url: str | None = None,
+    ) -> None:
+        self.workflows_dir = os.fspath(workflows_dir)
+        self.state_dir = os.fspath(state_dir)
+        self.clock = FakeClock(start)
+        self.store = FileStore(self.state_dir)
+        self.engine = Engine(
+            self.store, self.clock, workflows_dir=self.workflows_dir, base_url=base_url,
+            command=f"wfrun --state-dir {shlex.quote(self.state_dir)}",
+        )
+
+    # -- time ----------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The fake clock's current time (aware, UTC)."""
+        return self.clock.now()
+
+    def set_time(self, moment: datetime | str) -> None:
+        """Put the clock at `moment` (ISO-8601 text or an aware datetime); nothing runs."""
+        self.clock.set(moment)
+
+    def advance(self, duration: timedelta | str | float, *, tick: bool = True) -> dict[str, Any]:
+        """Move the clock forward by `duration` (`"7d"`, `"1h30m"`, seconds or a timedelta),
+        then run `tick` (unless `tick=False`); returns the tick report."""
+        self.clock.advance(duration)
+        return self.tick() if tick else {"advanced": [], "errors": []}
+
+    def advance_to_due(self, run_id: str | None = None) -> dict[str, Any]:
+        """Move the clock to the next due time (of `run_id`, or of any run), unless it is
+        already past, and tick; returns the tick report. Raises LookupError if nothing is due."""
+        runs = [self.store.load(run_id)] if run_id else [
+            r for r in self.store.iter_runs() if not isinstance(r, Exception)]
+        dues = [d for d in (r.next_due() for r in runs) if d]
+        if not dues:
+            who = f"run {run_id} has" if run_id else "no run has"
+            raise LookupError(f"nothing is due: {who} a timer or a deadline")
+        if min(dues) > to_iso(self.now):
+            self.clock.set(min(dues))
+        return self.tick()
+
+    def tick(self, limit: int | None = None) -> dict[str, Any]:
+        """`wfrun tick` at the fake clock's time: `{"advanced": [...], "errors": [...]}`."""
+        report = self.engine.tick(limit=limit)
+        return {"advanced": report.advanced, "errors": report.errors}
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start(self, workflow: str, input: Any = NO_INPUT, *,
+              run_id: str | None = None) -> dict[str, Any]:
+        """`wfrun start`: create a run and execute it until it completes, fails or pauses
+        (without `input` the run's input is `{}`, as without `--input`)."""
+        return self.engine.document(self.engine.start(workflow, input, run_id))
+
+    def resume(
+        self, run_id: str, data: Any = None, *, step: str | None = None, action: str | None = None,
+    ) -> dict[str, Any]:
+        """`wfrun resume`: hand data to a suspended (or rerun-pending) step and continue."""
+        return self.engine.document(self.engine.resume(run_id, data, step, action))
+
+    def cancel(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
+        """`wfrun cancel`: cancel a run that has not finished."""
+        return self.engine.document(self.engine.cancel(run_id, reason))
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        """`wfrun show --json`: the run document, with `history`."""
+        return self.engine.document(self.engine.get(run_id), history=True)
+
+    def history(self, run_id: str, type: str | None = None) -> list[dict[str, Any]]:
+        """The run's events, oldest first; only those of `type` (`"timed_out"`, ...) if given."""
+        self.store.load(run_id)  # NotFoundError for an unknown run, as `wfrun show`
+        events = self.store.read_history(run_id)
+        return [e for e in events if type is None or e.get("type") == type]
+
+    def logs(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
+        """`wfrun logs --json`: what the run's steps printed and logged, oldest first."""
+        run = self.store.load(run_id)
+        if step is not None and step not in run.steps:
+            raise NotFoundError(f"run {run_id} has no step '{step}'")
+        records, _ = self.store.read_logs(run_id)
+        return [r for r in records if step is None or r.get("step") == step]
+
+    def output(self, run_id: str, step: str | None = None) -> str:
+        """The text of `logs()`, one line per record (what a step printed or logged)."""
+        return "".join(f"{r.get('text', '')}\n" for r in self.logs(run_id, step))
+
+    def pending(self, workflow: str | None = None) -> list[dict[str, Any]]:
+        """`wfrun pending --json`: every open suspension."""
+        rows, _ = queries.pending(self.engine, workflow)
+        return rows
+
+    def runs(self, status: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
+        """`wfrun list --json`: runs newest first, optionally of one status or workflow."""
+        rows, _ = queries.list_runs(self.store, [status] if status else None, workflow, None)
+        return rows
+
+    def __repr__(self) -> str:
+        return f"<Harness workflows={self.workflows_dir} state={self.state_dir} now={to_iso(self.now)}>"

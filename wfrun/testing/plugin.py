@@ -1,0 +1,66 @@
+"""pytest plugin (entry point `pytest11`): the `wfrun_harness` fixture.
+
+Loading it costs next to nothing and changes nothing for projects that do not use the fixture:
+wfrun's engine is imported only when a test asks for `wfrun_harness`.
+
+Where the fixture finds workflows, first match wins: the `wfrun(workflows_dir=...)` marker
+(relative to the test file), the `wfrun_workflows_dir` ini option (relative to the ini file),
+the `WFRUN_WORKFLOWS_DIR` environment variable, then a `workflows/` directory in the rootdir,
+beside the test file or in one of its parents, or in the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from wfrun.testing import Harness
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Declare the `wfrun_workflows_dir` ini option."""
+    parser.addini("wfrun_workflows_dir",
+                  "directory of the workflows the wfrun_harness fixture runs", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the `wfrun` marker."""
+    config.addinivalue_line(
+        "markers",
+        "wfrun(workflows_dir=None, start=None): where wfrun_harness finds workflows (relative "
+        "to the test file) and the fake clock's start time",
+    )
+
+
+def workflows_dir_for(request: pytest.FixtureRequest) -> Path:
+    """The workflows directory for the requesting test (see the module docstring)."""
+    test_dir = Path(request.path).parent
+    marker = request.node.get_closest_marker("wfrun")
+    if marker is not None and marker.kwargs.get("workflows_dir"):
+        return test_dir / str(marker.kwargs["workflows_dir"])
+    config = request.config
+    ini = str(config.getini("wfrun_workflows_dir") or "")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return base / ini
+    env = os.environ.get("WFRUN_WORKFLOWS_DIR")
+    if env:
+        return Path(env)
+    candidates = [config.rootpath / "workflows", test_dir / "workflows",
+                  *(p / "workflows" for p in test_dir.parents), Path.cwd() / "workflows"]
+    return next((c for c in candidates if c.is_dir()), config.rootpath / "workflows")
+
+
+@pytest.fixture
+def wfrun_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """A `wfrun.testing.Harness` over the project's workflows, with its own state directory in
+    `tmp_path` and a fake clock starting at `DEFAULT_START` (or the marker's `start`)."""
+    from wfrun.testing import DEFAULT_START, Harness
+
+    marker = request.node.get_closest_marker("wfrun")
+    start = (marker.kwargs.get("start") if marker is not None else None) or DEFAULT_START
+    return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start)
