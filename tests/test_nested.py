@@ -449,3 +449,22 @@ def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project
     assert done["output"] == "second time works"
     assert done["steps"]["call"]["child_run_id"] == "p1--call-r2"
     assert project.json("show", "p1--call")["status"] == "failed"  # the first attempt is kept
+
+
+def test_the_testing_harness_moves_time_to_a_timer_inside_a_child(project: Project) -> None:
+    from wfrun.testing import Harness
+
+    project.workflow("child", """
+        name: child
+        steps:
+          - id: nap
+            sleep: 2h
+          - id: wake
+    """, "def wake(ctx):\n    return {'woke': ctx.input['doc']}\n")
+    project.workflow("parent", PARENT, PARENT_PY)
+    harness = Harness(project.workflows, project.state)
+    assert harness.start("parent", {"doc": "x.pdf"}, run_id="p1")["status"] == "waiting"
+    report = harness.advance_to_due("p1")
+    assert ("p1", "review", "sleep", "completed") in {
+        (a["run_id"], a["step"], a["reason"], a["status"]) for a in report["advanced"]}
+    assert harness.show("p1")["output"] == {"review": {"woke": "x.pdf"}}
