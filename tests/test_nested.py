@@ -468,3 +468,14 @@ def test_the_testing_harness_moves_time_to_a_timer_inside_a_child(project: Proje
     assert ("p1", "review", "sleep", "completed") in {
         (a["run_id"], a["step"], a["reason"], a["status"]) for a in report["advanced"]}
     assert harness.show("p1")["output"] == {"review": {"woke": "x.pdf"}}
+
+
+def test_validate_names_an_invalid_child_workflow_and_the_step_using_it(project: Project) -> None:
+    project.workflow("child", "name: child\nsteps:\n  - id: x\n    bogus: 1\n")
+    project.workflow("parent", PARENT, PARENT_PY)
+    out = project.run("validate", "parent")
+    assert out.code == 2
+    message = " ".join(out.stderr.split())
+    assert "parent.yaml: step 'review': key 'workflow': the child workflow 'child' is invalid:" \
+        in message
+    assert "child.yaml: step 'x': key 'bogus': unknown key" in message

@@ -71,6 +71,11 @@ def check_children(engine: Engine, workflow: Workflow, _stack: tuple[str, ...] =
             raise ManifestError(
                 f"{workflow.path}: step '{spec.id}': key 'workflow': {exc.message}"
             ) from None
+        except ManifestError as exc:
+            raise ManifestError(
+                f"{workflow.path}: step '{spec.id}': key 'workflow': the child workflow "
+                f"{spec.workflow!r} is invalid: {exc.message}"
+            ) from None
         if child.path in stack:
             names = [os.path.basename(p) for p in (*stack[stack.index(child.path):], child.path)]
             raise ManifestError(
