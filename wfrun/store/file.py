@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
-import json
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -25,7 +23,8 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops, _logfile
+from wfrun.store import _fsops, _jsonlines, _keyfile
+from wfrun.store._snapshot import history_problem, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim, Store
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
@@ -42,63 +41,6 @@ class _FlockClaim(ExecutionClaim):
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
-
-
-_CHECKSUM_KEY = b'\n "checksum": "'
-
-
-def _render(schema_version: int, due: str | None, run_data: dict[str, Any]) -> bytes:
-    """The snapshot file: readable JSON, a line per key and per step, checksummed.
-
-    Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
-    encoder, several times slower on every write). The checksum line covers every other byte of
-    the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
-    def dump(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-    run = dict(run_data)
-    steps = run.pop("steps")
-    head = f'{{\n "schema_version": {dump(schema_version)},\n'.encode()
-    lines = [f' "due": {dump(due)},', ' "run": {']
-    lines.extend(f'  "{key}": {dump(value)},' for key, value in run.items())
-    lines.append('  "steps": {')
-    lines.append(",\n".join(f"   {dump(sid)}: {dump(state)}" for sid, state in steps.items()))
-    lines.append("  }\n }\n}\n")
-    body = "\n".join(lines).encode()
-    digest = hashlib.sha256(head + body).hexdigest()
-    return head + f' "checksum": "sha256:{digest}",\n'.encode() + body
-
-
-def _checksum_ok(raw: bytes) -> bool:
-    """Check the checksum line against the rest of the file's bytes."""
-    start = raw.find(_CHECKSUM_KEY)
-    if start < 0:
-        return False
-    end = raw.find(b"\n", start + 1)
-    if end < 0:
-        return False
-    line = raw[start + len(_CHECKSUM_KEY): end]
-    expected = b"sha256:" + hashlib.sha256(raw[: start + 1] + raw[end + 1:]).hexdigest().encode()
-    return line == expected + b'",'
-
-
-def _history_problem(path: str) -> str | None:
-    """Why a history file cannot be fully read, or None (for `check`)."""
-    bad: list[int] = []
-    try:
-        with open(path, "rb") as fh:
-            for number, line in enumerate(fh, 1):
-                try:
-                    if not isinstance(json.loads(line), dict):
-                        bad.append(number)
-                except ValueError:
-                    bad.append(number)
-    except OSError as exc:
-        return f"cannot read history: {exc.strerror}"
-    if not bad:
-        return None
-    return (f"{len(bad)} line(s) are not JSON events (first: line {bad[0]}); they are skipped "
-            "when the history is read")
 
 
 def _index_name(due: str, run_id: str) -> str:
@@ -198,38 +140,10 @@ class FileStore(Store):
             raise NotFoundError(f"no run {run_id} (looked for {path})") from None
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
-        run, index = self._parse(path, raw)
+        run, index = parse_snapshot(path, raw)
         self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
         self._index[run_id] = index
         return run
-
-    def _parse(self, path: str, raw: bytes) -> tuple[Run, str | None]:
-        if not raw:
-            raise StateError(f"snapshot {path} is empty; it is left as it is")
-        try:
-            envelope = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise StateError(f"snapshot {path} is not valid JSON; it is left as it is") from None
-        if not isinstance(envelope, dict) or "run" not in envelope:
-            raise StateError(f"snapshot {path} is not a wfrun snapshot; it is left as it is")
-        version = envelope.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StateError(
-                f"snapshot {path} has schema_version {version!r}, this wfrun reads "
-                f"{SCHEMA_VERSION}; upgrade wfrun or restore the file"
-            )
-        data = envelope["run"]
-        if not isinstance(data, dict) or not _checksum_ok(raw):
-            raise StateError(
-                f"snapshot {path} fails its checksum (changed outside wfrun or damaged); "
-                "it is left as it is"
-            )
-        try:
-            run = Run.from_dict(data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise StateError(f"snapshot {path} is missing data ({exc}); it is left as it is") from None
-        due = envelope.get("due")
-        return run, due if isinstance(due, str) else None
 
     def save(self, run: Run) -> None:
         path = self._snapshot_path(run.run_id)
@@ -260,7 +174,7 @@ class FileStore(Store):
         old_index = self._index.get(run.run_id)
         if run.status == RUNNING and old_index and new_index and old_index <= new_index:
             new_index = old_index  # already due: it will be found if this process dies
-        data = _render(SCHEMA_VERSION, new_index, run_data)
+        data = render_snapshot(SCHEMA_VERSION, new_index, run_data)
         try:
             if new_index and new_index != old_index:
                 self._add_index(new_index)
@@ -368,7 +282,7 @@ class FileStore(Store):
                         "a temporary file left by an interrupted write; it is never read as "
                         "state and can be deleted")})
                 elif sub == "runs" and name.endswith(".history.jsonl"):
-                    reason = _history_problem(path)
+                    reason = history_problem(path)
                     if reason:
                         problems.append({"path": path, "kind": "history", "reason": reason})
                 elif sub == "runs" and name.endswith(".json"):
@@ -445,16 +359,9 @@ class FileStore(Store):
         return self._path("runs", check_run_id(run_id) + ".history.jsonl")
 
     def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
-        self._ensure()
-        lines = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in events)
-        try:
-            _fsops.append_line(self._history_path(run_id), lines.encode())
-        except OSError as exc:
-            raise StateError(
-                f"cannot append to history {self._history_path(run_id)}: {exc.strerror}"
-            ) from exc
+        if events:
+            self._ensure()
+            _jsonlines.append(self._history_path(run_id), events, "history")
 
     def sync_history(self, run_id: str) -> None:
         try:
@@ -468,19 +375,7 @@ class FileStore(Store):
             ) from exc
 
     def read_history(self, run_id: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        try:
-            with open(self._history_path(run_id), "rb") as fh:
-                for line in fh:
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        continue  # a line torn by a crash mid-append
-                    if isinstance(event, dict):
-                        events.append(event)
-        except FileNotFoundError:
-            pass
-        return events
+        return _jsonlines.read(self._history_path(run_id), 0, "history")[0]
 
     # -- step output (wfrun logs) ---------------------------------------------------------------
 
@@ -490,44 +385,16 @@ class FileStore(Store):
     def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
         if records:
             self._ensure()
-            _logfile.append(self._log_path(run_id), records)
+            _jsonlines.append(self._log_path(run_id), records)
             self._logged.add(run_id)
 
     def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
-        return _logfile.read(self._log_path(run_id), max(0, cursor))
+        return _jsonlines.read(self._log_path(run_id), max(0, cursor))
 
     # -- secrets -------------------------------------------------------------------------------
 
     def secret_key(self) -> bytes:
-        if self._key is not None:
-            return self._key
-        self._ensure()
-        path = self._path("keys", "url.key")
-        try:
-            with open(path, "rb") as fh:
-                key = fh.read()
-        except FileNotFoundError:
-            key = b""
-        if len(key) < 32:
-            # Write the key under a temporary name, then link it into place: a concurrent
-            # process either wins the link or reads the complete key the winner wrote.
-            tmp = path + f".tmp-{os.urandom(6).hex()}"
-            try:
-                _fsops.durable_write(tmp, os.urandom(32))
-                try:
-                    os.link(tmp, path)
-                    _fsops.fsync_dir(os.path.dirname(path))  # the link must outlive a crash too
-                except FileExistsError:
-                    pass
-            except OSError as exc:
-                raise StateError(
-                    f"cannot write the URL signing key {path}: {exc.strerror or exc}"
-                    + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
-                ) from exc
-            finally:
-                with suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            with open(path, "rb") as fh:
-                key = fh.read()
-        self._key = key
-        return key
+        if self._key is None:
+            self._ensure()
+            self._key = _keyfile.load_or_create(self._path("keys", "url.key"))
+        return self._key

@@ -1,4 +1,4 @@
-"""Append-only JSON-lines files read from a byte cursor: the file store's step-output logs."""
+"""Append-only JSON-lines files read from a byte cursor: the file store's histories and logs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from wfrun.errors import StateError
 from wfrun.store import _fsops
 
 
-def append(path: str, records: list[dict[str, Any]]) -> None:
+def append(path: str, records: list[dict[str, Any]], what: str = "log") -> None:
     """Append records, one JSON object per line, in one write (O_APPEND)."""
     lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
     try:
         _fsops.append_line(path, lines.encode())
     except OSError as exc:
-        raise StateError(f"cannot append to log {path}: {exc.strerror}") from exc
+        raise StateError(f"cannot append to {what} {path}: {exc.strerror}") from exc
 
 
-def read(path: str, cursor: int) -> tuple[list[dict[str, Any]], int]:
+def read(path: str, cursor: int = 0, what: str = "log") -> tuple[list[dict[str, Any]], int]:
     """The complete records after byte offset `cursor`, and the offset after the last of them."""
     try:
         with open(path, "rb") as fh:
@@ -27,7 +27,7 @@ def read(path: str, cursor: int) -> tuple[list[dict[str, Any]], int]:
     except FileNotFoundError:
         return [], cursor
     except OSError as exc:
-        raise StateError(f"cannot read log {path}: {exc.strerror}") from exc
+        raise StateError(f"cannot read {what} {path}: {exc.strerror}") from exc
     end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
     records: list[dict[str, Any]] = []
     for line in data[:end].splitlines():
