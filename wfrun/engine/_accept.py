@@ -18,7 +18,8 @@ from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 from ._apply import apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
-from ._composite import apply_iteration_resume, node_of, step_of
+from ._composite import node_of, step_of
+from ._iteration_pauses import apply_iteration_resume
 from ._links import VERBS, token_matches
 from ._schedule import Events
 

@@ -26,9 +26,10 @@ from . import _children, _resume, _tree
 from ._accept import remember_nonces
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
 from ._ask import answer_ask, ask_nonce
-from ._composite import fire_iterations, is_composite
+from ._composite import is_composite
 from ._document import run_document
 from ._execute import execute
+from ._iteration_pauses import fire_iterations
 from ._links import LinkMaker
 from ._schedule import Events, event, schedule
 
