@@ -22,6 +22,7 @@ EXAMPLES = (
     "approval-link", "conditional-branching", "delayed-notification", "expense-approval",
     "http-callback", "interview", "parallel-review", "poll-job", "retry-api", "user-approval",
     "retry-request", "suspend-timeout", "escalation", "early-exit",
+    "batch-approval", "approve-item",
 )
 
 

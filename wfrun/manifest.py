@@ -17,9 +17,9 @@ DEFAULT_TIMEOUT = timedelta(hours=24)
 TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps")
 STEP_KEYS = (
     "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
-    "resume_schema", "suspend_schema", "output_schema", "retry",
+    "resume_schema", "suspend_schema", "output_schema", "retry", "workflow", "input_from",
+    "foreach",
 )
-LATER_KEYS = ("workflow", "input_from", "foreach")
 RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
 SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
 # Keys that make no sense on a step without code, by kind.
@@ -27,6 +27,8 @@ _NOT_FOR = {
     "wait": ("handler", "retry", "sleep", "sleep_until", "output_schema", "suspend_schema"),
     "sleep": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
               "output_schema"),
+    "workflow": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
+                 "output_schema"),
 }
 
 
@@ -50,7 +52,7 @@ class StepSpec:
     """One step as the manifest declares it."""
 
     id: str
-    kind: str  # "code", "wait" or "sleep"
+    kind: str  # "code", "wait", "sleep" or "workflow" (runs a child run)
     handler: str | None = None
     needs: tuple[str, ...] = ()
     when: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -62,6 +64,9 @@ class StepSpec:
     suspend_schema: Any = None
     output_schema: Any = None
     retry: RetryPolicy | None = None
+    workflow: str | None = None  # the child workflow's name (kind "workflow")
+    input_from: str | None = None  # the step whose output is the child's input
+    foreach: str | None = None  # the step over whose output list this step iterates
 
 
 @dataclass
@@ -167,11 +172,6 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
             key="id",
         )
     for key in raw:
-        if key in LATER_KEYS:
-            raise check.fail(
-                "is not supported yet by this version of wfrun (nested workflows and foreach "
-                "are planned)", step=step_id, key=str(key),
-            )
         if key not in STEP_KEYS:
             raise check.fail(f"unknown key (known keys: {', '.join(STEP_KEYS)})",
                              step=step_id, key=str(key))
@@ -183,7 +183,8 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
         raise check.fail("a step cannot both wait and sleep", step=step_id, key="wait")
     if "sleep" in raw and "sleep_until" in raw:
         raise check.fail("use either sleep or sleep_until, not both", step=step_id, key="sleep")
-    kind = "wait" if wait else "sleep" if has_sleep else "code"
+    child, input_from, foreach = _parse_nesting(check, raw, step_id, wait, has_sleep)
+    kind = "wait" if wait else "sleep" if has_sleep else "workflow" if child else "code"
     for key in _NOT_FOR.get(kind, ()):
         if key in raw:
             raise check.fail(f"does not apply to a {kind} step (it has no code)",
@@ -213,7 +214,39 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
         timeout=timeout, on_timeout=on_timeout,
         resume_schema=raw.get("resume_schema"), suspend_schema=raw.get("suspend_schema"),
         output_schema=raw.get("output_schema"), retry=_parse_retry(check, raw.get("retry"), step_id),
+        workflow=child, input_from=input_from, foreach=foreach,
     )
+
+
+def _parse_nesting(
+    check: _Checker, raw: dict[str, Any], step_id: str, wait: bool, has_sleep: bool
+) -> tuple[str | None, str | None, str | None]:
+    """`workflow`, `input_from` and `foreach` of a step, checked on their own."""
+    child = raw.get("workflow")
+    if child is not None and (not isinstance(child, str) or not NAME_PATTERN.fullmatch(child)):
+        raise check.fail(f"must name a workflow ([a-z0-9][a-z0-9_-]*), not {child!r}",
+                         step=step_id, key="workflow")
+    if child is not None and (wait or has_sleep):
+        raise check.fail(f"a step cannot both {'wait' if wait else 'sleep'} and run a workflow",
+                         step=step_id, key="workflow")
+    refs: list[str | None] = []
+    for key in ("input_from", "foreach"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not STEP_ID_PATTERN.fullmatch(value)):
+            raise check.fail(f"must be a step id, not {value!r}", step=step_id, key=key)
+        refs.append(value)
+    input_from, foreach = refs
+    if "input_from" in raw and child is None:
+        raise check.fail("applies only to a step with 'workflow:' (the child's input)",
+                         step=step_id, key="input_from")
+    if "input_from" in raw and "foreach" in raw:
+        raise check.fail("does not apply with 'foreach:': each child's input is its element",
+                         step=step_id, key="input_from")
+    if "foreach" in raw and (wait or has_sleep):
+        raise check.fail(
+            "applies to code and workflow steps only (a wait or sleep step has nothing to run "
+            "per element; wrap the wait in a child workflow)", step=step_id, key="foreach")
+    return child, input_from, foreach
 
 
 def _duration(check: _Checker, raw: dict[str, Any], key: str, step_id: str) -> timedelta | None:
@@ -314,6 +347,13 @@ def _check_graph(check: _Checker, steps: dict[str, StepSpec]) -> None:
             visit(step_id, [])
     for spec in steps.values():
         ancestors = _ancestors(steps, spec.id)
+        for key in ("input_from", "foreach"):
+            target = getattr(spec, key)
+            if target is not None and target not in ancestors:
+                raise check.fail(
+                    f"refers to {target!r}, which is not a step this one needs (directly or not)",
+                    step=spec.id, key=key,
+                )
         for target in spec.when:
             if target not in ancestors:
                 raise check.fail(

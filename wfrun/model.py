@@ -52,22 +52,46 @@ class StepState:
     reruns: int = 0
     failures: int = 0
     resumed_at: str | None = None
+    # a `workflow:` step (or one foreach iteration of it): the id of its child run
+    child: str | None = None
+    # a `foreach:` step: one state per element, in order (None until the step first executes)
+    iterations: list[StepState] | None = None
     answers: list[JsonValue] = field(default_factory=list)  # resume data of each flow.ask()
     # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
     nonces: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        for key in _NESTED_STEP_KEYS:  # written only when used: plain runs' snapshots unchanged
+            if data[key] is None:
+                del data[key]
+        if self.iterations is not None:  # only what differs from a fresh step: they add up
+            data["iterations"] = [
+                {k: v for k, v in it.to_dict().items() if v != _FRESH.get(k)}
+                for it in self.iterations
+            ]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepState:
         """Rebuild a step from its snapshot form (unknown keys are ignored)."""
         known = {k: v for k, v in data.items() if k in _STEP_FIELDS}
+        if known.get("iterations") is not None:
+            known["iterations"] = [cls.from_dict(it) for it in known["iterations"]]
         return cls(**known)
+
+    def due_times(self) -> list[str]:
+        """The due times of this step's timers and deadlines, its iterations' included."""
+        dues = [self.pause["due_at"]] if self.pause and self.pause.get("due_at") else []
+        for it in self.iterations or ():
+            dues.extend(it.due_times())
+        return dues
 
 
 _STEP_FIELDS = frozenset(StepState.__dataclass_fields__)
+_FRESH = StepState().__dict__
+_NESTED_STEP_KEYS = ("child", "iterations")
 
 
 @dataclass
@@ -87,6 +111,9 @@ class Run:
     code_hash: dict[str, str] = field(default_factory=dict)
     running_since: str | None = None
     revision: int = 0
+    # a child run (a `workflow:` step of another run): {"run_id", "step", "index", "notified"};
+    # "notified" is the status the parent last recorded for it (see Run.next_due)
+    parent: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -97,18 +124,23 @@ class Run:
         """When `tick` must next look at this run (ISO time), or None if never.
 
         A run that is executing is due at once, so that if its process dies the next tick
-        finds it and recovers it; a paused run is due at its earliest timer or deadline.
+        finds it and recovers it; a paused run is due at its earliest timer or deadline; a
+        child run whose parent has not yet recorded its status is due at once.
         """
+        if self.parent is not None and self.status != RUNNING \
+                and self.parent.get("notified") != self.status:
+            return self.updated_at  # its parent has not recorded this status yet: tick tells it
         if self.finished:
             return None
         if self.status == RUNNING:
             return self.running_since or self.updated_at
-        dues = [s.pause["due_at"] for s in self.steps.values() if s.pause and s.pause.get("due_at")]
+        dues = [due for s in self.steps.values() for due in s.due_times()]
         return min(dues) if dues else None
 
     def to_dict(self) -> dict[str, Any]:
         """The run as stored in its snapshot."""
-        data = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        data = {k: v for k, v in self.__dict__.items()
+                if k != "steps" and not (k == "parent" and v is None)}
         data["steps"] = {sid: s.to_dict() for sid, s in self.steps.items()}
         return data
 

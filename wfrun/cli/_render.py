@@ -52,6 +52,10 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
 
     console = _console()
     console.print(f"Run [bold]{doc['run_id']}[/] ({doc['workflow']}) is {_status(doc['status'])}.")
+    if doc.get("parent"):
+        parent = doc["parent"]
+        where = parent["step"] + (f"[{parent['index']}]" if parent.get("index") is not None else "")
+        console.print(f"  child run of step '{escape(where)}' of run {parent['run_id']}")
     if doc.get("error"):
         err = doc["error"]
         console.print(f"  [red]error in step '{err.get('step')}': {escape(err.get('type', ''))}: "
@@ -63,8 +67,13 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
         for column in ("step", "status", "runs", "output"):
             table.add_column(column)
         for sid, step in doc["steps"].items():
-            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]),
-                          escape(_short(step["output"])))
+            shown = _short(step["output"])
+            if step.get("iterations") and step["status"] in ("suspended", "waiting", "running"):
+                done = sum(it["status"] == "completed" for it in step["iterations"])
+                shown = f"({done} of {len(step['iterations'])} iterations completed)"
+            elif step.get("child_run_id") and step["status"] in ("suspended", "waiting"):
+                shown = f"(child run {step['child_run_id']})"
+            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]), escape(shown))
         console.print(table)
     for entry in doc.get("suspended", []):
         console.print(f"[yellow]⏸ {escape(entry['step'])}[/] waits for data since {entry['since']} "
@@ -75,6 +84,10 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
         console.print(f"    cancel: wfrun cancel {doc['run_id']}")
         console.print(f"    url:    {escape(entry['resume_url'])}")
     for entry in doc.get("waiting", []):
+        if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
+            console.print(f"[blue]⏲ {escape(entry['step'])}[/] child run "
+                          f"{entry.get('child_run_id')} is running; 'wfrun show' it to follow")
+            continue
         console.print(f"[blue]⏲ {escape(entry['step'])}[/] {entry['kind']} due at {entry['due_at']}"
                       f" (runs so far: {entry['runs']}); 'wfrun tick' fires it")
         if entry.get("resume_command"):

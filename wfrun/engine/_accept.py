@@ -17,6 +17,9 @@ from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 
 from ._apply import apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
+from ._children import after_change
+from ._composite import node_of, step_of
+from ._iteration_pauses import apply_iteration_resume
 from ._links import VERBS, token_matches
 from ._schedule import Events
 
@@ -29,17 +32,19 @@ MAX_NONCES = 8
 
 
 def remember_nonces(run: Run) -> None:
-    """Keep each step's current pause nonce in its recent list (called before each save)."""
-    for state in run.steps.values():
-        nonce = (state.pause or {}).get("nonce")
-        if nonce and nonce not in state.nonces:
-            state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
+    """Keep each step's (and foreach iteration's) current pause nonce in its recent list
+    (called before each save)."""
+    for step in run.steps.values():
+        for state in [step, *(step.iterations or ())]:
+            nonce = (state.pause or {}).get("nonce")
+            if nonce and nonce not in state.nonces:
+                state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
 
 
 def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:
     """ACTIVE if `token` opens the step's current pause for `verb`, ENDED if it opened an
     earlier pause of that step, None if it is not a token of this run, step and verb."""
-    state = run.steps.get(step)
+    state = node_of(run, step)  # a step, or a foreach iteration (`step[2]`)
     if state is None or verb not in VERBS or not token:
         return None
     current = (state.pause or {}).get("nonce")
@@ -54,7 +59,7 @@ def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str |
 
 def ended_message(run: Run, step: str) -> str:
     """Why a link of an ended pause no longer works (told only to holders of a real token)."""
-    state = run.steps[step]
+    state = node_of(run, step) or run.steps[step]
     if state.resumed_at:
         return (f"step '{step}' of run {run.run_id} was already resumed at {state.resumed_at}; "
                 "its data is kept and this link no longer works")
@@ -94,12 +99,12 @@ def accept_resume(
     run = engine.store.load(run_id)
     warnings: list[str] = []
     workflow = engine.workflow_of(run, warnings)
-    if step not in workflow.steps:
+    if step_of(step) not in workflow.steps:
         raise CodeChangedError(
             f"step '{step}' of run {run_id} no longer exists in workflow '{run.workflow}' "
             f"({workflow.path}); restore it to resume this run"
         )
-    spec = workflow.steps[step]
+    spec = workflow.steps[step_of(step)]
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
         _schema.validate(spec.resume_schema, data, f"resume data for step '{step}'")
@@ -109,8 +114,12 @@ def accept_resume(
         remember_nonces(r)
         if token_state(key, r, step, "resume", token) != ACTIVE:
             raise ConflictError(ended_message(r, step))
-        now, nonce = engine.clock.now(), ask_nonce(r.steps[step])
-        if not answer_ask(r, spec, data, action, request, now, events, nonce):
+        now, nonce = engine.clock.now(), ask_nonce(node_of(r, step))
+        if step != spec.id:  # a foreach iteration
+            index = int(step[len(spec.id) + 1:-1])
+            apply_iteration_resume(r, workflow, spec.id, index, data, action, request, now,
+                                   events, nonce)
+        elif not answer_ask(r, spec, data, action, request, now, events, nonce):
             apply_resume(r, spec, data, action, request, now, events)
 
     run, _ = engine._transition(run_id, workflow, mutate, execute=False)
@@ -135,7 +144,9 @@ def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: st
         engine.store.save(run)
     engine.store.append_history(run_id, events)
     engine.store.sync_history(run_id)
-    return Result(run, None)
+    warnings: list[str] = []
+    after_change(engine, run, warnings)  # its children are cancelled, its parent told
+    return Result(run, None, warnings)
 
 
 def continue_run(engine: Engine, run_id: str) -> Result:
@@ -143,8 +154,11 @@ def continue_run(engine: Engine, run_id: str) -> Result:
     from .core import Result
 
     run = engine.store.load(run_id)
-    if run.status != RUNNING:
-        return Result(run, None)
     warnings: list[str] = []
+    if run.status != RUNNING:
+        after_change(engine, run, warnings)  # a child run the resume finished: tell its parent
+        return Result(run, None, warnings)
     workflow = engine.workflow_of(run, warnings)
-    return engine._continue_if_woken(run, workflow, warnings)
+    result = engine._continue_if_woken(run, workflow, warnings)
+    after_change(engine, result.run, result.warnings)
+    return result

@@ -276,8 +276,8 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
             fired.append((sid, "recovered"))
             continue
         pause = state.pause
-        if not pause or parse_iso(pause["due_at"]) > now:
-            continue
+        if not pause or not pause.get("due_at") or parse_iso(pause["due_at"]) > now:
+            continue  # no timer here (a composite step's timers are its iterations' or child's)
         kind = pause["kind"]
         if kind == PAUSE_SUSPEND:
             _time_out(run, workflow, sid, state, now, events)

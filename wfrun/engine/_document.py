@@ -9,6 +9,7 @@ from wfrun.model import PAUSE_RERUN, SUSPENDED, WAITING, Run
 
 from ._links import LinkMaker
 
+COMPOSITE = ("child", "foreach")  # pauses of composite steps: no timer of their own
 PUBLIC_STEP_KEYS = (
     "status", "runs", "output", "action", "resume_data", "suspend_data", "error",
     "started_at", "finished_at",
@@ -19,8 +20,8 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
     """One entry per suspended step, with how to resume or cancel it."""
     entries = []
     for sid, state in run.steps.items():
-        if state.status != SUSPENDED or not state.pause:
-            continue
+        if state.status != SUSPENDED or not state.pause or state.pause.get("kind") in COMPOSITE:
+            continue  # a composite step's suspensions are its iterations' or child's (_tree.py)
         pause = state.pause
         made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow, pause.get("schema"))
         entries.append({
@@ -36,7 +37,7 @@ def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> li
     """One entry per step waiting on a timer (rerun, sleep, retry backoff)."""
     entries = []
     for sid, state in run.steps.items():
-        if state.status != WAITING or not state.pause:
+        if state.status != WAITING or not state.pause or state.pause.get("kind") in COMPOSITE:
             continue
         pause = state.pause
         entry: dict[str, Any] = {"step": sid, "kind": pause["kind"], "due_at": pause["due_at"],
@@ -78,7 +79,7 @@ def next_due(run: Run) -> str | None:
     """The earliest timer or deadline of a paused run."""
     if run.finished:
         return None
-    dues = [s.pause["due_at"] for s in run.steps.values() if s.pause and s.pause.get("due_at")]
+    dues = [due for s in run.steps.values() for due in s.due_times()]
     return min(dues) if dues else None
 
 

@@ -33,19 +33,27 @@ def execute(
     make_links: Callable[[str], Links],
     now: Callable[[], datetime],
     sink: Sink | None = None,
+    *,
+    index: int | None = None,
+    item: Any = None,
 ) -> Outcome:
-    """Call the step's function once and describe what happened; never raises for step errors."""
+    """Call the step's function once and describe what happened; never raises for step errors.
+
+    For a foreach iteration, `index` and `item` say which (`ctx.index`, `ctx.item`)."""
     state = run.steps[step_id]
+    if index is not None:
+        state = (state.iterations or [])[index]
     trigger = state.trigger or {}
-    flow = Flow(step_id, make_links, now)
+    flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
     flow.answers = list(state.answers)
-    capture = StepOutput(step_id, state.runs, now, sink)  # what it prints, for `wfrun logs`
+    capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
+                         sink)  # what it prints, for `wfrun logs`
     ctx = Context(
         input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
         steps=exports_of(run),
         run=RunInfo(runs=state.runs, context=state.context,
                     callback_request=trigger.get("callback_request")),
-        flow=flow, on_log=capture.log,
+        flow=flow, on_log=capture.log, item=item, index=index,
     )
     outcome = Outcome()
     try:

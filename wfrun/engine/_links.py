@@ -57,15 +57,17 @@ class LinkMaker:
         self._command = command
 
     def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None,
-              schema: Any = None) -> Links:
+              schema: Any = None, schema_step: str | None = None) -> Links:
         """The four links of one pause (`nonce` identifies the pause).
 
         The resume command suggests data matching the step's `resume_schema` and, when later
         steps branch on this step's action, the first such action; `schema` (an ask's)
-        takes the place of `resume_schema` for the suggestion."""
-        spec = workflow.steps.get(step) if workflow else None
+        takes the place of `resume_schema` for the suggestion. When `step` is an address
+        (`review[1]`, `review[1]/approve`), `schema_step` is the manifest step (of `workflow`)
+        whose schema and actions to use."""
+        spec = workflow.steps.get(schema_step or step) if workflow else None
         resume_schema = schema if schema is not None else (spec.resume_schema if spec else None)
-        actions = workflow.actions_for(step) if workflow else []
+        actions = workflow.actions_for(schema_step or step) if workflow else []
         path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
         resume_token = make_token(self._key, "resume", run_id, step, nonce)
         cancel_token = make_token(self._key, "cancel", run_id, step, nonce)

@@ -179,9 +179,10 @@ def update_status(run: Run, workflow: Workflow, now: datetime, events: Events) -
 def end_open_steps(run: Run, now: datetime, status: str = CANCELLED) -> None:
     """Drop every timer and close every step that has not finished (cancel, fail, exit)."""
     for state in run.steps.values():
-        if state.status in (PENDING, SUSPENDED, WAITING, RUNNING):
-            state.status = status
-            state.pause = None
-            state.trigger = None
-            state.finished_at = state.finished_at or to_iso(now)
+        for node in [state, *(state.iterations or ())]:  # foreach iterations close with it
+            if node.status in (PENDING, SUSPENDED, WAITING, RUNNING):
+                node.status = status
+                node.pause = None
+                node.trigger = None
+                node.finished_at = node.finished_at or to_iso(now)
     run.running_since = None

@@ -22,11 +22,14 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
+from . import _children, _resume, _tree
 from ._accept import remember_nonces
 from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
 from ._ask import answer_ask, ask_nonce
+from ._composite import is_composite
 from ._document import run_document
 from ._execute import execute
+from ._iteration_pauses import fire_iterations
 from ._links import LinkMaker
 from ._schedule import Events, event, schedule
 
@@ -83,9 +86,12 @@ class Engine:
     # -- workflows -----------------------------------------------------------------------------
 
     def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
-        """Find and load a workflow by name or manifest path."""
-        return loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
-                                    check_code=check_code)
+        """Find and load a workflow by name or manifest path (with its child workflows)."""
+        workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
+                                        check_code=check_code)
+        if check_code:
+            _children.check_children(self, workflow)
+        return workflow
 
     def workflow_of(self, run: Run, warnings: list[str]) -> Workflow:
         """The current code of a run's workflow; warns if it changed since the run started."""
@@ -104,13 +110,17 @@ class Engine:
     def document(self, result: Result, history: bool = False) -> dict[str, Any]:
         """The run document of SPEC §4 for a command's result."""
         events = self.store.read_history(result.run.run_id) if history else None
-        return run_document(result.run, result.workflow, self.links, result.warnings, events)
+        doc = run_document(result.run, result.workflow, self.links, result.warnings, events)
+        _tree.extend_document(self, doc, result.run, result.workflow)
+        return doc
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
+    def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,
+              parent: dict[str, Any] | None = None) -> Result:
         """Create a run and execute it until it completes, fails or pauses (input: `{}` if
-        not given; an explicit None is kept as JSON null)."""
+        not given; an explicit None is kept as JSON null). `parent` makes it the child run
+        of a `workflow:` step (the parent records it)."""
         if run_id is not None:
             check_run_id(run_id)
         workflow = self.workflow(name_or_path)
@@ -123,12 +133,14 @@ class Engine:
             run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
             created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
             code_hash=dict(workflow.code_hash),
-            steps={sid: StepState() for sid in workflow.steps},
+            steps={sid: StepState() for sid in workflow.steps}, parent=parent,
         )
         claim = self.store.claim(run.run_id)
         if claim is None:
             raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
         events = [event(now, "started", input=data)]
+        if parent:
+            events[0]["parent"] = {k: parent[k] for k in ("run_id", "step", "index")}
         try:
             step = schedule(run, workflow, now, events, execute=True)
             remember_nonces(run)
@@ -138,7 +150,10 @@ class Engine:
                 claim.release()
                 return self._existing_start(run.run_id, workflow, data)
             self.store.append_history(run.run_id, events)
-            return self._execute_loop(run, workflow, claim, step, [])
+            result = self._execute_loop(run, workflow, claim, step, [])
+            if parent is None:  # a child's parent is executing it and records it itself
+                _children.after_change(self, result.run, result.warnings)
+            return result
         finally:
             claim.release()
 
@@ -182,6 +197,9 @@ class Engine:
         run_id = run.run_id
         try:
             while step is not None and run.status == RUNNING:
+                if is_composite(workflow.steps.get(step)):
+                    run, step = _children.execute_composite(self, run, workflow, step)
+                    continue
                 outcome = execute(
                     self._handler(workflow, step), run, step,
                     lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
@@ -262,8 +280,12 @@ class Engine:
         run = self.store.load(run_id)
         warnings: list[str] = []
         if run.finished:
-            raise ConflictError(_finished_message(run, step))
-        target = self._resume_target(run, step)
+            raise ConflictError(_resume.finished_message(self, run, step)
+                                or _finished_message(run, step))
+        found = _resume.resume_target(self, run, step)
+        if not isinstance(found, str):
+            return _resume.resume_nested(self, run, found, data, action, request)
+        target = found
         workflow = self.workflow_of(run, warnings)
         if target not in workflow.steps:
             raise CodeChangedError(
@@ -283,7 +305,9 @@ class Engine:
             if not answer_ask(r, spec, data, action, callback, self.clock.now(), events, asked):
                 apply_resume(r, spec, data, action, callback, self.clock.now(), events)
 
-        return self._drive(run_id, workflow, mutate, warnings)
+        result = self._drive(run_id, workflow, mutate, warnings)
+        _children.after_change(self, result.run, result.warnings)
+        return result
 
     def _resume_target(self, run: Run, step: str | None) -> str:
         candidates = resumable_steps(run)
@@ -319,7 +343,9 @@ class Engine:
             self.store.save(run)
         self.store.append_history(run_id, events)
         self.store.sync_history(run_id)
-        return Result(run, None)
+        warnings: list[str] = []
+        _children.after_change(self, run, warnings)
+        return Result(run, None, warnings)
 
     def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
         """Re-execute a failed run from its failed step (or `step`), in the same run."""
@@ -349,6 +375,7 @@ class Engine:
                 continue  # another process is executing it: skipped, not waited for
             try:
                 self._tick_run(run_id, claim, report)
+                _children.after_tick(self, run_id, report)
             except WfrunError as exc:
                 claim.release()
                 report.errors.append({"run_id": run_id, "message": exc.message})
@@ -380,9 +407,10 @@ class Engine:
         fired: list[tuple[str, str]] = []
 
         def mutate(r: Run, events: Events) -> None:
+            fired.extend(fire_iterations(r, workflow, self.clock.now(), events))
             fired.extend(fire_due(r, workflow, self.clock.now(), events))
             for sid, _reason in fired:
-                if sid and sid not in workflow.steps and r.steps[sid].status == PENDING:
+                if sid in r.steps and sid not in workflow.steps and r.steps[sid].status == PENDING:
                     raise CodeChangedError(
                         f"step '{sid}' of run {run_id} no longer exists in workflow "
                         f"'{r.workflow}' ({workflow.path}); restore it so the run can continue"

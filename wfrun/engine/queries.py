@@ -11,6 +11,7 @@ from wfrun.store.abc import Store
 
 from ._ask import expected_schema
 from ._document import summary, suspended_entries
+from ._tree import entries, has_composites
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -41,28 +42,40 @@ def list_runs(
 
 
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every open suspension, oldest first, with the schema its resume data must match."""
+    """Every open suspension, oldest first, with the schema its resume data must match.
+
+    A suspension inside a child run is listed once, under its top-level run, by full path."""
     runs, problems = _readable_runs(engine.store)
+    ids = {r.run_id for r in runs}
     cache: dict[str, Workflow | None] = {}
     rows: list[dict[str, Any]] = []
     for run in runs:
-        if workflow is not None and run.workflow != workflow:
+        if (workflow is not None and run.workflow != workflow) or run.finished:
             continue
-        if not any(s.status == "suspended" for s in run.steps.values()):
+        if not any(s.status == "suspended" for s in run.steps.values()) \
+                and not has_composites(run):
             continue
+        if run.parent is not None and run.parent.get("run_id") in ids:
+            continue  # listed under its parent
         if run.manifest_path not in cache:
             try:
                 cache[run.manifest_path] = engine.workflow_of(run, [])
             except WfrunError:
                 cache[run.manifest_path] = None
         current = cache[run.manifest_path]
-        for entry in suspended_entries(run, current, engine.links):
-            spec = current.steps.get(entry["step"]) if current else None
+        if has_composites(run):
+            found = entries(engine, run, current)
+            listed = list(zip(found.suspended, found.schemas, strict=True))
+        else:
+            listed = [(e, expected_schema(run.steps.get(e["step"]),
+                                          current.steps.get(e["step"]) if current else None))
+                      for e in suspended_entries(run, current, engine.links)]
+        for entry, schema in listed:
             rows.append({
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
                 "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
-                "resume_schema": expected_schema(run.steps.get(entry["step"]), spec),
+                "resume_schema": schema,
                 "resume_command": entry["resume_command"],
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))

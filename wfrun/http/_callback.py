@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from wfrun._jsoninput import parse_json
 from wfrun.engine import Engine, _accept
 from wfrun.engine._ask import expected_schema
+from wfrun.engine._composite import node_of, step_of
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
@@ -196,7 +197,7 @@ class Callbacks:
         return json_reply(200, {"run_id": req.run_id, "step": req.step, "status": result.run.status})
 
     def _resume(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
-        suspended = run.steps[req.step].status == SUSPENDED
+        suspended = getattr(node_of(run, req.step), "status", None) == SUSPENDED
         data: Any = None
         form: dict[str, list[str]] | None = None
         if not (req.method == "GET" and html and suspended):
@@ -208,10 +209,10 @@ class Callbacks:
         schema = None
         if suspended and (html or from_page):  # the page and its form need the resume_schema
             try:
-                spec = engine.workflow_of(run, []).steps.get(req.step)
+                spec = engine.workflow_of(run, []).steps.get(step_of(req.step))
             except (UsageError, NotFoundError) as exc:
                 return _error(409, exc.message, html, "Workflow unavailable")
-            schema = expected_schema(run.steps.get(req.step), spec)  # an ask's schema too
+            schema = expected_schema(node_of(run, req.step), spec)  # an ask's schema too
         if req.method == "GET" and html and suspended:
             return html_reply(200, _pages.approval_page(run, req.step, token, schema))
         action: str | None = (req.query.get("action") or [""])[0] or None
@@ -243,7 +244,7 @@ class Callbacks:
                  errors: list[dict[str, str]], html: bool, message: str | None = None) -> Reply:
         message = message or "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         if html:
-            if run.steps[req.step].status == SUSPENDED:
+            if getattr(node_of(run, req.step), "status", None) == SUSPENDED:
                 return html_reply(422, _pages.approval_page(run, req.step, token, schema,
                                                             data, errors))
             return html_reply(422, _pages.message_page("Invalid data", message))

@@ -11,6 +11,7 @@ import secrets
 from html import escape
 from typing import Any
 
+from wfrun.engine._composite import node_of
 from wfrun.model import Run
 
 from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for
@@ -51,7 +52,7 @@ def page(title: str, body: str) -> tuple[str, str]:
 
 
 def _facts(run: Run, step: str) -> str:
-    state = run.steps[step]
+    state = node_of(run, step) or run.steps[step]
     pause = state.pause or {}
     rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step),
             ("Waiting since", pause.get("since")), ("Deadline", pause.get("due_at")),
@@ -94,7 +95,7 @@ def approval_page(
     errors: list[dict[str, str]] | None = None,
 ) -> tuple[str, str]:
     """The approval form of a suspended step: what is asked, fields from its resume_schema."""
-    state = run.steps[step]
+    state = node_of(run, step) or run.steps[step]
     parts = [_facts(run, step)]
     if state.suspend_data is not None:
         shown = json.dumps(state.suspend_data, indent=2, ensure_ascii=False)

@@ -12,6 +12,7 @@ from wfrun.durations import to_iso
 from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
 from wfrun.errors import NotFoundError
+from wfrun.model import Run
 from wfrun.store.file import FileStore
 
 DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning; every test starts at the same time
@@ -64,7 +65,7 @@ class Harness:
     def advance_to_due(self, run_id: str | None = None) -> dict[str, Any]:
         """Move the clock to the next due time (of `run_id`, or of any run), unless it is
         already past, and tick; returns the tick report. Raises LookupError if nothing is due."""
-        runs = [self.store.load(run_id)] if run_id else [
+        runs = _with_children(self.store, self.store.load(run_id)) if run_id else [
             r for r in self.store.iter_runs() if not isinstance(r, Exception)]
         dues = [d for d in (r.next_due() for r in runs) if d]
         if not dues:
@@ -131,3 +132,19 @@ class Harness:
 
     def __repr__(self) -> str:
         return f"<Harness workflows={self.workflows_dir} state={self.state_dir} now={to_iso(self.now)}>"
+
+
+def _with_children(store: FileStore, run: Run) -> list[Run]:
+    """The run and its child runs, theirs included (their timers are the run's too)."""
+    found, queue = [run], [run]
+    while queue:
+        for step in queue.pop().steps.values():
+            for state in [step, *(step.iterations or ())]:
+                if state.child and len(found) < 10_000:
+                    try:
+                        child = store.load(state.child)
+                    except NotFoundError:
+                        continue
+                    found.append(child)
+                    queue.append(child)
+    return found

@@ -1,0 +1,336 @@
+"""Composite steps at run time: executing foreach iterations and child runs, and keeping a
+parent run in step with its children (their status flows up, cancellation flows down).
+
+A child run is an ordinary run with `parent = {"run_id", "step", "index", "notified"}`. The
+parent records the child's status on the node that owns it; `notified` is the status the
+parent last recorded, and a child whose status differs is due at once (`Run.next_due`), so a
+crash between the two writes is repaired by the next tick. Locks: a run's state lock is never
+held while another run's is taken; the parent is told only after the child's lock and claim
+are released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from wfrun import loader
+from wfrun.errors import ManifestError, NotFoundError, WfrunError
+from wfrun.ids import RUN_ID_PATTERN
+from wfrun.manifest import StepSpec, Workflow
+from wfrun.model import CANCELLED, FINISHED, RUNNING, SKIPPED, Run
+
+from ._address import label
+from ._composite import (
+    ChildResult,
+    apply_child_result,
+    apply_iteration_outcome,
+    begin_next,
+    items_of,
+    node,
+    settle,
+)
+from ._execute import execute
+from ._schedule import Events
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+MAX_DEPTH = 32  # how far status may travel up a chain of parents in one command
+
+
+# -- finding child workflows --------------------------------------------------------------------
+
+
+def resolve_child(engine: Engine, parent: Workflow, name: str) -> Workflow:
+    """The workflow a `workflow:` step names: in the workflows directory, else beside the
+    parent's manifest. NotFoundError if neither has it."""
+    places = list(dict.fromkeys([engine.workflows_dir, os.path.dirname(parent.path)]))
+    for place in places:
+        try:
+            path = loader.find_manifest(name, place)
+        except NotFoundError:
+            continue
+        return loader.load_workflow(path)
+    raise NotFoundError(
+        f"{parent.path}: no workflow {name!r} for a child run (looked in "
+        f"{' and '.join(places)}); create it or fix the step's 'workflow:'"
+    )
+
+
+def check_children(engine: Engine, workflow: Workflow, _stack: tuple[str, ...] = ()) -> None:
+    """Check that every child workflow exists and is valid and that none nests itself."""
+    stack = (*_stack, workflow.path)
+    for spec in workflow.steps.values():
+        if spec.workflow is None:
+            continue
+        try:
+            child = resolve_child(engine, workflow, spec.workflow)
+        except NotFoundError as exc:
+            raise ManifestError(
+                f"{workflow.path}: step '{spec.id}': key 'workflow': {exc.message}"
+            ) from None
+        except ManifestError as exc:
+            raise ManifestError(
+                f"{workflow.path}: step '{spec.id}': key 'workflow': the child workflow "
+                f"{spec.workflow!r} is invalid: {exc.message}"
+            ) from None
+        if child.path in stack:
+            names = [os.path.basename(p) for p in (*stack[stack.index(child.path):], child.path)]
+            raise ManifestError(
+                f"{workflow.path}: step '{spec.id}': key 'workflow': workflows nest each "
+                f"other in a cycle ({' -> '.join(names)}); a workflow cannot run itself"
+            )
+        check_children(engine, child, stack)
+
+
+def child_run_id(parent_id: str, step_id: str, index: int | None, attempt: int = 1) -> str:
+    """The id of the child run a node starts: `PARENT--STEP[-INDEX][-rATTEMPT]` (hashed when
+    too long).
+
+    Derived, not random, so a node that executes again after a crash finds the child it had
+    already started instead of starting a second one."""
+    wanted = f"{parent_id}--{step_id}" + (f"-{index}" if index is not None else "") \
+        + (f"-r{attempt}" if attempt > 1 else "")
+    if RUN_ID_PATTERN.fullmatch(wanted):
+        return wanted
+    digest = hashlib.sha256(wanted.encode()).hexdigest()[:24]
+    return f"{parent_id[:30]}--{digest}"
+
+
+# -- executing a composite step ------------------------------------------------------------------
+
+
+def execute_composite(engine: Engine, run: Run, workflow: Workflow,
+                      step_id: str) -> tuple[Run, str | None]:
+    """Execute a running `workflow:` or `foreach:` step as far as it goes in this process.
+
+    Returns the run and the next step to execute, like one turn of the execution loop."""
+    spec = workflow.steps[step_id]
+    run_id = run.run_id
+    if spec.foreach is None:
+        result = run_child(engine, run, workflow, spec, None, child_input(run, spec))
+
+        def record(r: Run, events: Events) -> None:
+            apply_child_result(r, step_id, None, result, engine.clock.now(), events,
+                               executing=True)
+
+        run, step = engine._transition(run_id, workflow, record, execute=True)
+        ack(engine, result)
+        close_children(engine, run)  # cancelled while the child ran: the child goes too
+        return run, step
+    chosen: list[int | None] = [None]
+
+    def first(r: Run, events: Events) -> None:
+        chosen[0] = begin_next(r, workflow, step_id, engine.clock.now(), events)
+
+    run, step = engine._transition(run_id, workflow, first, execute=True)
+    while chosen[0] is not None and step == step_id and run.status == RUNNING:
+        index = chosen[0]
+        items = items_of(run, spec)
+        item = items[index] if index < len(items) else None
+        if spec.kind == "workflow":
+            result = run_child(engine, run, workflow, spec, index, item)
+
+            def record_child(r: Run, events: Events, i: int = index,
+                             res: ChildResult = result) -> None:
+                now = engine.clock.now()
+                apply_child_result(r, step_id, i, res, now, events, executing=True)
+                chosen[0] = begin_next(r, workflow, step_id, now, events)
+
+            run, step = engine._transition(run_id, workflow, record_child, execute=True)
+            ack(engine, result)
+            close_children(engine, run)
+            continue
+        name = label(step_id, index)
+        outcome = execute(
+            engine._handler(workflow, step_id), run, step_id,
+            lambda nonce, n=name: engine.links.links(run_id, n, nonce, workflow,  # type: ignore[misc]
+                                                     schema_step=step_id),
+            engine.clock.now, lambda records: engine.store.append_log(run_id, records),
+            index=index, item=item,
+        )
+
+        def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:
+            now = engine.clock.now()
+            apply_iteration_outcome(r, workflow, step_id, i, o, now, events)
+            chosen[0] = begin_next(r, workflow, step_id, now, events)
+
+        run, step = engine._transition(run_id, workflow, record_code, execute=True)
+    return run, step
+
+
+def child_input(run: Run, spec: StepSpec) -> Any:
+    """A child's input: the `input_from:` step's output, else the parent run's input."""
+    return run.steps[spec.input_from].output if spec.input_from else run.input
+
+
+def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, index: int | None,
+              data: Any) -> ChildResult:
+    """Start the node's child run (or find the one it started before) and run it until it
+    pauses or finishes; never raises for a child that cannot start (the node fails)."""
+    it = node(run, spec.id, index)
+    child_id = it.child or child_run_id(run.run_id, spec.id, index)
+    assert spec.workflow is not None
+    try:
+        child_id = it.child or _fresh_child_id(engine, run.run_id, spec.id, index)
+        child_workflow = resolve_child(engine, workflow, spec.workflow)
+        parent = {"run_id": run.run_id, "step": spec.id, "index": index, "notified": None}
+        child = engine.start(child_workflow.path, data, child_id, parent=parent).run
+    except WfrunError as exc:
+        return ChildResult(child_id, problem=exc.message)
+    owner = child.parent or {}
+    if (owner.get("run_id"), owner.get("step"), owner.get("index")) != (run.run_id, spec.id, index):
+        return ChildResult(child_id, problem=(
+            f"run {child_id} already exists and is not the child of step "
+            f"'{label(spec.id, index)}' of run {run.run_id}"))
+    close_children(engine, child)
+    return ChildResult(child_id, child.status, child.output, child.error)
+
+
+def _fresh_child_id(engine: Engine, parent_id: str, step_id: str, index: int | None) -> str:
+    """The id for a node that records no child: the first derived id not taken by a child its
+    parent already recorded as finished (an earlier attempt, re-executed by a retry). A child
+    started but never recorded (the parent crashed meanwhile) is adopted."""
+    for attempt in range(1, 1000):
+        child_id = child_run_id(parent_id, step_id, index, attempt)
+        try:
+            child = engine.store.load(child_id)
+        except NotFoundError:
+            return child_id
+        owner = child.parent or {}
+        if not (child.finished and owner.get("notified") == child.status
+                and owner.get("run_id") == parent_id):
+            return child_id
+    return child_run_id(parent_id, step_id, index, 1000)
+
+
+def ack(engine: Engine, result: ChildResult) -> None:
+    """Note on the child that its parent has recorded `result.status` (it stops being due)."""
+    if result.status is None or result.status == RUNNING:
+        return
+    try:
+        with engine.store.lock(result.child_id):
+            child = engine.store.load(result.child_id)
+            if child.parent is None or child.parent.get("notified") == result.status:
+                return
+            child.parent = {**child.parent, "notified": result.status}
+            engine.store.save(child)
+    except NotFoundError:
+        return
+
+
+# -- keeping parents and children in step ---------------------------------------------------------
+
+
+class _NoChange(Exception):
+    """The parent already agrees with its child: nothing to write."""
+
+
+def after_change(engine: Engine, run: Run, problems: list[str]) -> list[dict[str, Any]]:
+    """After a command changed `run`: cancel the open children of a run that ended, and tell
+    its parents (and theirs) what became of it. Returns `{"run_id", "step", "status"}` for
+    each parent that advanced. A parent that cannot be told now (its workflow is gone, it is
+    busy) is noted in `problems`: the child stays due, so the next tick tries again."""
+    advanced: list[dict[str, Any]] = []
+    current: Run | None = run
+    for _ in range(MAX_DEPTH):
+        if current is None:
+            break
+        close_children(engine, current)
+        info = current.parent
+        if info is None or current.status == RUNNING or info.get("notified") == current.status:
+            break
+        try:
+            parent = _tell_parent(engine, current)
+        except WfrunError as exc:
+            problems.append(f"the parent run {info['run_id']} of run {current.run_id} was not "
+                            f"updated: {exc.message}; the next 'wfrun tick' tries again")
+            break
+        if parent is not None:
+            advanced.append({"run_id": parent.run_id, "step": label(info["step"], info["index"]),
+                             "status": parent.status})
+        current = parent
+    return advanced
+
+
+def _tell_parent(engine: Engine, child: Run) -> Run | None:
+    """Record the child's status on its parent (continuing the parent); the parent if it
+    changed."""
+    info = child.parent or {}
+    result = ChildResult(child.run_id, child.status, child.output, child.error)
+    try:
+        parent = engine.store.load(info["run_id"])
+    except NotFoundError:
+        ack(engine, result)  # the parent was deleted by hand: nobody to tell
+        return None
+    if parent.finished:
+        ack(engine, result)
+        if not child.finished:
+            engine.cancel(child.run_id, f"parent run {parent.run_id} is {parent.status}")
+        return None
+    warnings: list[str] = []
+    workflow = engine.workflow_of(parent, warnings)
+    agreed: list[bool | None] = [None]
+
+    def mutate(r: Run, events: Events) -> None:
+        now = engine.clock.now()
+        before = _node_view(r, info["step"], info["index"])
+        agreed[0] = apply_child_result(r, info["step"], info["index"], result, now, events,
+                                       executing=False)
+        if agreed[0] and info["index"] is not None and info["step"] in workflow.steps:
+            settle(r, workflow, info["step"], now, events, executing=False)
+        if _node_view(r, info["step"], info["index"]) == before:
+            raise _NoChange
+
+    try:
+        parent = engine._drive(parent.run_id, workflow, mutate, warnings).run
+    except _NoChange:
+        if agreed[0]:
+            ack(engine, result)
+        return None
+    if agreed[0]:
+        ack(engine, result)
+    return parent
+
+
+def _node_view(run: Run, step_id: str, index: int | None) -> Any:
+    try:
+        it = node(run, step_id, index)
+    except (KeyError, IndexError):
+        return None
+    return (run.status, run.steps[step_id].status, it.status, it.child, it.pause)
+
+
+def close_children(engine: Engine, run: Run) -> None:
+    """Cancel the open child runs of a run that ended (cancelled, failed, or exited)."""
+    if run.status not in FINISHED:
+        return
+    for sid, state in run.steps.items():
+        for it in [state, *(state.iterations or ())]:
+            if not it.child or it.status not in (CANCELLED, SKIPPED):
+                continue
+            try:
+                child = engine.store.load(it.child)
+            except WfrunError:
+                continue
+            if not child.finished:
+                try:
+                    engine.cancel(child.run_id, f"parent run {run.run_id} is {run.status} "
+                                                f"(step '{sid}')")
+                except WfrunError:
+                    continue
+
+
+def after_tick(engine: Engine, run_id: str, report: Any) -> None:
+    """After tick advanced a run, its parents continue; reported with the run's reason."""
+    try:
+        run = engine.store.load(run_id)
+    except NotFoundError:
+        return
+    reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
+    problems: list[str] = []
+    for item in after_change(engine, run, problems):
+        report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
+    report.errors.extend({"run_id": run_id, "message": p} for p in problems)

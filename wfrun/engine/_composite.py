@@ -1,0 +1,330 @@
+"""State transitions of composite steps (foreach iterations, child runs), applied to a run.
+
+A composite step is one with `foreach:` or `workflow:`. Its *nodes* are the step itself (a
+plain `workflow:` step) or its iterations (`StepState.iterations`). A node waiting on a child
+run has a pause `{"kind": "child"}`; a foreach step whose iterations are paused has a pause
+`{"kind": "foreach"}`. Neither has a `due_at`: the timers live in the iterations (see
+`StepState.due_times`) or in the child run itself. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from wfrun.durations import to_iso
+from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.model import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSE_SLEEP,
+    PAUSE_SUSPEND,
+    PENDING,
+    RUNNING,
+    SETTLED,
+    SKIPPED,
+    SUSPENDED,
+    WAITING,
+    Run,
+    StepState,
+)
+
+from ._address import label
+from ._apply import Outcome, _apply_rerun, _check_outcome, _complete, cancel_run, fail_run
+from ._ask import apply_ask
+from ._schedule import Events, end_open_steps, event, run_output
+
+PAUSE_CHILD = "child"
+PAUSE_FOREACH = "foreach"
+COMPOSITE_PAUSES = frozenset({PAUSE_CHILD, PAUSE_FOREACH})
+
+
+def is_composite(spec: StepSpec | None) -> bool:
+    """True for a step that runs a child workflow or iterates (`workflow:` or `foreach:`)."""
+    return spec is not None and (spec.kind == "workflow" or spec.foreach is not None)
+
+
+def node(run: Run, step_id: str, index: int | None) -> StepState:
+    """The state of a step, or of one of its iterations."""
+    state = run.steps[step_id]
+    if index is None:
+        return state
+    if state.iterations is None or not 0 <= index < len(state.iterations):
+        count = len(state.iterations or [])
+        raise IndexError(f"step '{step_id}' has {count} iteration{'s' if count != 1 else ''}")
+    return state.iterations[index]
+
+
+# -- starting and picking iterations ------------------------------------------------------------
+
+
+def begin_next(run: Run, workflow: Workflow, step_id: str, now: datetime,
+               events: Events) -> int | None:
+    """Mark the next iteration of a running foreach step running and return its index.
+
+    On the step's first execution its iterations are created from the `foreach:` step's
+    output (which must be a list). With nothing left to execute, the step is settled
+    (completed, failed, suspended or waiting) and None is returned.
+    """
+    state = run.steps[step_id]
+    spec = workflow.steps[step_id]
+    if state.status != RUNNING:
+        return None
+    state.trigger = None  # consumed: the step is executing
+    if state.iterations is None:
+        assert spec.foreach is not None
+        items = run.steps[spec.foreach].output
+        if not isinstance(items, list):
+            error = {"step": step_id, "type": "TypeError", "message": (
+                f"step '{step_id}' has foreach: {spec.foreach}, whose output is "
+                f"{_kind(items)}, not a list; make step '{spec.foreach}' return a list")}
+            _fail_step(run, state, error, now, events)
+            return None
+        state.iterations = [StepState() for _ in items]
+        events.append(event(now, "foreach_started", step_id, iterations=len(items)))
+    failed = any(it.status == FAILED for it in state.iterations)  # fail fast: none after it
+    for index, it in enumerate([] if failed else state.iterations):
+        name = label(step_id, index)
+        if it.status == RUNNING:  # left running by a process that died: execute it again
+            it.trigger = {"reason": "recovered"}
+            events.append(event(now, "recovered", name, runs=it.runs))
+        elif it.status != PENDING:
+            continue
+        it.status = RUNNING
+        it.runs += 1
+        it.started_at = it.started_at or to_iso(now)
+        events.append(event(now, "step_started", name, runs=it.runs,
+                            reason=(it.trigger or {}).get("reason")))
+        return index
+    settle(run, workflow, step_id, now, events, executing=True)
+    return None
+
+
+def items_of(run: Run, spec: StepSpec) -> list[Any]:
+    """The elements a foreach step iterates over (its iterations were made from them)."""
+    assert spec.foreach is not None
+    items = run.steps[spec.foreach].output
+    return items if isinstance(items, list) else []
+
+
+def settle(run: Run, workflow: Workflow, step_id: str, now: datetime, events: Events,
+           *, executing: bool) -> None:
+    """Bring a foreach step's status in line with its iterations.
+
+    Any failed iteration fails the step (and the run); all completed: the step completes with
+    the list of their outputs; an iteration ready to execute makes the step run again (or keep
+    running, when `executing`); otherwise it is suspended or waiting like its iterations.
+    """
+    state = run.steps[step_id]
+    its = state.iterations or []
+    if state.status in (COMPLETED, FAILED, CANCELLED, SKIPPED) or run.finished:
+        return
+    if state.status == RUNNING and not executing:
+        return  # another process is executing it: it settles the step itself
+    failed = next(((i, it) for i, it in enumerate(its) if it.status == FAILED), None)
+    statuses = {it.status for it in its}
+    if failed is not None:
+        index, it = failed
+        error = dict(it.error or {})
+        error = {"step": step_id, "type": error.get("type", "Error"),
+                 "message": f"iteration {index}: {error.get('message', 'failed')}"}
+        _fail_step(run, state, error, now, events)
+    elif statuses <= SETTLED:
+        state.output = [it.output for it in its]
+        state.error = None
+        _complete(state, step_id, now, events, iterations=len(its))
+    elif statuses & {PENDING, RUNNING}:
+        state.pause = None
+        if not executing:
+            state.status = PENDING
+            reasons = [(it.trigger or {}).get("reason") for it in its if it.status == PENDING]
+            state.trigger = {"reason": next((r for r in reasons if r), "foreach")}
+    else:
+        state.status = SUSPENDED if SUSPENDED in statuses else WAITING
+        since = (state.pause or {}).get("since") or to_iso(now)
+        state.pause = {"kind": PAUSE_FOREACH, "since": since}
+
+
+def _fail_step(run: Run, state: StepState, error: dict[str, str], now: datetime,
+               events: Events) -> None:
+    state.status = FAILED
+    state.error = error
+    state.pause = None
+    state.finished_at = to_iso(now)
+    events.append(event(now, "step_failed", error["step"], error=error))
+    if not run.finished:
+        fail_run(run, error, now, events)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+# -- what an iteration's code or a child run produced -----------------------------------------
+
+
+def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: int,
+                            outcome: Outcome, now: datetime, events: Events) -> None:
+    """Record one execution of a foreach iteration's code (like `apply_outcome` for a step)."""
+    spec = workflow.steps[step_id]
+    it = node(run, step_id, index)
+    name = label(step_id, index)
+    for record in outcome.logs:
+        events.append(event(now, "log", name, **record))
+    if it.status == CANCELLED and run.status == CANCELLED and outcome.error is None:
+        it.output = outcome.output  # cancelled while it ran: it finishes, nothing more runs
+        it.status = COMPLETED
+        events.append(event(now, "step_completed", name, note="run was cancelled meanwhile"))
+        return
+    if it.status != RUNNING:
+        return
+    it.trigger = None
+    if outcome.ask is not None:
+        first = len(events)
+        asked = apply_ask(run, spec, it, outcome, now, events)
+        for ev in events[first:]:
+            ev["step"] = name
+        if asked:
+            return
+    _check_outcome(spec, outcome)
+    if outcome.error is not None:
+        outcome.error["step"] = name
+        it.failures += 1
+        it.error = outcome.error
+        retry = spec.retry
+        if run.status != CANCELLED and retry and it.failures < retry.max_attempts:
+            due = now + retry.delay_after(it.failures)
+            it.status = WAITING
+            it.pause = {"kind": "retry", "since": to_iso(now), "due_at": to_iso(due)}
+            events.append(event(now, "retried", name, error=outcome.error,
+                                traceback=outcome.traceback, attempt=it.failures,
+                                max_attempts=retry.max_attempts, due_at=it.pause["due_at"]))
+            return
+        it.status = FAILED
+        it.finished_at = to_iso(now)
+        events.append(event(now, "step_failed", name, error=outcome.error,
+                            traceback=outcome.traceback))
+        return
+    it.failures = 0
+    it.error = None
+    it.output = outcome.output
+    if outcome.action_set:
+        it.action = outcome.action
+    pause = None if outcome.exit_requested or run.status == CANCELLED else outcome.pause
+    if pause is None:
+        _complete(it, name, now, events)
+    elif pause.kind == "suspend":
+        timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
+        it.status = SUSPENDED
+        it.suspend_data = pause.data
+        it.pause = {
+            "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
+            "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
+        }
+        events.append(event(now, "suspended", name, deadline=it.pause["due_at"]))
+    elif pause.kind == "rerun":
+        _apply_rerun(it, name, pause, now, events)
+    else:
+        assert pause.until is not None
+        if pause.until <= now:
+            _complete(it, name, now, events)
+        else:
+            it.status = WAITING
+            it.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
+            events.append(event(now, "sleeping", name, due_at=it.pause["due_at"]))
+    if outcome.exit_requested and not run.finished:
+        end_open_steps(run, now, SKIPPED)
+        run.status = COMPLETED
+        run.output = run_output(run, workflow)
+        events.append(event(now, "completed", name, reason=outcome.exit_reason, exit=True))
+
+
+@dataclass
+class ChildResult:
+    """Where a child run stands, as its parent records it (or why it could not start)."""
+
+    child_id: str
+    status: str | None = None
+    output: Any = None
+    error: dict[str, str] | None = None
+    problem: str | None = None
+
+
+def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildResult,
+                       now: datetime, events: Events, *, executing: bool) -> bool:
+    """Record a child run's status on the node that owns it; True if the parent now agrees.
+
+    `executing`: this process is executing the node (it is running and ours). Otherwise a
+    running node is being executed elsewhere and is left alone (False: tell it again later).
+    A finished parent, or a node that no longer owns this child, counts as agreeing.
+    """
+    try:
+        it = node(run, step_id, index)
+    except (KeyError, IndexError):
+        return True
+    if run.finished:
+        it.child = it.child or result.child_id  # so that closing the run cancels the child
+        return True
+    if it.child not in (None, result.child_id) or it.status in (COMPLETED, FAILED, CANCELLED,
+                                                                 SKIPPED):
+        return True
+    if it.status == RUNNING and not executing:
+        return False
+    name = label(step_id, index)
+    it.child = result.child_id
+    if executing:
+        it.trigger = None
+    status = result.status
+    if result.problem is not None or status == FAILED:
+        if result.problem is not None:
+            it.error = {"step": name, "type": "ChildWorkflowError", "message": result.problem}
+        else:
+            err = result.error or {}
+            it.error = {"step": name, "type": err.get("type", "Error"), "message": (
+                f"child run {result.child_id} failed in step '{err.get('step')}': "
+                f"{err.get('message', '')}")}
+        it.status = FAILED
+        it.pause = None
+        it.finished_at = to_iso(now)
+        events.append(event(now, "step_failed", name, error=it.error, child=result.child_id))
+        if index is None:
+            fail_run(run, it.error, now, events)
+    elif status == COMPLETED:
+        it.output = result.output
+        _complete(it, name, now, events, child=result.child_id)
+    elif status == CANCELLED:
+        it.status = CANCELLED
+        it.pause = None
+        cancel_run(run, now, f"child run {result.child_id} of step '{name}' was cancelled",
+                   events)
+    else:  # suspended, waiting, or being executed by another process
+        paused = SUSPENDED if status == SUSPENDED else WAITING
+        if it.status != paused or not it.pause:
+            events.append(event(now, "child_" + (status or "running"), name,
+                                child=result.child_id))
+        since = (it.pause or {}).get("since") or to_iso(now)
+        it.status = paused
+        it.pause = {"kind": PAUSE_CHILD, "since": since}
+        if it.runs == 0:
+            it.runs = 1
+    return True
+
+
+def node_of(run: Run, name: str) -> StepState | None:
+    """The state a link's step names: a step (`review`) or an iteration (`review[1]`)."""
+    if name in run.steps:
+        return run.steps[name]
+    base, _, rest = name.partition("[")
+    if not rest.endswith("]") or not rest[:-1].isdigit() or base not in run.steps:
+        return None
+    try:
+        return node(run, base, int(rest[:-1]))
+    except IndexError:
+        return None
+
+
+def step_of(name: str) -> str:
+    """The manifest step of a link's step: `review` for `review[1]`."""
+    return name.partition("[")[0]

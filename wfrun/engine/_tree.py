@@ -1,0 +1,149 @@
+"""A run seen with its foreach iterations and child runs: full-path suspended and waiting
+entries for the run document and `pending`, and the addresses that can take data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wfrun.errors import WfrunError
+from wfrun.manifest import Workflow
+from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
+
+from ._address import join, label
+from ._ask import expected_schema
+from ._document import PUBLIC_STEP_KEYS
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+MAX_DEPTH = 32
+_TAKES_DATA = {(SUSPENDED, PAUSE_SUSPEND), (WAITING, PAUSE_RERUN)}
+
+
+def has_composites(run: Run) -> bool:
+    """True if some step of the run iterates or has a child run."""
+    return any(s.child or s.iterations is not None for s in run.steps.values())
+
+
+def _nodes(sid: str, state: StepState) -> list[tuple[str, str, StepState]]:
+    """(step id, label, node) for a step, or for each of its iterations."""
+    if state.iterations is None:
+        return [(sid, sid, state)]
+    return [(sid, label(sid, i), it) for i, it in enumerate(state.iterations)]
+
+
+def _load(engine: Engine, run_id: str) -> tuple[Run, Workflow | None] | None:
+    try:
+        child = engine.store.load(run_id)
+    except WfrunError:
+        return None
+    try:
+        return child, engine.workflow_of(child, [])
+    except WfrunError:
+        return child, None
+
+
+def candidates(engine: Engine, run: Run, depth: int = 0) -> list[str]:
+    """Addresses (`step`, `step[2]`, `step/child-step`) of everything that can take data now."""
+    found: list[str] = []
+    for sid, state in run.steps.items():
+        for _, name, it in _nodes(sid, state):
+            if it.child and it.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
+                loaded = _load(engine, it.child)
+                if loaded and not loaded[0].finished:
+                    found.extend(join(name, c) for c in candidates(engine, loaded[0], depth + 1))
+            elif (it.status, (it.pause or {}).get("kind")) in _TAKES_DATA:
+                found.append(name)
+    return found
+
+
+@dataclass
+class Entries:
+    """The suspended and waiting entries of a run and everything below it."""
+
+    suspended: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    schemas: list[Any] = field(default_factory=list)  # resume_schema per suspended entry
+
+
+def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None = None,
+            prefix: tuple[str, ...] = (), depth: int = 0) -> Entries:
+    """Every suspension and timer of the run, its iterations and its children, addressed from
+    the top-level run `top` (the resume command names it; the URLs are the leaf run's own)."""
+    top = top or run.run_id
+    out = Entries()
+    links = engine.links
+    for sid, state in run.steps.items():
+        spec = workflow.steps.get(sid) if workflow else None
+        for _, name, it in _nodes(sid, state):
+            path = (*prefix, name)
+            address = join(*path)
+            pause = it.pause or {}
+            if it.child and it.status in (SUSPENDED, WAITING):
+                loaded = _load(engine, it.child) if depth < MAX_DEPTH else None
+                if loaded and loaded[0].status not in (SUSPENDED, WAITING):
+                    loaded = None
+                if loaded is None:  # being executed (or not readable): say so, no timer
+                    out.waiting.append({"step": address, "path": list(path), "kind": "child",
+                                        "due_at": None, "runs": it.runs,
+                                        "child_run_id": it.child})
+                    continue
+                below = entries(engine, loaded[0], loaded[1], top, path, depth + 1)
+                out.suspended.extend(below.suspended)
+                out.waiting.extend(below.waiting)
+                out.schemas.extend(below.schemas)
+                continue
+            if not pause.get("due_at"):
+                continue
+            made = links.links(run.run_id, name, pause.get("nonce", ""), workflow,
+                               pause.get("schema"), schema_step=sid)
+            command = made.resume_command
+            if address != name or top != run.run_id:
+                command = links.links(top, address, pause.get("nonce", ""), workflow,
+                                      pause.get("schema"), schema_step=sid).resume_command
+            extra = {"child_run_id": run.run_id} if top != run.run_id else {}
+            if it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND:
+                out.suspended.append({
+                    "step": address, "path": list(path), "since": pause["since"],
+                    "deadline": pause["due_at"], "on_timeout": pause.get("on_timeout", "cancel"),
+                    "suspend_data": it.suspend_data, "resume_command": command,
+                    "resume_url": made.resume_url, "cancel_url": made.cancel_url, **extra,
+                })
+                out.schemas.append(expected_schema(it, spec))
+            elif it.status == WAITING:
+                entry: dict[str, Any] = {"step": address, "kind": pause["kind"],
+                                         "due_at": pause["due_at"], "runs": it.runs}
+                if pause["kind"] == PAUSE_RERUN:
+                    entry.update(max_retries=pause.get("max_retries"),
+                                 resume_url=made.resume_url, cancel_url=made.cancel_url,
+                                 resume_command=command)
+                if prefix or it is not state:
+                    entry["path"] = list(path)
+                entry.update(extra)
+                out.waiting.append(entry)
+    return out
+
+
+def extend_document(engine: Engine, doc: dict[str, Any], run: Run,
+                    workflow: Workflow | None) -> None:
+    """Add to a run document what nesting brings: full-path entries, child run ids,
+    iterations, and the parent of a child run."""
+    if run.parent is not None:
+        doc["parent"] = {k: run.parent.get(k) for k in ("run_id", "step", "index")}
+    if not has_composites(run):
+        return
+    found = entries(engine, run, workflow)
+    doc["suspended"], doc["waiting"] = found.suspended, found.waiting
+    for sid, state in run.steps.items():
+        step = doc["steps"].get(sid)
+        if step is None:
+            continue
+        if state.child:
+            step["child_run_id"] = state.child
+        if state.iterations is not None:
+            step["iterations"] = [
+                {**{k: getattr(it, k) for k in PUBLIC_STEP_KEYS},
+                 **({"child_run_id": it.child} if it.child else {})}
+                for it in state.iterations
+            ]
