@@ -19,19 +19,19 @@ from wfrun.errors import (
 )
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.manifest import Workflow
-from wfrun.model import FINISHED, PENDING, RUNNING, Run, StepState
+from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
-from . import _children, _resume, _tree
+from . import _children, _resume, _tick, _tree
 from ._accept import remember_nonces
-from ._apply import apply_outcome, apply_resume, cancel_run, fire_due, resumable_steps
+from ._apply import apply_outcome, apply_resume, cancel_run, resumable_steps
 from ._ask import answer_ask, ask_nonce
 from ._composite import is_composite
 from ._document import run_document
 from ._execute import execute
-from ._iteration_pauses import fire_iterations
 from ._links import LinkMaker
 from ._schedule import Events, event, schedule
+from ._tick import TickReport
 
 Mutation = Callable[[Run, Events], None]
 NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
@@ -44,15 +44,6 @@ class Result:
 
     run: Run
     workflow: Workflow | None
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class TickReport:
-    """What one `tick` did: `{"advanced": [...], "errors": [...]}`."""
-
-    advanced: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -365,73 +356,7 @@ class Engine:
 
     def tick(self, limit: int | None = None) -> TickReport:
         """Fire due timers, recover abandoned runs, and continue each until it pauses."""
-        report = TickReport()
-        now = self.clock.now()
-        for run_id in self.store.due(to_iso(now), limit):
-            if self.should_stop():
-                break
-            claim = self.store.claim(run_id)
-            if claim is None:
-                continue  # another process is executing it: skipped, not waited for
-            try:
-                self._tick_run(run_id, claim, report)
-                _children.after_tick(self, run_id, report)
-            except WfrunError as exc:
-                claim.release()
-                report.errors.append({"run_id": run_id, "message": exc.message})
-            except Exception as exc:  # a bug must not stop the other runs from advancing
-                claim.release()
-                import logging
-
-                logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
-                report.errors.append({"run_id": run_id,
-                                      "message": f"internal error: {type(exc).__name__}: {exc}"})
-        return report
-
-    def _tick_run(self, run_id: str, claim: ExecutionClaim, report: TickReport) -> None:
-        try:
-            run = self.store.load(run_id)
-        except NotFoundError:
-            with self.store.lock(run_id):  # creation holds this lock: no run is half-made now
-                if not self.store.exists(run_id):
-                    self.store.drop_index(run_id)  # its snapshot was deleted by hand
-            claim.release()
-            return
-        if run.finished:
-            with self.store.lock(run_id):
-                self.store.reindex(self.store.load(run_id))
-            claim.release()
-            return
-        warnings: list[str] = []
-        workflow = self.workflow_of(run, warnings)
-        fired: list[tuple[str, str]] = []
-
-        def mutate(r: Run, events: Events) -> None:
-            fired.extend(fire_iterations(r, workflow, self.clock.now(), events))
-            fired.extend(fire_due(r, workflow, self.clock.now(), events))
-            for sid, _reason in fired:
-                if sid in r.steps and sid not in workflow.steps and r.steps[sid].status == PENDING:
-                    raise CodeChangedError(
-                        f"step '{sid}' of run {run_id} no longer exists in workflow "
-                        f"'{r.workflow}' ({workflow.path}); restore it so the run can continue"
-                    )
-            if not fired:
-                self.store.reindex(r)
-                raise _NothingDue  # a stale index entry: leave the snapshot untouched
-
-        try:
-            run, step = self._transition(run_id, workflow, mutate, execute=True)
-        except _NothingDue:
-            claim.release()
-            return
-        except BaseException:
-            claim.release()
-            raise
-        report.warnings.extend(warnings)
-        result = self._execute_loop(run, workflow, claim, step, warnings)
-        for sid, reason in fired:
-            report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
-                                    "status": result.run.status})
+        return _tick.tick(self, limit)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -463,10 +388,6 @@ def _finished_message(run: Run, step: str | None) -> str:
         return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
                 f"{run.status} and its data is kept")
     return f"run {run.run_id} is {run.status}; it cannot be resumed"
-
-
-class _NothingDue(Exception):
-    """Raised inside a tick's transition when the run turned out not to be due."""
 
 
 __all__ = ["Engine", "Result", "TickReport"]

@@ -1,0 +1,103 @@
+"""`wfrun tick`: fire due timers, recover runs whose executor died, continue each run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wfrun.durations import to_iso
+from wfrun.errors import CodeChangedError, NotFoundError, WfrunError
+from wfrun.model import PENDING, Run
+from wfrun.store.abc import ExecutionClaim
+
+from . import _children
+from ._apply import fire_due
+from ._iteration_pauses import fire_iterations
+from ._schedule import Events
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+
+@dataclass
+class TickReport:
+    """What one `tick` did: `{"advanced": [...], "errors": [...]}`."""
+
+    advanced: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def tick(engine: Engine, limit: int | None = None) -> TickReport:
+    """Fire due timers, recover abandoned runs, and continue each until it pauses."""
+    report = TickReport()
+    now = engine.clock.now()
+    for run_id in engine.store.due(to_iso(now), limit):
+        if engine.should_stop():
+            break
+        claim = engine.store.claim(run_id)
+        if claim is None:
+            continue  # another process is executing it: skipped, not waited for
+        try:
+            _tick_run(engine, run_id, claim, report)
+            _children.after_tick(engine, run_id, report)
+        except WfrunError as exc:
+            claim.release()
+            report.errors.append({"run_id": run_id, "message": exc.message})
+        except Exception as exc:  # a bug must not stop the other runs from advancing
+            claim.release()
+            import logging
+
+            logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
+            report.errors.append({"run_id": run_id,
+                                  "message": f"internal error: {type(exc).__name__}: {exc}"})
+    return report
+
+def _tick_run(engine: Engine, run_id: str, claim: ExecutionClaim, report: TickReport) -> None:
+    try:
+        run = engine.store.load(run_id)
+    except NotFoundError:
+        with engine.store.lock(run_id):  # creation holds this lock: no run is half-made now
+            if not engine.store.exists(run_id):
+                engine.store.drop_index(run_id)  # its snapshot was deleted by hand
+        claim.release()
+        return
+    if run.finished:
+        with engine.store.lock(run_id):
+            engine.store.reindex(engine.store.load(run_id))
+        claim.release()
+        return
+    warnings: list[str] = []
+    workflow = engine.workflow_of(run, warnings)
+    fired: list[tuple[str, str]] = []
+
+    def mutate(r: Run, events: Events) -> None:
+        fired.extend(fire_iterations(r, workflow, engine.clock.now(), events))
+        fired.extend(fire_due(r, workflow, engine.clock.now(), events))
+        for sid, _reason in fired:
+            if sid in r.steps and sid not in workflow.steps and r.steps[sid].status == PENDING:
+                raise CodeChangedError(
+                    f"step '{sid}' of run {run_id} no longer exists in workflow "
+                    f"'{r.workflow}' ({workflow.path}); restore it so the run can continue"
+                )
+        if not fired:
+            engine.store.reindex(r)
+            raise _NothingDue  # a stale index entry: leave the snapshot untouched
+
+    try:
+        run, step = engine._transition(run_id, workflow, mutate, execute=True)
+    except _NothingDue:
+        claim.release()
+        return
+    except BaseException:
+        claim.release()
+        raise
+    report.warnings.extend(warnings)
+    result = engine._execute_loop(run, workflow, claim, step, warnings)
+    for sid, reason in fired:
+        report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
+                                "status": result.run.status})
+
+
+class _NothingDue(Exception):
+    """Raised inside a tick's transition when the run turned out not to be due."""
