@@ -117,27 +117,7 @@ def apply_outcome(
         events.append(event(now, "step_completed", step_id, note="run was cancelled meanwhile"))
         return
     pause = None if outcome.exit_requested else outcome.pause
-    if pause is None:
-        _complete(state, step_id, now, events)
-    elif pause.kind == "suspend":
-        timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
-        state.status = SUSPENDED
-        state.suspend_data = pause.data
-        state.pause = {
-            "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
-            "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
-        }
-        events.append(event(now, "suspended", step_id, deadline=state.pause["due_at"]))
-    elif pause.kind == "rerun":
-        _apply_rerun(state, step_id, pause, now, events)
-    else:
-        assert pause.until is not None
-        if pause.until <= now:
-            _complete(state, step_id, now, events)
-        else:
-            state.status = WAITING
-            state.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
-            events.append(event(now, "sleeping", step_id, due_at=state.pause["due_at"]))
+    apply_pause(state, step_id, spec, pause, now, events)
     if outcome.exit_requested:
         end_open_steps(run, now, SKIPPED)
         run.status = COMPLETED
@@ -260,6 +240,46 @@ def apply_resume(
         )
 
 
+def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest | None,
+                now: datetime, events: Events) -> None:
+    """Put a step (or a foreach iteration, `name` `step[i]`) into the pause its execution asked
+    for: suspended, waiting for a rerun or a sleep; with no pause, it completes."""
+    if pause is None:
+        _complete(state, name, now, events)
+    elif pause.kind == "suspend":
+        timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
+        state.status = SUSPENDED
+        state.suspend_data = pause.data
+        state.pause = {
+            "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
+            "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
+        }
+        events.append(event(now, "suspended", name, deadline=state.pause["due_at"]))
+    elif pause.kind == "rerun":
+        _apply_rerun(state, name, pause, now, events)
+    else:
+        assert pause.until is not None
+        if pause.until <= now:
+            _complete(state, name, now, events)
+        else:
+            state.status = WAITING
+            state.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
+            events.append(event(now, "sleeping", name, due_at=state.pause["due_at"]))
+
+
+def fire_timer(state: StepState, name: str, now: datetime, events: Events) -> None:
+    """A due sleep completes the step (or iteration); a due rerun or retry makes it pending."""
+    pause = state.pause or {}
+    kind = pause["kind"]
+    events.append(event(now, "timer_fired", name, kind=kind, due_at=pause["due_at"]))
+    if kind == PAUSE_SLEEP:
+        _complete(state, name, now, events)
+    else:
+        state.status = PENDING
+        state.pause = None
+        state.trigger = {"reason": kind, "callback_request": None}
+
+
 def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> list[tuple[str, str]]:
     """Fire every timer due at `now` and recover steps whose executor died.
 
@@ -283,13 +303,7 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
             _time_out(run, workflow, sid, state, now, events)
             fired.append((sid, "timeout"))
             continue
-        events.append(event(now, "timer_fired", sid, kind=kind, due_at=pause["due_at"]))
-        if kind == PAUSE_SLEEP:
-            _complete(state, sid, now, events)
-        else:
-            state.status = PENDING
-            state.pause = None
-            state.trigger = {"reason": kind, "callback_request": None}
+        fire_timer(state, sid, now, events)
         fired.append((sid, kind))
     if not fired and run.status == RUNNING and not run.finished:
         fired.append(("", "recovered"))  # died between two steps: continue where it stopped

@@ -14,13 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from wfrun.durations import to_iso
-from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.manifest import StepSpec, Workflow
 from wfrun.model import (
     CANCELLED,
     COMPLETED,
     FAILED,
-    PAUSE_SLEEP,
-    PAUSE_SUSPEND,
     PENDING,
     RUNNING,
     SETTLED,
@@ -32,7 +30,7 @@ from wfrun.model import (
 )
 
 from ._address import label
-from ._apply import Outcome, _apply_rerun, _check_outcome, _complete, cancel_run, fail_run
+from ._apply import Outcome, _check_outcome, _complete, apply_pause, cancel_run, fail_run
 from ._ask import apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
 
@@ -213,27 +211,7 @@ def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: i
     if outcome.action_set:
         it.action = outcome.action
     pause = None if outcome.exit_requested or run.status == CANCELLED else outcome.pause
-    if pause is None:
-        _complete(it, name, now, events)
-    elif pause.kind == "suspend":
-        timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
-        it.status = SUSPENDED
-        it.suspend_data = pause.data
-        it.pause = {
-            "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
-            "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
-        }
-        events.append(event(now, "suspended", name, deadline=it.pause["due_at"]))
-    elif pause.kind == "rerun":
-        _apply_rerun(it, name, pause, now, events)
-    else:
-        assert pause.until is not None
-        if pause.until <= now:
-            _complete(it, name, now, events)
-        else:
-            it.status = WAITING
-            it.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
-            events.append(event(now, "sleeping", name, due_at=it.pause["due_at"]))
+    apply_pause(it, name, spec, pause, now, events)
     if outcome.exit_requested and not run.finished:
         end_open_steps(run, now, SKIPPED)
         run.status = COMPLETED

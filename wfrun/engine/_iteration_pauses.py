@@ -12,7 +12,6 @@ from wfrun.manifest import Workflow
 from wfrun.model import (
     FAILED,
     PAUSE_RERUN,
-    PAUSE_SLEEP,
     PAUSE_SUSPEND,
     PENDING,
     SUSPENDED,
@@ -22,7 +21,7 @@ from wfrun.model import (
 )
 
 from ._address import label
-from ._apply import _complete, cancel_run
+from ._apply import _complete, cancel_run, fire_timer
 from ._ask import _answer, answer_timeout, expected_schema, is_ask
 from ._composite import node, settle
 from ._schedule import Events, event
@@ -48,13 +47,7 @@ def fire_iterations(run: Run, workflow: Workflow, now: datetime,
                 _time_out(run, sid, it, name, now, events)
                 fired.append((name, "timeout"))
                 continue
-            events.append(event(now, "timer_fired", name, kind=kind, due_at=pause["due_at"]))
-            if kind == PAUSE_SLEEP:
-                _complete(it, name, now, events)
-            else:
-                it.status = PENDING
-                it.pause = None
-                it.trigger = {"reason": kind, "callback_request": None}
+            fire_timer(it, name, now, events)
             fired.append((name, kind))
         if here and sid in workflow.steps:
             settle(run, workflow, sid, now, events, executing=False)
