@@ -23,24 +23,12 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops, _jsonlines, _keyfile
+from wfrun.store import _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import history_problem, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim, Store
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
-
-
-class _FlockClaim(ExecutionClaim):
-    """An execution claim held as a kernel flock: it dies with the process."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
 
 
 def _index_name(due: str, run_id: str) -> str:
@@ -54,12 +42,14 @@ class FileStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self._ready = False
-        self._stat: dict[str, tuple[int, int, int, int]] = {}  # run -> (ino, mtime, size, rev)
+        # run -> (ino, mtime, size, rev, signature of its started file or None)
+        self._stat: dict[str, tuple[int, int, int, int, _started.Signature | None]] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
+        self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -141,7 +131,9 @@ class FileStore(Store):
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
         run, index = parse_snapshot(path, raw)
-        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        started, sig = _started.read(self._path("locks", run_id + ".exec"), run.revision)
+        run = started or run
+        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, sig)
         self._index[run_id] = index
         return run
 
@@ -150,13 +142,36 @@ class FileStore(Store):
         self._check_revision(run, path)
         self._write(run, path)
 
+    def save_started(self, run: Run) -> None:
+        path = self._snapshot_path(run.run_id)
+        self._check_revision(run, path)
+        due, index = run.next_due(), self._index.get(run.run_id)
+        fd, known = self._claims.get(run.run_id), self._stat[run.run_id]
+        # a record must sit on a durable snapshot: on top of another one, write durably
+        if fd is None or known[4] is not None or run.status != RUNNING \
+                or not (index and due and index <= _index_name(due, run.run_id)):
+            self._write(run, path)  # no claim, or the due index must change: a durable write
+            return
+        run_data = run.to_dict()
+        run_data["revision"] = run.revision + 1
+        try:
+            sig = _started.write(fd, render_snapshot(SCHEMA_VERSION, index, run_data))
+        except OSError as exc:
+            raise StateError(
+                f"cannot write snapshot {path} (step started): {exc.strerror or exc}; the "
+                "previous state is intact"
+                + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
+        run.revision += 1
+        self._stat[run.run_id] = (*known[:3], run.revision, sig)
+
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise NotFoundError(f"no run {run.run_id} (looked for {path})") from None
-        if known and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
+        if known and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size) \
+                and known[4] == _started.signature(self._path("locks", run.run_id + ".exec")):
             stored = known[3]
         else:
             stored = self.load(run.run_id).revision
@@ -189,8 +204,13 @@ class FileStore(Store):
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
             ) from exc
         run.revision += 1
+        known, fd = self._stat.get(run.run_id), self._claims.get(run.run_id)
+        record = known[4] if known else None
+        if record is not None and fd is not None:
+            _started.clear(fd)  # superseded by this durable write
+            record = None
         st = os.stat(path)
-        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, record)
         self._index[run.run_id] = new_index
         for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
             if stale and stale != new_index:
@@ -344,7 +364,7 @@ class FileStore(Store):
 
     def claim(self, run_id: str) -> ExecutionClaim | None:
         fd = self._claim_fd(run_id)
-        return _FlockClaim(fd) if fd is not None else None
+        return _started.FlockClaim(fd, run_id, self._claims) if fd is not None else None
 
     def is_claimed(self, run_id: str) -> bool:
         fd = self._claim_fd(run_id)
