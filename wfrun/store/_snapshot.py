@@ -67,9 +67,10 @@ def history_problem(path: str) -> str | None:
             "when the history is read")
 
 
-def parse_snapshot(path: str, raw: bytes) -> tuple[Run, str | None]:
+def parse_snapshot(path: str, raw: bytes, verified: bool = False) -> tuple[Run, str | None]:
     """The run in a snapshot file and its due time; StateError (naming `path`) if the bytes
-    are empty, not JSON, of another schema_version, or fail their checksum."""
+    are empty, not JSON, of another schema_version, or fail their checksum (not checked again
+    if `verified`: bytes this process rendered or already verified)."""
     if not raw:
         raise StateError(f"snapshot {path} is empty; it is left as it is")
     try:
@@ -85,7 +86,7 @@ def parse_snapshot(path: str, raw: bytes) -> tuple[Run, str | None]:
             f"{SCHEMA_VERSION}; upgrade wfrun or restore the file"
         )
     data = envelope["run"]
-    if not isinstance(data, dict) or not checksum_ok(raw):
+    if not isinstance(data, dict) or not (verified or checksum_ok(raw)):
         raise StateError(
             f"snapshot {path} fails its checksum (changed outside wfrun or damaged); "
             "it is left as it is"

@@ -13,6 +13,7 @@ state. See docs/architecture.md, "One durable write per step".
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from wfrun.errors import StateError
 from wfrun.model import Run
@@ -26,15 +27,13 @@ Signature = tuple[int, int, int]  # inode, mtime (ns), size
 class FlockClaim(ExecutionClaim):
     """An execution claim held as a kernel flock: it dies with the process."""
 
-    def __init__(self, fd: int, run_id: str, held: dict[str, int]) -> None:
+    def __init__(self, fd: int, run_id: str, on_release: Callable[[str, int], None]) -> None:
         self._fd: int | None = fd
-        self._run_id, self._held = run_id, held
-        held[run_id] = fd  # the store writes the "step started" record through it
+        self._run_id, self._on_release = run_id, on_release
 
     def release(self) -> None:
         if self._fd is not None:
-            if self._held.get(self._run_id) == self._fd:
-                del self._held[self._run_id]
+            self._on_release(self._run_id, self._fd)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
@@ -48,23 +47,23 @@ def signature(path: str) -> Signature | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size) if st.st_size else None
 
 
-def read(path: str, base_revision: int) -> tuple[Run | None, Signature | None]:
+def read(path: str, base_revision: int) -> tuple[Run | None, Signature | None, bytes]:
     """The run recorded as started on top of snapshot revision `base_revision` (None if there
-    is no such valid record), and the claim file's signature (None if missing or empty)."""
+    is no such valid record), the claim file's signature (None if missing or empty) and bytes."""
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
             raw = fh.read()
     except OSError:
-        return None, None  # missing or unreadable: the snapshot is the state
+        return None, None, b""  # missing or unreadable: the snapshot is the state
     if not raw:
-        return None, None
+        return None, None, raw
     sig = (st.st_ino, st.st_mtime_ns, st.st_size)
     try:
         run, _ = parse_snapshot(path, raw)
     except StateError:
-        return None, sig  # torn: killed while writing it (its step never started) or a power cut
-    return (run if run.revision == base_revision + 1 else None), sig
+        return None, sig, raw  # torn: killed mid-write (its step never started) or a power cut
+    return (run if run.revision == base_revision + 1 else None), sig, raw
 
 
 def write(fd: int, data: bytes) -> Signature:

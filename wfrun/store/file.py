@@ -50,6 +50,7 @@ class FileStore(Store):
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
+        self._mine: tuple[str, bytes] | None = None  # the last run state read or written here
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -122,6 +123,11 @@ class FileStore(Store):
     def load(self, run_id: str) -> Run:
         path = self._snapshot_path(run_id)
         self._exists_dir()  # never read from a state directory others can write to
+        exec_path = self._path("locks", run_id + ".exec")
+        if self._mine is not None and self._mine[0] == run_id and self._unchanged(run_id, path):
+            # what this process just read or wrote, still in place: parse it again (a fresh
+            # Run each time, as callers change it), but skip reading and verifying the file
+            return parse_snapshot(path, self._mine[1], verified=True)[0]
         try:
             with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -131,11 +137,22 @@ class FileStore(Store):
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
         run, index = parse_snapshot(path, raw)
-        started, sig = _started.read(self._path("locks", run_id + ".exec"), run.revision)
+        started, sig, record = _started.read(exec_path, run.revision)
         run = started or run
         self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, sig)
         self._index[run_id] = index
+        self._mine = (run_id, record if started else raw)
         return run
+
+    def _unchanged(self, run_id: str, path: str) -> bool:
+        """True if the run's snapshot and claim file are as this process last saw them."""
+        known = self._stat.get(run_id)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return known is not None and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size) \
+            and known[4] == _started.signature(self._path("locks", run_id + ".exec"))
 
     def save(self, run: Run) -> None:
         path = self._snapshot_path(run.run_id)
@@ -155,7 +172,8 @@ class FileStore(Store):
         run_data = run.to_dict()
         run_data["revision"] = run.revision + 1
         try:
-            sig = _started.write(fd, render_snapshot(SCHEMA_VERSION, index, run_data))
+            data = render_snapshot(SCHEMA_VERSION, index, run_data)
+            sig = _started.write(fd, data)
         except OSError as exc:
             raise StateError(
                 f"cannot write snapshot {path} (step started): {exc.strerror or exc}; the "
@@ -163,18 +181,12 @@ class FileStore(Store):
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
         run.revision += 1
         self._stat[run.run_id] = (*known[:3], run.revision, sig)
+        self._mine = (run.run_id, data)
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise NotFoundError(f"no run {run.run_id} (looked for {path})") from None
-        if known and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size) \
-                and known[4] == _started.signature(self._path("locks", run.run_id + ".exec")):
-            stored = known[3]
-        else:
-            stored = self.load(run.run_id).revision
+        fresh = known is not None and self._unchanged(run.run_id, path)
+        stored = known[3] if known and fresh else self.load(run.run_id).revision  # or NotFound
         if stored != run.revision:
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
@@ -211,6 +223,7 @@ class FileStore(Store):
             record = None
         st = os.stat(path)
         self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, record)
+        self._mine = (run.run_id, data)
         self._index[run.run_id] = new_index
         for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
             if stale and stale != new_index:
@@ -364,7 +377,19 @@ class FileStore(Store):
 
     def claim(self, run_id: str) -> ExecutionClaim | None:
         fd = self._claim_fd(run_id)
-        return _started.FlockClaim(fd, run_id, self._claims) if fd is not None else None
+        if fd is None:
+            return None
+        self._claims[run_id] = fd  # the "step started" record is written through it
+        return _started.FlockClaim(fd, run_id, self._released)
+
+    def _released(self, run_id: str, fd: int) -> None:
+        if self._claims.get(run_id) == fd:
+            del self._claims[run_id]
+        known = self._stat.get(run_id)
+        if known and known[4] is not None:  # a record stays: forget it, another process may
+            self._stat.pop(run_id)          # replace it (in place: same inode) once it claims
+            if self._mine is not None and self._mine[0] == run_id:
+                self._mine = None
 
     def is_claimed(self, run_id: str) -> bool:
         fd = self._claim_fd(run_id)
