@@ -331,8 +331,8 @@ def after_tick(engine: Engine, run_id: str, report: Any, run: Run | None = None)
             run = engine.store.load(run_id)
         except NotFoundError:
             return
-    reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
     problems: list[str] = []
     for item in after_change(engine, run, problems):
+        reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
         report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
     report.errors.extend({"run_id": run_id, "message": p} for p in problems)
