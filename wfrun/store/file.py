@@ -25,32 +25,31 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import history_problem, parse_snapshot, render_snapshot
-from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-def _index_name(due: str, run_id: str) -> str:
-    """`2026-11-22T09:00:00.000Z` -> `20261122T090000.000Z~RUN` (sorts by time)."""
-    return due.replace("-", "").replace(":", "") + "~" + run_id
+_index_name = _started.index_name  # `...T09:00:00.000Z` -> `...T090000.000Z~RUN`
 
 
-class FileStore(Store):
+class FileStore(_started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self._ready = False
         # run -> (ino, mtime, size, rev, signature of its started file or None)
-        self._stat: dict[str, tuple[int, int, int, int, _started.Signature | None]] = {}
+        self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
-        self._mine: tuple[str, bytes] | None = None  # the last run state read or written here
+        # the last run state read or written here: run, snapshot and claim-file signatures, bytes
+        self._mine: _started.Mine | None = None
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -124,10 +123,11 @@ class FileStore(Store):
         path = self._snapshot_path(run_id)
         self._exists_dir()  # never read from a state directory others can write to
         exec_path = self._path("locks", run_id + ".exec")
-        if self._mine is not None and self._mine[0] == run_id and self._unchanged(run_id, path):
+        mine = self._mine
+        if mine is not None and mine[0] == run_id and self._same(run_id, path, mine[1], mine[2]):
             # what this process just read or wrote, still in place: parse it again (a fresh
             # Run each time, as callers change it), but skip reading and verifying the file
-            return parse_snapshot(path, self._mine[1], verified=True)[0]
+            return parse_snapshot(path, mine[3], verified=True)[0]
         try:
             with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -141,47 +141,13 @@ class FileStore(Store):
         run = started or run
         self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, sig)
         self._index[run_id] = index
-        self._mine = (run_id, record if started else raw)
+        self._mine = (run_id, self._stat[run_id][:3], sig, record if started else raw)
         return run
-
-    def _unchanged(self, run_id: str, path: str) -> bool:
-        """True if the run's snapshot and claim file are as this process last saw them."""
-        known = self._stat.get(run_id)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return known is not None and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size) \
-            and known[4] == _started.signature(self._path("locks", run_id + ".exec"))
 
     def save(self, run: Run) -> None:
         path = self._snapshot_path(run.run_id)
         self._check_revision(run, path)
         self._write(run, path)
-
-    def save_started(self, run: Run) -> None:
-        path = self._snapshot_path(run.run_id)
-        self._check_revision(run, path)
-        due, index = run.next_due(), self._index.get(run.run_id)
-        fd, known = self._claims.get(run.run_id), self._stat[run.run_id]
-        # a record must sit on a durable snapshot: on top of another one, write durably
-        if fd is None or known[4] is not None or run.status != RUNNING \
-                or not (index and due and index <= _index_name(due, run.run_id)):
-            self._write(run, path)  # no claim, or the due index must change: a durable write
-            return
-        run_data = run.to_dict()
-        run_data["revision"] = run.revision + 1
-        try:
-            data = render_snapshot(SCHEMA_VERSION, index, run_data)
-            sig = _started.write(fd, data)
-        except OSError as exc:
-            raise StateError(
-                f"cannot write snapshot {path} (step started): {exc.strerror or exc}; the "
-                "previous state is intact"
-                + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
-        run.revision += 1
-        self._stat[run.run_id] = (*known[:3], run.revision, sig)
-        self._mine = (run.run_id, data)
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
@@ -223,7 +189,7 @@ class FileStore(Store):
             record = None
         st = os.stat(path)
         self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, record)
-        self._mine = (run.run_id, data)
+        self._mine = (run.run_id, (st.st_ino, st.st_mtime_ns, st.st_size), record, data)
         self._index[run.run_id] = new_index
         for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
             if stale and stale != new_index:
@@ -381,15 +347,6 @@ class FileStore(Store):
             return None
         self._claims[run_id] = fd  # the "step started" record is written through it
         return _started.FlockClaim(fd, run_id, self._released)
-
-    def _released(self, run_id: str, fd: int) -> None:
-        if self._claims.get(run_id) == fd:
-            del self._claims[run_id]
-        known = self._stat.get(run_id)
-        if known and known[4] is not None:  # a record stays: forget it, another process may
-            self._stat.pop(run_id)          # replace it (in place: same inode) once it claims
-            if self._mine is not None and self._mine[0] == run_id:
-                self._mine = None
 
     def is_claimed(self, run_id: str) -> bool:
         fd = self._claim_fd(run_id)
