@@ -89,7 +89,8 @@ def volatile_write(fd: int, data: bytes) -> None:
     view, offset = memoryview(data), 0
     while offset < len(data):
         offset += os.pwrite(fd, view[offset:], offset)
-    os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
+    if os.fstat(fd).st_size > len(data):  # (usually empty: then no truncation to journal)
+        os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
 
 
 def append_line(path: str, data: bytes) -> None:
