@@ -1,8 +1,8 @@
 """Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
 
 Every write the file store makes goes through `durable_write` / `create_empty` /
-`volatile_write` here, so a
-test can make the N-th operation kill the process or fail with ENOSPC/EIO by setting
+`volatile_write` here, so a test can make the N-th operation kill the process or fail with
+ENOSPC/EIO by setting
 `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations counted: write, fsync, replace,
 dirsync). Without the variable the hook costs one integer increment per operation.
 """
