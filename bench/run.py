@@ -44,28 +44,50 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples)
 
 
+# Peak memory (ru_maxrss) of a child is a high-water mark that survives fork and exec: a command
+# started straight from this process, which has grown by seeding runs, would report this
+# process's size. So each command is started by a small launcher process that forks it, and
+# reports the command's own wall time and peak RSS.
+_LAUNCHER = """\
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - t0
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{elapsed} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def launch(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a command through the launcher: its wall seconds and peak RSS (MiB); raises on failure."""
+    fd, report = tempfile.mkstemp(prefix="wfrun-bench-", suffix=".launch")
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, report, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{args} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+        elapsed, maxrss = Path(report).read_text().split()
+    finally:
+        os.unlink(report)
+    return float(elapsed), int(maxrss) / 1024
+
+
 def process_stats(
     args: list[str], cwd: Path, repeat: int, env: dict[str, str] | None = None
 ) -> tuple[float, float]:
     """Median seconds and max peak RSS (MiB) of a command run `repeat` times."""
     times, peaks = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        times.append(time.perf_counter() - t0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise RuntimeError(
-                f"{args} exited {code}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
-            )
-        peaks.append(usage.ru_maxrss / 1024)
+        elapsed, peak = launch(args, cwd, env)
+        times.append(elapsed)
+        peaks.append(peak)
     return statistics.median(times), max(peaks)
 
 
@@ -228,15 +250,10 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     for i in range(reps["due"]):
         engine.start("poll", run_id=f"due{i:05d}")
     args = wfrun_cmd(due_root, due_state, "tick", "--now", "2026-01-01T01:00:00Z")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=due_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError("due tick failed")
+    elapsed, due_peak = launch(args, due_root)
     r["due_reruns"] = reps["due"]
     r["due_reruns_per_s"] = reps["due"] / elapsed
-    r["due_tick_mib"] = usage.ru_maxrss / 1024
+    r["due_tick_mib"] = due_peak
     r["durable_writes_per_s"] = 1 / floor
     r["due_reruns_vs_write_rate"] = r["due_reruns_per_s"] / r["durable_writes_per_s"]
     return r

@@ -99,6 +99,15 @@ def _record_writes(record: str) -> None:
             fh.write(json.dumps({"path": path, "data": data.decode("utf-8", "replace")}) + "\n")
 
     fsops.durable_write = durable_write  # type: ignore[assignment]
+    original_volatile = fsops.volatile_write
+
+    def volatile_write(fd: int, data: bytes) -> None:  # a "step started" record (claim file)
+        original_volatile(fd, data)
+        with open(record, "a") as fh:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            fh.write(json.dumps({"path": path, "data": data.decode("utf-8", "replace")}) + "\n")
+
+    fsops.volatile_write = volatile_write  # type: ignore[assignment]
 
 
 def _reap(pid: int, kill_after: float | None) -> tuple[int | None, bool]:

@@ -258,3 +258,29 @@ def test_logs_are_not_runs_and_invalid_ids_are_refused(store: Store) -> None:
         store.append_log("../x", [{"text": "a"}])
     with pytest.raises(UsageError):
         store.read_logs("../x")
+
+
+def test_save_started_is_loaded_until_a_save_supersedes_it(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("r1"))
+    stale = open_store().load("r1")
+    claim = store.claim("r1")
+    assert claim is not None
+    try:
+        run = store.load("r1")
+        run.steps["a"].status, run.steps["a"].runs = RUNNING, 1
+        store.save_started(run)
+        assert run.revision == 2
+        seen = open_store().load("r1")  # what every other process sees while the step runs
+        assert (seen.revision, seen.steps["a"].status, seen.steps["a"].runs) == (2, RUNNING, 1)
+        stale.steps["a"].output = "stale"
+        with pytest.raises(ConflictError):
+            open_store().save(stale)
+        run.steps["a"].output = "done"
+        store.save(run)
+        assert run.revision == 3
+        final = open_store().load("r1")
+        assert (final.revision, final.steps["a"].output) == (3, "done")
+    finally:
+        claim.release()

@@ -323,14 +323,16 @@ def close_children(engine: Engine, run: Run) -> None:
                     continue
 
 
-def after_tick(engine: Engine, run_id: str, report: Any) -> None:
-    """After tick advanced a run, its parents continue; reported with the run's reason."""
-    try:
-        run = engine.store.load(run_id)
-    except NotFoundError:
-        return
-    reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
+def after_tick(engine: Engine, run_id: str, report: Any, run: Run | None = None) -> None:
+    """After tick advanced a run (`run`, if known), its parents continue; reported with the
+    run's reason."""
+    if run is None:
+        try:
+            run = engine.store.load(run_id)
+        except NotFoundError:
+            return
     problems: list[str] = []
     for item in after_change(engine, run, problems):
+        reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
         report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
     report.errors.extend({"run_id": run_id, "message": p} for p in problems)

@@ -66,6 +66,7 @@ class Engine:
         self.command = command
         self._links: LinkMaker | None = None
         self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
+        self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
 
     @property
     def links(self) -> LinkMaker:
@@ -161,9 +162,11 @@ class Engine:
     # -- the execution loop --------------------------------------------------------------------
 
     def _transition(
-        self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool
+        self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
+        durable: bool = True,
     ) -> tuple[Run, str | None]:
-        """Load, mutate, schedule and save the run under its lock; one durable write."""
+        """Load, mutate, schedule and save the run under its lock; one durable write (with
+        `durable=False`, a caller holding the claim only records the step it starts next)."""
         with self.store.lock(run_id):
             run = self.store.load(run_id)
             now = self.clock.now()
@@ -176,7 +179,10 @@ class Engine:
                 run.running_since = None
             remember_nonces(run)
             run.updated_at = to_iso(now)
-            self.store.save(run)
+            if durable or step is None:
+                self.store.save(run)
+            else:
+                self.store.save_started(run)  # the step's outcome is the durable write
         self.store.append_history(run_id, events)
         return run, step
 
@@ -208,7 +214,10 @@ class Engine:
                     return Result(run, workflow, warnings)
         finally:
             claim.release()
-            self.store.sync_history(run_id)
+            if self.defer_sync is None:
+                self.store.sync_history(run_id)
+            else:
+                self.defer_sync.add(run_id)
         return self._continue_if_woken(run, workflow, warnings)
 
     def _continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:

@@ -1,7 +1,8 @@
 """Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
 
-Every write the file store makes goes through `durable_write` / `create_empty` here, so a
-test can make the N-th operation kill the process or fail with ENOSPC/EIO by setting
+Every write the file store makes goes through `durable_write` / `create_empty` /
+`volatile_write` here, so a test can make the N-th operation kill the process or fail with
+ENOSPC/EIO by setting
 `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations counted: write, fsync, replace,
 dirsync). Without the variable the hook costs one integer increment per operation.
 """
@@ -79,6 +80,17 @@ def create_empty(path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     os.close(fd)
     fsync_dir(os.path.dirname(path))
+
+
+def volatile_write(fd: int, data: bytes) -> None:
+    """Replace an open file's content with `data` without fsync: it survives the death of this
+    process (the page cache keeps it) but not a power cut. Never used on a snapshot."""
+    _op("write")
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        offset += os.pwrite(fd, view[offset:], offset)
+    if os.fstat(fd).st_size > len(data):  # (usually empty: then no truncation to journal)
+        os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
 
 
 def append_line(path: str, data: bytes) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 from wfrun.errors import StateError
 from wfrun.store import _fsops
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # built once, not per record
+
 
 def append(path: str, records: list[dict[str, Any]], what: str = "log") -> None:
     """Append records, one JSON object per line, in one write (O_APPEND)."""
-    lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    lines = "".join(_ENCODER.encode(r) + "\n" for r in records)
     try:
         _fsops.append_line(path, lines.encode())
     except OSError as exc:

@@ -11,6 +11,8 @@ from wfrun.errors import StateError
 from wfrun.model import SCHEMA_VERSION, Run
 
 _CHECKSUM_KEY = b'\n "checksum": "'
+# One encoder for every value: json.dumps with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, Any]) -> bytes:
@@ -19,9 +21,7 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
     encoder, several times slower on every write). The checksum line covers every other byte of
     the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
-    def dump(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
+    dump = _ENCODER.encode
     run = dict(run_data)
     steps = run.pop("steps")
     head = f'{{\n "schema_version": {dump(schema_version)},\n'.encode()
@@ -67,9 +67,10 @@ def history_problem(path: str) -> str | None:
             "when the history is read")
 
 
-def parse_snapshot(path: str, raw: bytes) -> tuple[Run, str | None]:
+def parse_snapshot(path: str, raw: bytes, verified: bool = False) -> tuple[Run, str | None]:
     """The run in a snapshot file and its due time; StateError (naming `path`) if the bytes
-    are empty, not JSON, of another schema_version, or fail their checksum."""
+    are empty, not JSON, of another schema_version, or fail their checksum (not checked again
+    if `verified`: bytes this process rendered or already verified)."""
     if not raw:
         raise StateError(f"snapshot {path} is empty; it is left as it is")
     try:
@@ -85,7 +86,7 @@ def parse_snapshot(path: str, raw: bytes) -> tuple[Run, str | None]:
             f"{SCHEMA_VERSION}; upgrade wfrun or restore the file"
         )
     data = envelope["run"]
-    if not isinstance(data, dict) or not checksum_ok(raw):
+    if not isinstance(data, dict) or not (verified or checksum_ok(raw)):
         raise StateError(
             f"snapshot {path} fails its checksum (changed outside wfrun or damaged); "
             "it is left as it is"

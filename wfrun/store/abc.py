@@ -58,6 +58,18 @@ class Store(ABC):
         leave the previous state intact.
         """
 
+    def save_started(self, run: Run) -> None:
+        """Store `run` (a step of it marked running) so that it survives the death of this
+        process, then increment `run.revision`; it need not survive a power cut.
+
+        Only for a caller holding the run's execution claim and about to execute that step;
+        the step's outcome is then saved with `save`, which supersedes this state. Until then
+        `load` returns it. After a power cut `load` may return the last `save`d state instead
+        (the step then executes again as if it had never started). Revision checks and errors
+        as for `save`. This default makes it a `save`.
+        """
+        self.save(run)
+
     @abstractmethod
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         """A context manager holding the run's state lock: every read-modify-write of a run

@@ -23,43 +23,33 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops, _jsonlines, _keyfile
+from wfrun.store import _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import history_problem, parse_snapshot, render_snapshot
-from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-class _FlockClaim(ExecutionClaim):
-    """An execution claim held as a kernel flock: it dies with the process."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
+_index_name = _started.index_name  # `...T09:00:00.000Z` -> `...T090000.000Z~RUN`
 
 
-def _index_name(due: str, run_id: str) -> str:
-    """`2026-11-22T09:00:00.000Z` -> `20261122T090000.000Z~RUN` (sorts by time)."""
-    return due.replace("-", "").replace(":", "") + "~" + run_id
-
-
-class FileStore(Store):
+class FileStore(_started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self._ready = False
-        self._stat: dict[str, tuple[int, int, int, int]] = {}  # run -> (ino, mtime, size, rev)
+        # run -> (ino, mtime, size, rev, signature of its started file or None)
+        self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
+        self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
+        # the last run state read or written here: run, snapshot and claim-file signatures, bytes
+        self._mine: _started.Mine | None = None
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -132,6 +122,12 @@ class FileStore(Store):
     def load(self, run_id: str) -> Run:
         path = self._snapshot_path(run_id)
         self._exists_dir()  # never read from a state directory others can write to
+        exec_path = self._path("locks", run_id + ".exec")
+        mine = self._mine
+        if mine is not None and mine[0] == run_id and self._same(run_id, path, mine[1], mine[2]):
+            # what this process just read or wrote, still in place: parse it again (a fresh
+            # Run each time, as callers change it), but skip reading and verifying the file
+            return parse_snapshot(path, mine[3], verified=True)[0]
         try:
             with open(path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -141,8 +137,11 @@ class FileStore(Store):
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
         run, index = parse_snapshot(path, raw)
-        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        started, sig, record = _started.read(exec_path, run.revision)
+        run = started or run
+        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, sig)
         self._index[run_id] = index
+        self._mine = (run_id, self._stat[run_id][:3], sig, record if started else raw)
         return run
 
     def save(self, run: Run) -> None:
@@ -152,14 +151,8 @@ class FileStore(Store):
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise NotFoundError(f"no run {run.run_id} (looked for {path})") from None
-        if known and known[:3] == (st.st_ino, st.st_mtime_ns, st.st_size):
-            stored = known[3]
-        else:
-            stored = self.load(run.run_id).revision
+        fresh = known is not None and self._unchanged(run.run_id, path)
+        stored = known[3] if known and fresh else self.load(run.run_id).revision  # or NotFound
         if stored != run.revision:
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
@@ -189,8 +182,14 @@ class FileStore(Store):
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
             ) from exc
         run.revision += 1
+        known, fd = self._stat.get(run.run_id), self._claims.get(run.run_id)
+        record = known[4] if known else None
+        if record is not None and fd is not None:
+            _started.clear(fd)  # superseded by this durable write
+            record = None
         st = os.stat(path)
-        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, record)
+        self._mine = (run.run_id, (st.st_ino, st.st_mtime_ns, st.st_size), record, data)
         self._index[run.run_id] = new_index
         for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
             if stale and stale != new_index:
@@ -344,7 +343,10 @@ class FileStore(Store):
 
     def claim(self, run_id: str) -> ExecutionClaim | None:
         fd = self._claim_fd(run_id)
-        return _FlockClaim(fd) if fd is not None else None
+        if fd is None:
+            return None
+        self._claims[run_id] = fd  # the "step started" record is written through it
+        return _started.FlockClaim(fd, run_id, self._released)
 
     def is_claimed(self, run_id: str) -> bool:
         fd = self._claim_fd(run_id)

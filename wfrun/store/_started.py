@@ -1,0 +1,158 @@
+"""The execution claim (a flock on `locks/RUN.exec`) and the "step started" record kept in that
+file: a newer state, written without fsync, while a step executes.
+
+A tick that fires a timer holds the run's execution claim (a flock on `locks/RUN.exec`) while
+the step executes; it writes "step running" into that already open file (surviving the death of
+the process, not a power cut) instead of a second durable write, and the step's outcome then
+replaces the snapshot in one durable write. The record is only believed while its revision is
+the snapshot's plus one and its checksum verifies; anything else (torn by a kill mid-write,
+before the step started, or by a power cut; or superseded) is ignored and the snapshot is the
+state. See docs/architecture.md, "One durable write per step".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+
+from wfrun.errors import StateError
+from wfrun.model import RUNNING, SCHEMA_VERSION, Run
+from wfrun.store import _fsops
+from wfrun.store._snapshot import parse_snapshot, render_snapshot
+from wfrun.store.abc import ExecutionClaim, Store
+
+Signature = tuple[int, int, int]  # inode, mtime (ns), size
+Known = tuple[int, int, int, int, Signature | None]  # snapshot signature, revision, record's
+Mine = tuple[str, Signature, Signature | None, bytes]  # run, snapshot and record sig., bytes
+
+
+class RecordingStore(Store):
+    """The file store's part that writes and recognises "step started" records."""
+
+    _stat: dict[str, Known]  # run -> what this process last saw of its files
+    _claims: dict[str, int]  # run -> descriptor of the claim this process holds
+    _index: dict[str, str | None]
+    _mine: Mine | None  # the last run state read or written here
+
+    def _path(self, *parts: str) -> str:
+        raise NotImplementedError
+
+    def _snapshot_path(self, run_id: str) -> str:
+        raise NotImplementedError
+
+    def _check_revision(self, run: Run, path: str) -> None:
+        raise NotImplementedError
+
+    def _write(self, run: Run, path: str) -> None:
+        raise NotImplementedError
+
+    def save_started(self, run: Run) -> None:
+        """Write the state into the claim file this process holds (see the module docstring)."""
+        path = self._snapshot_path(run.run_id)
+        self._check_revision(run, path)
+        due, index = run.next_due(), self._index.get(run.run_id)
+        fd, known = self._claims.get(run.run_id), self._stat[run.run_id]
+        # a record must sit on a durable snapshot: on top of another one, write durably
+        if fd is None or known[4] is not None or run.status != RUNNING \
+                or not (index and due and index <= index_name(due, run.run_id)):
+            self._write(run, path)  # no claim, or the due index must change: a durable write
+            return
+        run_data = run.to_dict()
+        run_data["revision"] = run.revision + 1
+        try:
+            data = render_snapshot(SCHEMA_VERSION, index, run_data)
+            sig = write(fd, data)
+        except OSError as exc:
+            raise StateError(
+                f"cannot write snapshot {path} (step started): {exc.strerror or exc}; the "
+                "previous state is intact"
+                + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
+        run.revision += 1
+        self._stat[run.run_id] = (*known[:3], run.revision, sig)
+        self._mine = (run.run_id, known[:3], sig, data)
+
+    def _unchanged(self, run_id: str, path: str) -> bool:
+        """True if the run's snapshot and claim file are as this process last saw them."""
+        known = self._stat.get(run_id)
+        return known is not None and self._same(run_id, path, known[:3], known[4])
+
+    def _same(self, run_id: str, path: str, base: tuple[int, int, int],
+              record: Signature | None) -> bool:
+        """True if the snapshot and claim file have the signatures given."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return base == (st.st_ino, st.st_mtime_ns, st.st_size) \
+            and record == signature(self._path("locks", run_id + ".exec"))
+
+    def _released(self, run_id: str, fd: int) -> None:
+        """Called as a claim is released."""
+        if self._claims.get(run_id) == fd:
+            del self._claims[run_id]
+        known = self._stat.get(run_id)
+        if known and known[4] is not None:  # a record stays: forget it, another process may
+            self._stat.pop(run_id)          # replace it (in place: same inode) once it claims
+            if self._mine is not None and self._mine[0] == run_id:
+                self._mine = None
+
+
+def index_name(due: str, run_id: str) -> str:
+    """`2026-11-22T09:00:00.000Z` -> `20261122T090000.000Z~RUN` (sorts by time)."""
+    return due.replace("-", "").replace(":", "") + "~" + run_id
+
+
+class FlockClaim(ExecutionClaim):
+    """An execution claim held as a kernel flock: it dies with the process."""
+
+    def __init__(self, fd: int, run_id: str, on_release: Callable[[str, int], None]) -> None:
+        self._fd: int | None = fd
+        self._run_id, self._on_release = run_id, on_release
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self._on_release(self._run_id, self._fd)
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def signature(path: str) -> Signature | None:
+    """The claim file's stat signature, or None if it is missing or empty."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size) if st.st_size else None
+
+
+def read(path: str, base_revision: int) -> tuple[Run | None, Signature | None, bytes]:
+    """The run recorded as started on top of snapshot revision `base_revision` (None if there
+    is no such valid record), the claim file's signature (None if missing or empty) and bytes."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            raw = fh.read()
+    except OSError:
+        return None, None, b""  # missing or unreadable: the snapshot is the state
+    if not raw:
+        return None, None, raw
+    sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+    try:
+        run, _ = parse_snapshot(path, raw)
+    except StateError:
+        return None, sig, raw  # torn: killed mid-write (its step never started) or a power cut
+    return (run if run.revision == base_revision + 1 else None), sig, raw
+
+
+def write(fd: int, data: bytes) -> Signature:
+    """Record `data` in the open claim file (no fsync: it only has to outlive this process)."""
+    _fsops.volatile_write(fd, data)
+    st = os.fstat(fd)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def clear(fd: int) -> None:
+    """Empty the claim file once a durable write superseded its record (no fsync needed: a
+    record that reappears after a power cut has an older revision and is ignored)."""
+    os.ftruncate(fd, 0)
