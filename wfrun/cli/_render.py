@@ -80,6 +80,7 @@ class Markup:
     def __init__(self, escape: Any = None) -> None:
         self.plain = escape is None
         self.esc: Any = escape or self._check
+        self.cell: Any = escape or self._check_cell  # a table cell: a markup string of its own
         self.raw: Any = self._check_raw if self.plain else str
 
     def style(self, style: str, text: str) -> str:
@@ -96,6 +97,12 @@ class Markup:
         # markup follows, "\\[" that is not a tag becomes "[", and a final "[a" may become a tag
         # with a "]" from the text that follows it.
         if text.endswith("\\") or "\\[" in text or _OPEN_TAG.search(text):
+            raise ValueError(text)
+        return text
+
+    @staticmethod
+    def _check_cell(text: str) -> str:
+        if "\\" in text:
             raise ValueError(text)
         return text
 
@@ -132,7 +139,7 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
                 shown = f"({done} of {len(step['iterations'])} iterations completed)"
             elif step.get("child_run_id") and step["status"] in ("suspended", "waiting"):
                 shown = f"(child run {step['child_run_id']})"
-            rows.append([m.esc(sid), m.status(step["status"]), str(step["runs"]), m.esc(shown)])
+            rows.append([m.cell(sid), m.status(step["status"]), str(step["runs"]), m.cell(shown)])
         out.append(("table", rows))
     for entry in doc.get("suspended", []):
         line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))} waits for data since "
