@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
+_OPEN_TAG = re.compile(r"\[[a-z#/@][^\[\]]*$")  # a markup tag begun, its "]" still to come
 STATUS_STYLE = {
     "completed": "green", "running": "cyan", "suspended": "yellow", "waiting": "blue",
     "failed": "bold red", "cancelled": "magenta", "skipped": "dim", "pending": "dim",
@@ -14,7 +17,7 @@ STATUS_STYLE = {
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _status(status: str) -> str:
@@ -46,26 +49,89 @@ def error(message: str) -> None:
 
 
 def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
-    """A run: its status, its steps, and how to continue it."""
+    """A run: its status, its steps, and how to continue it.
+
+    When no terminal shows it (a pipe, a file), the same text is written without importing
+    rich (wfrun.cli._plain), unless only rich can lay it out exactly.
+    """
+    from . import _plain
+
+    if _plain.write_run(doc, with_steps):
+        return
     from rich.markup import escape
     from rich.table import Table
 
     console = _console()
-    console.print(f"Run [bold]{doc['run_id']}[/] ({doc['workflow']}) is {_status(doc['status'])}.")
+    for kind, item in run_blocks(doc, with_steps, Markup(escape)):
+        if kind == "line":
+            console.print(item)
+            continue
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for column in item[0]:
+            table.add_column(column)
+        for row in item[1:]:
+            table.add_row(*row)
+        console.print(table)
+
+
+class Markup:
+    """How run_blocks marks text up: rich markup (with rich's `escape`), or plain text."""
+
+    def __init__(self, escape: Any = None) -> None:
+        self.plain = escape is None
+        self.esc: Any = escape or self._check
+        self.cell: Any = escape or self._check_cell  # a table cell: a markup string of its own
+        self.raw: Any = self._check_raw if self.plain else str
+
+    def style(self, style: str, text: str) -> str:
+        """`text` in a style (no style in plain text)."""
+        return text if self.plain else f"[{style}]{text}[/]"
+
+    def status(self, status: str) -> str:
+        """A run or step status, coloured."""
+        return self.style(STATUS_STYLE.get(status, "white"), status)
+
+    @staticmethod
+    def _check(text: str) -> str:
+        # What rich's escape() does not round-trip: a trailing backslash is doubled unless
+        # markup follows, "\\[" that is not a tag becomes "[", and a final "[a" may become a tag
+        # with a "]" from the text that follows it.
+        if text.endswith("\\") or "\\[" in text or _OPEN_TAG.search(text):
+            raise ValueError(text)
+        return text
+
+    @staticmethod
+    def _check_cell(text: str) -> str:
+        if "\\" in text:
+            raise ValueError(text)
+        return text
+
+    @staticmethod
+    def _check_raw(value: Any) -> str:
+        text = str(value)
+        if "[" in text or "\\" in text:  # rich would read it as markup: only rich can show it
+            raise ValueError(text)
+        return text
+
+
+def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[str, Any]]:
+    """What `run` prints, in order: ("line", text) and ("table", [header, *rows])."""
+    out: list[tuple[str, Any]] = []
+    line = functools.partial(_append_line, out)
+    line(f"Run {m.style('bold', m.raw(doc['run_id']))} ({m.raw(doc['workflow'])}) is "
+         f"{m.status(doc['status'])}.")
     if doc.get("parent"):
         parent = doc["parent"]
         where = parent["step"] + (f"[{parent['index']}]" if parent.get("index") is not None else "")
-        console.print(f"  child run of step '{escape(where)}' of run {parent['run_id']}")
+        line(f"  child run of step '{m.esc(where)}' of run {m.raw(parent['run_id'])}")
     if doc.get("error"):
         err = doc["error"]
-        console.print(f"  [red]error in step '{err.get('step')}': {escape(err.get('type', ''))}: "
-                      f"{escape(err.get('message', ''))}[/]")
+        line("  " + m.style("red", f"error in step '{m.raw(err.get('step'))}': "
+                                   f"{m.esc(err.get('type', ''))}: {m.esc(err.get('message', ''))}"))
     if doc["status"] == "completed" and doc.get("output") is not None:
-        console.print(f"  output: {escape(_short(doc['output'], 200))}")
+        line(f"  output: {m.esc(_short(doc['output'], 200))}")
     if with_steps:
-        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-        for column in ("step", "status", "runs", "output"):
-            table.add_column(column)
+        rows: list[list[str]] = [["step", "status", "runs", "output"]]
         for sid, step in doc["steps"].items():
             shown = _short(step["output"])
             if step.get("iterations") and step["status"] in ("suspended", "waiting", "running"):
@@ -73,25 +139,31 @@ def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:
                 shown = f"({done} of {len(step['iterations'])} iterations completed)"
             elif step.get("child_run_id") and step["status"] in ("suspended", "waiting"):
                 shown = f"(child run {step['child_run_id']})"
-            table.add_row(escape(sid), _status(step["status"]), str(step["runs"]), escape(shown))
-        console.print(table)
+            rows.append([m.cell(sid), m.status(step["status"]), str(step["runs"]), m.cell(shown)])
+        out.append(("table", rows))
     for entry in doc.get("suspended", []):
-        console.print(f"[yellow]⏸ {escape(entry['step'])}[/] waits for data since {entry['since']} "
-                      f"(deadline {entry['deadline']}, then {entry['on_timeout']})")
+        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))} waits for data since "
+             f"{m.raw(entry['since'])} (deadline {m.raw(entry['deadline'])}, then "
+             f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
-            console.print(f"    asks: {escape(_short(entry['suspend_data'], 200))}")
-        console.print(f"    resume: {escape(entry['resume_command'])}")
-        console.print(f"    cancel: wfrun cancel {doc['run_id']}")
-        console.print(f"    url:    {escape(entry['resume_url'])}")
+            line(f"    asks: {m.esc(_short(entry['suspend_data'], 200))}")
+        line(f"    resume: {m.esc(entry['resume_command'])}")
+        line(f"    cancel: wfrun cancel {m.raw(doc['run_id'])}")
+        line(f"    url:    {m.esc(entry['resume_url'])}")
     for entry in doc.get("waiting", []):
         if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
-            console.print(f"[blue]⏲ {escape(entry['step'])}[/] child run "
-                          f"{entry.get('child_run_id')} is running; 'wfrun show' it to follow")
+            line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} child run "
+                 f"{m.raw(entry.get('child_run_id'))} is running; 'wfrun show' it to follow")
             continue
-        console.print(f"[blue]⏲ {escape(entry['step'])}[/] {entry['kind']} due at {entry['due_at']}"
-                      f" (runs so far: {entry['runs']}); 'wfrun tick' fires it")
+        line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
+             f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); 'wfrun tick' fires it")
         if entry.get("resume_command"):
-            console.print(f"    resume now: {escape(entry['resume_command'])}")
+            line(f"    resume now: {m.esc(entry['resume_command'])}")
+    return out
+
+
+def _append_line(out: list[tuple[str, Any]], text: str) -> None:
+    out.append(("line", text))
 
 
 def timeline(events: list[dict[str, Any]]) -> None:

@@ -1,0 +1,119 @@
+"""Start-up cost guards (SPEC §9): what `wfrun resume` and `wfrun start` must not import.
+
+Not timed tests: they check the lazy imports that keep a cold command cheap (see
+docs/architecture.md, "Start-up cost"), so a regression shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.main import get_command_name
+
+import wfrun.cli
+from wfrun.cli import COMMAND_MODULES, app_for, command_name
+
+# Heavy modules no one-step resume or start of a schema-less workflow needs.
+NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "wfrun.http", "http.server", "wfrun._templates",
+                   "wfrun.cli._serve", "wfrun.cli._doctor", "wfrun.cli._ops", "wfrun.engine._rewind")
+
+WRAPPER = """
+import atexit, json, runpy, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["wfrun", *sys.argv[2:]]
+runpy.run_module("wfrun", run_name="__main__")
+"""
+
+
+@pytest.fixture
+def approve(project):  # type: ignore[no-untyped-def]
+    project.workflow("approve", """
+        steps:
+          - id: ask
+            wait: true
+          - id: after
+            handler: done
+    """, "def done(ctx):\n    return 1\n")
+    project.workflow("one", "steps:\n  - id: only\n    handler: done\n",
+                     "def done(ctx):\n    return 1\n")
+    return project
+
+
+def modules_of(project, tmp_path: Path, *args: str) -> tuple[list[str], str]:  # type: ignore[no-untyped-def]
+    """The modules loaded by a real `wfrun ARGS` process, and what it printed."""
+    record = tmp_path / "modules.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, str(record), *project.base_args(), *args],
+                          capture_output=True, text=True, timeout=60, cwd=project.root, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(record.read_text()), proc.stdout
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in NOT_ON_THE_PATH or m in NOT_ON_THE_PATH
+            or any(m.startswith(f"{h}.") for h in NOT_ON_THE_PATH)]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_resume_imports_nothing_heavy(approve, tmp_path: Path, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    run_id = approve.json("start", "approve")["run_id"]
+    flags = ["--json"] if as_json else []
+    modules, out = modules_of(approve, tmp_path, "resume", run_id, "--data", "{}", *flags)
+    assert heavy(modules) == []
+    assert "wfrun.store.file" in modules  # it did the work
+    assert ('"status": "completed"' if as_json else f"Run {run_id} (approve) is completed.") in out
+
+
+def test_start_imports_nothing_heavy(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    modules, out = modules_of(approve, tmp_path, "start", "one")
+    assert heavy(modules) == []
+    assert "is completed." in out
+
+
+def test_a_terminal_gets_rich(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_id = approve.json("start", "approve")["run_id"]
+    record = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, str(record), *approve.base_args(),
+                           "show", run_id], capture_output=True, text=True, timeout=60,
+                          cwd=approve.root, env={**os.environ, "FORCE_COLOR": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "rich.console" in json.loads(record.read_text())  # colour wanted: rich prints it
+
+
+def test_every_command_is_registered_by_the_module_named_for_it() -> None:
+    app = wfrun.cli.app
+    found = {info.name or get_command_name(info.callback.__name__):  # type: ignore[union-attr]
+             info.callback.__module__.rsplit(".", 1)[1]  # type: ignore[union-attr]
+             for info in app.registered_commands}
+    assert found == COMMAND_MODULES
+
+
+@pytest.mark.parametrize(("argv", "name"), [
+    (["resume", "r1", "--data", "{}"], "resume"),
+    (["--state-dir", "resume", "start", "x"], "start"),
+    (["--state-dir=x", "--workflows-dir", "w", "list"], "list"),
+    (["--help"], None),
+    (["--state-dir"], None),
+    ([], None),
+])
+def test_the_command_word_is_found_after_the_global_options(argv: list[str], name: str | None) -> None:
+    assert command_name(argv) == name
+
+
+def test_only_the_invoked_command_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("_") and name.endswith("_COMPLETE"):
+            monkeypatch.delenv(name)
+    one = app_for(["resume", "r1"])
+    assert [info.callback.__name__ for info in one.registered_commands] == ["resume"]  # type: ignore[union-attr]
+    assert len(wfrun.cli.app.registered_commands) == len(COMMAND_MODULES)  # the shared app: all
+    assert len(app_for(["--help"]).registered_commands) == len(COMMAND_MODULES)
+    assert len(app_for(["nope"]).registered_commands) == len(COMMAND_MODULES)
+    monkeypatch.setenv("_WFRUN_COMPLETE", "complete_bash")
+    assert len(app_for(["resume"]).registered_commands) == len(COMMAND_MODULES)
