@@ -332,3 +332,10 @@ def test_a_resume_url_answers_an_ask_and_checks_the_asks_schema(server: Server) 
     assert run.status == "completed", run.status
     assert run.steps["interview"].output == {"hello": "ann", "runs": 2}  # executed again
     assert run.steps["interview"].answers == [{"name": "ann"}]
+
+
+def test_links_of_a_run_cancelled_from_the_cli_answer_409_not_404(server: Server) -> None:
+    doc = server.start("approval")
+    assert server.project.run("cancel", doc["run_id"]).code == 0
+    assert http(_cancel_url(doc), "POST").status == 409  # a real link whose pause has ended
+    assert post_json(_resume_url(doc), {"approved": True}).status == 409

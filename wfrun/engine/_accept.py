@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
-from wfrun.durations import to_iso
 from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 
-from ._apply import apply_resume, cancel_run
+from ._apply import apply_resume
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of
@@ -129,24 +128,13 @@ def accept_resume(
 
 def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: str | None) -> Result:
     """Cancel the run if the cancel token's pause is still open (checked under the lock)."""
-    from .core import Result
-
     key = engine.store.secret_key()
-    with engine.store.lock(run_id):
-        run = engine.store.load(run_id)
-        remember_nonces(run)
+
+    def still_open(run: Run) -> None:
         if token_state(key, run, step, "cancel", token) != ACTIVE:
             raise ConflictError(ended_message(run, step))
-        now = engine.clock.now()
-        events: Events = []
-        cancel_run(run, now, reason, events)
-        run.updated_at = to_iso(now)
-        engine.store.save(run)
-    engine.store.append_history(run_id, events)
-    engine.store.sync_history(run_id)
-    warnings: list[str] = []
-    after_change(engine, run, warnings)  # its children are cancelled, its parent told
-    return Result(run, None, warnings)
+
+    return engine.cancel(run_id, reason, check=still_open)
 
 
 def continue_run(engine: Engine, run_id: str) -> Result:

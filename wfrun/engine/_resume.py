@@ -142,3 +142,14 @@ def finished_message(engine: Engine, run: Run, step: str | None) -> str | None:
         except WfrunError:
             return None
     return None
+
+
+def finished_run_message(run: Run, step: str | None) -> str:
+    """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
+    resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
+               if s.resumed_at and (step is None or sid == step)]
+    if resumed:
+        at, sid = max(resumed)
+        return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
+                f"{run.status} and its data is kept")
+    return f"run {run.run_id} is {run.status}; it cannot be resumed"

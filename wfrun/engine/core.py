@@ -30,6 +30,7 @@ from ._composite import is_composite
 from ._document import run_document
 from ._execute import execute
 from ._links import LinkMaker
+from ._resume import finished_run_message
 from ._schedule import Events, event, schedule
 from ._tick import TickReport
 
@@ -281,7 +282,7 @@ class Engine:
         warnings: list[str] = []
         if run.finished:
             raise ConflictError(_resume.finished_message(self, run, step)
-                                or _finished_message(run, step))
+                                or finished_run_message(run, step))
         found = _resume.resume_target(self, run, step)
         if not isinstance(found, str):
             return _resume.resume_nested(self, run, found, data, action, request)
@@ -321,7 +322,7 @@ class Engine:
             return candidates[0]
         if not candidates:
             if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
-                raise ConflictError(_finished_message(run, None))
+                raise ConflictError(finished_run_message(run, None))
             raise ConflictError(
                 f"run {run.run_id} is {run.status} and has no step waiting for data"
             )
@@ -330,12 +331,17 @@ class Engine:
             "choose one with --step"
         )
 
-    def cancel(self, run_id: str, reason: str | None = None) -> Result:
-        """Cancel a run that has not finished; a step executing right now finishes first."""
+    def cancel(self, run_id: str, reason: str | None = None,
+               check: Callable[[Run], None] | None = None) -> Result:
+        """Cancel a run that has not finished; a step executing right now finishes first.
+
+        `check` may refuse the cancel (by raising) after the run is loaded under its lock."""
         check_run_id(run_id)
         self.store.load(run_id)  # no such run, or unreadable: say so before creating a lock file
         with self.store.lock(run_id):
             run = self.store.load(run_id)
+            if check is not None:
+                check(run)
             now = self.clock.now()
             events: Events = []
             cancel_run(run, now, reason, events)
@@ -386,17 +392,6 @@ class Engine:
             )
         return Result(run, workflow, warnings)
 
-
-
-def _finished_message(run: Run, step: str | None) -> str:
-    """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
-    resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
-               if s.resumed_at and (step is None or sid == step)]
-    if resumed:
-        at, sid = max(resumed)
-        return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
-                f"{run.status} and its data is kept")
-    return f"run {run.run_id} is {run.status}; it cannot be resumed"
 
 
 __all__ = ["Engine", "Result", "TickReport"]
