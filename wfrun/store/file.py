@@ -31,9 +31,6 @@ _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-_index_name = _started.index_name  # `...T09:00:00.000Z` -> `...T090000.000Z~RUN`
-
-
 class FileStore(_started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
@@ -163,7 +160,7 @@ class FileStore(_started.RecordingStore):
         run_data = run.to_dict()
         run_data["revision"] = run.revision + 1
         due = run.next_due()
-        new_index = _index_name(due, run.run_id) if due else None
+        new_index = _started.index_name(due, run.run_id) if due else None
         old_index = self._index.get(run.run_id)
         if run.status == RUNNING and old_index and new_index and old_index <= new_index:
             new_index = old_index  # already due: it will be found if this process dies
@@ -211,7 +208,7 @@ class FileStore(_started.RecordingStore):
     def due(self, now: str, limit: int | None = None) -> list[str]:
         if not self._exists_dir():
             return []
-        cutoff = _index_name(now, "")
+        cutoff = _started.index_name(now, "")
         found: list[str] = []
         try:
             buckets = sorted(b for b in os.listdir(self._path("due")) if b <= cutoff[:11])
@@ -238,7 +235,7 @@ class FileStore(_started.RecordingStore):
 
     def reindex(self, run: Run) -> None:
         due = run.next_due()
-        wanted = _index_name(due, run.run_id) if due else None
+        wanted = _started.index_name(due, run.run_id) if due else None
         if wanted and wanted != self._index.get(run.run_id):
             self._add_index(wanted)
         for stale in {self._index.get(run.run_id), *self._seen_entries.pop(run.run_id, [])}:
