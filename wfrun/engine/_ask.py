@@ -97,23 +97,31 @@ def answer_ask(
     state = run.steps[spec.id]
     if run.finished or state.status != SUSPENDED or not is_ask(state):
         return False
+    record_answer(state, spec.id, run.run_id, spec, data, action, request, now, events, nonce)
+    return True
+
+
+def record_answer(
+    state: StepState, name: str, run_id: str, spec: StepSpec, data: Any, action: str | None,
+    request: dict[str, Any], now: datetime, events: Events, nonce: str | None,
+) -> None:
+    """Check and record the answer to the ask a step (or iteration `name`) is suspended at."""
     pause = state.pause or {}
     number = int(pause["ask"])
     if pause["nonce"] != nonce:
         raise ConflictError(
-            f"step '{spec.id}' of run {run.run_id} now waits for the answer to its ask #{number}, "
+            f"step '{name}' of run {run_id} now waits for the answer to its ask #{number}, "
             f"asked at {pause['since']} after this resume began; check it with 'show' and "
             "resume again"
         )
     _schema.validate(expected_schema(state, spec), data,
-                     f"answer to ask #{number} of step '{spec.id}'")
+                     f"answer to ask #{number} of step '{name}'")
     _answer(state, number, data, {"reason": "resume", "callback_request": request})
     if action is not None:
         state.action = action
     state.resumed_at = to_iso(now)
-    events.append(event(now, "resumed", spec.id, action=action, source=request["source"],
+    events.append(event(now, "resumed", name, action=action, source=request["source"],
                         ask=number))
-    return True
 
 
 def answer_timeout(state: StepState) -> bool:

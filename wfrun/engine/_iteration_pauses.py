@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from wfrun import _schema
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError
 from wfrun.manifest import Workflow
@@ -22,7 +21,7 @@ from wfrun.model import (
 
 from ._address import label
 from ._apply import _complete, cancel_run, fire_timer
-from ._ask import _answer, answer_timeout, expected_schema, is_ask
+from ._ask import answer_timeout, is_ask, record_answer
 from ._composite import node, settle
 from ._schedule import Events, event
 
@@ -86,21 +85,8 @@ def apply_iteration_resume(run: Run, workflow: Workflow, step_id: str, index: in
     name = label(step_id, index)
     kind = (it.pause or {}).get("kind")
     if it.status == SUSPENDED and is_ask(it):
-        pause = it.pause or {}
-        number = int(pause["ask"])
-        if pause["nonce"] != asked:
-            raise ConflictError(
-                f"step '{name}' of run {run.run_id} now waits for the answer to its ask "
-                f"#{number}, asked at {pause['since']} after this resume began; check it with "
-                "'show' and resume again")
-        _schema.validate(expected_schema(it, workflow.steps[step_id]), data,
-                         f"answer to ask #{number} of step '{name}'")
-        _answer(it, number, data, {"reason": "resume", "callback_request": request})
-        if action is not None:
-            it.action = action
-        it.resumed_at = to_iso(now)
-        events.append(event(now, "resumed", name, action=action, source=request["source"],
-                            ask=number))
+        record_answer(it, name, run.run_id, workflow.steps[step_id], data, action, request, now,
+                      events, asked)
     elif it.status == SUSPENDED and kind == PAUSE_SUSPEND:
         it.resume_data = data
         if action is not None:
