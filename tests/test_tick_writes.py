@@ -39,13 +39,18 @@ def _start(project: Project, run_id: str, **extra: str) -> None:
 
 def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     written: list[str] = []
-    real = _fsops.durable_write
+    real, real_replace = _fsops.durable_write, _fsops.durable_replace
 
     def durable_write(path: str, data: bytes) -> None:
         written.append(os.path.basename(path))
         real(path, data)
 
+    def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
+        written.append(os.path.basename(path))
+        real_replace(path, data, sync_dir=sync_dir)
+
     monkeypatch.setattr(_fsops, "durable_write", durable_write)
+    monkeypatch.setattr(_fsops, "durable_replace", durable_replace)
     return written
 
 

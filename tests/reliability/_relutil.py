@@ -295,7 +295,9 @@ def snapshot_ids(state: Path) -> set[str]:
 
 
 def temp_files(state: Path) -> list[Path]:
-    return [p for p in state.rglob("*") if ".tmp-" in p.name] if state.exists() else []
+    """Files an interrupted write left: temporary files and previous versions (`.NAME.prev`)."""
+    return [p for p in state.rglob("*") if ".tmp-" in p.name or p.name.endswith(".prev")] \
+        if state.exists() else []
 
 
 def norm(run: Run) -> tuple[Any, ...]:

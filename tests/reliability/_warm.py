@@ -99,6 +99,14 @@ def _record_writes(record: str) -> None:
             fh.write(json.dumps({"path": path, "data": data.decode("utf-8", "replace")}) + "\n")
 
     fsops.durable_write = durable_write  # type: ignore[assignment]
+    original_replace = fsops.durable_replace
+
+    def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
+        original_replace(path, data, sync_dir=sync_dir)
+        with open(record, "a") as fh:
+            fh.write(json.dumps({"path": path, "data": data.decode("utf-8", "replace")}) + "\n")
+
+    fsops.durable_replace = durable_replace  # type: ignore[assignment]
     original_volatile = fsops.volatile_write
 
     def volatile_write(fd: int, data: bytes) -> None:  # a "step started" record (claim file)

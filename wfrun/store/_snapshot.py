@@ -11,6 +11,7 @@ from wfrun.errors import StateError
 from wfrun.model import SCHEMA_VERSION, Run
 
 _CHECKSUM_KEY = b'\n "checksum": "'
+_REVISION_KEY = b'\n "revision": '
 # One encoder for every value: json.dumps with non-default options builds a new one per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
@@ -24,7 +25,9 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     dump = _ENCODER.encode
     run = dict(run_data)
     steps = run.pop("steps")
-    head = f'{{\n "schema_version": {dump(schema_version)},\n'.encode()
+    # the revision leads the file, so a process can tell versions apart by reading its head
+    head = (f'{{\n "schema_version": {dump(schema_version)},\n'
+            f' "revision": {dump(run.get("revision", 0))},\n').encode()
     lines = [f' "due": {dump(due)},', ' "run": {']
     lines.extend(f'  "{key}": {dump(value)},' for key, value in run.items())
     lines.append('  "steps": {')
@@ -33,6 +36,17 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     body = "\n".join(lines).encode()
     digest = hashlib.sha256(head + body).hexdigest()
     return head + f' "checksum": "sha256:{digest}",\n'.encode() + body
+
+
+def head_revision(head: bytes) -> int:
+    """The revision written at the head of a snapshot (its first 100 bytes); -1 if none."""
+    start = head.find(_REVISION_KEY, 0, 100)
+    if start < 0:
+        return -1
+    start += len(_REVISION_KEY)
+    end = head.find(b",", start, start + 24)
+    value = head[start:end] if end > 0 else b""
+    return int(value) if value.isdigit() else -1
 
 
 def checksum_ok(raw: bytes) -> bool:

@@ -19,12 +19,15 @@ from collections.abc import Callable
 from wfrun.errors import StateError
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _fsops
-from wfrun.store._snapshot import parse_snapshot, render_snapshot
+from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim, Store
 
 Signature = tuple[int, int, int]  # inode, mtime (ns), size
-Known = tuple[int, int, int, int, Signature | None]  # snapshot signature, revision, record's
-Mine = tuple[str, Signature, Signature | None, bytes]  # run, snapshot and record sig., bytes
+# A snapshot's inode, mtime, size and the revision at its head: the file store reuses inodes
+# (durable_replace) and mtimes are coarse, so only the revision tells two versions apart for sure
+SnapshotSig = tuple[int, int, int, int]
+Known = tuple[SnapshotSig, int, Signature | None]  # snapshot signature, revision, record's
+Mine = tuple[str, SnapshotSig, Signature | None, bytes]  # run, snapshot and record sig., bytes
 
 
 class RecordingStore(Store):
@@ -54,7 +57,7 @@ class RecordingStore(Store):
         due, index = run.next_due(), self._index.get(run.run_id)
         fd, known = self._claims.get(run.run_id), self._stat[run.run_id]
         # a record must sit on a durable snapshot: on top of another one, write durably
-        if fd is None or known[4] is not None or run.status != RUNNING \
+        if fd is None or known[2] is not None or run.status != RUNNING \
                 or not (index and due and index <= index_name(due, run.run_id)):
             self._write(run, path)  # no claim, or the due index must change: a durable write
             return
@@ -69,22 +72,17 @@ class RecordingStore(Store):
                 "previous state is intact"
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
         run.revision += 1
-        self._stat[run.run_id] = (*known[:3], run.revision, sig)
-        self._mine = (run.run_id, known[:3], sig, data)
+        self._stat[run.run_id] = (known[0], run.revision, sig)
+        self._mine = (run.run_id, known[0], sig, data)
 
     def _unchanged(self, run_id: str, path: str) -> bool:
         """True if the run's snapshot and claim file are as this process last saw them."""
         known = self._stat.get(run_id)
-        return known is not None and self._same(run_id, path, known[:3], known[4])
+        return known is not None and self._same(run_id, path, known[0], known[2])
 
-    def _same(self, run_id: str, path: str, base: tuple[int, int, int],
-              record: Signature | None) -> bool:
+    def _same(self, run_id: str, path: str, base: SnapshotSig, record: Signature | None) -> bool:
         """True if the snapshot and claim file have the signatures given."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return base == (st.st_ino, st.st_mtime_ns, st.st_size) \
+        return base == snapshot_signature(path) \
             and record == signature(self._path("locks", run_id + ".exec"))
 
     def _released(self, run_id: str, fd: int) -> None:
@@ -92,7 +90,7 @@ class RecordingStore(Store):
         if self._claims.get(run_id) == fd:
             del self._claims[run_id]
         known = self._stat.get(run_id)
-        if known and known[4] is not None:  # a record stays: forget it, another process may
+        if known and known[2] is not None:  # a record stays: forget it, another process may
             self._stat.pop(run_id)          # replace it (in place: same inode) once it claims
             if self._mine is not None and self._mine[0] == run_id:
                 self._mine = None
@@ -115,6 +113,20 @@ class FlockClaim(ExecutionClaim):
             self._on_release(self._run_id, self._fd)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+def snapshot_signature(path: str) -> SnapshotSig | None:
+    """A snapshot's inode, mtime, size and head revision (None if it cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        head = os.pread(fd, 100, 0)
+    finally:
+        os.close(fd)
+    return (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(head))
 
 
 def signature(path: str) -> Signature | None:

@@ -24,7 +24,7 @@ from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _fsops, _jsonlines, _keyfile, _started
-from wfrun.store._snapshot import history_problem, parse_snapshot, render_snapshot
+from wfrun.store._snapshot import head_revision, history_problem, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
@@ -125,21 +125,33 @@ class FileStore(_started.RecordingStore):
             # what this process just read or wrote, still in place: parse it again (a fresh
             # Run each time, as callers change it), but skip reading and verifying the file
             return parse_snapshot(path, mine[3], verified=True)[0]
+        st, raw = self._read_snapshot(run_id, path)
+        try:
+            run, index = parse_snapshot(path, raw)
+        except StateError:
+            # A writer may have recycled the inode this read started on (durable_replace):
+            # what changed meanwhile is read again; what reads the same twice is damaged.
+            st, again = self._read_snapshot(run_id, path)
+            if again == raw:
+                raise
+            run, index = parse_snapshot(path, again)
+            raw = again
+        started, sig, record = _started.read(exec_path, run.revision)
+        snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(raw))
+        run = started or run
+        self._stat[run_id] = (snapshot_sig, run.revision, sig)
+        self._index[run_id] = index
+        self._mine = (run_id, snapshot_sig, sig, record if started else raw)
+        return run
+
+    def _read_snapshot(self, run_id: str, path: str) -> tuple[os.stat_result, bytes]:
         try:
             with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                raw = fh.read()
+                return os.fstat(fh.fileno()), fh.read()
         except FileNotFoundError:
             raise NotFoundError(f"no run {run_id} (looked for {path})") from None
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
-        run, index = parse_snapshot(path, raw)
-        started, sig, record = _started.read(exec_path, run.revision)
-        run = started or run
-        self._stat[run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, sig)
-        self._index[run_id] = index
-        self._mine = (run_id, self._stat[run_id][:3], sig, record if started else raw)
-        return run
 
     def save(self, run: Run) -> None:
         path = self._snapshot_path(run.run_id)
@@ -149,7 +161,7 @@ class FileStore(_started.RecordingStore):
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
         fresh = known is not None and self._unchanged(run.run_id, path)
-        stored = known[3] if known and fresh else self.load(run.run_id).revision  # or NotFound
+        stored = known[1] if known and fresh else self.load(run.run_id).revision  # or NotFound
         if stored != run.revision:
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
@@ -168,7 +180,7 @@ class FileStore(_started.RecordingStore):
         try:
             if new_index and new_index != old_index:
                 self._add_index(new_index)
-            _fsops.durable_write(path, data)
+            _fsops.durable_replace(path, data)
         except OSError as exc:
             kept = "the previous state is intact"
             with suppress(OSError), open(path, "rb") as fh:
@@ -180,13 +192,14 @@ class FileStore(_started.RecordingStore):
             ) from exc
         run.revision += 1
         known, fd = self._stat.get(run.run_id), self._claims.get(run.run_id)
-        record = known[4] if known else None
+        record = known[2] if known else None
         if record is not None and fd is not None:
             _started.clear(fd)  # superseded by this durable write
             record = None
         st = os.stat(path)
-        self._stat[run.run_id] = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision, record)
-        self._mine = (run.run_id, (st.st_ino, st.st_mtime_ns, st.st_size), record, data)
+        snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, run.revision)
+        self._stat[run.run_id] = (snapshot_sig, run.revision, record)
+        self._mine = (run.run_id, snapshot_sig, record, data)
         self._index[run.run_id] = new_index
         for stale in {old_index, *self._seen_entries.pop(run.run_id, [])}:
             if stale and stale != new_index:
@@ -277,6 +290,10 @@ class FileStore(_started.RecordingStore):
                     problems.append({"path": path, "kind": "temp", "reason": (
                         "a temporary file left by an interrupted write; it is never read as "
                         "state and can be deleted")})
+                elif name.startswith(".") and name.endswith(".prev"):
+                    problems.append({"path": path, "kind": "temp", "reason": (
+                        "the previous version of a snapshot, left by an interrupted write; it "
+                        "is never read as state, and the run's next write tidies it")})
                 elif sub == "runs" and name.endswith(".history.jsonl"):
                     reason = history_problem(path)
                     if reason:

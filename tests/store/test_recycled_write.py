@@ -1,0 +1,128 @@
+"""`durable_replace`: the snapshot write that reuses the previous version's inode (issue 4).
+
+Each test sets up the names an interrupted write can leave and checks that the next write
+lands whole, tidies them, and never writes into a file that is (or may be) live."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from wfrun.errors import StateError
+from wfrun.model import Run
+from wfrun.store import _fsops
+from wfrun.store.file import FileStore
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_versions_alternate_between_two_inodes_and_no_file_is_created(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    _fsops.durable_replace(str(target), b"v1")
+    assert names(tmp_path) == ["r.json"]  # the first version: nothing to keep yet
+    _fsops.durable_replace(str(target), b"v2")
+    first, spare = target.stat().st_ino, (tmp_path / ".r.json.spare").stat().st_ino
+    assert names(tmp_path) == [".r.json.spare", "r.json"] and target.read_bytes() == b"v2"
+    _fsops.durable_replace(str(target), b"version three")
+    _fsops.durable_replace(str(target), b"4")  # shorter than what the inode held: truncated
+    assert target.read_bytes() == b"4"
+    assert {target.stat().st_ino, (tmp_path / ".r.json.spare").stat().st_ino} == {first, spare}
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_killed_after_linking_the_old_version(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    for data in (b"v1", b"v2"):
+        _fsops.durable_replace(str(target), data)
+    os.link(target, tmp_path / ".r.json.prev")  # killed here: `prev` is the live version
+    _fsops.durable_replace(str(target), b"v3")
+    assert target.read_bytes() == b"v3" and names(tmp_path) == [".r.json.spare", "r.json"]
+    assert (tmp_path / ".r.json.spare").stat().st_nlink == 1
+
+
+def test_killed_after_the_swap(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    for data in (b"v1", b"v2"):
+        _fsops.durable_replace(str(target), data)
+    os.replace(tmp_path / ".r.json.spare", tmp_path / ".r.json.prev")  # the spare is `prev` now
+    _fsops.durable_replace(str(target), b"v3")
+    assert target.read_bytes() == b"v3" and names(tmp_path) == [".r.json.spare", "r.json"]
+
+
+def test_a_spare_with_another_name_is_never_written_into(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    for data in (b"v1", b"v2"):
+        _fsops.durable_replace(str(target), data)
+    os.link(tmp_path / ".r.json.spare", tmp_path / "kept-by-hand")
+    _fsops.durable_replace(str(target), b"v3")
+    assert (tmp_path / "kept-by-hand").read_bytes() == b"v1"
+    assert target.read_bytes() == b"v3"
+
+
+def test_a_failed_fsync_deletes_the_spare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "r.json"
+    for data in (b"v1", b"v2"):
+        _fsops.durable_replace(str(target), data)
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(_fsops.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        _fsops.durable_replace(str(target), b"v3")
+    assert target.read_bytes() == b"v2" and names(tmp_path) == ["r.json"]
+    monkeypatch.undo()
+    _fsops.durable_replace(str(target), b"v3")  # a fresh spare: fsync never retried on a file
+    assert target.read_bytes() == b"v3"
+
+
+def test_a_read_torn_by_a_concurrent_writer_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "state")
+    run = Run(run_id="r1", workflow="w", input={}, created_at="2026-01-01T00:00:00.000Z",
+              updated_at="2026-01-01T00:00:00.000Z", status="waiting")
+    store.create(run)
+    reads = []
+    real = FileStore._read_snapshot
+
+    def torn_once(self: FileStore, run_id: str, path: str) -> tuple[os.stat_result, bytes]:
+        st, raw = real(self, run_id, path)
+        reads.append(raw)
+        return st, (raw[: len(raw) // 2] if len(reads) == 1 else raw)
+
+    monkeypatch.setattr(FileStore, "_read_snapshot", torn_once)
+    assert FileStore(tmp_path / "state").load("r1").status == "waiting"
+    assert len(reads) == 2
+
+    # what reads the same bytes twice is damaged, and says so
+    snapshot = tmp_path / "state" / "runs" / "r1.json"
+    snapshot.write_bytes(snapshot.read_bytes()[:-20])
+    reads.clear()
+    monkeypatch.setattr(FileStore, "_read_snapshot", real)
+    with pytest.raises(StateError, match=r"r1\.json"):
+        FileStore(tmp_path / "state").load("r1")
+
+
+def test_the_head_revision_tells_recycled_versions_apart(tmp_path: Path) -> None:
+    """Two versions in one inode with equal size and mtime differ by the revision at the head."""
+    store = FileStore(tmp_path / "state")
+    run = Run(run_id="r1", workflow="w", input={}, created_at="2026-01-01T00:00:00.000Z",
+              updated_at="2026-01-01T00:00:00.000Z", status="waiting")
+    store.create(run)
+    other = FileStore(tmp_path / "state")
+    for _ in range(2):  # another process writes twice: the same inode holds the snapshot again
+        theirs = other.load("r1")
+        other.save(theirs)
+    snapshot = tmp_path / "state" / "runs" / "r1.json"
+    st = snapshot.stat()
+    known = store._stat["r1"]
+    os.utime(snapshot, ns=(st.st_atime_ns, known[0][1]))  # as if within one clock tick
+    run.status = "completed"
+    with pytest.raises(Exception, match="changed while this command worked on it"):
+        store.save(run)
