@@ -138,3 +138,52 @@ def test_a_record_a_power_cut_damaged_is_ignored_and_the_timer_fires_again(
     # executed three times, counted twice: the lost attempt is not counted (docs/guarantees.md)
     assert final["steps"]["poll"]["runs"] == 2
     assert "recovered" not in [e["type"] for e in final["history"]]
+
+
+def _trace_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Snapshot writes (`write`: directory fsync included, `deferred`: not) and directory fsyncs."""
+    trace: list[tuple[str, str]] = []
+    real_replace, real_dir = _fsops.durable_replace, _fsops.fsync_dir
+
+    def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
+        trace.append(("write" if sync_dir else "deferred", os.path.basename(path)))
+        real_replace(path, data, sync_dir=sync_dir)
+
+    def fsync_dir(path: str) -> None:
+        real_dir(path)
+        trace.append(("dirsync", os.path.basename(path)))
+
+    monkeypatch.setattr(_fsops, "durable_replace", durable_replace)
+    monkeypatch.setattr(_fsops, "fsync_dir", fsync_dir)
+    return trace
+
+
+def test_the_runs_a_tick_advanced_share_one_directory_fsync(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for run_id in ("p1", "p2", "p3"):
+        _start(project, run_id)
+    trace = _trace_syncs(monkeypatch)
+    out = project.run("tick", "--now", NOW, "--json")
+    assert [a["status"] for a in out.json()["advanced"]] == ["completed"] * 3
+    assert trace == [("deferred", "p1.json"), ("deferred", "p2.json"), ("deferred", "p3.json"),
+                     ("dirsync", "runs")]
+
+
+def test_a_step_never_starts_on_a_state_that_is_not_durable(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that goes on to a next step within the tick: the state that starts it is made
+    durable first (a power cut must not bring back a step that a later one already followed)."""
+    project.workflow("chain", "steps: [{id: poll}, {id: after, handler: after}]",
+                     POLL_PY + "\ndef after(ctx):\n    return 'done'\n")
+    project.json("start", "chain", "--run-id", "c1", "--input", "{}")
+    _start(project, "p1")
+    trace = _trace_syncs(monkeypatch)
+    out = project.run("tick", "--now", NOW, "--json")
+    assert [(a["run_id"], a["status"]) for a in out.json()["advanced"]] == [
+        ("c1", "completed"), ("p1", "completed")]
+    # c1: poll's outcome with `after` marked running is durable before `after` executes; its
+    # final state and p1's share the flush at the end
+    assert trace == [("write", "c1.json"), ("dirsync", "runs"), ("deferred", "c1.json"),
+                     ("deferred", "p1.json"), ("dirsync", "runs")]

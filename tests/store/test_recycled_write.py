@@ -126,3 +126,27 @@ def test_the_head_revision_tells_recycled_versions_apart(tmp_path: Path) -> None
     run.status = "completed"
     with pytest.raises(Exception, match="changed while this command worked on it"):
         store.save(run)
+
+
+def test_a_deferred_save_is_made_durable_before_its_run_is_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next write of a run reuses the inode its deferred version left: flush first."""
+    store = FileStore(tmp_path / "state")
+    runs = [Run(run_id=rid, workflow="w", input={}, created_at="2026-01-01T00:00:00.000Z",
+                updated_at="2026-01-01T00:00:00.000Z", status="waiting") for rid in ("a", "b")]
+    for run in runs:
+        store.create(run)
+        store.save(run)  # two versions: the next write recycles an inode
+    synced: list[str] = []
+    real = _fsops.fsync_dir
+    monkeypatch.setattr(_fsops, "fsync_dir", lambda path: (synced.append(path), real(path)))
+    store.save_deferred(runs[0])
+    store.save_deferred(runs[1])
+    assert synced == []
+    store.save_deferred(runs[0])
+    assert synced == [str(tmp_path / "state" / "runs")]
+    store.flush()
+    store.flush()  # nothing left to do
+    assert len(synced) == 2
+    assert FileStore(tmp_path / "state").load("a").revision == runs[0].revision == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,9 @@ def tick(
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between ticks (--watch).")]
     = 15.0,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes when many runs are due [default: CPUs, at most 4].")]
+    = None,
 ) -> None:
     """Fire due timers, recover interrupted runs, and continue them until they pause.
 
@@ -31,8 +35,9 @@ def tick(
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
     engine = settings().engine(now)
+    workers = workers or min(4, os.cpu_count() or 1)
     if not watch:
-        raise typer.Exit(_tick_once(engine, as_json, limit))
+        raise typer.Exit(_tick_once(engine, as_json, limit, workers))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -45,12 +50,12 @@ def tick(
         if now is None:
             engine = settings().engine(None)
             engine.should_stop = stop.is_set
-        _tick_once(engine, as_json, limit)
+        _tick_once(engine, as_json, limit, workers)
         stop.wait(interval)
 
 
-def _tick_once(engine: Any, as_json: bool, limit: int | None = None) -> int:
-    report = engine.tick(limit=limit)
+def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> int:
+    report = engine.tick(limit=limit, workers=workers)
     failed = any(a["status"] == "failed" for a in report.advanced)
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)

@@ -10,7 +10,7 @@ from wfrun.errors import CodeChangedError, NotFoundError, WfrunError
 from wfrun.model import PENDING, Run
 from wfrun.store.abc import ExecutionClaim
 
-from . import _children
+from . import _children, _workers
 from ._apply import fire_due
 from ._iteration_pauses import fire_iterations
 from ._schedule import Events
@@ -28,15 +28,28 @@ class TickReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def tick(engine: Engine, limit: int | None = None) -> TickReport:
-    """Fire due timers, recover abandoned runs, and continue each until it pauses."""
+def tick(engine: Engine, limit: int | None = None, workers: int = 1) -> TickReport:
+    """Fire due timers, recover abandoned runs, and continue each until it pauses (sharing
+    the due runs among up to `workers` forked processes when there are enough of them)."""
+    due = engine.store.due(to_iso(engine.clock.now()), limit)
+    if _workers.worth_it(len(due), workers):
+        report = TickReport()
+        _workers.tick_in_workers(engine, due, workers, advance, report)
+        return report
+    return advance(engine, due)
+
+
+def advance(engine: Engine, due: list[str]) -> TickReport:
+    """Advance the runs found due, one after another, in this process."""
     report = TickReport()
-    now = engine.clock.now()
-    engine.defer_sync = set()  # each run's history is fsynced once, all together at the end
+    # Durability is owed once, at the end, for everything the tick did: the last state of each
+    # run it advanced shares one flush, and each run's history is fsynced once.
+    engine.defer_sync = set()
     try:
-        _tick_runs(engine, engine.store.due(to_iso(now), limit), report)
+        _tick_runs(engine, due, report)
     finally:
         synced, engine.defer_sync = engine.defer_sync, None
+        engine.store.flush()
         _sync_histories(engine, sorted(synced), report)
     return report
 

@@ -180,7 +180,9 @@ class Engine:
                 run.running_since = None
             remember_nonces(run)
             run.updated_at = to_iso(now)
-            if durable or step is None:
+            if step is None and self.defer_sync is not None:
+                self.store.save_deferred(run)  # tick: nothing of it executes before the flush
+            elif durable or step is None:
                 self.store.save(run)
             else:
                 self.store.save_started(run)  # the step's outcome is the durable write
@@ -369,9 +371,11 @@ class Engine:
 
     # -- tick ----------------------------------------------------------------------------------
 
-    def tick(self, limit: int | None = None) -> TickReport:
-        """Fire due timers, recover abandoned runs, and continue each until it pauses."""
-        return _tick.tick(self, limit)
+    def tick(self, limit: int | None = None, workers: int = 1) -> TickReport:
+        """Fire due timers, recover abandoned runs, and continue each until it pauses; with
+        `workers` > 1, in that many forked processes when many runs are due (only from a
+        single-threaded process: fork copies no other thread)."""
+        return _tick.tick(self, limit, workers)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -70,6 +70,24 @@ class Store(ABC):
         """
         self.save(run)
 
+    def save_deferred(self, run: Run) -> None:
+        """Like `save`, except that the new state need only survive the death of this process
+        until the next `flush`; a power cut before then may bring back the previous state.
+
+        For a caller that executes nothing of the run until `flush` (a tick, for the last state
+        of each run it advanced): the writes of many runs then share one flush. A later save
+        of the same run makes this one durable first. This default makes it a `save`.
+        """
+        self.save(run)
+
+    def flush(self) -> None:  # noqa: B027 (a store without deferred saves has nothing to do)
+        """Make every state stored with `save_deferred` durable (StateError on an I/O failure).
+        The default has nothing to do."""
+
+    def after_fork(self) -> None:  # noqa: B027 (a store holding nothing per process)
+        """Called first thing in a process forked from one that used this store: drop what must
+        not be shared with the parent (held locks and claims, open connections)."""
+
     @abstractmethod
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         """A context manager holding the run's state lock: every read-modify-write of a run

@@ -23,8 +23,8 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops, _jsonlines, _keyfile, _started
-from wfrun.store._snapshot import head_revision, history_problem, parse_snapshot, render_snapshot
+from wfrun.store import _check, _fsops, _jsonlines, _keyfile, _started
+from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
@@ -44,6 +44,7 @@ class FileStore(_started.RecordingStore):
         self._key: bytes | None = None
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
+        self._unsynced: set[str] = set()  # runs saved with save_deferred, not yet flushed
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
         # the last run state read or written here: run, snapshot and claim-file signatures, bytes
         self._mine: _started.Mine | None = None
@@ -158,6 +159,24 @@ class FileStore(_started.RecordingStore):
         self._check_revision(run, path)
         self._write(run, path)
 
+    def save_deferred(self, run: Run) -> None:
+        path = self._snapshot_path(run.run_id)
+        self._check_revision(run, path)
+        self._write(run, path, deferred=True)
+
+    def flush(self) -> None:
+        if not self._unsynced:
+            return
+        runs = self._path("runs")
+        try:
+            _fsops.fsync_dir(runs)
+        except OSError as exc:
+            raise StateError(
+                f"cannot sync directory {runs}: {exc.strerror or exc}; the last state of "
+                f"{len(self._unsynced)} run(s) may not survive a power cut") from exc
+        finally:
+            self._unsynced.clear()
+
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
         fresh = known is not None and self._unchanged(run.run_id, path)
@@ -168,7 +187,9 @@ class FileStore(_started.RecordingStore):
                 f"(revision {stored}, expected {run.revision}); try again"
             )
 
-    def _write(self, run: Run, path: str) -> None:
+    def _write(self, run: Run, path: str, deferred: bool = False) -> None:
+        if run.run_id in self._unsynced:
+            self.flush()  # its spare is the inode that version is in: make the swap durable
         run_data = run.to_dict()
         run_data["revision"] = run.revision + 1
         due = run.next_due()
@@ -180,7 +201,7 @@ class FileStore(_started.RecordingStore):
         try:
             if new_index and new_index != old_index:
                 self._add_index(new_index)
-            _fsops.durable_replace(path, data)
+            _fsops.durable_replace(path, data, sync_dir=not deferred)
         except OSError as exc:
             kept = "the previous state is intact"
             with suppress(OSError), open(path, "rb") as fh:
@@ -191,6 +212,8 @@ class FileStore(_started.RecordingStore):
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
             ) from exc
         run.revision += 1
+        if deferred:
+            self._unsynced.add(run.run_id)
         known, fd = self._stat.get(run.run_id), self._claims.get(run.run_id)
         record = known[2] if known else None
         if record is not None and fd is not None:
@@ -276,48 +299,12 @@ class FileStore(_started.RecordingStore):
                 continue
 
     def check(self) -> tuple[int, list[dict[str, str]]]:
-        if not self._exists_dir():
-            return 0, []
-        runs, problems = 0, []
-        for sub in ("runs", "keys"):
-            try:
-                names = sorted(os.listdir(self._path(sub)))
-            except FileNotFoundError:
-                continue
-            for name in names:
-                path = self._path(sub, name)
-                if ".tmp-" in name:
-                    problems.append({"path": path, "kind": "temp", "reason": (
-                        "a temporary file left by an interrupted write; it is never read as "
-                        "state and can be deleted")})
-                elif name.startswith(".") and name.endswith(".prev"):
-                    problems.append({"path": path, "kind": "temp", "reason": (
-                        "the previous version of a snapshot, left by an interrupted write; it "
-                        "is never read as state, and the run's next write tidies it")})
-                elif sub == "runs" and name.endswith(".history.jsonl"):
-                    reason = history_problem(path)
-                    if reason:
-                        problems.append({"path": path, "kind": "history", "reason": reason})
-                elif sub == "runs" and name.endswith(".json"):
-                    runs += 1
-                    problems.extend(self._check_snapshot(name[: -len(".json")], path))
-        return runs, problems
-
-    def _check_snapshot(self, run_id: str, path: str) -> list[dict[str, str]]:
-        try:
-            run = self.load(run_id)
-        except (StateError, UsageError) as exc:
-            return [{"path": path, "kind": "snapshot", "reason": exc.message}]
-        except NotFoundError:
-            return []  # deleted meanwhile
-        entry = self._index.get(run_id)
-        if run.next_due() and not (entry and os.path.exists(self._path("due", entry[:11], entry))):
-            return [{"path": path, "kind": "index", "reason": (
-                f"run {run_id} is {run.status} but its due-index entry {entry or '(none)'} is "
-                "missing, so tick will not visit it")}]
-        return []
+        return _check.check(self) if self._exists_dir() else (0, [])
 
     # -- locks and claims ----------------------------------------------------------------------
+
+    def after_fork(self) -> None:
+        self._locks, self._claims = {}, {}  # filelock refuses a lock object made before a fork
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         check_run_id(run_id)

@@ -1,0 +1,79 @@
+"""`tick --workers N`: many due runs shared among forked worker processes (issue 4)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Project
+
+NOW = "2030-01-01T00:00:00Z"
+POLL_PY = """
+import os
+
+def poll(ctx):
+    if ctx.run.runs == 1:
+        ctx.flow.rerun("1s", None, 3)
+        return "again"
+    if ctx.input.get("die") and not os.path.exists(ctx.input["ledger"] + ".died"):
+        open(ctx.input["ledger"] + ".died", "w").close()
+        os._exit(9)  # the worker executing this run dies mid-step, once
+    with open(ctx.input["ledger"], "a") as fh:
+        fh.write(f"{ctx.run_id} {os.getpid()}\\n")
+    return ctx.run.runs
+"""
+
+
+def _start_many(project: Project, count: int, die: str | None = None) -> list[str]:
+    project.workflow("poll", "steps: [{id: poll}]", POLL_PY)
+    ledger = project.root / "ledger"
+    ids = [f"p{i:03d}" for i in range(count)]
+    for run_id in ids:
+        data = {"ledger": str(ledger), "die": run_id == die}
+        project.json("start", "poll", "--run-id", run_id, "--input", json.dumps(data))
+    return ids
+
+
+def test_workers_share_the_due_runs_and_report_them_in_due_order(project: Project) -> None:
+    ids = _start_many(project, 40)
+    out = project.cli("tick", "--now", NOW, "--workers", "2", "--json")
+    assert out.code == 0, out.stderr
+    advanced = json.loads(out.stdout)["advanced"]
+    assert [a["run_id"] for a in advanced] == ids  # the order they were due in
+    assert {(a["reason"], a["status"]) for a in advanced} == {("rerun", "completed")}
+    ledger = (project.root / "ledger").read_text().split()
+    runs, pids = ledger[::2], set(ledger[1::2])
+    assert sorted(runs) == ids  # every step attempt executed exactly once
+    assert len(pids) == 2
+    assert json.loads(project.cli("tick", "--now", NOW, "--json").stdout) == {
+        "advanced": [], "errors": []}
+
+
+def test_few_due_runs_are_advanced_in_the_tick_process_itself(project: Project) -> None:
+    _start_many(project, 5)
+    out = project.cli("tick", "--now", NOW, "--workers", "4", "--json")
+    assert out.code == 0, out.stderr
+    pids = set((project.root / "ledger").read_text().split()[1::2])
+    assert len(pids) == 1
+
+
+def test_a_dead_worker_is_reported_and_its_run_recovered_by_the_next_tick(
+    project: Project,
+) -> None:
+    ids = _start_many(project, 40, die="p007")
+    out = project.cli("tick", "--now", NOW, "--workers", "2", "--json")
+    assert out.code == 1
+    report = json.loads(out.stdout)
+    assert len(report["errors"]) == 1 and "a tick worker died" in report["errors"][0]["message"]
+    assert "a tick worker died" in out.stderr and "Traceback" not in out.stderr
+    reported = {a["run_id"] for a in report["advanced"]}
+    assert "p007" not in reported and len(reported) == 20  # the other worker's share
+    # the next tick recovers p007 (its worker died mid-step) and advances what that worker
+    # had not reached; every run completes, and no finished step attempt executed twice
+    again = project.cli("tick", "--now", NOW, "--workers", "1", "--json")
+    assert again.code == 0, again.stderr
+    recovered = [a for a in json.loads(again.stdout)["advanced"] if a["run_id"] == "p007"]
+    assert [(a["reason"], a["status"]) for a in recovered] == [("recovered", "completed")]
+    statuses = {row["run_id"]: row["status"] for row in project.json("list")}
+    assert statuses == dict.fromkeys(ids, "completed")
+    ledger = [line.split()[0] for line in (project.root / "ledger").read_text().splitlines()]
+    assert sorted(ledger) == ids

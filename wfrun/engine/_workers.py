@@ -1,0 +1,114 @@
+"""`tick --workers N`: the due runs shared among worker processes forked from this one.
+
+Each worker advances its share exactly as a lone tick would (the execution claim still keeps
+two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups)
+and sends its report back through a pipe. Workers run step code concurrently, on separate
+runs only. A worker that dies is reported; its runs are recovered by the next tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._tick import TickReport
+    from .core import Engine
+
+Share = Callable[["Engine", list[str]], "TickReport"]
+MIN_SHARE = 16  # fewer due runs than this per worker: forking costs more than it saves
+
+
+def worth_it(due: int, workers: int) -> bool:
+    """True if `due` runs are enough to share among `workers` processes."""
+    return workers > 1 and due >= 2 * MIN_SHARE and hasattr(os, "fork")
+
+
+def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share,
+                    report: TickReport) -> None:
+    """Advance `due` in up to `workers` forked processes; merge their reports into `report`."""
+    workers = min(workers, len(due) // MIN_SHARE)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children: dict[int, tuple[int, list[str]]] = {}  # read end -> (pid, share)
+    for index in range(workers):
+        share = due[index::workers]
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            _work(engine, share, advance, write_end)  # never returns
+        os.close(write_end)
+        children[read_end] = (pid, share)
+    for share, data, status in _collect(engine, children):
+        _merge(report, share, data, status)
+    order = {run_id: i for i, run_id in enumerate(due)}
+    report.advanced.sort(key=lambda item: order.get(item["run_id"], len(order)))
+
+
+def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
+    """The worker: advance `share`, write the report as JSON to `pipe`, exit."""
+    try:
+        engine.store.after_fork()
+        part = advance(engine, share)
+        payload = {"advanced": part.advanced, "errors": part.errors, "warnings": part.warnings}
+    except BaseException as exc:  # reported by the parent, which goes on with the other shares
+        payload = {"advanced": [], "warnings": [], "errors": [
+            {"run_id": share[0], "message": f"a tick worker stopped: {type(exc).__name__}: {exc}"}]}
+    try:
+        data = json.dumps(payload).encode()
+        while data:
+            data = data[os.write(pipe, data):]
+    finally:
+        os._exit(0)
+
+
+def _collect(engine: Engine, children: dict[int, tuple[int, list[str]]]
+             ) -> list[tuple[list[str], bytes, int]]:
+    """Read every worker's report and reap it; pass a stop request (SIGTERM) on to them."""
+    chunks: dict[int, list[bytes]] = {fd: [] for fd in children}
+    done: list[tuple[list[str], bytes, int]] = []
+    stopping = False
+    while chunks:
+        if not stopping and engine.should_stop():
+            stopping = True
+            for pid, _ in children.values():
+                _signal(pid)
+        ready, _, _ = select.select(list(chunks), [], [], 0.2)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+                continue
+            os.close(fd)
+            pid, share = children[fd]
+            _, status = os.waitpid(pid, 0)
+            done.append((share, b"".join(chunks.pop(fd)), status))
+    return done
+
+
+def _signal(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it has finished already
+        os.kill(pid, signal.SIGTERM)
+
+
+def _merge(report: TickReport, share: list[str], data: bytes, status: int) -> None:
+    try:
+        part = json.loads(data)
+    except ValueError:
+        part = None
+    if not isinstance(part, dict):
+        how = f"exit status {os.waitstatus_to_exitcode(status)}"
+        report.errors.append({"run_id": share[0], "message": (
+            f"a tick worker died ({how}) while advancing {len(share)} run(s) from this one; "
+            "the runs it was executing are recovered by the next tick")})
+        return
+    report.advanced.extend(part["advanced"])
+    report.errors.extend(part["errors"])
+    report.warnings.extend(part["warnings"])

@@ -1,0 +1,55 @@
+"""`wfrun doctor` for the file store: examine every file of the state directory, change none."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from wfrun.errors import NotFoundError, StateError, UsageError
+from wfrun.store._snapshot import history_problem
+
+if TYPE_CHECKING:
+    from wfrun.store.file import FileStore
+
+
+def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
+    """`Store.check` for the file store: snapshots, histories, leftovers and the due index."""
+    runs, problems = 0, []
+    for sub in ("runs", "keys"):
+        try:
+            names = sorted(os.listdir(store._path(sub)))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            path = store._path(sub, name)
+            if ".tmp-" in name:
+                problems.append({"path": path, "kind": "temp", "reason": (
+                    "a temporary file left by an interrupted write; it is never read as "
+                    "state and can be deleted")})
+            elif name.startswith(".") and name.endswith(".prev"):
+                problems.append({"path": path, "kind": "temp", "reason": (
+                    "the previous version of a snapshot, left by an interrupted write; it "
+                    "is never read as state, and the run's next write tidies it")})
+            elif sub == "runs" and name.endswith(".history.jsonl"):
+                reason = history_problem(path)
+                if reason:
+                    problems.append({"path": path, "kind": "history", "reason": reason})
+            elif sub == "runs" and name.endswith(".json"):
+                runs += 1
+                problems.extend(_check_snapshot(store, name[: -len(".json")], path))
+    return runs, problems
+
+def _check_snapshot(store: FileStore, run_id: str, path: str) -> list[dict[str, str]]:
+    """A snapshot's problem: it cannot be read or verified, or tick would never visit it."""
+    try:
+        run = store.load(run_id)
+    except (StateError, UsageError) as exc:
+        return [{"path": path, "kind": "snapshot", "reason": exc.message}]
+    except NotFoundError:
+        return []  # deleted meanwhile
+    entry = store._index.get(run_id)
+    if run.next_due() and not (entry and os.path.exists(store._path("due", entry[:11], entry))):
+        return [{"path": path, "kind": "index", "reason": (
+            f"run {run_id} is {run.status} but its due-index entry {entry or '(none)'} is "
+            "missing, so tick will not visit it")}]
+    return []
