@@ -130,7 +130,8 @@ def _tick_run(engine: Engine, run_id: str, claim: ExecutionClaim,
 
     try:
         # One durable write per fired step: "started" is kept only until the outcome is saved.
-        run, step = engine._transition(run_id, workflow, mutate, execute=True, durable=False)
+        run, step = engine._transition(run_id, workflow, mutate, execute=True, durable=False,
+                                       current=run)
     except _NothingDue:
         claim.release()
         return None

@@ -164,12 +164,13 @@ class Engine:
 
     def _transition(
         self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
-        durable: bool = True,
+        durable: bool = True, current: Run | None = None,
     ) -> tuple[Run, str | None]:
         """Load, mutate, schedule and save the run under its lock; one durable write (with
-        `durable=False`, a caller holding the claim only records the step it starts next)."""
+        `durable=False`, a caller holding the claim only records the step it starts next;
+        `current`: the run as loaded by the caller, unchanged since, if it still is the state)."""
         with self.store.lock(run_id):
-            run = self.store.load(run_id)
+            run = self.store.load(run_id) if current is None else self.store.reload(current)
             now = self.clock.now()
             events: Events = []
             mutate(run, events)
@@ -225,7 +226,7 @@ class Engine:
 
     def _continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
         """After letting the claim go, pick up work another process recorded meanwhile."""
-        latest = self.store.load(run.run_id)
+        latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
         if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
             claim = self.store.claim(run.run_id)
             if claim is not None:

@@ -47,6 +47,13 @@ class Store(ABC):
         verified; a corrupt snapshot is never modified.
         """
 
+    def reload(self, run: Run) -> Run:
+        """The run's current state: `run` itself if it is still the stored state (nothing was
+        saved since it was loaded or saved here), else a fresh `load`. Only for a `run` that
+        nothing changed since; it saves re-reading what this process already holds. This
+        default always loads."""
+        return self.load(run.run_id)
+
     @abstractmethod
     def save(self, run: Run) -> None:
         """Durably replace the stored run with `run`, then increment `run.revision`.

@@ -145,6 +145,13 @@ class FileStore(_started.RecordingStore):
         self._mine = (run_id, snapshot_sig, sig, record if started else raw)
         return run
 
+    def reload(self, run: Run) -> Run:
+        known = self._stat.get(run.run_id)
+        if known is not None and known[1] == run.revision \
+                and self._unchanged(run.run_id, self._snapshot_path(run.run_id)):
+            return run
+        return self.load(run.run_id)
+
     def _read_snapshot(self, run_id: str, path: str) -> tuple[os.stat_result, bytes]:
         try:
             with open(path, "rb") as fh:
