@@ -99,6 +99,27 @@ def durable_write_floor(tmp: Path, repeat: int) -> float:
     return median_time(lambda: _fsops.durable_write(target, data), repeat)
 
 
+def recycled_write(tmp: Path, repeat: int) -> float:
+    """wfrun's own snapshot write: the same protocol, reusing the inode of the version before
+    last (`_fsops.durable_replace`) instead of creating a temporary file each time."""
+    data = os.urandom(1024).hex().encode()
+    target = str(tmp / "recycled.json")
+    return median_time(lambda: _fsops.durable_replace(target, data), repeat)
+
+
+def state_lock(tmp: Path, repeat: int) -> float:
+    """One acquire and release of a run's state lock (filelock, as the file store uses it)."""
+    from filelock import FileLock
+
+    lock = FileLock(str(tmp / "run.lock"), mode=0o600, preserve_lock_file=True)
+
+    def cycle() -> None:
+        lock.acquire(timeout=30)
+        lock.release()
+
+    return median_time(cycle, repeat * 5)
+
+
 def write_workflows(root: Path) -> Path:
     wf = root / "workflows"
     wf.mkdir(parents=True, exist_ok=True)
@@ -202,6 +223,8 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     r: dict[str, Any] = {}
     floor = durable_write_floor(tmp, reps["write"])
     r["durable_write_ms"] = floor * 1000
+    r["wfrun_snapshot_write_ms"] = recycled_write(tmp, reps["write"]) * 1000
+    r["state_lock_cycle_ms"] = state_lock(tmp, reps["write"]) * 1000
     r["python_pass_ms"], r["python_pass_mib"] = _ms(
         process_stats([sys.executable, "-c", "pass"], tmp, reps["proc"])
     )
@@ -255,8 +278,16 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     )
     for i in range(reps["due"]):
         engine.start("poll", run_id=f"due{i:05d}")
-    args = wfrun_cmd(due_root, due_state, "tick", "--now", "2026-01-01T01:00:00Z")
-    elapsed, due_peak = launch(args, due_root)
+    for workers in ("1", "default"):
+        state = due_state if workers == "default" else due_root / "state-serial"
+        if workers == "1":
+            shutil.copytree(due_state, state)
+        args = wfrun_cmd(due_root, state, "tick", "--now", "2026-01-01T01:00:00Z",
+                         *(["--workers", "1"] if workers == "1" else []))
+        elapsed, due_peak = launch(args, due_root)
+        if workers == "1":
+            r["due_reruns_one_process_per_s"] = reps["due"] / elapsed
+            r["due_one_process_vs_write_rate"] = r["due_reruns_one_process_per_s"] * floor
     r["due_reruns"] = reps["due"]
     r["due_reruns_per_s"] = reps["due"] / elapsed
     r["due_tick_mib"] = due_peak

@@ -62,6 +62,7 @@ def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
         payload = {"advanced": [], "warnings": [], "errors": [
             {"run_id": share[0], "message": f"a tick worker stopped: {type(exc).__name__}: {exc}"}]}
     try:
+        sys.stderr.flush()  # what its steps echoed; os._exit flushes nothing
         data = json.dumps(payload).encode()
         while data:
             data = data[os.write(pipe, data):]
