@@ -34,14 +34,27 @@ def _op(name: str) -> None:
         raise OSError(code, f"{os.strerror(code)} (injected at {name} #{_op_count})")
 
 
+_DIRS: dict[str, tuple[int, int, int]] = {}  # path -> (descriptor, device, inode), a few
+_MAX_DIRS = 8
+
+
 def fsync_dir(path: str) -> None:
-    """fsync a directory so that a rename or create inside it is durable."""
+    """fsync a directory so that a rename or create inside it is durable.
+
+    The directory stays open for the next call (opening a file is not cheap everywhere); a
+    stat checks that `path` is still that directory, in case it was replaced meanwhile."""
     _op("dirsync")
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    st = os.stat(path)
+    kept = _DIRS.get(path)
+    if kept is None or kept[1:] != (st.st_dev, st.st_ino):
+        if kept is not None:
+            os.close(kept[0])
+        elif len(_DIRS) >= _MAX_DIRS:
+            os.close(_DIRS.pop(next(iter(_DIRS)))[0])
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        opened = os.fstat(fd)
+        kept = _DIRS[path] = (fd, opened.st_dev, opened.st_ino)
+    os.fsync(kept[0])
 
 
 def durable_write(path: str, data: bytes) -> None:

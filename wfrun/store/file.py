@@ -45,6 +45,8 @@ class FileStore(_started.RecordingStore):
         self._locks: dict[str, Any] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
         self._unsynced: set[str] = set()  # runs saved with save_deferred, not yet flushed
+        self._held: dict[str, int] = {}  # run -> depth of this process's hold of its state lock
+        self._checked: set[str] = set()  # runs read under their lock during the current hold
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
         # the last run state read or written here: run, snapshot and claim-file signatures, bytes
         self._mine: _started.Mine | None = None
@@ -125,6 +127,8 @@ class FileStore(_started.RecordingStore):
         if mine is not None and mine[0] == run_id and self._same(run_id, path, mine[1], mine[2]):
             # what this process just read or wrote, still in place: parse it again (a fresh
             # Run each time, as callers change it), but skip reading and verifying the file
+            if run_id in self._held:
+                self._checked.add(run_id)
             return parse_snapshot(path, mine[3], verified=True)[0]
         st, raw = self._read_snapshot(run_id, path)
         try:
@@ -143,12 +147,16 @@ class FileStore(_started.RecordingStore):
         self._stat[run_id] = (snapshot_sig, run.revision, sig)
         self._index[run_id] = index
         self._mine = (run_id, snapshot_sig, sig, record if started else raw)
+        if run_id in self._held:
+            self._checked.add(run_id)
         return run
 
     def reload(self, run: Run) -> Run:
         known = self._stat.get(run.run_id)
         if known is not None and known[1] == run.revision \
                 and self._unchanged(run.run_id, self._snapshot_path(run.run_id)):
+            if run.run_id in self._held:
+                self._checked.add(run.run_id)
             return run
         return self.load(run.run_id)
 
@@ -186,6 +194,8 @@ class FileStore(_started.RecordingStore):
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
+        if run.run_id in self._checked and known is not None and known[1] == run.revision:
+            return  # read under the lock this process still holds: no one else can have written
         fresh = known is not None and self._unchanged(run.run_id, path)
         stored = known[1] if known and fresh else self.load(run.run_id).revision  # or NotFound
         if stored != run.revision:
@@ -333,9 +343,15 @@ class FileStore(_started.RecordingStore):
                 f"run {run_id} is busy: its state lock was held for over "
                 f"{LOCK_TIMEOUT_SECONDS:.0f}s; try again"
             ) from None
+        self._held[run_id] = self._held.get(run_id, 0) + 1
         try:
             yield
         finally:
+            depth = self._held.pop(run_id) - 1
+            if depth:
+                self._held[run_id] = depth
+            else:
+                self._checked.discard(run_id)
             lock.release()
 
     def _claim_fd(self, run_id: str) -> int | None:
