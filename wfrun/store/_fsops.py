@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 
 _FAULT_KIND = ""
 _FAULT_AT = 0
@@ -182,21 +183,48 @@ def volatile_write(fd: int, data: bytes) -> None:
         os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
 
 
+# Files appended to recently, kept open: path -> (descriptor, device, inode). Threads (serve)
+# share it under the lock; fsync works on a duplicate, so no descriptor is closed under it.
+_APPENDING: dict[str, tuple[int, int, int]] = {}
+_MAX_APPENDING = 64
+_appending_lock = threading.Lock()
+
+
 def append_line(path: str, data: bytes) -> None:
     """Append bytes to a file in one write (O_APPEND), creating it 0600 if needed."""
+    with _appending_lock:
+        os.write(_appending(path), data)
+
+
+def _appending(path: str) -> int:
+    """A descriptor appending to `path`: the one kept open if `path` is still that file."""
+    kept = _APPENDING.get(path)
+    if kept is not None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == kept[1:]:
+            return kept[0]
+        os.close(_APPENDING.pop(path)[0])  # deleted or replaced: append to the file there now
+    elif len(_APPENDING) >= _MAX_APPENDING:
+        os.close(_APPENDING.pop(next(iter(_APPENDING)))[0])
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    opened = os.fstat(fd)
+    _APPENDING[path] = (fd, opened.st_dev, opened.st_ino)
+    return fd
 
 
 def fsync_file(path: str) -> None:
     """fsync an existing file's data (used for history at the end of a command)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
+    with _appending_lock:
+        kept = _APPENDING.get(path)
+        fd = os.dup(kept[0]) if kept is not None else None
+    if fd is None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
     try:
         _op("fsync")
         os.fsync(fd)
