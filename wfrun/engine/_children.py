@@ -52,7 +52,7 @@ def resolve_child(engine: Engine, parent: Workflow, name: str) -> Workflow:
             path = loader.find_manifest(name, place)
         except NotFoundError:
             continue
-        return loader.load_workflow(path)
+        return loader.load_workflow(path, cache=engine.store)
     raise NotFoundError(
         f"{parent.path}: no workflow {name!r} for a child run (looked in "
         f"{' and '.join(places)}); create it or fix the step's 'workflow:'"

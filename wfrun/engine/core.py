@@ -81,7 +81,7 @@ class Engine:
     def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
         """Find and load a workflow by name or manifest path (with its child workflows)."""
         workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
-                                        check_code=check_code)
+                                        check_code=check_code, cache=self.store)
         if check_code:
             _children.check_children(self, workflow)
         return workflow
@@ -91,7 +91,7 @@ class Engine:
         path = run.manifest_path
         if not path or not os.path.isfile(path):
             path = loader.find_manifest(run.workflow, self.workflows_dir)
-        workflow = loader.load_workflow(path, check_code=False)
+        workflow = loader.load_workflow(path, check_code=False, cache=self.store)
         changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
         if changed:
             warnings.append(

@@ -397,3 +397,15 @@ class FileStore(_started.RecordingStore):
             self._ensure()
             self._key = _keyfile.load_or_create(self._path("keys", "url.key"))
         return self._key
+
+    # -- parsed manifests (a cache, not state) ------------------------------------------------
+
+    def cached_manifest(self, digest: str) -> Any:
+        from wfrun.store import _manifest_cache  # loaded only by commands that read a workflow
+
+        return _manifest_cache.read(self.root, digest)
+
+    def cache_manifest(self, digest: str, document: Any) -> None:
+        from wfrun.store import _manifest_cache
+
+        _manifest_cache.write(self.root, digest, document)
