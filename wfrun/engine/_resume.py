@@ -12,10 +12,10 @@ from wfrun.model import Run
 from ._address import Segment, join, parse
 from ._ask import ask_nonce
 from ._children import after_change
-from ._composite import node
+from ._composite import has_composites, node
 from ._iteration_pauses import apply_iteration_resume
 from ._schedule import Events
-from ._tree import candidates, has_composites
+from ._tree import candidates
 
 if TYPE_CHECKING:
     from .core import Engine, Result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
 from wfrun.clock import Clock
@@ -22,17 +22,21 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
-from . import _children, _resume, _tick, _tree
+# Only what a plain start or resume uses is imported here; addresses into iterations and child
+# runs (_resume, _tree), tick and retry/fork are imported where they are used (start-up cost).
+from . import _children
 from ._accept import remember_nonces
 from ._apply import apply_outcome, apply_resume, cancel_run, resumable_steps
 from ._ask import answer_ask, ask_nonce
-from ._composite import is_composite
+from ._composite import has_composites, is_composite
 from ._document import run_document
 from ._execute import execute
 from ._links import LinkMaker
-from ._resume import finished_run_message
+from ._manifests import DeferredManifestCache
 from ._schedule import Events, event, schedule
-from ._tick import TickReport
+
+if TYPE_CHECKING:
+    from ._tick import TickReport
 
 Mutation = Callable[[Run, Events], None]
 NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
@@ -66,6 +70,7 @@ class Engine:
         self.base_url = base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL
         self.command = command
         self._links: LinkMaker | None = None
+        self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
         self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
         self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
 
@@ -81,7 +86,7 @@ class Engine:
     def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
         """Find and load a workflow by name or manifest path (with its child workflows)."""
         workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
-                                        check_code=check_code, cache=self.store)
+                                        check_code=check_code, cache=self.manifests)
         if check_code:
             _children.check_children(self, workflow)
         return workflow
@@ -91,7 +96,7 @@ class Engine:
         path = run.manifest_path
         if not path or not os.path.isfile(path):
             path = loader.find_manifest(run.workflow, self.workflows_dir)
-        workflow = loader.load_workflow(path, check_code=False, cache=self.store)
+        workflow = loader.load_workflow(path, check_code=False, cache=self.manifests)
         changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
         if changed:
             warnings.append(
@@ -104,7 +109,10 @@ class Engine:
         """The run document of SPEC §4 for a command's result."""
         events = self.store.read_history(result.run.run_id) if history else None
         doc = run_document(result.run, result.workflow, self.links, result.warnings, events)
-        _tree.extend_document(self, doc, result.run, result.workflow)
+        if result.run.parent is not None or has_composites(result.run):
+            from . import _tree
+
+            _tree.extend_document(self, doc, result.run, result.workflow)
         return doc
 
     # -- start ---------------------------------------------------------------------------------
@@ -142,6 +150,7 @@ class Engine:
             except ConflictError:
                 claim.release()
                 return self._existing_start(run.run_id, workflow, data)
+            self.manifests.flush()  # the state directory exists now
             self.store.append_history(run.run_id, events)
             result = self._execute_loop(run, workflow, claim, step, [])
             if parent is None:  # a child's parent is executing it and records it itself
@@ -249,6 +258,7 @@ class Engine:
         claim = self.store.claim(run_id)
         if claim is None:
             run, _ = self._transition(run_id, workflow, mutate, execute=False)
+            self.manifests.flush()
             if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
                 result = self._continue_if_woken(run, workflow, warnings)
                 if result.run.status != RUNNING:
@@ -261,6 +271,7 @@ class Engine:
             return Result(run, workflow, warnings)
         try:
             run, step = self._transition(run_id, workflow, mutate, execute=True)
+            self.manifests.flush()
         except BaseException:
             claim.release()
             raise
@@ -281,12 +292,19 @@ class Engine:
         run = self.store.load(run_id)
         warnings: list[str] = []
         if run.finished:
+            from . import _resume
+
             raise ConflictError(_resume.finished_message(self, run, step)
-                                or finished_run_message(run, step))
-        found = _resume.resume_target(self, run, step)
-        if not isinstance(found, str):
-            return _resume.resume_nested(self, run, found, data, action, request)
-        target = found
+                                or _resume.finished_run_message(run, step))
+        if has_composites(run) or (step is not None and ("/" in step or "[" in step)):
+            from . import _resume  # an address into iterations or child runs
+
+            found = _resume.resume_target(self, run, step)
+            if not isinstance(found, str):
+                return _resume.resume_nested(self, run, found, data, action, request)
+            target = found
+        else:
+            target = self._resume_target(run, step)
         workflow = self.workflow_of(run, warnings)
         if target not in workflow.steps:
             raise CodeChangedError(
@@ -322,6 +340,8 @@ class Engine:
             return candidates[0]
         if not candidates:
             if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
+                from ._resume import finished_run_message
+
                 raise ConflictError(finished_run_message(run, None))
             raise ConflictError(
                 f"run {run.run_id} is {run.status} and has no step waiting for data"
@@ -364,14 +384,20 @@ class Engine:
         """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
         from . import _rewind
 
-        return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
-                            new_id=new_id, reason=reason)
+        result = _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
+                              new_id=new_id, reason=reason)
+        self.manifests.flush()
+        return result
 
     # -- tick ----------------------------------------------------------------------------------
 
     def tick(self, limit: int | None = None) -> TickReport:
         """Fire due timers, recover abandoned runs, and continue each until it pauses."""
-        return _tick.tick(self, limit)
+        from . import _tick
+
+        report = _tick.tick(self, limit)
+        self.manifests.flush()
+        return report
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -394,4 +420,4 @@ class Engine:
 
 
 
-__all__ = ["Engine", "Result", "TickReport"]
+__all__ = ["Engine", "Result"]

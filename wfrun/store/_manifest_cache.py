@@ -18,20 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from contextlib import suppress
 from typing import Any
 
-_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_PREFIX = "sha256:"
+_HEX = frozenset("0123456789abcdef")
 _SUBDIR = "cache"
 
 
 def _entry_path(root: str, digest: str) -> str:
-    match = _DIGEST.fullmatch(digest)
-    if match is None:
+    hex_part = digest[len(_PREFIX):]
+    if not digest.startswith(_PREFIX) or len(hex_part) != 64 or not _HEX.issuperset(hex_part):
         raise ValueError(f"not a manifest digest (sha256:HEX): {digest!r}")
-    return os.path.join(root, _SUBDIR, f"manifest-{match.group(1)}.json")
+    return os.path.join(root, _SUBDIR, f"manifest-{hex_part}.json")
 
 
 def _private_dir(path: str) -> bool:
