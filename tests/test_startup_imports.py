@@ -174,3 +174,32 @@ def test_an_edited_manifest_is_picked_up(approve, tmp_path: Path) -> None:  # ty
     doc = json.loads(out)
     assert (doc["status"], doc["output"]) == ("completed", 2)
     assert len(_cache_entries(approve)) == len(before) + 1  # and cached under its new digest
+
+
+def test_validate_caches_nothing_and_creates_no_state(approve) -> None:  # type: ignore[no-untyped-def]
+    assert approve.run("validate").code == 0
+    assert not approve.state.exists()  # no state directory just to cache a manifest
+    approve.json("start", "one")
+    before = approve.snapshots()
+    assert approve.run("validate").code == 0  # parses approve.yaml: nothing cached, no change
+    assert approve.snapshots() == before
+
+
+def test_a_manifest_json_cannot_hold_is_parsed_each_time(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project = approve
+    project.json("start", "one")
+    assert len(_cache_entries(project)) == 1  # a manifest JSON can hold is cached
+    project.workflow("dated", """
+        description: YAML reads the date below as a date, which JSON has no type for
+        input_schema: {type: object, examples: [2026-01-01]}
+        steps:
+          - id: ask
+            wait: true
+          - id: after
+            handler: done
+    """, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "dated")["run_id"]
+    assert len(_cache_entries(project)) == 1  # this one is not
+    modules, out = modules_of(project, tmp_path, "resume", run_id, "--data", "{}")
+    assert "yaml" in modules
+    assert f"Run {run_id} (dated) is completed." in out
