@@ -65,12 +65,12 @@ def encode(document: Any) -> bytes | None:
     """The document as JSON bytes, or None if it does not come back from JSON unchanged
     (YAML dates, sets, binary, non-string keys, NaN...)."""
     try:
-        text = json.dumps(document, ensure_ascii=False, allow_nan=True)
+        text = json.dumps(document, ensure_ascii=False)
         if json.loads(text) != document:
             return None
+        return text.encode()  # UnicodeEncodeError (a lone surrogate) is a ValueError
     except (TypeError, ValueError, RecursionError):
         return None
-    return text.encode()
 
 
 def write(root: str, digest: str, document: Any) -> None:
