@@ -182,7 +182,7 @@ def test_validate_caches_nothing_and_creates_no_state(approve) -> None:  # type:
     assert not approve.state.exists()  # no state directory just to cache a manifest
     approve.json("start", "one")
     before = approve.snapshots()
-    assert approve.run("validate").code == 0  # parses approve.yaml: nothing cached, no change
+    assert approve.cli("validate").code == 0  # parses approve.yaml: nothing cached, no change
     assert approve.snapshots() == before
 
 
@@ -204,3 +204,18 @@ def test_a_manifest_json_cannot_hold_is_parsed_each_time(approve, tmp_path: Path
     modules, out = modules_of(project, tmp_path, "resume", run_id, "--data", "{}")
     assert "yaml" in modules
     assert f"Run {run_id} (dated) is completed." in out
+
+
+def test_a_refused_command_caches_nothing(project) -> None:  # type: ignore[no-untyped-def]
+    manifest = ("steps:\n  - id: ask\n    wait: true\n"
+                "    resume_schema: {type: object, required: [ok]}\n"
+                "  - id: after\n    handler: done\n")
+    project.workflow("gate", manifest, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "gate")["run_id"]
+    project.workflow("gate", "description: edited\n" + manifest)  # new bytes: not cached yet
+    before = project.snapshots()
+    out = project.cli("resume", run_id, "--data", '{"no": 1}')
+    assert out.code != 0 and "resume data" in out.stderr
+    assert project.snapshots() == before  # refused: not even a cache entry was written
+    assert project.cli("resume", run_id, "--data", '{"ok": 1}').code == 0
+    assert len(_cache_entries(project)) == 2  # accepted: the edited manifest is cached

@@ -21,9 +21,8 @@ class DeferredManifestCache:
 
     def cached_manifest(self, digest: str) -> Any:
         """The pending document, else the store's cached one, else None."""
-        if digest in self.pending:
-            return self.pending[digest]
-        return self.store.cached_manifest(digest)
+        document = self.pending.get(digest)  # one dict operation: tick and serve use threads
+        return document if document is not None else self.store.cached_manifest(digest)
 
     def cache_manifest(self, digest: str, document: Any) -> None:
         """Hold `document` until the command has changed state."""
@@ -31,6 +30,9 @@ class DeferredManifestCache:
 
     def flush(self) -> None:
         """Give the held documents to the store (call after a state change succeeded)."""
-        while self.pending:
-            digest, document = self.pending.popitem()
+        while True:
+            try:
+                digest, document = self.pending.popitem()  # atomic: threads may flush at once
+            except KeyError:
+                return
             self.store.cache_manifest(digest, document)
