@@ -13,8 +13,6 @@ from wfrun.durations import to_iso
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
-    NotFoundError,
-    UsageError,
     WfrunError,
 )
 from wfrun.ids import check_run_id, new_run_id
@@ -22,11 +20,10 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
-# Only what a plain start or resume uses is imported here; addresses into iterations and child
-# runs (_resume, _tree), tick and retry/fork are imported where they are used (start-up cost).
+# Nested runs' and iterations' modules (_resume, _tree), tick, retry and fork: imported on use.
 from . import _children
 from ._accept import remember_nonces
-from ._apply import apply_outcome, apply_resume, cancel_run, resumable_steps
+from ._apply import apply_outcome, apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
 from ._composite import has_composites, is_composite
 from ._document import run_document
@@ -34,6 +31,7 @@ from ._execute import execute
 from ._links import LinkMaker
 from ._manifests import DeferredManifestCache
 from ._schedule import Events, event, schedule
+from ._target import finished_run_message, is_address, plain_target
 
 if TYPE_CHECKING:
     from ._tick import TickReport
@@ -295,16 +293,16 @@ class Engine:
             from . import _resume
 
             raise ConflictError(_resume.finished_message(self, run, step)
-                                or _resume.finished_run_message(run, step))
-        if has_composites(run) or (step is not None and ("/" in step or "[" in step)):
-            from . import _resume  # an address into iterations or child runs
+                                or finished_run_message(run, step))
+        if is_address(run, step):
+            from . import _resume
 
             found = _resume.resume_target(self, run, step)
             if not isinstance(found, str):
                 return _resume.resume_nested(self, run, found, data, action, request)
             target = found
         else:
-            target = self._resume_target(run, step)
+            target = plain_target(run, step)
         workflow = self.workflow_of(run, warnings)
         if target not in workflow.steps:
             raise CodeChangedError(
@@ -327,29 +325,6 @@ class Engine:
         result = self._drive(run_id, workflow, mutate, warnings)
         _children.after_change(self, result.run, result.warnings)
         return result
-
-    def _resume_target(self, run: Run, step: str | None) -> str:
-        candidates = resumable_steps(run)
-        if step is not None:
-            if step not in run.steps:
-                raise NotFoundError(
-                    f"run {run.run_id} has no step '{step}' (steps: {', '.join(run.steps)})"
-                )
-            return step
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
-                from ._resume import finished_run_message
-
-                raise ConflictError(finished_run_message(run, None))
-            raise ConflictError(
-                f"run {run.run_id} is {run.status} and has no step waiting for data"
-            )
-        raise UsageError(
-            f"run {run.run_id} has several steps that can take data ({', '.join(candidates)}); "
-            "choose one with --step"
-        )
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:
@@ -384,10 +359,8 @@ class Engine:
         """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
         from . import _rewind
 
-        result = _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
-                              new_id=new_id, reason=reason)
-        self.manifests.flush()
-        return result
+        return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
+                            new_id=new_id, reason=reason)
 
     # -- tick ----------------------------------------------------------------------------------
 
