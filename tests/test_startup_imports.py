@@ -219,3 +219,17 @@ def test_a_refused_command_caches_nothing(project) -> None:  # type: ignore[no-u
     assert project.snapshots() == before  # refused: not even a cache entry was written
     assert project.cli("resume", run_id, "--data", '{"ok": 1}').code == 0
     assert len(_cache_entries(project)) == 2  # accepted: the edited manifest is cached
+
+
+def test_a_tick_of_a_cached_workflow_does_not_import_yaml(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project.workflow("nap", """
+        steps:
+          - id: rest
+            sleep: 1h
+          - id: after
+            handler: done
+    """, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "nap")["run_id"]
+    modules, _ = modules_of(project, tmp_path, "tick", "--now", "2099-01-01T00:00:00Z")
+    assert "yaml" not in modules and "wfrun.engine._tick" in modules
+    assert project.json("show", run_id)["status"] == "completed"  # the tick did the work
