@@ -7,7 +7,7 @@ Layout (private to this module):
       runs/RUN.history.jsonl       the run's events, appended one line each
       runs/RUN.log.jsonl           what its steps printed or logged (`wfrun logs`), a line each
       due/YYYYMMDDTHH/TIME~RUN     the due index: one empty file per run that tick must visit
-      locks/RUN.lock, RUN.exec     the state lock and the execution claim (both flock)
+      locks/RUN.lock, RUN.exec     the state lock (filelock) and the execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
 """
 
@@ -308,15 +308,16 @@ class FileStore(_started.RecordingStore):
 
     @contextmanager
     def _locked(self, run_id: str) -> Iterator[None]:
-        from wfrun.store._statelock import LockTimeout, StateLock
+        from filelock import FileLock, Timeout
 
         self._ensure()
         lock = self._locks.get(run_id)
-        if lock is None:  # one object per run (reentrant per thread)
-            lock = self._locks[run_id] = StateLock(self._path("locks", run_id + ".lock"))
+        if lock is None:  # one object per run: building a FileLock costs more than using it
+            lock = self._locks[run_id] = FileLock(
+                self._path("locks", run_id + ".lock"), mode=0o600, preserve_lock_file=True)
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
-        except LockTimeout:
+        except Timeout:
             raise ConflictError(
                 f"run {run_id} is busy: its state lock was held for over "
                 f"{LOCK_TIMEOUT_SECONDS:.0f}s; try again"
