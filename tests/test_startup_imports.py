@@ -22,6 +22,13 @@ from wfrun.cli import COMMAND_MODULES, app_for, command_name
 NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "wfrun.http", "http.server", "wfrun._templates",
                    "wfrun.cli._serve", "wfrun.cli._doctor", "wfrun.cli._ops", "wfrun.engine._rewind")
 
+# What a plain resume of a workflow whose manifest is already cached does not import either:
+# yaml (the parsed manifest comes from the store's cache) and the engine's modules for nested
+# runs, foreach iterations and tick.
+NOT_ON_A_CACHED_RESUME = ("yaml", "_yaml", "wfrun.engine._tree", "wfrun.engine._resume",
+                          "wfrun.engine._address", "wfrun.engine._iteration_pauses",
+                          "wfrun.engine._tick")
+
 WRAPPER = """
 import atexit, json, runpy, sys
 out = sys.argv[1]
@@ -66,6 +73,7 @@ def test_resume_imports_nothing_heavy(approve, tmp_path: Path, as_json: bool) ->
     flags = ["--json"] if as_json else []
     modules, out = modules_of(approve, tmp_path, "resume", run_id, "--data", "{}", *flags)
     assert heavy(modules) == []
+    assert [m for m in modules if m.split(".")[0] == "yaml" or m in NOT_ON_A_CACHED_RESUME] == []
     assert "wfrun.store.file" in modules  # it did the work
     assert ('"status": "completed"' if as_json else f"Run {run_id} (approve) is completed.") in out
 
@@ -117,3 +125,110 @@ def test_only_the_invoked_command_is_built(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(app_for(["nope"]).registered_commands) == len(COMMAND_MODULES)
     monkeypatch.setenv("_WFRUN_COMPLETE", "complete_bash")
     assert len(app_for(["resume"]).registered_commands) == len(COMMAND_MODULES)
+
+
+def test_a_second_start_reads_the_cached_manifest(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, _ = modules_of(approve, tmp_path, "start", "one")
+    assert "yaml" in first  # a new manifest is parsed (and cached once the run is stored)
+    second, out = modules_of(approve, tmp_path, "start", "one")
+    assert "yaml" not in second
+    assert "is completed." in out
+
+
+def _cache_entries(project) -> list[Path]:  # type: ignore[no-untyped-def]
+    return sorted((project.state / "cache").glob("manifest-*.json"))
+
+
+@pytest.mark.parametrize("damage", ["torn", "tampered", "foreign"])
+def test_a_damaged_cache_entry_is_ignored(approve, tmp_path: Path, damage: str) -> None:  # type: ignore[no-untyped-def]
+    approve.json("start", "one")
+    run_id = approve.json("start", "approve")["run_id"]
+    [entry] = [e for e in _cache_entries(approve) if b'"ask"' in e.read_bytes()]
+    [other] = [e for e in _cache_entries(approve) if e != entry]  # the entry of `one`
+    raw = entry.read_bytes()
+    entry.write_bytes({
+        "torn": raw[: len(raw) // 2],
+        # valid JSON naming a handler that does not exist: the checksum catches it
+        "tampered": raw.replace(b'"handler": "done"', b'"handler": "gone"'),
+        "foreign": other.read_bytes(),  # another manifest's entry under this digest
+    }[damage])
+    modules, out = modules_of(approve, tmp_path, "resume", run_id, "--data", "{}", "--json")
+    assert "yaml" in modules  # the manifest was parsed again
+    doc = json.loads(out)
+    assert (doc["status"], doc["output"], doc["warnings"]) == ("completed", 1, [])
+    assert entry.read_bytes() == raw  # and cached again
+
+
+def test_an_edited_manifest_is_picked_up(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_id = approve.json("start", "approve")["run_id"]
+    before = _cache_entries(approve)
+    approve.workflow("approve", """
+        steps:
+          - id: ask
+            wait: true
+          - id: after
+            handler: other
+    """, "def done(ctx):\n    return 1\n\ndef other(ctx):\n    return 2\n")
+    modules, out = modules_of(approve, tmp_path, "resume", run_id, "--data", "{}", "--json")
+    assert "yaml" in modules  # new bytes, new digest: parsed, not taken from the cache
+    doc = json.loads(out)
+    assert (doc["status"], doc["output"]) == ("completed", 2)
+    assert len(_cache_entries(approve)) == len(before) + 1  # and cached under its new digest
+
+
+def test_validate_caches_nothing_and_creates_no_state(approve) -> None:  # type: ignore[no-untyped-def]
+    assert approve.run("validate").code == 0
+    assert not approve.state.exists()  # no state directory just to cache a manifest
+    approve.json("start", "one")
+    before = approve.snapshots()
+    assert approve.cli("validate").code == 0  # parses approve.yaml: nothing cached, no change
+    assert approve.snapshots() == before
+
+
+def test_a_manifest_json_cannot_hold_is_parsed_each_time(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project = approve
+    project.json("start", "one")
+    assert len(_cache_entries(project)) == 1  # a manifest JSON can hold is cached
+    project.workflow("dated", """
+        description: YAML reads the date below as a date, which JSON has no type for
+        input_schema: {type: object, examples: [2026-01-01]}
+        steps:
+          - id: ask
+            wait: true
+          - id: after
+            handler: done
+    """, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "dated")["run_id"]
+    assert len(_cache_entries(project)) == 1  # this one is not
+    modules, out = modules_of(project, tmp_path, "resume", run_id, "--data", "{}")
+    assert "yaml" in modules
+    assert f"Run {run_id} (dated) is completed." in out
+
+
+def test_a_refused_command_caches_nothing(project) -> None:  # type: ignore[no-untyped-def]
+    manifest = ("steps:\n  - id: ask\n    wait: true\n"
+                "    resume_schema: {type: object, required: [ok]}\n"
+                "  - id: after\n    handler: done\n")
+    project.workflow("gate", manifest, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "gate")["run_id"]
+    project.workflow("gate", "description: edited\n" + manifest)  # new bytes: not cached yet
+    before = project.snapshots()
+    out = project.cli("resume", run_id, "--data", '{"no": 1}')
+    assert out.code != 0 and "resume data" in out.stderr
+    assert project.snapshots() == before  # refused: not even a cache entry was written
+    assert project.cli("resume", run_id, "--data", '{"ok": 1}').code == 0
+    assert len(_cache_entries(project)) == 2  # accepted: the edited manifest is cached
+
+
+def test_a_tick_of_a_cached_workflow_does_not_import_yaml(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project.workflow("nap", """
+        steps:
+          - id: rest
+            sleep: 1h
+          - id: after
+            handler: done
+    """, "def done(ctx):\n    return 1\n")
+    run_id = project.json("start", "nap")["run_id"]
+    modules, _ = modules_of(project, tmp_path, "tick", "--now", "2099-01-01T00:00:00Z")
+    assert "yaml" not in modules and "wfrun.engine._tick" in modules
+    assert project.json("show", run_id)["status"] == "completed"  # the tick did the work

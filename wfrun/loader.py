@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from wfrun import _schema
 from wfrun.errors import ManifestError, NotFoundError
@@ -60,6 +60,17 @@ def _default_name(path: str) -> str:
     if base == "workflow.yaml":
         return os.path.basename(os.path.dirname(path))
     return os.path.splitext(base)[0]
+
+
+class ManifestCache(Protocol):
+    """Where parsed manifests are kept between processes (the store: see
+    `Store.cached_manifest` and `Store.cache_manifest` for the contract)."""
+
+    def cached_manifest(self, digest: str) -> Any:
+        """The document cached under `digest`, or None."""
+
+    def cache_manifest(self, digest: str, document: Any) -> None:
+        """Remember `document` under `digest` (best effort)."""
 
 
 _unique_loader: Any = None
@@ -128,18 +139,21 @@ def _check_size(path: str, data: object) -> None:
             stack.extend(node)
 
 
-def load_workflow(path: str, *, check_code: bool = True) -> Workflow:
+def load_workflow(path: str, *, check_code: bool = True,
+                  cache: ManifestCache | None = None) -> Workflow:
     """Read and validate a manifest; with `check_code`, also check schemas and handlers.
 
     `check_code=False` (resume, tick) skips importing the module and meta-checking schemas
     until they are needed, which keeps cold commands fast. A workflow whose manifest and module
     files are unchanged (same inode, size and mtime) is served from a cache, so a tick over many
-    runs of one workflow reads it once.
+    runs of one workflow reads it once. With `cache`, a manifest whose bytes were parsed before
+    (same sha256) is taken from it instead of parsing YAML again (importing yaml alone costs
+    a cold command ~25 ms); a miss parses the YAML and stores the document there.
     """
     cached = _workflows.get((path, check_code))
     if cached is not None and cached[0] == _signature(path, cached[1].module_path):
         return cached[1]
-    workflow = _load_workflow(path, check_code)
+    workflow = _load_workflow(path, check_code, cache)
     _workflows[(path, check_code)] = (_signature(path, workflow.module_path), workflow)
     return workflow
 
@@ -155,7 +169,7 @@ def _signature(*paths: str) -> tuple[tuple[int, int, int] | None, ...]:
     return tuple(result)
 
 
-def _load_workflow(path: str, check_code: bool) -> Workflow:
+def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> Workflow:
     try:
         size = os.path.getsize(path)
         if size > MAX_MANIFEST_BYTES:
@@ -168,13 +182,21 @@ def _load_workflow(path: str, check_code: bool) -> Workflow:
         raise NotFoundError(f"no workflow manifest at {path}") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
-    data = _read_yaml(path, raw)
+    digest = _hash(raw)
+    data = cache.cached_manifest(digest) if cache is not None else None
+    parsed = data is None
+    if parsed:
+        data = _read_yaml(path, raw)
+    else:
+        _check_size(path, data)  # a cached document gets the same checks as parsed YAML
     workflow, module = parse_manifest(data, path, _default_name(path))
+    if parsed and cache is not None:  # after parse_manifest: only a valid manifest is cached
+        cache.cache_manifest(digest, data)
     stem = os.path.splitext(os.path.basename(path))[0]
     directory = os.path.dirname(path)
     default_module = "workflow.py" if stem == "workflow" else stem + ".py"
     workflow.module_path = os.path.join(directory, module or default_module)
-    workflow.code_hash = {"manifest": _hash(raw), "module": _file_hash(workflow.module_path)}
+    workflow.code_hash = {"manifest": digest, "module": _file_hash(workflow.module_path)}
     if check_code:
         check_schemas(workflow)
         needs_code = any(s.kind == "code" for s in workflow.steps.values())

@@ -5,6 +5,8 @@ A PostgreSQL store will join `STORES`; each test states one promise of the inter
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -284,3 +286,47 @@ def test_save_started_is_loaded_until_a_save_supersedes_it(
         assert (final.revision, final.steps["a"].output) == (3, "done")
     finally:
         claim.release()
+
+
+MANIFEST = {"name": "wf", "steps": [{"id": "ask", "wait": True, "timeout": "30d"},
+                                    {"id": "after", "handler": "done", "retry": {"delay": 1.5}}]}
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_cached_manifest_is_read_back_by_another_process(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("r1"))  # the storage exists: a cache write may keep the document
+    digest = _digest("steps: ...")
+    assert store.cached_manifest(digest) is None
+    store.cache_manifest(digest, MANIFEST)
+    assert open_store().cached_manifest(digest) == MANIFEST
+    assert open_store().cached_manifest(_digest("other bytes")) is None
+    assert [r.run_id for r in open_store().iter_runs() if isinstance(r, Run)] == ["r1"]
+    assert store.check()[1] == []  # a cache entry is not a run, nor a problem
+
+
+@pytest.mark.parametrize("document", [
+    {"steps": [{"id": "a", "sleep_until": datetime.date(2026, 1, 1)}]},  # YAML date
+    {"steps": [{"id": "a"}], 1: "an int key"},
+    {"steps": [{"id": "a", "timeout": float("nan")}]},
+    {"steps": [{"id": "a", "tags": {"a", "b"}}]},  # YAML !!set
+    {"steps": [{"id": "a", "data": b"\x00binary"}]},  # YAML !!binary
+])
+def test_a_manifest_that_json_would_change_is_not_cached(store: Store, document: object) -> None:
+    store.create(make_run("r1"))
+    digest = _digest(repr(document))
+    store.cache_manifest(digest, document)
+    assert store.cached_manifest(digest) is None
+
+
+@pytest.mark.parametrize("bad", ["", "sha256:", "md5:" + "0" * 64, "sha256:" + "A" * 64,
+                                 "sha256:" + "0" * 63, "sha256:../" + "0" * 61])
+def test_a_malformed_manifest_digest_is_refused(store: Store, bad: str) -> None:
+    with pytest.raises(ValueError):
+        store.cached_manifest(bad)
+    with pytest.raises(ValueError):
+        store.cache_manifest(bad, MANIFEST)

@@ -1,5 +1,5 @@
 """The engine package: `Engine` runs workflows; its helpers are private modules."""
 
-from wfrun.engine.core import Engine, Result, TickReport
+from wfrun.engine.core import Engine, Result
 
-__all__ = ["Engine", "Result", "TickReport"]
+__all__ = ["Engine", "Result"]

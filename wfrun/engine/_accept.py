@@ -18,7 +18,6 @@ from ._apply import apply_resume
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of
-from ._iteration_pauses import apply_iteration_resume
 from ._links import VERBS, token_matches
 from ._schedule import Events
 
@@ -116,6 +115,8 @@ def accept_resume(
         now, nonce = engine.clock.now(), ask_nonce(node_of(r, step))
         if step != spec.id:  # a foreach iteration
             index = int(step[len(spec.id) + 1:-1])
+            from ._iteration_pauses import apply_iteration_resume  # foreach only: imported late
+
             apply_iteration_resume(r, workflow, spec.id, index, data, action, request, now,
                                    events, nonce)
         elif not answer_ask(r, spec, data, action, request, now, events, nonce):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from wfrun.errors import UsageError
 
+from ._composite import label
+
 _SEGMENT = re.compile(r"([A-Za-z0-9_-]+)(?:\[(\d{1,9})\])?")
 
 
@@ -18,7 +20,7 @@ class Segment:
     index: int | None = None
 
     def __str__(self) -> str:
-        return self.step if self.index is None else f"{self.step}[{self.index}]"
+        return label(self.step, self.index)
 
 
 def parse(address: str) -> list[Segment]:
@@ -35,11 +37,6 @@ def parse(address: str) -> list[Segment]:
         index = match.group(2)
         segments.append(Segment(match.group(1), int(index) if index is not None else None))
     return segments
-
-
-def label(step: str, index: int | None) -> str:
-    """How one step or iteration is written in an address and in history: `step` or `step[2]`."""
-    return str(Segment(step, index))
 
 
 def join(*parts: str) -> str:

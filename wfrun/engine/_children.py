@@ -21,13 +21,13 @@ from wfrun.ids import RUN_ID_PATTERN
 from wfrun.manifest import StepSpec, Workflow
 from wfrun.model import CANCELLED, FINISHED, RUNNING, SKIPPED, Run
 
-from ._address import label
 from ._composite import (
     ChildResult,
     apply_child_result,
     apply_iteration_outcome,
     begin_next,
     items_of,
+    label,
     node,
     settle,
 )
@@ -52,7 +52,7 @@ def resolve_child(engine: Engine, parent: Workflow, name: str) -> Workflow:
             path = loader.find_manifest(name, place)
         except NotFoundError:
             continue
-        return loader.load_workflow(path)
+        return loader.load_workflow(path, cache=engine.manifests)
     raise NotFoundError(
         f"{parent.path}: no workflow {name!r} for a child run (looked in "
         f"{' and '.join(places)}); create it or fix the step's 'workflow:'"

@@ -29,7 +29,6 @@ from wfrun.model import (
     StepState,
 )
 
-from ._address import label
 from ._apply import Outcome, _check_outcome, _complete, apply_pause, cancel_run, fail_run
 from ._ask import apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
@@ -42,6 +41,16 @@ COMPOSITE_PAUSES = frozenset({PAUSE_CHILD, PAUSE_FOREACH})
 def is_composite(spec: StepSpec | None) -> bool:
     """True for a step that runs a child workflow or iterates (`workflow:` or `foreach:`)."""
     return spec is not None and (spec.kind == "workflow" or spec.foreach is not None)
+
+
+def has_composites(run: Run) -> bool:
+    """True if some step of the run iterates or has a child run."""
+    return any(s.child or s.iterations is not None for s in run.steps.values())
+
+
+def label(step: str, index: int | None) -> str:
+    """How one step or iteration is written in an address and in history: `step` or `step[2]`."""
+    return step if index is None else f"{step}[{index}]"
 
 
 def node(run: Run, step_id: str, index: int | None) -> StepState:

@@ -19,10 +19,9 @@ from wfrun.model import (
     StepState,
 )
 
-from ._address import label
 from ._apply import _complete, cancel_run, fire_timer
 from ._ask import answer_timeout, is_ask, record_answer
-from ._composite import node, settle
+from ._composite import label, node, settle
 from ._schedule import Events, event
 
 

@@ -12,10 +12,11 @@ from wfrun.model import Run
 from ._address import Segment, join, parse
 from ._ask import ask_nonce
 from ._children import after_change
-from ._composite import node
+from ._composite import has_composites, node
 from ._iteration_pauses import apply_iteration_resume
 from ._schedule import Events
-from ._tree import candidates, has_composites
+from ._target import plain_target
+from ._tree import candidates
 
 if TYPE_CHECKING:
     from .core import Engine, Result
@@ -29,7 +30,7 @@ def resume_target(engine: Engine, run: Run, step: str | None) -> str | list[Segm
             if first.step in run.steps:
                 raise NotFoundError(f"step '{first.step}' of run {run.run_id} has no "
                                     "iterations or child run to address")
-        return engine._resume_target(run, step)
+        return plain_target(run, step)
     if step is None:
         found = candidates(engine, run)
         if len(found) == 1:
@@ -142,14 +143,3 @@ def finished_message(engine: Engine, run: Run, step: str | None) -> str | None:
         except WfrunError:
             return None
     return None
-
-
-def finished_run_message(run: Run, step: str | None) -> str:
-    """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
-    resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
-               if s.resumed_at and (step is None or sid == step)]
-    if resumed:
-        at, sid = max(resumed)
-        return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
-                f"{run.status} and its data is kept")
-    return f"run {run.run_id} is {run.status}; it cannot be resumed"

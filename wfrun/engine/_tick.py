@@ -51,6 +51,7 @@ def advance(engine: Engine, due: list[str]) -> TickReport:
         synced, engine.defer_sync = engine.defer_sync, None
         engine.store.flush()
         _sync_histories(engine, sorted(synced), report)
+    engine.manifests.flush()
     return report
 
 

@@ -10,8 +10,9 @@ from wfrun.errors import WfrunError
 from wfrun.manifest import Workflow
 from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
 
-from ._address import join, label
+from ._address import join
 from ._ask import expected_schema
+from ._composite import has_composites, label
 from ._document import PUBLIC_STEP_KEYS
 
 if TYPE_CHECKING:
@@ -19,11 +20,6 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 32
 _TAKES_DATA = {(SUSPENDED, PAUSE_SUSPEND), (WAITING, PAUSE_RERUN)}
-
-
-def has_composites(run: Run) -> bool:
-    """True if some step of the run iterates or has a child run."""
-    return any(s.child or s.iterations is not None for s in run.steps.values())
 
 
 def _nodes(sid: str, state: StepState) -> list[tuple[str, str, StepState]]:

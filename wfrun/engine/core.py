@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
 from wfrun.clock import Clock
@@ -13,8 +13,6 @@ from wfrun.durations import to_iso
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
-    NotFoundError,
-    UsageError,
     WfrunError,
 )
 from wfrun.ids import check_run_id, new_run_id
@@ -22,17 +20,21 @@ from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
-from . import _children, _resume, _tick, _tree
+# Nested runs' and iterations' modules (_resume, _tree), tick, retry and fork: imported on use.
+from . import _children
 from ._accept import remember_nonces
-from ._apply import apply_outcome, apply_resume, cancel_run, resumable_steps
+from ._apply import apply_outcome, apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
-from ._composite import is_composite
+from ._composite import has_composites, is_composite
 from ._document import run_document
 from ._execute import execute
 from ._links import LinkMaker
-from ._resume import finished_run_message
+from ._manifests import DeferredManifestCache
 from ._schedule import Events, event, schedule
-from ._tick import TickReport
+from ._target import finished_run_message, is_address, plain_target
+
+if TYPE_CHECKING:
+    from ._tick import TickReport
 
 Mutation = Callable[[Run, Events], None]
 NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
@@ -66,6 +68,7 @@ class Engine:
         self.base_url = base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL
         self.command = command
         self._links: LinkMaker | None = None
+        self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
         self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
         self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
 
@@ -81,7 +84,7 @@ class Engine:
     def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
         """Find and load a workflow by name or manifest path (with its child workflows)."""
         workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
-                                        check_code=check_code)
+                                        check_code=check_code, cache=self.manifests)
         if check_code:
             _children.check_children(self, workflow)
         return workflow
@@ -91,7 +94,7 @@ class Engine:
         path = run.manifest_path
         if not path or not os.path.isfile(path):
             path = loader.find_manifest(run.workflow, self.workflows_dir)
-        workflow = loader.load_workflow(path, check_code=False)
+        workflow = loader.load_workflow(path, check_code=False, cache=self.manifests)
         changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
         if changed:
             warnings.append(
@@ -104,7 +107,10 @@ class Engine:
         """The run document of SPEC §4 for a command's result."""
         events = self.store.read_history(result.run.run_id) if history else None
         doc = run_document(result.run, result.workflow, self.links, result.warnings, events)
-        _tree.extend_document(self, doc, result.run, result.workflow)
+        if result.run.parent is not None or has_composites(result.run):
+            from . import _tree
+
+            _tree.extend_document(self, doc, result.run, result.workflow)
         return doc
 
     # -- start ---------------------------------------------------------------------------------
@@ -142,6 +148,7 @@ class Engine:
             except ConflictError:
                 claim.release()
                 return self._existing_start(run.run_id, workflow, data)
+            self.manifests.flush()  # the state directory exists now
             self.store.append_history(run.run_id, events)
             result = self._execute_loop(run, workflow, claim, step, [])
             if parent is None:  # a child's parent is executing it and records it itself
@@ -252,6 +259,7 @@ class Engine:
         claim = self.store.claim(run_id)
         if claim is None:
             run, _ = self._transition(run_id, workflow, mutate, execute=False)
+            self.manifests.flush()
             if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
                 result = self._continue_if_woken(run, workflow, warnings)
                 if result.run.status != RUNNING:
@@ -264,6 +272,7 @@ class Engine:
             return Result(run, workflow, warnings)
         try:
             run, step = self._transition(run_id, workflow, mutate, execute=True)
+            self.manifests.flush()
         except BaseException:
             claim.release()
             raise
@@ -284,12 +293,19 @@ class Engine:
         run = self.store.load(run_id)
         warnings: list[str] = []
         if run.finished:
+            from . import _resume
+
             raise ConflictError(_resume.finished_message(self, run, step)
                                 or finished_run_message(run, step))
-        found = _resume.resume_target(self, run, step)
-        if not isinstance(found, str):
-            return _resume.resume_nested(self, run, found, data, action, request)
-        target = found
+        if is_address(run, step):
+            from . import _resume
+
+            found = _resume.resume_target(self, run, step)
+            if not isinstance(found, str):
+                return _resume.resume_nested(self, run, found, data, action, request)
+            target = found
+        else:
+            target = plain_target(run, step)
         workflow = self.workflow_of(run, warnings)
         if target not in workflow.steps:
             raise CodeChangedError(
@@ -312,27 +328,6 @@ class Engine:
         result = self._drive(run_id, workflow, mutate, warnings)
         _children.after_change(self, result.run, result.warnings)
         return result
-
-    def _resume_target(self, run: Run, step: str | None) -> str:
-        candidates = resumable_steps(run)
-        if step is not None:
-            if step not in run.steps:
-                raise NotFoundError(
-                    f"run {run.run_id} has no step '{step}' (steps: {', '.join(run.steps)})"
-                )
-            return step
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
-                raise ConflictError(finished_run_message(run, None))
-            raise ConflictError(
-                f"run {run.run_id} is {run.status} and has no step waiting for data"
-            )
-        raise UsageError(
-            f"run {run.run_id} has several steps that can take data ({', '.join(candidates)}); "
-            "choose one with --step"
-        )
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:
@@ -376,6 +371,8 @@ class Engine:
         """Fire due timers, recover abandoned runs, and continue each until it pauses; with
         `workers` > 1, in that many forked processes when many runs are due (only from a
         single-threaded process: fork copies no other thread)."""
+        from . import _tick
+
         return _tick.tick(self, limit, workers)
 
     # -- reading -------------------------------------------------------------------------------
@@ -399,4 +396,4 @@ class Engine:
 
 
 
-__all__ = ["Engine", "Result", "TickReport"]
+__all__ = ["Engine", "Result"]

@@ -10,8 +10,9 @@ from wfrun.model import Run
 from wfrun.store.abc import Store
 
 from ._ask import expected_schema
+from ._composite import has_composites
 from ._document import summary, suspended_entries
-from ._tree import entries, has_composites
+from ._tree import entries
 
 if TYPE_CHECKING:
     from .core import Engine

@@ -177,6 +177,26 @@ class Store(ABC):
     def describe(self, run_id: str) -> str:
         """Where the run lives, for messages (a file path for the file store)."""
 
+    def cached_manifest(self, digest: str) -> Any:
+        """The parsed manifest document cached under `digest` (`sha256:` and the 64 hex digits
+        of the manifest's bytes) by `cache_manifest`, or None.
+
+        A cache, not state: None is always a correct answer (nothing cached, an entry lost or
+        torn by a crash, or one that fails verification), and a document is returned only if
+        it is equal to the one cached under that digest. Never raises for I/O or bad content;
+        ValueError for a malformed digest. This default caches nothing."""
+        return None
+
+    def cache_manifest(self, digest: str, document: Any) -> None:
+        """Remember `document` (a manifest as parsed from YAML) under `digest` for
+        `cached_manifest`, if it comes back from JSON unchanged; otherwise do nothing.
+
+        Best effort: an I/O failure is ignored, the write need not be durable (it must be
+        atomic: a reader sees the whole entry or none), and storage that does not exist yet is
+        not created just for this. ValueError for a malformed digest. This default does
+        nothing."""
+        return None
+
     def check(self) -> tuple[int, list[dict[str, str]]]:
         """Examine everything stored and change nothing (for `wfrun doctor`).
 

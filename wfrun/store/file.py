@@ -23,7 +23,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _check, _fsops, _jsonlines, _keyfile, _started
+from wfrun.store import _check, _dueindex, _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim
 
@@ -31,7 +31,7 @@ _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-class FileStore(_started.RecordingStore):
+class FileStore(_dueindex.DueIndex, _started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -245,61 +245,6 @@ class FileStore(_started.RecordingStore):
             if stale and stale != new_index:
                 self._remove_index(stale)
 
-    # -- due index ---------------------------------------------------------------------------
-
-    def _add_index(self, name: str) -> None:
-        bucket = self._path("due", name[:11])
-        if not os.path.isdir(bucket):
-            os.makedirs(bucket, mode=0o700, exist_ok=True)
-            _fsops.fsync_dir(self._path("due"))
-        _fsops.create_empty(os.path.join(bucket, name))
-
-    def _remove_index(self, name: str) -> None:
-        with suppress(FileNotFoundError):
-            os.unlink(self._path("due", name[:11], name))
-
-    def due(self, now: str, limit: int | None = None) -> list[str]:
-        if not self._exists_dir():
-            return []
-        cutoff = _started.index_name(now, "")
-        found: list[str] = []
-        try:
-            buckets = sorted(b for b in os.listdir(self._path("due")) if b <= cutoff[:11])
-        except FileNotFoundError:
-            return []
-        for bucket in buckets:
-            try:
-                names = sorted(os.listdir(self._path("due", bucket)))
-            except FileNotFoundError:
-                continue
-            if not names and bucket < cutoff[:11]:
-                with suppress(OSError):
-                    os.rmdir(self._path("due", bucket))
-            for name in names:
-                if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
-                    break
-                run_id = name.partition("~")[2]
-                self._seen_entries.setdefault(run_id, []).append(name)
-                if run_id not in found:
-                    found.append(run_id)
-                    if limit is not None and len(found) >= limit:
-                        return found
-        return found
-
-    def reindex(self, run: Run) -> None:
-        due = run.next_due()
-        wanted = _started.index_name(due, run.run_id) if due else None
-        if wanted and wanted != self._index.get(run.run_id):
-            self._add_index(wanted)
-        for stale in {self._index.get(run.run_id), *self._seen_entries.pop(run.run_id, [])}:
-            if stale and stale != wanted:
-                self._remove_index(stale)
-
-    def drop_index(self, run_id: str) -> None:
-        for stale in {self._index.pop(run_id, None), *self._seen_entries.pop(run_id, [])}:
-            if stale:
-                self._remove_index(stale)
-
     # -- listing -----------------------------------------------------------------------------
 
     def iter_runs(self) -> Iterator[Run | Exception]:
@@ -424,3 +369,15 @@ class FileStore(_started.RecordingStore):
             self._ensure()
             self._key = _keyfile.load_or_create(self._path("keys", "url.key"))
         return self._key
+
+    # -- parsed manifests (a cache, not state) ------------------------------------------------
+
+    def cached_manifest(self, digest: str) -> Any:
+        from wfrun.store import _manifest_cache  # loaded only by commands that read a workflow
+
+        return _manifest_cache.read(self.root, digest)
+
+    def cache_manifest(self, digest: str, document: Any) -> None:
+        from wfrun.store import _manifest_cache
+
+        _manifest_cache.write(self.root, digest, document)
