@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Project
+
+from wfrun.engine import _workers
 
 NOW = "2030-01-01T00:00:00Z"
 POLL_PY = """
@@ -77,3 +80,18 @@ def test_a_dead_worker_is_reported_and_its_run_recovered_by_the_next_tick(
     assert statuses == dict.fromkeys(ids, "completed")
     ledger = [line.split()[0] for line in (project.root / "ledger").read_text().splitlines()]
     assert sorted(ledger) == ids
+
+
+def test_without_a_process_to_fork_the_tick_advances_every_run_itself(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _start_many(project, 40)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_workers.os, "fork", no_fork)
+    out = project.run("tick", "--now", NOW, "--workers", "2", "--json")
+    assert out.code == 0, out.stderr
+    assert [a["run_id"] for a in out.json()["advanced"]] == ids
+    assert len(set((project.root / "ledger").read_text().split()[1::2])) == 1

@@ -37,15 +37,27 @@ def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share
     sys.stdout.flush()
     sys.stderr.flush()
     children: dict[int, tuple[int, list[str]]] = {}  # read end -> (pid, share)
+    inline: list[str] = []  # shares no process could be forked for: advanced here
     for index in range(workers):
         share = due[index::workers]
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: this process does that share itself
+            os.close(read_end)
+            os.close(write_end)
+            inline.extend(share)
+            continue
         if pid == 0:
             os.close(read_end)
             _work(engine, share, advance, write_end)  # never returns
         os.close(write_end)
         children[read_end] = (pid, share)
+    if inline:
+        part = advance(engine, inline)
+        report.advanced.extend(part.advanced)
+        report.errors.extend(part.errors)
+        report.warnings.extend(part.warnings)
     for share, data, status in _collect(engine, children):
         _merge(report, share, data, status)
     order = {run_id: i for i, run_id in enumerate(due)}
