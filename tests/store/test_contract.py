@@ -330,3 +330,39 @@ def test_a_malformed_manifest_digest_is_refused(store: Store, bad: str) -> None:
         store.cached_manifest(bad)
     with pytest.raises(ValueError):
         store.cache_manifest(bad, MANIFEST)
+
+
+def test_reload_keeps_the_object_while_nothing_changed_and_reads_what_did(
+    open_store: Callable[[], Store],
+) -> None:
+    mine, other = open_store(), open_store()
+    run = make_run("r1", "2026-01-02T00:00:00.000Z")
+    mine.create(run)
+    assert mine.reload(run) is run  # nothing saved since: the object is the state
+    theirs = other.load("r1")
+    theirs.output = "changed elsewhere"
+    other.save(theirs)
+    fresh = mine.reload(run)
+    assert fresh is not run and fresh.revision == 2 and fresh.output == "changed elsewhere"
+
+
+def test_save_deferred_is_visible_at_once_and_durable_after_flush(
+    open_store: Callable[[], Store],
+) -> None:
+    store, reader = open_store(), open_store()
+    runs = [make_run(f"r{i}", "2026-01-02T00:00:00.000Z") for i in range(3)]
+    for run in runs:
+        store.create(run)
+    for run in runs:
+        run.output = run.run_id
+        store.save_deferred(run)
+    assert [reader.load(r.run_id).output for r in runs] == ["r0", "r1", "r2"]
+    runs[0].output = "again"
+    store.save_deferred(runs[0])  # a second deferred save of one run: revisions stay in order
+    store.flush()
+    store.flush()  # nothing left to do
+    assert reader.load("r0").output == "again" and reader.load("r0").revision == 3
+    stale = reader.load("r1")
+    stale.revision -= 1
+    with pytest.raises(ConflictError):
+        store.save_deferred(stale)  # the revision check is the same as save's
