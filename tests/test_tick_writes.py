@@ -37,33 +37,16 @@ def _start(project: Project, run_id: str, **extra: str) -> None:
     project.json("start", "poll", "--run-id", run_id, "--input", json.dumps(extra))
 
 
-def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    written: list[str] = []
-    real, real_replace = _fsops.durable_write, _fsops.durable_replace
-
-    def durable_write(path: str, data: bytes) -> None:
-        written.append(os.path.basename(path))
-        real(path, data)
-
-    def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
-        written.append(os.path.basename(path))
-        real_replace(path, data, sync_dir=sync_dir)
-
-    monkeypatch.setattr(_fsops, "durable_write", durable_write)
-    monkeypatch.setattr(_fsops, "durable_replace", durable_replace)
-    return written
-
-
 def test_a_fired_rerun_costs_one_durable_snapshot_write(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _start(project, "p1")
     _start(project, "p2")
-    written = _count_writes(monkeypatch)
+    trace = _trace_syncs(monkeypatch)
     out = project.run("tick", "--now", NOW, "--json")
     assert [(a["run_id"], a["status"]) for a in out.json()["advanced"]] == [
         ("p1", "completed"), ("p2", "completed")]
-    assert sorted(written) == ["p1.json", "p2.json"]
+    assert [name for op, name in trace if op != "dirsync"] == ["p1.json", "p2.json"]
     doc = project.json("show", "p1")
     assert doc["steps"]["poll"]["runs"] == 2 and doc["steps"]["poll"]["output"] == 2
     types = [e["type"] for e in doc["history"]]
