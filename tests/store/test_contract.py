@@ -184,6 +184,9 @@ def test_history_appends_in_order_and_survives_a_torn_last_line(store: Store) ->
         with open(os.path.join(store.root, "runs", "r1.history.jsonl"), "ab") as fh:
             fh.write(b'{"type": "tor')
         assert [e["type"] for e in store.read_history("r1")] == ["a", "b", "c"]
+        # the next append starts a line of its own: the torn one does not swallow it
+        store.append_history("r1", [{"type": "d"}])
+        assert [e["type"] for e in store.read_history("r1")] == ["a", "b", "c", "d"]
 
 
 def test_secret_key_is_stable_private_and_not_in_snapshots(

@@ -191,9 +191,16 @@ _appending_lock = threading.Lock()
 
 
 def append_line(path: str, data: bytes) -> None:
-    """Append bytes to a file in one write (O_APPEND), creating it 0600 if needed."""
+    """Append lines to a file in one write (O_APPEND), creating it 0600 if needed.
+
+    If the file ends inside a line (a writer died mid-append), a newline goes first, so that
+    the torn line stays alone and unreadable instead of swallowing these lines too."""
     with _appending_lock:
-        os.write(_appending(path), data)
+        fd = _appending(path)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        os.write(fd, data)
 
 
 def _appending(path: str) -> int:
@@ -209,7 +216,7 @@ def _appending(path: str) -> int:
         os.close(_APPENDING.pop(path)[0])  # deleted or replaced: append to the file there now
     elif len(_APPENDING) >= _MAX_APPENDING:
         os.close(_APPENDING.pop(next(iter(_APPENDING)))[0])
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # read: its last byte
     opened = os.fstat(fd)
     _APPENDING[path] = (fd, opened.st_dev, opened.st_ino)
     return fd
