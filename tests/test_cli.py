@@ -659,3 +659,34 @@ def test_plain_wfrun_prints_the_help_with_commands_in_a_runs_order(project: Proj
     commands = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines()
                 if line.strip()]
     assert commands[:3] == ["start", "resume", "cancel"]
+
+
+def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
+    project: Project,
+) -> None:
+    """Each reading of the clock is a millisecond later (as on a real clock crossing a
+    millisecond): the events one state change records are still in time order."""
+    from datetime import timedelta
+
+    from wfrun.clock import FakeClock
+    from wfrun.engine import Engine
+    from wfrun.store.file import FileStore
+
+    class MovingClock(FakeClock):
+        def now(self):  # type: ignore[no-untyped-def]
+            moment = super().now()
+            self.advance(timedelta(milliseconds=1))
+            return moment
+
+    project.workflow("h", """
+        steps:
+          - {id: gate, wait: true}
+          - id: skipped
+            when: {gate: never}
+        """, "def skipped(ctx):\n    return 2\n")
+    engine = Engine(FileStore(project.state), MovingClock("2026-01-01T00:00:00Z"),
+                    workflows_dir=str(project.workflows))
+    run_id = engine.start("h").run.run_id
+    engine.resume(run_id, None, action="other")
+    times = [e["at"] for e in engine.store.read_history(run_id)]
+    assert len(times) == 5 and times == sorted(times), times

@@ -178,9 +178,9 @@ class Engine:
         `current`: the run as loaded by the caller, unchanged since, if it still is the state)."""
         with self.store.lock(run_id):
             run = self.store.load(run_id) if current is None else self.store.reload(current)
-            now = self.clock.now()
             events: Events = []
             mutate(run, events)
+            now = self.clock.now()  # after the mutation's own events: history stays in time order
             step = None
             if run.status not in FINISHED:
                 step = schedule(run, workflow, now, events, execute=execute)
