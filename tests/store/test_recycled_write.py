@@ -150,3 +150,25 @@ def test_a_deferred_save_is_made_durable_before_its_run_is_written_again(
     store.flush()  # nothing left to do
     assert len(synced) == 2
     assert FileStore(tmp_path / "state").load("a").revision == runs[0].revision == 4
+
+
+def test_kept_open_files_follow_a_path_that_now_names_another_file(tmp_path: Path) -> None:
+    """Appends and directory fsyncs reuse descriptors; a file or directory deleted or replaced
+    meanwhile is opened again, so nothing goes to an unlinked inode."""
+    log = tmp_path / "h.jsonl"
+    _fsops.append_line(str(log), b"one\n")
+    log.unlink()  # e.g. a run removed by hand, its id used again
+    _fsops.append_line(str(log), b"two\n")
+    assert log.read_bytes() == b"two\n"
+    log.rename(tmp_path / "old.jsonl")
+    log.write_bytes(b"new\n")
+    _fsops.append_line(str(log), b"three\n")
+    assert log.read_bytes() == b"new\nthree\n"
+
+    directory = tmp_path / "d"
+    directory.mkdir()
+    _fsops.fsync_dir(str(directory))
+    directory.rename(tmp_path / "d-old")
+    directory.mkdir()
+    _fsops.fsync_dir(str(directory))
+    assert _fsops._DIRS[str(directory)][2] == directory.stat().st_ino
