@@ -625,3 +625,47 @@ def _seconds(start: str, end: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return round((parse(end) - parse(start)).total_seconds(), 3)
+
+
+# -- what step code holds is its own ------------------------------------------------------------
+
+
+def test_step_code_changing_what_it_was_given_or_returned_changes_nothing_stored(
+        project: Project) -> None:
+    """Steps get copies of the run's data, and what they return is copied as it is returned:
+    changing either in place afterwards (in the same process) never reaches the state."""
+    project.workflow("shared", """
+        steps:
+          - id: one
+          - id: two
+          - id: three
+        """, """
+        KEPT = {"items": [1]}
+
+        def one(ctx):
+            ctx.input["added"] = "by one"     # the run's input is not changed
+            return KEPT                       # stored as it is now: {"items": [1]}
+
+        def two(ctx):
+            ctx.steps["one"].output["items"].append("by two")
+            KEPT["items"].append("later")     # one's stored output keeps its value
+            if ctx.run.runs == 1:
+                ctx.flow.rerun(0, KEPT)       # context stored as it is when two returns
+                KEPT["items"].append("before return")
+            return ctx.run.context
+
+        def three(ctx):
+            return {"input": ctx.input, "one": ctx.steps["one"].output,
+                    "two": ctx.steps["two"].output}
+        """)
+    doc = project.json("start", "shared", "--input", '{"given": 1}')
+    assert doc["status"] == "waiting"
+    done = project.json("tick", "--now", "2099-01-01T00:00:00Z")
+    run = project.json("show", doc["run_id"])
+    assert run["status"] == "completed", done
+    assert run["input"] == {"given": 1}
+    assert run["steps"]["one"]["output"] == {"items": [1]}
+    context = {"items": [1, "later", "before return"]}
+    assert run["steps"]["two"]["output"] == context
+    assert run["steps"]["three"]["output"] == {
+        "input": {"given": 1}, "one": {"items": [1]}, "two": context}

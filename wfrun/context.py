@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from wfrun._detach import detached
 from wfrun.durations import parse_duration, parse_iso
 from wfrun.errors import FlowError
 from wfrun.ids import random_token
@@ -237,24 +238,27 @@ class StepExports:
 
 
 class StepsView(Mapping[str, StepExports]):
-    """Read-only mapping of step id to its exports."""
+    """Read-only mapping of step id to its exports, each made when first read."""
 
-    def __init__(self, exports: dict[str, StepExports]) -> None:
-        self._exports = exports
+    def __init__(self, step_ids: list[str], export: Callable[[str], StepExports]) -> None:
+        self._ids = step_ids
+        self._export = export
+        self._made: dict[str, StepExports] = {}
 
     def __getitem__(self, step_id: str) -> StepExports:
-        try:
-            return self._exports[step_id]
-        except KeyError:
-            raise KeyError(
-                f"no step {step_id!r} in this workflow (steps: {', '.join(self._exports)})"
-            ) from None
+        made = self._made.get(step_id)
+        if made is None:
+            if step_id not in self._ids:
+                raise KeyError(
+                    f"no step {step_id!r} in this workflow (steps: {', '.join(self._ids)})")
+            made = self._made[step_id] = self._export(step_id)
+        return made
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._exports)
+        return iter(self._ids)
 
     def __len__(self) -> int:
-        return len(self._exports)
+        return len(self._ids)
 
 
 class Context:
@@ -274,7 +278,8 @@ class Context:
         index: int | None = None,
         on_log: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.input = input
+        self._input = input
+        self._input_detached = False
         self.run_id = run_id
         self.workflow = workflow
         self.step = step
@@ -286,6 +291,17 @@ class Context:
         self._log: Any = None
         self._log_records: list[dict[str, Any]] = []
         self._on_log = on_log  # the engine's output capture (`wfrun logs`)
+
+    @property
+    def input(self) -> Any:
+        """The run's input: this execution's own copy (changing it changes nothing stored)."""
+        if not self._input_detached:
+            self._input, self._input_detached = detached(self._input), True
+        return self._input
+
+    @input.setter
+    def input(self, value: Any) -> None:
+        self._input, self._input_detached = value, True
 
     @property
     def log(self) -> Any:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from wfrun import _schema
+from wfrun._detach import stored_form
 from wfrun.context import PauseRequest
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError, WfrunError
@@ -51,13 +51,17 @@ class Outcome:
 
 def json_problem(value: Any) -> str | None:
     """Why `value` cannot be stored as JSON, or None if it can."""
+    return _stored(value)[1]
+
+
+def _stored(value: Any) -> tuple[Any, str | None]:
+    """`value` as the state holds it (a detached copy), or why it cannot be stored as JSON."""
     try:
-        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()  # lone surrogates too
+        return stored_form(value), None
     except (TypeError, ValueError) as exc:
-        return str(exc)
+        return None, str(exc)
     except RecursionError:
-        return "it is nested too deeply"
-    return None
+        return None, "it is nested too deeply"
 
 
 def _step_error(step: str, kind: str, message: str) -> dict[str, str]:
@@ -65,7 +69,8 @@ def _step_error(step: str, kind: str, message: str) -> dict[str, str]:
 
 
 def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
-    """Turn a non-JSON output, bad suspend data or a schema violation into a step error."""
+    """Turn a non-JSON output, bad suspend data or a schema violation into a step error; what
+    is kept becomes a detached copy (step code may still hold and change the original)."""
     if outcome.error is not None:
         return
     checks = [("output", outcome.output, spec.output_schema)]
@@ -73,8 +78,10 @@ def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
         checks.append(("suspend data", outcome.pause.data, spec.suspend_schema))
     if outcome.pause and outcome.pause.kind == "rerun":
         checks.append(("rerun context", outcome.pause.context, None))
+    copies = []
     for what, value, schema in checks:
-        problem = json_problem(value)
+        copy, problem = _stored(value)
+        copies.append(copy)
         if problem:
             outcome.error = _step_error(
                 spec.id, "TypeError",
@@ -83,10 +90,15 @@ def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
             )
             return
         try:
-            _schema.validate(schema, value, f"{what} of step '{spec.id}'")
+            _schema.validate(schema, copy, f"{what} of step '{spec.id}'")
         except WfrunError as exc:
             outcome.error = _step_error(spec.id, type(exc).__name__, exc.message)
             return
+    outcome.output = copies[0]
+    if outcome.pause and outcome.pause.kind == "suspend":
+        outcome.pause.data = copies[1]
+    elif outcome.pause and outcome.pause.kind == "rerun":
+        outcome.pause.context = copies[1]
 
 
 def apply_outcome(

@@ -42,7 +42,7 @@ def apply_ask(
     raised, asked after or before another pause or an exit, or its ask data is not JSON or
     does not match the step's `suspend_schema`).
     """
-    from ._apply import json_problem  # _apply calls this module: import it late
+    from ._apply import _stored  # _apply calls this module: import it late
 
     ask = outcome.ask
     if outcome.error is not None:
@@ -53,13 +53,16 @@ def apply_ask(
             f"step '{spec.id}' called flow.{other}() and an unanswered flow.ask() in the same "
             "execution; a step that asks cannot also suspend, rerun, sleep or exit")}
         return False
+    copies = []  # detached: step code may still hold and change what it asked with
     for what, value in (("data", ask.data), ("a schema", ask.schema)):
-        problem = json_problem(value)
+        copy, problem = _stored(value)
+        copies.append(copy)
         if problem:
             outcome.error = {"step": spec.id, "type": "TypeError", "message": (
                 f"step '{spec.id}' asked with {what} that is not JSON-serialisable "
                 f"(a {type(value).__name__}): {problem}")}
             return False
+    ask.data, ask.schema = copies
     try:
         _schema.validate(spec.suspend_schema, ask.data, f"ask data of step '{spec.id}'")
     except SchemaViolation as exc:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from wfrun._detach import detached
 from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports, StepsView
 from wfrun.model import Run
 
@@ -16,14 +17,19 @@ from ._capture import Sink, StepOutput
 
 
 def exports_of(run: Run) -> StepsView:
-    """What every step of the run exports to later steps (`ctx.steps`)."""
-    return StepsView({
-        sid: StepExports(
-            output=s.output, resume_data=s.resume_data, suspend_data=s.suspend_data,
-            action=s.action, status=s.status, runs=s.runs,
+    """What every step of the run exports to later steps (`ctx.steps`): copies, made when a
+    step reads them, so that what step code does to them never reaches the run's state."""
+    steps = run.steps
+
+    def export(sid: str) -> StepExports:
+        s = steps[sid]
+        return StepExports(
+            output=detached(s.output), resume_data=detached(s.resume_data),
+            suspend_data=detached(s.suspend_data), action=s.action, status=s.status,
+            runs=s.runs,
         )
-        for sid, s in run.steps.items()
-    })
+
+    return StepsView(list(steps), export)
 
 
 def execute(
@@ -45,15 +51,15 @@ def execute(
         state = (state.iterations or [])[index]
     trigger = state.trigger or {}
     flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
-    flow.answers = list(state.answers)
+    flow.answers = [detached(answer) for answer in state.answers]
     capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
                          sink)  # what it prints, for `wfrun logs`
     ctx = Context(
         input=run.input, run_id=run.run_id, workflow=run.workflow, step=step_id,
         steps=exports_of(run),
-        run=RunInfo(runs=state.runs, context=state.context,
-                    callback_request=trigger.get("callback_request")),
-        flow=flow, on_log=capture.log, item=item, index=index,
+        run=RunInfo(runs=state.runs, context=detached(state.context),
+                    callback_request=detached(trigger.get("callback_request"))),
+        flow=flow, on_log=capture.log, item=detached(item), index=index,
     )
     outcome = Outcome()
     try:

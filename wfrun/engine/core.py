@@ -220,7 +220,9 @@ class Engine:
                 # Stopping (tick --watch got SIGTERM): record the outcome without starting the
                 # next step; the run stays due at once, so the next tick continues it.
                 stopping = self.should_stop()
-                run, step = self._transition(run_id, workflow, record, execute=not stopping)
+                # `run` is the state as this process last wrote it (step code got copies)
+                run, step = self._transition(run_id, workflow, record, execute=not stopping,
+                                             current=run)
                 if stopping:
                     return Result(run, workflow, warnings)
         finally:

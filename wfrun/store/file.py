@@ -287,7 +287,8 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
         lock = self._locks.get(run_id)
         if lock is None:  # one object per run: building a FileLock costs more than using it
             lock = self._locks[run_id] = FileLock(
-                self._path("locks", run_id + ".lock"), mode=0o600, preserve_lock_file=True)
+                self._path("locks", run_id + ".lock"), mode=0o600, preserve_lock_file=True,
+                is_singleton=True)
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
         except Timeout:

@@ -1,0 +1,25 @@
+"""Detached copies of JSON values, so that step code and the run's state never share an object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def detached(value: Any) -> Any:
+    """A copy of a JSON value that shares no mutable object with it (scalars as they are)."""
+    if type(value) in _IMMUTABLE:
+        return value
+    return json.loads(_ENCODE(value))
+
+
+def stored_form(value: Any) -> Any:
+    """`value` as the state will hold it: a detached JSON copy. Raises TypeError or ValueError
+    if it cannot be stored as JSON (NaN, lone surrogates, other types), RecursionError if it
+    is nested too deeply."""
+    text = _ENCODE(value)
+    text.encode()  # a lone surrogate is valid in a str but not in the UTF-8 file
+    return value if type(value) in _IMMUTABLE else json.loads(text)
