@@ -164,6 +164,24 @@ def _open_spare(spare: str) -> int:
     return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
 
 
+def read_whole(path: str) -> tuple[os.stat_result, bytes]:
+    """A file's stat and bytes, read through one descriptor (no buffered file object: its
+    terminal and seek checks are syscalls of their own)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        chunks: list[bytes] = []
+        offset, want = 0, st.st_size + 4096  # room for growth since the fstat
+        while True:
+            chunk = os.pread(fd, want, offset)
+            chunks.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < want:  # a short read of a regular file: its end
+                return st, b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def create_empty(path: str) -> None:
     """Create an empty marker file (mode 0600) and make its name durable."""
     _op("write")

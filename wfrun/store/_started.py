@@ -81,9 +81,19 @@ class RecordingStore(Store):
         return known is not None and self._same(run_id, path, known[0], known[2])
 
     def _same(self, run_id: str, path: str, base: SnapshotSig, record: Signature | None) -> bool:
-        """True if the snapshot and claim file have the signatures given."""
-        return base == snapshot_signature(path) \
-            and record == signature(self._path("locks", run_id + ".exec"))
+        """True if the snapshot and claim file have the signatures given (a claim this process
+        holds changes only through it: `claim` forgets what was seen of it before)."""
+        if base != snapshot_signature(path):
+            return False
+        return run_id in self._claims or record == signature(self._path("locks", run_id + ".exec"))
+
+    def _claimed(self, run_id: str, fd: int) -> None:
+        """Called as this process takes a run's claim: what it saw of the claim file before may
+        have been replaced by a process that held the claim meanwhile."""
+        self._claims[run_id] = fd
+        self._stat.pop(run_id, None)
+        if self._mine is not None and self._mine[0] == run_id:
+            self._mine = None
 
     def _released(self, run_id: str, fd: int) -> None:
         """Called as a claim is released."""
@@ -138,13 +148,19 @@ def signature(path: str) -> Signature | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size) if st.st_size else None
 
 
-def read(path: str, base_revision: int) -> tuple[Run | None, Signature | None, bytes]:
+def read(path: str, base_revision: int, fd: int | None = None) -> tuple[Run | None,
+                                                                     Signature | None, bytes]:
     """The run recorded as started on top of snapshot revision `base_revision` (None if there
-    is no such valid record), the claim file's signature (None if missing or empty) and bytes."""
+    is no such valid record), the claim file's signature (None if missing or empty) and bytes
+    (read through `fd` if this process holds the claim)."""
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            raw = fh.read()
+        if fd is None:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                raw = fh.read()
+        else:
+            st = os.fstat(fd)
+            raw = os.pread(fd, st.st_size, 0) if st.st_size else b""
     except OSError:
         return None, None, b""  # missing or unreadable: the snapshot is the state
     if not raw:

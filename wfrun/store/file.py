@@ -142,7 +142,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
                 raise
             run, index = parse_snapshot(path, again)
             raw = again
-        started, sig, record = _started.read(exec_path, run.revision)
+        started, sig, record = _started.read(exec_path, run.revision, self._claims.get(run_id))
         snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(raw))
         run = started or run
         self._stat[run_id] = (snapshot_sig, run.revision, sig)
@@ -163,8 +163,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
 
     def _read_snapshot(self, run_id: str, path: str) -> tuple[os.stat_result, bytes]:
         try:
-            with open(path, "rb") as fh:
-                return os.fstat(fh.fileno()), fh.read()
+            return _fsops.read_whole(path)
         except FileNotFoundError:
             raise NotFoundError(f"no run {run_id} (looked for {path})") from None
         except OSError as exc:
@@ -322,7 +321,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
         fd = self._claim_fd(run_id)
         if fd is None:
             return None
-        self._claims[run_id] = fd  # the "step started" record is written through it
+        self._claimed(run_id, fd)  # the "step started" record is written through it
         return _started.FlockClaim(fd, run_id, self._released)
 
     def is_claimed(self, run_id: str) -> bool:
