@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -29,6 +30,7 @@ from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
+KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keeps (see _locked)
 
 
 class FileStore(_dueindex.DueIndex, _started.RecordingStore):
@@ -191,6 +193,8 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
                 f"{len(self._unsynced)} run(s) may not survive a power cut") from exc
         finally:
             self._unsynced.clear()
+            if len(self._locks) > KNOWN_RUNS_KEPT or len(self._stat) > KNOWN_RUNS_KEPT:
+                self._forget_oldest()  # a tick's runs were kept until now
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
@@ -305,6 +309,25 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
             else:
                 self._checked.discard(run_id)
             lock.release()
+            if len(self._locks) > KNOWN_RUNS_KEPT or len(self._stat) > KNOWN_RUNS_KEPT:
+                self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Forget what this process knows of its oldest half of runs (lock objects, signatures,
+        index entries), so that a `tick --watch` that meets new runs for months stays flat; a
+        run locked or claimed here is kept, and a forgotten run is simply read again."""
+        busy = self._held.keys() | self._claims.keys() | self._unsynced
+        for known in (self._locks, self._stat):
+            oldest = list(itertools.islice(known, max(len(known) - KNOWN_RUNS_KEPT // 2, 0)))
+            for run_id in oldest:
+                if run_id not in busy:  # a run's signatures and index entry go together
+                    self._locks.pop(run_id, None)
+                    self._stat.pop(run_id, None)
+                    self._index.pop(run_id, None)
+        for run_id in [r for r in self._index if r not in self._stat and r not in busy]:
+            del self._index[run_id]
+        if self._mine is not None and self._mine[0] not in self._stat:
+            self._mine = None  # its fast path would skip the read that sets the index again
 
     def _claim_fd(self, run_id: str) -> int | None:
         self._ensure()
