@@ -13,10 +13,12 @@ state. See docs/architecture.md, "One durable write per step".
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from collections.abc import Callable
 
 from wfrun.errors import StateError
+from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _fsops
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
@@ -31,7 +33,8 @@ Mine = tuple[str, SnapshotSig, Signature | None, bytes]  # run, snapshot and rec
 
 
 class RecordingStore(Store):
-    """The file store's part that writes and recognises "step started" records."""
+    """The file store's part that takes execution claims and writes and recognises "step
+    started" records."""
 
     _stat: dict[str, Known]  # run -> what this process last saw of its files
     _claims: dict[str, int]  # run -> descriptor of the claim this process holds
@@ -39,6 +42,9 @@ class RecordingStore(Store):
     _mine: Mine | None  # the last run state read or written here
 
     def _path(self, *parts: str) -> str:
+        raise NotImplementedError
+
+    def _ensure(self) -> None:
         raise NotImplementedError
 
     def _snapshot_path(self, run_id: str) -> str:
@@ -49,6 +55,31 @@ class RecordingStore(Store):
 
     def _write(self, run: Run, path: str) -> None:
         raise NotImplementedError
+
+    def _claim_fd(self, run_id: str) -> int | None:
+        self._ensure()
+        path = self._path("locks", check_run_id(run_id) + ".exec")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        fd = self._claim_fd(run_id)
+        if fd is None:
+            return None
+        self._claimed(run_id, fd)  # the "step started" record is written through it
+        return FlockClaim(fd, run_id, self._released)
+
+    def is_claimed(self, run_id: str) -> bool:
+        fd = self._claim_fd(run_id)
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
 
     def save_started(self, run: Run) -> None:
         """Write the state into the claim file this process holds (see the module docstring)."""

@@ -14,7 +14,6 @@ Layout (private to this module):
 from __future__ import annotations
 
 import errno
-import fcntl
 import itertools
 import os
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _check, _dueindex, _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
-from wfrun.store.abc import ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
@@ -328,31 +326,6 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
             del self._index[run_id]
         if self._mine is not None and self._mine[0] not in self._stat:
             self._mine = None  # its fast path would skip the read that sets the index again
-
-    def _claim_fd(self, run_id: str) -> int | None:
-        self._ensure()
-        path = self._path("locks", check_run_id(run_id) + ".exec")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
-
-    def claim(self, run_id: str) -> ExecutionClaim | None:
-        fd = self._claim_fd(run_id)
-        if fd is None:
-            return None
-        self._claimed(run_id, fd)  # the "step started" record is written through it
-        return _started.FlockClaim(fd, run_id, self._released)
-
-    def is_claimed(self, run_id: str) -> bool:
-        fd = self._claim_fd(run_id)
-        if fd is None:
-            return True
-        os.close(fd)
-        return False
 
     # -- history -------------------------------------------------------------------------------
 
