@@ -221,8 +221,7 @@ class Engine:
                 # next step; the run stays due at once, so the next tick continues it.
                 stopping = self.should_stop()
                 # `run` is the state as this process last wrote it (step code got copies)
-                run, step = self._transition(run_id, workflow, record, execute=not stopping,
-                                             current=run)
+                run, step = self._transition(run_id, workflow, record, execute=not stopping, current=run)
                 if stopping:
                     return Result(run, workflow, warnings)
         finally:
@@ -395,7 +394,6 @@ class Engine:
                 "the next 'wfrun tick' recovers it"
             )
         return Result(run, workflow, warnings)
-
 
 
 __all__ = ["Engine", "Result"]
