@@ -49,11 +49,6 @@ class Outcome:
     ask: Any = None  # the unanswered AskRequest the execution stopped at
 
 
-def json_problem(value: Any) -> str | None:
-    """Why `value` cannot be stored as JSON, or None if it can."""
-    return _stored(value)[1]
-
-
 def _stored(value: Any) -> tuple[Any, str | None]:
     """`value` as the state holds it (a detached copy), or why it cannot be stored as JSON."""
     try:
