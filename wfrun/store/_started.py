@@ -186,9 +186,7 @@ def read(path: str, base_revision: int, fd: int | None = None) -> tuple[Run | No
     (read through `fd` if this process holds the claim)."""
     try:
         if fd is None:
-            with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                raw = fh.read()
+            st, raw = _fsops.read_whole(path)
         else:
             st = os.fstat(fd)
             raw = os.pread(fd, st.st_size, 0) if st.st_size else b""
