@@ -23,3 +23,13 @@ def stored_form(value: Any) -> Any:
     text = _ENCODE(value)
     text.encode()  # a lone surrogate is valid in a str but not in the UTF-8 file
     return value if type(value) in _IMMUTABLE else json.loads(text)
+
+
+def stored_or_problem(value: Any) -> tuple[Any, str | None]:
+    """`value` as the state holds it (a detached copy), or why it cannot be stored as JSON."""
+    try:
+        return stored_form(value), None
+    except (TypeError, ValueError) as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, "it is nested too deeply"

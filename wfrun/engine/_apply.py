@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from wfrun import _schema
-from wfrun._detach import stored_form
+from wfrun._detach import stored_or_problem
 from wfrun.context import PauseRequest
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError, WfrunError
@@ -49,16 +49,6 @@ class Outcome:
     ask: Any = None  # the unanswered AskRequest the execution stopped at
 
 
-def _stored(value: Any) -> tuple[Any, str | None]:
-    """`value` as the state holds it (a detached copy), or why it cannot be stored as JSON."""
-    try:
-        return stored_form(value), None
-    except (TypeError, ValueError) as exc:
-        return None, str(exc)
-    except RecursionError:
-        return None, "it is nested too deeply"
-
-
 def _step_error(step: str, kind: str, message: str) -> dict[str, str]:
     return {"step": step, "type": kind, "message": message}
 
@@ -75,7 +65,7 @@ def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
         checks.append(("rerun context", outcome.pause.context, None))
     copies = []
     for what, value, schema in checks:
-        copy, problem = _stored(value)
+        copy, problem = stored_or_problem(value)
         copies.append(copy)
         if problem:
             outcome.error = _step_error(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from wfrun import _schema
+from wfrun._detach import stored_or_problem
 from wfrun.durations import to_iso
 from wfrun.errors import ConflictError, SchemaViolation
 from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec
@@ -42,8 +43,6 @@ def apply_ask(
     raised, asked after or before another pause or an exit, or its ask data is not JSON or
     does not match the step's `suspend_schema`).
     """
-    from ._apply import _stored  # _apply calls this module: import it late
-
     ask = outcome.ask
     if outcome.error is not None:
         return False
@@ -55,7 +54,7 @@ def apply_ask(
         return False
     copies = []  # detached: step code may still hold and change what it asked with
     for what, value in (("data", ask.data), ("a schema", ask.schema)):
-        copy, problem = _stored(value)
+        copy, problem = stored_or_problem(value)
         copies.append(copy)
         if problem:
             outcome.error = {"step": spec.id, "type": "TypeError", "message": (
