@@ -6,6 +6,7 @@ docs/architecture.md, "Start-up cost"), so a regression shows up as a failing te
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -76,6 +77,20 @@ def test_resume_imports_nothing_heavy(approve, tmp_path: Path, as_json: bool) ->
     assert [m for m in modules if m.split(".")[0] == "yaml" or m in NOT_ON_A_CACHED_RESUME] == []
     assert "wfrun.store.file" in modules  # it did the work
     assert ('"status": "completed"' if as_json else f"Run {run_id} (approve) is completed.") in out
+
+
+def test_no_dataclass_is_created_on_the_way_to_a_resume(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`@dataclass` compiles ~3 methods per class at import (~0.5 ms each class): the classes
+    every command loads are written by hand (docs/architecture.md, "Start-up cost")."""
+    run_id = approve.json("start", "approve")["run_id"]
+    modules, _ = modules_of(approve, tmp_path, "resume", run_id, "--data", "{}")
+    ours = [m for m in modules if m.split(".")[0] == "wfrun"]
+    assert "wfrun.engine.core" in ours and "wfrun.context" in ours
+    dataclasses = [f"{name}.{value.__name__}" for name in ours
+                   for value in vars(importlib.import_module(name)).values()
+                   if isinstance(value, type) and value.__module__ == name
+                   and "__dataclass_fields__" in vars(value)]
+    assert dataclasses == []
 
 
 def test_start_imports_nothing_heavy(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

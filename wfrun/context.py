@@ -7,11 +7,11 @@ them when the step returns. This module imports nothing of the engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from wfrun._detach import detached
+from wfrun._frozen import Frozen
 from wfrun.durations import parse_duration, parse_iso
 from wfrun.errors import FlowError
 from wfrun.ids import random_token
@@ -45,31 +45,43 @@ class Links(dict[str, str]):
         return self["cancel_command"]
 
 
-@dataclass
 class PauseRequest:
-    """A pause the step asked for; applied by the engine when the step returns."""
+    """A pause the step asked for; applied by the engine when the step returns.
 
-    kind: str  # "suspend", "rerun" or "sleep"
-    nonce: str = ""
-    timeout: timedelta | None = None
-    on_timeout: str | None = None
-    data: Any = None
-    delay: timedelta | None = None
-    context: Any = None
-    max_retries: int = DEFAULT_MAX_RETRIES
-    until: datetime | None = None
+    This module's classes are plain classes, not dataclasses: `@dataclass` compiles its
+    methods at every import, and every command imports them (docs/architecture.md)."""
+
+    __slots__ = ("context", "data", "delay", "kind", "max_retries", "nonce", "on_timeout",
+                 "timeout", "until")
+
+    def __init__(self, kind: str, nonce: str = "", timeout: timedelta | None = None,
+                 on_timeout: str | None = None, data: Any = None, delay: timedelta | None = None,
+                 context: Any = None, max_retries: int = DEFAULT_MAX_RETRIES,
+                 until: datetime | None = None) -> None:
+        self.kind = kind  # "suspend", "rerun" or "sleep"
+        self.nonce = nonce
+        self.timeout = timeout
+        self.on_timeout = on_timeout
+        self.data = data
+        self.delay = delay
+        self.context = context
+        self.max_retries = max_retries
+        self.until = until
 
 
-@dataclass
 class AskRequest:
     """An unanswered `ask()`: the step suspends; on resume it executes again from the top."""
 
-    index: int
-    nonce: str
-    data: Any = None
-    timeout: timedelta | None = None
-    on_timeout: str | None = None
-    schema: Any = None
+    __slots__ = ("data", "index", "nonce", "on_timeout", "schema", "timeout")
+
+    def __init__(self, index: int, nonce: str, data: Any = None, timeout: timedelta | None = None,
+                 on_timeout: str | None = None, schema: Any = None) -> None:
+        self.index = index
+        self.nonce = nonce
+        self.data = data
+        self.timeout = timeout
+        self.on_timeout = on_timeout
+        self.schema = schema
 
 
 class AskSignal(BaseException):
@@ -210,22 +222,32 @@ def _duration(value: timedelta | str | float, name: str) -> timedelta:
         raise FlowError(f"{name}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """`ctx.run`: `runs` (1 at first), `context` of the last rerun, `callback_request`."""
+class _Exports(Frozen):
+    """Read-only for step code, and readable as keys too (`ctx.run["runs"]`)."""
 
-    runs: int
-    context: Any = None
-    callback_request: dict[str, Any] | None = None
+    __slots__ = ()
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
 
 
-@dataclass(frozen=True)
-class StepExports:
+class RunInfo(_Exports):
+    """`ctx.run`: `runs` (1 at first), `context` of the last rerun, `callback_request`."""
+
+    __slots__ = ("callback_request", "context", "runs")
+    runs: int
+    context: Any
+    callback_request: dict[str, Any] | None
+
+    def __init__(self, runs: int, context: Any = None,
+                 callback_request: dict[str, Any] | None = None) -> None:
+        self._set(runs=runs, context=context, callback_request=callback_request)
+
+
+class StepExports(_Exports):
     """`ctx.steps["id"]`: what an earlier step exports."""
 
+    __slots__ = ("action", "output", "resume_data", "runs", "status", "suspend_data")
     output: Any
     resume_data: Any
     suspend_data: Any
@@ -233,8 +255,10 @@ class StepExports:
     status: str
     runs: int
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    def __init__(self, output: Any, resume_data: Any, suspend_data: Any, action: str | None,
+                 status: str, runs: int) -> None:
+        self._set(output=output, resume_data=resume_data, suspend_data=suspend_data,
+                  action=action, status=status, runs=runs)
 
 
 class StepsView(Mapping[str, StepExports]):

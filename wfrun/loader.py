@@ -12,8 +12,9 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from wfrun import _schema
+from wfrun._specs import Workflow
 from wfrun.errors import ManifestError, NotFoundError
-from wfrun.manifest import SCHEMA_KEYS, Workflow, parse_manifest
+from wfrun.manifest import SCHEMA_KEYS, parse_manifest
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_NODES = 100_000  # after alias expansion: stops YAML alias bombs

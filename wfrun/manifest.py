@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from wfrun._specs import RetryPolicy, StepSpec, Workflow
 from wfrun.durations import parse_duration, parse_iso
 from wfrun.errors import ManifestError
 
@@ -30,78 +30,6 @@ _NOT_FOR = {
     "workflow": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
                  "output_schema"),
 }
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """`retry:` of a step: `max_attempts` counts every execution, the first included."""
-
-    max_attempts: int
-    delay: timedelta = timedelta(seconds=10)
-    backoff: float = 2.0
-    max_delay: timedelta = timedelta(hours=1)
-
-    def delay_after(self, failures: int) -> timedelta:
-        """The wait before the next attempt, after `failures` failed executions (>= 1)."""
-        seconds = self.delay.total_seconds() * self.backoff ** max(failures - 1, 0)
-        return min(timedelta(seconds=seconds), self.max_delay)
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One step as the manifest declares it."""
-
-    id: str
-    kind: str  # "code", "wait", "sleep" or "workflow" (runs a child run)
-    handler: str | None = None
-    needs: tuple[str, ...] = ()
-    when: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    sleep: timedelta | None = None
-    sleep_until: datetime | None = None
-    timeout: timedelta | None = None
-    on_timeout: str | None = None
-    resume_schema: Any = None
-    suspend_schema: Any = None
-    output_schema: Any = None
-    retry: RetryPolicy | None = None
-    workflow: str | None = None  # the child workflow's name (kind "workflow")
-    input_from: str | None = None  # the step whose output is the child's input
-    foreach: str | None = None  # the step over whose output list this step iterates
-
-
-@dataclass
-class Workflow:
-    """A validated workflow: its steps in manifest order and where its code lives."""
-
-    name: str
-    path: str
-    module_path: str
-    steps: dict[str, StepSpec]
-    description: str = ""
-    input_schema: Any = None
-    output: str | None = None
-    code_hash: dict[str, str] = field(default_factory=dict)
-
-    def actions_for(self, step_id: str) -> list[str]:
-        """Actions of `step_id` that some step's `when:` waits for, in manifest order."""
-        found: list[str] = []
-        for spec in self.steps.values():
-            for action in spec.when.get(step_id, ()):
-                if action not in found:
-                    found.append(action)
-        return found
-
-    def downstream(self, step_id: str) -> set[str]:
-        """Every step that depends on `step_id`, directly or not."""
-        found: set[str] = set()
-        frontier = [step_id]
-        while frontier:
-            current = frontier.pop()
-            for spec in self.steps.values():
-                if current in spec.needs and spec.id not in found:
-                    found.add(spec.id)
-                    frontier.append(spec.id)
-        return found
 
 
 class _Checker:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -31,34 +30,65 @@ PAUSE_RETRY = "retry"
 JsonValue = Any
 
 
-@dataclass
 class StepState:
-    """Everything the run remembers about one step."""
+    """Everything the run remembers about one step.
 
-    status: str = PENDING
-    runs: int = 0
-    output: JsonValue = None
-    action: str | None = None
-    resume_data: JsonValue = None
-    suspend_data: JsonValue = None
-    error: dict[str, str] | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    # {"kind", "since", "due_at", and per kind: "on_timeout", "nonce", "max_retries"}
-    pause: dict[str, Any] | None = None
-    # why a pending step executes again: {"reason": rerun|retry|recovered|resume, ...}
-    trigger: dict[str, Any] | None = None
-    context: JsonValue = None
-    reruns: int = 0
-    failures: int = 0
-    resumed_at: str | None = None
-    # a `workflow:` step (or one foreach iteration of it): the id of its child run
-    child: str | None = None
-    # a `foreach:` step: one state per element, in order (None until the step first executes)
-    iterations: list[StepState] | None = None
-    answers: list[JsonValue] = field(default_factory=list)  # resume data of each flow.ask()
-    # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
-    nonces: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: `@dataclass` compiles its methods at every import, and
+    every command imports this (docs/architecture.md, "Start-up cost"). The attributes are
+    assigned in snapshot order: `to_dict` writes `__dict__` as it is."""
+
+    def __init__(
+        self,
+        status: str = PENDING,
+        runs: int = 0,
+        output: JsonValue = None,
+        action: str | None = None,
+        resume_data: JsonValue = None,
+        suspend_data: JsonValue = None,
+        error: dict[str, str] | None = None,
+        started_at: str | None = None,
+        finished_at: str | None = None,
+        pause: dict[str, Any] | None = None,
+        trigger: dict[str, Any] | None = None,
+        context: JsonValue = None,
+        reruns: int = 0,
+        failures: int = 0,
+        resumed_at: str | None = None,
+        child: str | None = None,
+        iterations: list[StepState] | None = None,
+        answers: list[JsonValue] | None = None,
+        nonces: list[str] | None = None,
+    ) -> None:
+        self.status = status
+        self.runs = runs
+        self.output = output
+        self.action = action
+        self.resume_data = resume_data
+        self.suspend_data = suspend_data
+        self.error = error
+        self.started_at = started_at
+        self.finished_at = finished_at
+        # {"kind", "since", "due_at", and per kind: "on_timeout", "nonce", "max_retries"}
+        self.pause = pause
+        # why a pending step executes again: {"reason": rerun|retry|recovered|resume, ...}
+        self.trigger = trigger
+        self.context = context
+        self.reruns = reruns
+        self.failures = failures
+        self.resumed_at = resumed_at
+        # a `workflow:` step (or one foreach iteration of it): the id of its child run
+        self.child = child
+        # a `foreach:` step: one state per element, in order (None until it first executes)
+        self.iterations = iterations
+        self.answers: list[JsonValue] = [] if answers is None else answers  # each ask()'s data
+        # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
+        self.nonces: list[str] = [] if nonces is None else nonces
+
+    def __repr__(self) -> str:
+        return f"StepState({self.__dict__!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is StepState and other.__dict__ == self.__dict__
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""
@@ -89,31 +119,54 @@ class StepState:
         return dues
 
 
-_STEP_FIELDS = frozenset(StepState.__dataclass_fields__)
 _FRESH = StepState().__dict__
+_STEP_FIELDS = frozenset(_FRESH)
 _NESTED_STEP_KEYS = ("child", "iterations")
 
 
-@dataclass
 class Run:
-    """One execution of a workflow: its input, its steps and where it stands."""
+    """One execution of a workflow: its input, its steps and where it stands (a plain class
+    for the same reason as StepState; attributes in snapshot order)."""
 
-    run_id: str
-    workflow: str
-    input: JsonValue
-    created_at: str
-    updated_at: str
-    status: str = RUNNING
-    output: JsonValue = None
-    error: dict[str, str] | None = None
-    steps: dict[str, StepState] = field(default_factory=dict)
-    manifest_path: str = ""
-    code_hash: dict[str, str] = field(default_factory=dict)
-    running_since: str | None = None
-    revision: int = 0
-    # a child run (a `workflow:` step of another run): {"run_id", "step", "index", "notified"};
-    # "notified" is the status the parent last recorded for it (see Run.next_due)
-    parent: dict[str, Any] | None = None
+    def __init__(
+        self,
+        run_id: str,
+        workflow: str,
+        input: JsonValue,
+        created_at: str,
+        updated_at: str,
+        status: str = RUNNING,
+        output: JsonValue = None,
+        error: dict[str, str] | None = None,
+        steps: dict[str, StepState] | None = None,
+        manifest_path: str = "",
+        code_hash: dict[str, str] | None = None,
+        running_since: str | None = None,
+        revision: int = 0,
+        parent: dict[str, Any] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.input = input
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.status = status
+        self.output = output
+        self.error = error
+        self.steps: dict[str, StepState] = {} if steps is None else steps
+        self.manifest_path = manifest_path
+        self.code_hash: dict[str, str] = {} if code_hash is None else code_hash
+        self.running_since = running_since
+        self.revision = revision
+        # a child run (a `workflow:` step of another run): {"run_id", "step", "index",
+        # "notified"}; "notified" is the status the parent last recorded (see Run.next_due)
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"Run({self.__dict__!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Run and other.__dict__ == self.__dict__
 
     @property
     def finished(self) -> bool:
@@ -153,4 +206,4 @@ class Run:
         return run
 
 
-_RUN_FIELDS = frozenset(Run.__dataclass_fields__)
+_RUN_FIELDS = frozenset(Run("", "", None, "", "").__dict__)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from wfrun import _schema
 from wfrun._detach import stored_or_problem
+from wfrun._specs import StepSpec, Workflow
 from wfrun.context import PauseRequest
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError, WfrunError
-from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import (
     CANCELLED,
     COMPLETED,
@@ -33,20 +33,23 @@ from ._ask import answer_timeout, apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
 
 
-@dataclass
 class Outcome:
-    """What one execution of a step's code produced."""
+    """What one execution of a step's code produced (a plain class: see wfrun._specs)."""
 
-    output: Any = None
-    pause: PauseRequest | None = None
-    action: str | None = None
-    action_set: bool = False
-    exit_requested: bool = False
-    exit_reason: str | None = None
-    error: dict[str, str] | None = None
-    traceback: str | None = None
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    ask: Any = None  # the unanswered AskRequest the execution stopped at
+    __slots__ = ("action", "action_set", "ask", "error", "exit_reason", "exit_requested", "logs",
+                 "output", "pause", "traceback")
+
+    def __init__(self) -> None:
+        self.output: Any = None
+        self.pause: PauseRequest | None = None
+        self.action: str | None = None
+        self.action_set = False
+        self.exit_requested = False
+        self.exit_reason: str | None = None
+        self.error: dict[str, str] | None = None
+        self.traceback: str | None = None
+        self.logs: list[dict[str, Any]] = []
+        self.ask: Any = None  # the unanswered AskRequest the execution stopped at
 
 
 def _step_error(step: str, kind: str, message: str) -> dict[str, str]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from wfrun import _schema
 from wfrun._detach import stored_or_problem
+from wfrun._specs import StepSpec
 from wfrun.durations import to_iso
 from wfrun.errors import ConflictError, SchemaViolation
-from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec
+from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import CANCELLED, PAUSE_SUSPEND, PENDING, SUSPENDED, Run, StepState
 
 from ._schedule import Events, event

@@ -16,9 +16,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from wfrun import loader
+from wfrun._specs import StepSpec, Workflow
 from wfrun.errors import ManifestError, NotFoundError, WfrunError
 from wfrun.ids import RUN_ID_PATTERN
-from wfrun.manifest import StepSpec, Workflow
 from wfrun.model import CANCELLED, FINISHED, RUNNING, SKIPPED, Run
 
 from ._composite import (

@@ -9,12 +9,11 @@ run has a pause `{"kind": "child"}`; a foreach step whose iterations are paused 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wfrun._specs import StepSpec, Workflow
 from wfrun.durations import to_iso
-from wfrun.manifest import StepSpec, Workflow
 from wfrun.model import (
     CANCELLED,
     COMPLETED,
@@ -228,15 +227,18 @@ def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: i
         events.append(event(now, "completed", name, reason=outcome.exit_reason, exit=True))
 
 
-@dataclass
 class ChildResult:
     """Where a child run stands, as its parent records it (or why it could not start)."""
 
-    child_id: str
-    status: str | None = None
-    output: Any = None
-    error: dict[str, str] | None = None
-    problem: str | None = None
+    __slots__ = ("child_id", "error", "output", "problem", "status")
+
+    def __init__(self, child_id: str, status: str | None = None, output: Any = None,
+                 error: dict[str, str] | None = None, problem: str | None = None) -> None:
+        self.child_id = child_id
+        self.status = status
+        self.output = output
+        self.error = error
+        self.problem = problem
 
 
 def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildResult,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wfrun.manifest import Workflow
+from wfrun._specs import Workflow
 from wfrun.model import PAUSE_RERUN, SUSPENDED, WAITING, Run
 
 from ._links import LinkMaker

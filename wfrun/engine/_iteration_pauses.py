@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from wfrun._specs import Workflow
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError
-from wfrun.manifest import Workflow
 from wfrun.model import (
     FAILED,
     PAUSE_RERUN,

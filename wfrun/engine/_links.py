@@ -10,8 +10,8 @@ import shlex
 from typing import Any
 from urllib.parse import quote
 
+from wfrun._specs import Workflow
 from wfrun.context import Links
-from wfrun.manifest import Workflow
 
 VERBS = ("resume", "cancel")
 

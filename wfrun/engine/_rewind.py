@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema
+from wfrun._specs import Workflow
 from wfrun.durations import to_iso
 from wfrun.errors import CodeChangedError, ConflictError, NotFoundError
 from wfrun.ids import check_run_id, new_run_id
-from wfrun.manifest import Workflow
 from wfrun.model import CANCELLED, COMPLETED, FAILED, RUNNING, SETTLED, Run, StepState
 
 from ._schedule import Events, event, schedule

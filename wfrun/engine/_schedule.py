@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from wfrun._specs import StepSpec, Workflow
 from wfrun.durations import to_iso
 from wfrun.ids import random_token
-from wfrun.manifest import DEFAULT_TIMEOUT, StepSpec, Workflow
+from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import (
     CANCELLED,
     COMPLETED,

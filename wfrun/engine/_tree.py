@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
-from wfrun.manifest import Workflow
 from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
 
 from ._address import join

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
+from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
 from wfrun.errors import (
@@ -16,7 +16,6 @@ from wfrun.errors import (
     WfrunError,
 )
 from wfrun.ids import check_run_id, new_run_id
-from wfrun.manifest import Workflow
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
 
@@ -41,13 +40,16 @@ NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 
-@dataclass
 class Result:
     """A run after a command, with the warnings to show beside it."""
 
-    run: Run
-    workflow: Workflow | None
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("run", "warnings", "workflow")
+
+    def __init__(self, run: Run, workflow: Workflow | None,
+                 warnings: list[str] | None = None) -> None:
+        self.run = run
+        self.workflow = workflow
+        self.warnings: list[str] = [] if warnings is None else warnings
 
 
 class Engine:

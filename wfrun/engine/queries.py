@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
-from wfrun.manifest import Workflow
 from wfrun.model import Run
 from wfrun.store.abc import Store
 

@@ -1,0 +1,124 @@
+"""A validated workflow as the engine reads it: `Workflow`, its `StepSpec`s, `RetryPolicy`.
+
+Plain classes, not dataclasses: `@dataclass` compiles its methods at every import, and every
+command imports these (docs/architecture.md, "Start-up cost"). `wfrun.manifest` builds them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfrun._frozen import Frozen
+
+
+class RetryPolicy(Frozen):
+    """`retry:` of a step: `max_attempts` counts every execution, the first included."""
+
+    __slots__ = ("backoff", "delay", "max_attempts", "max_delay")
+    max_attempts: int
+    delay: timedelta
+    backoff: float
+    max_delay: timedelta
+
+    def __init__(self, max_attempts: int, delay: timedelta = timedelta(seconds=10),
+                 backoff: float = 2.0, max_delay: timedelta = timedelta(hours=1)) -> None:
+        self._set(max_attempts=max_attempts, delay=delay, backoff=backoff, max_delay=max_delay)
+
+    def delay_after(self, failures: int) -> timedelta:
+        """The wait before the next attempt, after `failures` failed executions (>= 1)."""
+        seconds = self.delay.total_seconds() * self.backoff ** max(failures - 1, 0)
+        return min(timedelta(seconds=seconds), self.max_delay)
+
+
+class StepSpec(Frozen):
+    """One step as the manifest declares it."""
+
+    __slots__ = (
+        "foreach",
+        "handler",
+        "id",
+        "input_from",
+        "kind",
+        "needs",
+        "on_timeout",
+        "output_schema",
+        "resume_schema",
+        "retry",
+        "sleep",
+        "sleep_until",
+        "suspend_schema",
+        "timeout",
+        "when",
+        "workflow",
+    )
+    id: str
+    kind: str  # "code", "wait", "sleep" or "workflow" (runs a child run)
+    handler: str | None
+    needs: tuple[str, ...]
+    when: dict[str, tuple[str, ...]]
+    sleep: timedelta | None
+    sleep_until: datetime | None
+    timeout: timedelta | None
+    on_timeout: str | None
+    resume_schema: Any
+    suspend_schema: Any
+    output_schema: Any
+    retry: RetryPolicy | None
+    workflow: str | None  # the child workflow's name (kind "workflow")
+    input_from: str | None  # the step whose output is the child's input
+    foreach: str | None  # the step over whose output list this step iterates
+
+    def __init__(
+        self, id: str, kind: str, handler: str | None = None, needs: tuple[str, ...] = (),
+        when: dict[str, tuple[str, ...]] | None = None, sleep: timedelta | None = None,
+        sleep_until: datetime | None = None, timeout: timedelta | None = None,
+        on_timeout: str | None = None, resume_schema: Any = None, suspend_schema: Any = None,
+        output_schema: Any = None, retry: RetryPolicy | None = None, workflow: str | None = None,
+        input_from: str | None = None, foreach: str | None = None,
+    ) -> None:
+        self._set(id=id, kind=kind, handler=handler, needs=needs,
+                  when={} if when is None else when, sleep=sleep, sleep_until=sleep_until,
+                  timeout=timeout, on_timeout=on_timeout, resume_schema=resume_schema,
+                  suspend_schema=suspend_schema, output_schema=output_schema, retry=retry,
+                  workflow=workflow, input_from=input_from, foreach=foreach)
+
+
+class Workflow:
+    """A validated workflow: its steps in manifest order and where its code lives."""
+
+    def __init__(self, name: str, path: str, module_path: str, steps: dict[str, StepSpec],
+                 description: str = "", input_schema: Any = None, output: str | None = None,
+                 code_hash: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.module_path = module_path
+        self.steps = steps
+        self.description = description
+        self.input_schema = input_schema
+        self.output = output
+        self.code_hash: dict[str, str] = {} if code_hash is None else code_hash
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, {self.path!r})"
+
+    def actions_for(self, step_id: str) -> list[str]:
+        """Actions of `step_id` that some step's `when:` waits for, in manifest order."""
+        found: list[str] = []
+        for spec in self.steps.values():
+            for action in spec.when.get(step_id, ()):
+                if action not in found:
+                    found.append(action)
+        return found
+
+    def downstream(self, step_id: str) -> set[str]:
+        """Every step that depends on `step_id`, directly or not."""
+        found: set[str] = set()
+        frontier = [step_id]
+        while frontier:
+            current = frontier.pop()
+            for spec in self.steps.values():
+                if current in spec.needs and spec.id not in found:
+                    found.add(spec.id)
+                    frontier.append(spec.id)
+        return found
