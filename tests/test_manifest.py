@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import py_compile
 import textwrap
 from pathlib import Path
 
@@ -267,3 +269,23 @@ def test_anchors_and_merge_keys_are_still_fine(project: Project) -> None:
               required: [n]
         """, "def a(ctx):\n    return {'n': ctx.input['n']}\n")
     assert project.json("start", "anchors", "--input", '{"n": 3}')["output"] == {"n": 3}
+
+
+def test_an_edited_module_runs_its_new_code_even_with_stale_bytecode_beside_it(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python trusts a __pycache__ file by its source's mtime (whole seconds) and size; an edit
+    that keeps both must still run the new code, the code whose hash the run records."""
+    monkeypatch.setattr("sys.dont_write_bytecode", False)
+    project.workflow("w", """
+        steps:
+          - {id: gate, wait: true}
+          - id: after
+        """, "def after(ctx):\n    return 'v1'\n")
+    module = project.workflows / "w.py"
+    compiled = project.json("start", "w")  # imports the module: may leave bytecode for v1
+    py_compile.compile(str(module))  # make sure it does
+    stat = module.stat()
+    module.write_text("def after(ctx):\n    return 'v2'\n")  # same size...
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and same mtime
+    doc = project.json("resume", compiled["run_id"])
+    assert doc["steps"]["after"]["output"] == "v2"
