@@ -233,6 +233,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     )
     step_floor = durable_write_floor(tmp, reps["write"])  # measured again, beside the steps
     step = per_step_overhead(tmp / "steps", reps["step"])
+    r["durable_write_beside_steps_ms"] = step_floor * 1000  # the ratio's denominator
     r["per_step_ms"] = step * 1000
     r["per_step_in_durable_writes"] = step / step_floor
 
