@@ -669,3 +669,31 @@ def test_step_code_changing_what_it_was_given_or_returned_changes_nothing_stored
     assert run["steps"]["two"]["output"] == context
     assert run["steps"]["three"]["output"] == {
         "input": {"given": 1}, "one": {"items": [1]}, "two": context}
+
+
+def test_ctx_run_and_step_exports_are_read_only(project: Project) -> None:
+    """`ctx.run` and `ctx.steps[...]` cannot be reassigned: the step fails, saying so."""
+    project.workflow("ro", """
+        steps:
+          - id: first
+          - id: second
+          - id: third
+        """, """
+        def first(ctx):
+            return 1
+
+        def second(ctx):
+            try:
+                ctx.steps["first"].output = 2
+            except AttributeError as exc:
+                return str(exc)
+
+        def third(ctx):
+            ctx.run.runs = 5
+        """)
+    out = project.run("start", "ro", "--json")
+    assert out.code == 1, out.stderr
+    run = out.json()
+    assert run["steps"]["first"]["output"] == 1
+    assert run["steps"]["second"]["output"] == "StepExports is read-only: cannot set 'output'"
+    assert "RunInfo is read-only: cannot set 'runs'" in run["steps"]["third"]["error"]["message"]
