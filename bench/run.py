@@ -108,10 +108,11 @@ def recycled_write(tmp: Path, repeat: int) -> float:
 
 
 def state_lock(tmp: Path, repeat: int) -> float:
-    """One acquire and release of a run's state lock (filelock, as the file store uses it)."""
-    from filelock import FileLock
+    """One acquire and release of a run's state lock, as the file store takes it (filelock's
+    descriptor lock, wfrun/store/_statelock.py)."""
+    from wfrun.store._statelock import StateLock
 
-    lock = FileLock(str(tmp / "run.lock"), mode=0o600, preserve_lock_file=True)
+    lock = StateLock(str(tmp / "run.lock"))
 
     def cycle() -> None:
         lock.acquire(timeout=30)

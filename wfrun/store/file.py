@@ -7,7 +7,8 @@ Layout (private to this module):
       runs/RUN.history.jsonl       the run's events, appended one line each
       runs/RUN.log.jsonl           what its steps printed or logged (`wfrun logs`), a line each
       due/YYYYMMDDTHH/TIME~RUN     the due index: one empty file per run that tick must visit
-      locks/RUN.lock, RUN.exec     the state lock (filelock) and the execution claim (flock)
+      locks/RUN.lock, RUN.exec     the state lock (filelock's, see _statelock) and the
+                                   execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
 """
 
@@ -25,6 +26,7 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _check, _dueindex, _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
+from wfrun.store._statelock import LockTimeout, StateLock
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
@@ -42,7 +44,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._key: bytes | None = None
-        self._locks: dict[str, Any] = {}
+        self._locks: dict[str, StateLock] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
         self._unsynced: set[str] = set()  # runs saved with save_deferred, not yet flushed
         self._held: dict[str, int] = {}  # run -> depth of this process's hold of its state lock
@@ -274,7 +276,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
     # -- locks and claims ----------------------------------------------------------------------
 
     def after_fork(self) -> None:
-        self._locks, self._claims = {}, {}  # filelock refuses a lock object made before a fork
+        self._locks, self._claims = {}, {}  # a parent's holds are not the child's
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         check_run_id(run_id)
@@ -282,17 +284,13 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
 
     @contextmanager
     def _locked(self, run_id: str) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
         self._ensure()
         lock = self._locks.get(run_id)
-        if lock is None:  # one object per run: building a FileLock costs more than using it
-            lock = self._locks[run_id] = FileLock(
-                self._path("locks", run_id + ".lock"), mode=0o600, preserve_lock_file=True,
-                is_singleton=True)
+        if lock is None:  # one object per run (reentrant per thread)
+            lock = self._locks[run_id] = StateLock(self._path("locks", run_id + ".lock"))
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
-        except Timeout:
+        except LockTimeout:
             raise ConflictError(
                 f"run {run_id} is busy: its state lock was held for over "
                 f"{LOCK_TIMEOUT_SECONDS:.0f}s; try again"
