@@ -479,3 +479,17 @@ def test_validate_names_an_invalid_child_workflow_and_the_step_using_it(project:
     assert "parent.yaml: step 'review': key 'workflow': the child workflow 'child' is invalid:" \
         in message
     assert "child.yaml: step 'x': key 'bogus': unknown key" in message
+
+
+def test_pending_by_workflow_finds_a_child_runs_suspension(project: Project) -> None:
+    """`pending --workflow child` lists the child's suspension (under its top-level run, as
+    always); `--workflow parent` lists it too; another workflow's filter does not."""
+    setup(project)
+    start(project)
+    project.workflow("other", "steps:\n  - {id: gate, wait: true}\n")
+    project.json("start", "other", "--run-id", "o1")
+    by_child = project.json("pending", "--workflow", "child")
+    assert [(r["run_id"], r["step"]) for r in by_child] == [("p1", "review/approve")]
+    assert project.json("pending", "--workflow", "parent") == by_child
+    assert [r["run_id"] for r in project.json("pending", "--workflow", "other")] == ["o1"]
+    assert {r["run_id"] for r in project.json("pending")} == {"p1", "o1"}

@@ -45,18 +45,20 @@ def list_runs(
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every open suspension, oldest first, with the schema its resume data must match.
 
-    A suspension inside a child run is listed once, under its top-level run, by full path."""
+    A suspension inside a child run is listed once, under its top-level run, by full path;
+    `workflow` keeps the suspensions of runs of that workflow, child runs' included."""
     runs, problems = _readable_runs(engine.store)
-    ids = {r.run_id for r in runs}
+    workflow_of = {r.run_id: r.workflow for r in runs}
     cache: dict[str, Workflow | None] = {}
     rows: list[dict[str, Any]] = []
     for run in runs:
-        if (workflow is not None and run.workflow != workflow) or run.finished:
+        if run.finished or (workflow is not None and run.workflow != workflow
+                            and not has_composites(run)):
             continue
         if not any(s.status == "suspended" for s in run.steps.values()) \
                 and not has_composites(run):
             continue
-        if run.parent is not None and run.parent.get("run_id") in ids:
+        if run.parent is not None and run.parent.get("run_id") in workflow_of:
             continue  # listed under its parent
         if run.manifest_path not in cache:
             try:
@@ -72,6 +74,9 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                                           current.steps.get(e["step"]) if current else None))
                       for e in suspended_entries(run, current, engine.links)]
         for entry, schema in listed:
+            if workflow is not None and workflow not in (
+                    run.workflow, workflow_of.get(entry.get("child_run_id", ""))):
+                continue  # neither this run nor the child run suspended there is of `workflow`
             rows.append({
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
                 "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
