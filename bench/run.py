@@ -152,12 +152,25 @@ def write_workflows(root: Path) -> Path:
     return wf
 
 
-def per_step_overhead(root: Path, repeat: int) -> float:
-    """In-process time per step of a 10-step workflow of trivial steps (start to completion)."""
+def per_step_overhead(root: Path, repeat: int) -> tuple[float, float]:
+    """In-process time per step of a 10-step workflow of trivial steps (start to completion),
+    and the durable-write floor, timed in alternation: each 10-step run is followed by two
+    floor writes, so that a disk or CPU that slows down for a while slows both alike."""
     wf = write_workflows(root)
     engine = Engine(FileStore(root / "state-steps"), FakeClock("2026-01-01T00:00:00Z"), workflows_dir=str(wf))
     engine.start("ten")  # warm: module import, key creation
-    return median_time(lambda: engine.start("ten"), repeat) / 10
+    data = os.urandom(1024).hex().encode()
+    target = str(root / "floor.json")
+    steps, floors = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        engine.start("ten")
+        steps.append((time.perf_counter() - t0) / 10)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            _fsops.durable_write(target, data)
+            floors.append(time.perf_counter() - t0)
+    return statistics.median(steps), statistics.median(floors)
 
 
 def seed_idle_runs(root: Path, state: Path, count: int) -> None:
@@ -232,8 +245,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     r["import_deps_ms"], r["import_deps_mib"] = _ms(
         process_stats([sys.executable, "-c", DEPS], tmp, reps["proc"])
     )
-    step_floor = durable_write_floor(tmp, reps["write"])  # measured again, beside the steps
-    step = per_step_overhead(tmp / "steps", reps["step"])
+    step, step_floor = per_step_overhead(tmp / "steps", reps["step"])
     r["durable_write_beside_steps_ms"] = step_floor * 1000  # the ratio's denominator
     r["per_step_ms"] = step * 1000
     r["per_step_in_durable_writes"] = step / step_floor
