@@ -57,7 +57,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
     # -- directory ---------------------------------------------------------------------------
 
     def _path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        return "/".join((self.root, *parts))  # POSIX only (flock); parts are checked names
 
     def _snapshot_path(self, run_id: str) -> str:
         return self._path("runs", check_run_id(run_id) + ".json")
