@@ -179,7 +179,7 @@ def seed_idle_runs(root: Path, state: Path, count: int) -> None:
     Seeding skips fsync (a benchmark fixture, not a measurement) to keep setup fast."""
     wf = write_workflows(root)
     real_fsync = os.fsync
-    os.fsync = lambda fd: None  # type: ignore[assignment]
+    os.fsync = lambda fd: None
     try:
         engine = Engine(FileStore(state), FakeClock("2026-01-01T00:00:00Z"), workflows_dir=str(wf))
         for i in range(count):
@@ -308,7 +308,9 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     # Each trial ticks a fresh copy of the 1,000 due runs, one process and then the default
     # workers, each right after measuring the write floor it is compared with; ratios are the
     # median over the trials (a single tick of a few seconds is at the mercy of a busy host).
-    serial, parallel, peaks = [], [], []
+    serial: list[tuple[float, float]] = []
+    parallel: list[tuple[float, float]] = []
+    peaks: list[float] = []
     for trial in range(reps["due_trials"]):
         for workers, ratios in (("1", serial), ("default", parallel)):
             state = due_root / f"state-{workers}-{trial}"
@@ -335,7 +337,7 @@ def _ms(pair: tuple[float, float]) -> tuple[float, float]:
     return pair[0] * 1000, pair[1]
 
 
-TARGETS = [
+TARGETS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("per_step_in_durable_writes", "per-step overhead in durable writes", "<= 1.5", lambda v: v <= 1.5),
     ("cold_resume_vs_import_deps", "cold resume / import of dependencies", "<= 0.75", lambda v: v <= 0.75),
     (
