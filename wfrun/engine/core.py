@@ -45,8 +45,7 @@ class Result:
 
     __slots__ = ("run", "warnings", "workflow")
 
-    def __init__(self, run: Run, workflow: Workflow | None,
-                 warnings: list[str] | None = None) -> None:
+    def __init__(self, run: Run, workflow: Workflow | None, warnings: list[str] | None = None) -> None:
         self.run = run
         self.workflow = workflow
         self.warnings: list[str] = [] if warnings is None else warnings
