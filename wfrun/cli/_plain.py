@@ -43,6 +43,15 @@ def write_run(doc: dict[str, Any], with_steps: bool) -> bool:
     return True
 
 
+def write_lines(items: list[str]) -> bool:
+    """Write markup-free lines as rich would; False (nothing written) if rich must."""
+    if console_width() is None or any(_UNSAFE.search(text) for text in items):
+        return False
+    sys.stdout.write("".join(f"{text}\n" for text in items))
+    sys.stdout.flush()
+    return True
+
+
 def console_width() -> int | None:
     """The width rich's console would have, or None if rich would print colour (or might)."""
     if os.name != "posix" or any(name in os.environ for name in _RICH_ENV):

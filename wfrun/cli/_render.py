@@ -225,7 +225,11 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
 
 
 def lines(items: list[str]) -> None:
-    """Print lines of (markup-free) text."""
+    """Print lines of (markup-free) text (without rich when no terminal shows them)."""
+    from . import _plain
+
+    if _plain.write_lines(items):
+        return
     console = _console()
     for item in items:
         console.print(item, markup=False)

@@ -10,11 +10,7 @@ from wfrun import _schema, loader
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
-from wfrun.errors import (
-    CodeChangedError,
-    ConflictError,
-    WfrunError,
-)
+from wfrun.errors import CodeChangedError, ConflictError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import ExecutionClaim, Store
@@ -235,6 +231,8 @@ class Engine:
 
     def _continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
         """After letting the claim go, pick up work another process recorded meanwhile."""
+        if run.finished:  # no process moves a finished run on: no need to read it again
+            return Result(run, workflow, warnings)
         latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
         if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
             claim = self.store.claim(run.run_id)
