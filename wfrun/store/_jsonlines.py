@@ -7,13 +7,14 @@ from typing import Any
 
 from wfrun.errors import StateError
 from wfrun.store import _fsops
+from wfrun.store._jsonenc import encoder
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # built once, not per record
+_dump = encoder(allow_nan=True, default=str)
 
 
 def append(path: str, records: list[dict[str, Any]], what: str = "log") -> None:
     """Append records, one JSON object per line, in one write (O_APPEND)."""
-    lines = "".join(_ENCODER.encode(r) + "\n" for r in records)
+    lines = "".join(_dump(r) + "\n" for r in records)
     try:
         _fsops.append_line(path, lines.encode())
     except OSError as exc:

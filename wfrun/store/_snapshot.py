@@ -9,11 +9,11 @@ from typing import Any
 
 from wfrun.errors import StateError
 from wfrun.model import SCHEMA_VERSION, Run
+from wfrun.store._jsonenc import encoder
 
 _CHECKSUM_KEY = b'\n "checksum": "'
 _REVISION_KEY = b'\n "revision": '
-# One encoder for every value: json.dumps with non-default options builds a new one per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_dump = encoder(allow_nan=False)
 
 
 def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, Any]) -> bytes:
@@ -22,7 +22,7 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
     encoder, several times slower on every write). The checksum line covers every other byte of
     the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
-    dump = _ENCODER.encode
+    dump = _dump
     run = dict(run_data)
     steps = run.pop("steps")
     # the revision leads the file, so a process can tell versions apart by reading its head
