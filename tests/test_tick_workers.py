@@ -59,23 +59,30 @@ def test_few_due_runs_are_advanced_in_the_tick_process_itself(project: Project) 
     assert len(pids) == 1
 
 
-def test_a_dead_worker_is_reported_and_its_run_recovered_by_the_next_tick(
+def test_a_dead_worker_is_reported_with_the_parts_it_finished_and_its_run_recovered(
     project: Project,
 ) -> None:
-    ids = _start_many(project, 40, die="p007")
+    # worker 2 of 2 has p001, p003, ... p039; it dies in p035, its 18th run, after reporting
+    # its first part of REPORT_EVERY (16) runs
+    assert _workers.REPORT_EVERY == 16
+    ids = _start_many(project, 40, die="p035")
     out = project.cli("tick", "--now", NOW, "--workers", "2", "--json")
     assert out.code == 1
     report = json.loads(out.stdout)
     assert len(report["errors"]) == 1 and "a tick worker died" in report["errors"][0]["message"]
+    assert report["errors"][0]["run_id"] == "p033"  # the first run of the part not reported
+    assert "(the 16 before it are reported)" in report["errors"][0]["message"]
     assert "a tick worker died" in out.stderr and "Traceback" not in out.stderr
-    reported = {a["run_id"] for a in report["advanced"]}
-    assert "p007" not in reported and len(reported) == 20  # the other worker's share
-    # the next tick recovers p007 (its worker died mid-step) and advances what that worker
+    reported = [a["run_id"] for a in report["advanced"]]
+    assert reported == [i for i in ids if i < "p032" or int(i[1:]) % 2 == 0]
+    assert {a["status"] for a in report["advanced"]} == {"completed"}
+    # the next tick recovers p035 (its worker died mid-step) and advances what that worker
     # had not reached; every run completes, and no finished step attempt executed twice
     again = project.cli("tick", "--now", NOW, "--workers", "1", "--json")
     assert again.code == 0, again.stderr
-    recovered = [a for a in json.loads(again.stdout)["advanced"] if a["run_id"] == "p007"]
-    assert [(a["reason"], a["status"]) for a in recovered] == [("recovered", "completed")]
+    advanced = {a["run_id"]: a["reason"] for a in json.loads(again.stdout)["advanced"]}
+    # (p033 completed in the dead worker, before p035: only its report was lost)
+    assert advanced == {"p035": "recovered", "p037": "rerun", "p039": "rerun"}
     statuses = {row["run_id"]: row["status"] for row in project.json("list")}
     assert statuses == dict.fromkeys(ids, "completed")
     ledger = [line.split()[0] for line in (project.root / "ledger").read_text().splitlines()]
