@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from conftest import Project
@@ -59,34 +60,53 @@ def test_few_due_runs_are_advanced_in_the_tick_process_itself(project: Project) 
     assert len(pids) == 1
 
 
-def test_a_dead_worker_is_reported_with_the_parts_it_finished_and_its_run_recovered(
+def test_a_dead_worker_is_reported_with_the_runs_it_advanced_and_its_run_recovered(
     project: Project,
 ) -> None:
-    # worker 2 of 2 has p001, p003, ... p039; it dies in p035, its 18th run, after reporting
-    # its first part of REPORT_EVERY (16) runs
-    assert _workers.REPORT_EVERY == 16
-    ids = _start_many(project, 40, die="p035")
+    # worker 2 of 2 has p001, p003, ... p039; it dies in p011, after advancing five runs
+    ids = _start_many(project, 40, die="p011")
     out = project.cli("tick", "--now", NOW, "--workers", "2", "--json")
     assert out.code == 1
     report = json.loads(out.stdout)
     assert len(report["errors"]) == 1 and "a tick worker died" in report["errors"][0]["message"]
-    assert report["errors"][0]["run_id"] == "p033"  # the first run of the part not reported
-    assert "(the 16 before it are reported)" in report["errors"][0]["message"]
+    assert "with 15 of its 20 due run(s) not reported" in report["errors"][0]["message"]
     assert "a tick worker died" in out.stderr and "Traceback" not in out.stderr
     reported = [a["run_id"] for a in report["advanced"]]
-    assert reported == [i for i in ids if i < "p032" or int(i[1:]) % 2 == 0]
+    assert reported == [i for i in ids if i < "p011" or int(i[1:]) % 2 == 0]  # in due order
     assert {a["status"] for a in report["advanced"]} == {"completed"}
-    # the next tick recovers p035 (its worker died mid-step) and advances what that worker
+    # the next tick recovers p011 (its worker died mid-step) and advances what that worker
     # had not reached; every run completes, and no finished step attempt executed twice
     again = project.cli("tick", "--now", NOW, "--workers", "1", "--json")
     assert again.code == 0, again.stderr
     advanced = {a["run_id"]: a["reason"] for a in json.loads(again.stdout)["advanced"]}
-    # (p033 completed in the dead worker, before p035: only its report was lost)
-    assert advanced == {"p035": "recovered", "p037": "rerun", "p039": "rerun"}
+    assert advanced == {"p011": "recovered"} | {f"p{i:03d}": "rerun" for i in range(13, 40, 2)}
     statuses = {row["run_id"]: row["status"] for row in project.json("list")}
     assert statuses == dict.fromkeys(ids, "completed")
     ledger = [line.split()[0] for line in (project.root / "ledger").read_text().splitlines()]
     assert sorted(ledger) == ids
+
+
+def test_the_runs_a_dead_worker_reported_are_made_durable_by_the_tick(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's own flush never came: the tick process fsyncs the runs directory (the
+    renames of their last states) and their histories before it reports them."""
+    from wfrun.store import _fsops
+
+    _start_many(project, 40, die="p011")
+    synced: list[str] = []  # this process's fsyncs (the forked workers record in their copies)
+    def tracing(real: Callable[[str], None]) -> Callable[[str], None]:
+        def traced(path: str) -> None:
+            real(path)
+            synced.append(path)
+        return traced
+
+    monkeypatch.setattr(_fsops, "fsync_dir", tracing(_fsops.fsync_dir))
+    monkeypatch.setattr(_fsops, "fsync_file", tracing(_fsops.fsync_file))
+    out = project.run("tick", "--now", NOW, "--workers", "2", "--json")
+    assert out.code == 1
+    runs = project.state / "runs"
+    assert synced == [str(runs)] + [str(runs / f"p{i:03d}.history.jsonl") for i in (1, 3, 5, 7, 9)]
 
 
 def test_without_a_process_to_fork_the_tick_advances_every_run_itself(

@@ -349,6 +349,21 @@ def test_reload_keeps_the_object_while_nothing_changed_and_reads_what_did(
     assert fresh is not run and fresh.revision == 2 and fresh.output == "changed elsewhere"
 
 
+def test_make_durable_takes_runs_another_process_left_deferred(
+    open_store: Callable[[], Store],
+) -> None:
+    worker, parent = open_store(), open_store()
+    run = make_run("r1", "2026-01-02T00:00:00.000Z")
+    worker.create(run)
+    run.output = "done"
+    worker.save_deferred(run)  # then the worker dies: its flush never comes
+    worker.append_history("r1", [{"type": "completed"}])
+    parent.make_durable(["r1"])
+    parent.make_durable([])
+    assert parent.load("r1").output == "done"
+    assert parent.read_history("r1")[-1]["type"] == "completed"
+
+
 def test_save_deferred_is_visible_at_once_and_durable_after_flush(
     open_store: Callable[[], Store],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +40,16 @@ def tick(engine: Engine, limit: int | None = None, workers: int = 1) -> TickRepo
     return advance(engine, due)
 
 
-def advance(engine: Engine, due: list[str]) -> TickReport:
-    """Advance the runs found due, one after another, in this process."""
+def advance(engine: Engine, due: list[str],
+            progress: Callable[[TickReport], None] | None = None) -> TickReport:
+    """Advance the runs found due, one after another, in this process (calling `progress`
+    with the report so far after each run; what it holds is durable only once this returns)."""
     report = TickReport()
     # Durability is owed once, at the end, for everything the tick did: the last state of each
     # run it advanced shares one flush, and each run's history is fsynced once.
     engine.defer_sync = set()
     try:
-        _tick_runs(engine, due, report)
+        _tick_runs(engine, due, report, progress)
     finally:
         synced, engine.defer_sync = engine.defer_sync, None
         engine.store.flush()
@@ -55,7 +58,8 @@ def advance(engine: Engine, due: list[str]) -> TickReport:
     return report
 
 
-def _tick_runs(engine: Engine, due: list[str], report: TickReport) -> None:
+def _tick_runs(engine: Engine, due: list[str], report: TickReport,
+               progress: Callable[[TickReport], None] | None) -> None:
     for run_id in due:
         if engine.should_stop():
             break
@@ -74,6 +78,8 @@ def _tick_runs(engine: Engine, due: list[str], report: TickReport) -> None:
             logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
             report.errors.append({"run_id": run_id,
                                   "message": f"internal error: {type(exc).__name__}: {exc}"})
+        if progress is not None:
+            progress(report)
 
 
 def _sync_histories(engine: Engine, run_ids: list[str], report: TickReport) -> None:

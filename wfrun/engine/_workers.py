@@ -1,10 +1,11 @@
 """`tick --workers N`: the due runs shared among worker processes forked from this one.
 
 Each worker advances its share exactly as a lone tick would (the execution claim still keeps
-two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups),
-REPORT_EVERY runs at a time, and sends the report of each part back through a pipe once the
-part is durable. Workers run step code concurrently, on separate runs only. A worker that dies
-is reported with the parts it finished; its other runs are recovered by the next tick.
+two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups)
+and sends what it did back through a pipe, a line of JSON after each run, then a last line
+once all of it is durable. Workers run step code concurrently, on separate runs only. A worker
+that dies is reported; the parent makes the runs it had reported durable and reports them too,
+and the run it was executing is recovered by the next tick.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ import select
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from wfrun.errors import WfrunError
 
 if TYPE_CHECKING:
     from ._tick import TickReport
     from .core import Engine
 
-Share = Callable[["Engine", list[str]], "TickReport"]
+Share = Callable[["Engine", list[str], Callable[["TickReport"], None] | None], "TickReport"]
 MIN_SHARE = 16  # fewer due runs than this per worker: forking costs more than it saves
-# A worker's runs are advanced and made durable this many at a time, each part reported as it
-# is done: a worker that dies loses the report of one part at most (a flush costs ~1 ms).
-REPORT_EVERY = 16
 
 
 def worth_it(due: int, workers: int) -> bool:
@@ -58,37 +58,42 @@ def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share
         os.close(write_end)
         children[read_end] = (pid, share)
     if inline:
-        part = advance(engine, inline)
+        part = advance(engine, inline, None)
         report.advanced.extend(part.advanced)
         report.errors.extend(part.errors)
         report.warnings.extend(part.warnings)
     for share, data, status in _collect(engine, children):
-        _merge(report, share, data, status)
+        _merge(engine, report, share, data, status)
     order = {run_id: i for i, run_id in enumerate(due)}
     report.advanced.sort(key=lambda item: order.get(item["run_id"], len(order)))
 
 
 def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
-    """The worker: advance `share` part by part, write each part's report to `pipe` as a line
-    of JSON once the part is durable, then a last line saying it is done; exit."""
+    """The worker: advance `share`, writing to `pipe` a line of JSON with what each run did,
+    then a last line once the tick's flush made it all durable; exit."""
+    sent = [0, 0, 0]  # how many advanced items, errors and warnings are in the pipe
+
+    def send(part: TickReport, done: bool = False) -> None:
+        lists: tuple[list[Any], ...] = (part.advanced, part.errors, part.warnings)
+        payload: dict[str, object] = {"done": True} if done else {}
+        for index, key in enumerate(("advanced", "errors", "warnings")):
+            if len(lists[index]) > sent[index]:
+                payload[key], sent[index] = lists[index][sent[index]:], len(lists[index])
+        if payload:
+            _write(pipe, payload)
+
     try:
         engine.store.after_fork()
-        for start in range(0, len(share), REPORT_EVERY):
-            if engine.should_stop():
-                break
-            part = advance(engine, share[start:start + REPORT_EVERY])
-            _send(pipe, {"advanced": part.advanced, "errors": part.errors,
-                         "warnings": part.warnings})
-        _send(pipe, {"done": True})
+        send(advance(engine, share, send), done=True)
     except BaseException as exc:  # reported by the parent, which goes on with the other shares
         with contextlib.suppress(BaseException):
-            _send(pipe, {"done": True, "errors": [{"run_id": share[0], "message": (
+            _write(pipe, {"done": True, "errors": [{"run_id": share[0], "message": (
                 f"a tick worker stopped: {type(exc).__name__}: {exc}")}]})
     finally:
         os._exit(0)
 
 
-def _send(pipe: int, payload: dict[str, object]) -> None:
+def _write(pipe: int, payload: dict[str, object]) -> None:
     sys.stderr.flush()  # what its steps echoed; os._exit flushes nothing
     data = json.dumps(payload).encode() + b"\n"
     while data:
@@ -124,26 +129,32 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def _merge(report: TickReport, share: list[str], data: bytes, status: int) -> None:
-    """Add a worker's reports; if it died before its last line, say so and how far it got."""
-    done, reported = False, 0
+def _merge(engine: Engine, report: TickReport, share: list[str], data: bytes,
+           status: int) -> None:
+    """Add a worker's report. If it died before its last line, the runs it reported were never
+    flushed: make them durable here, then report them with the worker's death."""
+    done, advanced, errors, warnings = False, [], [], []
     for line in data.split(b"\n"):
         try:
             part = json.loads(line)
         except ValueError:
             continue  # the torn line of a worker that died while writing it
-        if not isinstance(part, dict):
-            continue
-        report.advanced.extend(part.get("advanced", []))
-        report.errors.extend(part.get("errors", []))
-        report.warnings.extend(part.get("warnings", []))
-        done = done or part.get("done") is True
-        reported += 0 if part.get("done") else 1
-    if done:
-        return
-    how = f"exit status {os.waitstatus_to_exitcode(status)}"
-    left = share[reported * REPORT_EVERY:]
-    report.errors.append({"run_id": left[0] if left else share[0], "message": (
-        f"a tick worker died ({how}) while advancing {len(left)} run(s) from this one (the "
-        f"{len(share) - len(left)} before it are reported); the runs it was executing are "
-        "recovered by the next tick")})
+        if isinstance(part, dict):
+            advanced.extend(part.get("advanced", []))
+            errors.extend(part.get("errors", []))
+            warnings.extend(part.get("warnings", []))
+            done = done or part.get("done") is True
+    report.warnings.extend(warnings)
+    if not done:
+        runs = sorted({item["run_id"] for item in advanced} | {e["run_id"] for e in errors})
+        try:
+            engine.store.make_durable(runs)
+        except WfrunError as exc:
+            errors.append({"run_id": share[0], "message": exc.message})
+        left = len(share) - len({item["run_id"] for item in advanced if item["run_id"] in share})
+        how = f"exit status {os.waitstatus_to_exitcode(status)}"
+        errors.append({"run_id": share[0], "message": (
+            f"a tick worker died ({how}) with {left} of its {len(share)} due run(s) not "
+            "reported; the run it was executing is recovered by the next tick")})
+    report.advanced.extend(advanced)
+    report.errors.extend(errors)

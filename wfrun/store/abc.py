@@ -91,6 +91,14 @@ class Store(ABC):
         """Make every state stored with `save_deferred` durable (StateError on an I/O failure).
         The default has nothing to do."""
 
+    def make_durable(self, run_ids: list[str]) -> None:
+        """Make the current state and history of these runs durable, whichever process of this
+        machine wrote them (StateError on an I/O failure): `tick` calls it for the runs a dead
+        worker had advanced, whose own `flush` and `sync_history` never came. The default syncs
+        their histories, for a store whose saves are durable anyway."""
+        for run_id in run_ids:
+            self.sync_history(run_id)
+
     def after_fork(self) -> None:  # noqa: B027 (a store holding nothing per process)
         """Called first thing in a process forked from one that used this store: drop what must
         not be shared with the parent (held locks and claims, open connections)."""

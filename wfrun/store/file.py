@@ -196,6 +196,17 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
             if len(self._locks) > KNOWN_RUNS_KEPT or len(self._stat) > KNOWN_RUNS_KEPT:
                 self._forget_oldest()  # a tick's runs were kept until now
 
+    def make_durable(self, run_ids: list[str]) -> None:
+        if not run_ids or not self._exists_dir():
+            return
+        runs = self._path("runs")
+        try:
+            _fsops.fsync_dir(runs)  # the renames of the last states they were left in
+        except OSError as exc:
+            raise StateError(f"cannot sync directory {runs}: {exc.strerror or exc}") from exc
+        for run_id in run_ids:
+            self.sync_history(run_id)
+
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
         if run.run_id in self._checked and known is not None and known[1] == run.revision:
