@@ -109,6 +109,36 @@ def test_the_runs_a_dead_worker_reported_are_made_durable_by_the_tick(
     assert synced == [str(runs)] + [str(runs / f"p{i:03d}.history.jsonl") for i in (1, 3, 5, 7, 9)]
 
 
+def test_runs_of_a_worker_whose_flush_failed_are_made_durable_by_the_tick(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.errors import StateError
+    from wfrun.store import _fsops
+    from wfrun.store.file import FileStore
+
+    ids = _start_many(project, 40)
+
+    def failing_flush(self: FileStore) -> None:  # only workers flush in a tick with workers
+        raise StateError("cannot sync directory runs: Input/output error")
+
+    monkeypatch.setattr(FileStore, "flush", failing_flush)
+    synced: list[str] = []
+    real = _fsops.fsync_dir
+
+    def fsync_dir(path: str) -> None:
+        real(path)
+        synced.append(path)
+
+    monkeypatch.setattr(_fsops, "fsync_dir", fsync_dir)
+    out = project.run("tick", "--now", NOW, "--workers", "2", "--json")
+    assert out.code == 1
+    report = out.json()
+    assert [a["run_id"] for a in report["advanced"]] == ids
+    assert [e["message"] for e in report["errors"]] == [
+        "a tick worker stopped: StateError: cannot sync directory runs: Input/output error"] * 2
+    assert synced == [str(project.state / "runs")] * 2  # once per worker, by the tick itself
+
+
 def test_without_a_process_to_fork_the_tick_advances_every_run_itself(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -87,8 +87,9 @@ def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
         send(advance(engine, share, send), done=True)
     except BaseException as exc:  # reported by the parent, which goes on with the other shares
         with contextlib.suppress(BaseException):
-            _write(pipe, {"done": True, "errors": [{"run_id": share[0], "message": (
-                f"a tick worker stopped: {type(exc).__name__}: {exc}")}]})
+            # what it reported may not be durable (its flush may be what failed)
+            _write(pipe, {"done": True, "flushed": False, "errors": [{"run_id": share[0],
+                          "message": f"a tick worker stopped: {type(exc).__name__}: {exc}"}]})
     finally:
         os._exit(0)
 
@@ -131,9 +132,9 @@ def _signal(pid: int) -> None:
 
 def _merge(engine: Engine, report: TickReport, share: list[str], data: bytes,
            status: int) -> None:
-    """Add a worker's report. If it died before its last line, the runs it reported were never
-    flushed: make them durable here, then report them with the worker's death."""
-    done, advanced, errors, warnings = False, [], [], []
+    """Add a worker's report. If it died before its last line, or stopped before its flush,
+    the runs it reported may not be durable: make them durable here, then report them."""
+    done, flushed, advanced, errors, warnings = False, True, [], [], []
     for line in data.split(b"\n"):
         try:
             part = json.loads(line)
@@ -144,13 +145,15 @@ def _merge(engine: Engine, report: TickReport, share: list[str], data: bytes,
             errors.extend(part.get("errors", []))
             warnings.extend(part.get("warnings", []))
             done = done or part.get("done") is True
+            flushed = flushed and part.get("flushed") is not False
     report.warnings.extend(warnings)
-    if not done:
+    if not (done and flushed):
         runs = sorted({item["run_id"] for item in advanced} | {e["run_id"] for e in errors})
         try:
             engine.store.make_durable(runs)
         except WfrunError as exc:
             errors.append({"run_id": share[0], "message": exc.message})
+    if not done:
         left = len(share) - len({item["run_id"] for item in advanced if item["run_id"] in share})
         how = f"exit status {os.waitstatus_to_exitcode(status)}"
         errors.append({"run_id": share[0], "message": (
