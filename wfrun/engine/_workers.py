@@ -71,14 +71,14 @@ def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share
 def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
     """The worker: advance `share`, writing to `pipe` a line of JSON with what each run did,
     then a last line once the tick's flush made it all durable; exit."""
-    sent = [0, 0, 0]  # how many advanced items, errors and warnings are in the pipe
+    sent = {"advanced": 0, "errors": 0, "warnings": 0}  # how many of each are in the pipe
 
     def send(part: TickReport, done: bool = False) -> None:
-        lists: tuple[list[Any], ...] = (part.advanced, part.errors, part.warnings)
         payload: dict[str, object] = {"done": True} if done else {}
-        for index, key in enumerate(("advanced", "errors", "warnings")):
-            if len(lists[index]) > sent[index]:
-                payload[key], sent[index] = lists[index][sent[index]:], len(lists[index])
+        for key, count in sent.items():
+            items: list[Any] = getattr(part, key)
+            if len(items) > count:
+                payload[key], sent[key] = items[count:], len(items)
         if payload:
             _write(pipe, payload)
 
