@@ -57,10 +57,18 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts)
 
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
 def to_iso(moment: datetime) -> str:
     """Format an aware datetime as UTC ISO-8601 with a `Z`, to the millisecond."""
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    global _last_iso
+    last, text = _last_iso
+    if moment == last:  # one transition stamps the same instant on several fields and events
+        return text
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    _last_iso = (moment, text)
+    return text
 
 
 def parse_iso(value: object) -> datetime:

@@ -95,23 +95,24 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     Creating an inode costs more than the fsync on some file systems (about 0.5 ms here). The
     spare is written and fsynced while `path` still holds the old version; then `path` is
     linked as `.NAME.prev`, the spare renamed over `path`, and `.NAME.prev` renamed to be the
-    next spare. A crash at any point leaves `path` old or new (never torn); `_tidy` mends the
-    names at the next write. Callers must serialise writers of `path` (the run's lock), and the
-    directory fsync of one write must precede the next write of the same path, which reuses the
-    inode the previous version was in: with `sync_dir=False` the caller owes it (`fsync_dir`).
+    next spare. A crash at any point leaves `path` old or new (never torn); the next write
+    mends the names (`_open_spare`, `_link_prev`). Callers must serialise writers of `path`
+    (the run's lock), and the directory fsync of one write must precede the next write of the
+    same path, which reuses the inode the previous version was in: with `sync_dir=False` the
+    caller owes it (`fsync_dir`).
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
     directory, name = os.path.split(path)
     spare = os.path.join(directory, f".{name}.spare")
     prev = os.path.join(directory, f".{name}.prev")
-    _tidy(path, spare, prev)
-    fd = _open_spare(spare)
+    fd, size = _open_spare(spare)
     try:
         _op("write")
         view, offset = memoryview(data), 0
         while offset < len(data):
             offset += os.pwrite(fd, view[offset:], offset)
-        os.ftruncate(fd, len(data))
+        if size > len(data):  # (a run's snapshots mostly grow: the spare is an older version)
+            os.ftruncate(fd, len(data))
         _op("fsync")
         os.fsync(fd)
     except BaseException:
@@ -122,10 +123,11 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     os.close(fd)
     _op("link")
     try:
-        os.link(path, prev)
-        kept = True
-    except FileNotFoundError:
-        kept = False  # the first version of `path`: nothing to keep as the next spare
+        kept = _link_prev(path, prev)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(spare)
+        raise
     try:
         _op("replace")
         os.replace(spare, path)
@@ -141,27 +143,36 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
         fsync_dir(directory)
 
 
-def _tidy(path: str, spare: str, prev: str) -> None:
-    """Mend the names an interrupted `durable_replace` left: `.prev` is the previous version."""
-    if not os.path.lexists(prev):
-        return
-    if os.path.lexists(spare):
-        os.unlink(prev)  # killed before the swap: `path` still holds the version `prev` names
-    else:
-        os.replace(prev, spare)  # killed after the swap: `prev` is free to be the spare
+def _link_prev(path: str, prev: str) -> bool:
+    """Link `path` (the version being replaced) as `prev`; False if `path` does not exist yet.
+
+    A `prev` left by a writer killed inside `durable_replace` is never the only name of the
+    current version (before the swap `path` names it too; after it, `path` names the newer
+    one), so it is removed and the link made again. Looking for it only when the link fails
+    saves a system call on every write."""
+    try:
+        os.link(path, prev)
+    except FileNotFoundError:
+        return False  # the first version of `path`: nothing to keep as the next spare
+    except FileExistsError:
+        os.unlink(prev)
+        os.link(path, prev)
+    return True
 
 
-def _open_spare(spare: str) -> int:
-    """The spare, opened for writing; a fresh file if it is missing or has other names."""
+def _open_spare(spare: str) -> tuple[int, int]:
+    """The spare, opened for writing, and its size; a fresh file if it is missing or has other
+    names."""
     try:
         fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    if os.fstat(fd).st_nlink == 1:
-        return fd
+        return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), 0
+    st = os.fstat(fd)
+    if st.st_nlink == 1:
+        return fd, st.st_size
     os.close(fd)  # also linked elsewhere (by hand?): never write into a file that may be live
     os.unlink(spare)
-    return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), 0
 
 
 def read_whole(path: str) -> tuple[os.stat_result, bytes]:

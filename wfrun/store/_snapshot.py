@@ -31,11 +31,23 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     lines = [f' "due": {dump(due)},', ' "run": {']
     lines.extend(f'  "{key}": {dump(value)},' for key, value in run.items())
     lines.append('  "steps": {')
-    lines.append(",\n".join(f"   {dump(sid)}: {dump(state)}" for sid, state in steps.items()))
+    lines.append(",\n".join(f"   {_step_key(sid)}{dump(state)}" for sid, state in steps.items()))
     lines.append("  }\n }\n}\n")
     body = "\n".join(lines).encode()
     digest = hashlib.sha256(head + body).hexdigest()
     return head + f' "checksum": "sha256:{digest}",\n'.encode() + body
+
+
+_STEP_KEYS: dict[str, str] = {}  # step id -> its encoded key (ids are strings: never stale)
+
+
+def _step_key(step_id: str) -> str:
+    key = _STEP_KEYS.get(step_id)
+    if key is None:
+        if len(_STEP_KEYS) >= 4096:
+            _STEP_KEYS.clear()
+        key = _STEP_KEYS[step_id] = f"{_dump(step_id)}: "
+    return key
 
 
 def head_revision(head: bytes) -> int:
