@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 import pytest
@@ -50,6 +51,15 @@ def test_workers_share_the_due_runs_and_report_them_in_due_order(project: Projec
     assert len(pids) == 2
     assert json.loads(project.cli("tick", "--now", NOW, "--json").stdout) == {
         "advanced": [], "errors": []}
+
+
+def test_by_default_tick_forks_two_workers_per_cpu_it_may_use_at_most_four(
+        project: Project) -> None:
+    _start_many(project, 64)  # enough for four shares of at least 16 runs each
+    out = project.cli("tick", "--now", NOW, "--json")
+    assert out.code == 0, out.stderr
+    pids = set((project.root / "ledger").read_text().split()[1::2])
+    assert len(pids) == min(4, 2 * len(os.sched_getaffinity(0)))
 
 
 def test_few_due_runs_are_advanced_in_the_tick_process_itself(project: Project) -> None:
