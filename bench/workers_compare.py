@@ -20,15 +20,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (
-    Engine,
-    FakeClock,
-    FileStore,
-    durable_write_floor,
-    launch,
-    wfrun_cmd,
-    write_workflows,
-)
+from run import durable_write_floor, launch, wfrun_cmd, write_workflows
+
+from wfrun.clock import FakeClock
+from wfrun.engine import Engine
+from wfrun.store.file import FileStore
 
 DUE_AT = "2026-01-01T01:00:00Z"  # an hour after the seeding clock: every rerun is due
 
