@@ -1,6 +1,6 @@
 """Corruption: a damaged snapshot is reported (path and reason), never modified, and every other
-run keeps working. `wfrun doctor` finds it, and leftover temporary files, torn history lines and
-runs missing from the due index, without changing a byte.
+run keeps working. `wfrun doctor` finds it, and leftover temporary files, torn history and log
+lines and runs missing from the due index, without changing a byte.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_doctor_on_a_healthy_and_on_a_missing_state_dir(lab: Lab) -> None:
         "state_dir": str(state), "runs": 3, "ok": True, "problems": []}
 
 
-def test_doctor_finds_temp_files_torn_history_and_missing_index(lab: Lab) -> None:
+def test_doctor_finds_temp_files_torn_history_and_logs_and_missing_index(lab: Lab) -> None:
     state = _state(lab)
     # a real crash between writing a snapshot's temporary file and renaming it
     for n in range(1, 20):
@@ -130,6 +130,8 @@ def test_doctor_finds_temp_files_torn_history_and_missing_index(lab: Lab) -> Non
     history = crashed / "runs" / "poller.history.jsonl"
     with history.open("ab") as fh:
         fh.write(b'{"at": "2026-01-01T00:00:00Z", "type": "lo')  # torn by a power cut
+    log = crashed / "runs" / "poller.log.jsonl"  # what a step printed, torn the same way
+    log.write_bytes(b'{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "hi"}\n{"at": ')
     entry = next((crashed / "due").rglob("*~bad"))
     entry.unlink()  # the suspended run's due entry, gone: tick would never time it out
 
@@ -137,10 +139,10 @@ def test_doctor_finds_temp_files_torn_history_and_missing_index(lab: Lab) -> Non
     doctor = lab.cmd(crashed, "doctor", "--json")
     assert doctor.rc == 5, doctor
     found = {(p["kind"], p["path"]) for p in doctor.json()["problems"]}
-    assert found == {("temp", str(leftover)), ("history", str(history)),
+    assert found == {("temp", str(leftover)), ("history", str(history)), ("log", str(log)),
                      ("index", str(crashed / "runs" / "bad.json"))}, found
     human = lab.cmd(crashed, "doctor")
     assert human.rc == 5 and str(leftover) in human.stdout and str(history) in human.stdout
-    assert len(human.error_lines()) == 1 and "3 problem(s)" in human.stderr
+    assert len(human.error_lines()) == 1 and "4 problem(s)" in human.stderr
     after = {p: p.read_bytes() for p in crashed.rglob("*") if p.is_file()}
     assert after == before, "doctor changed the state directory"

@@ -6,14 +6,15 @@ import os
 from typing import TYPE_CHECKING
 
 from wfrun.errors import NotFoundError, StateError, UsageError
-from wfrun.store._snapshot import history_problem
+from wfrun.store._snapshot import lines_problem
 
 if TYPE_CHECKING:
     from wfrun.store.file import FileStore
 
 
 def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
-    """`Store.check` for the file store: snapshots, histories, leftovers and the due index."""
+    """`Store.check` for the file store: snapshots, histories, logs, leftovers and the due
+    index."""
     runs, problems = 0, []
     for sub in ("runs", "keys"):
         try:
@@ -30,10 +31,11 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 problems.append({"path": path, "kind": "temp", "reason": (
                     "the previous version of a snapshot, left by an interrupted write; it "
                     "is never read as state, and the run's next write tidies it")})
-            elif sub == "runs" and name.endswith(".history.jsonl"):
-                reason = history_problem(path)
+            elif sub == "runs" and name.endswith((".history.jsonl", ".log.jsonl")):
+                what = "history" if name.endswith(".history.jsonl") else "log"
+                reason = lines_problem(path, what)
                 if reason:
-                    problems.append({"path": path, "kind": "history", "reason": reason})
+                    problems.append({"path": path, "kind": what, "reason": reason})
             elif sub == "runs" and name.endswith(".json"):
                 runs += 1
                 problems.extend(_check_snapshot(store, name[: -len(".json")], path))

@@ -1,5 +1,5 @@
-"""The file store's bytes: encoding and verifying snapshots, checking history files (no I/O
-beyond reading a history file for `wfrun doctor`)."""
+"""The file store's bytes: encoding and verifying snapshots, checking history and log files
+(no I/O beyond reading those for `wfrun doctor`)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ def checksum_ok(raw: bytes) -> bool:
     return line == expected + b'",'
 
 
-def history_problem(path: str) -> str | None:
-    """Why a history file cannot be fully read, or None (for `check`)."""
+def lines_problem(path: str, what: str = "history") -> str | None:
+    """Why a history or log file (`what`) cannot be fully read, or None (for `check`)."""
     bad: list[int] = []
     try:
         with open(path, "rb") as fh:
@@ -86,11 +86,12 @@ def history_problem(path: str) -> str | None:
                 except ValueError:
                     bad.append(number)
     except OSError as exc:
-        return f"cannot read history: {exc.strerror}"
+        return f"cannot read {what}: {exc.strerror}"
     if not bad:
         return None
-    return (f"{len(bad)} line(s) are not JSON events (first: line {bad[0]}); they are skipped "
-            "when the history is read")
+    kind = "events" if what == "history" else "records"
+    return (f"{len(bad)} line(s) are not JSON {kind} (first: line {bad[0]}); they are skipped "
+            f"when the {what} is read")
 
 
 def parse_snapshot(path: str, raw: bytes, verified: bool = False) -> tuple[Run, str | None]:
