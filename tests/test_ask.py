@@ -53,13 +53,14 @@ def test_ask_suspends_the_run_with_its_data(project: Project, tmp_path: Path) ->
     doc = project.json("show", run_id)
     assert doc["status"] == "suspended"
     [pause] = doc["suspended"]
-    assert pause["step"] == "interview"
+    assert pause["step"] == "interview" and pause["ask"] == 1  # which ask() it waits at
     assert pause["suspend_data"] == {"question": "name?"}
     assert doc["steps"]["interview"]["status"] == "suspended"
     assert doc["steps"]["interview"]["runs"] == 1
     assert doc["steps"]["summary"]["status"] == "pending"
     assert runs_before_first_ask(ledger) == 1
     [row] = project.json("pending")
+    assert row["ask"] == 1
     assert row["resume_schema"] == {"type": "string"}  # the ask's schema is what resume expects
     assert "--data '\"...\"'" in row["resume_command"]  # suggested from the ask's schema
     assert history_types(project, run_id) == [("suspended", 1)]
@@ -74,6 +75,7 @@ def test_two_asks_are_answered_in_order_and_the_step_executes_again(
     doc = first.json()
     assert doc["status"] == "suspended"
     assert doc["suspended"][0]["suspend_data"] == {"question": "age?"}
+    assert doc["suspended"][0]["ask"] == 2
     assert doc["steps"]["interview"]["runs"] == 2
     assert doc["steps"]["interview"]["resume_data"] == "ann"
     assert runs_before_first_ask(ledger) == 2  # the code before the first ask ran again
@@ -262,6 +264,7 @@ def test_ask_then_suspend_after_all_answers_suspends_normally(project: Project) 
     doc = project.json("resume", run_id, "--data", '"a"')
     assert doc["status"] == "suspended"
     assert doc["suspended"][0]["suspend_data"] == {"answer": "a"}
+    assert "ask" not in doc["suspended"][0]  # a suspend(), not an ask
     done = project.json("resume", run_id, "--data", '"b"')
     assert done["status"] == "completed"
     assert done["steps"]["step"]["runs"] == 2  # a suspend() resume does not execute it again
@@ -301,6 +304,7 @@ def test_a_stale_resume_does_not_answer_the_next_ask(project: Project, tmp_path:
     assert doc["steps"]["interview"]["status"] == "suspended"
     assert doc["steps"]["interview"]["resume_data"] == "ann"
     assert doc["suspended"][0]["suspend_data"] == {"question": "age?"}
+    assert doc["suspended"][0]["ask"] == 2
 
 
 def test_ask_data_and_schema_must_be_json(project: Project) -> None:

@@ -369,13 +369,14 @@ def test_an_iteration_can_ask_and_is_executed_again_with_the_answer(project: Pro
     assert doc["status"] == "suspended"
     [entry] = doc["suspended"]
     assert entry["step"] == "each[1]" and entry["suspend_data"] == {"q": "b"}
+    assert entry["ask"] == 1 and project.json("pending")[0]["ask"] == 1
     assert project.json("pending")[0]["resume_schema"] == {
         "allOf": [{"type": "object", "required": ["ok"]}, {"required": ["answer"]}]}
     before = project.snapshots()
     assert project.run("resume", "f1", "--step", "each[1]", "--data", '{"ok": 1}').code == 2
     assert project.snapshots() == before
     mid = project.json("resume", "f1", "--step", "each[1]", "--data", '{"ok": 1, "answer": "y"}')
-    assert mid["suspended"][0]["suspend_data"] == {"again": "y"}
+    assert mid["suspended"][0]["suspend_data"] == {"again": "y"} and mid["suspended"][0]["ask"] == 2
     done = project.json("resume", "f1", "--data", '{"ok": 2}')
     assert done["status"] == "completed"
     assert done["output"] == ["a", "b:y:2", "c"]

@@ -28,9 +28,14 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
             "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
             "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,
             "resume_command": made.resume_command, "resume_url": made.resume_url,
-            "cancel_url": made.cancel_url,
+            "cancel_url": made.cancel_url, **ask_number(pause),
         })
     return entries
+
+
+def ask_number(pause: dict[str, Any]) -> dict[str, Any]:
+    """`{"ask": N}` for a step waiting at its N-th `ask()`, else nothing (a suspension)."""
+    return {"ask": pause["ask"]} if "ask" in pause else {}
 
 
 def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, Ste
 from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label
-from ._document import PUBLIC_STEP_KEYS
+from ._document import PUBLIC_STEP_KEYS, ask_number
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -104,7 +104,8 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
                     "step": address, "path": list(path), "since": pause["since"],
                     "deadline": pause["due_at"], "on_timeout": pause.get("on_timeout", "cancel"),
                     "suspend_data": it.suspend_data, "resume_command": command,
-                    "resume_url": made.resume_url, "cancel_url": made.cancel_url, **extra,
+                    "resume_url": made.resume_url, "cancel_url": made.cancel_url,
+                    **ask_number(pause), **extra,
                 })
                 out.schemas.append(expected_schema(it, spec))
             elif it.status == WAITING:

@@ -83,6 +83,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
                 "resume_schema": schema,
                 "resume_command": entry["resume_command"],
+                **({"ask": entry["ask"]} if "ask" in entry else {}),
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
     return rows, problems
