@@ -59,6 +59,8 @@ def test_ask_suspends_the_run_with_its_data(project: Project, tmp_path: Path) ->
     assert doc["steps"]["interview"]["runs"] == 1
     assert doc["steps"]["summary"]["status"] == "pending"
     assert runs_before_first_ask(ledger) == 1
+    assert "interview waits for the answer to its ask #1 since" in project.cli("show", run_id).stdout
+    assert "interview (ask #1) since" in project.cli("pending").stdout
     [row] = project.json("pending")
     assert row["ask"] == 1
     assert row["resume_schema"] == {"type": "string"}  # the ask's schema is what resume expects

@@ -142,7 +142,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
             rows.append([m.cell(sid), m.status(step["status"]), str(step["runs"]), m.cell(shown)])
         out.append(("table", rows))
     for entry in doc.get("suspended", []):
-        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))} waits for data since "
+        what = f"the answer to its ask #{entry['ask']}" if "ask" in entry else "data"
+        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))} waits for {what} since "
              f"{m.raw(entry['since'])} (deadline {m.raw(entry['deadline'])}, then "
              f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
@@ -217,11 +218,15 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         step = "/".join(r.get("path") or [r["step"]])
         console.print(f"[yellow]⏸[/] [bold]{r['run_id']}[/] {escape(r['workflow'])} "
-                      f"[yellow]{escape(step)}[/] since {r['since']}")
+                      f"[yellow]{escape(step)}[/]{_ask_label(r)} since {r['since']}")
         console.print(f"    deadline {r['deadline']}, then {r['on_timeout']}")
         if r.get("suspend_data") is not None:
             console.print(f"    asks:   {escape(_short(r['suspend_data'], 200))}")
         console.print(f"    resume: {escape(r['resume_command'])}")
+
+
+def _ask_label(row: dict[str, Any]) -> str:
+    return f" (ask #{row['ask']})" if "ask" in row else ""
 
 
 def lines(items: list[str]) -> None:
