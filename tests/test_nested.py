@@ -444,11 +444,45 @@ def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project
     out = project.run("start", "parent", "--run-id", "p1", "--input",
                       json.dumps({"marker": marker}), "--json")
     assert out.code == 1
+    before = project.snapshots()
+    alone = project.run("retry", "p1--call", "--step", "nope")  # refused: nothing changes
+    assert alone.code == 4 and project.snapshots() == before
     done = project.json("retry", "p1", "--reason", "fixed")
     assert done["status"] == "completed"
     assert done["output"] == "second time works"
     assert done["steps"]["call"]["child_run_id"] == "p1--call-r2"
     assert project.json("show", "p1--call")["status"] == "failed"  # the first attempt is kept
+
+
+def test_retrying_a_child_run_alone_says_that_its_failed_parent_stays_failed(
+        project: Project) -> None:
+    project.workflow("child", """
+        name: child
+        steps:
+          - id: flaky
+    """, """
+        import os
+
+        def flaky(ctx):
+            if not os.path.exists(ctx.input["marker"]):
+                open(ctx.input["marker"], "w").close()
+                raise RuntimeError("first time fails")
+            return "works"
+    """)
+    project.workflow("parent", """
+        name: parent
+        steps:
+          - id: call
+            workflow: child
+    """)
+    marker = json.dumps({"marker": str(project.root / "marker")})
+    assert project.run("start", "parent", "--run-id", "p1", "--input", marker).code == 1
+    out = project.run("retry", "p1--call")
+    assert out.code == 0, out.stderr
+    assert "run p1--call is the child run of step 'call' of run p1, which stays failed" \
+        in out.stderr and "'wfrun retry p1'" in out.stderr
+    assert project.json("show", "p1--call")["status"] == "completed"
+    assert project.json("show", "p1")["status"] == "failed"
 
 
 def test_the_testing_harness_moves_time_to_a_timer_inside_a_child(project: Project) -> None:

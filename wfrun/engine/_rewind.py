@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from wfrun import _schema
 from wfrun._specs import Workflow
 from wfrun.durations import to_iso
-from wfrun.errors import CodeChangedError, ConflictError, NotFoundError
+from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import CANCELLED, COMPLETED, FAILED, RUNNING, SETTLED, Run, StepState
 
@@ -73,6 +73,7 @@ def retry(engine: Engine, run_id: str, step: str | None, reason: str | None) -> 
                 f"run {run_id} failed without naming a step; choose one with --step"
             )
     target = _step_of(run, workflow, step)
+    warnings.extend(_parent_stays_failed(engine, run))
 
     def mutate(r: Run, events: Events) -> None:
         if r.status != FAILED:  # another retry won the race
@@ -86,6 +87,21 @@ def retry(engine: Engine, run_id: str, step: str | None, reason: str | None) -> 
         events.append(event(now, "retried", target, source="cli", reason=reason, reset=reset))
 
     return engine._drive(run_id, workflow, mutate, warnings)
+
+
+def _parent_stays_failed(engine: Engine, run: Run) -> list[str]:
+    """A warning when `run` is the child run of a failed parent, which its retry leaves failed."""
+    parent = run.parent or {}
+    try:
+        failed = bool(parent) and engine.store.load(parent["run_id"]).status == FAILED
+    except WfrunError:
+        return []  # its parent is gone or unreadable: nothing useful to add
+    if not failed:
+        return []
+    return [f"run {run.run_id} is the child run of step '{parent['step']}' of run "
+            f"{parent['run_id']}, which stays failed: retrying a child does not continue its "
+            f"parent; 'wfrun retry {parent['run_id']}' executes that step again with a new "
+            "child run"]
 
 
 def forked_steps(source: Run, workflow: Workflow, step: str) -> dict[str, StepState]:
