@@ -419,7 +419,8 @@ def test_a_parent_that_cannot_be_told_now_is_told_by_a_later_tick(project: Proje
     assert project.json("show", "p1")["output"] == {"review": {"doc": "a.pdf", "ok": True}}
 
 
-def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project) -> None:
+def _start_parent_whose_child_fails_once(project: Project) -> None:
+    """Run p1 of `parent`, whose `workflow:` step's child run p1--call fails the first time."""
     project.workflow("child", """
         name: child
         steps:
@@ -444,6 +445,10 @@ def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project
     out = project.run("start", "parent", "--run-id", "p1", "--input",
                       json.dumps({"marker": marker}), "--json")
     assert out.code == 1
+
+
+def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project) -> None:
+    _start_parent_whose_child_fails_once(project)
     before = project.snapshots()
     alone = project.run("retry", "p1--call", "--step", "nope")  # refused: nothing changes
     assert alone.code == 4 and project.snapshots() == before
@@ -456,27 +461,7 @@ def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project
 
 def test_retrying_a_child_run_alone_says_that_its_failed_parent_stays_failed(
         project: Project) -> None:
-    project.workflow("child", """
-        name: child
-        steps:
-          - id: flaky
-    """, """
-        import os
-
-        def flaky(ctx):
-            if not os.path.exists(ctx.input["marker"]):
-                open(ctx.input["marker"], "w").close()
-                raise RuntimeError("first time fails")
-            return "works"
-    """)
-    project.workflow("parent", """
-        name: parent
-        steps:
-          - id: call
-            workflow: child
-    """)
-    marker = json.dumps({"marker": str(project.root / "marker")})
-    assert project.run("start", "parent", "--run-id", "p1", "--input", marker).code == 1
+    _start_parent_whose_child_fails_once(project)
     out = project.run("retry", "p1--call")
     assert out.code == 0, out.stderr
     assert "run p1--call is the child run of step 'call' of run p1, which stays failed" \
