@@ -33,9 +33,10 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
     return entries
 
 
-def ask_number(pause: dict[str, Any]) -> dict[str, Any]:
-    """`{"ask": N}` for a step waiting at its N-th `ask()`, else nothing (a suspension)."""
-    return {"ask": pause["ask"]} if "ask" in pause else {}
+def ask_number(source: dict[str, Any]) -> dict[str, Any]:
+    """`{"ask": N}` if `source` (a pause, or an entry made from one) is at the N-th `ask()` of
+    its step, else nothing (a suspension)."""
+    return {"ask": source["ask"]} if "ask" in source else {}
 
 
 def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:

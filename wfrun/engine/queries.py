@@ -11,7 +11,7 @@ from wfrun.store.abc import Store
 
 from ._ask import expected_schema
 from ._composite import has_composites
-from ._document import summary, suspended_entries
+from ._document import ask_number, summary, suspended_entries
 from ._tree import entries
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
                 "resume_schema": schema,
                 "resume_command": entry["resume_command"],
-                **({"ask": entry["ask"]} if "ask" in entry else {}),
+                **ask_number(entry),
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
     return rows, problems

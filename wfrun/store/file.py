@@ -204,8 +204,7 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
             _fsops.fsync_dir(runs)  # the renames of the last states they were left in
         except OSError as exc:
             raise StateError(f"cannot sync directory {runs}: {exc.strerror or exc}") from exc
-        for run_id in run_ids:
-            self.sync_history(run_id)
+        super().make_durable(run_ids)  # their histories
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
