@@ -295,9 +295,13 @@ def snapshot_ids(state: Path) -> set[str]:
 
 
 def temp_files(state: Path) -> list[Path]:
-    """Files an interrupted write left: temporary files and previous versions (`.NAME.prev`)."""
-    return [p for p in state.rglob("*") if ".tmp-" in p.name or p.name.endswith(".prev")] \
-        if state.exists() else []
+    """Files an interrupted write left: temporary files, and spare names (`.NAME.spare`,
+    `.NAME.prev`) that are a second name of the snapshot."""
+    if not state.exists():
+        return []
+    return [p for p in state.rglob("*") if ".tmp-" in p.name or (
+        p.name.startswith(".") and p.name.endswith((".spare", ".prev"))
+        and p.stat().st_nlink > 1)]
 
 
 def norm(run: Run) -> tuple[Any, ...]:

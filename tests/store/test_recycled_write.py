@@ -21,44 +21,75 @@ def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+def spares(directory: Path) -> list[str]:
+    return [n for n in names(directory) if n.endswith((".spare", ".prev"))]
+
+
 def test_versions_alternate_between_two_inodes_and_no_file_is_created(tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     _fsops.durable_replace(str(target), b"v1")
     assert names(tmp_path) == ["r.json"]  # the first version: nothing to keep yet
     _fsops.durable_replace(str(target), b"v2")
-    first, spare = target.stat().st_ino, (tmp_path / ".r.json.spare").stat().st_ino
-    assert names(tmp_path) == [".r.json.spare", "r.json"] and target.read_bytes() == b"v2"
-    _fsops.durable_replace(str(target), b"version three")
-    _fsops.durable_replace(str(target), b"4")  # shorter than what the inode held: truncated
-    assert target.read_bytes() == b"4"
-    assert {target.stat().st_ino, (tmp_path / ".r.json.spare").stat().st_ino} == {first, spare}
+    assert len(spares(tmp_path)) == 1 and target.read_bytes() == b"v2"
+    inodes = {target.stat().st_ino, (tmp_path / spares(tmp_path)[0]).stat().st_ino}
+    seen_names = set()
+    for data in (b"version three", b"4", b"five", b"six"):  # "4": shorter, so truncated
+        _fsops.durable_replace(str(target), data)
+        assert target.read_bytes() == data and len(spares(tmp_path)) == 1
+        spare = tmp_path / spares(tmp_path)[0]
+        seen_names.add(spare.name)
+        assert {target.stat().st_ino, spare.stat().st_ino} == inodes
+        assert spare.stat().st_nlink == 1
+    assert seen_names == {".r.json.spare", ".r.json.prev"}  # the two names take turns
     assert target.stat().st_mode & 0o777 == 0o600
 
 
-def test_killed_after_linking_the_old_version(tmp_path: Path) -> None:
+def _forget_turns() -> None:
+    """As a new process: no memory of which name the spare had."""
+    _fsops._SPARES.clear()
+
+
+@pytest.mark.parametrize("fresh_process", [False, True])
+@pytest.mark.parametrize("versions", [2, 3])  # the spare under either name
+def test_killed_after_linking_the_old_version(
+    tmp_path: Path, fresh_process: bool, versions: int
+) -> None:
+    target = tmp_path / "r.json"
+    for n in range(versions):
+        _fsops.durable_replace(str(target), f"v{n}".encode())
+    (spare,) = spares(tmp_path)
+    other = ".r.json.prev" if spare == ".r.json.spare" else ".r.json.spare"
+    (tmp_path / spare).write_bytes(b"next")  # killed here: the spare written, `path` linked
+    os.link(target, tmp_path / other)  # as the other name, the rename not done
+    if fresh_process:
+        _forget_turns()
+    _fsops.durable_replace(str(target), b"next")
+    assert target.read_bytes() == b"next" and len(spares(tmp_path)) == 1
+    assert (tmp_path / spares(tmp_path)[0]).stat().st_nlink == 1
+
+
+def test_killed_after_the_swap_of_an_older_wfrun(tmp_path: Path) -> None:
+    """An older wfrun renamed `.prev` back to `.spare` after its swap: killed before that, the
+    spare is named `.prev`, which is one of the two names now."""
     target = tmp_path / "r.json"
     for data in (b"v1", b"v2"):
         _fsops.durable_replace(str(target), data)
-    os.link(target, tmp_path / ".r.json.prev")  # killed here: `prev` is the live version
+    (spare,) = spares(tmp_path)
+    os.replace(tmp_path / spare, tmp_path / ".r.json.prev")
+    _forget_turns()
     _fsops.durable_replace(str(target), b"v3")
-    assert target.read_bytes() == b"v3" and names(tmp_path) == [".r.json.spare", "r.json"]
-    assert (tmp_path / ".r.json.spare").stat().st_nlink == 1
+    assert target.read_bytes() == b"v3" and len(spares(tmp_path)) == 1
 
 
-def test_killed_after_the_swap(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fresh_process", [False, True])
+def test_a_spare_with_another_name_is_never_written_into(tmp_path: Path, fresh_process: bool) -> None:
     target = tmp_path / "r.json"
     for data in (b"v1", b"v2"):
         _fsops.durable_replace(str(target), data)
-    os.replace(tmp_path / ".r.json.spare", tmp_path / ".r.json.prev")  # the spare is `prev` now
-    _fsops.durable_replace(str(target), b"v3")
-    assert target.read_bytes() == b"v3" and names(tmp_path) == [".r.json.spare", "r.json"]
-
-
-def test_a_spare_with_another_name_is_never_written_into(tmp_path: Path) -> None:
-    target = tmp_path / "r.json"
-    for data in (b"v1", b"v2"):
-        _fsops.durable_replace(str(target), data)
-    os.link(tmp_path / ".r.json.spare", tmp_path / "kept-by-hand")
+    (spare,) = spares(tmp_path)
+    os.link(tmp_path / spare, tmp_path / "kept-by-hand")
+    if fresh_process:
+        _forget_turns()
     _fsops.durable_replace(str(target), b"v3")
     assert (tmp_path / "kept-by-hand").read_bytes() == b"v1"
     assert target.read_bytes() == b"v3"

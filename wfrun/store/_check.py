@@ -27,10 +27,11 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 problems.append({"path": path, "kind": "temp", "reason": (
                     "a temporary file left by an interrupted write; it is never read as "
                     "state and can be deleted")})
-            elif name.startswith(".") and name.endswith(".prev"):
-                problems.append({"path": path, "kind": "temp", "reason": (
-                    "the previous version of a snapshot, left by an interrupted write; it "
-                    "is never read as state, and the run's next write tidies it")})
+            elif name.startswith(".") and name.endswith((".spare", ".prev")):
+                if _has_other_names(path):  # a spare is normal; a second name of a snapshot not
+                    problems.append({"path": path, "kind": "temp", "reason": (
+                        "a second name of a snapshot, left by an interrupted write; it is "
+                        "never read as state, and the run's next write tidies it")})
             elif sub == "runs" and name.endswith((".history.jsonl", ".log.jsonl")):
                 what = "history" if name.endswith(".history.jsonl") else "log"
                 reason = lines_problem(path, what)
@@ -40,6 +41,14 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 runs += 1
                 problems.extend(_check_snapshot(store, name[: -len(".json")], path))
     return runs, problems
+
+def _has_other_names(path: str) -> bool:
+    """True if the file at `path` has names besides `path` (False if it is gone meanwhile)."""
+    try:
+        return os.lstat(path).st_nlink > 1
+    except FileNotFoundError:
+        return False
+
 
 def _check_snapshot(store: FileStore, run_id: str, path: str) -> list[dict[str, str]]:
     """A snapshot's problem: it cannot be read or verified, or tick would never visit it."""

@@ -3,7 +3,7 @@
 Every write the file store makes goes through `durable_write` / `durable_replace` /
 `create_empty` / `volatile_write` here, so a test can make the N-th operation kill the process
 or fail with ENOSPC/EIO by setting `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations
-counted: write, fsync, link, replace, spare, dirsync). Without the variable the hook costs one integer
+counted: write, fsync, link, replace, dirsync). Without the variable the hook costs one integer
 increment per operation.
 """
 
@@ -90,22 +90,21 @@ def durable_write(path: str, data: bytes) -> None:
 
 def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     """Like `durable_write`, but the temporary file is the inode the previous version of `path`
-    left behind (kept as `.NAME.spare`), so no file is created or freed.
+    left behind, so no file is created or freed.
 
-    Creating an inode costs more than the fsync on some file systems (about 0.5 ms here). The
-    spare is written and fsynced while `path` still holds the old version; then `path` is
-    linked as `.NAME.prev`, the spare renamed over `path`, and `.NAME.prev` renamed to be the
-    next spare. A crash at any point leaves `path` old or new (never torn); the next write
-    mends the names (`_open_spare`, `_link_prev`). Callers must serialise writers of `path`
-    (the run's lock), and the directory fsync of one write must precede the next write of the
-    same path, which reuses the inode the previous version was in: with `sync_dir=False` the
-    caller owes it (`fsync_dir`).
+    Creating an inode costs more than the fsync on some file systems (about 0.5 ms here). That
+    inode (the spare) goes by one of two hidden names, `.NAME.spare` or `.NAME.prev`, which
+    take turns: the spare is written and fsynced while `path` still holds the old version; then
+    `path` is linked under the other name (keeping the old version's inode as the next spare)
+    and the spare is renamed over `path`. A crash at any point leaves `path` old or new (never
+    torn); the next write mends the names (`_open_spare`, `_link_old`). Callers must serialise
+    writers of `path` (the run's lock), and the directory fsync of one write must precede the
+    next write of the same path, which reuses the inode the previous version was in: with
+    `sync_dir=False` the caller owes it (`fsync_dir`).
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
     directory, name = os.path.split(path)
-    spare = os.path.join(directory, f".{name}.spare")
-    prev = os.path.join(directory, f".{name}.prev")
-    fd, size = _open_spare(spare)
+    fd, size, spare, other = _open_spare(path, directory, name)
     try:
         _op("write")
         view, offset = memoryview(data), 0
@@ -117,16 +116,14 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(spare)
+        _forget_spare(path, spare)
         raise
     os.close(fd)
     _op("link")
     try:
-        kept = _link_prev(path, prev)
+        kept = _link_old(path, other)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(spare)
+        _forget_spare(path, spare)
         raise
     try:
         _op("replace")
@@ -134,45 +131,71 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     except BaseException:
         if kept:
             with contextlib.suppress(OSError):
-                os.unlink(prev)  # `path` still holds that version
+                os.unlink(other)  # `path` still holds that version
         raise
     if kept:
-        _op("spare")
-        os.replace(prev, spare)
+        _SPARES[path] = other
+    else:
+        _SPARES.pop(path, None)
     if sync_dir:
         fsync_dir(directory)
 
 
-def _link_prev(path: str, prev: str) -> bool:
-    """Link `path` (the version being replaced) as `prev`; False if `path` does not exist yet.
+# path -> which of its two spare names holds the spare now, as this process last left it (a
+# guess: `_open_spare` checks it, and another process's write may have turned the names).
+_SPARES: dict[str, str] = {}
+_MAX_SPARES = 4096
 
-    A `prev` left by a writer killed inside `durable_replace` is never the only name of the
-    current version (before the swap `path` names it too; after it, `path` names the newer
-    one), so it is removed and the link made again. Looking for it only when the link fails
-    saves a system call on every write."""
+
+def _open_spare(path: str, directory: str, name: str) -> tuple[int, int, str, str]:
+    """The spare, opened for writing, its size, its name and the other spare name; a fresh
+    file if neither name holds a file with no other name."""
+    first = os.path.join(directory, f".{name}.spare")
+    second = os.path.join(directory, f".{name}.prev")
+    if _SPARES.get(path) == second:
+        first, second = second, first
+    for spare, other in ((first, second), (second, first)):
+        try:
+            fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        st = os.fstat(fd)
+        if st.st_nlink == 1:
+            return fd, st.st_size, spare, other
+        # Also named elsewhere: `path` itself (a writer was killed between its link and its
+        # rename) or a link made by hand. Never write into a file that may be live.
+        os.close(fd)
+        os.unlink(spare)
+    if len(_SPARES) >= _MAX_SPARES:
+        _SPARES.clear()
+    _SPARES[path] = first
+    fd = os.open(first, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return fd, 0, first, second
+
+
+def _forget_spare(path: str, spare: str) -> None:
+    """Delete a spare whose write or fsync failed (fsync is never retried on a file)."""
+    _SPARES.pop(path, None)
+    with contextlib.suppress(OSError):
+        os.unlink(spare)
+
+
+def _link_old(path: str, other: str) -> bool:
+    """Link `path` (the version being replaced) as `other`, the next spare; False if `path`
+    does not exist yet.
+
+    A file already named `other` is a second name of the current version, left by a writer
+    killed inside `durable_replace`, or a spare `_open_spare` did not pick: never the only name
+    of the current version, so it is removed and the link made again. Looking for it only when
+    the link fails saves a system call on every write."""
     try:
-        os.link(path, prev)
+        os.link(path, other)
     except FileNotFoundError:
         return False  # the first version of `path`: nothing to keep as the next spare
     except FileExistsError:
-        os.unlink(prev)
-        os.link(path, prev)
+        os.unlink(other)
+        os.link(path, other)
     return True
-
-
-def _open_spare(spare: str) -> tuple[int, int]:
-    """The spare, opened for writing, and its size; a fresh file if it is missing or has other
-    names."""
-    try:
-        fd = os.open(spare, os.O_WRONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), 0
-    st = os.fstat(fd)
-    if st.st_nlink == 1:
-        return fd, st.st_size
-    os.close(fd)  # also linked elsewhere (by hand?): never write into a file that may be live
-    os.unlink(spare)
-    return os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), 0
 
 
 def read_whole(path: str) -> tuple[os.stat_result, bytes]:
@@ -212,9 +235,10 @@ def volatile_write(fd: int, data: bytes) -> None:
         os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
 
 
-# Files appended to recently, kept open: path -> (descriptor, device, inode). Threads (serve)
-# share it under the lock; fsync works on a duplicate, so no descriptor is closed under it.
-_APPENDING: dict[str, tuple[int, int, int]] = {}
+# Files appended to recently, kept open: path -> (descriptor, device, inode, size after this
+# process's last append). Threads (serve) share it under the lock; fsync works on a duplicate,
+# so no descriptor is closed under it.
+_APPENDING: dict[str, tuple[int, int, int, int]] = {}
 _MAX_APPENDING = 64
 _appending_lock = threading.Lock()
 
@@ -223,32 +247,35 @@ def append_line(path: str, data: bytes) -> None:
     """Append lines to a file in one write (O_APPEND), creating it 0600 if needed.
 
     If the file ends inside a line (a writer died mid-append), a newline goes first, so that
-    the torn line stays alone and unreadable instead of swallowing these lines too."""
+    the torn line stays alone and unreadable instead of swallowing these lines too. A file
+    still the size this process's last append left it ends with that append's newline: its
+    last byte is not read again."""
     with _appending_lock:
-        fd = _appending(path)
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
+        fd, size, mine = _appending(path)
+        if size and size != mine and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        os.write(fd, data)
+        written = os.write(fd, data)  # (a regular file takes all of it, or raises)
+        _APPENDING[path] = (*_APPENDING[path][:3], size + written if written == len(data) else -1)
 
 
-def _appending(path: str) -> int:
-    """A descriptor appending to `path`: the one kept open if `path` is still that file."""
+def _appending(path: str) -> tuple[int, int, int]:
+    """A descriptor appending to `path` (the one kept open if `path` is still that file), the
+    file's size, and its size after this process's last append to it (-1 if none)."""
     kept = _APPENDING.get(path)
     if kept is not None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
             st = None
-        if st is not None and (st.st_dev, st.st_ino) == kept[1:]:
-            return kept[0]
+        if st is not None and (st.st_dev, st.st_ino) == kept[1:3]:
+            return kept[0], st.st_size, kept[3]
         os.close(_APPENDING.pop(path)[0])  # deleted or replaced: append to the file there now
     elif len(_APPENDING) >= _MAX_APPENDING:
         os.close(_APPENDING.pop(next(iter(_APPENDING)))[0])
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # read: its last byte
     opened = os.fstat(fd)
-    _APPENDING[path] = (fd, opened.st_dev, opened.st_ino)
-    return fd
+    _APPENDING[path] = (fd, opened.st_dev, opened.st_ino, -1)
+    return fd, opened.st_size, -1
 
 
 def fsync_file(path: str) -> None:
