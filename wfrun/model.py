@@ -92,9 +92,11 @@ class StepState:
 
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""
-        data = dict(self.__dict__)
-        for key in _NESTED_STEP_KEYS:  # written only when used: plain runs' snapshots unchanged
-            if data[key] is None:
+        # Only what is set: a key left out reads back as its default (`from_dict`), and each
+        # key fewer is less to encode on every write of the run.
+        data = {key: value for key, value in self.__dict__.items() if value is not None}
+        for key in _OMITTED_WHEN_EMPTY:
+            if not data[key]:
                 del data[key]
         if self.iterations is not None:  # only what differs from a fresh step: they add up
             data["iterations"] = [
@@ -121,7 +123,7 @@ class StepState:
 
 _FRESH = StepState().__dict__
 _STEP_FIELDS = frozenset(_FRESH)
-_NESTED_STEP_KEYS = ("child", "iterations")
+_OMITTED_WHEN_EMPTY = ("reruns", "failures", "answers", "nonces")
 
 
 class Run:

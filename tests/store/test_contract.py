@@ -56,6 +56,22 @@ def test_create_then_load_returns_the_same_run(store: Store) -> None:
     assert loaded.to_dict() == run.to_dict()
 
 
+@pytest.mark.parametrize("falsy", [False, 0, 0.0, "", [], {}, None])
+def test_every_value_of_a_step_reads_back_with_its_type(
+    open_store: Callable[[], Store], falsy: object
+) -> None:
+    """Snapshots leave out what a step has not set; a set value that looks empty is kept."""
+    run = make_run("r1", "2026-01-02T00:00:00.000Z")
+    done = run.steps["b"] = StepState(status="completed", runs=1, output=falsy, action="",
+                                      resume_data=falsy, context=falsy, answers=[falsy])
+    open_store().create(run)
+    again = open_store().load("r1").steps["b"]
+    for name in ("output", "action", "resume_data", "context", "answers", "runs", "status"):
+        kept, read = getattr(done, name), getattr(again, name)
+        assert read == kept and type(read) is type(kept), name
+    assert again.__dict__ == done.__dict__
+
+
 def test_create_refuses_an_existing_id(store: Store) -> None:
     store.create(make_run("r1"))
     with pytest.raises(ConflictError):
