@@ -241,6 +241,46 @@ def test_batch_approval_example(project: Project) -> None:
     assert done["output"] == {"approved": ["a", "c"], "rejected": ["b"], "total_approved": 920}
 
 
+def _ledgered(project: Project) -> Any:
+    """`each` notes every execution in a ledger and fails on element 2 the first time."""
+    ledger = project.root / "ledger.txt"
+    fe(project, f"""            with open({str(ledger)!r}, "a") as fh:
+                fh.write(f"{{ctx.item}}\\n")
+            with open({str(ledger)!r}) as fh:
+                if ctx.item == 2 and fh.read().split().count("2") == 1:
+                    raise RuntimeError("card declined")
+            return ctx.item * 10""")
+    return lambda: ledger.read_text().split()
+
+
+def test_retry_of_a_failed_foreach_step_executes_only_the_iterations_that_did_not_complete(
+    project: Project,
+) -> None:
+    executions = _ledgered(project)
+    doc = start(project, items=[1, 2, 3])
+    assert doc["status"] == "failed"
+    assert doc["error"]["message"] == "iteration 1: card declined"
+    assert [it["status"] for it in doc["steps"]["each"]["iterations"]][:2] == [
+        "completed", "failed"]
+    assert executions() == ["1", "2"]  # fail fast: element 3 not started
+    done = project.json("retry", "f1")
+    assert done["status"] == "completed"
+    assert done["output"] == [10, 20, 30]
+    assert executions() == ["1", "2", "2", "3"]  # element 1 kept its completed iteration
+    runs = [it["runs"] for it in done["steps"]["each"]["iterations"]]
+    assert runs == [1, 2, 1]
+
+
+def test_retry_from_the_step_that_makes_the_list_executes_every_iteration_again(
+    project: Project,
+) -> None:
+    executions = _ledgered(project)
+    assert start(project, items=[1, 2, 3])["status"] == "failed"
+    done = project.json("retry", "f1", "--step", "items")
+    assert done["status"] == "completed"
+    assert executions() == ["1", "2", "1", "2", "3"]
+
+
 def test_a_failing_iteration_is_retried_on_its_own(project: Project) -> None:
     project.workflow("fe", FOREACH.replace(
         "        resume_schema: {type: object, required: [ok]}",
@@ -381,3 +421,46 @@ def test_an_iteration_can_ask_and_is_executed_again_with_the_answer(project: Pro
     assert done["status"] == "completed"
     assert done["output"] == ["a", "b:y:2", "c"]
     assert done["steps"]["each"]["iterations"][1]["runs"] == 3
+
+
+def test_retry_of_a_foreach_of_child_runs_starts_a_new_child_only_for_the_failed_element(
+    project: Project,
+) -> None:
+    project.workflow("charge", """
+        name: charge
+        steps:
+          - id: pay
+    """, """
+        import os
+
+        def pay(ctx):
+            marker = f"{ctx.input['dir']}/{ctx.input['n']}"
+            first = not os.path.exists(marker)
+            open(marker, "a").write("x")
+            if ctx.input["n"] == 2 and first:
+                raise RuntimeError("card declined")
+            return ctx.input["n"]
+    """)
+    project.workflow("batch", """
+        name: batch
+        steps:
+          - id: items
+          - id: charge-each
+            foreach: items
+            workflow: charge
+    """, """
+        def items(ctx):
+            return [{"n": n, "dir": ctx.input["dir"]} for n in (1, 2, 3)]
+    """)
+    marks = project.root / "marks"
+    marks.mkdir()
+    out = project.run("start", "batch", "--run-id", "b1", "--input",
+                      json.dumps({"dir": str(marks)}), "--json")
+    assert out.code == 1 and out.json()["status"] == "failed"
+    done = project.json("retry", "b1")
+    assert done["status"] == "completed"
+    assert done["output"] == [1, 2, 3]
+    children = [it["child_run_id"] for it in done["steps"]["charge-each"]["iterations"]]
+    assert children == ["b1--charge-each-0", "b1--charge-each-1-r2", "b1--charge-each-2"]
+    assert project.json("show", "b1--charge-each-1")["status"] == "failed"  # kept, as it was
+    assert {p.name: p.read_text() for p in marks.iterdir()} == {"1": "x", "2": "xx", "3": "x"}
