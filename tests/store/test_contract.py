@@ -270,6 +270,17 @@ def test_logs_leave_a_torn_last_record_for_later(store: Store) -> None:
         assert [r["text"] for r in newer] == ["b"]  # completed later; the bad line is skipped
 
 
+def test_run_ids_lists_stored_runs_by_prefix_sorted(store: Store) -> None:
+    assert store.run_ids() == []  # nothing stored yet (and nothing created by asking)
+    for run_id in ("b-1", "a-2", "a-1"):
+        store.create(make_run(run_id))
+        store.save(store.load(run_id))  # a second version: spare files are not runs
+    store.append_history("a-1", [{"type": "a"}])
+    assert store.run_ids() == ["a-1", "a-2", "b-1"]
+    assert store.run_ids("a-") == ["a-1", "a-2"]
+    assert store.run_ids("c") == []
+
+
 def test_logs_are_not_runs_and_invalid_ids_are_refused(store: Store) -> None:
     store.create(make_run("r1"))
     store.append_log("r1", [{"text": "a"}])

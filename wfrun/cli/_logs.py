@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from . import _complete
 from ._app import JsonOpt, app, emit_json, handle_errors, settings
 
 
@@ -36,7 +37,8 @@ def _print(records: list[dict[str, Any]], step: str | None, as_json: bool, follo
 @app.command()
 @handle_errors
 def logs(
-    run_id: Annotated[str, typer.Argument(help="The run whose step output to show.")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run whose step output to show.", autocompletion=_complete.run_ids)],
     step: Annotated[str | None, typer.Option(help="Only this step's output.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f",
                                          help="Keep printing new output until the run finishes.")]

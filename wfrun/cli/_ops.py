@@ -12,6 +12,7 @@ import typer
 
 from wfrun.errors import WfrunError
 
+from . import _complete
 from ._app import JsonOpt, app, emit_json, handle_errors, settings
 
 
@@ -89,7 +90,8 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
 @app.command()
 @handle_errors
 def validate(
-    workflows: Annotated[list[str] | None, typer.Argument(help="Names or paths; all if none.")]
+    workflows: Annotated[list[str] | None, typer.Argument(
+        help="Names or paths; all if none.", autocompletion=_complete.workflow_names)]
     = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from wfrun.ids import check_run_id
 
-from . import _input
+from . import _complete, _input
 from ._app import JsonOpt, app, finish_run, handle_errors, settings
 
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in history).")]
@@ -17,9 +17,11 @@ ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in history).")]
 @app.command()
 @handle_errors
 def retry(
-    run_id: Annotated[str, typer.Argument(help="The failed run.")],
+    run_id: Annotated[str, typer.Argument(
+        help="The failed run.", autocompletion=_complete.run_ids)],
     step: Annotated[str | None, typer.Option(
-        help="Re-execute from this step (default: the failed one).")] = None,
+        help="Re-execute from this step (default: the failed one).",
+        autocompletion=_complete.step_ids)] = None,
     reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -37,9 +39,11 @@ def retry(
 @app.command()
 @handle_errors
 def fork(
-    run_id: Annotated[str, typer.Argument(help="The run to fork (any status).")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run to fork (any status).", autocompletion=_complete.run_ids)],
     from_step: Annotated[str, typer.Option(
-        "--from", help="Execute from this step; earlier steps keep their outputs.")],
+        "--from", help="Execute from this step; earlier steps keep their outputs.",
+        autocompletion=_complete.step_ids)],
     input: Annotated[str | None, typer.Option(
         "--input", "-i", help="Replace the input: JSON, @file or - (stdin).")] = None,
     new_id: Annotated[str | None, typer.Option("--run-id", help="Id of the new run.")] = None,

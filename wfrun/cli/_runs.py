@@ -9,14 +9,15 @@ import typer
 
 from wfrun.errors import UsageError
 
-from . import _input
+from . import _complete, _input
 from ._app import JsonOpt, app, emit_json, finish_run, handle_errors, settings
 
 
 @app.command()
 @handle_errors
 def start(
-    workflow: Annotated[str, typer.Argument(help="Workflow name or manifest path.")],
+    workflow: Annotated[str, typer.Argument(
+        help="Workflow name or manifest path.", autocompletion=_complete.workflow_names)],
     input: Annotated[str | None, typer.Option("--input", "-i",
                                               help="Run input: JSON, @file or - (stdin).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Use this run id (idempotent start).")] = None,
@@ -35,10 +36,12 @@ def start(
 @app.command()
 @handle_errors
 def resume(
-    run_id: Annotated[str, typer.Argument(help="The run to resume.")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run to resume.", autocompletion=_complete.run_ids)],
     data: Annotated[str | None, typer.Option("--data", "-d",
                                              help="Resume data: JSON, @file or -.")] = None,
-    step: Annotated[str | None, typer.Option(help="The step to resume (if several wait).")] = None,
+    step: Annotated[str | None, typer.Option(help="The step to resume (if several wait).",
+                                             autocompletion=_complete.waiting_steps)] = None,
     action: Annotated[str | None, typer.Option(help="Set the step's action (for when:).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,7 +63,8 @@ def resume(
 @app.command()
 @handle_errors
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run to cancel.", autocompletion=_complete.run_ids)],
     reason: Annotated[str | None, typer.Option(help="Why (kept in history).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,7 +80,8 @@ def cancel(
 @app.command()
 @handle_errors
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run to show.", autocompletion=_complete.run_ids)],
     as_json: JsonOpt = False,
 ) -> None:
     """Show one run: steps, outputs, what it waits for, and its history.

@@ -123,6 +123,11 @@ class Store(ABC):
         """True if a run with this id is stored (readable or not)."""
 
     @abstractmethod
+    def run_ids(self, prefix: str = "") -> list[str]:
+        """The ids of the stored runs that start with `prefix`, sorted; no snapshot is read
+        (shell completion asks it at every keystroke)."""
+
+    @abstractmethod
     def iter_runs(self) -> Iterator[Run | Exception]:
         """Every stored run, in no particular order; a run that cannot be read is yielded as
         the StateError describing it, so one bad snapshot never hides the others."""

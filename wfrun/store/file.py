@@ -267,14 +267,17 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
 
     # -- listing -----------------------------------------------------------------------------
 
-    def iter_runs(self) -> Iterator[Run | Exception]:
+    def run_ids(self, prefix: str = "") -> list[str]:
         if not self._exists_dir():
-            return
-        for name in sorted(os.listdir(self._path("runs"))):
-            if not name.endswith(".json") or name.startswith("."):
-                continue
+            return []
+        return sorted(name[: -len(".json")] for name in os.listdir(self._path("runs"))
+                      if name.endswith(".json") and name.startswith(prefix)
+                      and not name.startswith("."))
+
+    def iter_runs(self) -> Iterator[Run | Exception]:
+        for run_id in self.run_ids():
             try:
-                yield self.load(name[: -len(".json")])
+                yield self.load(run_id)
             except (StateError, UsageError) as exc:
                 yield exc
             except NotFoundError:
