@@ -281,6 +281,52 @@ def test_run_ids_lists_stored_runs_by_prefix_sorted(store: Store) -> None:
     assert store.run_ids("c") == []
 
 
+def test_delete_removes_a_finished_run_and_all_kept_for_it(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    for run_id in ("done", "other"):
+        run = make_run(run_id)
+        store.create(run)
+        run.status, run.running_since = "completed", None
+        store.save(run)
+        store.append_history(run_id, [{"type": "completed"}])
+        store.append_log(run_id, [{"text": "hi"}])
+    store.delete("done")
+    for reader in (store, open_store()):
+        with pytest.raises(NotFoundError):
+            reader.load("done")
+        assert reader.run_ids() == ["other"] and not reader.exists("done")
+        assert reader.read_history("done") == [] and reader.read_logs("done")[0] == []
+        assert reader.read_history("other") != []
+    if isinstance(store, FileStore):  # not a file of it is left
+        assert not [p for p in Path(store.root).rglob("*") if "done" in p.name]
+    with pytest.raises(NotFoundError):
+        store.delete("done")
+    again = make_run("done")  # the id can be used again
+    store.create(again)
+    assert store.load("done").status == RUNNING
+
+
+def test_delete_refuses_a_run_that_is_not_finished_or_is_claimed(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("open", "2026-01-02T00:00:00.000Z"))
+    with pytest.raises(ConflictError, match="suspended"):
+        store.delete("open")
+    run = make_run("busy")
+    store.create(run)
+    run.status, run.running_since = "failed", None
+    store.save(run)
+    claim = store.claim("busy")
+    assert claim is not None
+    try:
+        with pytest.raises(ConflictError, match="busy"):
+            open_store().delete("busy")  # as another process would
+    finally:
+        claim.release()
+    assert store.load("open").status == SUSPENDED and store.load("busy").status == "failed"
+
+
 def test_logs_are_not_runs_and_invalid_ids_are_refused(store: Store) -> None:
     store.create(make_run("r1"))
     store.append_log("r1", [{"text": "a"}])

@@ -123,6 +123,13 @@ class Store(ABC):
         """True if a run with this id is stored (readable or not)."""
 
     @abstractmethod
+    def delete(self, run_id: str) -> None:
+        """Remove a finished run and all that is kept for it (its snapshot, history, logs,
+        index entries and locks), durably. NotFoundError if there is no such run; ConflictError
+        if it is not finished or a process holds its execution claim. Interrupted midway, the
+        run is still there (its history or logs may be gone) and a second delete finishes."""
+
+    @abstractmethod
     def run_ids(self, prefix: str = "") -> list[str]:
         """The ids of the stored runs that start with `prefix`, sorted; no snapshot is read
         (shell completion asks it at every keystroke)."""

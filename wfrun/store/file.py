@@ -24,7 +24,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _check, _dueindex, _fsops, _jsonlines, _keyfile, _started
+from wfrun.store import _check, _delete, _dueindex, _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
 
@@ -266,6 +266,9 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
                 self._remove_index(stale)
 
     # -- listing -----------------------------------------------------------------------------
+
+    def delete(self, run_id: str) -> None:
+        _delete.delete(self, run_id)
 
     def run_ids(self, prefix: str = "") -> list[str]:
         if not self._exists_dir():

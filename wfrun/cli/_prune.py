@@ -1,0 +1,70 @@
+"""`wfrun prune`: delete old finished runs, so that a state directory fed by cron stays bounded."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from wfrun.errors import UsageError
+
+from ._app import JsonOpt, app, emit_json, handle_errors, settings
+
+
+@app.command()
+@handle_errors
+def prune(
+    older_than: Annotated[str, typer.Option(
+        "--older-than", help="Delete finished runs last changed longer ago than this (30d).")],
+    status: Annotated[list[str] | None, typer.Option(
+        help="Only runs with this status: completed, failed or cancelled.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete finished runs older than a cutoff, with their child runs, history and logs.
+
+    A run that is not finished (or has a child run that is not) is never deleted, nor is a child
+    run while its parent is kept. Exits 3 if a run changed or was busy meanwhile (it is kept),
+    5 if a snapshot could not be read.
+
+    Example: wfrun prune --older-than 30d --status completed
+    """
+    from wfrun.durations import parse_duration
+    from wfrun.engine.prune import prune as prune_runs
+    from wfrun.model import FINISHED
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    for value in status or []:
+        if value not in FINISHED:
+            raise UsageError(f"--status {value!r}: only finished runs are pruned "
+                             f"({', '.join(sorted(FINISHED))})")
+    engine = settings().engine()
+    report = prune_runs(engine, age, status or FINISHED, workflow, dry_run)
+    for problem in report.unreadable:
+        print(f"error: {problem}", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: run {error['run_id']} was kept: {error['message']}", file=sys.stderr)
+    if as_json:
+        emit_json({"cutoff": report.cutoff, "dry_run": dry_run, "runs": report.runs,
+                   "errors": report.errors})
+    else:
+        from . import _render
+
+        verb = "would delete" if dry_run else "deleted"
+        _render.table(["run", "workflow", "status", "updated"],
+                      [[r["run_id"], r["workflow"], r["status"], r["updated_at"]]
+                       for r in report.runs],
+                      f"no finished run last changed before {report.cutoff}", whole=(0, 3))
+        if report.runs:
+            _render.lines([f"{verb} {len(report.runs)} run(s) last changed before "
+                           f"{report.cutoff}"])
+    if report.unreadable:
+        raise typer.Exit(5)
+    if report.errors:
+        raise typer.Exit(3)

@@ -1,0 +1,76 @@
+"""`wfrun prune`: delete finished runs older than a cutoff, each with its child runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from wfrun.durations import to_iso
+from wfrun.errors import NotFoundError, WfrunError
+from wfrun.model import FINISHED, Run
+
+from ._document import summary
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+
+@dataclass
+class PruneReport:
+    """What a prune deleted (or, dry, would delete) and what it could not."""
+
+    cutoff: str
+    runs: list[dict[str, Any]] = field(default_factory=list)  # `list` rows, parents first
+    errors: list[dict[str, str]] = field(default_factory=list)  # {"run_id", "message"}
+    unreadable: list[str] = field(default_factory=list)  # snapshots that could not be read
+
+
+def prune(engine: Engine, older_than: timedelta, statuses: Iterable[str] = FINISHED,
+          workflow: str | None = None, dry_run: bool = False) -> PruneReport:
+    """Delete every finished top-level run of `statuses` (and `workflow`) last changed before
+    now - `older_than`, with its child runs; a run with a child run still open is kept.
+
+    A child run is never deleted on its own while its parent is kept: the parent's document
+    names it. One whose parent is gone counts as a top-level run."""
+    report = PruneReport(cutoff=to_iso(engine.clock.now() - older_than))
+    runs: dict[str, Run] = {}
+    for item in engine.store.iter_runs():
+        if isinstance(item, Run):
+            runs[item.run_id] = item
+        else:
+            report.unreadable.append(str(item))
+    children: dict[str, list[Run]] = {}
+    for run in runs.values():
+        parent = (run.parent or {}).get("run_id")
+        if parent in runs:
+            children.setdefault(parent, []).append(run)
+    wanted = set(statuses)
+    for run in sorted(runs.values(), key=lambda r: (r.updated_at, r.run_id)):
+        if (run.parent or {}).get("run_id") in runs or run.status not in wanted \
+                or run.updated_at >= report.cutoff \
+                or (workflow is not None and run.workflow != workflow):
+            continue
+        family = _family(run, children)
+        if not all(member.finished for member in family):
+            continue
+        for member in family:  # the parent first: a crash leaves children, pruned next time
+            if not dry_run:
+                try:
+                    engine.store.delete(member.run_id)
+                except NotFoundError:
+                    continue  # deleted meanwhile
+                except WfrunError as exc:
+                    report.errors.append({"run_id": member.run_id, "message": exc.message})
+                    break
+            report.runs.append(summary(member))
+    return report
+
+
+def _family(run: Run, children: dict[str, list[Run]]) -> list[Run]:
+    """The run and its child runs, nested ones included, parents before their children."""
+    family = [run]
+    for child in children.get(run.run_id, []):
+        family.extend(_family(child, children))
+    return family
