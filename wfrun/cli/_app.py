@@ -69,22 +69,24 @@ class Settings:
                       command=command)
 
 
-_settings = Settings(".wfstate", "workflows", False)
+DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR = ".wfstate", "workflows"
+_settings = Settings(DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, False)
 
 
 @app.callback()
 def _globals(
     state_dir: Annotated[str, typer.Option(envvar="WFRUN_STATE_DIR",
-                                           help="Where runs are kept.")] = ".wfstate",
+                                           help="Where runs are kept.")] = DEFAULT_STATE_DIR,
     workflows_dir: Annotated[str, typer.Option(envvar="WFRUN_WORKFLOWS_DIR",
-                                               help="Where workflows are found.")] = "workflows",
+                                               help="Where workflows are found.")]
+    = DEFAULT_WORKFLOWS_DIR,
 ) -> None:
     """wfrun: durable workflows from the command line.
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
     global _settings
-    _settings = Settings(state_dir, workflows_dir, state_dir != ".wfstate")
+    _settings = Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR)
 
 
 def settings() -> Settings:

@@ -14,16 +14,22 @@ import typer
 
 from wfrun.errors import WfrunError
 
+from ._app import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings
 
-def _option(ctx: typer.Context, name: str, env: str, default: str) -> str:
-    value = ctx.find_root().params.get(name)
-    return str(value) if value else os.environ.get(env) or default
+
+def _settings(ctx: typer.Context) -> Settings:
+    """The global options as `_globals` would have set them (from the root context)."""
+    params = ctx.find_root().params
+    state_dir = params.get("state_dir") or os.environ.get("WFRUN_STATE_DIR") or DEFAULT_STATE_DIR
+    workflows_dir = params.get("workflows_dir") or os.environ.get("WFRUN_WORKFLOWS_DIR") \
+        or DEFAULT_WORKFLOWS_DIR
+    return Settings(str(state_dir), str(workflows_dir), explicit_state_dir=False)
 
 
 def _store(ctx: typer.Context) -> Any:
     from wfrun.store.file import FileStore
 
-    return FileStore(_option(ctx, "state_dir", "WFRUN_STATE_DIR", ".wfstate"))
+    return FileStore(_settings(ctx).state_dir)
 
 
 def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -38,9 +44,8 @@ def workflow_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """The workflows `wfrun start NAME` finds (file stems, or directory names), by prefix."""
     from wfrun.loader import discover
 
-    root = _option(ctx, "workflows_dir", "WFRUN_WORKFLOWS_DIR", "workflows")
     names = []
-    for path in discover(root):
+    for path in discover(_settings(ctx).workflows_dir):
         name = os.path.basename(os.path.dirname(path)) if path.endswith(
             f"{os.sep}workflow.yaml") else os.path.splitext(os.path.basename(path))[0]
         if name.startswith(incomplete):
@@ -56,12 +61,7 @@ def _run(ctx: typer.Context) -> Any:
         (word for word in ctx.args if not word.startswith("-")), None)
     if not run_id:
         return None
-    from wfrun.cli._app import Settings
-
-    settings = Settings(_option(ctx, "state_dir", "WFRUN_STATE_DIR", ".wfstate"),
-                        _option(ctx, "workflows_dir", "WFRUN_WORKFLOWS_DIR", "workflows"),
-                        explicit_state_dir=False)
-    engine = settings.engine()
+    engine = _settings(ctx).engine()
     return engine, engine.get(str(run_id))
 
 
