@@ -24,7 +24,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _check, _delete, _dueindex, _fsops, _jsonlines, _keyfile, _started
+from wfrun.store import _dueindex, _fsops, _jsonlines, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
 
@@ -268,6 +268,8 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
     # -- listing -----------------------------------------------------------------------------
 
     def delete(self, run_id: str) -> None:
+        from wfrun.store import _delete  # only `wfrun prune` deletes
+
         _delete.delete(self, run_id)
 
     def run_ids(self, prefix: str = "") -> list[str]:
@@ -287,6 +289,8 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
                 continue
 
     def check(self) -> tuple[int, list[dict[str, str]]]:
+        from wfrun.store import _check  # only `wfrun doctor` examines every file
+
         return _check.check(self) if self._exists_dir() else (0, [])
 
     # -- locks and claims ----------------------------------------------------------------------
