@@ -105,3 +105,30 @@ def test_a_dry_run_and_bad_input_change_nothing(project: Project) -> None:
         out = project.run("prune", *args)
         assert out.code == 2 and message in out.stderr, (args, out.stderr)
     assert project.snapshots() == before
+
+
+def test_a_busy_run_is_kept_and_an_unreadable_one_is_reported_and_left_alone(
+    project: Project,
+) -> None:
+    from wfrun.store.file import FileStore
+
+    _workflows(project)
+    _old_runs(project)
+    broken = project.state / "runs" / "old-failed.json"
+    broken.write_bytes(broken.read_bytes()[:40])  # torn
+    held = FileStore(project.state).claim("old-done")  # as a process executing it would
+    assert held is not None
+    try:
+        out = project.run("prune", "--older-than", "30d", "--json")
+    finally:
+        held.release()
+    assert out.code == 5, out.stderr  # an unreadable snapshot outranks a busy run
+    assert "old-failed.json" in out.stderr and "run old-done was kept" in out.stderr
+    report = out.json()
+    assert [e["run_id"] for e in report["errors"]] == ["old-done"]
+    assert sorted(r["run_id"] for r in report["runs"]) == [
+        "old-cancelled", "old-parent", "old-parent--call"]
+    assert broken.exists() and project.json("show", "old-done")["status"] == "completed"
+    broken.unlink()
+    again = project.run("prune", "--older-than", "30d", "--json")
+    assert again.code == 0 and [r["run_id"] for r in again.json()["runs"]] == ["old-done"]
