@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 from conftest import REPO, Project
@@ -423,9 +424,8 @@ def test_an_iteration_can_ask_and_is_executed_again_with_the_answer(project: Pro
     assert done["steps"]["each"]["iterations"][1]["runs"] == 3
 
 
-def test_retry_of_a_foreach_of_child_runs_starts_a_new_child_only_for_the_failed_element(
-    project: Project,
-) -> None:
+def _start_batch_whose_second_charge_fails(project: Project) -> Path:
+    """Run b1 of `batch`: a foreach of `charge` child runs, whose second fails the first time."""
     project.workflow("charge", """
         name: charge
         steps:
@@ -457,10 +457,30 @@ def test_retry_of_a_foreach_of_child_runs_starts_a_new_child_only_for_the_failed
     out = project.run("start", "batch", "--run-id", "b1", "--input",
                       json.dumps({"dir": str(marks)}), "--json")
     assert out.code == 1 and out.json()["status"] == "failed"
+    return marks
+
+
+def test_retry_of_a_foreach_of_child_runs_starts_a_new_child_only_for_the_failed_element(
+    project: Project,
+) -> None:
+    marks = _start_batch_whose_second_charge_fails(project)
     done = project.json("retry", "b1")
     assert done["status"] == "completed"
     assert done["output"] == [1, 2, 3]
     children = [it["child_run_id"] for it in done["steps"]["charge-each"]["iterations"]]
     assert children == ["b1--charge-each-0", "b1--charge-each-1-r2", "b1--charge-each-2"]
     assert project.json("show", "b1--charge-each-1")["status"] == "failed"  # kept, as it was
+    assert {p.name: p.read_text() for p in marks.iterdir()} == {"1": "x", "2": "xx", "3": "x"}
+
+
+def test_retrying_the_failed_child_run_of_an_iteration_continues_the_foreach(
+    project: Project,
+) -> None:
+    marks = _start_batch_whose_second_charge_fails(project)
+    out = project.run("retry", "b1--charge-each-1", "--json")
+    assert out.code == 0 and out.json()["status"] == "completed"
+    done = project.json("show", "b1")
+    assert done["status"] == "completed" and done["output"] == [1, 2, 3]
+    children = [it["child_run_id"] for it in done["steps"]["charge-each"]["iterations"]]
+    assert children == ["b1--charge-each-0", "b1--charge-each-1", "b1--charge-each-2"]
     assert {p.name: p.read_text() for p in marks.iterdir()} == {"1": "x", "2": "xx", "3": "x"}

@@ -459,15 +459,31 @@ def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project
     assert project.json("show", "p1--call")["status"] == "failed"  # the first attempt is kept
 
 
-def test_retrying_a_child_run_alone_says_that_its_failed_parent_stays_failed(
+def test_retrying_a_child_run_alone_continues_its_failed_parent_with_that_child(
         project: Project) -> None:
     _start_parent_whose_child_fails_once(project)
-    out = project.run("retry", "p1--call")
+    out = project.run("retry", "p1--call", "--json")
     assert out.code == 0, out.stderr
-    assert "run p1--call is the child run of step 'call' of run p1, which stays failed" \
-        in out.stderr and "'wfrun retry p1'" in out.stderr
-    assert project.json("show", "p1--call")["status"] == "completed"
+    assert out.json()["status"] == "completed"
+    assert "parent run p1 continues from step 'call' with this run: it is completed" \
+        in out.json()["warnings"]
+    parent = project.json("show", "p1")
+    assert parent["status"] == "completed" and parent["output"] == "second time works"
+    assert parent["steps"]["call"]["child_run_id"] == "p1--call"  # no new child run
+    retried = [e for e in parent["history"] if e["type"] == "retried"]
+    assert [(e["step"], e["source"], e["child"]) for e in retried] == [
+        ("call", "child", "p1--call")]
+    assert project.run("retry", "p1").code == 3  # nothing left to retry
+
+
+def test_a_child_retried_on_its_own_that_fails_again_leaves_its_parent_failed(
+        project: Project) -> None:
+    _start_parent_whose_child_fails_once(project)
+    (project.root / "marker").unlink()  # so that it fails again
+    out = project.run("retry", "p1--call")
+    assert out.code == 1
     assert project.json("show", "p1")["status"] == "failed"
+    assert project.json("retry", "p1")["status"] == "completed"  # the parent's own retry
 
 
 def test_the_testing_harness_moves_time_to_a_timer_inside_a_child(project: Project) -> None:
@@ -512,3 +528,35 @@ def test_pending_by_workflow_finds_a_child_runs_suspension(project: Project) -> 
     assert project.json("pending", "--workflow", "parent") == by_child
     assert [r["run_id"] for r in project.json("pending", "--workflow", "other")] == ["o1"]
     assert {r["run_id"] for r in project.json("pending")} == {"p1", "o1"}
+
+
+def test_retrying_an_older_child_run_says_that_its_parent_stays_failed(project: Project) -> None:
+    project.workflow("child", """
+        name: child
+        steps:
+          - id: flaky
+    """, """
+        def flaky(ctx):
+            with open(ctx.input["marker"], "a+") as fh:
+                fh.write("x")
+                fh.seek(0)
+                if len(fh.read()) <= 2:
+                    raise RuntimeError("not yet")
+            return "works"
+    """)
+    project.workflow("parent", """
+        name: parent
+        steps:
+          - id: call
+            workflow: child
+    """)
+    marker = str(project.root / "marker")
+    out = project.run("start", "parent", "--run-id", "p1", "--input",
+                      json.dumps({"marker": marker}))
+    assert out.code == 1
+    assert project.run("retry", "p1").code == 1  # its second child run, p1--call-r2, fails too
+    older = project.run("retry", "p1--call")  # the first child run, retried: it completes
+    assert older.code == 0
+    assert "run p1--call is the child run of step 'call' of run p1, which stays failed: its " \
+        "failure is not this run's; 'wfrun retry p1' retries it" in older.stderr
+    assert project.json("show", "p1")["status"] == "failed"

@@ -19,7 +19,7 @@ from wfrun import loader
 from wfrun._specs import StepSpec, Workflow
 from wfrun.errors import ManifestError, NotFoundError, WfrunError
 from wfrun.ids import RUN_ID_PATTERN
-from wfrun.model import CANCELLED, FINISHED, RUNNING, SKIPPED, Run
+from wfrun.model import CANCELLED, FAILED, FINISHED, RUNNING, SKIPPED, Run
 
 from ._composite import (
     ChildResult,
@@ -265,6 +265,13 @@ def _tell_parent(engine: Engine, child: Run) -> Run | None:
     except NotFoundError:
         ack(engine, result)  # the parent was deleted by hand: nobody to tell
         return None
+    if parent.status == FAILED and child.status != FAILED:
+        from . import _rewind  # only a child retried on its own gets here
+
+        if _rewind.failed_through(parent, info, child.run_id):
+            revived = _rewind.revive_parent(engine, parent, info, child)
+            if revived is not None:
+                return revived
     if parent.finished:
         ack(engine, result)
         if not child.finished:

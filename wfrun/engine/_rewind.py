@@ -97,22 +97,80 @@ def retry(engine: Engine, run_id: str, step: str | None, reason: str | None) -> 
         r.running_since = to_iso(now)
         events.append(event(now, "retried", target, source="cli", reason=reason, reset=reset))
 
-    return engine._drive(run_id, workflow, mutate, warnings)
+    result = engine._drive(run_id, workflow, mutate, warnings)
+    if result.run.parent is not None:  # a child run retried on its own: its parent continues
+        from ._children import after_change
+
+        for moved in after_change(engine, result.run, result.warnings):
+            result.warnings.append(f"parent run {moved['run_id']} continues from step "
+                                   f"'{moved['step']}' with this run: it is {moved['status']}")
+    return result
 
 
 def _parent_stays_failed(engine: Engine, run: Run) -> list[str]:
-    """A warning when `run` is the child run of a failed parent, which its retry leaves failed."""
+    """A warning when `run` is the child run of a parent that failed for another reason, which
+    its retry leaves failed (a parent that failed because of this child continues with it:
+    `revive_parent`)."""
     parent = run.parent or {}
     try:
-        failed = bool(parent) and engine.store.load(parent["run_id"]).status == FAILED
+        owner = engine.store.load(parent["run_id"]) if parent else None
     except WfrunError:
         return []  # its parent is gone or unreadable: nothing useful to add
-    if not failed:
+    if owner is None or owner.status != FAILED or failed_through(owner, parent, run.run_id):
         return []
     return [f"run {run.run_id} is the child run of step '{parent['step']}' of run "
-            f"{parent['run_id']}, which stays failed: retrying a child does not continue its "
-            f"parent; 'wfrun retry {parent['run_id']}' executes that step again with a new "
-            "child run"]
+            f"{parent['run_id']}, which stays failed: its failure is not this run's; "
+            f"'wfrun retry {parent['run_id']}' retries it"]
+
+
+def failed_through(parent: Run, info: dict[str, Any], child_id: str) -> bool:
+    """True if `parent` failed because its node for `child_id` (`info`: the child's `parent`
+    entry) failed with that child."""
+    if parent.status != FAILED or (parent.error or {}).get("step") != info.get("step"):
+        return False
+    state = parent.steps.get(info["step"])
+    if state is None:
+        return False
+    index = info.get("index")
+    if index is not None:
+        if state.iterations is None or not 0 <= index < len(state.iterations):
+            return False
+        state = state.iterations[index]
+    return state.status == FAILED and state.child == child_id
+
+
+def revive_parent(engine: Engine, parent: Run, info: dict[str, Any], child: Run) -> Run | None:
+    """A failed parent whose failure was `child`'s, after a retry of that child that did not
+    fail again: retry the parent from the child's node, which keeps that child run (rather
+    than starting a new one as `wfrun retry PARENT` does), and let it continue. The parent as
+    it is afterwards, or None if it no longer failed through this child."""
+    warnings: list[str] = []
+    workflow = engine.workflow_of(parent, warnings)
+    step, index = info["step"], info.get("index")
+    if step not in workflow.steps:
+        return None  # the changed workflow has no such step: `wfrun retry PARENT` says so
+
+    def mutate(r: Run, events: Events) -> None:
+        if not failed_through(r, info, child.run_id):
+            raise _NotRevived
+        now = engine.clock.now()
+        reset = rewind(r, workflow, step)
+        state = r.steps[step]
+        target = state if index is None else (state.iterations or [])[index]
+        target.child = child.run_id
+        r.status, r.error, r.output = RUNNING, None, None
+        r.running_since = to_iso(now)
+        events.append(event(now, "retried", step, source="child", child=child.run_id,
+                            reason=f"child run {child.run_id} was retried", reset=reset))
+
+    try:
+        return engine._drive(parent.run_id, workflow, mutate, warnings).run
+    except _NotRevived:
+        return None
+
+
+class _NotRevived(Exception):
+    """The parent changed meanwhile: it no longer failed through this child."""
 
 
 def forked_steps(source: Run, workflow: Workflow, step: str) -> dict[str, StepState]:
