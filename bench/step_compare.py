@@ -6,7 +6,8 @@ Each NAME=DIR is a directory holding a `wfrun/` package (e.g. `git archive REV w
 -C DIR`). Each trial runs, for every version in turn and in a process of its own, `--runs`
 10-step workflows of trivial steps with real fsyncs and then as many with fsync made a no-op
 (what a step costs besides waiting for the disk); medians over the trials are printed. Taking
-the versions in alternation makes a host that slows down for a while slow all of them alike.
+the versions in alternation, in an order that rotates, makes a host that slows down for a
+while slow all of them alike.
 bench/run.py stays the reference for the targets.
 """
 
@@ -62,8 +63,11 @@ def main() -> None:
     work = Path(os.environ.get("BENCH_DIR") or BENCH / ".work")
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in versions}
-    for _ in range(opts.trials):
-        for name, directory in versions.items():
+    names = list(versions)
+    for trial in range(opts.trials):
+        # rotate who goes first: a process right after another one finds the disk busier
+        for name in names[trial % len(names):] + names[:trial % len(names)]:
+            directory = versions[name]
             out = subprocess.run(
                 [sys.executable, "-c", _TRIAL, os.path.abspath(directory), str(BENCH),
                  str(opts.runs), str(work)], capture_output=True, text=True, check=True).stdout

@@ -30,10 +30,8 @@ def delete(store: FileStore, run_id: str) -> None:
         if claim is None:
             raise ConflictError(f"run {run_id} is busy: another process holds it")
         try:
-            name = os.path.basename(snapshot)
-            doomed = [os.path.join(runs, f"{run_id}.log.jsonl"),
-                      os.path.join(runs, f"{run_id}.history.jsonl"),
-                      os.path.join(runs, f".{name}.spare"), os.path.join(runs, f".{name}.prev")]
+            doomed = [store._log_path(run_id), store._history_path(run_id),
+                      *_fsops.spare_paths(snapshot)]
             try:
                 for path in doomed:
                     with contextlib.suppress(FileNotFoundError):

@@ -103,8 +103,7 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     `sync_dir=False` the caller owes it (`fsync_dir`).
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
-    directory, name = os.path.split(path)
-    fd, size, spare, other = _open_spare(path, directory, name)
+    fd, size, spare, other = _open_spare(path)
     try:
         _op("write")
         view, offset = memoryview(data), 0
@@ -138,7 +137,7 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     else:
         _SPARES.pop(path, None)
     if sync_dir:
-        fsync_dir(directory)
+        fsync_dir(os.path.dirname(path))
 
 
 # path -> which of its two spare names holds the spare now, as this process last left it (a
@@ -147,11 +146,16 @@ _SPARES: dict[str, str] = {}
 _MAX_SPARES = 4096
 
 
-def _open_spare(path: str, directory: str, name: str) -> tuple[int, int, str, str]:
+def spare_paths(path: str) -> tuple[str, str]:
+    """The two names the spare of `path` takes in turn: `.NAME.spare` and `.NAME.prev`."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.spare"), os.path.join(directory, f".{name}.prev")
+
+
+def _open_spare(path: str) -> tuple[int, int, str, str]:
     """The spare, opened for writing, its size, its name and the other spare name; a fresh
     file if neither name holds a file with no other name."""
-    first = os.path.join(directory, f".{name}.spare")
-    second = os.path.join(directory, f".{name}.prev")
+    first, second = spare_paths(path)
     if _SPARES.get(path) == second:
         first, second = second, first
     for spare, other in ((first, second), (second, first)):

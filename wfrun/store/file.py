@@ -24,7 +24,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _dueindex, _fsops, _jsonlines, _keyfile, _started
+from wfrun.store import _dueindex, _fsops, _histories, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
 
@@ -33,7 +33,7 @@ LOCK_TIMEOUT_SECONDS = 30.0
 KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keeps (see _locked)
 
 
-class FileStore(_dueindex.DueIndex, _started.RecordingStore):
+class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -344,44 +344,6 @@ class FileStore(_dueindex.DueIndex, _started.RecordingStore):
             del self._index[run_id]
         if self._mine is not None and self._mine[0] not in self._stat:
             self._mine = None  # its fast path would skip the read that sets the index again
-
-    # -- history -------------------------------------------------------------------------------
-
-    def _history_path(self, run_id: str) -> str:
-        return self._path("runs", check_run_id(run_id) + ".history.jsonl")
-
-    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        if events:
-            self._ensure()
-            _jsonlines.append(self._history_path(run_id), events, "history")
-
-    def sync_history(self, run_id: str) -> None:
-        try:
-            _fsops.fsync_file(self._history_path(run_id))
-            if run_id in self._logged:
-                self._logged.discard(run_id)
-                _fsops.fsync_file(self._log_path(run_id))
-        except OSError as exc:
-            raise StateError(
-                f"cannot sync history {self._history_path(run_id)}: {exc.strerror}"
-            ) from exc
-
-    def read_history(self, run_id: str) -> list[dict[str, Any]]:
-        return _jsonlines.read(self._history_path(run_id), 0, "history")[0]
-
-    # -- step output (wfrun logs) ---------------------------------------------------------------
-
-    def _log_path(self, run_id: str) -> str:
-        return self._path("runs", check_run_id(run_id) + ".log.jsonl")
-
-    def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
-        if records:
-            self._ensure()
-            _jsonlines.append(self._log_path(run_id), records)
-            self._logged.add(run_id)
-
-    def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
-        return _jsonlines.read(self._log_path(run_id), max(0, cursor))
 
     # -- secrets -------------------------------------------------------------------------------
 

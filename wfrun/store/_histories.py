@@ -1,0 +1,56 @@
+"""The file store's append-only files: each run's history (`RUN.history.jsonl`) and what its
+steps printed and logged (`RUN.log.jsonl`), both JSON lines, appended and never rewritten."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wfrun.errors import StateError
+from wfrun.ids import check_run_id
+from wfrun.store import _fsops, _jsonlines
+
+
+class Histories:
+    """The history and step-output part of the file store (a mixin of FileStore)."""
+
+    _logged: set[str]  # runs whose log this process appended to (fsynced with the history)
+
+    def _path(self, *parts: str) -> str:
+        raise NotImplementedError
+
+    def _ensure(self) -> None:
+        raise NotImplementedError
+
+    def _history_path(self, run_id: str) -> str:
+        return self._path("runs", check_run_id(run_id) + ".history.jsonl")
+
+    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._ensure()
+            _jsonlines.append(self._history_path(run_id), events, "history")
+
+    def sync_history(self, run_id: str) -> None:
+        try:
+            _fsops.fsync_file(self._history_path(run_id))
+            if run_id in self._logged:
+                self._logged.discard(run_id)
+                _fsops.fsync_file(self._log_path(run_id))
+        except OSError as exc:
+            raise StateError(
+                f"cannot sync history {self._history_path(run_id)}: {exc.strerror}"
+            ) from exc
+
+    def read_history(self, run_id: str) -> list[dict[str, Any]]:
+        return _jsonlines.read(self._history_path(run_id), 0, "history")[0]
+
+    def _log_path(self, run_id: str) -> str:
+        return self._path("runs", check_run_id(run_id) + ".log.jsonl")
+
+    def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._ensure()
+            _jsonlines.append(self._log_path(run_id), records)
+            self._logged.add(run_id)
+
+    def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+        return _jsonlines.read(self._log_path(run_id), max(0, cursor))
