@@ -419,21 +419,21 @@ def test_a_parent_that_cannot_be_told_now_is_told_by_a_later_tick(project: Proje
     assert project.json("show", "p1")["output"] == {"review": {"doc": "a.pdf", "ok": True}}
 
 
-def _start_parent_whose_child_fails_once(project: Project) -> None:
-    """Run p1 of `parent`, whose `workflow:` step's child run p1--call fails the first time."""
+def _start_parent_whose_child_fails(project: Project, times: int = 1) -> None:
+    """Run p1 of `parent`, whose `workflow:` step's child run p1--call fails, as does any child
+    run after it, until `times` executions have failed (counted in a marker file)."""
     project.workflow("child", """
         name: child
         steps:
           - id: flaky
     """, """
-        import os
-
         def flaky(ctx):
-            marker = ctx.input["marker"]
-            if not os.path.exists(marker):
-                open(marker, "w").close()
-                raise RuntimeError("first time fails")
-            return "second time works"
+            with open(ctx.input["marker"], "a+") as fh:
+                fh.write("x")
+                fh.seek(0)
+                if len(fh.read()) <= ctx.input["failures"]:
+                    raise RuntimeError("fails for now")
+            return "works now"
     """)
     project.workflow("parent", """
         name: parent
@@ -443,32 +443,32 @@ def _start_parent_whose_child_fails_once(project: Project) -> None:
     """)
     marker = str(project.root / "marker")
     out = project.run("start", "parent", "--run-id", "p1", "--input",
-                      json.dumps({"marker": marker}), "--json")
+                      json.dumps({"marker": marker, "failures": times}), "--json")
     assert out.code == 1
 
 
 def test_retry_of_a_failed_workflow_step_starts_a_new_child_run(project: Project) -> None:
-    _start_parent_whose_child_fails_once(project)
+    _start_parent_whose_child_fails(project)
     before = project.snapshots()
     alone = project.run("retry", "p1--call", "--step", "nope")  # refused: nothing changes
     assert alone.code == 4 and project.snapshots() == before
     done = project.json("retry", "p1", "--reason", "fixed")
     assert done["status"] == "completed"
-    assert done["output"] == "second time works"
+    assert done["output"] == "works now"
     assert done["steps"]["call"]["child_run_id"] == "p1--call-r2"
     assert project.json("show", "p1--call")["status"] == "failed"  # the first attempt is kept
 
 
 def test_retrying_a_child_run_alone_continues_its_failed_parent_with_that_child(
         project: Project) -> None:
-    _start_parent_whose_child_fails_once(project)
+    _start_parent_whose_child_fails(project)
     out = project.run("retry", "p1--call", "--json")
     assert out.code == 0, out.stderr
     assert out.json()["status"] == "completed"
     assert "parent run p1 continues from step 'call' with this run: it is completed" \
         in out.json()["warnings"]
     parent = project.json("show", "p1")
-    assert parent["status"] == "completed" and parent["output"] == "second time works"
+    assert parent["status"] == "completed" and parent["output"] == "works now"
     assert parent["steps"]["call"]["child_run_id"] == "p1--call"  # no new child run
     retried = [e for e in parent["history"] if e["type"] == "retried"]
     assert [(e["step"], e["source"], e["child"]) for e in retried] == [
@@ -478,7 +478,7 @@ def test_retrying_a_child_run_alone_continues_its_failed_parent_with_that_child(
 
 def test_a_child_retried_on_its_own_that_fails_again_leaves_its_parent_failed(
         project: Project) -> None:
-    _start_parent_whose_child_fails_once(project)
+    _start_parent_whose_child_fails(project)
     (project.root / "marker").unlink()  # so that it fails again
     out = project.run("retry", "p1--call")
     assert out.code == 1
@@ -531,29 +531,7 @@ def test_pending_by_workflow_finds_a_child_runs_suspension(project: Project) -> 
 
 
 def test_retrying_an_older_child_run_says_that_its_parent_stays_failed(project: Project) -> None:
-    project.workflow("child", """
-        name: child
-        steps:
-          - id: flaky
-    """, """
-        def flaky(ctx):
-            with open(ctx.input["marker"], "a+") as fh:
-                fh.write("x")
-                fh.seek(0)
-                if len(fh.read()) <= 2:
-                    raise RuntimeError("not yet")
-            return "works"
-    """)
-    project.workflow("parent", """
-        name: parent
-        steps:
-          - id: call
-            workflow: child
-    """)
-    marker = str(project.root / "marker")
-    out = project.run("start", "parent", "--run-id", "p1", "--input",
-                      json.dumps({"marker": marker}))
-    assert out.code == 1
+    _start_parent_whose_child_fails(project, times=2)
     assert project.run("retry", "p1").code == 1  # its second child run, p1--call-r2, fails too
     older = project.run("retry", "p1--call")  # the first child run, retried: it completes
     assert older.code == 0
