@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -46,16 +45,14 @@ def prune(
                              f"({', '.join(sorted(FINISHED))})")
     engine = settings().engine()
     report = prune_runs(engine, age, status or FINISHED, workflow, dry_run)
-    for problem in report.unreadable:
-        print(f"error: {problem}", file=sys.stderr)
-    for error in report.errors:
-        print(f"error: run {error['run_id']} was kept: {error['message']}", file=sys.stderr)
+    from . import _render
+
+    _render.problems([*report.unreadable, *(f"run {e['run_id']} was kept: {e['message']}"
+                                            for e in report.errors)])
     if as_json:
         emit_json({"cutoff": report.cutoff, "dry_run": dry_run, "runs": report.runs,
                    "errors": report.errors})
     else:
-        from . import _render
-
         verb = "would delete" if dry_run else "deleted"
         _render.table(["run", "workflow", "status", "updated"],
                       [[r["run_id"], r["workflow"], r["status"], r["updated_at"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from typing import Any
 
 _OPEN_TAG = re.compile(r"\[[a-z#/@][^\[\]]*$")  # a markup tag begun, its "]" still to come
@@ -46,6 +47,13 @@ def error(message: str) -> None:
     from rich.markup import escape
 
     _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+
+
+def problems(messages: list[str]) -> None:
+    """One `error:` line on stderr per message (runs that could not be read, kept, ...); plain
+    text, so a list of many costs no rich import."""
+    for message in messages:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def run(doc: dict[str, Any], *, with_steps: bool = True) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -121,12 +120,12 @@ def list_runs(
             raise UsageError(f"--status {value!r} is not one of {', '.join(RUN_STATUSES)}")
     engine = settings().engine()
     rows, problems = queries.list_runs(engine.store, status or None, workflow, limit)
-    _report_problems(problems)
+    from . import _render
+
+    _render.problems(problems)
     if as_json:
         emit_json(rows)
     else:
-        from . import _render
-
         _render.table(
             ["run", "workflow", "status", "created", "next due"],
             [[r["run_id"], r["workflow"], r["status"], r["created_at"], r["next_due"] or ""]
@@ -135,11 +134,6 @@ def list_runs(
         )
     if problems:
         raise typer.Exit(5)
-
-
-def _report_problems(problems: list[str]) -> None:
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
 
 
 @app.command()
@@ -156,12 +150,12 @@ def pending(
 
     engine = settings().engine()
     rows, problems = queries.pending(engine, workflow)
-    _report_problems(problems)
+    from . import _render
+
+    _render.problems(problems)
     if as_json:
         emit_json(rows)
     else:
-        from . import _render
-
         _render.suspensions(rows)
     if problems:
         raise typer.Exit(5)
