@@ -9,16 +9,20 @@ from datetime import datetime
 
 from wfrun.errors import UsageError
 
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Not starting with "-": every command wfrun prints names the run as an argument, where "-x"
+# would read as an option.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def check_run_id(run_id: str) -> str:
-    """Return `run_id` if it matches `[A-Za-z0-9_-]{1,64}`; raise UsageError otherwise."""
+    """Return `run_id` if it is 1 to 64 of `[A-Za-z0-9_-]`, not starting with '-'; raise
+    UsageError otherwise."""
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         shown = repr(run_id)[:80]
         raise UsageError(
-            f"invalid run id {shown}: use 1 to 64 letters, digits, '-' or '_'"
+            f"invalid run id {shown}: use 1 to 64 letters, digits, '-' or '_', "
+            "not starting with '-'"
         )
     return run_id
 

@@ -40,7 +40,7 @@ STRICT_PY = "def after(ctx):\n    return 'done'\n"
 GOOD_INPUT = '{"magic": "open-sesame-7f3a"}'
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+VALID_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # SPEC §4, not starting with '-'
 
 
 def _strict_project(project: Project) -> Project:
