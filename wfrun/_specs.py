@@ -35,11 +35,14 @@ class StepSpec(Frozen):
     """One step as the manifest declares it."""
 
     __slots__ = (
+        "actions",
         "foreach",
         "handler",
         "id",
         "input_from",
         "kind",
+        "known_actions",
+        "label",
         "needs",
         "on_timeout",
         "output_schema",
@@ -68,6 +71,9 @@ class StepSpec(Frozen):
     workflow: str | None  # the child workflow's name (kind "workflow")
     input_from: str | None  # the step whose output is the child's input
     foreach: str | None  # the step over whose output list this step iterates
+    actions: tuple[str, ...] | None  # its `actions:` as declared (None: the key is absent)
+    known_actions: tuple[str, ...]  # `actions:` if declared, else what `when:`s name for it
+    label: str | None  # names the step's suspensions (`wfrun resume RUN --label NAME`)
 
     def __init__(
         self, id: str, kind: str, handler: str | None = None, needs: tuple[str, ...] = (),
@@ -76,12 +82,17 @@ class StepSpec(Frozen):
         on_timeout: str | None = None, resume_schema: Any = None, suspend_schema: Any = None,
         output_schema: Any = None, retry: RetryPolicy | None = None, workflow: str | None = None,
         input_from: str | None = None, foreach: str | None = None,
+        actions: tuple[str, ...] | None = None, known_actions: tuple[str, ...] | None = None,
+        label: str | None = None,
     ) -> None:
+        if known_actions is None:  # the manifest passes what the other steps' `when:` name
+            known_actions = actions or ()
         self._set(id=id, kind=kind, handler=handler, needs=needs,
                   when={} if when is None else when, sleep=sleep, sleep_until=sleep_until,
                   timeout=timeout, on_timeout=on_timeout, resume_schema=resume_schema,
                   suspend_schema=suspend_schema, output_schema=output_schema, retry=retry,
-                  workflow=workflow, input_from=input_from, foreach=foreach)
+                  workflow=workflow, input_from=input_from, foreach=foreach, actions=actions,
+                  known_actions=known_actions, label=label)
 
 
 class Workflow:
@@ -103,13 +114,15 @@ class Workflow:
         return f"Workflow({self.name!r}, {self.path!r})"
 
     def actions_for(self, step_id: str) -> list[str]:
-        """Actions of `step_id` that some step's `when:` waits for, in manifest order."""
-        found: list[str] = []
-        for spec in self.steps.values():
-            for action in spec.when.get(step_id, ()):
-                if action not in found:
-                    found.append(action)
-        return found
+        """The known actions of `step_id`: its `actions:` in their order if declared, else
+        every action a `when:` of another step names for it, in manifest order ([] for a
+        step that takes none, or that the workflow does not have)."""
+        spec = self.steps.get(step_id)
+        return list(spec.known_actions) if spec is not None else []
+
+    def dependants(self, step_id: str) -> list[str]:
+        """The steps that need `step_id` directly, in manifest order."""
+        return [spec.id for spec in self.steps.values() if step_id in spec.needs]
 
     def downstream(self, step_id: str) -> set[str]:
         """Every step that depends on `step_id`, directly or not."""

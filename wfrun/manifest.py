@@ -12,13 +12,16 @@ from wfrun.errors import ManifestError
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 STEP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+# a suspension's label (`label:`, `suspend(label=)`, `ask(label=)`, `resume --label`)
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
+MAX_ACTION = 100  # characters in an action's name (as `resume --action` takes)
 ON_TIMEOUT = ("cancel", "resume", "fail")
 DEFAULT_TIMEOUT = timedelta(hours=24)
 TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps")
 STEP_KEYS = (
     "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
     "resume_schema", "suspend_schema", "output_schema", "retry", "workflow", "input_from",
-    "foreach",
+    "foreach", "actions", "label",
 )
 RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
 SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
@@ -26,9 +29,9 @@ SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
 _NOT_FOR = {
     "wait": ("handler", "retry", "sleep", "sleep_until", "output_schema", "suspend_schema"),
     "sleep": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
-              "output_schema"),
+              "output_schema", "actions", "label"),
     "workflow": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
-                 "output_schema"),
+                 "output_schema", "actions", "label"),
 }
 
 
@@ -76,6 +79,7 @@ def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow
         steps[spec.id] = spec
         previous = spec.id
     _check_graph(check, steps)
+    steps = _with_known_actions(check, steps)
     output = data.get("output")
     if output is not None and output not in steps:
         raise check.fail(f"names no step of this workflow: {output!r}", key="output")
@@ -136,6 +140,10 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
     for key in SCHEMA_KEYS:
         if key in raw and not isinstance(raw[key], dict | bool):
             raise check.fail("must be a JSON Schema (a mapping)", step=step_id, key=key)
+    label = raw.get("label")
+    if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label)):
+        raise check.fail(f"{label!r} is not a valid label (1 to 100 letters, digits, or "
+                         "'_.:@-', starting with a letter or digit)", step=step_id, key="label")
     return StepSpec(
         id=step_id, kind=kind, handler=handler, needs=needs, when=when,
         sleep=_duration(check, raw, "sleep", step_id), sleep_until=sleep_until,
@@ -143,7 +151,58 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
         resume_schema=raw.get("resume_schema"), suspend_schema=raw.get("suspend_schema"),
         output_schema=raw.get("output_schema"), retry=_parse_retry(check, raw.get("retry"), step_id),
         workflow=child, input_from=input_from, foreach=foreach,
+        actions=_parse_actions(check, raw, step_id), label=label,
     )
+
+
+def _parse_actions(check: _Checker, raw: dict[str, Any], step_id: str) -> tuple[str, ...] | None:
+    """`actions:`: the actions the step takes, as a list of distinct names."""
+    if "actions" not in raw:
+        return None
+    actions = raw["actions"]
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        hint = ""
+        if isinstance(actions, bool) or (isinstance(actions, list)
+                                         and any(isinstance(a, bool) for a in actions)):
+            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the action)"
+        raise check.fail(f"must be a list of action names, such as [approved, rejected]{hint}",
+                         step=step_id, key="actions")
+    if not actions:
+        raise check.fail("must name at least one action (leave the key out for a step that "
+                         "takes none)", step=step_id, key="actions")
+    for action in actions:
+        if not 0 < len(action) <= MAX_ACTION or not action.isprintable():
+            raise check.fail(f"{action!r} is not an action name (1 to {MAX_ACTION} printable "
+                             "characters)", step=step_id, key="actions")
+        if actions.count(action) > 1:
+            raise check.fail(f"lists the action {action!r} twice", step=step_id, key="actions")
+    return tuple(actions)
+
+
+def _with_known_actions(check: _Checker, steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
+    """Each step with its known actions: its `actions:` if declared, else every action a
+    `when:` of another step names for it (manifest order). A `when:` naming an action that
+    its target's `actions:` does not list is an error, reported on the step with the `when:`."""
+    named: dict[str, list[str]] = {sid: [] for sid in steps}
+    for spec in steps.values():
+        for target, actions in spec.when.items():
+            declared = steps[target].actions
+            for action in actions:
+                if declared is not None and action not in declared:
+                    raise check.fail(
+                        f"names the action {action!r} for step {target!r}, whose 'actions:' "
+                        f"are {', '.join(declared)}; fix the name or add it to that list",
+                        step=spec.id, key="when")
+                if action not in named[target]:
+                    named[target].append(action)
+    return {sid: _with_actions(spec, tuple(named[sid]))
+            if spec.actions is None and named[sid] else spec for sid, spec in steps.items()}
+
+
+def _with_actions(spec: StepSpec, known_actions: tuple[str, ...]) -> StepSpec:
+    values = {name: getattr(spec, name) for name in StepSpec.__slots__}
+    values["known_actions"] = known_actions
+    return StepSpec(**values)
 
 
 def _parse_nesting(
