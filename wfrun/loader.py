@@ -264,16 +264,31 @@ def _import_module(workflow: Workflow) -> ModuleType:
         # is trusted by its source's mtime in whole seconds and its size, so a module edited
         # within a second to the same length would run its old code under the new hash.
         exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
-    except Exception as exc:
+    except BaseException as exc:  # sys.exit() or KeyboardInterrupt in it too: not wfrun's exit
         sys.modules.pop(module_name, None)
-        raise ManifestError(
-            f"{path}: importing the step module failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise ManifestError(f"{path}: importing the step module failed: {_raised(exc, path)}; "
+                            "fix the module so that importing it succeeds") from None
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)
     _modules[f"{path}:{_hash(source)}"] = module  # what ran, should the file have changed since
     return module
+
+
+def _raised(exc: BaseException, path: str) -> str:
+    """What importing a module raised, as `Type: message (line N)`; `sys.exit()` is named."""
+    import traceback
+
+    if isinstance(exc, SystemExit):
+        what = f"SystemExit (sys.exit({'' if exc.code is None else repr(exc.code)}))"
+    elif isinstance(exc, SyntaxError) and exc.filename == path:
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    else:
+        message = " ".join(str(exc).splitlines())  # the error is one line
+        what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if frame.filename == path]
+    return f"{what} (line {lines[-1]})" if lines else what
 
 
 def handler_for(workflow: Workflow, step_id: str) -> Callable[..., Any]:

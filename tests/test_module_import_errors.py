@@ -1,0 +1,76 @@
+"""A step module that cannot be imported (it raises, calls sys.exit(), raises KeyboardInterrupt)
+is a manifest error: exit 2, one line naming the module and what it raised."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Outcome, Project
+
+MANIFEST = "steps: [{id: a}]\n"
+
+CASES = {
+    "exit-no-code": ("import sys\nsys.exit()\n", ["SystemExit (sys.exit())", "line 2"]),
+    "exit-0": ("import sys\n\nsys.exit(0)\n", ["SystemExit (sys.exit(0))", "line 3"]),
+    "exit-3": ("import sys\nsys.exit(3)\n", ["SystemExit (sys.exit(3))"]),
+    "raise-systemexit": ("raise SystemExit('bye')\n", ["SystemExit (sys.exit('bye'))", "line 1"]),
+    "keyboard-interrupt": ("raise KeyboardInterrupt\n", ["KeyboardInterrupt", "line 1"]),
+    "value-error-two-lines": ("raise ValueError('first\\nsecond')\n",
+                              ["ValueError: first second", "line 1"]),
+    "syntax-error": ("def a(ctx):\n    return (\n", ["SyntaxError", "line 2"]),
+}
+
+
+def _one_line_error(out: Outcome, module: str) -> str:
+    assert out.code == 2, (out.code, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert module in lines[0] and "importing the step module failed" in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("command", ["validate", "start"])
+def test_a_module_that_raises_at_import_is_a_manifest_error(project: Project, case: str,
+                                                           command: str) -> None:
+    source, fragments = CASES[case]
+    project.workflow("bad", MANIFEST, source + "\ndef a(ctx):\n    return 1\n")
+    out = project.run(command, "bad")
+    line = _one_line_error(out, str(project.workflows / "bad.py"))
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    assert out.stdout == ""
+    assert not project.state.exists()  # nothing written
+
+
+@pytest.mark.parametrize("case", ["exit-0", "keyboard-interrupt"])
+def test_in_a_real_process_too(project: Project, case: str) -> None:
+    source, fragments = CASES[case]
+    project.workflow("bad", MANIFEST, source)
+    for command in ("validate", "start"):
+        line = _one_line_error(project.cli(command, "bad"), "bad.py")
+        assert fragments[0] in line
+    out = project.cli("validate", "--json")
+    assert out.code == 2 and '"ok": false' in out.stdout and "SystemExit" not in out.stderr
+
+
+def test_validate_reports_the_other_workflows_too(project: Project) -> None:
+    project.workflow("good", MANIFEST, "def a(ctx):\n    return 1\n")
+    project.workflow("bad", MANIFEST, "import sys\nsys.exit(0)\n")
+    out = project.run("validate")
+    assert out.code == 2
+    assert "ok      good" in out.stdout
+    assert "bad.py" in out.stderr and "SystemExit" in out.stderr
+
+
+def test_a_module_changed_to_exit_fails_the_step_on_resume(project: Project) -> None:
+    project.workflow("later", "steps: [{id: gate, wait: true}, {id: a}]\n",
+                     "def a(ctx):\n    return 1\n")
+    run_id = project.json("start", "later")["run_id"]
+    (project.workflows / "later.py").write_text("import sys\nsys.exit(0)\n")
+    out = project.run("resume", run_id)  # the step cannot find its code: the run fails
+    assert out.code == 1, (out.code, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    error = project.json("show", run_id)["error"]
+    assert error["step"] == "a" and "later.py" in error["message"]
+    assert "SystemExit (sys.exit(0))" in error["message"]
