@@ -4,10 +4,14 @@ visit, so that finding due runs lists a few directories and reads no snapshot.""
 from __future__ import annotations
 
 import os
+import time
 from contextlib import suppress
 
 from wfrun.model import Run
 from wfrun.store import _fsops, _started
+
+_ATTEMPTS = 8  # creations of an index entry whose bucket a tick removes each time in between
+BUCKET_GRACE_SECONDS = 60.0  # an empty bucket is kept this long after its last change
 
 
 class DueIndex:
@@ -23,11 +27,32 @@ class DueIndex:
         raise NotImplementedError
 
     def _add_index(self, name: str) -> None:
+        """Create an index entry, and its hour bucket if it has none.
+
+        `due` in another process removes a bucket it finds empty and older than its clock, at
+        any moment, but only one unchanged for BUCKET_GRACE_SECONDS: an entry that finds the
+        bucket it saw gone makes the bucket again and gets that long to come in (retried a
+        few times, for a process stopped that long in between)."""
         bucket = self._path("due", name[:11])
-        if not os.path.isdir(bucket):
-            os.makedirs(bucket, mode=0o700, exist_ok=True)
-            _fsops.fsync_dir(self._path("due"))
-        _fsops.create_empty(os.path.join(bucket, name))
+        entry = bucket + "/" + name
+        for attempt in range(_ATTEMPTS):
+            if not os.path.isdir(bucket):
+                _fsops.make_dir(bucket)  # (or another process made it meanwhile)
+                _fsops.fsync_dir(self._path("due"))
+            try:
+                _fsops.create_empty(entry)
+                return
+            except FileNotFoundError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
+    @staticmethod
+    def _remove_bucket(bucket: str) -> None:
+        """Remove an empty bucket that no entry came into or left for a while: one made or
+        emptied just now may be about to get an entry from another process (see _add_index)."""
+        with suppress(OSError):
+            if time.time() - os.stat(bucket).st_mtime >= BUCKET_GRACE_SECONDS:
+                os.rmdir(bucket)  # (fails if an entry came in since)
 
     def _remove_index(self, name: str) -> None:
         with suppress(FileNotFoundError):
@@ -48,8 +73,7 @@ class DueIndex:
             except FileNotFoundError:
                 continue
             if not names and bucket < cutoff[:11]:
-                with suppress(OSError):
-                    os.rmdir(self._path("due", bucket))
+                self._remove_bucket(self._path("due", bucket))
             for name in names:
                 if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
                     break

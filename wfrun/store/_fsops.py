@@ -220,6 +220,33 @@ def read_whole(path: str) -> tuple[os.stat_result, bytes]:
         os.close(fd)
 
 
+def make_dir(path: str, mode: int = 0o700, parents_mode: int = 0o700) -> bool:
+    """Create a directory with exactly `mode` (whatever the umask), and its missing parents
+    with `parents_mode` less the umask; False if it exists already (left as it is)."""
+    if not _mkdir(path, mode, parents_mode):
+        return False
+    os.chmod(path, mode)  # (the umask may have taken bits away)
+    return True
+
+
+def _mkdir(path: str, mode: int, parents_mode: int) -> bool:
+    """mkdir, making missing parents first (mkdir -p with modes); False if it existed."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parent or parent == path:
+            raise
+        _mkdir(parent, parents_mode, parents_mode)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            return False
+    return True
+
+
 def create_empty(path: str) -> None:
     """Create an empty marker file (mode 0600) and make its name durable."""
     _op("write")
