@@ -23,23 +23,75 @@ _workflows: dict[tuple[str, bool], tuple[tuple[tuple[int, int, int] | None, ...]
 
 
 def find_manifest(name_or_path: str, workflows_dir: str) -> str:
-    """Resolve `NAME` (NAME.yaml, NAME.yml, NAME/workflow.yaml) or a manifest path."""
+    """Resolve `NAME` (NAME.yaml, NAME.yml, NAME/workflow.yaml, else the manifest whose `name:`
+    is NAME) or a manifest path."""
     looks_like_path = os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
-    if looks_like_path and os.path.isfile(name_or_path):
-        return os.path.abspath(name_or_path)
+    if looks_like_path:
+        if os.path.isfile(name_or_path):
+            return os.path.abspath(name_or_path)
+        inside = os.path.join(name_or_path, "workflow.yaml")
+        if os.path.isfile(inside):  # a NAME/ directory given by its path
+            return os.path.abspath(inside)
+        stem = os.path.splitext(os.path.basename(name_or_path))[0]
+        hint = (f" (did you mean 'wfrun start {stem}'? it is in {workflows_dir})"
+                if os.path.isfile(os.path.join(workflows_dir, os.path.basename(name_or_path)))
+                else "")
+        raise NotFoundError(
+            f"manifest file {name_or_path} does not exist; give the path of a manifest, or a "
+            f"workflow's name ('wfrun workflows' lists them){hint}"
+        )
     candidates = [
         os.path.join(workflows_dir, name_or_path + ".yaml"),
         os.path.join(workflows_dir, name_or_path + ".yml"),
         os.path.join(workflows_dir, name_or_path, "workflow.yaml"),
     ]
-    if not looks_like_path:
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                return os.path.abspath(candidate)
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    named = [path for path, name in manifest_names(workflows_dir) if name == name_or_path]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise ManifestError(
+            f"{len(named)} manifests are named {name_or_path!r} ({', '.join(named)}); give "
+            "one of them by its path, or rename all but one ('name:' must be unique)"
+        )
     raise NotFoundError(
-        f"no workflow {name_or_path!r}: looked for {', '.join(candidates)}; "
-        "run 'wfrun workflows' to see what is there"
+        f"no workflow {name_or_path!r}: looked for {', '.join(candidates)} and for a manifest "
+        f"with 'name: {name_or_path}'; run 'wfrun workflows' to see what is there"
     )
+
+
+def manifest_names(workflows_dir: str) -> list[tuple[str, str]]:
+    """(path, `name:`) of every valid manifest in the workflows directory (invalid ones left
+    out: `wfrun validate` reports them)."""
+    found = []
+    for path in discover(workflows_dir):
+        try:
+            found.append((path, load_workflow(path, check_code=False).name))
+        except (ManifestError, NotFoundError):
+            continue
+    return found
+
+
+def name_conflicts(workflows_dir: str) -> dict[str, str]:
+    """Manifests that `wfrun start NAME` cannot reach by their `name:`, with why (by path):
+    two manifests with one name, or a name that is another manifest's file name."""
+    names = manifest_names(workflows_dir)
+    by_file: dict[str, str] = {}
+    for path, _ in names:
+        by_file.setdefault(_default_name(path), path)
+    problems: dict[str, str] = {}
+    for path, name in names:
+        others = [other for other, same in names if same == name and other != path]
+        if others:
+            problems[path] = (f"{path}: key 'name': {name!r} is also the name of "
+                              f"{', '.join(others)}; workflow names must be unique, rename one")
+        elif name != _default_name(path) and name in by_file:
+            problems[path] = (f"{path}: key 'name': {name!r} is the file name of "
+                              f"{by_file[name]}, so 'wfrun start {name}' starts that one; "
+                              "rename one of them")
+    return problems
 
 
 def discover(workflows_dir: str) -> list[str]:
@@ -204,7 +256,7 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
         if needs_code:
             for spec in workflow.steps.values():
                 if spec.handler:
-                    handler_for(workflow, spec.id)
+                    _check_signature(workflow, spec.id, handler_for(workflow, spec.id))
     return workflow
 
 
@@ -302,3 +354,22 @@ def handler_for(workflow: Workflow, step_id: str) -> Callable[..., Any]:
             f"{spec.handler!r} in {workflow.module_path}; define it or set 'handler:'"
         )
     return function  # type: ignore[no-any-return]
+
+
+def _check_signature(workflow: Workflow, step_id: str, function: Callable[..., Any]) -> None:
+    """ManifestError unless the step's function can be called as wfrun calls it: `f(ctx)`."""
+    import inspect
+
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or an object without one: let it run
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(function, "__name__", workflow.steps[step_id].handler)
+        raise ManifestError(
+            f"{workflow.path}: step '{step_id}': key 'handler': function {name}{signature} in "
+            f"{workflow.module_path} cannot be called with the one argument wfrun passes "
+            f"(ctx); define it as 'def {name}(ctx):'"
+        ) from None

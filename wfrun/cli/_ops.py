@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import WfrunError
+from wfrun.errors import ManifestError, WfrunError
 
 from . import _complete
 from ._app import JsonOpt, app, emit_json, handle_errors, settings
@@ -104,9 +104,12 @@ def validate(
     engine = settings().engine()
     targets = workflows or loader.discover(engine.workflows_dir)
     results = []
+    conflicts = loader.name_conflicts(engine.workflows_dir)
     for target in targets:
         try:
             workflow = engine.workflow(target)
+            if workflow.path in conflicts:
+                raise ManifestError(conflicts[workflow.path])
             results.append({"workflow": workflow.name, "path": workflow.path, "ok": True,
                             "error": None, "steps": len(workflow.steps)})
         except WfrunError as exc:
