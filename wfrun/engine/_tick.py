@@ -33,11 +33,14 @@ def tick(engine: Engine, limit: int | None = None, workers: int = 1) -> TickRepo
     """Fire due timers, recover abandoned runs, and continue each until it pauses (sharing
     the due runs among up to `workers` forked processes when there are enough of them)."""
     due = engine.store.due(to_iso(engine.clock.now()), limit)
+    dropped = engine.store.index_errors()  # bad index entries: reported, the others go on
     if _workers.worth_it(len(due), workers):
-        report = TickReport()
+        report = TickReport(errors=dropped)
         _workers.tick_in_workers(engine, due, workers, advance, report)
         return report
-    return advance(engine, due)
+    report = advance(engine, due)
+    report.errors[:0] = dropped
+    return report
 
 
 def advance(engine: Engine, due: list[str],

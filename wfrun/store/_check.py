@@ -6,6 +6,8 @@ import os
 from typing import TYPE_CHECKING
 
 from wfrun.errors import NotFoundError, StateError, UsageError
+from wfrun.ids import RUN_ID_PATTERN
+from wfrun.store._dueindex import BUCKET_NAME
 from wfrun.store._snapshot import lines_problem
 
 if TYPE_CHECKING:
@@ -40,7 +42,42 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
             elif sub == "runs" and name.endswith(".json"):
                 runs += 1
                 problems.extend(_check_snapshot(store, name[: -len(".json")], path))
+    problems.extend(_check_due(store))
     return runs, problems
+
+
+def _check_due(store: FileStore) -> list[dict[str, str]]:
+    """Names in the due index that tick cannot use: what is not an hour bucket (tick ignores
+    it), and entries naming no valid run id (tick drops them) or in another hour's bucket."""
+    problems = []
+    try:
+        buckets = sorted(os.listdir(store._path("due")))
+    except FileNotFoundError:
+        return []
+    for bucket in buckets:
+        path = store._path("due", bucket)
+        if not BUCKET_NAME.fullmatch(bucket) or not os.path.isdir(path):
+            problems.append({"path": path, "kind": "index", "reason": (
+                "not an hour bucket of the due index (a directory YYYYMMDDTHH); tick ignores "
+                "it: move it out of the state directory")})
+            continue
+        try:
+            names = sorted(os.listdir(path))
+        except FileNotFoundError:
+            continue  # removed by a tick meanwhile
+        for name in names:
+            time_part, _, run_id = name.partition("~")
+            entry = store._path("due", bucket, name)
+            if not RUN_ID_PATTERN.fullmatch(run_id):
+                problems.append({"path": entry, "kind": "index", "reason": (
+                    "a due-index entry that does not name a valid run id; the next tick that "
+                    "finds it due removes it and reports it")})
+            elif not time_part.startswith(bucket):
+                problems.append({"path": entry, "kind": "index", "reason": (
+                    f"a due-index entry of run {run_id} in the bucket of another hour; tick "
+                    f"visits the run but never removes the entry: delete it (wfrun doctor "
+                    "reports the run if it misses its entry)")})
+    return problems
 
 def _has_other_names(path: str) -> bool:
     """True if the file at `path` has names besides `path` (False if it is gone meanwhile)."""

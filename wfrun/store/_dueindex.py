@@ -4,14 +4,17 @@ visit, so that finding due runs lists a few directories and reads no snapshot.""
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import suppress
 
+from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import Run
 from wfrun.store import _fsops, _started
 
 _ATTEMPTS = 8  # creations of an index entry whose bucket a tick removes each time in between
 BUCKET_GRACE_SECONDS = 60.0  # an empty bucket is kept this long after its last change
+BUCKET_NAME = re.compile(r"[0-9]{8}T[0-9]{2}")  # an hour: YYYYMMDDTHH
 
 
 class DueIndex:
@@ -19,6 +22,7 @@ class DueIndex:
 
     _index: dict[str, str | None]  # run -> its current index entry name
     _seen_entries: dict[str, list[str]]  # run -> entries found by due()
+    _index_errors: list[dict[str, str]]  # entries due() dropped, not yet taken (index_errors)
 
     def _path(self, *parts: str) -> str:
         raise NotImplementedError
@@ -64,13 +68,14 @@ class DueIndex:
         cutoff = _started.index_name(now, "")
         found: list[str] = []
         try:
-            buckets = sorted(b for b in os.listdir(self._path("due")) if b <= cutoff[:11])
+            buckets = sorted(b for b in os.listdir(self._path("due"))
+                             if b <= cutoff[:11] and BUCKET_NAME.fullmatch(b))
         except FileNotFoundError:
             return []
         for bucket in buckets:
             try:
                 names = sorted(os.listdir(self._path("due", bucket)))
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             if not names and bucket < cutoff[:11]:
                 self._remove_bucket(self._path("due", bucket))
@@ -78,12 +83,34 @@ class DueIndex:
                 if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
                     break
                 run_id = name.partition("~")[2]
+                if not RUN_ID_PATTERN.fullmatch(run_id):
+                    self._drop_entry(bucket, name, run_id)
+                    continue
                 self._seen_entries.setdefault(run_id, []).append(name)
                 if run_id not in found:
                     found.append(run_id)
                     if limit is not None and len(found) >= limit:
                         return found
         return found
+
+    def _drop_entry(self, bucket: str, name: str, run_id: str) -> None:
+        """Remove an entry that names no valid run id (no run can be stored under it: made by
+        hand or by another program) and remember it for `index_errors`."""
+        path = self._path("due", bucket, name)
+        try:
+            os.unlink(path)
+            done = "it was removed"
+        except FileNotFoundError:
+            return  # another tick removed (and reports) it
+        except OSError as exc:
+            done = f"it could not be removed ({exc.strerror}): remove it by hand"
+        self._index_errors.append({"run_id": repr(run_id)[:80], "message": (
+            f"due-index entry {path} does not name a valid run id (1 to 64 letters, digits, "
+            f"'-' or '_'); {done}")})
+
+    def index_errors(self) -> list[dict[str, str]]:
+        errors, self._index_errors = self._index_errors, []
+        return errors
 
     def reindex(self, run: Run) -> None:
         due = run.next_due()

@@ -146,6 +146,13 @@ class Store(ABC):
         runs, not with the number of stored runs, and no snapshot is read. May include stale
         entries (a run no longer due); callers check the loaded run."""
 
+    def index_errors(self) -> list[dict[str, str]]:
+        """What `due` found unusable in the index since the last call, each as tick reports an
+        error (`{"run_id", "message"}`), then forgotten. `due` drops such an entry (one naming
+        no valid run id) and goes on with the others: a bad entry never stops the index. This
+        default has none."""
+        return []
+
     @abstractmethod
     def reindex(self, run: Run) -> None:
         """Make the due index agree with `run.next_due()` (drops stale entries found by
@@ -224,9 +231,10 @@ class Store(ABC):
         `kind` is `snapshot` (cannot be read, parsed or verified), `history` (unreadable, or
         has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
         never read as state) or `index` (a run that tick must visit is missing from the due
-        index). Reads every run, so its cost grows with all runs; takes no lock, so a run
-        being changed meanwhile may be reported and should be checked again. This default
-        knows only `iter_runs`; implementations report what else they can see.
+        index, or the index holds something tick cannot use). Reads every run, so its cost
+        grows with all runs; takes no lock, so a run being changed meanwhile may be reported
+        and should be checked again. This default knows only `iter_runs`; implementations
+        report what else they can see.
         """
         runs, problems = 0, []
         for item in self.iter_runs():

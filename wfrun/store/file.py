@@ -43,6 +43,7 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
         self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
+        self._index_errors: list[dict[str, str]] = []  # entries due() dropped (index_errors)
         self._key: bytes | None = None
         self._locks: dict[str, StateLock] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
