@@ -276,7 +276,11 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
     def run_ids(self, prefix: str = "") -> list[str]:
         if not self._exists_dir():
             return []
-        return sorted(name[: -len(".json")] for name in os.listdir(self._path("runs"))
+        try:
+            names = os.listdir(self._path("runs"))
+        except FileNotFoundError:
+            return []  # a state directory made empty (by hand, systemd, a fresh volume)
+        return sorted(name[: -len(".json")] for name in names
                       if name.endswith(".json") and name.startswith(prefix)
                       and not name.startswith("."))
 
