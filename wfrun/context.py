@@ -96,6 +96,9 @@ class Flow:
     def __init__(self, step: str, make_links: Callable[[str], Links], now: Callable[[], datetime]):
         self._step = step
         self._make_links = make_links
+        # the nonce of the links this execution hands out (the engine records it before the
+        # step starts, so a callback that arrives before the step returns is recognised)
+        self.links_nonce: str | None = None
         self._now = now
         self.pause: PauseRequest | None = None
         self.action: str | None = None
@@ -132,7 +135,7 @@ class Flow:
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
             raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
         request = PauseRequest(
-            "suspend", nonce=random_token(), data=data, on_timeout=on_timeout,
+            "suspend", nonce=self.links_nonce or random_token(), data=data, on_timeout=on_timeout,
             timeout=_duration(timeout, "timeout") if timeout is not None else None,
         )
         self._request(request, "suspend")
@@ -148,7 +151,7 @@ class Flow:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise FlowError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
         request = PauseRequest(
-            "rerun", nonce=random_token(), delay=_duration(delay, "delay"),
+            "rerun", nonce=self.links_nonce or random_token(), delay=_duration(delay, "delay"),
             context=context, max_retries=max_retries,
         )
         self._request(request, "rerun")

@@ -58,6 +58,7 @@ class StepState:
         iterations: list[StepState] | None = None,
         answers: list[JsonValue] | None = None,
         nonces: list[str] | None = None,
+        exec_nonce: str | None = None,
     ) -> None:
         self.status = status
         self.runs = runs
@@ -83,6 +84,9 @@ class StepState:
         self.answers: list[JsonValue] = [] if answers is None else answers  # each ask()'s data
         # nonces of this step's recent pauses, so a link of an ended pause is told apart (409)
         self.nonces: list[str] = [] if nonces is None else nonces
+        # the nonce of the links handed to the step's current execution: set when it starts
+        # executing, kept if that execution is recovered, cleared once its outcome is recorded
+        self.exec_nonce = exec_nonce
 
     def __repr__(self) -> str:
         return f"StepState({self.__dict__!r})"
@@ -146,6 +150,7 @@ class Run:
         running_since: str | None = None,
         revision: int = 0,
         parent: dict[str, Any] | None = None,
+        inbox: list[dict[str, Any]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -163,6 +168,8 @@ class Run:
         # a child run (a `workflow:` step of another run): {"run_id", "step", "index",
         # "notified"}; "notified" is the status the parent last recorded (see Run.next_due)
         self.parent = parent
+        # what was accepted for the run before anything could take it (see engine/_inbox.py)
+        self.inbox: list[dict[str, Any]] = [] if inbox is None else inbox
 
     def __repr__(self) -> str:
         return f"Run({self.__dict__!r})"
@@ -195,7 +202,7 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         """The run as stored in its snapshot."""
         data = {k: v for k, v in self.__dict__.items()
-                if k != "steps" and not (k == "parent" and v is None)}
+                if k != "steps" and not (k in _RUN_OMITTED_WHEN_EMPTY and not v)}
         data["steps"] = {sid: s.to_dict() for sid, s in self.steps.items()}
         return data
 
@@ -208,4 +215,5 @@ class Run:
         return run
 
 
+_RUN_OMITTED_WHEN_EMPTY = ("parent", "inbox")
 _RUN_FIELDS = frozenset(Run("", "", None, "", "").__dict__)

@@ -121,6 +121,10 @@ def emit_json(value: Any) -> None:
 def finish_run(engine: Any, result: Any, as_json: bool) -> None:
     """Print a run document and exit 1 if the run failed."""
     doc = engine.document(result)
+    if result.accepted and not as_json:
+        step = doc["inbox"][-1]["step"] if doc.get("inbox") else "the step"
+        print(f"Resume accepted: step '{step}' of run {doc['run_id']} is still executing; "
+              "the data applies when it pauses.")
     if as_json:
         emit_json(doc)
         if doc["warnings"]:

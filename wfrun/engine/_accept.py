@@ -18,6 +18,7 @@ from ._apply import apply_resume
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of
+from ._inbox import buffer_resume, executing_nonce
 from ._links import VERBS, token_matches
 from ._schedule import Events
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .core import Engine, Result
 
 ACTIVE = "active"
+EARLY = "early"  # the links of a step still executing: a resume is kept until it pauses
 ENDED = "ended"
 MAX_NONCES = 8
 
@@ -40,8 +42,9 @@ def remember_nonces(run: Run) -> None:
 
 
 def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:
-    """ACTIVE if `token` opens the step's current pause for `verb`, ENDED if it opened an
-    earlier pause of that step, None if it is not a token of this run, step and verb."""
+    """ACTIVE if `token` opens the step's current pause for `verb`, EARLY if it is a link the
+    step's current execution holds (it has not paused yet), ENDED if it opened an earlier
+    pause of that step, None if it is not a token of this run, step and verb."""
     state = node_of(run, step)  # a step, or a foreach iteration (`step[2]`)
     if state is None or verb not in VERBS or not token:
         return None
@@ -49,6 +52,9 @@ def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str |
     if current and state.status in (SUSPENDED, WAITING) and token_matches(
             key, token, verb, run.run_id, step, current):
         return ACTIVE
+    executing = executing_nonce(state)
+    if executing and token_matches(key, token, verb, run.run_id, step, executing):
+        return EARLY
     for nonce in state.nonces:
         if nonce != current and token_matches(key, token, verb, run.run_id, step, nonce):
             return ENDED
@@ -108,9 +114,17 @@ def accept_resume(
         _schema.validate(spec.resume_schema, data, f"resume data for step '{step}'")
     key = engine.store.secret_key()
 
+    accepted = False
+
     def mutate(r: Run, events: Events) -> None:
+        nonlocal accepted
         remember_nonces(r)
-        if token_state(key, r, step, "resume", token) != ACTIVE:
+        found = token_state(key, r, step, "resume", token)
+        if found == EARLY and step == spec.id:
+            buffer_resume(r, step, data, action, request, engine.clock.now(), events)
+            accepted = True
+            return
+        if found != ACTIVE:
             raise ConflictError(ended_message(r, step))
         now, nonce = engine.clock.now(), ask_nonce(node_of(r, step))
         if step != spec.id:  # a foreach iteration
@@ -124,7 +138,7 @@ def accept_resume(
 
     run, _ = engine._transition(run_id, workflow, mutate, execute=False)
     engine.store.sync_history(run_id)
-    return Result(run, workflow, warnings)
+    return Result(run, workflow, warnings, accepted=accepted)
 
 
 def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: str | None) -> Result:
@@ -132,7 +146,7 @@ def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: st
     key = engine.store.secret_key()
 
     def still_open(run: Run) -> None:
-        if token_state(key, run, step, "cancel", token) != ACTIVE:
+        if token_state(key, run, step, "cancel", token) not in (ACTIVE, EARLY):
             raise ConflictError(ended_message(run, step))
 
     return engine.cancel(run_id, reason, check=still_open)

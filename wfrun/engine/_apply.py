@@ -100,6 +100,7 @@ def apply_outcome(
     if state.status not in (RUNNING, CANCELLED):
         return  # not ours any more (should not happen while we hold the claim)
     state.trigger = None
+    state.exec_nonce = None  # its pause (if any) carries the nonce from here on
     if outcome.ask is not None and apply_ask(run, spec, state, outcome, now, events):
         return
     _check_outcome(spec, outcome)

@@ -76,6 +76,12 @@ def run_document(
         },
         "warnings": list(warnings or []),
     }
+    if run.inbox:  # resumes accepted while their step was still executing (SPEC §3)
+        doc["inbox"] = [
+            {"kind": e["kind"], "step": e["step"], "accepted_at": e["at"], "action": e["action"],
+             "source": (e.get("request") or {}).get("source"), "data": e["data"]}
+            for e in run.inbox
+        ]
     if history is not None:
         doc["history"] = history
     return doc

@@ -52,6 +52,7 @@ def execute(
     trigger = state.trigger or {}
     flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
     flow.answers = [detached(answer) for answer in state.answers]
+    flow.links_nonce = state.exec_nonce
     capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
                          sink)  # what it prints, for `wfrun logs`
     ctx = Context(

@@ -118,6 +118,8 @@ def mark_running(run: Run, step_id: str, now: datetime, events: Events) -> None:
     state.status = RUNNING
     state.runs += 1
     state.started_at = state.started_at or to_iso(now)
+    if state.exec_nonce is None:  # a recovered execution keeps the links it handed out
+        state.exec_nonce = random_token()
     reason = (state.trigger or {}).get("reason")
     events.append(event(now, "step_started", step_id, runs=state.runs, reason=reason))
 
@@ -185,5 +187,6 @@ def end_open_steps(run: Run, now: datetime, status: str = CANCELLED) -> None:
                 node.status = status
                 node.pause = None
                 node.trigger = None
+                node.exec_nonce = None
                 node.finished_at = node.finished_at or to_iso(now)
     run.running_since = None

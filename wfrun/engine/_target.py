@@ -4,7 +4,7 @@ into those (`step[2]`, `step/child-step`) are resolved by _resume.py, imported o
 from __future__ import annotations
 
 from wfrun.errors import ConflictError, NotFoundError, UsageError
-from wfrun.model import Run
+from wfrun.model import RUNNING, Run
 
 from ._apply import resumable_steps
 from ._composite import has_composites
@@ -28,6 +28,9 @@ def plain_target(run: Run, step: str | None) -> str:
         return step
     if len(candidates) == 1:
         return candidates[0]
+    executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]
+    if not candidates and len(executing) == 1:
+        return executing[0]  # it may pause: its resume is kept until then (SPEC §3)
     if not candidates:
         if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
             raise ConflictError(finished_run_message(run, None))

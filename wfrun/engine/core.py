@@ -23,6 +23,7 @@ from ._ask import answer_ask, ask_nonce
 from ._composite import has_composites, is_composite
 from ._document import run_document
 from ._execute import execute
+from ._inbox import StepNotExecuting, buffer_resume, executing_nonce, settle_inbox
 from ._links import LinkMaker
 from ._manifests import DeferredManifestCache
 from ._schedule import Events, event, schedule
@@ -39,12 +40,15 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 class Result:
     """A run after a command, with the warnings to show beside it."""
 
-    __slots__ = ("run", "warnings", "workflow")
+    __slots__ = ("accepted", "run", "warnings", "workflow")
 
-    def __init__(self, run: Run, workflow: Workflow | None, warnings: list[str] | None = None) -> None:
+    def __init__(self, run: Run, workflow: Workflow | None, warnings: list[str] | None = None,
+                 accepted: bool = False) -> None:
         self.run = run
         self.workflow = workflow
         self.warnings: list[str] = [] if warnings is None else warnings
+        # a resume kept in the run's inbox: its step was still executing (SPEC §3)
+        self.accepted = accepted
 
 
 class Engine:
@@ -178,6 +182,7 @@ class Engine:
             events: Events = []
             mutate(run, events)
             now = self.clock.now()  # after the mutation's own events: history stays in time order
+            settle_inbox(run, workflow, now, events)
             step = None
             if run.status not in FINISHED:
                 step = schedule(run, workflow, now, events, execute=execute)
@@ -319,6 +324,10 @@ class Engine:
         callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                                "source": "cli"}
 
+        if executing_nonce(run.steps.get(target)) is not None:
+            early = self._accept_early(run_id, workflow, target, data, action, callback, warnings)
+            if early is not None:
+                return early
         asked = ask_nonce(run.steps.get(target))
 
         def mutate(r: Run, events: Events) -> None:
@@ -328,6 +337,25 @@ class Engine:
         result = self._drive(run_id, workflow, mutate, warnings)
         _children.after_change(self, result.run, result.warnings)
         return result
+
+    def _accept_early(
+        self, run_id: str, workflow: Workflow, step: str, data: Any, action: str | None,
+        request: dict[str, Any], warnings: list[str],
+    ) -> Result | None:
+        """Keep a resume for a step that is still executing in the run's inbox; None if the
+        step paused (or ended) meanwhile, so the caller resumes it as usual."""
+
+        def keep(r: Run, events: Events) -> None:
+            if executing_nonce(r.steps.get(step)) is None:
+                raise StepNotExecuting(step)
+            buffer_resume(r, step, data, action, request, self.clock.now(), events)
+
+        try:
+            run, _ = self._transition(run_id, workflow, keep, execute=False)
+        except StepNotExecuting:
+            return None
+        self.store.sync_history(run_id)
+        return Result(run, workflow, warnings, accepted=True)
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:
@@ -343,6 +371,8 @@ class Engine:
             now = self.clock.now()
             events: Events = []
             cancel_run(run, now, reason, events)
+            if run.inbox:
+                settle_inbox(run, self.workflow_of(run, []), now, events)
             run.updated_at = to_iso(now)
             self.store.save(run)
         self.store.append_history(run_id, events)

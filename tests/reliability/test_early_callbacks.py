@@ -1,0 +1,278 @@
+"""SPEC §3 "Early callbacks are never lost": a resume that arrives while the step that handed
+out its link is still executing is kept in the run's inbox and applied when the step pauses.
+Real processes throughout: the executing `wfrun start`, racing `wfrun resume` processes, a
+`wfrun serve` process, and a kill -9 of the executor between "accepted" and "paused"."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Outcome, Project
+
+HANDOFF = """
+    name: handoff
+    steps:
+      - id: ask
+        resume_schema: {type: object, required: [n], properties: {n: {type: integer}}}
+      - id: after
+"""
+# The seeds' pattern: hand the link to a service, then keep working before returning. The
+# first execution holds until the test creates the `go` file; a recovered one does not.
+HANDOFF_PY = """
+import json, os, time
+from pathlib import Path
+
+def ask(ctx):
+    mode = ctx.input.get("mode", "suspend")
+    side = Path(os.environ["HANDOFF_DIR"])
+    if mode == "rerun" and ctx.run.runs > 1:
+        return {"callback": ctx.run.callback_request, "runs": ctx.run.runs}
+    links = ctx.flow.rerun("1h", {"k": 1}) if mode == "rerun" else ctx.flow.suspend()
+    with open(side / "attempts", "a") as f:
+        f.write(f"{ctx.run.runs}\\n")
+    tmp = side / "link.tmp"
+    tmp.write_text(json.dumps({"url": links.resume_url, "cancel": links.cancel_url}))
+    tmp.rename(side / "link")
+    deadline = time.monotonic() + 30
+    while ctx.run.runs == 1 and not (side / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if mode == "raise":
+        raise ValueError("the service is down")
+    return {"asked": True}
+
+def after(ctx):
+    return {"got": ctx.steps["ask"].resume_data}
+"""
+
+
+@pytest.fixture
+def handoff(project: Project, tmp_path: Path) -> Iterator[Handoff]:
+    project.workflow("handoff", HANDOFF, HANDOFF_PY)
+    side = tmp_path / "side"
+    side.mkdir()
+    h = Handoff(project, side)
+    try:
+        yield h
+    finally:
+        for proc in h.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+
+
+class Handoff:
+    """The `handoff` workflow run by real processes, with its side directory."""
+
+    def __init__(self, project: Project, side: Path) -> None:
+        self.project = project
+        self.side = side
+        self.env = {**os.environ, "HANDOFF_DIR": str(side)}
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wfrun", *self.project.base_args(), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**self.env, **(env or {})}, cwd=self.project.root,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        proc = self.spawn(*args, env=env)
+        out, err = proc.communicate(timeout=60)
+        return Outcome(proc.returncode, out, err)
+
+    def start(self, mode: str = "suspend", env: dict[str, str] | None = None
+              ) -> tuple[subprocess.Popen[str], dict[str, str]]:
+        """Start a run in the background; return it once its step has handed out the link."""
+        proc = self.spawn("start", "handoff", "--run-id", "r1", "--input",
+                          json.dumps({"mode": mode}), env=env)
+        deadline = time.monotonic() + 30
+        while not (self.side / "link").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the step never handed out its link"
+            time.sleep(0.01)
+        return proc, json.loads((self.side / "link").read_text())
+
+    def go(self) -> None:
+        (self.side / "go").touch()
+
+    def show(self) -> dict[str, Any]:
+        out = self.cli("show", "r1", "--json")
+        assert out.code == 0, out
+        doc: dict[str, Any] = out.json()
+        return doc
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.show()["history"] if e["type"] == kind]
+
+
+def test_a_cli_resume_before_the_step_returns_is_kept_and_applied_once(handoff: Handoff) -> None:
+    starter, _ = handoff.start()
+    out = handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 1}')
+    assert out.code == 0, out
+    assert "accepted" in out.stdout and "still executing" in out.stdout
+    assert handoff.show()["inbox"][0]["data"] == {"n": 1}  # durable before the step pauses
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.show()
+    assert doc["status"] == "completed", doc
+    assert doc["steps"]["ask"]["resume_data"] == {"n": 1}
+    assert doc["output"] == {"got": {"n": 1}}
+    assert "inbox" not in doc
+    assert len(handoff.events("accepted")) == 1
+    resumed = handoff.events("resumed")
+    assert len(resumed) == 1 and resumed[0]["early"] is True
+
+
+def test_an_early_resume_is_checked_before_it_is_kept(handoff: Handoff) -> None:
+    starter, _ = handoff.start()
+    bad = handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": "one"}')
+    assert bad.code == 2, bad
+    assert "inbox" not in handoff.show()
+    handoff.go()
+    assert starter.wait(30) == 0
+    assert handoff.show()["status"] == "suspended"  # nothing was kept: it waits as usual
+
+
+def test_an_early_resume_of_a_rerun_executes_it_again_at_once(handoff: Handoff) -> None:
+    starter, _ = handoff.start("rerun")
+    assert handoff.cli("resume", "r1", "--data", '{"n": 7}').code == 0  # the one executing step
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.show()
+    assert doc["status"] == "completed", doc
+    ask = doc["steps"]["ask"]
+    assert ask["runs"] == 2
+    assert ask["output"]["callback"]["body"] == {"n": 7}
+    assert ask["output"]["callback"]["source"] == "cli"
+
+
+def test_data_for_a_step_that_raises_instead_of_pausing_is_discarded_with_the_reason(
+        handoff: Handoff) -> None:
+    starter, _ = handoff.start("raise")
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 3}').code == 0
+    handoff.go()
+    assert starter.wait(30) == 1
+    doc = handoff.show()
+    assert doc["status"] == "failed" and "inbox" not in doc
+    [discarded] = handoff.events("discarded")
+    assert discarded["data"] == {"n": 3} and "ValueError" in discarded["reason"]
+
+
+def test_data_for_a_run_cancelled_while_its_step_executes_is_discarded(handoff: Handoff) -> None:
+    starter, _ = handoff.start()
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 4}').code == 0
+    assert handoff.cli("cancel", "r1").code == 0
+    handoff.go()
+    starter.wait(30)
+    assert handoff.show()["status"] == "cancelled"
+    [discarded] = handoff.events("discarded")
+    assert discarded["data"] == {"n": 4} and "cancelled" in discarded["reason"]
+
+
+def test_kill_9_between_accepted_and_paused_applies_the_data_once_after_recovery(
+        handoff: Handoff) -> None:
+    starter, link = handoff.start()
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 9}').code == 0
+    starter.send_signal(signal.SIGKILL)
+    starter.wait(10)
+    tick = handoff.cli("tick", "--json")
+    assert tick.code == 0, tick
+    assert [a["reason"] for a in tick.json()["advanced"]] == ["recovered"]
+    doc = handoff.show()
+    assert doc["status"] == "completed", doc
+    assert doc["output"] == {"got": {"n": 9}}
+    assert doc["steps"]["ask"]["runs"] == 2  # the interrupted step executed again
+    assert (handoff.side / "attempts").read_text().split() == ["1", "2"]
+    assert len(handoff.events("resumed")) == 1 and len(handoff.events("recovered")) == 1
+    # the link the dead execution handed out is the recovered one's: now used up
+    assert json.loads((handoff.side / "link").read_text())["url"] == link["url"]
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 10}').code == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, value: Any) -> int:
+    req = urllib.request.Request(url, data=json.dumps(value).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _serve(handoff: Handoff, env: dict[str, str]) -> subprocess.Popen[str]:
+    port = env["WFRUN_BASE_URL"].rsplit(":", 1)[1]
+    server = handoff.spawn("serve", "--port", port, env=env)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+            return server
+        except OSError:
+            assert server.poll() is None, server.communicate()
+            assert time.monotonic() < deadline, "wfrun serve did not start listening"
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("callers", [1, 16])
+def test_racing_callers_over_cli_and_http_get_exactly_one_winner(
+        handoff: Handoff, callers: int) -> None:
+    env = {"WFRUN_BASE_URL": f"http://127.0.0.1:{_free_port()}"}
+    _serve(handoff, env)
+    starter, link = handoff.start(env=env)
+    results: dict[int, int] = {}  # caller -> 0 (won) or the exit code / HTTP status it got
+    lock = threading.Lock()
+
+    def record(n: int, won: bool, code: int) -> None:
+        with lock:
+            results[n] = 0 if won else code
+            if len(results) == max(1, callers // 2):
+                handoff.go()  # the step pauses while the other half still race it
+
+    def by_http(n: int) -> None:
+        status = _post(link["url"], {"n": n})
+        record(n, status == 202, status)
+
+    def by_cli(n: int) -> None:
+        out = handoff.cli("resume", "r1", "--step", "ask", "--data", json.dumps({"n": n}))
+        record(n, out.code == 0, out.code)
+
+    threads = [threading.Thread(target=by_http if n % 2 else by_cli, args=(n,))
+               for n in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    handoff.go()
+    assert starter.wait(30) == 0
+    winners = [n for n, code in results.items() if code == 0]
+    assert len(results) == callers and len(winners) == 1, results
+    assert all(code in (3, 409) for code in results.values() if code), results
+    deadline = time.monotonic() + 20
+    while (doc := handoff.show())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)  # an HTTP winner after the pause continues in the server
+    assert doc["status"] == "completed", doc
+    assert doc["output"] == {"got": {"n": winners[0]}}
+    assert len(handoff.events("resumed")) == 1
+    assert (handoff.side / "attempts").read_text().split() == ["1"]

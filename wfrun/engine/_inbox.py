@@ -1,0 +1,119 @@
+"""The run's inbox: resumes accepted for a step that is still executing (SPEC §3, "Early
+callbacks are never lost"), kept durably until the step pauses and then applied in that same
+state change, or discarded into history with the reason if the step ends without pausing.
+
+An entry is `{"kind": "resume", "step", "nonce", "data", "action", "request", "at"}`; `nonce`
+is the one of the links the step's execution was handed (`StepState.exec_nonce`), so an entry
+belongs to exactly one execution attempt (a recovered attempt keeps its nonce).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from wfrun._specs import Workflow
+from wfrun.durations import to_iso
+from wfrun.errors import ConflictError
+from wfrun.model import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PAUSE_RERUN,
+    PAUSE_RETRY,
+    PAUSE_SUSPEND,
+    SUSPENDED,
+    WAITING,
+    Run,
+    StepState,
+)
+
+from ._apply import apply_resume
+from ._schedule import Events, event
+
+RESUME = "resume"
+
+
+class StepNotExecuting(Exception):
+    """The step an early resume was for has paused or ended meanwhile."""
+
+
+def executing_nonce(state: StepState | None) -> str | None:
+    """The nonce of the links held by the step's current execution, if it is executing (or
+    was, and its interrupted execution awaits recovery)."""
+    if state is None or state.exec_nonce is None or state.status in (SUSPENDED, WAITING):
+        return None
+    return state.exec_nonce
+
+
+def accepted_entry(run: Run, step: str) -> dict[str, Any] | None:
+    """The resume already accepted for the step's current execution, if any."""
+    nonce = executing_nonce(run.steps.get(step))
+    return next((e for e in run.inbox if e["kind"] == RESUME and e["step"] == step
+                 and e["nonce"] == nonce), None) if nonce else None
+
+
+def buffer_resume(
+    run: Run, step: str, data: Any, action: str | None, request: dict[str, Any],
+    now: datetime, events: Events,
+) -> None:
+    """Keep a resume for a step that is executing; it applies when the step pauses.
+
+    Exactly one resume wins per suspension: a second one is refused with ConflictError."""
+    state = run.steps[step]
+    nonce = executing_nonce(state)
+    assert nonce is not None, "buffer_resume needs an executing step"
+    earlier = accepted_entry(run, step)
+    if earlier is not None:
+        raise ConflictError(
+            f"step '{step}' of run {run.run_id} already has a resume accepted at "
+            f"{earlier['at']} (from {earlier['request'].get('source')}); it applies when the "
+            "step pauses and this one is refused"
+        )
+    run.inbox.append({"kind": RESUME, "step": step, "nonce": nonce, "data": data,
+                      "action": action, "request": request, "at": to_iso(now)})
+    events.append(event(now, "accepted", step, action=action, source=request.get("source"),
+                        note="the step is still executing; applies when it pauses"))
+
+
+def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) -> None:
+    """Apply each accepted resume whose step has paused with the links it was handed; discard
+    (into history, with the reason) those whose step ended without such a pause."""
+    if not run.inbox:
+        return
+    kept: list[dict[str, Any]] = []
+    for entry in run.inbox:
+        state = run.steps.get(entry["step"]) if entry["kind"] == RESUME else None
+        if state is None:
+            kept.append(entry)
+            continue
+        if state.exec_nonce == entry["nonce"]:
+            kept.append(entry)  # still executing (or awaiting recovery)
+            continue
+        pause = state.pause or {}
+        spec = workflow.steps.get(entry["step"])
+        if spec is not None and pause.get("nonce") == entry["nonce"] and not run.finished \
+                and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_RERUN):
+            request = dict(entry["request"])
+            request["accepted_at"] = entry["at"]
+            apply_resume(run, spec, entry["data"], entry["action"], request, now, events)
+            events[-1]["early"] = True
+            continue
+        events.append(event(now, "discarded", entry["step"], reason=_why_discarded(run, state),
+                            data=entry["data"], action=entry["action"],
+                            source=entry["request"].get("source"), accepted_at=entry["at"]))
+    run.inbox = kept
+
+
+def _why_discarded(run: Run, state: StepState) -> str:
+    pause = state.pause or {}
+    if run.status == CANCELLED or state.status == CANCELLED:
+        return "the run was cancelled before the step paused"
+    if state.status == FAILED or pause.get("kind") == PAUSE_RETRY:
+        error = state.error or {}
+        return f"the step raised {error.get('type', 'an error')} instead of pausing"
+    if state.status == COMPLETED:
+        return "the step completed without calling suspend() or rerun()"
+    if run.status == FAILED:
+        return "the run failed before the step paused"
+    return f"the step is {state.status} with a pause that takes no data"
