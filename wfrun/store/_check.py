@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.store._dueindex import BUCKET_NAME
+from wfrun.store._keyfile import KEY_BYTES, short_key_problem
 from wfrun.store._snapshot import lines_problem
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                     problems.append({"path": path, "kind": "temp", "reason": (
                         "a second name of a snapshot, left by an interrupted write; it is "
                         "never read as state, and the run's next write tidies it")})
+            elif sub == "keys" and name == "url.key":
+                problems.extend(_check_key(path))
             elif sub == "runs" and name.endswith((".history.jsonl", ".log.jsonl")):
                 what = "history" if name.endswith(".history.jsonl") else "log"
                 reason = lines_problem(path, what)
@@ -78,6 +81,18 @@ def _check_due(store: FileStore) -> list[dict[str, str]]:
                     f"visits the run but never removes the entry: delete it (wfrun doctor "
                     "reports the run if it misses its entry)")})
     return problems
+
+
+def _check_key(path: str) -> list[dict[str, str]]:
+    """The URL signing key's problem: too short to be used (see _keyfile)."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return []
+    if size >= KEY_BYTES:
+        return []
+    return [{"path": path, "kind": "key", "reason": short_key_problem(path, size)}]
+
 
 def _has_other_names(path: str) -> bool:
     """True if the file at `path` has names besides `path` (False if it is gone meanwhile)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from contextlib import suppress
 
 from wfrun.errors import StateError
@@ -13,14 +14,50 @@ KEY_BYTES = 32
 
 
 def load_or_create(path: str) -> bytes:
-    """The key stored at `path`, creating it (durably, race-free) if it is missing or short."""
+    """The key stored at `path`, creating it (durably, race-free) if it is missing.
+
+    A key shorter than KEY_BYTES is refused (StateError), never used or replaced: wfrun never
+    leaves one (it links a complete, fsynced key into place), so it was damaged or put there
+    by hand, and links may have been issued with it; the message says to restore or delete it.
+    A key others may read (restored from a backup as 0644) is made 0600 again."""
+    key = _read(path)
+    if key is None:
+        key = _create(path)
+    if len(key) < KEY_BYTES:
+        raise StateError(short_key_problem(path, len(key)))
+    return key
+
+
+def short_key_problem(path: str, size: int) -> str:
+    """What is wrong with a key of `size` bytes at `path`, and what to do (for `doctor` too)."""
+    return (f"the URL signing key {path} has {size} byte(s), fewer than the {KEY_BYTES} it "
+            "must have (damaged, or replaced by hand), and is not used: restore it from a "
+            "backup, or delete it to have a new one made (links signed with the old key then "
+            "stop working)")
+
+
+def _read(path: str) -> bytes | None:
+    """The key's bytes (None if there is no key), tightening its mode to 0600 if needed."""
     try:
-        with open(path, "rb") as fh:
-            key = fh.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        key = b""
-    if len(key) >= KEY_BYTES:
-        return key
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read the URL signing key {path}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            with suppress(OSError):  # (another user's file: doctor reports its mode)
+                os.fchmod(fd, 0o600)
+        return os.read(fd, max(st.st_size, KEY_BYTES) + 1)
+    except OSError as exc:
+        raise StateError(f"cannot read the URL signing key {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def _create(path: str) -> bytes:
+    """Make a new key at `path`, or read the one another process made first."""
     # Write the key under a temporary name, then link it into place: a concurrent process
     # either wins the link or reads the complete key the winner wrote.
     tmp = path + f".tmp-{os.urandom(6).hex()}"
@@ -39,5 +76,4 @@ def load_or_create(path: str) -> bytes:
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
-    with open(path, "rb") as fh:
-        return fh.read()
+    return _read(path) or b""
