@@ -78,11 +78,11 @@ def test_a_person_approves_in_a_browser_and_the_run_completes(
     assert browser.title.startswith("Approval requested: approve")
     assert doc["run_id"] in browser.find_element(By.TAG_NAME, "main").text
     assert server.load(doc["run_id"]).status == "suspended"  # opening the page resumed nothing
-    browser.find_element(By.ID, "f-approved").click()
+    assert not browser.find_elements(By.ID, "f-approved")  # the Approve button says it
     browser.find_element(By.ID, "f-reviewer").send_keys("Ann <manager>")
     Select(browser.find_element(By.ID, "f-level")).select_by_visible_text("high")
     browser.find_element(By.ID, "f-amount").send_keys("42")
-    browser.find_element(By.ID, "approve").click()
+    browser.find_element(By.ID, "action-approved").click()
     assert "resumed with action approved" in _message(browser)
     run = server.wait_until_settled(doc["run_id"])
     assert run.status == "completed"
@@ -102,9 +102,9 @@ def test_a_person_rejects_in_a_browser(
 
     doc = server.start("approval")
     browser.get(doc["suspended"][0]["resume_url"])
-    browser.find_element(By.ID, "reject").click()
+    browser.find_element(By.ID, "action-rejected").click()
     assert "resumed with action rejected" in _message(browser)
     run = server.wait_until_settled(doc["run_id"])
     assert run.steps["approve"].action == "rejected"
-    assert run.steps["approve"].resume_data == {"approved": False}  # unchecked box: false
+    assert run.steps["approve"].resume_data == {"approved": False}  # the Reject button
     assert run.steps["reject"].status == "completed" and run.steps["pay"].status == "skipped"

@@ -42,7 +42,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Background workers continuing runs.")]
     = 4,
 ) -> None:
-    """Answer resume and cancel URLs: any method resumes, a browser gets an approval page.
+    """Answer resume and cancel URLs: a POST resumes, a GET describes (a browser: a page).
 
     Example: wfrun serve --port 8787 --base-url https://wf.example.com
     """

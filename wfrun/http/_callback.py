@@ -1,16 +1,16 @@
 """What a request to a resume or cancel URL does: token check, body to data, engine call, reply.
 
-Statuses: 202 resume recorded (the run continues in the background), 200 cancelled or a page,
-400 unreadable body, 404 no such link (no detail: bad, unknown and foreign tokens look the
-same), 409 link already used or its pause ended, 422 data failing `resume_schema`, 500 state
-error. Link-preview bots, HEAD and OPTIONS requests never change anything.
+Statuses: 202 resume recorded (the run continues in the background), 200 cancelled, a page or
+a description of the link, 400 unreadable body, 404 no such link (no detail: bad, unknown and
+foreign tokens look the same), 409 link already used or its pause ended, 422 data failing
+`resume_schema`, 500 state error. GET, HEAD and OPTIONS never change anything (link previews
+and mail scanners fetch every URL they see); every other method acts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,24 +29,13 @@ from wfrun.errors import (
     UsageError,
     WfrunError,
 )
-from wfrun.model import SUSPENDED
 
 from . import _pages
-from ._forms import form_data
+from ._forms import form_data, query_data
 
-# Link expanders of chat apps, social sites, mail clients and search engines: they fetch a URL
-# to preview it, and must never resume or cancel anything. (Slack's own interactive callbacks
-# use "Slackbot 1.0", which is not listed: only its link expander is.)
-PREVIEW_BOTS = re.compile(
-    r"Slackbot-LinkExpanding|Slack-ImgProxy|facebookexternalhit|Facebot|Twitterbot|Discordbot|"
-    r"LinkedInBot|WhatsApp|TelegramBot|Googlebot|bingbot|BingPreview|SkypeUriPreview|Applebot|"
-    r"redditbot|Embedly|Pinterest|vkShare|Iframely|Mastodon|MicrosoftPreview|"
-    r"Microsoft Office|Outlook-iOS|Google-PageRenderer|Yahoo! Slurp|YandexBot|DuckDuckBot|"
-    r"Baiduspider|Snapchat|Viber|KakaoTalk-scrap|Zoom(?:bot)?|Bytespider|Petalbot",
-    re.IGNORECASE,
-)
 MAX_ACTION = 200
 ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+SAFE = ("GET", "HEAD")  # they describe a link, never use it
 logger = logging.getLogger("wfrun.http")
 
 
@@ -93,11 +82,6 @@ def wants_html(headers: dict[str, str]) -> bool:
     return "text/html" in headers.get("accept", "").lower()
 
 
-def is_preview_bot(headers: dict[str, str]) -> bool:
-    """True for a known link-preview user agent."""
-    return bool(PREVIEW_BOTS.search(headers.get("user-agent", "")))
-
-
 def _error(status: int, message: str, html: bool, title: str, **extra: Any) -> Reply:
     if html:
         return html_reply(status, _pages.message_page(title, message))
@@ -135,6 +119,15 @@ def callback_request(req: Request, body: Any) -> dict[str, Any]:
             "source": "http"}
 
 
+@dataclass
+class Link:
+    """What a link's step asks for: its schema (an ask's too), known actions and workflow."""
+
+    schema: Any
+    actions: list[str]
+    description: str
+
+
 class Callbacks:
     """Answers link requests; `continue_later(run_id)` runs the rest of a run in the background."""
 
@@ -155,17 +148,13 @@ class Callbacks:
             logger.error("%s", exc.message)
             return _error(500, "the state directory cannot be read; see the server's log", html,
                           "Server error")
-        if req.method == "HEAD":
-            return Reply(200, b"", "text/plain")
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
-        if is_preview_bot(req.headers):
-            return html_reply(200, _pages.message_page(
-                "Open this link in a browser", "This link answers a workflow; a preview does "
-                "nothing. Open it in a browser to continue."))
         if token_state == _accept.ENDED:
             return _error(409, _accept.ended_message(run, req.step), html, "Link already used")
         try:
+            if req.method in SAFE:
+                return self._describe(engine, req, run, token, html)
             if req.verb == "cancel":
                 return self._cancel(engine, req, run, token, html)
             return self._resume(engine, req, run, token, html)
@@ -176,9 +165,42 @@ class Callbacks:
         except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
 
+    def _link(self, engine: Engine, run: Any, step: str) -> Link:
+        """The step's schema, known actions and workflow description (loads the workflow)."""
+        workflow = engine.workflow_of(run, [])
+        spec = workflow.steps.get(step_of(step))
+        schema = expected_schema(node_of(run, step), spec)  # an ask's schema too
+        actions = list(workflow.actions_for(step_of(step))) if spec is not None else []
+        return Link(schema, actions, workflow.description)
+
+    def _describe(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+        """A GET or HEAD: the approval or cancel page for a browser, else a JSON description."""
+        if req.verb == "cancel":
+            if html:
+                return html_reply(200, _pages.cancel_page(run, req.step, token))
+            return json_reply(200, {
+                "run_id": run.run_id, "step": req.step, "verb": "cancel", "resume_schema": None,
+                "actions": [], "how": f"POST this URL to cancel run {run.run_id} (optionally "
+                "with a reason: &reason=TEXT, or a JSON body {\"reason\": \"...\"}); a GET "
+                "changes nothing"})
+        link = self._link(engine, run, req.step)
+        if html:
+            values = query_data(link.schema, req.query)
+            return html_reply(200, _pages.approval_page(
+                run, req.step, token, link.schema, link.actions, values,
+                description=link.description))
+        choose = (f", and add &action=NAME to choose one of {', '.join(link.actions)}"
+                  if link.actions else "")
+        state = node_of(run, req.step)
+        return json_reply(200, {
+            "run_id": run.run_id, "step": req.step, "verb": "resume",
+            "resume_schema": link.schema, "actions": link.actions,
+            "suspend_data": getattr(state, "suspend_data", None),
+            "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
+                   "data as a JSON body, or with no body as query parameters "
+                   f"(&name=value){choose}; a GET changes nothing"})
+
     def _cancel(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
-        if req.method == "GET" and html:
-            return html_reply(200, _pages.cancel_page(run, req.step, token))
         try:
             data, _ = decode_body(req.body, req.headers.get("content-type", ""))
         except UsageError as exc:
@@ -197,30 +219,22 @@ class Callbacks:
         return json_reply(200, {"run_id": req.run_id, "step": req.step, "status": result.run.status})
 
     def _resume(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
-        suspended = getattr(node_of(run, req.step), "status", None) == SUSPENDED
-        data: Any = None
-        form: dict[str, list[str]] | None = None
-        if not (req.method == "GET" and html and suspended):
-            try:
-                data, form = decode_body(req.body, req.headers.get("content-type", ""))
-            except UsageError as exc:
-                return _error(400, exc.message, html, "Bad request")
+        try:
+            data, form = decode_body(req.body, req.headers.get("content-type", ""))
+        except UsageError as exc:
+            return _error(400, exc.message, html, "Bad request")
         from_page = form is not None and _pages.FORM_MARKER in form
-        schema = None
-        if suspended and (html or from_page):  # the page and its form need the resume_schema
-            try:
-                spec = engine.workflow_of(run, []).steps.get(step_of(req.step))
-            except (UsageError, NotFoundError) as exc:
-                return _error(409, exc.message, html, "Workflow unavailable")
-            schema = expected_schema(node_of(run, req.step), spec)  # an ask's schema too
-        if req.method == "GET" and html and suspended:
-            return html_reply(200, _pages.approval_page(run, req.step, token, schema))
         action: str | None = (req.query.get("action") or [""])[0] or None
+        link = Link(None, [], "")
+        if from_page or html or not req.body:  # the form, its page and the query need these
+            link = self._link(engine, run, req.step)
         if from_page and form is not None:
             action = (form.get(_pages.ACTION_FIELD) or [""])[0] or action
-            data, errors = form_data(schema, form)
+            data, errors = form_data(link.schema, form, action, link.actions)
             if errors:
-                return self._invalid(run, req, token, schema, data, errors, html)
+                return self._invalid(run, req, token, link, data, errors, html)
+        elif not req.body:  # no body: the query parameters are the data
+            data = query_data(link.schema, req.query)
         if action is not None and not (0 < len(action) <= MAX_ACTION):
             return _error(400, f"the action must be 1 to {MAX_ACTION} characters", html,
                           "Bad request")
@@ -228,7 +242,7 @@ class Callbacks:
             result = _accept.accept_resume(engine, req.run_id, req.step, token, data, action,
                                            callback_request(req, data))
         except SchemaViolation as exc:
-            return self._invalid(run, req, token, schema, data, exc.errors, html, exc.message)
+            return self._invalid(run, req, token, link, data, exc.errors, html, exc.message)
         except (ConflictError, CodeChangedError) as exc:
             return _error(409, exc.message, html, "Link already used")
         self.continue_later(req.run_id)
@@ -240,12 +254,11 @@ class Callbacks:
         return json_reply(202, {"run_id": req.run_id, "step": req.step, "accepted": True,
                                 "action": action, "status": result.run.status})
 
-    def _invalid(self, run: Any, req: Request, token: str, schema: Any, data: Any,
+    def _invalid(self, run: Any, req: Request, token: str, link: Link, data: Any,
                  errors: list[dict[str, str]], html: bool, message: str | None = None) -> Reply:
-        message = message or "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        message = message or "; ".join(e["message"] for e in errors)
         if html:
-            if getattr(node_of(run, req.step), "status", None) == SUSPENDED:
-                return html_reply(422, _pages.approval_page(run, req.step, token, schema,
-                                                            data, errors))
-            return html_reply(422, _pages.message_page("Invalid data", message))
+            return html_reply(422, _pages.approval_page(
+                run, req.step, token, link.schema, link.actions, data, errors,
+                description=link.description))
         return json_reply(422, {"error": message, "errors": errors})

@@ -1,7 +1,10 @@
-"""The approval form: fields built from a resume_schema, and submitted fields turned back into data."""
+"""The approval form: fields built from a resume_schema, submitted fields and query parameters
+turned back into data of the types the schema asks for."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +21,7 @@ class Field:
 
     name: str
     label: str
-    kind: str  # checkbox | select | integer | number | text | json
+    kind: str  # checkbox | select | integer | number | text | json | action
     required: bool
     description: str = ""
     options: list[Any] = field(default_factory=list)
@@ -32,8 +35,11 @@ def _type_of(schema: dict[str, Any]) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def fields_for(schema: Any) -> list[Field] | None:
-    """The form's fields for an object schema with properties; None means one JSON box."""
+def fields_for(schema: Any, actions: list[str] | tuple[str, ...] = ()) -> list[Field] | None:
+    """The form's fields for an object schema with properties; None means one JSON box.
+
+    A boolean property named after one of the step's `actions` (`approved` beside the
+    Approve button) is no input of its own: it is true when that action's button is used."""
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return None
     required = set(schema.get("required") or [])
@@ -44,7 +50,7 @@ def fields_for(schema: Any) -> list[Field] | None:
         if isinstance(prop.get("enum"), list) and prop["enum"]:
             form_kind = "select"
         elif kind == "boolean":
-            form_kind = "checkbox"
+            form_kind = "action" if name in actions else "checkbox"
         elif kind in ("integer", "number", "string"):
             form_kind = "text" if kind == "string" else kind
         else:
@@ -59,6 +65,8 @@ def fields_for(schema: Any) -> list[Field] | None:
 
 def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
     """(present, value) for one submitted field; raises ValueError with a message."""
+    if spec.kind == "action":
+        return False, None  # set from the button by form_data
     if spec.kind == "checkbox":
         return True, raw is not None
     if raw is None or (raw == "" and not (spec.kind == "text" and spec.required)):
@@ -92,9 +100,13 @@ def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
     return True, raw
 
 
-def form_data(schema: Any, form: dict[str, list[str]]) -> tuple[Any, list[dict[str, str]]]:
-    """The resume data an approval form submitted, and field errors (JSON paths) if any."""
-    fields = fields_for(schema)
+def form_data(
+    schema: Any, form: dict[str, list[str]], action: str | None = None,
+    actions: list[str] | tuple[str, ...] = (),
+) -> tuple[Any, list[dict[str, str]]]:
+    """The resume data an approval form submitted (with the button's `action`), and field
+    errors (JSON paths, messages naming the field) if any."""
+    fields = fields_for(schema, actions)
     if fields is None:
         raw = (form.get(JSON_FIELD) or [""])[0].strip()
         if not raw:
@@ -102,16 +114,76 @@ def form_data(schema: Any, form: dict[str, list[str]]) -> tuple[Any, list[dict[s
         try:
             return parse_json(raw.encode(), "data"), []
         except UsageError:
-            return None, [{"path": "$", "message": "enter valid JSON"}]
+            return None, [{"path": "$", "message": "the data is not valid JSON"}]
     data: dict[str, Any] = {}
     errors = []
     for spec in fields:
+        if spec.kind == "action":
+            data[spec.name] = action == spec.name
+            continue
         values = form.get(FIELD_PREFIX + spec.name)
         try:
             present, value = _coerce(spec, values[0] if values else None)
         except ValueError as exc:
-            errors.append({"path": f"$.{spec.name}", "message": str(exc)})
+            errors.append({"path": f"$.{spec.name}", "message": f"{spec.label}: {exc}"})
             continue
         if present:
             data[spec.name] = value
     return data, errors
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _types(schema: Any) -> list[str]:
+    if not isinstance(schema, dict):
+        return []
+    kind = schema.get("type")
+    return [kind] if isinstance(kind, str) else [k for k in kind or () if isinstance(k, str)]
+
+
+def _properties(schema: Any) -> dict[str, Any]:
+    """The properties a schema names, its `allOf` parts' included (an ask's schema)."""
+    if not isinstance(schema, dict):
+        return {}
+    found: dict[str, Any] = {}
+    for part in schema.get("allOf") or ():
+        found.update(_properties(part))
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        found.update(props)
+    return found
+
+
+def coerce_text(schema: Any, raw: str) -> Any:
+    """A query parameter's text as the type `schema` asks for (boolean, integer, number), or
+    the text itself when it asks for none of those or the text does not read as one."""
+    for kind in _types(schema):
+        if kind == "boolean" and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        if len(raw) > 100:  # no number a person means is that long
+            continue
+        if kind in ("integer", "number") and _INTEGER.fullmatch(raw):
+            return int(raw)
+        if kind == "number" and _NUMBER.fullmatch(raw) and math.isfinite(float(raw)):
+            return float(raw)
+    return raw
+
+
+def query_data(schema: Any, query: dict[str, list[str]]) -> dict[str, Any] | None:
+    """The data of a request with no body: its query parameters other than `token` and
+    `action` (a repeated one is a list), coerced to the types of `schema`'s properties; None
+    when there are none."""
+    props = _properties(schema)
+    data: dict[str, Any] = {}
+    for name, values in query.items():
+        if name in ("token", "action"):
+            continue
+        prop = props.get(name)
+        if len(values) == 1 and "array" not in _types(prop):
+            data[name] = coerce_text(prop, values[0])
+        else:
+            items = prop.get("items") if isinstance(prop, dict) else None
+            data[name] = [coerce_text(items, v) for v in values]
+    return data or None

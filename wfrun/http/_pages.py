@@ -11,8 +11,8 @@ import secrets
 from html import escape
 from typing import Any
 
-from wfrun.engine._composite import node_of
-from wfrun.model import Run
+from wfrun.engine._composite import node_of, step_of
+from wfrun.model import COMPLETED, Run
 
 from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for
 
@@ -29,7 +29,9 @@ label{display:block;margin:.8rem 0 .2rem;font-weight:600} .req{color:#b00}
 padding:.4rem;box-sizing:border-box} textarea{min-height:5rem;font-family:monospace}
 .buttons{margin-top:1.2rem;display:flex;gap:1rem} button{padding:.5rem 1.4rem;font-size:1rem}
 .errors{border:1px solid #b00;background:#fff0f0;padding:.5rem 1rem}
+.description{font-size:1.05rem} h2{font-size:1.1rem;margin-top:1.4rem}
 """
+MAX_SHOWN = 4000  # characters of one JSON value shown on a page
 
 
 def csp(nonce: str) -> str:
@@ -51,11 +53,30 @@ def page(title: str, body: str) -> tuple[str, str]:
     return html, csp(nonce)
 
 
+def readable_time(value: Any) -> str | None:
+    """An ISO-8601 UTC time as `2026-11-23 04:38 UTC`; anything else as it is."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("T", " ", 1)
+    if len(text) >= 16 and text[10] == " " and value.endswith("Z"):
+        return text[:16] + " UTC"
+    return value
+
+
+def _json_block(ident: str, value: Any) -> str:
+    shown = json.dumps(value, indent=2, ensure_ascii=False)
+    if len(shown) > MAX_SHOWN:
+        shown = shown[:MAX_SHOWN] + "\n… (cut: see wfrun show)"
+    return f'<pre id="{escape(ident)}">{escape(shown)}</pre>'
+
+
 def _facts(run: Run, step: str) -> str:
-    state = node_of(run, step) or run.steps[step]
+    state = node_of(run, step) or run.steps[step_of(step)]
     pause = state.pause or {}
-    rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step),
-            ("Waiting since", pause.get("since")), ("Deadline", pause.get("due_at")),
+    label = pause.get("label") or getattr(state, "label", None)
+    rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step), ("Label", label),
+            ("Waiting since", readable_time(pause.get("since"))),
+            ("Deadline", readable_time(pause.get("due_at"))),
             ("At the deadline", pause.get("on_timeout"))]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v)
     return f"<dl>{items}</dl>"
@@ -90,33 +111,71 @@ def _field_html(spec: Field, value: Any) -> str:
             f'value="{escape(shown)}"{req}>{help_}')
 
 
+def _earlier(run: Run, step: str) -> str:
+    """The input of the run and the outputs of the completed steps before `step`."""
+    parts = []
+    if run.input is not None:
+        parts.append("<h2>Input of the run</h2>" + _json_block("run-input", run.input))
+    outputs = []
+    for name, state in run.steps.items():
+        if name == step_of(step):
+            break
+        if state.status == COMPLETED and state.output is not None:
+            outputs.append(f"<h3>{escape(name)}</h3>" + _json_block(f"output-{name}", state.output))
+    if outputs:
+        parts.append("<h2>Earlier steps</h2>" + "".join(outputs))
+    return "".join(parts)
+
+
+def _buttons(actions: list[str]) -> str:
+    """One submit button per known action, or one Submit where the step has none."""
+    if not actions:
+        return '<button type="submit" id="submit">Submit</button>'
+    return "".join(
+        f'<button type="submit" id="{escape("action-" + name)}" name="{ACTION_FIELD}" '
+        f'value="{escape(name)}">{escape(button_label(name))}</button>' for name in actions)
+
+
+def button_label(action: str) -> str:
+    """What an action's button says: `approved` -> Approve, `choose-a` -> Choose a."""
+    known = {"approved": "Approve", "rejected": "Reject", "cancelled": "Cancel"}
+    text = action.replace("-", " ").replace("_", " ").strip() or action
+    return known.get(action, text[:1].upper() + text[1:])
+
+
 def approval_page(
-    run: Run, step: str, token: str, schema: Any, values: dict[str, Any] | None = None,
-    errors: list[dict[str, str]] | None = None,
+    run: Run, step: str, token: str, schema: Any, actions: list[str],
+    values: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
+    description: str = "",
 ) -> tuple[str, str]:
-    """The approval form of a suspended step: what is asked, fields from its resume_schema."""
-    state = node_of(run, step) or run.steps[step]
-    parts = [_facts(run, step)]
+    """The approval form of a paused step: what is asked (the workflow's description, the run's
+    input, earlier outputs, suspend data), fields from its resume_schema, one button per known
+    action."""
+    state = node_of(run, step) or run.steps[step_of(step)]
+    parts = []
+    if description:
+        parts.append(f'<p class="description" id="description">{escape(description)}</p>')
+    parts.append(_facts(run, step))
     if state.suspend_data is not None:
-        shown = json.dumps(state.suspend_data, indent=2, ensure_ascii=False)
-        parts.append(f"<h2>Details</h2><pre id=\"suspend-data\">{escape(shown)}</pre>")
+        parts.append("<h2>Details</h2>" + _json_block("suspend-data", state.suspend_data))
+    parts.append(_earlier(run, step))
     if errors:
-        items = "".join(f"<li>{escape(e['path'])}: {escape(e['message'])}</li>" for e in errors)
+        items = "".join(f"<li>{escape(e['message'])}</li>" for e in errors)
         parts.append(f'<div class="errors" id="errors"><p>Please correct:</p><ul>{items}</ul></div>')
-    fields = fields_for(schema)
-    values = values if isinstance(values, dict) else {}
+    fields = fields_for(schema, actions)
     if fields is None:
+        shown = "" if values is None else json.dumps(values, ensure_ascii=False)
         inputs = (f'<label for="f-json">Data (JSON, optional)</label>'
-                  f'<textarea id="f-json" name="{JSON_FIELD}"></textarea>')
+                  f'<textarea id="f-json" name="{JSON_FIELD}">{escape(shown)}</textarea>')
     else:
-        inputs = "\n".join(_field_html(f, values.get(f.name, f.default)) for f in fields)
+        values = values if isinstance(values, dict) else {}
+        inputs = "\n".join(_field_html(f, values.get(f.name, f.default)) for f in fields
+                           if f.kind != "action")
     action = escape(f"resume?token={token}")
     parts.append(
         f'<form method="post" action="{action}" id="approval">'
         f'<input type="hidden" name="{FORM_MARKER}" value="approval">\n{inputs}\n'
-        f'<div class="buttons"><button type="submit" id="approve" name="{ACTION_FIELD}" '
-        f'value="approved">Approve</button><button type="submit" id="reject" '
-        f'name="{ACTION_FIELD}" value="rejected">Reject</button></div></form>'
+        f'<div class="buttons">{_buttons(actions)}</div></form>'
     )
     return page(f"Approval requested: {step}", "\n".join(parts))
 
