@@ -9,8 +9,13 @@ import json
 
 import pytest
 from conftest import Outcome, Project
+from test_examples import use
 
+from wfrun._specs import Workflow
+from wfrun.engine._actions import check_resume_action
+from wfrun.errors import UsageError
 from wfrun.loader import load_workflow
+from wfrun.model import RUNNING, SUSPENDED, WAITING, StepState
 
 
 def one_line_error(out: Outcome) -> str:
@@ -105,3 +110,197 @@ def test_a_code_step_may_declare_its_actions(project: Project) -> None:
           - {id: left, when: {decide: left}}
         """, "def decide(ctx):\n    return 1\n\ndef left(ctx):\n    return 2\n")
     assert project.run("validate", "code").code == 0
+
+
+# -- check_resume_action, on its own ----------------------------------------------------------
+
+CODE_REVIEW = """
+steps:
+  - id: review
+  - id: ship
+    when: {review: approved}
+  - id: redo
+    needs: [review]
+    when: {review: rejected}
+  - id: nap
+    needs: []
+    wait: true
+  - id: after-nap
+    needs: [nap]
+"""
+
+
+def _workflow(project: Project, manifest: str) -> Workflow:
+    return load_workflow(str(project.workflow("w", manifest)), check_code=False)
+
+
+@pytest.mark.parametrize(("action", "words"), [
+    ("approve", ["step 'review' of run R1 takes the action approved, fine or rejected, not "
+                 "'approve'", "--action"]),
+    ("", ["not ''"]),
+    ("Approved", ["not 'Approved'"]),
+])
+def test_an_action_outside_the_known_ones_is_refused_naming_them(
+    project: Project, action: str, words: list[str]
+) -> None:
+    workflow = _workflow(project, REVIEW.format(actions=""))
+    with pytest.raises(UsageError) as caught:
+        check_resume_action(workflow, "review", action, "R1")
+    assert caught.value.exit_code == 2
+    for word in words:
+        assert word in caught.value.message
+    for known in ("approved", "fine", "rejected"):
+        check_resume_action(workflow, "review", known, "R1")  # each known one is taken
+
+
+def test_a_step_with_no_known_actions_takes_none(project: Project) -> None:
+    workflow = _workflow(project, CODE_REVIEW)
+    with pytest.raises(UsageError) as caught:
+        check_resume_action(workflow, "nap", "approved", "R1")
+    assert "step 'nap' of run R1 takes no action" in caught.value.message
+    assert "'approved'" in caught.value.message
+    check_resume_action(workflow, "nap", None, "R1")  # without one it is fine
+
+
+def test_no_action_is_refused_when_every_dependant_waits_for_one(project: Project) -> None:
+    workflow = _workflow(project, REVIEW.format(actions="actions: [approved, rejected, fine]"))
+    with pytest.raises(UsageError) as caught:
+        check_resume_action(workflow, "review", None, "R1")
+    assert caught.value.message.endswith("give one with --action (approved, rejected, fine)")
+    assert "step 'review' of run R1 needs an action" in caught.value.message
+
+
+def test_no_action_is_taken_when_some_dependant_runs_without_one(project: Project) -> None:
+    workflow = _workflow(project, REVIEW.format(actions="") + "  - {id: log, needs: [review]}\n")
+    check_resume_action(workflow, "review", None, "R1")
+    lone = _workflow(project, "steps:\n  - {id: last, wait: true, actions: [done]}\n")
+    check_resume_action(lone, "last", None, "R1")  # nothing depends on it
+
+
+def test_a_code_step_without_an_action_is_refused_only_if_nothing_can_set_one(
+    project: Project
+) -> None:
+    workflow = _workflow(project, CODE_REVIEW)
+    check_resume_action(workflow, "review", None, "R1")  # no state: it may route itself
+    suspended = StepState(status=SUSPENDED, pause={"kind": "suspend", "nonce": "n"})
+    with pytest.raises(UsageError):
+        check_resume_action(workflow, "review", None, "R1", suspended)
+    routed = StepState(status=SUSPENDED, action="approved", pause={"kind": "suspend"})
+    check_resume_action(workflow, "review", None, "R1", routed)  # it routed before suspending
+    asked = StepState(status=SUSPENDED, pause={"kind": "suspend", "ask": 1})
+    check_resume_action(workflow, "review", None, "R1", asked)  # executes again: may route
+    rerun = StepState(status=WAITING, pause={"kind": "rerun"})
+    check_resume_action(workflow, "review", None, "R1", rerun)
+    executing = StepState(status=RUNNING)
+    check_resume_action(workflow, "review", None, "R1", executing)
+    with pytest.raises(UsageError):  # a wrong action is refused whatever the state
+        check_resume_action(workflow, "review", "approve", "R1", routed)
+
+
+def test_an_iteration_is_checked_against_its_step_but_needs_no_action(project: Project) -> None:
+    workflow = _workflow(project, """
+        steps:
+          - id: items
+          - {id: review, foreach: items, actions: [ok, nope]}
+          - {id: after, when: {review: ok}}
+        """)
+    with pytest.raises(UsageError) as caught:
+        check_resume_action(workflow, "review[2]", "maybe", "R1")
+    assert "step 'review[2]' of run R1 takes the action ok or nope, not 'maybe'" in \
+        caught.value.message
+    check_resume_action(workflow, "review[2]", "ok", "R1")
+    check_resume_action(workflow, "review[2]", None, "R1")  # when: never matches an iteration
+
+
+def test_a_step_the_workflow_no_longer_has_is_left_to_the_caller(project: Project) -> None:
+    check_resume_action(_workflow(project, CODE_REVIEW), "gone", "x", "R1")
+
+
+# -- through `wfrun resume` (SPEC §2: refused before anything is written) ----------------------
+
+
+def _started(project: Project, name: str, *args: str) -> str:
+    use(project, name)
+    doc = project.json("start", name, *args)
+    assert doc["status"] == "suspended", doc
+    return str(doc["run_id"])
+
+
+def test_expense_approval_refuses_a_mistyped_action_and_leaves_the_run(project: Project) -> None:
+    run_id = _started(project, "expense-approval", "--input", '{"user": "ann", "amount": 42}')
+    before = project.snapshots()
+    out = project.run("resume", run_id, "--action", "approve", "--data", '{"approved": true}')
+    assert out.code == 2, (out.stdout, out.stderr)
+    line = one_line_error(out)
+    assert f"step 'manager-approval' of run {run_id} takes the action approved or rejected, " \
+           "not 'approve'" in line
+    assert out.stdout == ""
+    assert project.snapshots() == before  # nothing written, not even history
+    done = project.json("resume", run_id, "--action", "approved", "--data", '{"approved": true}')
+    assert done["status"] == "completed" and done["steps"]["pay"]["status"] == "completed"
+
+
+def test_expense_approval_refuses_a_resume_without_an_action(project: Project) -> None:
+    run_id = _started(project, "expense-approval", "--input", '{"user": "ann", "amount": 42}')
+    before = project.snapshots()
+    out = project.run("resume", run_id, "--data", '{"approved": true}')
+    assert out.code == 2, (out.stdout, out.stderr)
+    assert one_line_error(out).endswith("give one with --action (approved, rejected)")
+    assert project.snapshots() == before
+    assert project.json("show", run_id)["status"] == "suspended"
+
+
+@pytest.mark.parametrize("args", [["--action", "approved"], ["--action", "choose-c"], []],
+                         ids=["approval-page-default", "unknown", "none"])
+def test_conditional_branching_refuses_what_would_skip_every_path(
+    project: Project, args: list[str]
+) -> None:
+    run_id = _started(project, "conditional-branching")
+    before = project.snapshots()
+    out = project.cli("resume", run_id, *args)  # a real process, as a user types it
+    assert out.code == 2, (out.stdout, out.stderr)
+    assert "choose-a" in one_line_error(out) and "choose-b" in out.stderr
+    assert project.snapshots() == before
+    done = project.json("resume", run_id, "--action", "choose-b")
+    assert done["steps"]["path-b"]["status"] == "completed"
+
+
+def test_a_wait_step_nobody_branches_on_takes_no_action(project: Project) -> None:
+    project.workflow("gate", "steps:\n  - {id: gate, wait: true}\n  - id: after\n",
+                     "def after(ctx):\n    return ctx.steps['gate'].action\n")
+    run_id = project.json("start", "gate")["run_id"]
+    before = project.snapshots()
+    out = project.run("resume", run_id, "--action", "go")
+    assert out.code == 2 and "takes no action" in one_line_error(out)
+    assert project.snapshots() == before
+    assert project.json("resume", run_id)["output"] is None
+
+
+def test_an_iteration_resumed_by_address_with_a_wrong_action_is_refused(
+    project: Project
+) -> None:
+    project.workflow("each", """
+        steps:
+          - id: items
+          - {id: review, foreach: items, actions: [ok, nope]}
+          - id: after
+        """, """
+        def items(ctx):
+            return ["a", "b"]
+
+        def review(ctx):
+            ctx.flow.suspend()
+            return ctx.item
+
+        def after(ctx):
+            return [it["action"] for it in ctx.steps["review"].output or []]
+        """)
+    doc = project.json("start", "each")
+    assert [e["step"] for e in doc["suspended"]] == ["review[0]", "review[1]"]
+    before = project.snapshots()
+    out = project.run("resume", doc["run_id"], "--step", "review[1]", "--action", "maybe")
+    assert out.code == 2
+    assert "step 'review[1]' of run" in one_line_error(out) and "ok or nope, not 'maybe'" in out.stderr
+    assert project.snapshots() == before
+    done = project.json("resume", doc["run_id"], "--step", "review[1]", "--action", "nope")
+    assert done["steps"]["review"]["iterations"][1]["action"] == "nope"

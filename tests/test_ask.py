@@ -13,6 +13,7 @@ MANIFEST = """\
 name: asker
 steps:
   - id: interview
+    actions: [checked]
   - id: summary
 """
 

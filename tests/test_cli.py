@@ -560,7 +560,7 @@ def test_history_records_each_event_in_order(project: Project) -> None:
     project.workflow("h", """
         steps:
           - id: work
-          - {id: gate, wait: true}
+          - {id: gate, wait: true, actions: [never, other]}
           - id: skipped
             when: {gate: never}
         """, """
@@ -635,7 +635,7 @@ def test_text_that_looks_like_markup_is_shown_verbatim(project: Project) -> None
     started = project.run("start", "m", "--input", json.dumps({"n": nasty}))
     assert started.code == 0 and nasty in started.stdout
     run_id = project.json("list")[0]["run_id"]
-    failed = project.run("resume", run_id, "--action", nasty, "--data", json.dumps(nasty))
+    failed = project.run("resume", run_id, "--data", json.dumps(nasty))
     assert failed.code == 1 and nasty in failed.stdout
     shown = project.run("show", run_id)
     assert shown.code == 0 and shown.stdout.count(nasty) >= 3
@@ -680,7 +680,7 @@ def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
 
     project.workflow("h", """
         steps:
-          - {id: gate, wait: true}
+          - {id: gate, wait: true, actions: [never, other]}
           - id: skipped
             when: {gate: never}
         """, "def skipped(ctx):\n    return 2\n")

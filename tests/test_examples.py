@@ -379,17 +379,6 @@ def test_conditional_branching_follows_the_action(
     assert done["output"] == {"took": taken, "reason": "User preference"}
 
 
-def test_conditional_branching_with_no_matching_action_skips_both(project: Project) -> None:
-    use(project, "conditional-branching")
-    doc = project.json("start", "conditional-branching")
-    done = project.json("resume", doc["run_id"])  # no --action, no --data
-    assert done["status"] == "completed"
-    assert {s: v["status"] for s, v in done["steps"].items()} == {
-        "start": "completed", "decision-point": "completed", "path-a": "skipped",
-        "path-b": "skipped", "report": "skipped"}
-    assert done["steps"]["decision-point"]["resume_data"] is None
-
-
 # -- user-approval --------------------------------------------------------------------------
 
 

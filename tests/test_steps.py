@@ -108,13 +108,13 @@ def test_when_matches_the_action_given_at_resume(project: Project) -> None:
             when: {review: rejected}
         """, "def ship(ctx):\n    return 'shipped'\n\ndef redo(ctx):\n    return 'redone'\n")
     for action, ship, redo in (("fine", "completed", "skipped"),
-                               ("rejected", "skipped", "completed"),
-                               (None, "skipped", "skipped")):
+                               ("rejected", "skipped", "completed")):
         run_id = project.json("start", "review")["run_id"]
-        extra = ["--action", action] if action else []
-        doc = project.json("resume", run_id, *extra)
+        doc = project.json("resume", run_id, "--action", action)
         assert doc["steps"]["review"]["action"] == action
         assert (doc["steps"]["ship"]["status"], doc["steps"]["redo"]["status"]) == (ship, redo)
+    # no action would run neither: refused (SPEC §2, tests/test_actions.py)
+    assert project.run("resume", project.json("start", "review")["run_id"]).code == 2
 
 
 def test_independent_branches_suspend_together_and_resume_one_at_a_time(project: Project) -> None:
@@ -163,7 +163,7 @@ def test_independent_branches_suspend_together_and_resume_one_at_a_time(project:
 def test_a_wait_step_has_no_code_and_its_output_is_the_resume_data(project: Project) -> None:
     project.workflow("waiter", """
         steps:
-          - {id: gate, wait: true, timeout: 2h, on_timeout: resume}
+          - {id: gate, wait: true, timeout: 2h, on_timeout: resume, actions: [go]}
           - id: after
         """, """
         def after(ctx):
@@ -337,7 +337,7 @@ def test_valid_suspend_data_is_kept_and_shown(project: Project) -> None:
 CTX = """
 steps:
   - id: first
-  - {id: gate, wait: true}
+  - {id: gate, wait: true, actions: [opened]}
   - id: asker
   - id: report
 """

@@ -20,6 +20,7 @@ APPROVAL = """
         wait: true
         timeout: 2d
         on_timeout: cancel
+        actions: [approved]
         resume_schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}
       - id: done
 """

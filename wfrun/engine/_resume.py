@@ -9,6 +9,7 @@ from wfrun import _schema, loader
 from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.model import Run
 
+from ._actions import check_resume_action
 from ._address import Segment, join, parse
 from ._ask import ask_nonce
 from ._children import after_change
@@ -98,6 +99,7 @@ def resume_nested(engine: Engine, run: Run, segments: list[Segment], data: Any,
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
         _schema.validate(spec.resume_schema, data, f"resume data for step '{first}'")
+    check_resume_action(workflow, str(first), action, run.run_id, it)
     callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                            "source": "cli"}
     index = first.index
