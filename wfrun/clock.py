@@ -28,7 +28,7 @@ class FakeClock:
     """A clock that only moves when told to (tests, `tick --now`)."""
 
     def __init__(self, start: datetime | str | None = None) -> None:
-        self._now = parse_iso(start) if start is not None else datetime.now(UTC)
+        self._now = moment(start) if start is not None else datetime.now(UTC)
 
     def now(self) -> datetime:
         """Return the clock's current time."""
@@ -42,3 +42,11 @@ class FakeClock:
         """Move the clock forward by a duration (`1h`, seconds, or a timedelta)."""
         self._now = self._now + parse_duration(duration)
         return self._now
+
+
+def moment(value: datetime | str) -> datetime:
+    """An instant from ISO-8601 text, or from `+DURATION` (`+10m`, `+1d2h`): that long after
+    the real time now, so that `tick --now +25h` means the same on any day."""
+    if isinstance(value, str) and value.strip().startswith("+"):
+        return datetime.now(UTC) + parse_duration(value.strip()[1:])
+    return parse_iso(value)

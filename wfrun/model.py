@@ -59,6 +59,7 @@ class StepState:
         answers: list[JsonValue] | None = None,
         nonces: list[str] | None = None,
         exec_nonce: str | None = None,
+        rerun_limit: int | None = None,
     ) -> None:
         self.status = status
         self.runs = runs
@@ -87,6 +88,9 @@ class StepState:
         # the nonce of the links handed to the step's current execution: set when it starts
         # executing, kept if that execution is recovered, cleared once its outcome is recorded
         self.exec_nonce = exec_nonce
+        # set (to max_retries) when a rerun() was ignored because the limit was reached: the
+        # step's return value became its output and the run went on (shown as a warning)
+        self.rerun_limit = rerun_limit
 
     def __repr__(self) -> str:
         return f"StepState({self.__dict__!r})"

@@ -19,7 +19,7 @@ from ._app import JsonOpt, app, emit_json, handle_errors, settings
 @app.command()
 @handle_errors
 def tick(
-    now: Annotated[str | None, typer.Option(help="Use this ISO-8601 time as now.")] = None,
+    now: Annotated[str | None, typer.Option(help="Use this time as now: ISO-8601, or +DURATION from now (+10m, +1d).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Advance at most N runs.")] = None,
     as_json: JsonOpt = False,
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
@@ -82,6 +82,7 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
 
         _render.lines([
             f"{a['run_id']}  {a['step'] or '-'}  {a['reason']} -> {a['status']}"
+            + (f"  (warning: {a['warning']})" if a.get("warning") else "")
             for a in report.advanced
         ])
     return 1 if failed or report.errors else 0

@@ -15,6 +15,7 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 
 from ._apply import apply_resume
+from ._actions import check_resume_action
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of
@@ -112,6 +113,7 @@ def accept_resume(
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
         _schema.validate(spec.resume_schema, data, f"resume data for step '{step}'")
+    check_resume_action(workflow, step, action, run_id, node_of(run, step))
     key = engine.store.secret_key()
 
     accepted = False

@@ -29,6 +29,7 @@ from wfrun.model import (
     StepState,
 )
 
+from ._actions import route_problem
 from ._ask import answer_timeout, apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
 
@@ -60,6 +61,9 @@ def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
     """Turn a non-JSON output, bad suspend data or a schema violation into a step error; what
     is kept becomes a detached copy (step code may still hold and change the original)."""
     if outcome.error is not None:
+        return
+    if outcome.action_set and (problem := route_problem(spec, outcome.action)):
+        outcome.error = _step_error(spec.id, "FlowError", problem)  # SPEC §2: route() checked
         return
     checks = [("output", outcome.output, spec.output_schema)]
     if outcome.pause and outcome.pause.kind == "suspend":
@@ -137,8 +141,10 @@ def _apply_rerun(
     state: StepState, step_id: str, pause: PauseRequest, now: datetime, events: Events
 ) -> None:
     if state.reruns >= pause.max_retries:
-        _complete(state, step_id, now, events,
-                  note=f"rerun ignored: max_retries ({pause.max_retries}) reached")
+        state.rerun_limit = pause.max_retries
+        _complete(state, step_id, now, events, rerun_limit=pause.max_retries,
+                  note=f"rerun ignored: max_retries ({pause.max_retries}) reached; the step's "
+                       "return value is its output")
         return
     assert pause.delay is not None
     state.reruns += 1

@@ -76,6 +76,7 @@ def run_document(
         },
         "warnings": list(warnings or []),
     }
+    doc["warnings"].extend(rerun_limit_warnings(run))
     if run.inbox:  # resumes accepted while their step was still executing (SPEC §3)
         doc["inbox"] = [
             {"kind": e["kind"], "step": e["step"], "accepted_at": e["at"], "action": e["action"],
@@ -85,6 +86,44 @@ def run_document(
     if history is not None:
         doc["history"] = history
     return doc
+
+
+_FRAME = re.compile(r'^  File "(.*)", line (\d+), in ', re.MULTILINE)  # of error.traceback
+
+
+def raised_at(error: dict[str, Any]) -> str | None:
+    """`FILE:LINE` of the workflow code that raised a step error, from its traceback."""
+    found = _FRAME.findall(str(error.get("traceback") or ""))
+    return f"{found[-1][0]}:{found[-1][1]}" if found else None
+
+
+def retry_notes(run: Run, since: str) -> list[str]:
+    """A line for each step that began waiting for a retry at or after `since` (an ISO time):
+    what its execution raised, where in the workflow's code, and when it is retried."""
+    notes = []
+    for sid, state in run.steps.items():
+        pause, error = state.pause or {}, state.error
+        if state.status != WAITING or pause.get("kind") != PAUSE_RETRY or not error \
+                or pause.get("since", "") < since:
+            continue
+        where = raised_at(error)
+        notes.append(f"run {run.run_id}: step '{sid}' raised {error.get('type')}: "
+                     f"{error.get('message')}{f' at {where}' if where else ''}; it is retried "
+                     f"at {pause.get('due_at')} (wfrun show {run.run_id})")
+    return notes
+
+
+def rerun_limit_warning(step: str, max_retries: int) -> str:
+    """What to say of a step whose rerun() was ignored because its limit was reached."""
+    return (f"step '{step}' reached its rerun limit (max_retries={max_retries}): its last "
+            "return value was taken as its output and the run went on")
+
+
+def rerun_limit_warnings(run: Run) -> list[str]:
+    """A warning for each step that reached its rerun limit (the seeds' semantics: the step
+    completes quietly; wfrun says so)."""
+    return [rerun_limit_warning(sid, s.rerun_limit) for sid, s in run.steps.items()
+            if s.rerun_limit is not None]
 
 
 def next_due(run: Run) -> str | None:

@@ -13,6 +13,7 @@ from wfrun.store.abc import ExecutionClaim
 
 from . import _children, _workers
 from ._apply import fire_due
+from ._document import rerun_limit_warning, retry_notes
 from ._iteration_pauses import fire_iterations
 from ._schedule import Events
 
@@ -153,6 +154,9 @@ def _tick_run(engine: Engine, run_id: str, claim: ExecutionClaim,
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})
+        limit = result.run.steps[sid].rerun_limit if reason == "rerun" else None
+        if limit is not None:  # this rerun was its last: say so on the tick's line
+            report.advanced[-1]["warning"] = rerun_limit_warning(sid, limit)
     return result.run
 
 

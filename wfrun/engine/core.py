@@ -18,6 +18,7 @@ from wfrun.store.abc import ExecutionClaim, Store
 # Nested runs' and iterations' modules (_resume, _tree), tick, retry and fork: imported on use.
 from . import _children
 from ._accept import remember_nonces
+from ._actions import check_resume_action
 from ._apply import apply_outcome, apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
 from ._composite import has_composites, is_composite
@@ -321,6 +322,7 @@ class Engine:
         if spec.resume_schema is not None:
             loader.check_schemas(workflow)
             _schema.validate(spec.resume_schema, data, f"resume data for step '{target}'")
+        check_resume_action(workflow, target, action, run_id, run.steps.get(target))
         callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
                                "source": "cli"}
 
