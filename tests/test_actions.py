@@ -304,3 +304,100 @@ def test_an_iteration_resumed_by_address_with_a_wrong_action_is_refused(
     assert project.snapshots() == before
     done = project.json("resume", doc["run_id"], "--step", "review[1]", "--action", "nope")
     assert done["steps"]["review"]["iterations"][1]["action"] == "nope"
+
+
+# -- ctx.flow.route() ------------------------------------------------------------------------
+
+ROUTES = """
+steps:
+  - id: decide
+    {actions}
+  - id: only-a
+    when: {{decide: a}}
+  - id: a-or-b
+    needs: [decide]
+    when: {{decide: [a, b]}}
+"""
+ROUTES_PY = """
+def decide(ctx):
+    if "route" in ctx.input:
+        ctx.flow.route(ctx.input["route"])
+    if ctx.input.get("then") == "suspend":
+        ctx.flow.suspend()
+    if ctx.input.get("then") == "ask":
+        ctx.flow.ask()
+    return "decided"
+
+def only_a(ctx):
+    return "a"
+
+def a_or_b(ctx):
+    return "a-or-b"
+"""
+
+
+@pytest.mark.parametrize("then", ["return", "suspend", "ask"])
+def test_route_to_an_action_nobody_matches_fails_the_step_naming_the_known_ones(
+    project: Project, then: str
+) -> None:
+    project.workflow("routes", ROUTES.format(actions=""), ROUTES_PY)
+    out = project.run("start", "routes", "--input", json.dumps({"route": "c", "then": then}),
+                      "--json")
+    assert out.code == 1, (out.stdout, out.stderr)
+    doc = out.json()
+    assert doc["status"] == "failed"
+    assert doc["error"]["step"] == "decide" and doc["error"]["type"] == "FlowError"
+    assert "routed to the action 'c', which no step matches" in doc["error"]["message"]
+    assert "known actions are a or b" in doc["error"]["message"]
+    assert doc["steps"]["only-a"]["status"] == doc["steps"]["a-or-b"]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(("actions", "route", "ran"), [
+    ("", "b", ["a-or-b"]),
+    ("", None, []),                                   # clearing the action is always allowed
+    ("actions: [a, b, none-of-them]", "none-of-them", []),  # declared: taken, nothing runs
+])
+def test_route_to_a_known_action_or_to_none_is_taken(
+    project: Project, actions: str, route: str | None, ran: list[str]
+) -> None:
+    project.workflow("routes", ROUTES.format(actions=actions), ROUTES_PY)
+    doc = project.json("start", "routes", "--input", json.dumps({"route": route}))
+    assert doc["status"] == "completed" and doc["steps"]["decide"]["action"] == route
+    assert [s for s in ("only-a", "a-or-b") if doc["steps"][s]["status"] == "completed"] == ran
+
+
+def test_a_step_with_no_known_actions_may_route_anywhere(project: Project) -> None:
+    project.workflow("free", "steps:\n  - id: tag\n",
+                     "def tag(ctx):\n    ctx.flow.route('anything')\n    return 1\n")
+    doc = project.json("start", "free")
+    assert doc["status"] == "completed" and doc["steps"]["tag"]["action"] == "anything"
+
+
+def test_an_iteration_routing_to_an_unknown_action_fails(project: Project) -> None:
+    project.workflow("each", """
+        steps:
+          - id: items
+          - {id: tag, foreach: items, actions: [even, odd]}
+        """, """
+        def items(ctx):
+            return [0, 1, 2]
+
+        def tag(ctx):
+            ctx.flow.route("even" if ctx.item % 2 == 0 else "three" if ctx.item == 1 else "odd")
+            return ctx.item
+        """)
+    out = project.run("start", "each", "--json")
+    assert out.code == 1
+    doc = out.json()
+    assert doc["steps"]["tag"]["iterations"][1]["status"] == "failed"
+    assert "'three', which no step matches" in doc["steps"]["tag"]["iterations"][1]["error"][
+        "message"]
+
+
+def test_approve_item_routes_small_amounts_through_its_declared_auto_action(
+    project: Project
+) -> None:
+    use(project, "approve-item")
+    doc = project.json("start", "approve-item", "--input", '{"id": "i1", "amount": 5}')
+    assert doc["status"] == "completed" and doc["steps"]["check"]["action"] == "auto"
+    assert doc["output"]["by"] == "auto"

@@ -71,7 +71,7 @@ def test_start_killed_at_every_operation_never_starts_a_second_child(tmp_path: P
         doc = project.json("show", "p1")
         assert doc["status"] == "suspended", n
         assert [e["step"] for e in doc["suspended"]] == ["review/approve"], n
-        assert sorted(r["run_id"] for r in project.json("list")) == ["p1", "p1--review"], n
+        assert sorted(r["run_id"] for r in project.json("list", "--children")) == ["p1", "p1--review"], n
         done = project.json("resume", "p1", "--step", "review/approve", "--data", '{"ok": true}')
         assert done["output"] == {"review": {"doc": "a.pdf", "ok": True}}, n
     else:

@@ -65,7 +65,7 @@ def test_prune_deletes_old_finished_runs_with_their_child_runs_and_nothing_else(
     assert sorted(ids) == [
         "old-cancelled", "old-done", "old-failed", "old-parent", "old-parent--call"]
     assert ids.index("old-parent") < ids.index("old-parent--call")
-    listed = {r["run_id"]: r["status"] for r in project.json("list")}
+    listed = {r["run_id"]: r["status"] for r in project.json("list", "--children")}
     assert listed == {"new-done": "completed", "old-open": "suspended",
                       "open-parent": "suspended", "open-parent--call": "completed"}
     for gone in ("old-done", "old-failed", "old-cancelled", "old-parent"):

@@ -74,7 +74,6 @@ def after_only_a(ctx):
     ("a", dict.fromkeys(("only-a", "a-or-b", "join", "after-only-a"), "completed")),
     ("b", {"only-a": "skipped", "a-or-b": "completed", "join": "completed",
            "after-only-a": "skipped"}),
-    ("c", dict.fromkeys(("only-a", "a-or-b", "join", "after-only-a"), "skipped")),
     (None, dict.fromkeys(("only-a", "a-or-b", "join", "after-only-a"), "skipped")),
 ])
 def test_when_skipping_and_joining(project: Project, route: str | None,

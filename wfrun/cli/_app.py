@@ -62,11 +62,25 @@ class Settings:
                 clock = FakeClock(now)
             except ValueError as exc:
                 raise UsageError(f"--now: {exc}") from None
-        command = "wfrun"
-        if self.explicit_state_dir:
-            command += f" --state-dir {shlex.quote(self.state_dir)}"
         return Engine(FileStore(self.state_dir), clock, workflows_dir=self.workflows_dir,
-                      command=command)
+                      command=self.command())
+
+    def missing_state_dir(self) -> str | None:
+        """A sentence saying that the state directory does not exist (and how to name the right
+        one), or None if it exists; nothing is created."""
+        import os
+
+        if os.path.isdir(self.state_dir):
+            return None
+        return (f"state directory {os.path.abspath(self.state_dir)} does not exist; point "
+                "wfrun at yours with --state-dir DIR or WFRUN_STATE_DIR, or run it from the "
+                "project directory (cron: cd /path/to/project && wfrun tick)")
+
+    def command(self) -> str:
+        """How printed commands start: `wfrun`, with `--state-dir` when one was given."""
+        if self.explicit_state_dir:
+            return f"wfrun --state-dir {shlex.quote(self.state_dir)}"
+        return "wfrun"
 
 
 DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR = ".wfstate", "workflows"

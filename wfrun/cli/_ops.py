@@ -31,12 +31,20 @@ def tick(
 ) -> None:
     """Fire due timers, recover interrupted runs, and continue them until they pause.
 
-    Prints nothing when nothing was due. Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
+    Prints nothing when nothing was due (one line on stderr when the state directory does not
+    exist). Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
 
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
     engine = settings().engine(now)
     workers = workers or _default_workers()
+    missing = settings().missing_state_dir()
+    if missing:  # a cron line without `cd`: say so, rather than be silently idle
+        print(f"warning: {missing}", file=sys.stderr)
+        if not watch:
+            if as_json:
+                emit_json({"advanced": [], "errors": []})
+            raise typer.Exit(0)
     if not watch:
         raise typer.Exit(_tick_once(engine, as_json, limit, workers))
     stop = threading.Event()

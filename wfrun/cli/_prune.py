@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -15,7 +16,8 @@ from ._app import JsonOpt, app, emit_json, handle_errors, settings
 @handle_errors
 def prune(
     older_than: Annotated[str, typer.Option(
-        "--older-than", help="Delete finished runs last changed longer ago than this (30d).")],
+        "--older-than", help="Delete finished runs last changed longer ago than this, with a unit: "
+        "30d, 12h, 90m.")],
     status: Annotated[list[str] | None, typer.Option(
         help="Only runs with this status: completed, failed or cancelled.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
@@ -35,6 +37,10 @@ def prune(
     from wfrun.engine.prune import prune as prune_runs
     from wfrun.model import FINISHED
 
+    if _is_number(older_than):  # 30 seconds or 30 days? The command line says which.
+        number = older_than.strip()
+        raise UsageError(f"--older-than {number}: give a unit, e.g. {number}d for days "
+                         f"({number}h hours, {number}m minutes, {number}s seconds)")
     try:
         age = parse_duration(older_than)
     except ValueError as exc:
@@ -65,3 +71,8 @@ def prune(
         raise typer.Exit(5)
     if report.errors:
         raise typer.Exit(3)
+
+
+def _is_number(text: str) -> bool:
+    """A bare number such as `30` or `1.5` (no unit)."""
+    return re.fullmatch(r"\s*\d+(\.\d*)?\s*", text) is not None

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any
 
+from ._app import settings
+
 _OPEN_TAG = re.compile(r"\[[a-z#/@][^\[\]]*$")  # a markup tag begun, its "]" still to come
 STATUS_STYLE = {
     "completed": "green", "running": "cyan", "suspended": "yellow", "waiting": "blue",
@@ -157,7 +159,7 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         if entry.get("suspend_data") is not None:
             line(f"    asks: {m.esc(_short(entry['suspend_data'], 200))}")
         line(f"    resume: {m.esc(entry['resume_command'])}")
-        line(f"    cancel: wfrun cancel {m.raw(doc['run_id'])}")
+        line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
         line(f"    url:    {m.esc(entry['resume_url'])}")
     for entry in doc.get("waiting", []):
         if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
@@ -165,7 +167,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
                  f"{m.raw(entry.get('child_run_id'))} is running; 'wfrun show' it to follow")
             continue
         line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
-             f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); 'wfrun tick' fires it")
+             f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); "
+             f"'{m.esc(settings().command())} tick' fires it")
         if entry.get("resume_command"):
             line(f"    resume now: {m.esc(entry['resume_command'])}")
     return out

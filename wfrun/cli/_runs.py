@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import UsageError
+from wfrun.errors import NotFoundError, UsageError
+from wfrun.ids import check_run_id
 
 from . import _complete, _input
 from ._app import JsonOpt, app, emit_json, finish_run, handle_errors, settings
@@ -48,8 +50,6 @@ def resume(
 
     Example: wfrun resume RUN --step manager-approval --action approved --data '{"approved": true}'
     """
-    from wfrun.ids import check_run_id
-
     check_run_id(run_id)
     if action is not None and not (0 < len(action) <= 100):
         raise UsageError("--action must be 1 to 100 characters")
@@ -88,6 +88,10 @@ def show(
     Example: wfrun show RUN --json | jq .status
     """
     engine = settings().engine()
+    missing = settings().missing_state_dir()
+    if missing:
+        check_run_id(run_id)
+        raise NotFoundError(f"no run {run_id}: the {missing}")
     result = engine.get(run_id)
     doc = engine.document(result, history=True)
     if as_json:
@@ -100,15 +104,22 @@ def show(
     _render.timeline(doc["history"])
 
 
+LIST_PAGE = 20  # the runs `wfrun list` shows people unless --limit or --all says otherwise
+
+
 @app.command("list")
 @handle_errors
 def list_runs(
     status: Annotated[list[str] | None, typer.Option(help="Only runs with this status.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help=f"At most this many [default: {LIST_PAGE}; with --json: all].")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run that matches.")] = False,
+    children: Annotated[bool, typer.Option(
+        "--children", help="Child runs (of workflow: steps) too.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, newest first.
+    """List top-level runs, newest first (for people, the 20 newest unless --limit or --all).
 
     Example: wfrun list --status suspended --workflow expense-approval
     """
@@ -118,10 +129,20 @@ def list_runs(
     for value in status or []:
         if value not in RUN_STATUSES:
             raise UsageError(f"--status {value!r} is not one of {', '.join(RUN_STATUSES)}")
-    engine = settings().engine()
-    rows, problems = queries.list_runs(engine.store, status or None, workflow, limit)
+    if all_runs and limit is not None:
+        raise UsageError("--limit and --all cannot be used together; give one of them")
     from . import _render
 
+    rows: list[dict[str, Any]] = []
+    more, problems = 0, list[str]()
+    missing = settings().missing_state_dir()
+    if missing:
+        print(f"warning: {missing}", file=sys.stderr)
+    else:
+        page = limit if limit is not None or all_runs or as_json else LIST_PAGE
+        engine = settings().engine()
+        rows, more, problems = queries.page_of_runs(
+            engine.store, status or None, workflow, page, children=children)
     _render.problems(problems)
     if as_json:
         emit_json(rows)
@@ -132,6 +153,8 @@ def list_runs(
              for r in rows],
             "no runs", whole=(0, 2, 4),
         )
+        if more:
+            _render.lines([f"… {more} more; use --limit N or --all"])
     if problems:
         raise typer.Exit(5)
 
@@ -148,10 +171,15 @@ def pending(
     """
     from wfrun.engine import queries
 
-    engine = settings().engine()
-    rows, problems = queries.pending(engine, workflow)
     from . import _render
 
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    missing = settings().missing_state_dir()
+    if missing:
+        print(f"warning: {missing}", file=sys.stderr)
+    else:
+        rows, problems = queries.pending(settings().engine(), workflow)
     _render.problems(problems)
     if as_json:
         emit_json(rows)
@@ -159,4 +187,3 @@ def pending(
         _render.suspensions(rows)
     if problems:
         raise typer.Exit(5)
-

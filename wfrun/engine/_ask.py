@@ -13,6 +13,7 @@ from wfrun.errors import ConflictError, SchemaViolation
 from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import CANCELLED, PAUSE_SUSPEND, PENDING, SUSPENDED, Run, StepState
 
+from ._actions import route_problem
 from ._schedule import Events, event
 
 
@@ -46,6 +47,9 @@ def apply_ask(
     """
     ask = outcome.ask
     if outcome.error is not None:
+        return False
+    if outcome.action_set and (problem := route_problem(spec, outcome.action)):
+        outcome.error = {"step": spec.id, "type": "FlowError", "message": problem}
         return False
     if outcome.pause is not None or outcome.exit_requested:
         other = "exit" if outcome.exit_requested else outcome.pause.kind

@@ -33,13 +33,29 @@ def _readable_runs(store: Store) -> tuple[list[Run], list[str]]:
 def list_runs(
     store: Store, statuses: list[str] | None, workflow: str | None, limit: int | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Runs newest first, filtered; plus one message per snapshot that could not be read."""
+    """Runs newest first, filtered, child runs included; plus one message per snapshot that
+    could not be read."""
+    rows, _, problems = page_of_runs(store, statuses, workflow, limit, children=True)
+    return rows, problems
+
+
+def page_of_runs(
+    store: Store, statuses: list[str] | None, workflow: str | None, limit: int | None,
+    *, children: bool = False,
+) -> tuple[list[dict[str, Any]], int, list[str]]:
+    """The newest `limit` runs (all if None) that match, top-level runs only unless
+    `children`; how many more match; one message per snapshot that could not be read.
+
+    Only the rows shown are built into summaries (every snapshot is still read: an index of
+    runs by creation time is the store's to add)."""
     runs, problems = _readable_runs(store)
-    rows = [
-        summary(r) for r in runs
-        if (not statuses or r.status in statuses) and (workflow is None or r.workflow == workflow)
+    matching = [
+        r for r in runs
+        if (children or r.parent is None) and (not statuses or r.status in statuses)
+        and (workflow is None or r.workflow == workflow)
     ]
-    return rows[:limit] if limit else rows, problems
+    shown = matching[:limit] if limit is not None else matching
+    return [summary(r) for r in shown], len(matching) - len(shown), problems
 
 
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:

@@ -1,0 +1,163 @@
+"""Paper cuts of the command line: a state directory that is not there, prune's units, the
+printed cancel command, `list`'s page of top-level runs, and output piped to a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import Project
+
+GATE = "steps:\n  - id: ask\n    wait: true\n"
+
+
+# -- a state directory that does not exist (a cron line without `cd`) ---------------------------
+
+
+@pytest.mark.parametrize("args", [["tick"], ["list"], ["pending"], ["tick", "--json"],
+                                  ["list", "--json"], ["pending", "--json"]])
+def test_commands_reading_a_state_directory_that_is_not_there_say_so(
+        project: Project, args: list[str]) -> None:
+    out = project.run(*args)
+    assert out.code == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"state directory {project.state} does not exist" in lines[0]
+    assert "--state-dir" in lines[0] and "WFRUN_STATE_DIR" in lines[0]
+    assert "project directory" in lines[0]
+    if "--json" in args:
+        json.loads(out.stdout)  # still a document on stdout
+    assert not project.state.exists()  # nothing was created
+
+
+def test_a_cron_tick_without_cd_names_the_directory_it_looked_in(project: Project) -> None:
+    elsewhere = project.root / "home"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "wfrun", "tick"], capture_output=True,
+                          text=True, timeout=60, cwd=elsewhere,
+                          env={k: v for k, v in os.environ.items() if k != "WFRUN_STATE_DIR"})
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert f"state directory {elsewhere / '.wfstate'} does not exist" in proc.stderr
+    assert not (elsewhere / ".wfstate").exists()
+
+
+def test_show_in_a_state_directory_that_is_not_there_says_so(project: Project) -> None:
+    out = project.run("show", "r1")
+    assert out.code == 4
+    assert "no run r1" in out.stderr and f"state directory {project.state} does not exist" \
+        in out.stderr
+    assert not project.state.exists()
+
+
+def test_an_existing_state_directory_is_quiet_as_before(project: Project) -> None:
+    project.workflow("gate", GATE)
+    project.run("start", "gate", "--run-id", "g1")
+    for args in (["tick"], ["pending"], ["list"]):
+        assert "does not exist" not in project.run(*args).stderr
+
+
+# -- prune: a duration that could mean days needs a unit -------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["30", "30.5", " 7 "])
+def test_prune_refuses_a_bare_number(project: Project, value: str) -> None:
+    project.workflow("gate", GATE)
+    project.run("start", "gate", "--run-id", "g1")
+    project.run("cancel", "g1")
+    before = project.snapshots()
+    out = project.run("prune", "--older-than", value, "--dry-run")
+    assert out.code == 2
+    number = value.strip()
+    assert f"--older-than {number}: give a unit, e.g. {number}d" in out.stderr
+    assert out.stdout == ""
+    assert project.snapshots() == before
+
+
+def test_prune_takes_a_duration_with_a_unit(project: Project) -> None:
+    project.workflow("gate", GATE)
+    project.run("start", "gate", "--run-id", "g1")
+    project.run("cancel", "g1")
+    assert project.json("prune", "--older-than", "30d", "--dry-run")["runs"] == []
+    assert [r["run_id"] for r in project.json("prune", "--older-than", "0s", "--dry-run")["runs"]] \
+        == ["g1"]
+
+
+# -- the printed commands work with --state-dir ----------------------------------------------------
+
+
+def test_the_printed_cancel_command_names_the_state_directory(project: Project) -> None:
+    project.workflow("gate", GATE)
+    for command in ("start", "show"):
+        args = ["gate", "--run-id", "g1"] if command == "start" else ["g1"]
+        out = project.run(command, *args)
+        lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+                 for line in out.stdout.splitlines() if line.startswith("    ")
+                 and ":" in line}
+        assert lines["resume"].startswith(f"wfrun --state-dir {project.state} resume g1")
+        assert lines["cancel"] == f"wfrun --state-dir {project.state} cancel g1", out.stdout
+    # the printed command works, from anywhere (the workflows directory is not needed)
+    words = lines["cancel"].split()
+    proc = subprocess.run([sys.executable, "-m", "wfrun", *words[1:]], capture_output=True,
+                          text=True, timeout=60, cwd=project.root / "workflows")
+    assert proc.returncode == 0, proc.stderr
+    assert project.json("show", "g1")["status"] == "cancelled"
+
+
+def test_without_state_dir_the_cancel_command_is_plain(project: Project) -> None:
+    project.workflow("gate", GATE)
+    proc = subprocess.run([sys.executable, "-m", "wfrun", "start", "gate", "--run-id", "g1"],
+                          capture_output=True, text=True, timeout=60, cwd=project.root,
+                          env={k: v for k, v in os.environ.items() if k != "WFRUN_STATE_DIR"})
+    assert proc.returncode == 0, proc.stderr
+    assert "    cancel: wfrun cancel g1\n" in proc.stdout
+
+
+# -- list: top-level runs, a page of 20 for people ------------------------------------------------
+
+
+def _batch(project: Project) -> None:
+    project.workflow("item", "steps:\n  - id: work\n", "def work(ctx):\n    return ctx.input\n")
+    project.workflow("batch", """
+        steps:
+          - id: split
+          - id: each
+            foreach: split
+            workflow: item
+    """, "def split(ctx):\n    return [1, 2, 3]\n")
+
+
+def test_list_shows_top_level_runs_and_child_runs_on_request(project: Project) -> None:
+    _batch(project)
+    assert project.json("start", "batch", "--run-id", "b1")["status"] == "completed"
+    assert [r["run_id"] for r in project.json("list")] == ["b1"]
+    human = project.run("list")
+    assert "b1" in human.stdout and "b1--" not in human.stdout and "more" not in human.stdout
+    everything = [r["run_id"] for r in project.json("list", "--children")]
+    assert len(everything) == 4 and "b1" in everything
+    assert sum("b1--each" in line for line in project.run("list", "--children").stdout
+               .splitlines()) == 3
+    assert [r["workflow"] for r in project.json("list", "--children", "--workflow", "item")] \
+        == ["item"] * 3
+
+
+def test_list_shows_people_the_20_newest_and_says_how_many_more(project: Project) -> None:
+    project.workflow("gate", GATE)
+    ids = [f"r{n:02d}" for n in range(23)]
+    for run_id in ids:
+        project.run("start", "gate", "--run-id", run_id)
+    newest_first = [r["run_id"] for r in project.json("list")]  # --json: every run
+    assert sorted(newest_first) == ids and len(newest_first) == 23
+    human = project.run("list").stdout.splitlines()
+    shown = [line.split()[0] for line in human[1:-1]]
+    assert shown == newest_first[:20]
+    assert human[-1] == "… 3 more; use --limit N or --all"
+    assert len(project.run("list", "--all").stdout.splitlines()) == 24  # header and 23
+    limited = project.run("list", "--limit", "21").stdout.splitlines()
+    assert limited[-1] == "… 2 more; use --limit N or --all" and len(limited) == 23
+    assert [r["run_id"] for r in project.json("list", "--limit", "2")] == newest_first[:2]
+    assert len(project.json("list", "--all")) == 23
+    both = project.run("list", "--all", "--limit", "3")
+    assert both.code == 2 and "--limit and --all" in both.stderr
