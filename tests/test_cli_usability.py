@@ -161,3 +161,36 @@ def test_list_shows_people_the_20_newest_and_says_how_many_more(project: Project
     assert len(project.json("list", "--all")) == 23
     both = project.run("list", "--all", "--limit", "3")
     assert both.code == 2 and "--limit and --all" in both.stderr
+
+
+# -- output for people when stdout is not a terminal ----------------------------------------------
+
+
+def test_piped_output_has_no_padding_and_no_wrapped_values(project: Project) -> None:
+    long_description = "Charge the card, " * 12
+    project.workflow("billing", f"""
+        description: {long_description.strip()}
+        steps:
+          - id: charge-the-customer-card
+          - id: ask
+            wait: true
+    """, "def charge_the_customer_card(ctx):\n"
+         "    return {'receipt': 'x' * 50, 'lines': list(range(5))}\n")
+    project.workflow("gate", GATE)
+    env = {"COLUMNS": "80"}  # the width rich assumes when no terminal tells it one
+    assert project.cli("start", "gate", "--run-id", "g1", env=env).code == 0
+    started = project.cli("start", "billing", "--run-id", "b1", env=env)
+    assert started.code == 0, started.stderr
+    outputs = {"start": started.stdout}
+    for args in (["show", "b1"], ["list"], ["workflows"], ["pending"]):
+        out = project.cli(*args, env=env)
+        assert out.code == 0, out.stderr
+        outputs[args[0]] = out.stdout
+    for name, text in outputs.items():
+        padded = [line for line in text.splitlines() if line != line.rstrip()]
+        assert padded == [], (name, padded)
+    receipt = '{"receipt": "' + "x" * 46
+    for name in ("start", "show"):
+        row = next(line for line in outputs[name].splitlines() if "charge-the-customer-card" in line)
+        assert receipt in row, outputs[name]  # the JSON cell is on its row, whole
+    assert long_description.strip() in outputs["workflows"]  # the description on one line

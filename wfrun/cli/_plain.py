@@ -1,11 +1,11 @@
 """Rich's own text for a run document, written without importing rich when no terminal shows it.
 
 Importing rich costs about 40 ms, a fifth of `wfrun resume`. Where rich would print no colour
-(stdout is not a terminal and no FORCE_COLOR, TTY_COMPATIBLE...), its output is plain text that
-this module reproduces byte for byte for what a run document contains: lines printed as they are
-(soft wrap) and a table of single-line ASCII cells that fits the width. Anything else (control
-characters, other symbols in the table, a table wider than the console) is left to rich.
-tests/test_plain_render.py compares both outputs.
+(stdout is not a terminal and no FORCE_COLOR, TTY_COMPATIBLE...), wfrun.cli._render gives rich an
+unbounded width and drops the spaces that end lines, so its output is plain text that this
+module reproduces byte for byte for what a run document contains: lines printed as they are
+and a table of single-line ASCII cells. Anything else (control characters, other symbols in the
+table) is left to rich. tests/test_plain_render.py compares both outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any
 
-# Environment variables that make rich print colour, or size its console, other than COLUMNS.
+# Environment variables that may make rich print colour (or act as in a notebook).
 _RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
 _TABLE_CELL = re.compile(r"[ -~…]*")  # printable ASCII (and "…"): one cell per character
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters, surrogates
@@ -23,8 +23,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters
 
 def write_run(doc: dict[str, Any], with_steps: bool) -> bool:
     """Write what rich would print for a run document; False (nothing written) if rich must."""
-    width = console_width()
-    if width is None:
+    if not plain_stdout():
         return False
     from . import _render
 
@@ -34,7 +33,7 @@ def write_run(doc: dict[str, Any], with_steps: bool) -> bool:
         return False
     lines: list[str] = []
     for kind, item in blocks:
-        rendered = table(item, width) if kind == "table" else line(item)
+        rendered = table(item) if kind == "table" else line(item)
         if rendered is None:
             return False
         lines.extend(rendered)
@@ -45,50 +44,35 @@ def write_run(doc: dict[str, Any], with_steps: bool) -> bool:
 
 def write_lines(items: list[str]) -> bool:
     """Write markup-free lines as rich would; False (nothing written) if rich must."""
-    if console_width() is None or any(_UNSAFE.search(text) for text in items):
+    if not plain_stdout() or any(_UNSAFE.search(text) for text in items):
         return False
-    sys.stdout.write("".join(f"{text}\n" for text in items))
+    sys.stdout.write("".join(f"{text.rstrip(' ')}\n" for text in items))
     sys.stdout.flush()
     return True
 
 
-def console_width() -> int | None:
-    """The width rich's console would have, or None if rich would print colour (or might)."""
+def plain_stdout() -> bool:
+    """True if rich would print plain text on stdout: no terminal, no colour asked for, UTF-8."""
     if os.name != "posix" or any(name in os.environ for name in _RICH_ENV):
-        return None
+        return False
     out = sys.stdout
     try:
         if out.isatty():
-            return None
+            return False
     except (AttributeError, ValueError):
-        return None
-    if (getattr(out, "encoding", None) or "").lower().replace("-", "") != "utf8":
-        return None
-    width = 0
-    for fd in (0, 1, 2):  # as rich does: the first standard stream that is a terminal
-        try:
-            width = os.get_terminal_size(fd).columns
-        except (AttributeError, ValueError, OSError):
-            continue
-        break
-    columns = os.environ.get("COLUMNS")
-    if columns is not None and columns.isdigit():
-        if int(columns) == 0:
-            return None
-        width = int(columns)
-    return width or 80
+        return False
+    return (getattr(out, "encoding", None) or "").lower().replace("-", "") == "utf8"
 
 
 def line(text: str) -> list[str] | None:
-    """A line as rich prints it with soft wrap: as it is, however long."""
-    return None if _UNSAFE.search(text) else [text]
+    """A line as rich prints it with soft wrap: as it is, however long, less ending spaces."""
+    return None if _UNSAFE.search(text) else [text.rstrip(" ")]
 
 
-def table(rows: list[list[str]], width: int) -> list[str] | None:
-    """A rich Table(box=None, pad_edge=False) of a header and rows, if it fits `width`."""
+def table(rows: list[list[str]]) -> list[str] | None:
+    """A rich Table(box=None, pad_edge=False) of a header and rows, less ending spaces."""
     if not all(_TABLE_CELL.fullmatch(cell) for row in rows for cell in row):
         return None
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    if sum(widths) + 2 * (len(widths) - 1) > width:
-        return None
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(" ")
+            for row in rows]

@@ -6,7 +6,7 @@ import functools
 import json
 import re
 import sys
-from typing import Any
+from typing import IO, Any, cast
 
 from ._app import settings
 
@@ -17,10 +17,49 @@ STATUS_STYLE = {
 }
 
 
+UNWRAPPED = 1_000_000  # the console width when no terminal shows the text: nothing wraps
+
+
 def _console(stderr: bool = False) -> Any:
+    """Rich's console for stdout (or stderr). When no terminal shows it (a pipe, a file, cron),
+    nothing wraps, not even inside a table's cell, and no line ends in the spaces a table pads
+    its cells with, whatever the width of a terminal elsewhere (wfrun.cli._plain does the same
+    without rich)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    if console.is_terminal:
+        return console
+    return Console(file=cast(IO[str], _Unpadded(console.file)), width=UNWRAPPED, highlight=False,
+                   soft_wrap=True, emoji=False)
+
+
+class _Unpadded:
+    """A text stream that drops the spaces ending each line written to it."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.encoding = getattr(out, "encoding", "utf-8")
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Write the complete lines of `text` without their trailing spaces; keep the rest."""
+        *complete, self._partial = (self._partial + text).split("\n")
+        if complete:
+            self.out.write("".join(f"{line.rstrip(' ')}\n" for line in complete))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream below (a line not yet ended waits for its end)."""
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        """Never a terminal (rich asks)."""
+        return False
+
+    def fileno(self) -> int:
+        """The descriptor of the stream below."""
+        return int(self.out.fileno())
 
 
 def _status(status: str) -> str:
