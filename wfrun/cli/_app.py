@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -109,7 +110,8 @@ def settings() -> Settings:
 
 
 def handle_errors(function: F) -> F:
-    """Turn wfrun errors into one sentence on stderr and the exit code of SPEC §5."""
+    """Turn wfrun errors into one sentence on stderr and the exit code of SPEC §5; Ctrl-C (exit
+    130) and SIGTERM (143, see `executing`) into a sentence saying what became of the run."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -120,11 +122,81 @@ def handle_errors(function: F) -> F:
 
             _render.error(exc.message)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            print(_interrupted(exc), file=sys.stderr)
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        finally:
+            _done_executing()
 
     return wrapper  # type: ignore[return-value]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the process is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+# What the command executes: (engine, run id, or None for tick's runs), and the signal handlers
+# to put back when it is done (a CliRunner test runs commands inside the test process).
+_executing: list[tuple[Any, str | None]] = []
+_handlers: dict[int, Any] = {}
+
+
+def executing(engine: Any, run_id: str | None) -> None:
+    """Say which run this command executes steps of (None: whichever tick advances), so that
+    an interruption can say what became of it; SIGTERM then interrupts as Ctrl-C does."""
+    _executing[:] = [(engine, run_id)]
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and _main_thread():
+        _handlers.setdefault(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def _done_executing() -> None:
+    _executing.clear()
+    while _handlers:
+        signum, handler = _handlers.popitem()
+        signal.signal(signum, handler)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """What an interruption did to the run being executed, in one sentence."""
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    for signum in (signal.SIGINT, signal.SIGTERM) if _main_thread() else ():
+        _handlers.setdefault(signum, signal.getsignal(signum))
+        signal.signal(signum, signal.SIG_IGN)  # a second signal: the sentence still goes
+    if not _executing:
+        return what
+    engine, run_id = _executing[0]
+    command = settings().command()
+    tick = f"'{command} tick'"
+    if run_id is None:
+        return (f"{what}: a run this tick was executing stays running; the next {tick} "
+                "continues it from the step it was in")
+    from wfrun.errors import NotFoundError
+
+    try:
+        run = engine.store.load(run_id)
+    except NotFoundError:
+        return f"{what} before run {run_id} was created; nothing was saved"
+    except (WfrunError, OSError):
+        return (f"{what}: run {run_id} may still be running; the next {tick} continues it "
+                f"('{command} show {run_id}' says)")
+    if run.status != "running":
+        return f"{what}: run {run_id} is {run.status} ('{command} show {run_id}')"
+    steps = [sid for sid, state in run.steps.items() if state.status == "running"]
+    where = f" from step '{steps[0]}'" if len(steps) == 1 else (
+        f" from steps {', '.join(repr(s) for s in steps)}" if steps else "")
+    return (f"{what}: run {run_id} stays running; the next {tick} continues it{where} "
+            f"(or '{command} cancel {run_id}' stops it)")
 
 
 def emit_json(value: Any) -> None:

@@ -13,7 +13,7 @@ import typer
 from wfrun.errors import ManifestError, WfrunError
 
 from . import _complete
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, executing, handle_errors, settings
 
 
 @app.command()
@@ -46,6 +46,7 @@ def tick(
                 emit_json({"advanced": [], "errors": []})
             raise typer.Exit(0)
     if not watch:
+        executing(engine, None)
         raise typer.Exit(_tick_once(engine, as_json, limit, workers))
     stop = threading.Event()
 

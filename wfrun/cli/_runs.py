@@ -11,7 +11,7 @@ from wfrun.errors import NotFoundError, UsageError
 from wfrun.ids import check_run_id
 
 from . import _complete, _input
-from ._app import JsonOpt, app, emit_json, finish_run, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, executing, finish_run, handle_errors, settings
 
 
 @app.command()
@@ -28,8 +28,12 @@ def start(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
+    from wfrun.ids import new_run_id
+
     given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
+    run_id = run_id or new_run_id(engine.clock.now())  # known here, should Ctrl-C come
+    executing(engine, run_id)
     result = engine.start(workflow, data, run_id) if given else engine.start(workflow, run_id=run_id)
     finish_run(engine, result, as_json)
 
@@ -56,6 +60,7 @@ def resume(
     _input.check_text(action, "--action")
     _, payload = _input.read_payload(data, "--data")
     engine = settings().engine()
+    executing(engine, run_id)
     finish_run(engine, engine.resume(run_id, payload, step, action), as_json)
 
 
