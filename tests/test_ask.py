@@ -103,7 +103,7 @@ def test_an_answer_that_fails_the_ask_schema_changes_nothing(
     out = project.run("resume", run_id, "--data", "-1")
     assert out.code == 2
     assert "ask #2 of step 'interview'" in out.stderr
-    assert "$: -1 is less than the minimum of 0" in out.stderr
+    assert "the data must be at least 0, not -1" in out.stderr
     assert project.snapshots() == before
     assert runs_before_first_ask(ledger) == 2  # the step did not execute
     doc = project.json("resume", run_id, "--data", "30")

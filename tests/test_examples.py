@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from conftest import REPO, Outcome, Project
@@ -206,7 +207,7 @@ def test_poll_job_gives_up_after_max_retries(project: Project) -> None:
     final = project.json("show", run_id)
     assert final["status"] == "failed"
     assert final["steps"]["poll"]["runs"] == 4
-    assert final["error"] == {"step": "poll", "type": "RuntimeError",
+    assert final["error"] == {"traceback": ANY, "step": "poll", "type": "RuntimeError",
                               "message": "Max retries exceeded: job still RUNNING"}
     assert final["steps"]["report"]["status"] == "cancelled"
 
@@ -255,7 +256,7 @@ def test_http_callback_timer_fires_first_and_the_step_gives_up(project: Project)
     assert out.code == 1
     assert "rerun -> failed" in out.stdout
     final = project.json("show", doc["run_id"])
-    assert final["error"] == {"step": "start-job", "type": "TimeoutError",
+    assert final["error"] == {"traceback": ANY, "step": "start-job", "type": "TimeoutError",
                               "message": "External service never completed job"}
     assert project.run("resume", doc["run_id"], "--data", '{"status": "late"}').code == 3
 
@@ -294,7 +295,7 @@ def test_retry_api_fails_when_attempts_are_exhausted(project: Project) -> None:
     assert codes == [0, 0, 1]  # executions 2, 3 and 4 (max_attempts: 4)
     assert doc["status"] == "failed"
     assert doc["steps"]["call-api"]["runs"] == 4
-    assert doc["error"] == {"step": "call-api", "type": "ConnectionError",
+    assert doc["error"] == {"traceback": ANY, "step": "call-api", "type": "ConnectionError",
                             "message": "API temporarily unavailable (call 4)"}
     assert any("Traceback" in (e.get("traceback") or "") for e in doc["history"])
 

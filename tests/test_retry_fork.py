@@ -265,7 +265,7 @@ def test_fork_with_a_new_input(project: Project, tmp_path: Path) -> None:
     pipe.start()
     bad = project.run("fork", "r1", "--from", "transform", "--input", '{"factor": 10}')
     assert bad.code == 2  # checked against input_schema: ledger and config are required
-    assert "--input for workflow 'pipeline' does not match its schema" in bad.stderr
+    assert "--input for workflow 'pipeline' is not valid" in bad.stderr
     assert [r["run_id"] for r in project.json("list")] == ["r1"]
     doc = project.json("fork", "r1", "--from", "transform", "--input", pipe.input(factor=10))
     assert doc["run_id"] != "r1"

@@ -10,6 +10,7 @@ import json
 import shlex
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from conftest import Outcome, Project
@@ -117,7 +118,7 @@ def test_max_retries_exceeded_fails_the_run(project: Project) -> None:
         doc = project.json("show", doc["run_id"])
     assert codes == [0, 0, 1]  # executions 2, 3 poll; execution 4 = MAX_RETRIES + 1 raises
     assert (doc["status"], doc["steps"]["poll"]["runs"], doc["waiting"]) == ("failed", 4, [])
-    assert doc["error"] == {"step": "poll", "type": "RuntimeError",
+    assert doc["error"] == {"traceback": ANY, "step": "poll", "type": "RuntimeError",
                             "message": "Max retries exceeded"}
     assert doc["steps"]["report"]["status"] == "cancelled"
 
@@ -226,7 +227,7 @@ def test_callback_timer_fires_first_and_the_step_raises(project: Project) -> Non
                                    "reason": "rerun", "status": "failed"}]
     final = project.json("show", doc["run_id"])
     assert (final["status"], final["steps"]["start-job"]["runs"]) == ("failed", 2)
-    assert final["error"] == {"step": "start-job", "type": "Exception",
+    assert final["error"] == {"traceback": ANY, "step": "start-job", "type": "Exception",
                               "message": "External service never completed job"}
     assert project.run("resume", doc["run_id"], "--data", '{"status": "late"}').code == 3
 
@@ -384,7 +385,8 @@ def test_retry_with_backoff_until_success_or_exhaustion(project: Project, succee
     assert codes == [0, 0, 0, 1]
     assert doc["run_id"] in out.stderr  # the failed run is named on stderr
     assert doc["status"] == "failed"
-    assert doc["error"] == {"step": "call", "type": "ValueError", "message": "attempt 5 failed"}
+    assert doc["error"] == {"traceback": ANY, "step": "call", "type": "ValueError",
+                            "message": "attempt 5 failed"}
     assert doc["steps"]["call"]["runs"] == 5
     assert doc["steps"]["after"]["status"] == "cancelled"
     failed = [e for e in doc["history"] if e["type"] == "step_failed"]

@@ -1,4 +1,5 @@
-"""JSON Schema (Draft 2020-12) checks; `jsonschema` is imported only when a schema is used."""
+"""JSON Schema (Draft 2020-12) checks with messages for people; `jsonschema` is imported only
+when a schema is used."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from typing import Any
 from wfrun.errors import SchemaViolation
 
 MAX_ERRORS_SHOWN = 3
+MAX_VALUE_SHOWN = 40  # characters of an offending value quoted in a message
+TYPE_WORDS = {
+    "boolean": "true or false", "integer": "a whole number", "number": "a number",
+    "string": "text", "object": "an object", "array": "a list", "null": "null",
+}
 
 
 @lru_cache(maxsize=64)
@@ -34,15 +40,143 @@ def schema_problem(schema: object) -> str | None:
     return None
 
 
+def _shown(value: Any) -> str:
+    """A value as JSON, cut to a readable length."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN - 1] + "…"
+
+
+def _field(path: Any) -> str:
+    """`"approved"`, `"address.city"`, `"items[2]"`, or "the data" for the root."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f'"{text}"' if text else "the data"
+
+
+def kind_words(schema: Any) -> str:
+    """What a schema asks for, in words: `true or false`, `one of "low", "high"`, `text`."""
+    if not isinstance(schema, dict):
+        return "any value"
+    if "const" in schema:
+        return f"exactly {_shown(schema['const'])}"
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return "one of " + ", ".join(_shown(v) for v in schema["enum"])
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+    words = [TYPE_WORDS.get(k, str(k)) for k in kinds]
+    if not words and isinstance(schema.get("properties"), dict):
+        words = ["an object"]
+    return " or ".join(words) if words else "any value"
+
+
+def needs(schema: Any) -> str | None:
+    """The fields an object schema requires, with what each takes:
+    `"approved" (true or false) and "reviewer" (text)`; None if it requires none."""
+    if not isinstance(schema, dict):
+        return None
+    props = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
+    required = [r for r in schema.get("required") or () if isinstance(r, str)]
+    if not required:
+        for part in schema.get("allOf") or ():  # an ask's schema with the step's
+            found = needs(part)
+            if found:
+                return found
+        return None
+    items = [f'"{name}" ({kind_words(props.get(name))})' for name in required]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _subject(what: str) -> str:
+    if what.startswith(("input", "--input")):
+        return "this workflow needs input with"
+    if what.startswith(("resume data", "answer")):
+        return "this step needs data with"
+    return "it needs"
+
+
+def describe(error: Any, what: str) -> str:
+    """One jsonschema error as a phrase for people, naming the field and what it takes."""
+    where, keyword, value = _field(error.absolute_path), error.validator, error.validator_value
+    instance, schema = error.instance, error.schema
+    if keyword == "type":
+        fields = needs(schema) if where == "the data" else None
+        if fields:
+            got = "" if instance is None else f", not {_shown(instance)}"
+            return f"{_subject(what)} {fields}{got}"
+        return f"{where} must be {kind_words(schema)}, not {_shown(instance)}"
+    if keyword in ("enum", "const"):
+        return f"{where} must be {kind_words(schema)}, not {_shown(instance)}"
+    bounds = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+              "exclusiveMaximum": "less than"}
+    if keyword in bounds:
+        return f"{where} must be {bounds[keyword]} {value}, not {_shown(instance)}"
+    if keyword == "multipleOf":
+        return f"{where} must be a multiple of {value}, not {_shown(instance)}"
+    if keyword in ("minLength", "maxLength"):
+        most = "at least" if keyword == "minLength" else "at most"
+        return f"{where} must be {most} {value} character{'s' if value != 1 else ''} long"
+    if keyword in ("minItems", "maxItems"):
+        most = "at least" if keyword == "minItems" else "at most"
+        return f"{where} must have {most} {value} item{'s' if value != 1 else ''}"
+    if keyword in ("minProperties", "maxProperties"):
+        most = "at least" if keyword == "minProperties" else "at most"
+        return f"{where} must have {most} {value} field{'s' if value != 1 else ''}"
+    if keyword == "uniqueItems":
+        return f"{where} must not repeat an item"
+    if keyword == "pattern":
+        return f"{where} must match the pattern {value}, not {_shown(instance)}"
+    if keyword == "format":
+        return f"{where} must be a valid {value}, not {_shown(instance)}"
+    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
+        known = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        extra = [k for k in instance if k not in known]
+        names = ", ".join(f'"{k}"' for k in extra[:5]) or "a field"
+        allowed = ", ".join(f'"{k}"' for k in known) or "none"
+        inside = "" if where == "the data" else f" in {where}"
+        return f"{names} {'is' if len(extra) == 1 else 'are'} not expected{inside} " \
+               f"(known fields: {allowed})"
+    if keyword == "dependentRequired":
+        return f"{where} is missing a field that another field requires ({error.message})"
+    if keyword in ("anyOf", "oneOf"):
+        return f"{where} does not match any of the allowed forms" if keyword == "anyOf" or \
+            not error.context else f"{where} must match exactly one of the allowed forms"
+    if keyword == "not":
+        return f"{where} is a value that is not allowed here"
+    if keyword == "false":
+        return f"{where} is not allowed here"
+    return f"{where}: {error.message}"
+
+
+def _missing(error: Any) -> list[dict[str, str]]:
+    """One entry per field a `required` error finds missing, with the field's JSON path."""
+    props = error.schema.get("properties") if isinstance(error.schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    found = []
+    for name in error.validator_value:
+        if isinstance(error.instance, dict) and name not in error.instance:
+            path = [*error.absolute_path, name]
+            found.append({"path": error.json_path + "." + name if name.isidentifier()
+                          else f"{error.json_path}[{json.dumps(name)}]",
+                          "message": f"{_field(path)} ({kind_words(props.get(name))}) is missing"})
+    return found
+
+
 def validate(schema: object, data: object, what: str) -> None:
-    """Raise SchemaViolation naming `what` and the JSON path of each offending value."""
+    """Raise SchemaViolation with a sentence for people naming `what` and each offending field
+    (its `errors` keep each field's JSON path, for --json consumers)."""
     if schema is None or schema is True:
         return
     validator = _compiled(json.dumps(schema, sort_keys=True, default=str))
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
     if not errors:
         return
-    details = [{"path": e.json_path, "message": e.message} for e in errors]
-    shown = "; ".join(f"{d['path']}: {d['message']}" for d in details[:MAX_ERRORS_SHOWN])
+    details: list[dict[str, str]] = []
+    for error in errors:
+        found = _missing(error) if error.validator == "required" else [
+            {"path": error.json_path, "message": describe(error, what)}]
+        details.extend(d for d in found if d not in details)
+    shown = "; ".join(d["message"] for d in details[:MAX_ERRORS_SHOWN])
     more = f" (and {len(details) - MAX_ERRORS_SHOWN} more)" if len(details) > MAX_ERRORS_SHOWN else ""
-    raise SchemaViolation(f"{what} does not match its schema: {shown}{more}", details)
+    state = "is missing" if data is None else "is not valid"
+    raise SchemaViolation(f"{what} {state}: {shown}{more}", details)

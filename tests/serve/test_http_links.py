@@ -184,3 +184,16 @@ def test_a_step_with_no_known_actions_gets_a_single_submit(server: Server) -> No
     assert reply.status == 202 and "was resumed." in reply.text
     run = server.wait_until_settled(doc["run_id"])
     assert run.output == {"got": {"ok": 1}, "action": None}
+
+
+def test_a_bodyless_post_without_data_is_told_what_the_step_needs(server: Server) -> None:
+    doc = server.start("approval")
+    resume, _ = _links(doc)
+    before = server.project.snapshots()
+    reply = http(resume + "&action=approved", "POST")
+    assert reply.status == 422
+    body = reply.json()
+    assert body["error"] == ("resume data for step 'approve' is missing: this step needs data "
+                             'with "approved" (true or false)')
+    assert body["errors"][0]["path"] == "$"
+    assert server.project.snapshots() == before

@@ -81,9 +81,8 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:
         print(f"error: run {err['run_id']}: {err['message']}", file=sys.stderr)
-    for item in report.advanced:
-        if item["status"] == "failed":
-            print(f"error: run {item['run_id']} failed (wfrun show {item['run_id']})", file=sys.stderr)
+    for run_id in dict.fromkeys(a["run_id"] for a in report.advanced if a["status"] == "failed"):
+        _tick_failure(engine, run_id)
     if as_json:
         emit_json({"advanced": report.advanced, "errors": report.errors})
     elif report.advanced:
@@ -95,6 +94,23 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
             for a in report.advanced
         ])
     return 1 if failed or report.errors else 0
+
+
+def _tick_failure(engine: Any, run_id: str) -> None:
+    """On stderr: a run tick advanced failed, with its step error and the workflow code that
+    raised it (SPEC §5)."""
+    from ._render import error_text, traceback_lines
+
+    lines = [f"error: run {run_id} failed (wfrun show {run_id})"]
+    try:
+        error = engine.store.load(run_id).error
+    except WfrunError:
+        error = None  # deleted or damaged since: the line above says what is known
+    if error:
+        lines = [f"error: run {run_id} failed: step '{error.get('step')}' raised "
+                 f"{error_text(error)} (wfrun show {run_id})"]
+        lines += [f"    {text}" for text in traceback_lines(error)]
+    print("\n".join(lines), file=sys.stderr)
 
 
 @app.command()

@@ -177,6 +177,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         err = doc["error"]
         line("  " + m.style("red", f"error in step '{m.raw(err.get('step'))}': "
                                    f"{m.esc(err.get('type', ''))}: {m.esc(err.get('message', ''))}"))
+        for text in traceback_lines(err):
+            line("    " + m.esc(text))
     if doc["status"] == "completed" and doc.get("output") is not None:
         line(f"  output: {m.esc(_short(doc['output'], 200))}")
     if with_steps:
@@ -208,6 +210,11 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
              f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); "
              f"'{m.esc(settings().command())} tick' fires it")
+        failed = (doc["steps"].get(entry["step"]) or {}).get("error")
+        if entry["kind"] == "retry" and failed:  # what made it wait for a retry
+            line(f"    its last execution raised {m.style('red', m.esc(error_text(failed)))}")
+            for text in traceback_lines(failed):
+                line("      " + m.esc(text))
         if entry.get("resume_command"):
             line(f"    resume now: {m.esc(entry['resume_command'])}")
     return out
@@ -215,6 +222,45 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
 
 def _append_line(out: list[tuple[str, Any]], text: str) -> None:
     out.append(("line", text))
+
+
+_FRAME = re.compile(r'  File "(?P<file>.*)", line (?P<line>\d+), in (?P<function>.*)')
+_CARETS = re.compile(r"\s*[~^]+\s*")
+
+
+def error_text(err: dict[str, Any]) -> str:
+    """A step error in one line: `Type: message`."""
+    return f"{err.get('type', '')}: {err.get('message', '')}"
+
+
+def traceback_lines(err: dict[str, Any]) -> list[str]:
+    """The workflow-code frames of a step error (its `traceback`) for people: `File "F", line N,
+    in FUNCTION` and the source line below it; F relative to the working directory when under
+    it. Empty when the error has no traceback (a schema or timeout error)."""
+    text = err.get("traceback")
+    if not isinstance(text, str):
+        return []
+    out = []
+    for raw in text.splitlines()[1:]:
+        if not raw.startswith("  "):
+            break  # the exception itself: already on the error's line
+        frame = _FRAME.fullmatch(raw)
+        if frame:
+            out.append(f'File "{_relative(frame["file"])}", line {frame["line"]}, '
+                       f'in {frame["function"]}')
+        elif not _CARETS.fullmatch(raw):
+            out.append(raw[2:])
+    return out
+
+
+def _relative(path: str) -> str:
+    import os
+
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith(os.pardir) else relative
 
 
 def timeline(events: list[dict[str, Any]]) -> None:

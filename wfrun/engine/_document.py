@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from wfrun._specs import Workflow
-from wfrun.model import PAUSE_RERUN, SUSPENDED, WAITING, Run
+from wfrun.model import PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run
 
 from ._links import LinkMaker
 

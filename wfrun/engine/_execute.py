@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 import traceback
 from collections.abc import Callable
 from datetime import datetime
@@ -77,6 +79,9 @@ def execute(
     except (Exception, SystemExit) as exc:
         outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
         outcome.traceback = traceback.format_exc()
+        where = workflow_traceback(exc)
+        if where is not None:
+            outcome.error["traceback"] = where
         capture.emit("error", f"{type(exc).__name__}: {exc}")
     if flow.misuse and outcome.error is None:
         outcome.error = {"step": step_id, "type": "FlowError", "message": flow.misuse}
@@ -90,3 +95,53 @@ def execute(
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+MAX_FRAMES = 5  # of workflow code, the innermost (a RecursionError has a thousand)
+MAX_EXCEPTION_TEXT = 1000  # the message is also the error's "message", whole
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the wfrun package
+
+
+def workflow_traceback(exc: BaseException) -> str | None:
+    """The traceback of an exception a step raised, with only the frames of workflow code: the
+    step's module and what it imports from its project, not wfrun, the standard library or
+    installed packages (the whole traceback is kept in the run's history). None if no frame
+    is workflow code."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_workflow_code(f.filename)]
+    if not frames:
+        return None
+    lines = ["Traceback (most recent call last, workflow code only):\n"]
+    if len(frames) > MAX_FRAMES:
+        lines.append(f"  ... {len(frames) - MAX_FRAMES} earlier frame(s) left out\n")
+        frames = frames[-MAX_FRAMES:]
+    lines.extend(traceback.StackSummary.from_list(frames).format())
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    if len(text) > MAX_EXCEPTION_TEXT:
+        text = text[:MAX_EXCEPTION_TEXT] + "…\n"
+    return "".join(lines) + text
+
+
+def _is_workflow_code(filename: str) -> bool:
+    if not filename or filename.startswith("<"):  # <frozen ...>, <string>: not a file of the project
+        return False
+    path = os.path.abspath(filename)
+    return not any(path == root or path.startswith(root + os.sep) for root in _not_workflow_code())
+
+
+@functools.cache
+def _not_workflow_code() -> tuple[str, ...]:
+    """wfrun's own directory, the standard library's and the installed packages' (looked up
+    on the first failure only)."""
+    import site
+    import sysconfig
+
+    roots = {_OWN}
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            roots.add(paths[key])
+    roots.update(getattr(site, "getsitepackages", list)())
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        roots.add(site.USER_SITE)
+    roots.update([os.path.realpath(root) for root in roots])
+    return tuple(os.path.abspath(root) for root in roots)

@@ -150,7 +150,9 @@ def _tick_run(engine: Engine, run_id: str, claim: ExecutionClaim,
         claim.release()
         raise
     report.warnings.extend(warnings)
+    since = to_iso(engine.clock.now())
     result = engine._execute_loop(run, workflow, claim, step, warnings)
+    report.warnings.extend(retry_notes(result.run, since))  # what raised, and where (SPEC §5)
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})

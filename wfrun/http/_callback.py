@@ -23,6 +23,7 @@ from wfrun.engine._composite import node_of, step_of
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
+    ManifestError,
     NotFoundError,
     SchemaViolation,
     StateError,
@@ -245,6 +246,10 @@ class Callbacks:
             return self._invalid(run, req, token, link, data, exc.errors, html, exc.message)
         except (ConflictError, CodeChangedError) as exc:
             return _error(409, exc.message, html, "Link already used")
+        except ManifestError:
+            raise  # the workflow cannot be loaded: 409 below
+        except UsageError as exc:  # an unknown action, or none where one is needed
+            return self._invalid(run, req, token, link, data, [], html, exc.message)
         self.continue_later(req.run_id)
         if html:
             done = f" with action {action}" if action else ""
@@ -259,6 +264,6 @@ class Callbacks:
         message = message or "; ".join(e["message"] for e in errors)
         if html:
             return html_reply(422, _pages.approval_page(
-                run, req.step, token, link.schema, link.actions, data, errors,
-                description=link.description))
+                run, req.step, token, link.schema, link.actions, data,
+                errors or [{"path": "$", "message": message}], description=link.description))
         return json_reply(422, {"error": message, "errors": errors})
