@@ -5,9 +5,11 @@ lines and runs missing from the due index, without changing a byte.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +36,49 @@ def _future_version(raw: bytes) -> bytes:
     return raw.replace(b'"schema_version": 1,', b'"schema_version": 99,', 1)
 
 
+def _resealed(change: Callable[[dict[str, Any]], object]) -> Callable[[bytes], bytes]:
+    """Change the run's data, then write a checksum that matches: damage only a reader that
+    checks the shape of the values can see (a hand edit, another program)."""
+    def damage(raw: bytes) -> bytes:
+        envelope = json.loads(raw)
+        change(envelope["run"])
+        del envelope["checksum"]
+        text = json.dumps(envelope, indent=1).encode()  # schema_version, revision, due, run
+        cut = text.index(b"\n", text.index(b'"revision"')) + 1
+        digest = hashlib.sha256(text).hexdigest()
+        return text[:cut] + f' "checksum": "sha256:{digest}",\n'.encode() + text[cut:]
+    return damage
+
+
 CORRUPTIONS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "flipped-byte": (_flip_in_string, "checksum"),
     "truncated": (_truncate, "not valid JSON"),
     "empty": (_empty, "empty"),
     "unknown-schema-version": (_future_version, "schema_version 99"),
+    # the checksum matches, a value has the wrong type (issue 18, point 9)
+    "pause-a-number": (_resealed(lambda r: r["steps"]["approve"].update(pause=5)),
+                       "steps.approve.pause is 5, expected an object or null"),
+    "created-at-a-number": (_resealed(lambda r: r.update(created_at=12)),
+                            "created_at is 12, expected a string"),
+    "steps-a-list": (_resealed(lambda r: r.update(steps=[])), "steps is [], expected an object"),
+    "a-step-a-number": (_resealed(lambda r: r["steps"].update(a=5)), "steps.a is 5"),
+    "status-unknown": (_resealed(lambda r: r.update(status="paused")),
+                       'status is "paused", expected a run status'),
+    "runs-a-string": (_resealed(lambda r: r["steps"]["a"].update(runs="1")),
+                      'steps.a.runs is "1", expected an integer'),
+    "revision-a-bool": (_resealed(lambda r: r.update(revision=True)), "revision is true"),
+    "error-a-string": (_resealed(lambda r: r.update(error="boom")), 'error is "boom"'),
+    "due-at-a-number": (_resealed(lambda r: r["steps"]["approve"]["pause"].update(due_at=1)),
+                        "steps.approve.pause.due_at is 1"),
+    "pause-without-kind": (_resealed(lambda r: r["steps"]["approve"]["pause"].pop("kind")),
+                           "steps.approve.pause.kind is missing"),
+    "nonces-not-strings": (_resealed(lambda r: r["steps"]["a"].update(nonces=[1])),
+                           "steps.a.nonces[0] is 1"),
+    "iteration-a-number": (_resealed(lambda r: r["steps"]["a"].update(iterations=[7])),
+                           "steps.a.iterations[0] is 7"),
+    "parent-without-run-id": (_resealed(lambda r: r.update(parent={"step": "x"})),
+                              "parent.run_id is missing"),
+    "workflow-missing": (_resealed(lambda r: r.pop("workflow")), "workflow is missing"),
 }
 
 
@@ -77,6 +117,10 @@ def test_a_corrupt_snapshot_is_reported_untouched_and_isolated(lab: Lab, name: s
     assert listed.rc == 5
     assert sorted(row["run_id"] for row in listed.json()) == ["good", "poller"]
     _one_error(listed, str(path), reason)
+    waiting = lab.cmd(state, "pending", "--json")
+    assert waiting.rc == 5
+    assert [row["run_id"] for row in waiting.json()] == ["good"]
+    _one_error(waiting, str(path), reason)
 
     doctor = lab.cmd(state, "doctor", "--json")
     assert doctor.rc == 5, doctor
