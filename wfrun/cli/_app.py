@@ -22,6 +22,12 @@ COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs",
 
 
 class _OrderedGroup(typer.core.TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from . import _complete
+
+        self.params.extend(_complete.setup_options())  # --install-completion [SHELL], ...
+
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
@@ -35,7 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
-    add_completion=True,
+    add_completion=False,  # wfrun's own --install-completion/--show-completion [SHELL]
     rich_markup_mode=None,
     epilog="\b\nExample: wfrun start expense-approval --input '{\"user\": \"ann\", \"amount\": 42}'",
 )

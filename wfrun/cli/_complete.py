@@ -8,7 +8,7 @@ context here. Nothing is written, and any error completes nothing rather than pr
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -90,3 +90,70 @@ def step_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     if found is None:
         return []
     return [sid for sid in found[1].run.steps if sid.startswith(incomplete)]
+
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # what typer has completion scripts for
+
+
+class _SetupOption(typer.core.TyperOption):
+    """`--install-completion [SHELL]` or `--show-completion [SHELL]`: a flag that takes the word
+    after it as the shell's name (click has no option with an optional value)."""
+
+    def handle_parse_result(self, ctx: Any, opts: Any, args: list[str]) -> Any:
+        if opts.get(self.name) and args and not args[0].startswith("-"):
+            ctx.meta["wfrun.shell"], args = args[0], args[1:]
+        return super().handle_parse_result(ctx, opts, args)
+
+    def get_help_record(self, ctx: Any) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        return None if record is None else (f"{record[0]} [SHELL]", record[1])
+
+
+def setup_options() -> list[Any]:
+    """The two global options that set completion up (typer's own cannot be told the shell)."""
+    from typer.completion import get_completion_inspect_parameters
+
+    get_completion_inspect_parameters()  # registers typer's completion classes, as typer does
+    return [
+        _SetupOption(param_decls=["--install-completion"], is_flag=True, is_eager=True, expose_value=False,
+                     callback=set_up, help="Install completion for SHELL (bash, zsh, fish, "
+                     "powershell), by default the shell running wfrun."),
+        _SetupOption(param_decls=["--show-completion"], is_flag=True, is_eager=True, expose_value=False,
+                     callback=set_up, help="Print the completion script for SHELL (by default "
+                     "the shell running wfrun), to install it yourself."),
+    ]
+
+
+def set_up(ctx: Any, param: Any, value: bool) -> None:
+    """Install or show completion for the shell named, else for the one running wfrun; when
+    none can be found (cron, setsid, a container), say which to name (exit 2)."""
+    if not value or ctx.resilient_parsing:
+        return
+    option = "--install-completion" if param.name == "install_completion" else "--show-completion"
+    shell = str(ctx.meta.get("wfrun.shell") or "").lower() or _detect_shell()
+    if not shell:
+        _refuse("cannot tell which shell runs wfrun (no shell among its parent processes, as "
+                f"under cron or setsid); name it: wfrun {option} bash (or zsh, fish, powershell)")
+    if shell not in SHELLS:
+        _refuse(f"wfrun has no completion for the shell {shell!r}; name one of bash, zsh, fish, "
+                f"powershell: wfrun {option} bash")
+    from typer.completion import install_callback, show_callback
+
+    (install_callback if option == "--install-completion" else show_callback)(ctx, param, shell)
+
+
+def _detect_shell() -> str | None:
+    import shellingham  # type: ignore[import-untyped]
+
+    try:
+        name, _ = shellingham.detect_shell()
+    except shellingham.ShellDetectionFailure:
+        return None
+    return str(name).lower()
+
+
+def _refuse(message: str) -> NoReturn:
+    import sys
+
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(2)

@@ -32,7 +32,8 @@ def start(
 
     given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
-    run_id = run_id or new_run_id(engine.clock.now())  # known here, should Ctrl-C come
+    if run_id is None:  # made here, so that an interruption can name the run
+        run_id = new_run_id(engine.clock.now())
     executing(engine, run_id)
     result = engine.start(workflow, data, run_id) if given else engine.start(workflow, run_id=run_id)
     finish_run(engine, result, as_json)
