@@ -4,6 +4,7 @@ finds it (issue 18)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,36 @@ def test_stray_names_in_the_due_directory_are_ignored_by_tick_and_reported_by_do
     assert doctor.rc == 5
     assert sorted((p["kind"], Path(p["path"]).name) for p in doctor.json()["problems"]) == [
         ("index", "0notes.txt"), ("index", "2020010100")]
+
+
+@pytest.mark.parametrize("how", ["copy", "symlink", "hard-link"])
+def test_a_snapshot_under_another_runs_name_is_refused(lab: Lab, how: str) -> None:
+    state = lab.root / "state"
+    lab.ok(state, "start", "flow", "--run-id", "alpha")
+    alpha, beta = state / "runs" / "alpha.json", state / "runs" / "beta.json"
+    if how == "copy":
+        beta.write_bytes(alpha.read_bytes())
+    elif how == "symlink":
+        beta.symlink_to("alpha.json")
+    else:
+        os.link(alpha, beta)
+    before = alpha.read_bytes()
+
+    for args in (["resume", "beta", "--data", '{"token": "t"}'], ["show", "beta"],
+                 ["cancel", "beta"]):
+        out = lab.cmd(state, *args)
+        assert out.rc == 5 and out.stdout == "", (args, out)
+        errors = out.error_lines()
+        assert len(errors) == 1 and str(beta) in errors[0], out.stderr
+        assert "holds run 'alpha', not 'beta'" in errors[0]
+    assert alpha.read_bytes() == before and load(state, "alpha").status == "suspended"
+
+    listed = lab.cmd(state, "list", "--json")
+    assert listed.rc == 5 and [r["run_id"] for r in listed.json()] == ["alpha"], listed
+    assert len(listed.error_lines()) == 1 and str(beta) in listed.stderr
+    doctor = lab.cmd(state, "doctor", "--json")
+    assert doctor.rc == 5
+    assert [(p["kind"], p["path"]) for p in doctor.json()["problems"]] == [
+        ("snapshot", str(beta))]
+    lab.ok(state, "resume", "alpha", "--data", '{"token": "t"}')
+    assert load(state, "alpha").status == "completed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 from wfrun.durations import parse_iso
@@ -95,11 +96,13 @@ def lines_problem(path: str, what: str = "history") -> str | None:
             f"when the {what} is read")
 
 
-def parse_snapshot(path: str, raw: bytes, verified: bool = False) -> tuple[Run, str | None]:
+def parse_snapshot(path: str, raw: bytes, verified: bool = False,
+                   run_id: str | None = None) -> tuple[Run, str | None]:
     """The run in a snapshot file and its due time; StateError (naming `path`) if the bytes
     are empty, not JSON, of another schema_version, fail their checksum or hold values of the
     wrong shape (`shape_problem`) (neither checked again if `verified`: bytes this process
-    rendered or already verified)."""
+    rendered or already verified). With `run_id`, the run must be that one: a snapshot copied
+    or linked under another run's name is refused too."""
     if not raw:
         raise StateError(f"snapshot {path} is empty; it is left as it is")
     try:
@@ -125,6 +128,11 @@ def parse_snapshot(path: str, raw: bytes, verified: bool = False) -> tuple[Run, 
         if problem:
             raise StateError(f"snapshot {path} is not a valid run: {problem} (changed outside "
                              "wfrun or damaged); it is left as it is")
+        if run_id is not None and data["run_id"] != run_id:
+            raise StateError(
+                f"snapshot {path} holds run {data['run_id']!r}, not {run_id!r} (copied, renamed "
+                f"or linked by hand); it is left as it is: move it out of {os.path.dirname(path)}"
+            )
     try:
         run = Run.from_dict(data)
     except (KeyError, TypeError, AttributeError) as exc:

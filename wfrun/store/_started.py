@@ -179,11 +179,11 @@ def signature(path: str) -> Signature | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size) if st.st_size else None
 
 
-def read(path: str, base_revision: int, fd: int | None = None) -> tuple[Run | None,
-                                                                     Signature | None, bytes]:
-    """The run recorded as started on top of snapshot revision `base_revision` (None if there
-    is no such valid record), the claim file's signature (None if missing or empty) and bytes
-    (read through `fd` if this process holds the claim)."""
+def read(path: str, base_revision: int, fd: int | None = None,
+         run_id: str | None = None) -> tuple[Run | None, Signature | None, bytes]:
+    """The run (`run_id`'s, if given) recorded as started on top of snapshot revision
+    `base_revision` (None if there is no such valid record), the claim file's signature (None
+    if missing or empty) and bytes (read through `fd` if this process holds the claim)."""
     try:
         if fd is None:
             st, raw = _fsops.read_whole(path)
@@ -196,7 +196,7 @@ def read(path: str, base_revision: int, fd: int | None = None) -> tuple[Run | No
         return None, None, raw
     sig = (st.st_ino, st.st_mtime_ns, st.st_size)
     try:
-        run, _ = parse_snapshot(path, raw)
+        run, _ = parse_snapshot(path, raw, run_id=run_id)
     except StateError:
         return None, sig, raw  # torn: killed mid-write (its step never started) or a power cut
     return (run if run.revision == base_revision + 1 else None), sig, raw

@@ -136,16 +136,17 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
             return parse_snapshot(path, mine[3], verified=True)[0]
         st, raw = self._read_snapshot(run_id, path)
         try:
-            run, index = parse_snapshot(path, raw)
+            run, index = parse_snapshot(path, raw, run_id=run_id)
         except StateError:
             # A writer may have recycled the inode this read started on (durable_replace):
             # what changed meanwhile is read again; what reads the same twice is damaged.
             st, again = self._read_snapshot(run_id, path)
             if again == raw:
                 raise
-            run, index = parse_snapshot(path, again)
+            run, index = parse_snapshot(path, again, run_id=run_id)
             raw = again
-        started, sig, record = _started.read(exec_path, run.revision, self._claims.get(run_id))
+        started, sig, record = _started.read(exec_path, run.revision, self._claims.get(run_id),
+                                             run_id)
         snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(raw))
         run = started or run
         self._stat[run_id] = (snapshot_sig, run.revision, sig)
