@@ -52,7 +52,7 @@ RUN_KEYS = {"run_id", "workflow", "status", "input", "output", "error", "created
             "updated_at", "suspended", "waiting", "steps", "warnings"}
 STEP_KEYS = {"status", "runs", "output", "action", "resume_data", "suspend_data", "error",
              "started_at", "finished_at"}
-SUSPENDED_KEYS = {"step", "path", "since", "deadline", "on_timeout", "suspend_data",
+SUSPENDED_KEYS = {"step", "path", "since", "deadline", "on_timeout", "suspend_data", "label",
                   "resume_command", "resume_url", "cancel_url"}
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
@@ -155,7 +155,8 @@ def test_pending_lists_every_open_suspension(flow: Project) -> None:
     assert [(r["run_id"], r["step"]) for r in rows] == [(a, "gate"), (b, "ask")]  # oldest first
     for row in rows:
         assert set(row) == {"run_id", "workflow", "step", "path", "since", "deadline",
-                            "on_timeout", "suspend_data", "resume_schema", "resume_command"}
+                            "on_timeout", "suspend_data", "resume_schema", "label",
+                            "resume_command"}
     assert rows[0]["resume_schema"] == {"type": "object",
                                         "properties": {"ok": {"type": "boolean"}}}
     assert rows[1]["on_timeout"] == "fail" and rows[1]["path"] == ["ask"]

@@ -15,6 +15,7 @@ from wfrun._frozen import Frozen
 from wfrun.durations import parse_duration, parse_iso
 from wfrun.errors import FlowError
 from wfrun.ids import random_token
+from wfrun.manifest import LABEL_PATTERN
 
 ON_TIMEOUT = ("cancel", "resume", "fail")
 DEFAULT_MAX_RETRIES = 10
@@ -51,13 +52,13 @@ class PauseRequest:
     This module's classes are plain classes, not dataclasses: `@dataclass` compiles its
     methods at every import, and every command imports them (docs/architecture.md)."""
 
-    __slots__ = ("context", "data", "delay", "kind", "max_retries", "nonce", "on_timeout",
-                 "timeout", "until")
+    __slots__ = ("context", "data", "delay", "kind", "label", "max_retries", "nonce",
+                 "on_timeout", "timeout", "until")
 
     def __init__(self, kind: str, nonce: str = "", timeout: timedelta | None = None,
                  on_timeout: str | None = None, data: Any = None, delay: timedelta | None = None,
                  context: Any = None, max_retries: int = DEFAULT_MAX_RETRIES,
-                 until: datetime | None = None) -> None:
+                 until: datetime | None = None, label: str | None = None) -> None:
         self.kind = kind  # "suspend", "rerun" or "sleep"
         self.nonce = nonce
         self.timeout = timeout
@@ -67,21 +68,24 @@ class PauseRequest:
         self.context = context
         self.max_retries = max_retries
         self.until = until
+        self.label = label  # names a suspension (`wfrun resume RUN --label NAME`)
 
 
 class AskRequest:
     """An unanswered `ask()`: the step suspends; on resume it executes again from the top."""
 
-    __slots__ = ("data", "index", "nonce", "on_timeout", "schema", "timeout")
+    __slots__ = ("data", "index", "label", "nonce", "on_timeout", "schema", "timeout")
 
     def __init__(self, index: int, nonce: str, data: Any = None, timeout: timedelta | None = None,
-                 on_timeout: str | None = None, schema: Any = None) -> None:
+                 on_timeout: str | None = None, schema: Any = None,
+                 label: str | None = None) -> None:
         self.index = index
         self.nonce = nonce
         self.data = data
         self.timeout = timeout
         self.on_timeout = on_timeout
         self.schema = schema
+        self.label = label
 
 
 class AskSignal(BaseException):
@@ -130,13 +134,16 @@ class Flow:
         timeout: timedelta | str | float | None = None,
         data: Any = None,
         on_timeout: str | None = None,
+        label: str | None = None,
     ) -> Links:
-        """Pause the run at the end of this step until it is resumed; returns its links."""
+        """Pause the run at the end of this step until it is resumed; returns its links.
+        `label` names the suspension (`wfrun resume RUN --label NAME`)."""
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
             raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
         request = PauseRequest(
             "suspend", nonce=self.links_nonce or random_token(), data=data, on_timeout=on_timeout,
             timeout=_duration(timeout, "timeout") if timeout is not None else None,
+            label=_label(label),
         )
         self._request(request, "suspend")
         return self._make_links(request.nonce)
@@ -176,9 +183,11 @@ class Flow:
         timeout: timedelta | str | float | None = None,
         schema: Any = None,
         on_timeout: str | None = None,
+        label: str | None = None,
     ) -> Any:
         """Suspend until resumed and return the resume data; the step executes again from the
-        top on resume, and earlier asks return their stored answers in order."""
+        top on resume, and earlier asks return their stored answers in order. `label` names
+        the suspension (`wfrun resume RUN --label NAME`)."""
         if self.asked is not None:  # the step caught the signal of an earlier ask: stop again
             raise AskSignal()
         index = self.asks
@@ -193,6 +202,7 @@ class Flow:
             raise FlowError(self.misuse)
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
             raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
+        label = _label(label)
         if schema is not None:
             from wfrun._schema import schema_problem
 
@@ -201,7 +211,7 @@ class Flow:
                 raise FlowError(f"schema of ask #{index + 1}: invalid JSON Schema: {problem}")
         self.asked = AskRequest(
             index, random_token(), data=data, on_timeout=on_timeout, schema=schema,
-            timeout=_duration(timeout, "timeout") if timeout is not None else None,
+            timeout=_duration(timeout, "timeout") if timeout is not None else None, label=label,
         )
         raise AskSignal()
 
@@ -216,6 +226,16 @@ class Flow:
         """End the run as completed after this step; the remaining steps are skipped."""
         self.exit_requested = True
         self.exit_reason = reason
+
+
+def _label(label: object) -> str | None:
+    """A suspension's label, as the manifest's `label:` takes it; FlowError otherwise."""
+    if label is None:
+        return None
+    if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
+        raise FlowError(f"label {label!r} is not valid: use 1 to 100 letters, digits or "
+                        "'_.:@-', starting with a letter or digit")
+    return label
 
 
 def _duration(value: timedelta | str | float, name: str) -> timedelta:

@@ -194,7 +194,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         out.append(("table", rows))
     for entry in doc.get("suspended", []):
         what = f"the answer to its ask #{entry['ask']}" if "ask" in entry else "data"
-        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))} waits for {what} since "
+        named = f" (label {m.esc(entry['label'])})" if entry.get("label") else ""
+        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))}{named} waits for {what} since "
              f"{m.raw(entry['since'])} (deadline {m.raw(entry['deadline'])}, then "
              f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
@@ -322,7 +323,11 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
 
 
 def _ask_label(row: dict[str, Any]) -> str:
-    return f" (ask #{row['ask']})" if "ask" in row else ""
+    from rich.markup import escape
+
+    said = ([f"ask #{row['ask']}"] if "ask" in row else []) + \
+        ([f"label {escape(row['label'])}"] if row.get("label") else [])
+    return f" ({', '.join(said)})" if said else ""
 
 
 def lines(items: list[str]) -> None:

@@ -49,6 +49,8 @@ def resume(
     step: Annotated[str | None, typer.Option(help="The step to resume (if several wait).",
                                              autocompletion=_complete.waiting_steps)] = None,
     action: Annotated[str | None, typer.Option(help="Set the step's action (for when:).")] = None,
+    label: Annotated[str | None, typer.Option(
+        help="Resume the suspension with this label (instead of --step).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Hand data to a suspended step (or rerun a rerun-pending one now) and continue.
@@ -59,9 +61,16 @@ def resume(
     if action is not None and not (0 < len(action) <= 100):
         raise UsageError("--action must be 1 to 100 characters")
     _input.check_text(action, "--action")
+    _input.check_text(label, "--label")
     _, payload = _input.read_payload(data, "--data")
     engine = settings().engine()
     executing(engine, run_id)
+    if label is not None:  # the suspension's address, wherever it is (a child run included)
+        if step is not None:
+            raise UsageError("give --step or --label, not both")
+        from wfrun.engine._resume import label_target
+
+        step = label_target(engine, engine.store.load(run_id), label)
     finish_run(engine, engine.resume(run_id, payload, step, action), as_json)
 
 

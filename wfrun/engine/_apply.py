@@ -30,7 +30,7 @@ from wfrun.model import (
 )
 
 from ._actions import route_problem
-from ._ask import answer_timeout, apply_ask
+from ._ask import answer_timeout, apply_ask, labelled
 from ._schedule import Events, end_open_steps, event, run_output
 
 
@@ -260,6 +260,7 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
         state.pause = {
             "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
             "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
+            **labelled(pause.label, spec),
         }
         events.append(event(now, "suspended", name, deadline=state.pause["due_at"]))
     elif pause.kind == "rerun":

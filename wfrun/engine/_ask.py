@@ -27,6 +27,13 @@ def ask_nonce(state: StepState | None) -> str | None:
     return str((state.pause or {})["nonce"]) if state is not None and is_ask(state) else None
 
 
+def labelled(label: str | None, spec: StepSpec) -> dict[str, str]:
+    """`{"label": NAME}` for a pause named in code (`label=`) or by the step's `label:`, else
+    nothing; kept in the pause so that `wfrun resume RUN --label NAME` finds it."""
+    name = label or spec.label
+    return {"label": name} if name else {}
+
+
 def expected_schema(state: StepState | None, spec: StepSpec | None) -> Any:
     """The schema resume data must match: the step's `resume_schema` and the ask's `schema`."""
     step_schema = spec.resume_schema if spec else None
@@ -85,7 +92,7 @@ def apply_ask(
     state.pause = {
         "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
         "on_timeout": ask.on_timeout or spec.on_timeout or "cancel", "nonce": ask.nonce,
-        "ask": number, "schema": ask.schema,
+        "ask": number, "schema": ask.schema, **labelled(ask.label, spec),
     }
     events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"], ask=number))
     return True

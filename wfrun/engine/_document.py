@@ -28,6 +28,7 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
         entries.append({
             "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
             "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,
+            "label": pause.get("label"),
             "resume_command": made.resume_command, "resume_url": made.resume_url,
             "cancel_url": made.cancel_url, **ask_number(pause),
         })

@@ -17,7 +17,7 @@ from ._composite import has_composites, node
 from ._iteration_pauses import apply_iteration_resume
 from ._schedule import Events
 from ._target import plain_target
-from ._tree import candidates
+from ._tree import candidates, labelled
 
 if TYPE_CHECKING:
     from .core import Engine, Result
@@ -53,6 +53,27 @@ def resume_target(engine: Engine, run: Run, step: str | None) -> str | list[Segm
             and state.iterations is None:
         return first.step
     return segments
+
+
+def label_target(engine: Engine, run: Run, label: str) -> str | None:
+    """The address of the one open suspension of `run` (its iterations and child runs
+    included) named `label`; None for a finished run (resuming it says why it cannot be).
+
+    Raises NotFoundError naming the labels that are open if none has it, and UsageError
+    naming the suspensions if several have it."""
+    if run.finished:
+        return None
+    found = labelled(engine, run)
+    matches = [address for address, name in found if name == label]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"label {label!r} names several open suspensions of run {run.run_id} "
+                         f"({', '.join(matches)}); choose one with --step")
+    names = sorted({name for _, name in found})
+    known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
+    raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "
+                        f"'{engine.command} show {run.run_id}' lists what it waits for")
 
 
 def resume_nested(engine: Engine, run: Run, segments: list[Segment], data: Any,

@@ -132,6 +132,7 @@ def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events)
     state.pause = {
         "kind": PAUSE_SUSPEND, "since": to_iso(now), "due_at": to_iso(now + timeout),
         "on_timeout": spec.on_timeout or "cancel", "nonce": random_token(),
+        **({"label": spec.label} if spec.label else {}),
     }
     events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"]))
 

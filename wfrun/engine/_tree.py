@@ -54,6 +54,24 @@ def candidates(engine: Engine, run: Run, depth: int = 0) -> list[str]:
     return found
 
 
+def labelled(engine: Engine, run: Run, depth: int = 0) -> list[tuple[str, str]]:
+    """(address, label) of every open suspension that has a label, in the run, its
+    iterations and its child runs (addresses as `candidates` gives them)."""
+    found: list[tuple[str, str]] = []
+    for sid, state in run.steps.items():
+        for _, name, it in _nodes(sid, state):
+            pause = it.pause or {}
+            if it.child and it.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
+                loaded = _load(engine, it.child)
+                if loaded and not loaded[0].finished:
+                    found.extend((join(name, address), label)
+                                 for address, label in labelled(engine, loaded[0], depth + 1))
+            elif it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND \
+                    and pause.get("label"):
+                found.append((name, str(pause["label"])))
+    return found
+
+
 @dataclass
 class Entries:
     """The suspended and waiting entries of a run and everything below it."""
@@ -103,7 +121,8 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
                 out.suspended.append({
                     "step": address, "path": list(path), "since": pause["since"],
                     "deadline": pause["due_at"], "on_timeout": pause.get("on_timeout", "cancel"),
-                    "suspend_data": it.suspend_data, "resume_command": command,
+                    "suspend_data": it.suspend_data, "label": pause.get("label"),
+                    "resume_command": command,
                     "resume_url": made.resume_url, "cancel_url": made.cancel_url,
                     **ask_number(pause), **extra,
                 })

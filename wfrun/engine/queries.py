@@ -97,7 +97,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
                 "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
-                "resume_schema": schema,
+                "resume_schema": schema, "label": entry["label"],
                 "resume_command": entry["resume_command"],
                 **ask_number(entry),
             })
