@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from wfrun.errors import SchemaViolation
+from wfrun.errors import SchemaViolation, UsageError
 
 MAX_ERRORS_SHOWN = 3
 MAX_VALUE_SHOWN = 40  # characters of an offending value quoted in a message
@@ -17,12 +17,68 @@ TYPE_WORDS = {
 }
 
 
+NOT_SCHEMAS = ("enum", "const", "default", "examples")  # values, not schemas: never walked
+
+
+def _refuse(uri: str) -> Any:
+    """The registry's retrieval: wfrun never fetches a schema (from a URL or a file)."""
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(uri)
+
+
+def _registry() -> Any:
+    """A registry that knows the JSON Schema meta-schemas (bundled) and retrieves nothing."""
+    from referencing import Registry
+
+    return Registry(retrieve=_refuse)  # type: ignore[call-arg]
+
+
 @lru_cache(maxsize=64)
 def _compiled(schema_text: str) -> Any:
     from jsonschema import Draft202012Validator
 
     schema = json.loads(schema_text)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER,
+                                registry=_registry())
+
+
+def ref_problem(schema: object) -> str | None:
+    """Why a `$ref` (or `$dynamicRef`) of `schema` cannot be followed without leaving the
+    schema (a URL, another file) or points to nothing in it; None if every one resolves."""
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+    from referencing.exceptions import PointerToNowhere, Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    if not isinstance(schema, dict):
+        return None
+    resolver = REGISTRY.combine(_registry()).resolver_with_root(
+        DRAFT202012.create_resource(schema))
+    stack: list[tuple[Any, Any, str]] = [(schema, resolver, "$")]
+    while stack:
+        node, here, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, here, f"{where}[{i}]") for i, v in reversed(list(enumerate(node))))
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node is not schema and isinstance(node.get("$id"), str):
+            here = here.in_subresource(DRAFT202012.create_resource(node))
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if not isinstance(ref, str):
+                continue
+            try:
+                here.lookup(ref)
+            except PointerToNowhere:
+                return f"{key} {ref!r} (at {where}) points to nothing in the schema"
+            except Unresolvable:
+                return (f"{key} {ref!r} (at {where}) points outside the schema: wfrun never "
+                        "fetches schemas from URLs or files; put the definition under $defs "
+                        "and refer to it as '#/$defs/NAME'")
+        stack.extend((v, here, f"{where}.{k}") for k, v in reversed(list(node.items()))
+                     if k not in NOT_SCHEMAS)
+    return None
 
 
 def schema_problem(schema: object) -> str | None:
@@ -37,7 +93,7 @@ def schema_problem(schema: object) -> str | None:
     except SchemaError as exc:
         where = exc.json_path if exc.path else "$"
         return f"{exc.message} (at {where})"
-    return None
+    return ref_problem(schema)
 
 
 def _shown(value: Any) -> str:
@@ -167,8 +223,16 @@ def validate(schema: object, data: object, what: str) -> None:
     (its `errors` keep each field's JSON path, for --json consumers)."""
     if schema is None or schema is True:
         return
+    from referencing.exceptions import Unresolvable
+
     validator = _compiled(json.dumps(schema, sort_keys=True, default=str))
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
+    try:
+        errors = sorted(validator.iter_errors(data),
+                        key=lambda e: (len(e.path), list(map(str, e.path))))
+    except Unresolvable as exc:  # a schema that was not checked first (never fetched)
+        raise UsageError(f"{what} cannot be checked: its schema's $ref "
+                         f"{getattr(exc, 'ref', str(exc))!r} points outside the schema, and "
+                         "wfrun never fetches schemas; fix the schema") from None
     if not errors:
         return
     details: list[dict[str, str]] = []
