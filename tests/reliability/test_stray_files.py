@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from wfrun.store.file import FileStore
+
 from ._relutil import Lab, future, load
 
 BAD_IDS = {"bang": "bad!id", "empty": "", "too-long": "x" * 65}
@@ -91,3 +93,28 @@ def test_a_snapshot_under_another_runs_name_is_refused(lab: Lab, how: str) -> No
         ("snapshot", str(beta))]
     lab.ok(state, "resume", "alpha", "--data", '{"token": "t"}')
     assert load(state, "alpha").status == "completed"
+
+
+@pytest.mark.parametrize("name", ["foo bar.json", "notes.v2.json", "x" * 65 + ".json"])
+def test_a_stray_json_file_in_runs_is_reported_with_its_path_and_skipped(lab: Lab,
+                                                                        name: str) -> None:
+    state = lab.root / "state"
+    lab.ok(state, "start", "flow", "--run-id", "alpha")
+    stray = state / "runs" / name
+    stray.write_bytes((state / "runs" / "alpha.json").read_bytes())
+    for args in (["list", "--json"], ["pending", "--json"]):
+        out = lab.cmd(state, *args)
+        assert "Traceback" not in out.stderr, out.stderr
+        assert out.rc == 5 and [r["run_id"] for r in out.json()] == ["alpha"], (args, out)
+        errors = out.error_lines()
+        assert len(errors) == 1 and str(stray) in errors[0] and "not a run's snapshot" in \
+            errors[0], out.stderr
+    human = lab.cmd(state, "list")
+    assert human.rc == 5 and "alpha" in human.stdout and str(stray) in human.stderr
+    assert FileStore(state).run_ids() == ["alpha"]  # what shell completion offers
+    doctor = lab.cmd(state, "doctor", "--json")
+    assert doctor.rc == 5 and doctor.json()["runs"] == 1
+    assert [(p["kind"], p["path"]) for p in doctor.json()["problems"]] == [
+        ("snapshot", str(stray))]
+    assert lab.cmd(state, "tick", "--now", future()).rc == 0
+    assert stray.exists()

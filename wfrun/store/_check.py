@@ -43,8 +43,13 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 if reason:
                     problems.append({"path": path, "kind": what, "reason": reason})
             elif sub == "runs" and name.endswith(".json"):
+                stem = name[: -len(".json")]
+                if not RUN_ID_PATTERN.fullmatch(stem):
+                    problems.append({"path": path, "kind": "snapshot",
+                                     "reason": store.stray_snapshot(stem)})
+                    continue
                 runs += 1
-                problems.extend(_check_snapshot(store, name[: -len(".json")], path))
+                problems.extend(_check_snapshot(store, stem, path))
     problems.extend(_check_due(store))
     return runs, problems
 

@@ -131,13 +131,15 @@ class Store(ABC):
 
     @abstractmethod
     def run_ids(self, prefix: str = "") -> list[str]:
-        """The ids of the stored runs that start with `prefix`, sorted; no snapshot is read
-        (shell completion asks it at every keystroke)."""
+        """The ids of the stored runs that start with `prefix`, sorted (valid ids only); no
+        snapshot is read (shell completion asks it at every keystroke)."""
 
     @abstractmethod
     def iter_runs(self) -> Iterator[Run | Exception]:
         """Every stored run, in no particular order; a run that cannot be read is yielded as
-        the StateError describing it, so one bad snapshot never hides the others."""
+        the StateError describing it, so one bad snapshot never hides the others (likewise
+        something stored where runs are that is no run's, such as a file named after no valid
+        run id: the StateError names it)."""
 
     @abstractmethod
     def due(self, now: str, limit: int | None = None) -> list[str]:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
-from wfrun.ids import check_run_id
+from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store import _dueindex, _fsops, _histories, _keyfile, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
@@ -274,7 +274,9 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
 
         _delete.delete(self, run_id)
 
-    def run_ids(self, prefix: str = "") -> list[str]:
+    def _snapshot_stems(self, prefix: str = "") -> list[str]:
+        """The names before `.json` of the files in runs/ that look like snapshots, sorted
+        (a stray file's name included: see `stray_snapshot`)."""
         if not self._exists_dir():
             return []
         try:
@@ -285,8 +287,20 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
                       if name.endswith(".json") and name.startswith(prefix)
                       and not name.startswith("."))
 
+    def stray_snapshot(self, stem: str) -> str:
+        """Why `runs/STEM.json` (STEM not a valid run id) is no run's snapshot, for messages."""
+        path = self._path("runs", stem + ".json")
+        return (f"{path} is not a run's snapshot ({stem[:80]!r} is not a valid run id) and "
+                f"is skipped; move it out of {self._path('runs')}")
+
+    def run_ids(self, prefix: str = "") -> list[str]:
+        return [stem for stem in self._snapshot_stems(prefix) if RUN_ID_PATTERN.fullmatch(stem)]
+
     def iter_runs(self) -> Iterator[Run | Exception]:
-        for run_id in self.run_ids():
+        for run_id in self._snapshot_stems():
+            if not RUN_ID_PATTERN.fullmatch(run_id):
+                yield StateError(self.stray_snapshot(run_id))  # one stray file costs itself
+                continue
             try:
                 yield self.load(run_id)
             except (StateError, UsageError) as exc:
