@@ -115,12 +115,16 @@ def setup_options() -> list[Any]:
 
     get_completion_inspect_parameters()  # registers typer's completion classes, as typer does
     return [
-        _SetupOption(param_decls=["--install-completion"], is_flag=True, is_eager=True, expose_value=False,
-                     callback=set_up, help="Install completion for SHELL (bash, zsh, fish, "
-                     "powershell), by default the shell running wfrun."),
-        _SetupOption(param_decls=["--show-completion"], is_flag=True, is_eager=True, expose_value=False,
-                     callback=set_up, help="Print the completion script for SHELL (by default "
-                     "the shell running wfrun), to install it yourself."),
+        _SetupOption(
+            param_decls=["--install-completion"], is_flag=True, is_eager=True,
+            expose_value=False, callback=set_up,
+            help="Install completion for SHELL (bash, zsh, fish, powershell), by default the "
+                 "shell running wfrun."),
+        _SetupOption(
+            param_decls=["--show-completion"], is_flag=True, is_eager=True, expose_value=False,
+            callback=set_up,
+            help="Print the completion script for SHELL (by default the shell running wfrun), "
+                 "to install it yourself."),
     ]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from wfrun.errors import NotFoundError, UsageError
-from wfrun.ids import check_run_id
+from wfrun.ids import check_run_id, new_run_id
 
 from . import _complete, _input
 from ._app import JsonOpt, app, emit_json, executing, finish_run, handle_errors, settings
@@ -28,8 +28,6 @@ def start(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
-    from wfrun.ids import new_run_id
-
     given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
     if run_id is None:  # made here, so that an interruption can name the run
@@ -149,7 +147,8 @@ def list_runs(
     from . import _render
 
     rows: list[dict[str, Any]] = []
-    more, problems = 0, list[str]()
+    problems: list[str] = []
+    more = 0
     missing = settings().missing_state_dir()
     if missing:
         print(f"warning: {missing}", file=sys.stderr)
