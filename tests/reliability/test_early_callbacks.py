@@ -211,14 +211,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _post(url: str, value: Any) -> int:
+def _post(url: str, value: Any) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=json.dumps(value).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return int(resp.status)
+            return int(resp.status), json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), json.loads(exc.read())
+
+
+def test_an_http_resume_before_the_step_returns_is_acknowledged_as_accepted(
+        handoff: Handoff) -> None:
+    env = {"WFRUN_BASE_URL": f"http://127.0.0.1:{_free_port()}"}
+    _serve(handoff, env)
+    starter, link = handoff.start(env=env)
+    status, body = _post(link["url"], {"n": "not a number"})
+    assert status == 422, body  # checked before it is kept
+    status, body = _post(link["url"], {"n": 5})
+    assert (status, body["status"]) == (202, "accepted"), body
+    assert _post(link["url"], {"n": 6})[0] == 409  # one winner per suspension
+    handoff.go()
+    assert starter.wait(30) == 0
+    assert handoff.show()["output"] == {"got": {"n": 5}}
 
 
 def _serve(handoff: Handoff, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -251,7 +266,9 @@ def test_racing_callers_over_cli_and_http_get_exactly_one_winner(
                 handoff.go()  # the step pauses while the other half still race it
 
     def by_http(n: int) -> None:
-        status = _post(link["url"], {"n": n})
+        status, body = _post(link["url"], {"n": n})
+        if status == 202:
+            assert body["status"] in ("accepted", "running", "completed", "suspended"), body
         record(n, status == 202, status)
 
     def by_cli(n: int) -> None:

@@ -14,8 +14,8 @@ from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageEr
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 
-from ._apply import apply_resume
 from ._actions import check_resume_action
+from ._apply import apply_resume
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of

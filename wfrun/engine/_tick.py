@@ -156,7 +156,8 @@ def _tick_run(engine: Engine, run_id: str, claim: ExecutionClaim,
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})
-        limit = result.run.steps[sid].rerun_limit if reason == "rerun" else None
+        state = result.run.steps.get(sid) if reason == "rerun" else None  # not an iteration
+        limit = state.rerun_limit if state is not None else None
         if limit is not None:  # this rerun was its last: say so on the tick's line
             report.advanced[-1]["warning"] = rerun_limit_warning(sid, limit)
     return result.run

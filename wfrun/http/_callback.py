@@ -250,6 +250,14 @@ class Callbacks:
             raise  # the workflow cannot be loaded: 409 below
         except UsageError as exc:  # an unknown action, or none where one is needed
             return self._invalid(run, req, token, link, data, [], html, exc.message)
+        if result.accepted:  # the step is still executing: the resume applies when it pauses
+            if html:
+                return html_reply(202, _pages.message_page(
+                    "Thank you", f"Your answer for step {req.step} of run {req.run_id} is "
+                    "recorded; it applies as soon as the step pauses. You can close this page.",
+                    data))
+            return json_reply(202, {"run_id": req.run_id, "step": req.step, "status": "accepted",
+                                    "accepted": True, "action": action})
         self.continue_later(req.run_id)
         if html:
             done = f" with action {action}" if action else ""
