@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -149,19 +150,17 @@ class Server:
         return doc
 
 
-@pytest.fixture
-def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    """Workflows `approval`, `suspend-code` and `callback`, and a server on a free port."""
-    project.workflow("approval", APPROVAL, APPROVAL_PY)
-    project.workflow("suspend-code", SUSPEND, SUSPEND_PY)
-    project.workflow("callback", CALLBACK, CALLBACK_PY)
+@contextlib.contextmanager
+def running_server(project: Project, monkeypatch: pytest.MonkeyPatch,
+                   **options: Any) -> Iterator[Server]:
+    """A server on a free loopback port for `project` (`options` go to WfrunServer)."""
     holder: dict[str, str] = {}
 
     def engine() -> Engine:
         return Engine(FileStore(str(project.state)), SystemClock(),
                       workflows_dir=str(project.workflows), base_url=holder["base"])
 
-    httpd = WfrunServer("127.0.0.1", 0, engine, workers=2)
+    httpd = WfrunServer("127.0.0.1", 0, engine, **{"workers": 2, **options})
     holder["base"] = f"http://127.0.0.1:{httpd.server_port}"
     monkeypatch.setenv("WFRUN_BASE_URL", holder["base"])  # what `start` puts in links
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -172,3 +171,13 @@ def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server
         httpd.shutdown()
         httpd.close()
         thread.join(5)
+
+
+@pytest.fixture
+def server(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """Workflows `approval`, `suspend-code` and `callback`, and a server on a free port."""
+    project.workflow("approval", APPROVAL, APPROVAL_PY)
+    project.workflow("suspend-code", SUSPEND, SUSPEND_PY)
+    project.workflow("callback", CALLBACK, CALLBACK_PY)
+    with running_server(project, monkeypatch) as running:
+        yield running

@@ -41,6 +41,15 @@ def serve(
     = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Background workers continuing runs.")]
     = 4,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.1, max=3600, envvar="WFRUN_HEADER_TIMEOUT",
+        help="Seconds a client may take to send its request line and headers.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        min=0.1, max=3600, envvar="WFRUN_BODY_TIMEOUT",
+        help="Seconds a client may take to send a request body.")] = 60.0,
+    max_per_client: Annotated[int, typer.Option(
+        min=1, max=128, envvar="WFRUN_MAX_PER_CLIENT",
+        help="Connections one address may hold at once (of 128); more get 503.")] = 32,
 ) -> None:
     """Answer resume and cancel URLs: a POST resumes, a GET describes (a browser: a page).
 
@@ -58,7 +67,8 @@ def serve(
         return made
 
     try:
-        server = WfrunServer(host, port, engine, workers=workers)
+        server = WfrunServer(host, port, engine, workers=workers, max_per_client=max_per_client,
+                             header_timeout=header_timeout, body_timeout=body_timeout)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host or --port"

@@ -1,9 +1,12 @@
 """The HTTP server of `wfrun serve`: the standard library's ThreadingHTTPServer, hardened.
 
 One thread per connection (a slow client holds only its own thread; at most MAX_CONNECTIONS at
-once), a socket timeout on every read and a deadline for the whole body, the body cap enforced
-from Content-Length before any body byte is read, chunked bodies refused, and accepted resumes
-continued by a small pool of background workers.
+once, and at most MAX_PER_CLIENT from one address, so one client cannot take every slot), a
+socket timeout on every read, a deadline for the whole request head and another for the whole
+body (enforced by one watchdog thread that cuts the connection, so a client trickling a byte
+at a time is dropped too), the body cap enforced from Content-Length before any body byte is
+read, chunked bodies refused, and accepted resumes continued by a small pool of background
+workers.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
 REQUEST_TIMEOUT = 30.0  # seconds a client may stay silent while sending its request
+HEADER_DEADLINE = 10.0  # seconds a client may take to send the request line and headers
 BODY_DEADLINE = 60.0  # seconds a client may take to send a whole body
 MAX_CONNECTIONS = 128  # connections served at once; more get 503 at once
+MAX_PER_CLIENT = 32  # connections from one address at once; more from it get 503 at once
 LINGER_BYTES = 4 * 1024 * 1024  # after a 413, read at most this much so the client sees it
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -46,15 +51,102 @@ def redact(text: str) -> str:
     return re.sub(r"token=[^&\s\"]*", "token=...", text)
 
 
+class Deadlines:
+    """One watchdog thread for every connection: when a connection's deadline passes, its read
+    side is shut down, so a read blocked on a client that trickles returns at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[int, tuple[float, Handler]] = {}
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._watch, name="wfrun-deadlines", daemon=True)
+        self._thread.start()
+
+    def arm(self, handler: Handler, seconds: float) -> None:
+        """Cut `handler`'s connection `seconds` from now unless disarmed (or re-armed) first."""
+        with self._lock:
+            self._due[id(handler)] = (time.monotonic() + seconds, handler)
+        self._wake.set()
+
+    def disarm(self, handler: Handler) -> None:
+        """Forget `handler`'s deadline."""
+        with self._lock:
+            self._due.pop(id(handler), None)
+
+    def stop(self) -> None:
+        """End the watchdog thread."""
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(5)
+
+    def _watch(self) -> None:
+        while not self._stopped:
+            now = time.monotonic()
+            with self._lock:
+                expired = [h for due, h in self._due.values() if due <= now]
+                for handler in expired:
+                    del self._due[id(handler)]
+                upcoming = min((due for due, _ in self._due.values()), default=now + 1.0)
+            for handler in expired:
+                handler.expire()
+            self._wake.wait(max(0.0, min(upcoming - now, 1.0)))
+            self._wake.clear()
+
+
 class Handler(BaseHTTPRequestHandler):
     """Routes every method to the link handler; anything else is 404."""
 
     server: WfrunServer
     timeout = REQUEST_TIMEOUT
+    expired = False
 
     def version_string(self) -> str:
         """The Server header: no Python version."""
         return "wfrun"
+
+    def setup(self) -> None:
+        """Start the connection's clock: its request head must arrive within the deadline."""
+        super().setup()
+        self.server.deadlines.arm(self, self.server.header_timeout)
+
+    def finish(self) -> None:
+        """Stop watching the connection, then close it."""
+        self.server.deadlines.disarm(self)
+        super().finish()
+
+    def expire(self) -> None:
+        """Called by the watchdog: the client took too long; make its blocked read return."""
+        self.expired = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RD)
+
+    def _timed_out(self) -> None:
+        """Answer 408 to a client whose request head did not arrive in time."""
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":  # no whole request line
+            self.request_version = "HTTP/1.0"
+        self.requestline = getattr(self, "requestline", "")
+        self.command = getattr(self, "command", None) or ""
+        with contextlib.suppress(OSError):
+            self._send(json_reply(408, {"error": "the request line and headers did not arrive "
+                                        f"within {self.server.header_timeout:g} seconds"}))
+        self.close_connection = True
+
+    def handle_one_request(self) -> None:
+        """Serve one request; a client that sent nothing before the deadline gets 408."""
+        super().handle_one_request()
+        if self.expired and not getattr(self, "raw_requestline", b""):
+            self._timed_out()
+
+    def parse_request(self) -> bool:
+        """Read the request head; a head cut by its deadline gets 408 and nothing else."""
+        ok = super().parse_request()
+        if self.expired:
+            self._timed_out()
+            return False
+        if ok:  # the body's deadline starts now
+            self.server.deadlines.arm(self, self.server.body_timeout)
+        return ok
 
     def _dispatch(self) -> None:
         split = urlsplit(self.path)
@@ -70,6 +162,7 @@ class Handler(BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         body = self._read_body(headers)
+        self.server.deadlines.disarm(self)  # what follows is the server's own work
         if body is None:
             return
         request = Request(
@@ -105,15 +198,12 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _read_exactly(self, length: int) -> bytes | None:
-        """Read the body within BODY_DEADLINE seconds in all (each read also has `timeout`)."""
-        deadline = time.monotonic() + BODY_DEADLINE
+        """Read the body before its deadline (the watchdog cuts a client that is too slow)."""
         parts: list[bytes] = []
         remaining = length
         while remaining > 0:
-            if time.monotonic() > deadline:
-                return None
             chunk = self.rfile.read1(min(remaining, 65536))
-            if not chunk:
+            if not chunk or self.expired:
                 return None
             parts.append(chunk)
             remaining -= len(chunk)
@@ -166,9 +256,17 @@ class WfrunServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, engine: Callable[[], Engine], workers: int = 4,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, max_per_client: int = MAX_PER_CLIENT,
+                 header_timeout: float = HEADER_DEADLINE,
+                 body_timeout: float = BODY_DEADLINE) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._per_client: dict[str, int] = {}
+        self._clients_lock = threading.Lock()
+        self.max_per_client = max_per_client
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.deadlines = Deadlines()
         self.engine_factory = engine
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker")
         self.callbacks = Callbacks(engine, self.continue_later)
@@ -179,9 +277,30 @@ class WfrunServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
+    def _take_slot(self, client: str) -> bool:
+        """Count a new connection from `client`: False if it, or the server, has no slot left."""
+        with self._clients_lock:
+            if self._per_client.get(client, 0) >= self.max_per_client:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._per_client[client] = self._per_client.get(client, 0) + 1
+            return True
+
+    def _give_slot(self, client: str) -> None:
+        with self._clients_lock:
+            self._slots.release()
+            left = self._per_client.get(client, 1) - 1
+            if left > 0:
+                self._per_client[client] = left
+            else:
+                self._per_client.pop(client, None)
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve the connection in its own thread, or answer 503 when all slots are taken."""
-        if not self._slots.acquire(blocking=False):
+        """Serve the connection in its own thread, or answer 503 when the server's slots, or
+        those of the client's address, are all taken."""
+        client = str(client_address[0]) if client_address else ""
+        if not self._take_slot(client):
             with contextlib.suppress(OSError):
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                 b"Retry-After: 5\r\nConnection: close\r\n\r\n")
@@ -190,7 +309,7 @@ class WfrunServer(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give_slot(client)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -198,7 +317,7 @@ class WfrunServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give_slot(str(client_address[0]) if client_address else "")
 
     def continue_later(self, run_id: str) -> None:
         """Continue an accepted run in a background worker."""
@@ -214,4 +333,5 @@ class WfrunServer(ThreadingHTTPServer):
         """Stop listening and wait for the workers' running steps (queued ones are left to
         tick: their runs are durably marked running, hence due)."""
         self.server_close()
+        self.deadlines.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
