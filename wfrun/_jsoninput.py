@@ -12,9 +12,15 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 
 def max_payload() -> int:
-    """The payload cap in bytes: `WFRUN_MAX_PAYLOAD` or 1 MiB."""
-    value = os.environ.get("WFRUN_MAX_PAYLOAD", "")
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PAYLOAD
+    """The payload cap in bytes: `WFRUN_MAX_PAYLOAD` or 1 MiB (UsageError if it is not a
+    whole number of bytes above 0)."""
+    value = os.environ.get("WFRUN_MAX_PAYLOAD", "").strip()
+    if not value:
+        return DEFAULT_MAX_PAYLOAD
+    if value.isascii() and value.isdigit() and len(value) <= 15 and int(value) > 0:
+        return int(value)
+    raise UsageError(f"WFRUN_MAX_PAYLOAD must be a whole number of bytes above 0 (such as "
+                     f"{DEFAULT_MAX_PAYLOAD}), not {value!r}; fix or unset it")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -140,3 +140,24 @@ def urlopen_json(url: str) -> Any:
 
     with urllib.request.urlopen(url, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("length", ["²", "١٢", "1e3", "-1", " ", "9" * 40])
+def test_a_content_length_that_is_not_ascii_digits_gets_400(
+    project: Project, monkeypatch: pytest.MonkeyPatch, length: str
+) -> None:
+    with running_server(project, monkeypatch) as server, \
+            socket.create_connection(("127.0.0.1", server.httpd.server_port), timeout=5) as sock:
+        sock.sendall(f"POST /runs/x/steps/y/resume HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 400"), answer
+    assert b"Content-Length header must be the body's size in bytes" in answer
+
+
+def test_a_bad_max_payload_is_a_clear_error(project: Project) -> None:
+    for args in (("serve", "--port", "0"), ("start", "x", "--input", "{}")):
+        out = project.cli(*args, env={"WFRUN_MAX_PAYLOAD": "²"})
+        assert out.code == 2, (args, out)
+        assert "WFRUN_MAX_PAYLOAD must be a whole number of bytes" in out.stderr
+        assert "Traceback" not in out.stderr

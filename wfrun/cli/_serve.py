@@ -55,10 +55,12 @@ def serve(
 
     Example: wfrun serve --port 8787 --base-url https://wf.example.com
     """
+    from wfrun._jsoninput import max_payload
     from wfrun.http import WfrunServer
 
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise UsageError(f"--base-url {base_url!r} must start with http:// or https://")
+    max_payload()  # a bad WFRUN_MAX_PAYLOAD is an error now, not on the first request
     current = settings()
 
     def engine() -> Any:

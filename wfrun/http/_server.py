@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from wfrun._jsoninput import max_payload
 from wfrun.engine import Engine, _accept
+from wfrun.errors import UsageError
 
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
@@ -184,10 +185,18 @@ class Handler(BaseHTTPRequestHandler):
                                                  "bodies are not accepted"}))
             return None
         raw = headers.get("content-length", "0").strip()
-        if not raw.isdigit():
-            self._send(json_reply(400, {"error": "invalid Content-Length"}))
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            self._send(json_reply(400, {"error": "the Content-Length header must be the body's "
+                                        "size in bytes, written with the digits 0-9"}))
             return None
-        length, limit = int(raw), max_payload()
+        try:
+            limit = max_payload()
+        except UsageError as exc:  # checked at start; changed in this process since
+            logger.error("%s", exc.message)
+            self._send(json_reply(500, {"error": "the server's payload limit is misconfigured; "
+                                        "see its log"}))
+            return None
+        length = int(raw)
         if length > limit:
             self._send(json_reply(413, {"error": f"the body is over the {limit} byte limit"}))
             self._linger(length)
