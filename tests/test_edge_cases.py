@@ -29,7 +29,7 @@ def test_tick_drops_the_index_entry_of_a_snapshot_deleted_by_hand(project: Proje
 
 def test_what_a_step_prints_goes_to_stderr_and_json_stays_clean(project: Project) -> None:
     project.workflow("poll", POLL, POLL_PY)
-    out = project.cli("start", "poll", "--json")
+    out = project.cli("start", "poll", "--json", "--verbose")
     assert out.code == 0, out.stderr
     assert out.json()["status"] == "waiting"
     assert "hello from the step" in out.stderr

@@ -109,7 +109,7 @@ def test_expense_approval_input_is_checked_and_cancel_works(project: Project) ->
 def test_approval_link_sends_links_and_the_printed_command_resumes(project: Project) -> None:
     use(project, "approval-link")
     outbox = project.root / "outbox.txt"
-    out = project.run("start", "approval-link", "--json", "--input",
+    out = project.run("start", "approval-link", "--json", "--verbose", "--input",
                       json.dumps({"document": "q3.pdf", "outbox": str(outbox)}))
     assert out.code == 0
     doc = out.json()  # the step printed its message on stderr: stdout is still pure JSON

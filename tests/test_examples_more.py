@@ -78,7 +78,7 @@ def test_retry_request_with_no_server_at_all(project: Project) -> None:
 
 def test_suspend_timeout_resumes_itself_after_seven_days(project: Project) -> None:
     use(project, "suspend-timeout")
-    out = project.run("start", "suspend-timeout", "--input", '{"order": "o-1"}', "--json")
+    out = project.run("start", "suspend-timeout", "--input", '{"order": "o-1"}', "--json", "-v")
     assert out.code == 0
     doc = out.json()
     [pause] = doc["suspended"]

@@ -41,7 +41,7 @@ MODULE = """
 
 def start_noisy(project: Project) -> tuple[str, str]:
     project.workflow("noisy", MANIFEST, MODULE)
-    out = project.run("start", "noisy", "--input", '{"who": "ann"}', "--json")
+    out = project.run("start", "noisy", "--input", '{"who": "ann"}', "--json", "--verbose")
     assert out.code == 0, out.stderr
     doc = out.json()  # stdout holds only the JSON document ...
     assert "hello from stdout" in out.stderr  # ... what the step printed is echoed on stderr

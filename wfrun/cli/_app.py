@@ -47,6 +47,8 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Echo what steps print and log (ctx.log) to stderr as they run.")]
 
 
 class Settings:
@@ -166,8 +168,26 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+def echo_steps(verbose: bool) -> None:
+    """With --verbose, what steps print and log is echoed to stderr until the command ends;
+    without it, it is only kept (`wfrun logs`)."""
+    if verbose:
+        from wfrun.engine import _capture
+
+        _capture.set_echo(True)
+        _echoing.append(True)
+
+
+_echoing: list[bool] = []  # --verbose set the echo on: the command's end sets it off
+
+
 def _done_executing() -> None:
     _executing.clear()
+    if _echoing:
+        from wfrun.engine import _capture
+
+        _capture.set_echo(False)
+        _echoing.clear()
     while _handlers:
         signum, handler = _handlers.popitem()
         signal.signal(signum, handler)

@@ -13,7 +13,16 @@ import typer
 from wfrun.errors import ManifestError, WfrunError
 
 from . import _complete
-from ._app import JsonOpt, app, emit_json, executing, handle_errors, settings
+from ._app import (
+    JsonOpt,
+    VerboseOpt,
+    app,
+    echo_steps,
+    emit_json,
+    executing,
+    handle_errors,
+    settings,
+)
 
 
 @app.command()
@@ -28,6 +37,7 @@ def tick(
     workers: Annotated[int | None, typer.Option(
         min=1, help="Worker processes when many runs are due [default: 2 per CPU, at most 4].")]
     = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fire due timers, recover interrupted runs, and continue them until they pause.
 
@@ -36,6 +46,7 @@ def tick(
 
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
+    echo_steps(verbose)
     engine = settings().engine(now)
     workers = workers or _default_workers()
     missing = settings().missing_state_dir()

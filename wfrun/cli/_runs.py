@@ -11,7 +11,17 @@ from wfrun.errors import NotFoundError, UsageError
 from wfrun.ids import check_run_id, new_run_id
 
 from . import _complete, _input
-from ._app import JsonOpt, app, emit_json, executing, finish_run, handle_errors, settings
+from ._app import (
+    JsonOpt,
+    VerboseOpt,
+    app,
+    echo_steps,
+    emit_json,
+    executing,
+    finish_run,
+    handle_errors,
+    settings,
+)
 
 
 @app.command()
@@ -23,11 +33,13 @@ def start(
                                               help="Run input: JSON, @file or - (stdin).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Use this run id (idempotent start).")] = None,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Create a run and execute it until it completes, fails or pauses.
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
+    echo_steps(verbose)
     given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
     if run_id is None:  # made here, so that an interruption can name the run
@@ -50,11 +62,13 @@ def resume(
     label: Annotated[str | None, typer.Option(
         help="Resume the suspension with this label (instead of --step).")] = None,
     as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Hand data to a suspended step (or rerun a rerun-pending one now) and continue.
 
     Example: wfrun resume RUN --step manager-approval --action approved --data '{"approved": true}'
     """
+    echo_steps(verbose)
     check_run_id(run_id)
     if action is not None and not (0 < len(action) <= 100):
         raise UsageError("--action must be 1 to 100 characters")

@@ -2,9 +2,9 @@
 
 Each line becomes a record `{"at", "step", "runs", "stream", "text"}` (`stream` is `stdout`,
 `stderr`, `log` or `error`; log records also carry `level`) handed to a sink as soon as it is
-complete, so `wfrun logs --follow` shows a long step's output while it runs. What the step
-writes is still echoed to the executing command's stderr (stdout belongs to wfrun's own
-output, `--json`).
+complete, so `wfrun logs --follow` shows a long step's output while it runs. With `set_echo`
+(`--verbose`), what the step writes and logs is also echoed to the executing command's stderr
+as it happens (stdout belongs to wfrun's own output, `--json`); otherwise it is only kept.
 
 While at least one step executes, sys.stdout and sys.stderr are routers that send each write
 to the capture of the step executing in the writing thread (a context variable), so steps
@@ -13,7 +13,7 @@ a step started itself has no capture of its own: its writes go to the only step 
 or, with several, are echoed without being kept.
 
 Only Python-level writes are seen: a subprocess or C library writing straight to file
-descriptors 1 or 2 is echoed by the terminal as usual but not kept.
+descriptors 1 or 2 (or to `sys.stdout.buffer`) reaches the terminal as usual but is not kept.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ _lock = threading.RLock()
 _active: list[StepOutput] = []
 _saved: tuple[TextIO, TextIO] | None = None  # the streams the routers replaced
 _current: ContextVar[StepOutput | None] = ContextVar("wfrun_step_output", default=None)
+_echoing = False  # echo what steps write and log to stderr (--verbose)
+
+
+def set_echo(on: bool) -> None:
+    """Echo what steps print and log (`ctx.log`) to stderr as it happens (`--verbose`), or
+    only keep it for `wfrun logs` (the default)."""
+    global _echoing
+    _echoing = on
 
 
 class StepOutput:
@@ -97,9 +105,20 @@ class StepOutput:
             self.emit(stream, line[start:start + MAX_LINE].rstrip("\r"))
 
     def log(self, record: dict[str, Any]) -> None:
-        """Keep a `ctx.log` record (`{"level", "message"}`), one record per line of message."""
-        for line in str(record.get("message", "")).splitlines() or [""]:
-            self.emit("log", line, level=record.get("level", "info"))
+        """Keep a `ctx.log` record (`{"level", "message"}`), one record per line of message;
+        with echo on, also write it to stderr as `STEP  LEVEL  MESSAGE` (as `wfrun logs` does)."""
+        level = record.get("level", "info")
+        lines = str(record.get("message", "")).splitlines() or [""]
+        for line in lines:
+            self.emit("log", line, level=level)
+        if _echoing:
+            with _lock:
+                stream = _saved[1] if _saved is not None else sys.stderr
+                try:
+                    stream.write("".join(f"{self.step}  {level}  {line}\n" for line in lines))
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass  # a closed or broken stderr must not fail the step
 
     def emit(self, stream: str, text: str, **extra: Any) -> None:
         """Keep one line of output."""
@@ -126,7 +145,8 @@ def _target() -> StepOutput | None:
 
 
 class _Router(io.TextIOBase):
-    """sys.stdout or sys.stderr while steps execute: echoes every write, keeps it for its step."""
+    """sys.stdout or sys.stderr while steps execute: keeps every write for its step, and echoes
+    it to stderr with echo on."""
 
     def __init__(self, stream: str, echo: TextIO) -> None:
         super().__init__()
@@ -143,7 +163,7 @@ class _Router(io.TextIOBase):
 
     @property
     def buffer(self) -> Any:
-        """The echo's binary buffer: bytes written there are echoed but not kept."""
+        """The echo's binary buffer: bytes written there reach stderr but are not kept."""
         return self._echo.buffer
 
     def __getattr__(self, name: str) -> Any:  # line_buffering, reconfigure, ...: the echo's
@@ -158,17 +178,19 @@ class _Router(io.TextIOBase):
         return False
 
     def fileno(self) -> int:
-        return self._echo.fileno()  # writes through the descriptor are echoed, not kept
+        return self._echo.fileno()  # writes through the descriptor reach stderr, not kept
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with _lock:
-            self._echo.write(text)
+            if _echoing:
+                self._echo.write(text)
             target = _target()
             if target is not None:
                 target.feed(self._stream, text)
         return len(text)
 
     def flush(self) -> None:
-        self._echo.flush()
+        if _echoing:
+            self._echo.flush()
