@@ -7,6 +7,7 @@ calls `continue_run` in a background worker. If the process dies in between, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wfrun import _schema, loader
@@ -74,15 +75,19 @@ def ended_message(run: Run, step: str) -> str:
             f"{state.status}); this link no longer works")
 
 
-def open_link(engine: Engine, run_id: str, step: str, verb: str, token: str) -> tuple[Run, str]:
+def open_link(engine: Engine, run_id: str, step: str, verb: str, token: str,
+              decoy: Callable[[Engine, str], Run] | None = None) -> tuple[Run, str]:
     """Load the run a link points to and say whether its token is ACTIVE or ENDED.
 
     Raises NotFoundError, with no detail, for an invalid run id, an unknown run or step, or a
-    token that is not this run's, step's and verb's."""
+    token that is not this run's, step's and verb's. For an unknown run, the token is checked
+    against `decoy(engine, step)` first, so that it costs what a wrong token does."""
     try:
         check_run_id(run_id)
         run = engine.store.load(run_id)
     except (NotFoundError, UsageError):
+        if decoy is not None:  # no timing oracle for which runs exist
+            token_state(engine.store.secret_key(), decoy(engine, step), step, verb, token)
         raise NotFoundError("not found") from None
     state = token_state(engine.store.secret_key(), run, step, verb, token)
     if state is None:

@@ -30,6 +30,7 @@ from wfrun.errors import (
     UsageError,
     WfrunError,
 )
+from wfrun.model import SUSPENDED, Run, StepState
 
 from . import _pages
 from ._forms import form_data, query_data
@@ -135,6 +136,26 @@ class Callbacks:
     def __init__(self, engine: Callable[[], Engine], continue_later: Callable[[str], None]) -> None:
         self.engine = engine
         self.continue_later = continue_later
+        self._decoy_id: str | None = None  # a stored run, read in place of an unknown one
+
+    def _decoy(self, engine: Engine, step: str) -> Run:
+        """A run to check the token of an unknown run against: a stored one, read as the
+        requested run would have been (the same loads), holding `step` paused with one nonce
+        (the same token computations), so a 404 costs the same whether the run exists."""
+        run: Run | None = None
+        try:
+            if self._decoy_id is None:  # once per server: the newest stored run
+                self._decoy_id = max(engine.store.run_ids(), default="")
+            if self._decoy_id:
+                run = engine.store.load(self._decoy_id)
+        except WfrunError:
+            self._decoy_id = None
+        if run is None:
+            run = Run("decoy", "decoy", {}, "", "")
+        if node_of(run, step) is None:
+            run.steps[step] = StepState(status=SUSPENDED, pause={"nonce": "decoy"},
+                                        nonces=["decoy"])
+        return run
 
     def handle(self, req: Request) -> Reply:
         """Answer one request to `/runs/RUN/steps/STEP/(resume|cancel)?token=...`."""
@@ -142,7 +163,8 @@ class Callbacks:
         token = (req.query.get("token") or [""])[0]
         html = wants_html(req.headers)
         try:
-            run, token_state = _accept.open_link(engine, req.run_id, req.step, req.verb, token)
+            run, token_state = _accept.open_link(engine, req.run_id, req.step, req.verb, token,
+                                                 self._decoy)
         except NotFoundError:
             return NOT_FOUND
         except StateError as exc:
