@@ -15,6 +15,7 @@ BRANCHING = """
       - id: start
       - id: decide
         wait: true
+        label: road-choice
         resume_schema:
           type: object
           required: [note]
@@ -160,6 +161,9 @@ def test_the_page_offers_one_button_per_known_action_and_shows_what_is_asked(
     assert "Pick the road &lt;b&gt;A&lt;/b&gt; or B." in html  # the workflow's description
     assert "&lt;ann&gt;" in html and "&lt;i&gt;both roads&lt;/i&gt;" in html  # input, outputs
     assert 'value="prefilled"' in html  # the form is pre-filled from the query
+    assert "<dt>Label</dt><dd>road-choice</dd>" in html
+    described = http(resume).json()
+    assert described["actions"] == ["choose-a", "choose-b"] and described["label"] == "road-choice"
     form = urlencode({"_wfrun_form": "approval", "field:note": "a is shorter",
                       "_wfrun_action": "choose-b"})
     reply = http(resume, "POST", form.encode(),

@@ -219,6 +219,7 @@ class Callbacks:
             "run_id": run.run_id, "step": req.step, "verb": "resume",
             "resume_schema": link.schema, "actions": link.actions,
             "suspend_data": getattr(state, "suspend_data", None),
+            "label": (getattr(state, "pause", None) or {}).get("label"),
             "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
                    "data as a JSON body, or with no body as query parameters "
                    f"(&name=value){choose}; a GET changes nothing"})
