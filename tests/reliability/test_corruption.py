@@ -176,6 +176,7 @@ def test_doctor_finds_temp_files_torn_history_and_logs_and_missing_index(lab: La
         fh.write(b'{"at": "2026-01-01T00:00:00Z", "type": "lo')  # torn by a power cut
     log = crashed / "runs" / "poller.log.jsonl"  # what a step printed, torn the same way
     log.write_bytes(b'{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "hi"}\n{"at": ')
+    log.chmod(0o600)  # as wfrun makes it
     entry = next((crashed / "due").rglob("*~bad"))
     entry.unlink()  # the suspended run's due entry, gone: tick would never time it out
 

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -85,3 +86,67 @@ def test_a_state_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
         assert "owned by another user" in proc.stderr and str(state) in proc.stderr
     assert list(state.iterdir()) == []
+
+
+def test_missing_parents_of_the_state_dir_are_never_writable_by_others(tmp_path: Path) -> None:
+    """`--state-dir a/b/.wfstate` under umask 000 makes `a` and `a/b` as `mkdir -p` would,
+    less write access for group and others (issue 18, point 13)."""
+    workflows = write_workflows(tmp_path / "workflows")
+    state = tmp_path / "a" / "b" / ".wfstate"
+    proc = _sh(workflows, state, "start", "flow", "--run-id", "r1")
+    assert proc.returncode == 0, proc.stderr
+    for parent in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(parent.stat().st_mode) == 0o755, parent
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    strict = tmp_path / "c" / "d" / ".wfstate"  # a stricter umask is kept for the parents
+    assert _sh(workflows, strict, "start", "flow", "--run-id", "r1", umask="077").returncode == 0
+    assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o700
+
+
+def _modes(state: Path) -> dict[str, int]:
+    return {str(p.relative_to(state)): stat.S_IMODE(p.lstat().st_mode)
+            for p in [state, *state.rglob("*")]}
+
+
+def test_a_state_dir_restored_with_open_modes_is_reported_and_made_private_again(
+        tmp_path: Path) -> None:
+    """A backup restored as 0644 files and 0755 directories: doctor reports what others can
+    read; the next writes make each file 0600 again, spares (recycled inodes) included."""
+    workflows = write_workflows(tmp_path / "workflows")
+    original = tmp_path / "original"
+    for args in (["start", "flow", "--run-id", "r1"], ["start", "poll", "--run-id", "r2"],
+                 ["show", "r1"]):
+        assert _sh(workflows, original, *args, umask="022").returncode == 0
+    state = tmp_path / "restored"
+    shutil.copytree(original, state)  # then as a restore under umask 022 leaves it
+    for path in [state, *state.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    doctor = _sh(workflows, state, "doctor", "--json", umask="022")
+    assert doctor.returncode == 5, doctor.stderr
+    report = json.loads(doctor.stdout)
+    assert {p["kind"] for p in report["problems"]} == {"mode"}
+    flagged = {str(Path(p["path"]).relative_to(state)) for p in report["problems"]}
+    assert {"runs", "keys", "locks", "due", "runs/r1.json", "runs/r1.history.jsonl",
+            "keys/url.key", "locks/r1.exec"} <= flagged, flagged
+    assert any(name.startswith("runs/.r1.json.") for name in flagged)  # the spare: old state
+    assert not any(name.endswith(".lock") for name in flagged)  # empty: nothing to read
+    assert all("chmod" in p["reason"] and ("mode 644" in p["reason"] or "mode 755" in p["reason"])
+               for p in report["problems"])
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700  # (every command tightens the root)
+
+    token = json.dumps({"token": "t"})
+    for args in (["resume", "r1", "--data", token], ["tick", "--now", future()],
+                 ["start", "flow", "--run-id", "r3"], ["cancel", "r3"], ["show", "r1"]):
+        proc = _sh(workflows, state, *args, umask="022")
+        assert proc.returncode == 0, (args, proc.stderr)
+    # what holds state is private again; empty files and the manifest cache (written once,
+    # never again: doctor keeps naming them, with the chmod to run) are as they were
+    wrong = {path: f"{mode:o}" for path, mode in _modes(state).items() if mode & 0o077
+             and not path.endswith(".lock") and not path.startswith(("due/", "cache"))}
+    assert not wrong, wrong
+    left = json.loads(_sh(workflows, state, "doctor", "--json", umask="022").stdout)["problems"]
+    assert {Path(p["path"]).relative_to(state).parts[0] for p in left} <= {"due", "cache"}
+    for name in ("runs/r1.json", "runs/r2.json", "runs/r1.history.jsonl", "keys/url.key"):
+        assert _modes(state)[name] == 0o600, name
+    assert any(p.name.startswith(".r1.json.") for p in (state / "runs").iterdir())

@@ -52,7 +52,7 @@ def test_stray_names_in_the_due_directory_are_ignored_by_tick_and_reported_by_do
         lab: Lab) -> None:
     state = _napping(lab, "n1")
     (state / "due" / "0notes.txt").write_text("mine")  # sorts before every hour bucket
-    (state / "due" / "2020010100").mkdir()  # not an hour (YYYYMMDDTHH)
+    (state / "due" / "2020010100").mkdir(mode=0o700)  # not an hour (YYYYMMDDTHH)
     tick = lab.cmd(state, "tick", "--now", future())
     assert tick.rc == 0 and "Traceback" not in tick.stderr, tick
     assert load(state, "n1").status == "completed"
@@ -69,6 +69,7 @@ def test_a_snapshot_under_another_runs_name_is_refused(lab: Lab, how: str) -> No
     alpha, beta = state / "runs" / "alpha.json", state / "runs" / "beta.json"
     if how == "copy":
         beta.write_bytes(alpha.read_bytes())
+        beta.chmod(0o600)
     elif how == "symlink":
         beta.symlink_to("alpha.json")
     else:
@@ -102,6 +103,7 @@ def test_a_stray_json_file_in_runs_is_reported_with_its_path_and_skipped(lab: La
     lab.ok(state, "start", "flow", "--run-id", "alpha")
     stray = state / "runs" / name
     stray.write_bytes((state / "runs" / "alpha.json").read_bytes())
+    stray.chmod(0o600)  # (a mode others can read is a problem of its own)
     for args in (["list", "--json"], ["pending", "--json"]):
         out = lab.cmd(state, *args)
         assert "Traceback" not in out.stderr, out.stderr

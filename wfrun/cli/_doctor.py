@@ -1,4 +1,4 @@
-"""`wfrun doctor`: check every snapshot and history file, and find leftover temporary files."""
+"""`wfrun doctor`: examine every file of the state directory and report what is wrong."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def doctor(as_json: JsonOpt = False) -> None:
     """Check that every run's snapshot reads and verifies; report what does not. Changes nothing.
 
     Reports snapshots that cannot be read, parsed or verified, history lines that are not JSON,
-    temporary files left by interrupted writes, and runs missing from the due index, each with
-    its path and the reason. Exits 5 if it found any, 0 otherwise.
+    temporary files left by interrupted writes, runs missing from the due index and entries it
+    cannot use, a damaged URL key, and files or directories others may read, each with its path
+    and the reason. Exits 5 if it found any, 0 otherwise.
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from wfrun.errors import NotFoundError, StateError, UsageError
@@ -51,7 +52,45 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 runs += 1
                 problems.extend(_check_snapshot(store, stem, path))
     problems.extend(_check_due(store))
+    problems.extend(_check_modes(store))
     return runs, problems
+
+
+def _check_modes(store: FileStore) -> list[dict[str, str]]:
+    """Directories and files that others may read or write: wfrun makes directories 0700 and
+    files 0600 whatever the umask, so such a mode came from a restore or a hand (the run's next
+    write makes its snapshot and history 0600 again; `chmod` the others). Empty files
+    (due-index entries, state locks) hold nothing to read and are left out."""
+    problems = []
+    for sub in ("runs", "keys", "locks", "due", "cache"):
+        directory = store._path(sub)
+        try:
+            entries = list(os.scandir(directory))
+            mode = os.stat(directory).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        problems.extend(_mode_problem(directory, mode, 0o700))
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if sub == "due":
+                if stat.S_ISDIR(st.st_mode):  # an hour bucket (its entries are empty files)
+                    problems.extend(_mode_problem(entry.path, st.st_mode, 0o700))
+            elif stat.S_ISREG(st.st_mode) and not entry.name.endswith(".lock"):
+                problems.extend(_mode_problem(entry.path, st.st_mode, 0o600))
+    return problems
+
+
+def _mode_problem(path: str, mode: int, wanted: int) -> list[dict[str, str]]:
+    """A `mode` problem if `mode` gives group or others any access, else nothing."""
+    if not mode & 0o077:
+        return []
+    who = "group or others can write it" if mode & 0o022 else "group or others can read it"
+    return [{"path": path, "kind": "mode", "reason": (
+        f"mode {stat.S_IMODE(mode):o}: {who} (restored from a backup or changed by hand; wfrun "
+        f"keeps it {wanted:o}): run 'chmod {wanted:o} {path}'")}]
 
 
 def _check_due(store: FileStore) -> list[dict[str, str]]:

@@ -165,6 +165,8 @@ def _open_spare(path: str) -> tuple[int, int, str, str]:
             continue
         st = os.fstat(fd)
         if st.st_nlink == 1:
+            if st.st_mode & 0o777 != 0o600:  # an inode restored from a backup keeps its mode
+                os.fchmod(fd, 0o600)
             return fd, st.st_size, spare, other
         # Also named elsewhere: `path` itself (a writer was killed between its link and its
         # rename) or a link made by hand. Never write into a file that may be live.
@@ -305,6 +307,8 @@ def _appending(path: str) -> tuple[int, int, int]:
         os.close(_APPENDING.pop(next(iter(_APPENDING)))[0])
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # read: its last byte
     opened = os.fstat(fd)
+    if opened.st_mode & 0o077:  # restored from a backup as 0644, say: private again
+        os.fchmod(fd, 0o600)
     _APPENDING[path] = (fd, opened.st_dev, opened.st_ino, -1)
     return fd, opened.st_size, -1
 

@@ -67,10 +67,17 @@ class RecordingStore(Store):
             return None
         return fd
 
+    def _private(self, fd: int) -> None:
+        """Make a claim file this process now holds 0600 (it keeps "step started" records) if
+        a restore from a backup left it readable by others."""
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+
     def claim(self, run_id: str) -> ExecutionClaim | None:
         fd = self._claim_fd(run_id)
         if fd is None:
             return None
+        self._private(fd)
         self._claimed(run_id, fd)  # the "step started" record is written through it
         return FlockClaim(fd, run_id, self._released)
 

@@ -68,12 +68,17 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
         if self._ready:
             return
         try:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            # missing parents are made as `mkdir -p` would, but never writable by others
+            _fsops.make_dir(self.root, 0o700, parents_mode=0o755)
             self._check_root()
             for sub in _SUBDIRS:
                 path = self._path(sub)
-                if not os.path.isdir(path):
-                    os.makedirs(path, mode=0o700, exist_ok=True)
+                try:
+                    mode = os.stat(path).st_mode
+                except FileNotFoundError:
+                    _fsops.make_dir(path)
+                    continue
+                if mode & 0o077:  # restored from a backup, or changed by hand
                     os.chmod(path, 0o700)
         except OSError as exc:
             raise StateError(f"cannot create state directory {self.root}: {exc.strerror}") from exc
