@@ -177,13 +177,12 @@ def environment(bindir: Path, home: Path) -> dict[str, str]:
         "TERM": "dumb",
         "NO_COLOR": "1",
         "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
 def script(blocks: list[Block], mark: str) -> str:
     """The bash script that replays the blocks: commands in order, a marker after each."""
-    out = ["exec </dev/null"]
+    out = ["exec </dev/null", "__wfrun_docs_rc() { return \"$1\"; }"]
     n = 0
     for block in blocks:
         if block.path is not None:
@@ -195,7 +194,9 @@ def script(blocks: list[Block], mark: str) -> str:
             continue
         for cmd in block.commands:
             out.append(cmd.text)
-            out.append(f"printf '\\n{mark}:%d:%d:%s\\n' {n} $? \"$EPOCHREALTIME\"")
+            out.append(f"__wfrun_docs_status=$?; printf '\\n{mark}:%d:%d:%s\\n' {n} "
+                       f"\"$__wfrun_docs_status\" \"$EPOCHREALTIME\"; "
+                       f"__wfrun_docs_rc \"$__wfrun_docs_status\"")  # so that `echo $?` works
             n += 1
     return "\n".join(out) + "\n"
 

@@ -68,6 +68,7 @@ def _serve_port(commands: list[str]) -> int | None:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -147,6 +148,9 @@ def test_the_harness_catches_a_changed_output_and_masks_only_what_varies(tmp_pat
         "one",
         "two",
         "three",
+        "$ (exit 3)",
+        "$ echo $?",
+        "3",
         "```",
     ])
     blocks = parse(doc, "t.md")
@@ -154,7 +158,7 @@ def test_the_harness_catches_a_changed_output_and_masks_only_what_varies(tmp_pat
     scratch.mkdir()
     home.mkdir()
     replay = run(blocks, scratch, environment(Path(sys.executable).parent, home), 30)
-    assert replay.complete and replay.codes == [0, 0, 0, 0, 0]
+    assert replay.complete and replay.codes == [0, 0, 0, 0, 0, 3, 0]
     # the ids differ from the recorded ones in the last block: same id twice, so different
     # runs on one side and the same on the other is a mismatch
     [mismatch] = compare(blocks, replay, Masker(), Masker())

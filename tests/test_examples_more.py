@@ -183,10 +183,10 @@ def test_early_exit_skips_the_rest_for_a_duplicate(project: Project) -> None:
     assert ledger.read_text() == "o-7\n"  # not charged twice
 
 
-def test_every_example_starts_with_the_readme_command(tmp_path: Path,
+def test_every_example_starts_with_the_tutorial_command(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The examples", 1)[1].split("\n## ", 1)[0]
+    tutorial = (REPO / "docs" / "tutorial.md").read_text()
+    section = tutorial.split("## All the examples", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
              if line.strip()]
     assert sorted(shlex.split(line)[2] for line in lines) == sorted(EXAMPLES)
