@@ -215,11 +215,12 @@ class Callbacks:
         choose = (f", and add &action=NAME to choose one of {', '.join(link.actions)}"
                   if link.actions else "")
         state = node_of(run, req.step)
+        label = (getattr(state, "pause", None) or {}).get("label")
         return json_reply(200, {
             "run_id": run.run_id, "step": req.step, "verb": "resume",
             "resume_schema": link.schema, "actions": link.actions,
             "suspend_data": getattr(state, "suspend_data", None),
-            "label": (getattr(state, "pause", None) or {}).get("label"),
+            **({"label": label} if label else {}),
             "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
                    "data as a JSON body, or with no body as query parameters "
                    f"(&name=value){choose}; a GET changes nothing"})
