@@ -4,11 +4,13 @@ finds it (issue 18)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from wfrun.store._snapshot import render_snapshot
 from wfrun.store.file import FileStore
 
 from ._relutil import Lab, future, load
@@ -120,3 +122,24 @@ def test_a_stray_json_file_in_runs_is_reported_with_its_path_and_skipped(lab: La
         ("snapshot", str(stray))]
     assert lab.cmd(state, "tick", "--now", future()).rc == 0
     assert stray.exists()
+
+
+def test_a_step_started_record_of_another_run_is_never_taken_for_this_one(lab: Lab) -> None:
+    """`locks/RUN.exec` keeps a "step started" state while a step executes: one copied from
+    another run (with the revision this run would expect) is ignored, the snapshot is the
+    state."""
+    state = lab.root / "state"
+    lab.ok(state, "start", "flow", "--run-id", "alpha")
+    lab.ok(state, "start", "flow", "--run-id", "beta")
+    envelope = json.loads((state / "runs" / "alpha.json").read_bytes())
+    beta = load(state, "beta")
+    envelope["run"]["revision"] = beta.revision + 1  # what beta's next record would carry
+    envelope["run"]["status"] = "running"
+    (state / "locks" / "beta.exec").write_bytes(
+        render_snapshot(envelope["schema_version"], envelope["due"], envelope["run"]))
+    shown = lab.cmd(state, "show", "beta", "--json")
+    assert shown.rc == 0, shown
+    assert shown.json()["run_id"] == "beta" and shown.json()["status"] == "suspended"
+    lab.ok(state, "resume", "beta", "--data", '{"token": "t"}')
+    assert load(state, "beta").status == "completed"
+    assert load(state, "alpha").status == "suspended"
