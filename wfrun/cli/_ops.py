@@ -28,7 +28,8 @@ from ._app import (
 @app.command()
 @handle_errors
 def tick(
-    now: Annotated[str | None, typer.Option(help="Use this time as now: ISO-8601, or +DURATION from now (+10m, +1d).")] = None,
+    now: Annotated[str | None, typer.Option(
+        help="Use this time as now: ISO-8601, or +DURATION from now (+10m, +1d).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Advance at most N runs.")] = None,
     as_json: JsonOpt = False,
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
