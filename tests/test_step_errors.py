@@ -213,3 +213,29 @@ def test_plain_output_of_tracebacks_is_what_rich_prints(doc: dict[str, Any], wid
     plain, rich = render_both(doc, plain_env)
     if plain is not None:
         assert plain == rich
+
+
+def test_a_failed_foreach_iteration_and_a_failed_child_run_show_where(project: Project) -> None:
+    project.workflow("fe", """\
+        steps:
+          - id: items
+          - id: each
+            foreach: items
+            needs: [items]
+        """, """\
+        def items(ctx):
+            return [1, 2, 0]
+
+
+        def each(ctx):
+            return 10 / ctx.item
+        """)
+    project.workflow("parent", "steps: [{id: child, workflow: fe}]\n")
+    where = f'    File "{project.workflows / "fe.py"}", line 6, in each'
+    for name in ("fe", "parent"):
+        out = project.run("start", name)
+        assert out.code == 1
+        assert "ZeroDivisionError" in out.stdout and "iteration 2" in out.stdout
+        assert where in out.stdout.splitlines(), out.stdout
+        error = project.run("start", name, "--json").json()["error"]
+        assert _frames(error["traceback"]) == [(str(project.workflows / "fe.py"), 6, "each")]

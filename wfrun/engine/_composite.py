@@ -135,7 +135,8 @@ def settle(run: Run, workflow: Workflow, step_id: str, now: datetime, events: Ev
         index, it = failed
         error = dict(it.error or {})
         error = {"step": step_id, "type": error.get("type", "Error"),
-                 "message": f"iteration {index}: {error.get('message', 'failed')}"}
+                 "message": f"iteration {index}: {error.get('message', 'failed')}",
+                 **{k: error[k] for k in ("traceback",) if k in error}}  # where it raised
         _fail_step(run, state, error, now, events)
     elif statuses <= SETTLED:
         state.output = [it.output for it in its]
@@ -273,7 +274,7 @@ def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildR
             err = result.error or {}
             it.error = {"step": name, "type": err.get("type", "Error"), "message": (
                 f"child run {result.child_id} failed in step '{err.get('step')}': "
-                f"{err.get('message', '')}")}
+                f"{err.get('message', '')}"), **{k: err[k] for k in ("traceback",) if k in err}}
         it.status = FAILED
         it.pause = None
         it.finished_at = to_iso(now)
