@@ -16,13 +16,17 @@ import re
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from _docs_replay import (
     NO_REPLAY,
+    Block,
     DocError,
     Masker,
+    Replay,
     anchors,
     broken_links,
     compare,
@@ -76,26 +80,67 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("doc", _with_console_blocks(), ids=_name)
-def test_console_blocks_replay(doc: Path, tmp_path: Path) -> None:
-    """Each file's console blocks, run in order in a scratch directory, print what they show."""
+class _Replayed:
+    """One file's blocks and what replaying them printed (or why they could not be run)."""
+
+    def __init__(self, text: str, blocks: list[Block], replay: Replay | None = None,
+                 problem: str = "") -> None:
+        self.text, self.blocks, self.replay, self.problem = text, blocks, replay, problem
+
+
+def _replay_file(doc: Path, base: Path) -> _Replayed:
+    """Run a file's console blocks in a scratch directory under `base`."""
     name = _name(doc)
     text = doc.read_text()
     blocks = parse(text, name)
     problems = lint(blocks, name)
-    assert not problems, "\n".join(problems)
+    if problems:
+        return _Replayed(text, blocks, problem="\n".join(problems))
     commands = [c for b in blocks if b.replayable for c in b.commands]
-    assert commands
     port = _serve_port([c.text for c in commands])
     if port is not None and not _port_is_free(port):
-        pytest.fail(f"{name} starts 'wfrun serve' on port {port}, which something else is using; "
-                    f"stop it and run the test again")
-    scratch, home = tmp_path / "tour", tmp_path / "home"
+        return _Replayed(text, blocks, problem=f"{name} starts 'wfrun serve' on port {port}, which "
+                                               f"something else is using; stop it and run the test again")
+    scratch, home = base / "tour", base / "home"
     shutil.copytree(REPO / "workflows", scratch / "workflows",
                     ignore=shutil.ignore_patterns("__pycache__"))
     home.mkdir()
     replay = run(blocks, scratch, environment(Path(sys.executable).parent, home), TIMEOUT)
     replay.outputs = [displayed(lines, scratch, home) for lines in replay.outputs]
+    return _Replayed(text, blocks, replay)
+
+
+@pytest.fixture(scope="module")
+def replays(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path, Future[_Replayed]]]:
+    """The selected files' replays, started at once, as many at a time as there are CPUs: each
+    runs in its own processes, so the slowest file bounds the time, not their sum. (Under
+    xdist each test replays its own file, and xdist spreads the files.)"""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield {}
+        return
+    wanted = [item.callspec.params["doc"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_console_blocks_replay"
+              and hasattr(item, "callspec")]
+    with ThreadPoolExecutor(max_workers=max(1, min(2, len(os.sched_getaffinity(0))))) as pool:
+        futures = {doc: pool.submit(_replay_file, doc, tmp_path_factory.mktemp("docs-replay"))
+                   for doc in sorted(wanted, key=lambda p: -p.stat().st_size)}
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+@pytest.mark.parametrize("doc", _with_console_blocks(), ids=_name)
+def test_console_blocks_replay(doc: Path, tmp_path: Path,
+                               replays: dict[Path, Future[_Replayed]]) -> None:
+    """Each file's console blocks, run in order in a scratch directory, print what they show."""
+    name = _name(doc)
+    done = replays[doc].result() if doc in replays else _replay_file(doc, tmp_path)
+    assert not done.problem, done.problem
+    text, blocks, replay = done.text, done.blocks, done.replay
+    assert replay is not None
+    commands = [c for b in blocks if b.replayable for c in b.commands]
+    assert commands
     unfinished = ""
     if not replay.complete:
         cmd = commands[len(replay.codes)]
