@@ -151,7 +151,9 @@ def test_an_early_resume_is_checked_before_it_is_kept(handoff: Handoff) -> None:
 
 def test_an_early_resume_of_a_rerun_executes_it_again_at_once(handoff: Handoff) -> None:
     starter, _ = handoff.start("rerun")
-    assert handoff.cli("resume", "r1", "--data", '{"n": 7}').code == 0  # the one executing step
+    unnamed = handoff.cli("resume", "r1", "--data", '{"n": 7}')
+    assert unnamed.code == 3 and "--step ask" in unnamed.stderr  # an executing step is named
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 7}').code == 0
     handoff.go()
     assert starter.wait(30) == 0, starter.communicate()
     doc = handoff.show()

@@ -28,14 +28,16 @@ def plain_target(run: Run, step: str | None) -> str:
         return step
     if len(candidates) == 1:
         return candidates[0]
-    executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]
-    if not candidates and len(executing) == 1:
-        return executing[0]  # it may pause: its resume is kept until then (SPEC §3)
     if not candidates:
         if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
             raise ConflictError(finished_run_message(run, None))
+        # A step executing now takes data only when named (SPEC §3): the data is kept until
+        # it pauses, and discarded if it ends without pausing.
+        executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]
+        hint = (f"; step '{executing[0]}' is executing: to hand it data when it pauses, name "
+                f"it with --step {executing[0]}") if len(executing) == 1 else ""
         raise ConflictError(
-            f"run {run.run_id} is {run.status} and has no step waiting for data"
+            f"run {run.run_id} is {run.status} and has no step waiting for data{hint}"
         )
     raise UsageError(
         f"run {run.run_id} has several steps that can take data ({', '.join(candidates)}); "
