@@ -92,7 +92,7 @@ def test_an_entry_whose_old_empty_bucket_a_tick_removes_meanwhile_makes_it_again
     bucket = root / "due" / HOUR.replace("-", "")
     bucket.mkdir(mode=0o700)
     os.utime(bucket, (time.time() - 3600, time.time() - 3600))  # emptied an hour ago
-    real = _fsops.create_empty
+    real = _fsops.touch
     ticks: list[list[str]] = []
 
     def tick_first(path: str) -> None:
@@ -101,7 +101,7 @@ def test_an_entry_whose_old_empty_bucket_a_tick_removes_meanwhile_makes_it_again
             assert not bucket.exists(), "the tick kept the old empty bucket"
         real(path)
 
-    monkeypatch.setattr(_fsops, "create_empty", tick_first)
+    monkeypatch.setattr(_fsops, "touch", tick_first)
     store = FileStore(root)
     _toggle(run, executing=True)
     with store.lock("w"):

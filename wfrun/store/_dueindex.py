@@ -31,24 +31,29 @@ class DueIndex:
         raise NotImplementedError
 
     def _add_index(self, name: str) -> None:
-        """Create an index entry, and its hour bucket if it has none.
+        """Create an index entry, and its hour bucket if it has none, durably.
 
         `due` in another process removes a bucket it finds empty and older than its clock, at
         any moment, but only one unchanged for BUCKET_GRACE_SECONDS: an entry that finds the
         bucket it saw gone makes the bucket again and gets that long to come in (retried a
-        few times, for a process stopped that long in between)."""
+        few times, for a process stopped that long in between). Nothing is fsynced before the
+        entry is in place, so no fsync is ever retried."""
         bucket = self._path("due", name[:11])
         entry = bucket + "/" + name
+        made = False
         for attempt in range(_ATTEMPTS):
             if not os.path.isdir(bucket):
                 _fsops.make_dir(bucket)  # (or another process made it meanwhile)
-                _fsops.fsync_dir(self._path("due"))
+                made = True
             try:
-                _fsops.create_empty(entry)
-                return
+                _fsops.touch(entry)
+                break
             except FileNotFoundError:
                 if attempt == _ATTEMPTS - 1:
                     raise
+        if made:
+            _fsops.fsync_dir(self._path("due"))  # the bucket's name
+        _fsops.fsync_dir(bucket)  # the entry's name
 
     @staticmethod
     def _remove_bucket(bucket: str) -> None:

@@ -1,7 +1,7 @@
 """Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
 
 Every write the file store makes goes through `durable_write` / `durable_replace` /
-`create_empty` / `volatile_write` here, so a test can make the N-th operation kill the process
+`touch` / `volatile_write` here, so a test can make the N-th operation kill the process
 or fail with ENOSPC/EIO by setting `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations
 counted: write, fsync, link, replace, dirsync). Without the variable the hook costs one integer
 increment per operation.
@@ -249,12 +249,12 @@ def _mkdir(path: str, mode: int, parents_mode: int) -> bool:
     return True
 
 
-def create_empty(path: str) -> None:
-    """Create an empty marker file (mode 0600) and make its name durable."""
+def touch(path: str) -> None:
+    """Create an empty marker file (mode 0600) if it is missing; its name is durable only once
+    the caller fsyncs its directory."""
     _op("write")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     os.close(fd)
-    fsync_dir(os.path.dirname(path))
 
 
 def volatile_write(fd: int, data: bytes) -> None:
