@@ -61,7 +61,10 @@ def test_retry_request_goes_on_when_max_retries_is_reached(project: Project) -> 
     assert doc["output"]["attempts"] == 4
     notes = [e.get("note") for e in doc["history"]
              if e["type"] == "step_completed" and e["step"] == "call-api"]
-    assert notes == ["rerun ignored: max_retries (3) reached"]
+    assert notes == ["rerun ignored: max_retries (3) reached; the step's return value is its output"]
+    assert doc["warnings"] == [
+        "step 'call-api' reached its rerun limit (max_retries=3): its last return value was "
+        "taken as its output and the run went on"]
 
 
 def test_retry_request_with_no_server_at_all(project: Project) -> None:
