@@ -98,7 +98,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(), width=st.integers(1, 160))
 def test_plain_text_is_what_rich_prints(doc: dict[str, Any], width: int,
                                          clean_env: pytest.MonkeyPatch) -> None:
@@ -108,7 +108,7 @@ def test_plain_text_is_what_rich_prints(doc: dict[str, Any], width: int,
         assert plain == rich
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(text=ASCII), width=st.integers(60, 300))
 def test_ascii_text_with_brackets_and_backslashes(doc: dict[str, Any], width: int,
                                                   clean_env: pytest.MonkeyPatch) -> None:
@@ -118,7 +118,7 @@ def test_ascii_text_with_brackets_and_backslashes(doc: dict[str, Any], width: in
         assert plain == rich
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(text=SAFE), width=st.integers(130, 200))
 def test_ordinary_documents_take_the_plain_path(doc: dict[str, Any], width: int,
                                                 clean_env: pytest.MonkeyPatch) -> None:
@@ -159,7 +159,7 @@ def test_emoji_codes_in_data_are_shown_as_written(clean_env: pytest.MonkeyPatch)
     assert rich.count(":smile:") == 2
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(NASTY | ASCII, max_size=5), width=st.integers(1, 160))
 def test_lines_without_rich_are_what_rich_prints(items: list[str], width: int,
                                                  clean_env: pytest.MonkeyPatch) -> None:

@@ -205,7 +205,7 @@ def failed_documents(draw: Any) -> dict[str, Any]:
     return doc
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=failed_documents(), width=st.integers(20, 200))
 def test_plain_output_of_tracebacks_is_what_rich_prints(doc: dict[str, Any], width: int,
                                                         plain_env: pytest.MonkeyPatch) -> None:

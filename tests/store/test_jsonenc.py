@@ -21,7 +21,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(value=JSON)
 def test_same_text_as_json(value: Any) -> None:
     strict = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
