@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import Project
 
-from wfrun.engine._accept import MAX_NONCES, remember_nonces
+from wfrun.engine._links import MAX_NONCES, remember_nonces
 from wfrun.model import Run, StepState
 
 from .conftest import APPROVAL, APPROVAL_PY, Response, Server, http, post_json

@@ -16,13 +16,13 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 
 from ._actions import check_resume_action
-from ._apply import apply_resume
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import node_of, step_of
 from ._inbox import buffer_resume, executing_nonce
-from ._links import VERBS, token_matches
+from ._links import VERBS, remember_nonces, token_matches
 from ._schedule import Events
+from ._transitions import apply_resume
 
 if TYPE_CHECKING:
     from .core import Engine, Result
@@ -30,17 +30,6 @@ if TYPE_CHECKING:
 ACTIVE = "active"
 EARLY = "early"  # the links of a step still executing: a resume is kept until it pauses
 ENDED = "ended"
-MAX_NONCES = 8
-
-
-def remember_nonces(run: Run) -> None:
-    """Keep each step's (and foreach iteration's) current pause nonce in its recent list
-    (called before each save)."""
-    for step in run.steps.values():
-        for state in [step, *(step.iterations or ())]:
-            nonce = (state.pause or {}).get("nonce")
-            if nonce and nonce not in state.nonces:
-                state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
 
 
 def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:

@@ -28,9 +28,9 @@ from wfrun.model import (
     StepState,
 )
 
-from ._apply import Outcome, _check_outcome, _complete, apply_pause, cancel_run, fail_run
 from ._ask import apply_ask
 from ._schedule import Events, end_open_steps, event, run_output
+from ._transitions import Outcome, _check_outcome, _complete, apply_pause, cancel_run, fail_run
 
 PAUSE_CHILD = "child"
 PAUSE_FOREACH = "foreach"

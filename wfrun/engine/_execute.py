@@ -14,8 +14,8 @@ from wfrun._detach import detached
 from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports, StepsView
 from wfrun.model import Run
 
-from ._apply import Outcome
 from ._capture import Sink, StepOutput
+from ._transitions import Outcome
 
 
 def exports_of(run: Run) -> StepsView:

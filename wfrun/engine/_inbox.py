@@ -28,8 +28,8 @@ from wfrun.model import (
     StepState,
 )
 
-from ._apply import apply_resume
 from ._schedule import Events, event
+from ._transitions import apply_resume
 
 RESUME = "resume"
 

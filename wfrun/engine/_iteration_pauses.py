@@ -19,10 +19,10 @@ from wfrun.model import (
     StepState,
 )
 
-from ._apply import _complete, cancel_run, fire_timer
 from ._ask import answer_timeout, is_ask, record_answer
 from ._composite import label, node, settle
 from ._schedule import Events, event
+from ._transitions import _complete, cancel_run, fire_timer
 
 
 def fire_iterations(run: Run, workflow: Workflow, now: datetime,

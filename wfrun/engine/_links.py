@@ -12,8 +12,20 @@ from urllib.parse import quote
 
 from wfrun._specs import Workflow
 from wfrun.context import Links
+from wfrun.model import Run
 
 VERBS = ("resume", "cancel")
+MAX_NONCES = 8  # recent pause nonces kept per step: links of ended pauses get "already used"
+
+
+def remember_nonces(run: Run) -> None:
+    """Keep each step's (and foreach iteration's) current pause nonce in its recent list
+    (called before each save)."""
+    for step in run.steps.values():
+        for state in [step, *(step.iterations or ())]:
+            nonce = (state.pause or {}).get("nonce")
+            if nonce and nonce not in state.nonces:
+                state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
 
 
 def make_token(key: bytes, verb: str, run_id: str, step: str, nonce: str) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.model import RUNNING, Run
 
-from ._apply import resumable_steps
 from ._composite import has_composites
+from ._transitions import resumable_steps
 
 
 def is_address(run: Run, step: str | None) -> bool:

@@ -12,10 +12,10 @@ from wfrun.model import PENDING, Run
 from wfrun.store.abc import ExecutionClaim
 
 from . import _children, _workers
-from ._apply import fire_due
 from ._document import rerun_limit_warning, retry_notes
 from ._iteration_pauses import fire_iterations
 from ._schedule import Events
+from ._transitions import fire_due
 
 if TYPE_CHECKING:
     from .core import Engine

@@ -1,4 +1,4 @@
-"""State transitions: a step's outcome, a resume, a due timer, a cancel, applied to a run."""
+"""State transitions: a step's outcome, a resume, a due timer, a cancel, applied to a run (pure, no I/O)."""
 
 from __future__ import annotations
 

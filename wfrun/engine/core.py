@@ -17,18 +17,17 @@ from wfrun.store.abc import ExecutionClaim, Store
 
 # Nested runs' and iterations' modules (_resume, _tree), tick, retry and fork: imported on use.
 from . import _children
-from ._accept import remember_nonces
 from ._actions import check_resume_action
-from ._apply import apply_outcome, apply_resume, cancel_run
 from ._ask import answer_ask, ask_nonce
 from ._composite import has_composites, is_composite
 from ._document import run_document
 from ._execute import execute
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce, settle_inbox
-from ._links import LinkMaker
+from ._links import LinkMaker, remember_nonces
 from ._manifests import DeferredManifestCache
 from ._schedule import Events, event, schedule
 from ._target import finished_run_message, is_address, plain_target
+from ._transitions import apply_outcome, apply_resume, cancel_run
 
 if TYPE_CHECKING:
     from ._tick import TickReport
@@ -396,6 +395,13 @@ class Engine:
 
         return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
                             new_id=new_id, reason=reason)
+
+    def continue_run(self, run_id: str) -> Result:
+        """Execute what an accepted resume made ready, if no other process is executing the
+        run (`wfrun serve` calls it in a background worker after answering 202)."""
+        from ._callbacks import continue_run
+
+        return continue_run(self, run_id)
 
     # -- tick ----------------------------------------------------------------------------------
 

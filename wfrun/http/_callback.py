@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wfrun._jsoninput import parse_json
-from wfrun.engine import Engine, _accept
+from wfrun.engine import Engine, _callbacks
 from wfrun.engine._ask import expected_schema
 from wfrun.engine._composite import node_of, step_of
 from wfrun.errors import (
@@ -163,7 +163,7 @@ class Callbacks:
         token = (req.query.get("token") or [""])[0]
         html = wants_html(req.headers)
         try:
-            run, token_state = _accept.open_link(engine, req.run_id, req.step, req.verb, token,
+            run, token_state = _callbacks.open_link(engine, req.run_id, req.step, req.verb, token,
                                                  self._decoy)
         except NotFoundError:
             return NOT_FOUND
@@ -173,8 +173,8 @@ class Callbacks:
                           "Server error")
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
-        if token_state == _accept.ENDED:
-            return _error(409, _accept.ended_message(run, req.step), html, "Link already used")
+        if token_state == _callbacks.ENDED:
+            return _error(409, _callbacks.ended_message(run, req.step), html, "Link already used")
         try:
             if req.method in SAFE:
                 return self._describe(engine, req, run, token, html)
@@ -235,7 +235,7 @@ class Callbacks:
             reason = data["reason"] or None
         reason = (reason or f"cancelled through the cancel URL of step '{req.step}'")[:500]
         try:
-            result = _accept.accept_cancel(engine, req.run_id, req.step, token, reason)
+            result = _callbacks.accept_cancel(engine, req.run_id, req.step, token, reason)
         except ConflictError as exc:
             return _error(409, exc.message, html, "Link already used")
         if html:
@@ -264,7 +264,7 @@ class Callbacks:
             return _error(400, f"the action must be 1 to {MAX_ACTION} characters", html,
                           "Bad request")
         try:
-            result = _accept.accept_resume(engine, req.run_id, req.step, token, data, action,
+            result = _callbacks.accept_resume(engine, req.run_id, req.step, token, data, action,
                                            callback_request(req, data))
         except SchemaViolation as exc:
             return self._invalid(run, req, token, link, data, exc.errors, html, exc.message)

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from wfrun._jsoninput import max_payload
-from wfrun.engine import Engine, _accept
+from wfrun.engine import Engine
 from wfrun.errors import UsageError
 
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
@@ -334,7 +334,7 @@ class WfrunServer(ThreadingHTTPServer):
 
     def _continue(self, run_id: str) -> None:
         try:
-            _accept.continue_run(self.engine_factory(), run_id)
+            self.engine_factory().continue_run(run_id)
         except Exception:  # the run stays due; the next tick continues it
             logger.exception("could not continue run %s; the next 'wfrun tick' will", run_id)
 
