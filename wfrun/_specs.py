@@ -1,4 +1,5 @@
-"""A validated workflow as the engine reads it: `Workflow`, its `StepSpec`s, `RetryPolicy`.
+"""A validated workflow as the engine reads it: `Workflow`, its `StepSpec`s, `RetryPolicy`,
+`Schedule`.
 
 Plain classes, not dataclasses: `@dataclass` compiles its methods at every import, and every
 command imports these (docs/architecture.md, "Start-up cost"). `wfrun.manifest` builds them.
@@ -95,12 +96,42 @@ class StepSpec(Frozen):
                   known_actions=known_actions, label=label)
 
 
+class Schedule(Frozen):
+    """`schedule:` of a workflow (SPEC §11): when `tick` starts runs of it, and with what input.
+
+    Exactly one of `cron` (a 5-field cron expression, read in `timezone`) and `every` (fire
+    times are the whole multiples of it since 1970-01-01T00:00Z) is set. `every_text` is
+    `every` for people (`15m`)."""
+
+    __slots__ = ("catchup", "cron", "every", "every_text", "input", "overlap", "timezone")
+    cron: str | None
+    every: timedelta | None
+    every_text: str | None
+    timezone: str  # an IANA name (checked when the workflow's code is checked, see loader)
+    input: Any  # the input of each run it starts ({} if not given)
+    overlap: str  # "skip" (default), "allow" or "cancel_previous"
+    catchup: str  # "latest" (default), "all" or "none"
+
+    def __init__(self, cron: str | None = None, every: timedelta | None = None,
+                 every_text: str | None = None, timezone: str = "UTC", input: Any = None,
+                 overlap: str = "skip", catchup: str = "latest") -> None:
+        self._set(cron=cron, every=every, every_text=every_text, timezone=timezone,
+                  input={} if input is None else input, overlap=overlap, catchup=catchup)
+
+    def describe(self) -> str:
+        """The schedule in a few words: `cron 0 9 * * 1-5 (Europe/Berlin)` or `every 15m`."""
+        if self.cron is not None:
+            return f"cron {self.cron} ({self.timezone})"
+        return f"every {self.every_text}"
+
+
 class Workflow:
     """A validated workflow: its steps in manifest order and where its code lives."""
 
     def __init__(self, name: str, path: str, module_path: str, steps: dict[str, StepSpec],
                  description: str = "", input_schema: Any = None, output: str | None = None,
-                 code_hash: dict[str, str] | None = None) -> None:
+                 code_hash: dict[str, str] | None = None,
+                 schedule: Schedule | None = None) -> None:
         self.name = name
         self.path = path
         self.module_path = module_path
@@ -109,6 +140,7 @@ class Workflow:
         self.input_schema = input_schema
         self.output = output
         self.code_hash: dict[str, str] = {} if code_hash is None else code_hash
+        self.schedule = schedule  # `schedule:` (SPEC §11), or None
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {self.path!r})"

@@ -252,6 +252,10 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
     workflow.code_hash = {"manifest": digest, "module": _file_hash(workflow.module_path)}
     if check_code:
         check_schemas(workflow)
+        if workflow.schedule is not None:  # cron, time zone and input (imports croniter)
+            from wfrun import _firetimes
+
+            _firetimes.check(workflow)
         needs_code = any(s.kind == "code" for s in workflow.steps.values())
         if needs_code:
             for spec in workflow.steps.values():

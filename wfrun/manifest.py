@@ -6,8 +6,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from wfrun._specs import RetryPolicy, StepSpec, Workflow
-from wfrun.durations import parse_duration, parse_iso
+from wfrun._specs import RetryPolicy, Schedule, StepSpec, Workflow
+from wfrun.durations import format_duration, parse_duration, parse_iso
 from wfrun.errors import ManifestError
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -17,7 +17,11 @@ LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
 MAX_ACTION = 100  # characters in an action's name (as `resume --action` takes)
 ON_TIMEOUT = ("cancel", "resume", "fail")
 DEFAULT_TIMEOUT = timedelta(hours=24)
-TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps")
+TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps", "schedule")
+SCHEDULE_KEYS = ("cron", "every", "timezone", "input", "overlap", "catchup")
+OVERLAP = ("skip", "allow", "cancel_previous")
+CATCHUP = ("latest", "all", "none")
+CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 STEP_KEYS = (
     "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
     "resume_schema", "suspend_schema", "output_schema", "retry", "workflow", "input_from",
@@ -86,8 +90,74 @@ def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow
     workflow = Workflow(
         name=name, path=path, module_path="", steps=steps, description=description,
         input_schema=data.get("input_schema"), output=output,
+        schedule=_parse_schedule(check, data["schedule"]) if "schedule" in data else None,
     )
     return workflow, module
+
+
+def _parse_schedule(check: _Checker, raw: object) -> Schedule:
+    """`schedule:` (SPEC §11), checked for shape here; the cron expression's fields, the time
+    zone and the input against `input_schema` are checked with the code (`wfrun._firetimes`),
+    so that reading a manifest imports no cron library."""
+    example = "such as {cron: \"0 9 * * 1-5\", timezone: Europe/Berlin} or {every: 15m}"
+    if not isinstance(raw, dict):
+        raise check.fail(f"must be a mapping, {example}", key="schedule")
+    for key in raw:
+        if key not in SCHEDULE_KEYS:
+            raise check.fail(f"unknown key {key!r} (known: {', '.join(SCHEDULE_KEYS)})",
+                             key="schedule")
+    if ("cron" in raw) == ("every" in raw):
+        raise check.fail(f"needs either 'cron' or 'every' (not both), {example}", key="schedule")
+    cron, every, every_text = raw.get("cron"), None, None
+    if cron is not None:
+        fields = cron.split() if isinstance(cron, str) else []
+        if not (len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in CRON_NICKNAMES)):
+            raise check.fail(f"cron: {cron!r} is not a cron expression of 5 fields (minute hour "
+                             "day-of-month month day-of-week, such as \"0 9 * * 1-5\")",
+                             key="schedule")
+        cron = " ".join(fields)
+    else:
+        try:
+            every = parse_duration(raw["every"])
+        except ValueError as exc:
+            raise check.fail(f"every: {exc}", key="schedule") from None
+        seconds = every.total_seconds()
+        if seconds < 1 or seconds != int(seconds):
+            raise check.fail(f"every: {raw['every']!r} must be a whole number of seconds, at "
+                             "least 1s", key="schedule")
+        every_text = format_duration(every)
+        if "timezone" in raw:
+            raise check.fail("timezone: applies to 'cron' only ('every' counts from "
+                             "1970-01-01T00:00Z in any time zone); use cron for times of day",
+                             key="schedule")
+    timezone = raw.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not timezone.strip():
+        raise check.fail("timezone: must be an IANA time zone name such as Europe/Berlin or UTC",
+                         key="schedule")
+    for key, allowed in (("overlap", OVERLAP), ("catchup", CATCHUP)):
+        value = raw.get(key, allowed[0])
+        if value not in allowed:
+            hint = (" (YAML reads yes/no/on/off/true/false as booleans: quote it)"
+                    if isinstance(value, bool) else "")
+            raise check.fail(f"{key}: must be one of {', '.join(allowed)} (got {value!r}){hint}",
+                             key="schedule")
+    run_input = raw.get("input", {})
+    if not _json_value(run_input):
+        raise check.fail("input: must be JSON data (YAML dates and the like have no JSON type: "
+                         "quote them)", key="schedule")
+    return Schedule(cron=cron, every=every, every_text=every_text, timezone=timezone.strip(),
+                    input=run_input, overlap=raw.get("overlap", "skip"),
+                    catchup=raw.get("catchup", "latest"))
+
+
+def _json_value(value: object) -> bool:
+    """True if `value` comes back from JSON unchanged (a run's input must)."""
+    import json
+
+    try:
+        return bool(json.loads(json.dumps(value)) == value)
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _kind(value: object) -> str:

@@ -79,6 +79,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "parent-without-run-id": (_resealed(lambda r: r.update(parent={"step": "x"})),
                               "parent.run_id is missing"),
     "workflow-missing": (_resealed(lambda r: r.pop("workflow")), "workflow is missing"),
+    "inbox-entry-without-kind": (_resealed(lambda r: r.update(inbox=[{"step": "a"}])),
+                                 "inbox[0].kind is missing"),
 }
 
 

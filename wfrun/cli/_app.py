@@ -17,7 +17,8 @@ from wfrun.errors import UsageError, WfrunError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The order `wfrun --help` lists commands in: a run's life first, then operations.
-COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs", "tick", "retry",
+COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs", "tick",
+                 "schedules", "retry",
                  "fork", "serve", "validate", "workflows", "graph", "init", "doctor", "prune")
 
 

@@ -51,7 +51,7 @@ def tick(
     engine = settings().engine(now)
     workers = workers or _default_workers()
     missing = settings().missing_state_dir()
-    if missing:  # a cron line without `cd`: say so, rather than be silently idle
+    if missing and _no_schedule(engine):  # a cron line without `cd`: say so, not be idle
         print(f"warning: {missing}", file=sys.stderr)
         if not watch:
             if as_json:
@@ -76,6 +76,13 @@ def tick(
         stop.wait(interval)
 
 
+def _no_schedule(engine: Any) -> bool:
+    """True unless a workflow has a schedule: then tick fires it, making the state directory."""
+    from wfrun.engine import _timetable
+
+    return not _timetable.any_schedule(engine)
+
+
 def _default_workers() -> int:
     """Two tick workers per CPU this process may use, at most 4: a worker waits on an fsync
     for about a third of each run, and a second one per CPU fills that time."""
@@ -92,7 +99,8 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:
-        print(f"error: run {err['run_id']}: {err['message']}", file=sys.stderr)
+        what = f"run {err['run_id']}" if err["run_id"] else f"workflow {err.get('workflow')}"
+        print(f"error: {what}: {err['message']}", file=sys.stderr)
     for run_id in dict.fromkeys(a["run_id"] for a in report.advanced if a["status"] == "failed"):
         _tick_failure(engine, run_id)
     if as_json:

@@ -11,7 +11,7 @@ from wfrun.errors import CodeChangedError, NotFoundError, WfrunError
 from wfrun.model import PENDING, Run
 from wfrun.store.abc import ExecutionClaim
 
-from . import _children, _workers
+from . import _children, _timetable, _workers
 from ._document import rerun_limit_warning, retry_notes
 from ._iteration_pauses import fire_iterations
 from ._schedule import Events
@@ -38,9 +38,10 @@ def tick(engine: Engine, limit: int | None = None, workers: int = 1) -> TickRepo
     if _workers.worth_it(len(due), workers):
         report = TickReport(errors=dropped)
         _workers.tick_in_workers(engine, due, workers, advance, report)
-        return report
-    report = advance(engine, due)
-    report.errors[:0] = dropped
+    else:
+        report = advance(engine, due)
+        report.errors[:0] = dropped
+    _timetable.fire(engine, report)  # schedules (SPEC §11): the runs they are owed by now
     return report
 
 

@@ -163,6 +163,10 @@ _PAUSE_TYPES: dict[str, tuple[type, ...]] = {
     "kind": (str,), "since": (str,), "due_at": (str, _N), "nonce": (str,),
     "on_timeout": (str,), "max_retries": (int, _N), "ask": (int,), "label": (str,),
 }
+_INBOX_TYPES: dict[str, tuple[type, ...]] = {  # see wfrun/engine/_inbox.py
+    "kind": (str,), "step": (str,), "nonce": (str,), "action": (str, _N), "request": (dict,),
+    "at": (str,),
+}
 _PAUSE_TIMES = ("since", "due_at")  # read as times by tick (the others are only shown)
 _PARENT_TYPES: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "step": (str,), "index": (int, _N), "notified": (str, _N),
@@ -200,6 +204,9 @@ def shape_problem(data: dict[str, Any]) -> str | None:
         for n, item in enumerate(inbox):
             if type(item) is not dict:
                 return _wrong(f"inbox[{n}]", item, "an object")
+            problem = _wrong_types(item, _INBOX_TYPES, f"inbox[{n}].", required=True)
+            if problem:
+                return problem
     for step_id, step in data["steps"].items():
         if not _step_ok(step):  # (the fast check; then what is wrong, for the message)
             return _step_problem(step, f"steps.{step_id}") or f"steps.{step_id} is not valid"

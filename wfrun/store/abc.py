@@ -245,3 +245,26 @@ class Store(ABC):
             if isinstance(item, Exception):
                 problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
         return runs, problems
+    # -- schedules (SPEC §11) -----------------------------------------------------------------
+
+    @abstractmethod
+    def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
+        """The state kept for the schedule of workflow `workflow` (the JSON object last given to
+        `save_schedule_state`) and its revision; `(None, 0)` if none was saved.
+
+        Sees every save made before it was called, by any process. Never creates storage.
+        UsageError for a workflow name that is not `[a-z0-9][a-z0-9_-]*`; StateError (naming
+        where it is kept) if what is stored cannot be read or verified."""
+
+    @abstractmethod
+    def save_schedule_state(self, workflow: str, state: dict[str, Any],
+                            expected_revision: int) -> int:
+        """Durably replace the state of `workflow`'s schedule with `state` (a JSON object) if
+        its revision is still `expected_revision` (0: none saved yet), and return the new
+        revision (`expected_revision + 1`).
+
+        The check and the write are one atomic step across processes (optimistic
+        concurrency): of two saves with the same expected revision one succeeds and the other
+        raises ConflictError, writing nothing. Durable when it returns; a crash leaves the old
+        or the new state, never a mix. StateError on an I/O failure (the old state intact)."""
+

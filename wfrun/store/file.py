@@ -10,6 +10,8 @@ Layout (private to this module):
       locks/RUN.lock, RUN.exec     the state lock (filelock's, see _statelock) and the
                                    execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
+      schedules/WORKFLOW.json      a schedule's state: last fire, last run, paused (_schedules)
+      keys/tokens.json             start tokens' hashes (`wfrun token`; see _tokens)
 """
 
 from __future__ import annotations
@@ -389,3 +391,16 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
         from wfrun.store import _manifest_cache
 
         _manifest_cache.write(self.root, digest, document)
+
+    # -- schedules (SPEC §11): one state per scheduled workflow, see _schedules ----------------
+
+    def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
+        from wfrun.store import _schedules  # only tick and `wfrun schedules` read them
+
+        return _schedules.read(self, workflow)
+
+    def save_schedule_state(self, workflow: str, state: dict[str, Any],
+                            expected_revision: int) -> int:
+        from wfrun.store import _schedules
+
+        return _schedules.save(self, workflow, state, expected_revision)

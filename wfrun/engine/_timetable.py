@@ -1,0 +1,369 @@
+"""Schedules (SPEC §11): `tick` starts the runs that scheduled workflows are owed; `wfrun
+schedules` lists them, pauses and unpauses them.
+
+Each scheduled workflow has a state in the store (`Store.schedule_state`):
+
+    through     every fire time at or before it is handled (started, skipped or dropped)
+    last_fire, last_run     the fire time and id of the latest run the schedule started
+    paused, paused_at       a paused schedule starts nothing
+    next_fire, timetable    the first fire time after `through`, for the timetable it was
+                            computed for (`Schedule.describe()`): while the clock is before it,
+                            a tick reads the state and nothing else (no cron library)
+    last_skip   the latest fire time `overlap: skip` passed over, and why
+
+A firing starts the run `sched-WORKFLOW-YYYYMMDDTHHMMZ` (seconds too for an `every:` of
+seconds), so two ticks, several workers or a retried tick that handle the same fire time start
+one run: the run is created before `through` moves past its fire time, and a run that exists
+already counts as started. The state is saved with its revision checked (optimistic
+concurrency); a tick that lost the race merges what it did into the winner's state.
+
+Missed fire times (nothing ticked): `catchup: latest` starts one run, for the most recent;
+`all` starts one per fire time, oldest first, at most `CATCHUP_ALL_PER_TICK` per tick (the
+following ticks start the rest); `none` starts a run only for a fire time less than `GRACE`
+old. A schedule a tick sees for the first time counts fire times from `GRACE` before that tick
+(nothing older is caught up). Unpausing moves `through` to the unpause time: the fire times
+of the paused interval are skipped, whatever `catchup` says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from wfrun import loader
+from wfrun._specs import Workflow
+from wfrun.durations import parse_iso, to_iso
+from wfrun.errors import ConflictError, NotFoundError, StateError, WfrunError
+from wfrun.model import FINISHED
+
+if TYPE_CHECKING:
+    from wfrun._firetimes import Timetable
+
+    from ._tick import TickReport
+    from .core import Engine
+
+GRACE = timedelta(minutes=5)  # how late a fire time may be seen and still be on time
+CATCHUP_ALL_PER_TICK = 100
+REASON = "schedule"  # the `reason` of the runs a tick started, in its report
+SAVE_ATTEMPTS = 5
+_DECLARES = re.compile(rb"^[\"']?schedule[\"']?\s*:", re.MULTILINE)
+# manifest path -> (its stat signature, whether its bytes can hold a `schedule:` key)
+_SCANNED: dict[str, tuple[tuple[int, int, int], bool, bool]] = {}
+
+
+# -- finding scheduled workflows -----------------------------------------------------------------
+
+def _scan(path: str) -> tuple[bool, bool]:
+    """(whether the manifest may have a schedule, whether it has a top-level `schedule:` line),
+    from its bytes, remembered while the file is unchanged. A manifest whose text never says
+    `schedule` (nor escapes a character, as "sch\\x65dule" could) has none: it is not parsed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False, False
+    signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _SCANNED.get(path)
+    if known is not None and known[0] == signature:
+        return known[1], known[2]
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(loader.MAX_MANIFEST_BYTES + 1)
+    except OSError:
+        return True, False  # let loading it say what is wrong
+    found = (b"schedule" in raw or b"\\" in raw, bool(_DECLARES.search(raw)))
+    if len(_SCANNED) > 4096:
+        _SCANNED.clear()
+    _SCANNED[path] = (signature, *found)
+    return found
+
+
+def scheduled(engine: Engine) -> tuple[list[Workflow], list[tuple[str, WfrunError]]]:
+    """The workflows of the workflows directory that have a schedule, and the manifests with
+    a top-level `schedule:` line that cannot be loaded (path, error)."""
+    found: list[Workflow] = []
+    broken: list[tuple[str, WfrunError]] = []
+    for path in loader.discover(engine.workflows_dir):
+        may, declares = _scan(path)
+        if not may:
+            continue
+        try:
+            workflow = loader.load_workflow(path, check_code=False, cache=engine.manifests)
+        except WfrunError as exc:
+            if declares:
+                broken.append((path, exc))
+            continue
+        if workflow.schedule is not None:
+            found.append(workflow)
+    return found, broken
+
+
+def any_schedule(engine: Engine) -> bool:
+    """True if some workflow of the workflows directory has a schedule (or means to)."""
+    found, broken = scheduled(engine)
+    return bool(found or broken)
+
+
+# -- tick ----------------------------------------------------------------------------------------
+
+def fire(engine: Engine, report: TickReport) -> None:
+    """Start the runs the scheduled workflows are owed at the engine's `now` (called by tick,
+    after the due runs; adds to `report`)."""
+    workflows, broken = scheduled(engine)
+    for path, exc in broken:
+        _error(report, _stem(path), f"{exc.message} (its schedule cannot fire until this is "
+                                    "fixed)")
+    for workflow in workflows:
+        if engine.should_stop():
+            break
+        try:
+            _fire(engine, workflow, report)
+        except WfrunError as exc:
+            _error(report, workflow.name, exc.message)
+        except Exception as exc:  # a bug must not stop the other schedules
+            import logging
+
+            logging.getLogger("wfrun.engine").exception("internal error in the schedule of %s",
+                                                        workflow.name)
+            _error(report, workflow.name, f"internal error: {type(exc).__name__}: {exc}")
+    engine.manifests.flush()
+
+
+def _error(report: TickReport, workflow: str, message: str) -> None:
+    """A schedule's error in tick's report: `{"run_id": null, "workflow", "message"}`."""
+    report.errors.append(cast(dict[str, str], {"run_id": None, "workflow": workflow,
+                                               "message": message}))
+
+
+def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
+    schedule = workflow.schedule
+    assert schedule is not None
+    now = engine.clock.now()
+    state, revision = engine.store.schedule_state(workflow.name)
+    if state is not None and state.get("paused"):
+        return
+    if state is not None and state.get("timetable") == schedule.describe() \
+            and isinstance(state.get("next_fire"), str) and now < parse_iso(state["next_fire"]):
+        return  # the usual tick: nothing due, and no cron library imported to know it
+    timetable = _timetable(workflow)
+    mine = dict(state or {})
+    through = parse_iso(mine["through"]) if mine.get("through") else now - GRACE
+    if schedule.catchup == "all":
+        fires = timetable.between(through, now, CATCHUP_ALL_PER_TICK + 1)
+        if len(fires) > CATCHUP_ALL_PER_TICK:
+            fires = fires[:CATCHUP_ALL_PER_TICK]
+            report.warnings.append(
+                f"schedule of workflow '{workflow.name}': over {CATCHUP_ALL_PER_TICK} fire times "
+                f"were missed; this tick started runs for the {CATCHUP_ALL_PER_TICK} oldest (up "
+                f"to {to_iso(fires[-1])}), the next ticks start the others (catchup: all)")
+        handled = fires
+    else:
+        latest = timetable.latest(through, now)
+        handled = [latest] if latest is not None else []
+        on_time = latest is not None and (schedule.catchup == "latest" or now - latest <= GRACE)
+        fires = handled if on_time else []
+    for when in handled:
+        if when in fires:
+            try:
+                _start(engine, workflow, timetable, when, mine, report)
+            except WfrunError as exc:  # not handled: the next tick tries this fire time again
+                report.errors.append({"run_id": run_id_for(workflow.name, when, timetable),
+                                      "message": exc.message})
+                break
+        through = max(through, when)
+    mine["through"] = to_iso(through)
+    mine["next_fire"] = to_iso(timetable.next_after(through))
+    mine["timetable"] = schedule.describe()
+    _save(engine, workflow.name, mine, revision, timetable)
+
+
+def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datetime,
+           state: dict[str, Any], report: TickReport) -> None:
+    """Start the run of fire time `when` (unless `overlap` says not to), recording it in
+    `state`; a run that exists already (another tick started it) counts as started."""
+    schedule = workflow.schedule
+    assert schedule is not None
+    run_id = run_id_for(workflow.name, when, timetable)
+    if engine.store.exists(run_id):
+        state.update(last_fire=to_iso(when), last_run=run_id)
+        return
+    previous = state.get("last_run")
+    if previous and schedule.overlap != "allow":
+        status = _status(engine, previous)
+        if status is not None and status not in FINISHED and status != "unreadable":
+            if schedule.overlap == "skip":
+                state["last_skip"] = {"fire": to_iso(when), "run_id": previous,
+                                      "reason": f"run {previous} was {status} (overlap: skip)"}
+                return
+            with contextlib.suppress(ConflictError):  # it finished meanwhile
+                engine.cancel(previous, reason=f"the schedule started run {run_id} "
+                                               "(overlap: cancel_previous)")
+    try:
+        result = engine.start(workflow.path, input=copy.deepcopy(schedule.input), run_id=run_id)
+    except ConflictError:  # another process is starting it right now (or did, differently)
+        state.update(last_fire=to_iso(when), last_run=run_id)
+        return
+    state.update(last_fire=to_iso(when), last_run=run_id)
+    if f"run {run_id} already exists; showing it unchanged" in result.warnings:
+        return  # created by another tick between the check above and this start
+    report.warnings.extend(result.warnings)
+    report.advanced.append({"run_id": run_id, "step": None, "reason": REASON,
+                            "status": result.run.status})
+
+
+def _status(engine: Engine, run_id: str) -> str | None:
+    """The status of a run; None if it is gone, `unreadable` if it cannot be read."""
+    try:
+        return engine.store.load(run_id).status
+    except NotFoundError:
+        return None
+    except (StateError, WfrunError):
+        return "unreadable"
+
+
+def _save(engine: Engine, name: str, mine: dict[str, Any], revision: int,
+          timetable: Timetable) -> None:
+    """Save `mine` over the state read at `revision`; if another process saved meanwhile,
+    merge (the later `through` and last run win; its pause or unpause stands) and try again."""
+    for _ in range(SAVE_ATTEMPTS):
+        try:
+            engine.store.save_schedule_state(name, mine, revision)
+            return
+        except ConflictError:
+            theirs, revision = engine.store.schedule_state(name)
+            mine = _merge(theirs or {}, mine, timetable)
+    raise ConflictError(f"the schedule state of workflow '{name}' kept changing under this "
+                        "tick; the next tick goes on")
+
+
+def _merge(theirs: dict[str, Any], mine: dict[str, Any], timetable: Timetable) -> dict[str, Any]:
+    """Another process's state with what this tick did: the later `through`, last run and
+    last skip win; its `paused` stands."""
+    merged = dict(theirs)
+    if _later(mine.get("through"), theirs.get("through")):
+        merged["through"] = mine["through"]
+    if _later(mine.get("last_fire"), theirs.get("last_fire")):
+        merged.update(last_fire=mine["last_fire"], last_run=mine.get("last_run"))
+    if _later((mine.get("last_skip") or {}).get("fire"), (theirs.get("last_skip") or {}).get("fire")):
+        merged["last_skip"] = mine["last_skip"]
+    merged["next_fire"] = to_iso(timetable.next_after(parse_iso(merged["through"])))
+    merged["timetable"] = timetable.schedule.describe()
+    return merged
+
+
+def _later(ours: Any, theirs: Any) -> bool:
+    """True if the time `ours` is set and after `theirs` (or `theirs` is not set)."""
+    return bool(ours) and (not theirs or parse_iso(ours) > parse_iso(theirs))
+
+
+def run_id_for(name: str, when: datetime, timetable: Timetable) -> str:
+    """The id of the run a schedule starts for fire time `when`: `sched-NAME-STAMP`, at most
+    64 characters (a long name is shortened, with a hash of the whole name)."""
+    stamp = when.astimezone(UTC).strftime(
+        "%Y%m%dT%H%M%SZ" if timetable.by_the_second else "%Y%m%dT%H%MZ")
+    room = 64 - len("sched--") - len(stamp)
+    if len(name) > room:
+        name = f"{name[:room - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return f"sched-{name}-{stamp}"
+
+
+def _timetable(workflow: Workflow) -> Timetable:
+    from wfrun._firetimes import Timetable  # imports croniter and zoneinfo
+
+    assert workflow.schedule is not None
+    return Timetable(workflow.schedule, workflow.path)
+
+
+def _stem(path: str) -> str:
+    base = os.path.basename(path)
+    if base == "workflow.yaml":
+        return os.path.basename(os.path.dirname(path))
+    return os.path.splitext(base)[0]
+
+
+# -- wfrun schedules -----------------------------------------------------------------------------
+
+def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
+    """What `wfrun schedules` shows of one schedule (its `--json` row)."""
+    schedule = workflow.schedule
+    assert schedule is not None
+    now = engine.clock.now()
+    row: dict[str, Any] = {
+        "workflow": workflow.name, "path": workflow.path, "cron": schedule.cron,
+        "every": schedule.every_text, "timezone": schedule.timezone, "input": schedule.input,
+        "overlap": schedule.overlap, "catchup": schedule.catchup, "paused": False,
+        "next_fire": None, "next_fire_local": None, "last_fire": None, "last_run": None,
+        "last_run_status": None, "last_skip": None, "error": None,
+    }
+    try:
+        state, _ = engine.store.schedule_state(workflow.name)
+        state = state or {}
+        row.update(paused=bool(state.get("paused")), last_fire=state.get("last_fire"),
+                   last_run=state.get("last_run"), last_skip=state.get("last_skip"))
+        if row["last_run"]:
+            row["last_run_status"] = _status(engine, row["last_run"]) or "deleted"
+        if not row["paused"]:
+            timetable = _timetable(workflow)
+            upcoming = _upcoming(timetable, state, now)
+            row["next_fire"] = to_iso(upcoming)
+            row["next_fire_local"] = timetable.local(upcoming).isoformat(timespec="seconds")
+    except WfrunError as exc:
+        row["error"] = exc.message
+        row["exit_code"] = exc.exit_code
+    return row
+
+
+def _upcoming(timetable: Timetable, state: dict[str, Any], now: datetime) -> datetime:
+    """The fire time of the next run the schedule starts (in the past when a tick is overdue)."""
+    catchup = timetable.schedule.catchup
+    through = parse_iso(state["through"]) if state.get("through") else now - GRACE
+    if catchup == "none":
+        through = max(through, now - GRACE)
+    if catchup != "all":
+        latest = timetable.latest(through, now)
+        if latest is not None:
+            return latest
+    return timetable.next_after(through)
+
+
+def listing(engine: Engine) -> tuple[list[dict[str, Any]], list[WfrunError]]:
+    """Every schedule of the workflows directory (by workflow name), and the manifests with a
+    `schedule:` that cannot be loaded."""
+    workflows, broken = scheduled(engine)
+    rows = sorted((describe(engine, w) for w in workflows), key=lambda r: r["workflow"])
+    return rows, [exc for _, exc in broken]
+
+
+def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool]:
+    """Pause (or unpause) the schedule of workflow `name`; its row and whether it changed.
+
+    Unpausing moves `through` to now: fire times of the paused interval are not caught up."""
+    workflow = engine.workflow(name, check_code=False)
+    if workflow.schedule is None:
+        raise NotFoundError(f"workflow '{workflow.name}' has no schedule ({workflow.path}); "
+                            "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
+    now = engine.clock.now()
+    for _ in range(SAVE_ATTEMPTS):
+        state, revision = engine.store.schedule_state(workflow.name)
+        mine = dict(state or {"through": to_iso(now)})
+        if bool(mine.get("paused")) == paused:
+            return describe(engine, workflow), False
+        mine["paused"] = paused
+        if paused:
+            mine["paused_at"] = to_iso(now)
+        else:
+            through = parse_iso(mine["through"]) if mine.get("through") else now
+            mine["through"] = to_iso(max(through, now))
+            mine["paused_at"] = None
+            mine.pop("next_fire", None)  # the next tick works it out again
+        try:
+            engine.store.save_schedule_state(workflow.name, mine, revision)
+        except ConflictError:
+            continue
+        engine.manifests.flush()
+        return describe(engine, workflow), True
+    raise ConflictError(f"the schedule of workflow '{workflow.name}' kept changing; try again")

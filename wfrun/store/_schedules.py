@@ -1,0 +1,122 @@
+"""The file store's schedule states (`Store.schedule_state`, `Store.save_schedule_state`).
+
+Layout: `.wfstate/schedules/WORKFLOW.json` (0600; the directory 0700), one per scheduled
+workflow, written whole by `_fsops.durable_write` (temporary file, fsync, rename, directory
+fsync) while the save holds `schedules/WORKFLOW.lock`, so the revision check and the write are
+one step for every process of the machine. The file is readable JSON:
+`{"checksum", "revision", "schema_version", "state", "workflow"}`, where `checksum` is the
+sha256 of the other four as compact JSON with sorted keys: a hand edit or a damaged file is
+reported (StateError), never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from wfrun.errors import ConflictError, StateError, UsageError
+from wfrun.store import _fsops
+from wfrun.store._statelock import LockTimeout, StateLock
+
+if TYPE_CHECKING:
+    from wfrun.store.file import FileStore
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_SECONDS = 30.0
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_LONGEST_STEM = 120  # longer workflow names are shortened, with a hash of the whole name
+
+
+def _stem(workflow: str) -> str:
+    """The file name (without extension) of a workflow's schedule state."""
+    if not isinstance(workflow, str) or not _NAME.fullmatch(workflow):
+        raise UsageError(f"invalid workflow name {str(workflow)[:80]!r}: use "
+                         "[a-z0-9][a-z0-9_-]*")
+    if len(workflow) <= _LONGEST_STEM:
+        return workflow
+    digest = hashlib.sha256(workflow.encode()).hexdigest()[:16]
+    return f"{workflow[:_LONGEST_STEM - 17]}-{digest}"
+
+
+def _checksum(document: dict[str, Any]) -> str:
+    body = {key: document.get(key) for key in ("revision", "schema_version", "state", "workflow")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def path(store: FileStore, workflow: str) -> str:
+    """Where the schedule state of `workflow` is kept."""
+    return store._path("schedules", _stem(workflow) + ".json")
+
+
+def read(store: FileStore, workflow: str) -> tuple[dict[str, Any] | None, int]:
+    """`Store.schedule_state` for the file store."""
+    where = path(store, workflow)
+    if not store._exists_dir():  # (never reads from a state directory others can write to)
+        return None, 0
+    try:
+        with open(where, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None, 0
+    except OSError as exc:
+        raise StateError(f"cannot read schedule state {where}: {exc.strerror}") from exc
+    try:
+        document = json.loads(raw)
+        ok = (isinstance(document, dict) and document.get("checksum") == _checksum(document)
+              and document.get("workflow") == workflow
+              and isinstance(document.get("state"), dict)
+              and isinstance(document.get("revision"), int) and document["revision"] >= 1)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeError included
+        ok = False
+    if not ok:
+        raise StateError(
+            f"schedule state {where} is damaged (it does not verify); move it away and the "
+            f"schedule of workflow '{workflow}' starts afresh from the next tick"
+        )
+    return document["state"], document["revision"]
+
+
+def save(store: FileStore, workflow: str, state: dict[str, Any], expected_revision: int) -> int:
+    """`Store.save_schedule_state` for the file store."""
+    where = path(store, workflow)
+    document = {"revision": expected_revision + 1, "schema_version": SCHEMA_VERSION,
+                "state": state, "workflow": workflow}
+    document["checksum"] = _checksum(document)
+    try:
+        data = (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False,
+                           allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the schedule state of workflow '{workflow}' is not JSON: {exc}") \
+            from None
+    store._ensure()
+    directory = os.path.dirname(where)
+    try:
+        if not _fsops.make_dir(directory) and os.stat(directory).st_mode & 0o077:
+            os.chmod(directory, 0o700)  # restored from a backup, or changed by hand
+    except OSError as exc:
+        raise StateError(f"cannot create {directory}: {exc.strerror}") from exc
+    lock = StateLock(where[: -len(".json")] + ".lock")
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+    except LockTimeout:
+        raise ConflictError(
+            f"the schedule of workflow '{workflow}' is busy: its lock was held for over "
+            f"{LOCK_TIMEOUT_SECONDS:.0f}s; try again") from None
+    try:
+        _, stored = read(store, workflow)
+        if stored != expected_revision:
+            raise ConflictError(
+                f"the schedule state of workflow '{workflow}' changed meanwhile (revision "
+                f"{stored}, expected {expected_revision}); try again")
+        try:
+            _fsops.durable_write(where, data)
+        except OSError as exc:
+            raise StateError(f"cannot write schedule state {where}: {exc.strerror or exc}; "
+                             "the previous state is intact") from exc
+    finally:
+        lock.release()
+    return expected_revision + 1
