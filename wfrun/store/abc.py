@@ -226,25 +226,6 @@ class Store(ABC):
         nothing."""
         return None
 
-    def check(self) -> tuple[int, list[dict[str, str]]]:
-        """Examine everything stored and change nothing (for `wfrun doctor`).
-
-        Returns how many runs were examined and one `{"path", "kind", "reason"}` per problem;
-        `kind` is `snapshot` (cannot be read, parsed or verified), `history` (unreadable, or
-        has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
-        never read as state), `index` (a run that tick must visit is missing from the due
-        index, or the index holds something tick cannot use), `key` (the URL signing key
-        cannot be used) or `mode` (others may read or write it). Reads every run, so its cost
-        grows with all runs; takes no lock, so a run being changed meanwhile may be reported
-        and should be checked again. This default knows only `iter_runs`; implementations
-        report what else they can see.
-        """
-        runs, problems = 0, []
-        for item in self.iter_runs():
-            runs += 1
-            if isinstance(item, Exception):
-                problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
-        return runs, problems
     # -- schedules (SPEC §11) -----------------------------------------------------------------
 
     @abstractmethod
@@ -268,3 +249,22 @@ class Store(ABC):
         raises ConflictError, writing nothing. Durable when it returns; a crash leaves the old
         or the new state, never a mix. StateError on an I/O failure (the old state intact)."""
 
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        """Examine everything stored and change nothing (for `wfrun doctor`).
+
+        Returns how many runs were examined and one `{"path", "kind", "reason"}` per problem;
+        `kind` is `snapshot` (cannot be read, parsed or verified), `history` (unreadable, or
+        has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
+        never read as state), `index` (a run that tick must visit is missing from the due
+        index, or the index holds something tick cannot use), `key` (the URL signing key
+        cannot be used) or `mode` (others may read or write it). Reads every run, so its cost
+        grows with all runs; takes no lock, so a run being changed meanwhile may be reported
+        and should be checked again. This default knows only `iter_runs`; implementations
+        report what else they can see.
+        """
+        runs, problems = 0, []
+        for item in self.iter_runs():
+            runs += 1
+            if isinstance(item, Exception):
+                problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
+        return runs, problems
