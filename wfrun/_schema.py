@@ -96,10 +96,19 @@ def schema_problem(schema: object) -> str | None:
     return ref_problem(schema)
 
 
+# Line breaks that JSON leaves as they are but str.splitlines() (and a terminal) breaks at.
+_UNESCAPED_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
 def _shown(value: Any) -> str:
-    """A value as JSON, cut to a readable length."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    """A value as JSON on one line, cut to a readable length."""
+    text = json.dumps(value, ensure_ascii=False, default=str).translate(_UNESCAPED_BREAKS)
     return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN - 1] + "…"
+
+
+def _quoted(name: Any) -> str:
+    """A field name in double quotes, its control characters escaped (one line, always)."""
+    return json.dumps(str(name), ensure_ascii=False).translate(_UNESCAPED_BREAKS)
 
 
 def _field(path: Any) -> str:
@@ -107,7 +116,7 @@ def _field(path: Any) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return f'"{text}"' if text else "the data"
+    return _quoted(text) if text else "the data"
 
 
 def kind_words(schema: Any) -> str:
@@ -139,7 +148,7 @@ def needs(schema: Any) -> str | None:
             if found:
                 return found
         return None
-    items = [f'"{name}" ({kind_words(props.get(name))})' for name in required]
+    items = [f'{_quoted(name)} ({kind_words(props.get(name))})' for name in required]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -187,8 +196,8 @@ def describe(error: Any, what: str) -> str:
     if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
         known = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
         extra = [k for k in instance if k not in known]
-        names = ", ".join(f'"{k}"' for k in extra[:5]) or "a field"
-        allowed = ", ".join(f'"{k}"' for k in known) or "none"
+        names = ", ".join(_quoted(k) for k in extra[:5]) or "a field"
+        allowed = ", ".join(_quoted(k) for k in known) or "none"
         inside = "" if where == "the data" else f" in {where}"
         return f"{names} {'is' if len(extra) == 1 else 'are'} not expected{inside} " \
                f"(known fields: {allowed})"
