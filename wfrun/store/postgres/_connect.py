@@ -1,0 +1,268 @@
+"""One process's connections to one PostgreSQL database, shared by every store object naming it.
+
+Per database URL a process keeps:
+- a *main* connection, made directly (so that a server that is down or a wrong URL fails at
+  once, with the reason), which checks the schema on first use and holds this process's
+  execution claims (session advisory locks, released by the server when the process dies);
+- a psycopg pool of autocommit connections for everything else (each state lock is a
+  transaction on one of them, held only for the state change).
+
+A forked child never touches its parent's connections (it opens its own); they are kept
+referenced so that no finalizer of the child closes the parent's sessions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from wfrun.errors import StateError, UsageError
+from wfrun.store._open import public_url
+from wfrun.store.postgres import _schema
+
+T = TypeVar("T")
+
+POOL_SIZE = 16  # connections per process at most (each lock and each claim-holding thread)
+POOL_WAIT_SECONDS = 30.0  # how long an operation waits for a free connection
+LOCK_TIMEOUT = "30s"  # how long a state lock (or a row lock) is waited for: then "busy"
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
+
+
+def where_of(info: dict[str, Any]) -> str:
+    """`database 'DB' on HOST:PORT` for messages (the password never appears)."""
+    host = str(info.get("host") or info.get("hostaddr") or "localhost")
+    if host.startswith("/"):
+        host = f"socket {host}"
+    port = str(info.get("port") or "5432")
+    db = info.get("dbname") or info.get("user") or os.environ.get("PGDATABASE") or "postgres"
+    return f"database {db!r} on {host}:{port}"
+
+
+def reason_of(exc: BaseException) -> str:
+    """The server's or libpq's reason, in a few words (first line, without prefixes)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.rpartition(" failed: ")[2] if " failed: " in text else text
+    for prefix in ("connection failed: ", "FATAL:  ", "ERROR:  "):
+        text = text.removeprefix(prefix)
+    return text.rstrip(".")
+
+
+class Hold:
+    """This thread's hold of one run's state lock: a transaction on one pooled connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.depth = 1
+        self.open = False  # a transaction holding the lock is open (a save commits it)
+
+    def abort(self) -> None:
+        """End the transaction after a failure (the connection may be gone)."""
+        if self.open:
+            self.open = False
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+
+
+class Server:
+    """The connections of this process to one database, and what it holds there."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise UsageError(f"store URL {public_url(url)!r} is not a valid PostgreSQL URL: "
+                             f"{reason_of(exc)}") from None
+        self.where = where_of(info)
+        options = " ".join(filter(None, [str(info.get("options") or ""),
+                                          f"-c lock_timeout={LOCK_TIMEOUT}"]))
+        extra: dict[str, Any] = {"options": options}
+        if "connect_timeout" not in info:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in info:
+            extra["application_name"] = "wfrun"
+        self.conninfo = make_conninfo(url, **extra)
+        self.pid = os.getpid()
+        self.schema = ""  # current_schema(), known once connected
+        self.claims: dict[str, int] = {}  # run -> fencing token of the claim this process holds
+        self.claims_mutex = threading.Lock()
+        self._mutex = threading.Lock()
+        self._main: Any = None
+        self._pool: ConnectionPool[Any] | None = None
+        self._local = threading.local()
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        try:
+            return psycopg.connect(self.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise StateError(f"cannot connect to PostgreSQL {self.where}: {reason_of(exc)}; "
+                             "check that the server is running and the store URL") from None
+
+    def start(self) -> None:
+        """Connect (main connection, schema check, pool) unless done; StateError on failure."""
+        if self._pool is not None:
+            return
+        with self._mutex:
+            if self._pool is not None:
+                return
+            main = self._main or self._connect()
+            self._main = main
+            pool: ConnectionPool[Any] = ConnectionPool(
+                self.conninfo, min_size=1, max_size=POOL_SIZE, open=False, num_workers=1,
+                kwargs={"autocommit": True}, check=ConnectionPool.check_connection,
+                timeout=POOL_WAIT_SECONDS, name="wfrun")
+            pool.open(wait=False)  # its first connection is made while the schema is checked
+            try:
+                with errors(self.where):
+                    self.schema = main.execute("SELECT current_schema()").fetchone()[0] or ""
+                    _schema.migrate(main, self._key("migrate", ""), self.where)
+            except BaseException:
+                pool.close(timeout=5)
+                raise
+            self._pool = pool
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A pooled autocommit connection for one operation."""
+        self.start()
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            yield conn
+
+    def on_main(self, work: Callable[[Any], T]) -> T:
+        """Run `work` on the main connection; a connection found broken is replaced once (what
+        it held, claims included, is gone with it: their fencing tokens are stale)."""
+        self.start()
+        for attempt in (1, 2):
+            main = self._main
+            if main is None or main.closed or main.broken:
+                with self._mutex:
+                    if self._main is main:
+                        self._main = self._connect()
+                main = self._main
+            try:
+                return work(main)
+            except psycopg.OperationalError:
+                if attempt == 2 or not (main.closed or main.broken):
+                    raise
+        raise AssertionError("unreachable")
+
+    def key(self, kind: str, run_id: str) -> int:
+        """The advisory lock key of (kind, run) in this schema (locks are per database)."""
+        self.start()  # the schema is known once connected
+        return self._key(kind, run_id)
+
+    def _key(self, kind: str, run_id: str) -> int:
+        digest = hashlib.blake2b(f"wfrun\0{self.schema}\0{kind}\0{run_id}".encode(),
+                                 digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    # -- this thread's state locks -------------------------------------------------------------
+
+    def holds(self) -> dict[str, Hold]:
+        """The state locks this thread holds, by run."""
+        holds: dict[str, Hold] | None = getattr(self._local, "holds", None)
+        if holds is None:
+            holds = self._local.holds = {}
+        return holds
+
+    def close(self) -> None:
+        """Close this process's connections to the database (claims held are released)."""
+        with self._mutex:
+            pool, main = self._pool, self._main
+            self._pool = self._main = None
+        with self.claims_mutex:
+            self.claims.clear()
+        if pool is not None:
+            pool.close(timeout=1)
+        if main is not None:
+            main.close()
+
+
+@contextmanager
+def errors(where: str) -> Iterator[None]:
+    """Turn the driver's errors into one sentence naming the database (StateError, exit 5)."""
+    try:
+        yield
+    except PoolTimeout:
+        raise StateError(f"no connection to PostgreSQL {where} came free within "
+                         f"{POOL_WAIT_SECONDS:.0f}s; the server may be overloaded or "
+                         "unreachable") from None
+    except psycopg.OperationalError as exc:
+        raise StateError(f"the connection to PostgreSQL {where} failed: {reason_of(exc)}; "
+                         "try again") from None
+    except psycopg.Error as exc:
+        raise StateError(f"PostgreSQL {where} refused a query: {reason_of(exc)}") from None
+
+
+_SERVERS: dict[str, Server] = {}
+_PID = os.getpid()
+_ABANDONED: list[Server] = []  # a parent's, seen from a forked child: never used nor finalized
+_REGISTRY = threading.Lock()
+
+
+def server(url: str) -> Server:
+    """This process's connections to the database `url` names."""
+    if os.getpid() != _PID:
+        forget_inherited()
+    found = _SERVERS.get(url)
+    if found is None:
+        with _REGISTRY:
+            found = _SERVERS.get(url)
+            if found is None:
+                found = _SERVERS[url] = Server(url)
+    return found
+
+
+def forget_inherited() -> None:
+    """In a forked child: drop the parent's connections without closing them (closing would
+    end the parent's sessions and release its claims). Their sockets are pointed at /dev/null
+    in this process, so that not even a finalizer at exit can write to the parent's sessions."""
+    global _PID, _REGISTRY
+    if os.getpid() == _PID:
+        return
+    _REGISTRY = threading.Lock()  # another thread of the parent may have held it
+    for inherited in _SERVERS.values():
+        _detach(inherited)
+    _ABANDONED.extend(_SERVERS.values())
+    _SERVERS.clear()
+    _PID = os.getpid()
+
+
+def _detach(inherited: Server) -> None:
+    idle = list(getattr(inherited._pool, "_pool", ()))  # the pool's idle connections
+    conns = [c for c in [inherited._main, *idle, *(h.conn for h in inherited.holds().values())]
+             if c is not None]
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for conn in conns:
+            with suppress(OSError, psycopg.Error):
+                os.dup2(null, conn.pgconn.socket)
+    finally:
+        os.close(null)
+
+
+def close(url: str) -> None:
+    """Close this process's connections to the database `url` names, if any."""
+    found = _SERVERS.pop(url, None) if os.getpid() == _PID else None
+    if found is not None:
+        found.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    if os.getpid() != _PID:
+        return
+    for url in list(_SERVERS):
+        with suppress(Exception):  # exiting: the server ends the sessions anyway
+            close(url)

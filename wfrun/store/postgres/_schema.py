@@ -1,0 +1,125 @@
+"""The PostgreSQL store's tables, created and migrated by wfrun itself.
+
+`wfrun_schema` holds one row per migration applied. Every process checks the version once, on
+its first connection; creating or migrating takes an advisory lock first, so that any number of
+processes starting at once against an empty schema create it exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wfrun.errors import StateError
+
+# Each migration is a list of statements, applied in one transaction; never edit one that has
+# shipped: add the next. Tables are prefixed so that wfrun can share a schema with others.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: runs, their history and logs, the URL key, execution claims, parsed manifests,
+        # start tokens and schedule states
+        """CREATE TABLE wfrun_runs (
+            run_id text COLLATE "C" PRIMARY KEY,
+            workflow text NOT NULL,
+            status text NOT NULL,
+            parent_run text COLLATE "C",
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            next_due timestamptz,
+            revision bigint NOT NULL,
+            run_schema integer NOT NULL,
+            snapshot json NOT NULL
+        )""",
+        # the due index: tick reads only the rows due, in due order
+        "CREATE INDEX wfrun_runs_due ON wfrun_runs (next_due, run_id) WHERE next_due IS NOT NULL",
+        "CREATE INDEX wfrun_runs_newest ON wfrun_runs (created_at DESC, run_id DESC)",
+        "CREATE INDEX wfrun_runs_status ON wfrun_runs (status, created_at DESC)",
+        "CREATE INDEX wfrun_runs_parent ON wfrun_runs (parent_run) WHERE parent_run IS NOT NULL",
+        """CREATE TABLE wfrun_history (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id text COLLATE "C" NOT NULL,
+            event json NOT NULL
+        )""",
+        "CREATE INDEX wfrun_history_run ON wfrun_history (run_id, seq)",
+        """CREATE TABLE wfrun_logs (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id text COLLATE "C" NOT NULL,
+            record json NOT NULL
+        )""",
+        "CREATE INDEX wfrun_logs_run ON wfrun_logs (run_id, seq)",
+        """CREATE TABLE wfrun_keys (
+            name text PRIMARY KEY,
+            secret bytea NOT NULL CHECK (length(secret) >= 32),
+            created_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "REVOKE ALL ON wfrun_keys FROM PUBLIC",
+        "CREATE SEQUENCE wfrun_claim_tokens",
+        """CREATE TABLE wfrun_claims (
+            run_id text COLLATE "C" PRIMARY KEY,
+            owner text NOT NULL,
+            token bigint NOT NULL,
+            acquired_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz
+        )""",
+        """CREATE TABLE wfrun_manifests (
+            digest text PRIMARY KEY,
+            document json NOT NULL,
+            cached_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE wfrun_tokens (
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            name text PRIMARY KEY,
+            workflow text NOT NULL,
+            hash text NOT NULL,
+            created_at text NOT NULL,
+            revoked boolean NOT NULL DEFAULT false,
+            revoked_at text
+        )""",
+        "REVOKE ALL ON wfrun_tokens FROM PUBLIC",
+        """CREATE TABLE wfrun_schedules (
+            workflow text PRIMARY KEY,
+            revision bigint NOT NULL,
+            state json NOT NULL
+        )""",
+    ],
+]
+VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: Any, lock_key: int, where: str) -> None:
+    """Bring the schema `conn` writes to (the first of its search_path) to `VERSION`.
+
+    Cheap when it is current (one query). Refuses a schema migrated by a newer wfrun, and a
+    search_path naming no schema that exists. `lock_key` is the advisory lock serialising
+    migrations of this schema; `where` names the database for messages."""
+    current = _version(conn)
+    if current == VERSION:
+        return
+    if current is not None and current > VERSION:
+        raise StateError(f"the wfrun tables in {where} are at schema version {current}, newer "
+                         f"than this wfrun knows ({VERSION}); upgrade wfrun")
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
+        conn.execute("CREATE TABLE IF NOT EXISTS wfrun_schema ("
+                     "version integer PRIMARY KEY, migrated_at timestamptz NOT NULL DEFAULT now())")
+        row = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
+        done = row[0] or 0  # another process may have migrated while this one waited
+        for version in range(done + 1, VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
+
+
+def _version(conn: Any) -> int | None:
+    """The schema version applied (None: no wfrun tables yet). StateError if the search_path
+    names no existing schema to create them in."""
+    row = conn.execute(
+        "SELECT current_schema(), "
+        "to_regclass(quote_ident(current_schema()) || '.wfrun_schema') IS NOT NULL").fetchone()
+    if row[0] is None:
+        path = conn.execute("SHOW search_path").fetchone()[0]
+        raise StateError(f"no schema of search_path {path!r} exists in the database to keep "
+                         "wfrun's tables; create it (CREATE SCHEMA ...) or change the URL's "
+                         "options=-csearch_path=...")
+    if not row[1]:
+        return None
+    found = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
+    return int(found[0]) if found[0] is not None else None

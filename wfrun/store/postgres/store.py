@@ -1,0 +1,605 @@
+"""The PostgreSQL store: runs as rows, with the same contract as the file store.
+
+Tables (see `_schema`): `wfrun_runs` (one row per run: the run as JSON, its revision, and
+the columns queries and the due index need), `wfrun_history` and `wfrun_logs` (append-only,
+ordered), `wfrun_keys` (the URL signing key), `wfrun_claims` (who executes a run, with a
+fencing token) and `wfrun_manifests` (a cache of parsed manifests).
+
+- A save is one statement in one transaction, the revision check in its WHERE: a stale
+  revision changes nothing and raises ConflictError.
+- `lock(run)` is a transaction on a pooled connection holding `pg_advisory_xact_lock` on the
+  run: what is loaded and saved under it happens in that transaction, and the save commits it
+  (the lock is taken again if more follows under the same `with`).
+- `claim(run)` is a session advisory lock on this process's main connection (the server
+  releases it when the process dies), recorded in `wfrun_claims` with a new fencing token:
+  while this process holds a claim, its saves of that run commit only if the token is still
+  the run's latest, so a process whose claim was lost and taken over cannot overwrite.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.ids import check_run_id
+from wfrun.model import SCHEMA_VERSION, Run
+from wfrun.store._jsonenc import encoder
+from wfrun.store._snapshot import shape_problem
+from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.store.postgres import _connect
+from wfrun.store.postgres._connect import Hold, errors
+
+_dump = encoder(allow_nan=False)
+_BATCH = 500  # runs read per query by iter_runs and check
+_DIGEST_HEX = frozenset("0123456789abcdef")
+
+_SAVE = """UPDATE wfrun_runs SET workflow = %(workflow)s, status = %(status)s,
+    parent_run = %(parent)s, updated_at = %(updated)s, next_due = %(due)s,
+    revision = revision + 1, run_schema = %(schema)s, snapshot = %(snapshot)s::json
+    WHERE run_id = %(run_id)s AND revision = %(revision)s"""
+_FENCE = " AND EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)s AND c.token = %(token)s)"
+_CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, created_at, updated_at,
+    next_due, revision, run_schema, snapshot)
+    VALUES (%(run_id)s, %(workflow)s, %(status)s, %(parent)s, %(created)s, %(updated)s, %(due)s,
+            %(revision)s, %(schema)s, %(snapshot)s::json)
+    ON CONFLICT (run_id) DO NOTHING"""
+_CLAIM = """WITH got AS (SELECT pg_try_advisory_lock(%(key)s) AS ok)
+    INSERT INTO wfrun_claims (run_id, owner, token, acquired_at, expires_at)
+    SELECT %(run_id)s, %(owner)s, nextval('wfrun_claim_tokens'), now(), NULL FROM got WHERE ok
+    ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token,
+        acquired_at = EXCLUDED.acquired_at, expires_at = NULL
+    RETURNING token"""
+_RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
+    SELECT pg_advisory_unlock(%(key)s)"""
+_HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1)"""
+
+
+class PostgresStore(Store):
+    """Runs in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
+    of processes; the tables are created in the first schema of the connection's search_path
+    (`?options=-csearch_path%3DNAME` picks another than `public`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = _connect.server(url).where  # parses the URL: UsageError if malformed
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        host = info.get("host") or "localhost"
+        port = f":{info['port']}" if info.get("port") else ""
+        self._label = f"postgresql://{host}{port}/{info.get('dbname') or ''}"
+        self._key: bytes | None = None
+
+    def _server(self) -> _connect.Server:
+        return _connect.server(self.url)
+
+    def close(self) -> None:
+        """Close this process's connections to the database (every store object of this URL
+        shares them; they reopen on the next use)."""
+        _connect.close(self.url)
+
+    def after_fork(self) -> None:
+        _connect.forget_inherited()
+
+    def describe(self, run_id: str) -> str:
+        return f"{self._label} run {check_run_id(run_id)}"
+
+    # -- connections and transactions ------------------------------------------------------------
+
+    @contextmanager
+    def _conn(self, run_id: str | None = None) -> Iterator[Any]:
+        """A connection for one operation: inside this thread's hold of `run_id`'s lock, the
+        hold's transaction (begun again if a save ended it), else a pooled autocommit one."""
+        server = self._server()
+        hold = server.holds().get(run_id) if run_id is not None else None
+        with errors(self.where):
+            if hold is None:
+                with server.connection() as conn:
+                    yield conn
+                return
+            if not hold.open:
+                self._begin(hold, run_id or "")
+            try:
+                yield hold.conn
+            except psycopg.Error:
+                hold.abort()
+                raise
+
+    def _begin(self, hold: Hold, run_id: str) -> None:
+        hold.conn.execute("BEGIN")
+        hold.open = True
+        try:
+            hold.conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._server().key("lock", run_id)])
+        except pgerrors.LockNotAvailable:
+            hold.abort()
+            raise ConflictError(f"run {run_id} is busy: its state lock was held for over "
+                                f"{_connect.LOCK_TIMEOUT}; try again") from None
+
+    def _commit(self, hold: Hold | None) -> None:
+        """Commit the hold's transaction (ending its lock until the next operation)."""
+        if hold is None or not hold.open:
+            return
+        hold.open = False
+        try:
+            hold.conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise StateError(f"committing to PostgreSQL {self.where} failed: "
+                             f"{_connect.reason_of(exc)}; the change may not be saved, check "
+                             "the run before trying again") from None
+
+    def lock(self, run_id: str) -> AbstractContextManager[None]:
+        check_run_id(run_id)
+        return self._locked(run_id)
+
+    @contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
+        server = self._server()
+        holds = server.holds()
+        hold = holds.get(run_id)
+        if hold is not None:  # reentrant in this thread, as the file store's
+            hold.depth += 1
+            try:
+                yield
+            finally:
+                hold.depth -= 1
+            return
+        with errors(self.where), server.connection() as conn:
+            hold = holds[run_id] = Hold(conn)
+            try:
+                self._begin(hold, run_id)
+                yield
+                if hold.open:
+                    hold.conn.execute("COMMIT")  # nothing was saved: only the lock ends
+                    hold.open = False
+            except BaseException:
+                hold.abort()
+                raise
+            finally:
+                del holds[run_id]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def _row(self, run: Run, revision: int) -> dict[str, Any]:
+        data = run.to_dict()
+        data["revision"] = revision
+        return {"run_id": run.run_id, "workflow": run.workflow, "status": run.status,
+                "parent": (run.parent or {}).get("run_id"), "created": run.created_at,
+                "updated": run.updated_at, "due": run.next_due(), "schema": SCHEMA_VERSION,
+                "snapshot": _dump(data), "revision": revision}
+
+    def create(self, run: Run) -> None:
+        check_run_id(run.run_id)
+        row = self._row(run, 1)
+        with self._conn(run.run_id) as conn:
+            created = conn.execute(_CREATE, row).rowcount
+            self._commit(self._server().holds().get(run.run_id))
+        if not created:
+            raise ConflictError(f"run {run.run_id} already exists")
+        run.revision = 1
+
+    def load(self, run_id: str) -> Run:
+        check_run_id(run_id)
+        with self._conn(run_id) as conn:
+            row = conn.execute("SELECT revision, run_schema, snapshot::text FROM wfrun_runs "
+                               "WHERE run_id = %s", [run_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id} in {self.where}")
+        return self._parse(run_id, *row)
+
+    def _parse(self, run_id: str, revision: int, run_schema: int, text: str) -> Run:
+        """The run a row holds; StateError (naming it) if it is not a valid run."""
+        what = self.describe(run_id)
+        if run_schema != SCHEMA_VERSION:
+            raise StateError(f"{what} has run schema {run_schema}, this wfrun reads "
+                             f"{SCHEMA_VERSION}; upgrade wfrun")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise StateError(f"{what} is not valid JSON; it is left as it is") from None
+        problem = shape_problem(data) if isinstance(data, dict) else "it is not a JSON object"
+        if problem is None and data["run_id"] != run_id:
+            problem = f"it holds run {data['run_id']!r}"
+        if problem is not None:
+            raise StateError(f"{what} is not a valid run: {problem} (changed outside wfrun); "
+                             "it is left as it is")
+        try:
+            run = Run.from_dict(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"{what} is missing data ({exc}); it is left as it is") from None
+        run.revision = revision
+        return run
+
+    def reload(self, run: Run) -> Run:
+        check_run_id(run.run_id)
+        with self._conn(run.run_id) as conn:
+            row = conn.execute("SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                               [run.run_id]).fetchone()
+        if row is not None and row[0] == run.revision:
+            return run
+        return self.load(run.run_id)
+
+    def save(self, run: Run) -> None:
+        check_run_id(run.run_id)
+        server = self._server()
+        row = self._row(run, run.revision + 1)
+        row["revision"] = run.revision
+        token = server.claims.get(run.run_id)
+        statement = _SAVE
+        if token:
+            row["token"] = token
+            statement += _FENCE
+        hold = server.holds().get(run.run_id)
+        with self._conn(run.run_id) as conn:
+            saved = conn.execute(statement, row).rowcount
+            if not saved:
+                found = conn.execute("SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                                     [run.run_id]).fetchone()
+        if not saved:
+            if found is None:
+                raise NotFoundError(f"no run {run.run_id} in {self.where}")
+            if found[0] == run.revision:
+                raise ConflictError(
+                    f"run {run.run_id} was taken over by another process (this one lost its "
+                    "execution claim); nothing was saved")
+            raise ConflictError(
+                f"run {run.run_id} changed while this command worked on it "
+                f"(revision {found[0]}, expected {run.revision}); try again")
+        self._commit(hold)
+        run.revision += 1
+
+    def exists(self, run_id: str) -> bool:
+        check_run_id(run_id)
+        with self._conn(run_id) as conn:
+            return conn.execute("SELECT 1 FROM wfrun_runs WHERE run_id = %s",
+                                [run_id]).fetchone() is not None
+
+    def delete(self, run_id: str) -> None:
+        check_run_id(run_id)
+        with self.lock(run_id):
+            run = self.load(run_id)  # NotFoundError if it is gone
+            if not run.finished:
+                raise ConflictError(f"run {run_id} is {run.status}; only a finished run is deleted")
+            claim = self.claim(run_id)
+            if claim is None:
+                raise ConflictError(f"run {run_id} is busy: another process holds it")
+            try:
+                with self._conn(run_id) as conn:
+                    for table in ("wfrun_history", "wfrun_logs", "wfrun_runs"):
+                        conn.execute(f"DELETE FROM {table} WHERE run_id = %s", [run_id])
+                    self._commit(self._server().holds().get(run_id))
+            finally:
+                claim.release()
+
+    def run_ids(self, prefix: str = "") -> list[str]:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._conn() as conn:
+            rows = conn.execute("SELECT run_id FROM wfrun_runs WHERE run_id LIKE %s "
+                                "ORDER BY run_id", [pattern]).fetchall()
+        return [row[0] for row in rows]
+
+    def iter_runs(self) -> Iterator[Run | Exception]:
+        for run_id, revision, run_schema, text in self._rows():
+            try:
+                yield self._parse(run_id, revision, run_schema, text)
+            except StateError as exc:
+                yield exc
+
+    def _rows(self, columns: str = "revision, run_schema, snapshot::text"
+              ) -> Iterator[tuple[Any, ...]]:
+        """Every run's row, `_BATCH` at a time in run id order (no transaction held between)."""
+        after = ""
+        while True:
+            with self._conn() as conn:
+                rows = conn.execute(f"SELECT run_id, {columns} FROM wfrun_runs WHERE run_id > %s "
+                                    "ORDER BY run_id LIMIT %s", [after, _BATCH]).fetchall()
+            yield from rows
+            if len(rows) < _BATCH:
+                return
+            after = rows[-1][0]
+
+    # -- the due index ---------------------------------------------------------------------------
+
+    def due(self, now: str, limit: int | None = None) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
+                                "ORDER BY next_due, run_id LIMIT %s", [now, limit]).fetchall()
+        return [row[0] for row in rows]
+
+    def reindex(self, run: Run) -> None:
+        check_run_id(run.run_id)
+        with self._conn(run.run_id) as conn:
+            conn.execute("UPDATE wfrun_runs SET next_due = %s WHERE run_id = %s "
+                         "AND next_due IS DISTINCT FROM %s::timestamptz",
+                         [run.next_due(), run.run_id, run.next_due()])
+            self._commit(self._server().holds().get(run.run_id))
+
+    def drop_index(self, run_id: str) -> None:
+        check_run_id(run_id)  # the index is a column of the run's row: gone with it
+
+    # -- execution claims --------------------------------------------------------------------------
+
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        check_run_id(run_id)
+        server = self._server()
+        with server.claims_mutex:
+            if run_id in server.claims:
+                return None  # another thread of this process holds it
+            server.claims[run_id] = 0
+        try:
+            key = server.key("claim", run_id)
+            owner = f"{socket.gethostname()} pid {os.getpid()}"
+            with errors(self.where):
+                row = server.on_main(lambda c: c.execute(
+                    _CLAIM, {"key": key, "run_id": run_id, "owner": owner}).fetchone())
+        except BaseException:
+            with server.claims_mutex:
+                server.claims.pop(run_id, None)
+            raise
+        with server.claims_mutex:
+            if row is None:
+                server.claims.pop(run_id, None)
+                return None
+            server.claims[run_id] = row[0]
+        return _Claim(server, run_id, row[0], key)
+
+    def is_claimed(self, run_id: str) -> bool:
+        check_run_id(run_id)
+        server = self._server()
+        key = server.key("claim", run_id) & 0xFFFFFFFFFFFFFFFF
+        with errors(self.where):
+            row = server.on_main(lambda c: c.execute(
+                _HELD, [key >> 32, key & 0xFFFFFFFF]).fetchone())
+        return bool(row[0])
+
+    # -- history and logs --------------------------------------------------------------------------
+
+    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        check_run_id(run_id)
+        if not events:
+            return
+        with self._conn(run_id) as conn:
+            conn.execute("INSERT INTO wfrun_history (run_id, event) SELECT %s, e FROM "
+                         "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
+                         [run_id, _dump(events)])
+
+    def sync_history(self, run_id: str) -> None:
+        check_run_id(run_id)  # every append is committed: durable when it returns
+
+    def read_history(self, run_id: str) -> list[dict[str, Any]]:
+        check_run_id(run_id)
+        with self._conn(run_id) as conn:
+            rows = conn.execute("SELECT event::text FROM wfrun_history WHERE run_id = %s "
+                                "ORDER BY seq", [run_id]).fetchall()
+        return [event for event in (json.loads(row[0]) for row in rows) if isinstance(event, dict)]
+
+    def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        check_run_id(run_id)
+        if not records:
+            return
+        key = self._server().key("log", run_id)
+        with self._conn() as conn, conn.transaction():
+            # one appender of a run at a time, so that its records commit in `seq` order and a
+            # reader's cursor never passes one that commits later
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            conn.execute("INSERT INTO wfrun_logs (run_id, record) SELECT %s, e FROM "
+                         "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
+                         [run_id, _dump(records)])
+
+    def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+        check_run_id(run_id)
+        with self._conn() as conn:
+            rows = conn.execute("SELECT seq, record::text FROM wfrun_logs WHERE run_id = %s "
+                                "AND seq > %s ORDER BY seq", [run_id, cursor]).fetchall()
+        records = []
+        for _seq, text in rows:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records, (rows[-1][0] if rows else cursor)
+
+    # -- the URL key and the manifest cache ----------------------------------------------------
+
+    def secret_key(self) -> bytes:
+        if self._key is None:
+            with self._conn() as conn:
+                row = conn.execute("SELECT secret FROM wfrun_keys WHERE name = 'url'").fetchone()
+                if row is None:  # created once: a concurrent creator's key wins, and is read
+                    conn.execute("INSERT INTO wfrun_keys (name, secret) VALUES ('url', %s) "
+                                 "ON CONFLICT (name) DO NOTHING", [os.urandom(32)])
+                    row = conn.execute(
+                        "SELECT secret FROM wfrun_keys WHERE name = 'url'").fetchone()
+            key = bytes(row[0])
+            if len(key) < 32:
+                raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
+                                 "shorter than 32 bytes; delete its row to make a new one "
+                                 "(links already sent stop working)")
+            self._key = key
+        return self._key
+
+    def cached_manifest(self, digest: str) -> Any:
+        _check_digest(digest)
+        try:
+            with self._conn() as conn:
+                row = conn.execute("SELECT document::text FROM wfrun_manifests WHERE digest = %s",
+                                   [digest]).fetchone()
+            return None if row is None else json.loads(row[0])
+        except (StateError, ValueError, RecursionError):
+            return None
+
+    def cache_manifest(self, digest: str, document: Any) -> None:
+        _check_digest(digest)
+        from wfrun.store._manifest_cache import encode
+
+        body = encode(document)
+        if body is None:
+            return
+        try:
+            with self._conn() as conn:
+                conn.execute("INSERT INTO wfrun_manifests (digest, document) VALUES (%s, %s::json) "
+                             "ON CONFLICT (digest) DO NOTHING", [digest, body.decode()])
+        except StateError:
+            pass  # a cache: the next command parses the manifest again
+
+    # -- start tokens ------------------------------------------------------------------------
+
+    def save_token(self, record: dict[str, Any]) -> None:
+        with self._conn() as conn:
+            saved = conn.execute(
+                "INSERT INTO wfrun_tokens (name, workflow, hash, created_at, revoked, revoked_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                [record["name"], record["workflow"], record["hash"], record["created_at"],
+                 bool(record.get("revoked")), record.get("revoked_at")]).rowcount
+        if not saved:
+            raise ConflictError(f"a token named {record['name']!r} exists already")
+
+    def find_token(self, token_hash: str) -> dict[str, Any] | None:
+        wanted = token_hash.encode("utf-8", "surrogatepass")
+        found = None
+        for record in self.tokens():  # every hash is compared, in constant time each
+            if hmac.compare_digest(record["hash"].encode("utf-8", "surrogatepass"), wanted):
+                found = record
+        return found
+
+    def tokens(self) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            rows = conn.execute(f"SELECT {_TOKEN} FROM wfrun_tokens ORDER BY seq").fetchall()
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, name: str, at: str) -> dict[str, Any] | None:
+        with self._conn() as conn:
+            conn.execute("UPDATE wfrun_tokens SET revoked = true, revoked_at = %s "
+                         "WHERE name = %s AND NOT revoked", [at, name])
+            row = conn.execute(f"SELECT {_TOKEN} FROM wfrun_tokens WHERE name = %s",
+                               [name]).fetchone()
+        return None if row is None else _token(row)
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
+        _check_workflow(workflow)
+        with self._conn() as conn:
+            row = conn.execute("SELECT revision, state::text FROM wfrun_schedules "
+                               "WHERE workflow = %s", [workflow]).fetchone()
+        if row is None:
+            return None, 0
+        try:
+            state = json.loads(row[1])
+        except (ValueError, RecursionError):
+            state = None
+        if not isinstance(state, dict) or row[0] < 1:
+            raise StateError(f"the schedule state of workflow '{workflow}' in {self.where} "
+                             "(table wfrun_schedules) is damaged; delete its row and the "
+                             "schedule starts afresh from the next tick")
+        return state, int(row[0])
+
+    def save_schedule_state(self, workflow: str, state: dict[str, Any],
+                            expected_revision: int) -> int:
+        _check_workflow(workflow)
+        try:
+            text = json.dumps(state, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"the schedule state of workflow '{workflow}' is not JSON: "
+                             f"{exc}") from None
+        with self._conn() as conn:
+            if expected_revision == 0:
+                saved = conn.execute(
+                    "INSERT INTO wfrun_schedules (workflow, revision, state) "
+                    "VALUES (%s, 1, %s::json) ON CONFLICT (workflow) DO NOTHING",
+                    [workflow, text]).rowcount
+            else:
+                saved = conn.execute(
+                    "UPDATE wfrun_schedules SET revision = revision + 1, state = %s::json "
+                    "WHERE workflow = %s AND revision = %s",
+                    [text, workflow, expected_revision]).rowcount
+            if not saved:
+                row = conn.execute("SELECT revision FROM wfrun_schedules WHERE workflow = %s",
+                                   [workflow]).fetchone()
+        if not saved:
+            raise ConflictError(
+                f"the schedule state of workflow '{workflow}' changed meanwhile (revision "
+                f"{row[0] if row else 0}, expected {expected_revision}); try again")
+        return expected_revision + 1
+
+    # -- doctor --------------------------------------------------------------------------------
+
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        from wfrun.durations import parse_iso
+
+        runs, problems = 0, []
+        for run_id, revision, run_schema, text, due in self._rows(
+                "revision, run_schema, snapshot::text, next_due"):
+            runs += 1
+            try:
+                run = self._parse(run_id, revision, run_schema, text)
+            except StateError as exc:
+                problems.append({"path": self.describe(run_id), "kind": "snapshot",
+                                 "reason": exc.message})
+                continue
+            wanted = run.next_due()
+            if (parse_iso(wanted) if wanted else None) != due:
+                problems.append({"path": self.describe(run_id), "kind": "index", "reason": (
+                    f"run {run_id} is due at {wanted or 'no time'} but its next_due column "
+                    f"says {due.isoformat() if due else 'never'}; its next save corrects it")})
+        with self._conn() as conn:
+            row = conn.execute("SELECT length(secret) FROM wfrun_keys WHERE name = 'url'").fetchone()
+        if row is not None and row[0] < 32:
+            problems.append({"path": f"{self._label} table wfrun_keys", "kind": "key",
+                             "reason": "the URL signing key is shorter than 32 bytes"})
+        return runs, problems
+
+
+class _Claim(ExecutionClaim):
+    """A session advisory lock on the main connection, and its row in wfrun_claims."""
+
+    def __init__(self, server: _connect.Server, run_id: str, token: int, key: int) -> None:
+        self._server, self._run_id, self._token, self._key = server, run_id, token, key
+        self._released = False
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        server = self._server
+        with server.claims_mutex:
+            if server.claims.get(self._run_id) == self._token:
+                del server.claims[self._run_id]
+        if os.getpid() != server.pid:
+            return  # a forked child: the claim is its parent's
+        # if the connection is gone, the lock went with it (the row's token is stale)
+        with suppress(psycopg.Error, StateError):
+            server.on_main(lambda c: c.execute(
+                _RELEASE, {"run_id": self._run_id, "token": self._token, "key": self._key}))
+
+
+_TOKEN = "name, workflow, hash, created_at, revoked, revoked_at"
+_WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _token(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(("name", "workflow", "hash", "created_at", "revoked", "revoked_at"), row,
+                    strict=True))
+
+
+def _check_workflow(workflow: str) -> None:
+    if not isinstance(workflow, str) or not _WORKFLOW_NAME.fullmatch(workflow):
+        raise UsageError(f"invalid workflow name {str(workflow)[:80]!r}: use "
+                         "[a-z0-9][a-z0-9_-]*")
+
+
+def _check_digest(digest: str) -> None:
+    hex_part = digest[len("sha256:"):]
+    if not digest.startswith("sha256:") or len(hex_part) != 64 or not _DIGEST_HEX.issuperset(hex_part):
+        raise ValueError(f"not a manifest digest (sha256:HEX): {digest!r}")
