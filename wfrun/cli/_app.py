@@ -55,16 +55,41 @@ VerboseOpt = Annotated[bool, typer.Option(
 class Settings:
     """Global options, resolved once per process."""
 
-    def __init__(self, state_dir: str, workflows_dir: str, explicit_state_dir: bool) -> None:
+    def __init__(self, state_dir: str, workflows_dir: str, explicit_state_dir: bool,
+                 store: str | None = None) -> None:
         self.state_dir = state_dir
         self.workflows_dir = workflows_dir
         self.explicit_state_dir = explicit_state_dir
+        self.store = store  # --store (WFRUN_STORE) as given
+        self._kind, self._dir = "file", state_dir
+        if store is not None:
+            from wfrun.store._open import public_url, store_kind
+
+            try:
+                self._kind, where = store_kind(store)
+            except UsageError:
+                return  # said by store_url(), inside the command
+            # what messages name (doctor, a missing directory): the path, or the URL
+            self.state_dir = where if self._kind == "file" else public_url(store)
+
+    def store_url(self) -> str:
+        """The store in force: --store (WFRUN_STORE), else the state directory. UsageError for
+        an unusable URL, or when --store and --state-dir name different stores."""
+        if self.store is None:
+            return self.state_dir
+        from wfrun.store._open import store_kind
+
+        kind, where = store_kind(self.store)
+        if self.explicit_state_dir and (kind != "file" or where != self._dir):
+            raise UsageError(f"--store and --state-dir (or WFRUN_STORE and WFRUN_STATE_DIR) name "
+                             f"different stores ({self._dir!r}); give only one")
+        return self.store
 
     def engine(self, now: str | None = None) -> Any:
-        """Build the engine over the file store; `now` fixes the clock (tick --now)."""
+        """Build the engine over the store in force; `now` fixes the clock (tick --now)."""
         from wfrun.clock import FakeClock, SystemClock
         from wfrun.engine import Engine
-        from wfrun.store.file import FileStore
+        from wfrun.store import open_store
 
         clock: Any = SystemClock()
         if now is not None:
@@ -72,7 +97,7 @@ class Settings:
                 clock = FakeClock(now)
             except ValueError as exc:
                 raise UsageError(f"--now: {exc}") from None
-        return Engine(FileStore(self.state_dir), clock, workflows_dir=self.workflows_dir,
+        return Engine(open_store(self.store_url()), clock, workflows_dir=self.workflows_dir,
                       command=self.command())
 
     def missing_state_dir(self) -> str | None:
@@ -80,14 +105,20 @@ class Settings:
         one), or None if it exists; nothing is created."""
         import os
 
-        if os.path.isdir(self.state_dir):
+        self.store_url()  # (a bad --store is said first)
+        if self._kind != "file" or os.path.isdir(self.state_dir):
             return None
         return (f"state directory {os.path.abspath(self.state_dir)} does not exist; point "
                 "wfrun at yours with --state-dir DIR or WFRUN_STATE_DIR, or run it from the "
                 "project directory (cron: cd /path/to/project && wfrun tick)")
 
     def command(self) -> str:
-        """How printed commands start: `wfrun`, with `--state-dir` when one was given."""
+        """How printed commands start: `wfrun`, with `--store` or `--state-dir` when one was
+        given (never a URL's password: it belongs in PGPASSWORD or ~/.pgpass)."""
+        if self.store is not None:
+            from wfrun.store._open import public_url
+
+            return f"wfrun --store {shlex.quote(public_url(self.store))}"
         if self.explicit_state_dir:
             return f"wfrun --state-dir {shlex.quote(self.state_dir)}"
         return "wfrun"
@@ -99,8 +130,13 @@ _settings = Settings(DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, False)
 
 @app.callback()
 def _globals(
+    store: Annotated[str | None, typer.Option(
+        envvar="WFRUN_STORE", show_default=False,
+        help="Where runs are kept, as a URL: file:PATH (default file:.wfstate) or "
+             "postgresql://USER@HOST:PORT/DB.")] = None,
     state_dir: Annotated[str, typer.Option(envvar="WFRUN_STATE_DIR",
-                                           help="Where runs are kept.")] = DEFAULT_STATE_DIR,
+                                           help="Where runs are kept: a directory (the same as "
+                                                "--store file:DIR).")] = DEFAULT_STATE_DIR,
     workflows_dir: Annotated[str, typer.Option(envvar="WFRUN_WORKFLOWS_DIR",
                                                help="Where workflows are found.")]
     = DEFAULT_WORKFLOWS_DIR,
@@ -110,7 +146,7 @@ def _globals(
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
     global _settings
-    _settings = Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR)
+    _settings = Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR, store)
 
 
 def settings() -> Settings:

@@ -23,13 +23,14 @@ def _settings(ctx: typer.Context) -> Settings:
     state_dir = params.get("state_dir") or os.environ.get("WFRUN_STATE_DIR") or DEFAULT_STATE_DIR
     workflows_dir = params.get("workflows_dir") or os.environ.get("WFRUN_WORKFLOWS_DIR") \
         or DEFAULT_WORKFLOWS_DIR
-    return Settings(str(state_dir), str(workflows_dir), explicit_state_dir=False)
+    store = params.get("store") or os.environ.get("WFRUN_STORE") or None
+    return Settings(str(state_dir), str(workflows_dir), explicit_state_dir=False, store=store)
 
 
 def _store(ctx: typer.Context) -> Any:
-    from wfrun.store.file import FileStore
+    from wfrun.store import open_store
 
-    return FileStore(_settings(ctx).state_dir)
+    return open_store(_settings(ctx).store_url())
 
 
 def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:

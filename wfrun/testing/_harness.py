@@ -13,7 +13,8 @@ from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
 from wfrun.errors import NotFoundError
 from wfrun.model import Run
-from wfrun.store.file import FileStore
+from wfrun.store import Store, open_store
+from wfrun.store._open import store_kind
 
 DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning; every test starts at the same time
 
@@ -39,10 +40,11 @@ class Harness:
         self.workflows_dir = os.fspath(workflows_dir)
         self.state_dir = os.fspath(state_dir)
         self.clock = FakeClock(start)
-        self.store = FileStore(self.state_dir)
+        self.store = open_store(self.state_dir)  # a directory, or a store URL (--store)
+        flag = "--state-dir" if store_kind(self.state_dir) == ("file", self.state_dir) else "--store"
         self.engine = Engine(
             self.store, self.clock, workflows_dir=self.workflows_dir, base_url=base_url,
-            command=f"wfrun --state-dir {shlex.quote(self.state_dir)}",
+            command=f"wfrun {flag} {shlex.quote(self.state_dir)}",
         )
 
     # -- time ----------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ class Harness:
         return f"<Harness workflows={self.workflows_dir} state={self.state_dir} now={to_iso(self.now)}>"
 
 
-def _with_children(store: FileStore, run: Run) -> list[Run]:
+def _with_children(store: Store, run: Run) -> list[Run]:
     """The run and its child runs, theirs included (their timers are the run's too)."""
     found, queue = [run], [run]
     while queue:

@@ -1,0 +1,171 @@
+"""The command line over `--store postgresql://...`, as real processes: start, pending, resume,
+tick, list, show, cancel, logs and doctor behave as on the file store, printed commands name the
+store, and a server that cannot be reached is one sentence and exit 5."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import _pg
+import pytest
+from conftest import Outcome
+
+APPROVE = """
+    steps:
+      - id: ask
+        wait: true
+      - id: after
+        handler: done
+"""
+APPROVE_PY = """
+    def done(ctx):
+        print("after ran with", ctx.steps["ask"].resume_data)
+        return ctx.steps["ask"].resume_data
+"""
+POLL = "steps: [{id: poll}, {id: nap, sleep: 1h}]"
+POLL_PY = """
+    def poll(ctx):
+        if ctx.run.runs < 3:
+            ctx.flow.rerun("10s", {"polls": ctx.run.runs}, 5)
+        return ctx.run.runs
+"""
+
+
+class PgProject:
+    """A project whose runs are kept in a PostgreSQL schema of their own."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.url = root, url
+        workflows = root / "workflows"
+        workflows.mkdir()
+        for name, manifest, module in (("approve", APPROVE, APPROVE_PY), ("poll", POLL, POLL_PY)):
+            (workflows / f"{name}.yaml").write_text(textwrap.dedent(manifest))
+            (workflows / f"{name}.py").write_text(textwrap.dedent(module))
+
+    def cli(self, *args: str, store: str | None = None, env: dict[str, str] | None = None
+            ) -> Outcome:
+        """`python -m wfrun --store URL ARGS` in the project directory."""
+        prefix = [] if store == "" else ["--store", store or self.url]
+        return self.run([sys.executable, "-m", "wfrun", *prefix, *args], env)
+
+    def run(self, argv: list[str], env: dict[str, str] | None = None) -> Outcome:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=self.root,
+                              env={**full_env, **(env or {})})
+        return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+    def json(self, *args: str) -> Any:
+        out = self.cli(*args, "--json")
+        assert out.code == 0, (out.code, out.stdout, out.stderr)
+        return out.json()
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[PgProject]:
+    with _pg.schema() as url:
+        yield PgProject(tmp_path, url)
+
+
+def test_a_run_suspends_resumes_and_completes_on_postgresql(pg: PgProject) -> None:
+    started = pg.cli("start", "approve")
+    assert started.code == 0, started.stderr
+    run_id = started.stdout.split()[1]
+    # the printed commands name the store, so they work as printed
+    resume_line = next(line for line in started.stdout.splitlines() if "resume:" in line)
+    assert f"--store {shlex.quote(pg.url)}" in resume_line
+    [pending] = pg.json("pending")
+    assert (pending["run_id"], pending["step"]) == (run_id, "ask")
+    assert f"--store {shlex.quote(pg.url)}" in pending["resume_command"]
+    assert [r["status"] for r in pg.json("list")] == ["suspended"]
+    assert not (pg.root / ".wfstate").exists()  # nothing went to a state directory
+
+    command = shlex.split(pending["resume_command"].replace("'{}'", "'{\"ok\": true}'"))
+    assert command[0] == "wfrun"
+    resumed = pg.run([sys.executable, "-m", "wfrun", *command[1:], "--json"])
+    assert resumed.code == 0, resumed.stderr
+    assert resumed.json()["status"] == "completed"
+    assert resumed.json()["output"] == {"ok": True}
+
+    again = pg.cli("resume", run_id, "--data", "{}")
+    assert again.code == 3 and "Traceback" not in again.stderr
+    shown = pg.json("show", run_id)
+    assert [e["type"] for e in shown["history"]] == [
+        "started", "suspended", "resumed", "step_started", "step_completed", "completed"]
+    logs = pg.cli("logs", run_id)
+    assert logs.code == 0 and "after ran with {'ok': True}" in logs.stdout
+    assert pg.json("pending") == []
+    doctor = pg.cli("doctor")
+    assert doctor.code == 0 and "no problems" in doctor.stdout
+
+
+def test_tick_fires_reruns_and_sleeps_and_cancel_stops_a_run(pg: PgProject) -> None:
+    doc = pg.json("start", "poll")
+    run_id = doc["run_id"]
+    assert doc["status"] == "waiting" and doc["waiting"][0]["kind"] == "rerun"
+    due = doc["waiting"][0]["due_at"]
+    assert pg.json("tick", "--now", "2000-01-01T00:00:00Z") == {"advanced": [], "errors": []}
+    first = pg.json("tick", "--now", due)
+    assert first["advanced"] == [{"run_id": run_id, "step": "poll", "reason": "rerun",
+                                  "status": "waiting"}]
+    later = pg.json("tick", "--now", "2099-01-01T00:00:00Z")  # the last rerun, then the sleep
+    assert [a["reason"] for a in later["advanced"]] == ["rerun"]
+    assert pg.json("show", run_id)["waiting"][0]["kind"] == "sleep"
+    last = pg.json("tick", "--now", "2099-01-02T00:00:00Z")
+    assert [(a["reason"], a["status"]) for a in last["advanced"]] == [("sleep", "completed")]
+    assert pg.json("show", run_id)["steps"]["poll"]["output"] == 3
+
+    other = pg.json("start", "approve")["run_id"]
+    cancelled = pg.json("cancel", other, "--reason", "not needed")
+    assert cancelled["status"] == "cancelled"
+    assert [(r["run_id"], r["status"]) for r in pg.json("list", "--status", "cancelled")] == [
+        (other, "cancelled")]
+    assert {r["status"] for r in pg.json("list")} == {"completed", "cancelled"}
+    assert pg.cli("cancel", other).code == 3
+
+
+def test_wfrun_store_in_the_environment_names_the_store(pg: PgProject) -> None:
+    run_id = pg.json("start", "approve")["run_id"]
+    listed = pg.cli("list", "--json", store="", env={"WFRUN_STORE": pg.url})
+    assert listed.code == 0, listed.stderr
+    assert [r["run_id"] for r in listed.json()] == [run_id]
+    # --state-dir names another store than WFRUN_STORE: refused, not guessed
+    both = pg.cli("--state-dir", "elsewhere", "list", store="", env={"WFRUN_STORE": pg.url})
+    assert both.code == 2 and "give only one" in both.stderr
+
+
+@pytest.mark.parametrize("wrong", ["port", "database"])
+def test_a_server_that_cannot_be_reached_is_one_sentence_and_exit_5(
+    pg: PgProject, wrong: str
+) -> None:
+    parts = urlsplit(_pg.server_url())
+    host = parts.hostname or "localhost"
+    if wrong == "port":  # nothing listens there
+        url, said = urlunsplit(parts._replace(netloc=f"{parts.username}@{host}:1")), \
+            f"on {host}:1"
+    else:
+        url, said = urlunsplit(parts._replace(path="/wfrun_no_such_db")), \
+            "database 'wfrun_no_such_db'"
+    for args in (["list"], ["start", "approve"], ["resume", "r1", "--data", "{}"], ["tick"]):
+        out = pg.cli(*args, store=url)
+        assert out.code == 5, (args, out)
+        assert out.stdout == ""
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+        assert said in out.stderr and "cannot connect to PostgreSQL" in out.stderr
+
+
+def test_a_password_in_the_url_is_never_printed(pg: PgProject) -> None:
+    with_password = pg.url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+    out = pg.cli("start", "approve", store=with_password)  # trust auth: the password is unused
+    assert out.code == 0, out.stderr
+    assert "s3cret" not in out.stdout + out.stderr
+    assert "--store 'postgresql://postgres@" in out.stdout
+    assert json.dumps(pg.json("pending")).count("s3cret") == 0
