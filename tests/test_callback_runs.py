@@ -1,4 +1,4 @@
-"""A callback's rerun is execution 2, like the timer's (docs/writing-workflows.md, `runs`): the
+"""A callback's rerun is execution 2, like the timer's (docs/callbacks.md, the timer or the callback): the
 seeds' literal `runs == 2` test raises on a callback; the documented code tells them apart."""
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ def wait_for_job(ctx):
 
 
 def _documented_module() -> str:
-    """The corrected code, as docs/writing-workflows.md shows it."""
-    text = (REPO / "docs" / "writing-workflows.md").read_text()
+    """The corrected code, as docs/callbacks.md shows it."""
+    text = (REPO / "docs" / "callbacks.md").read_text()
     found = re.search(r"```python\n# workflows/job-callback\.py\n(.*?)```", text, re.DOTALL)
-    assert found, "docs/writing-workflows.md no longer shows workflows/job-callback.py"
+    assert found, "docs/callbacks.md no longer shows workflows/job-callback.py"
     return found.group(1)
 
 
