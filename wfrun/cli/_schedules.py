@@ -44,9 +44,6 @@ def schedules(
     if action is not None and workflow is None:
         raise UsageError(f"'{command} schedules {action}' needs the workflow whose schedule to "
                          f"{action}; '{command} schedules' lists them")
-    if action is None and workflow is not None:
-        raise UsageError(f"name the action before the workflow: '{command} schedules pause "
-                         f"{workflow}' or '{command} schedules unpause {workflow}'")
     engine = settings().engine(now)
     if action is not None and workflow is not None:
         row, changed = _timetable.pause(engine, workflow, action == "pause")

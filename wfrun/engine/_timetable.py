@@ -20,9 +20,10 @@ concurrency); a tick that lost the race merges what it did into the winner's sta
 Missed fire times (nothing ticked): `catchup: latest` starts one run, for the most recent;
 `all` starts one per fire time, oldest first, at most `CATCHUP_ALL_PER_TICK` per tick (the
 following ticks start the rest); `none` starts a run only for a fire time less than `GRACE`
-old. A schedule a tick sees for the first time counts fire times from `GRACE` before that tick
-(nothing older is caught up). Unpausing moves `through` to the unpause time: the fire times
-of the paused interval are skipped, whatever `catchup` says.
+old. A schedule that a tick sees for the first time has missed nothing: that tick starts a run
+only for a fire time less than `GRACE` old (the latest), as `none` would. Unpausing moves
+`through` to the unpause time: the fire times of the paused interval are skipped, whatever
+`catchup` says.
 """
 
 from __future__ import annotations
@@ -33,19 +34,67 @@ import hashlib
 import os
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wfrun import loader
 from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, StateError, WfrunError
-from wfrun.model import FINISHED
+from wfrun.model import FINISHED, Run
 
 if TYPE_CHECKING:
-    from wfrun._firetimes import Timetable
+    from collections.abc import Callable
 
+    from wfrun._firetimes import Timetable
+    from wfrun.clock import Clock
+    from wfrun.store.abc import Store
+
+    from ._manifests import DeferredManifestCache
+    from ._result import Result
     from ._tick import TickReport
-    from .core import Engine
+
+class Engine(Protocol):
+    """What schedules need of the engine (an `Engine`, or the runner `tick` hands over)."""
+
+    @property
+    def store(self) -> Store:
+        """Where runs and schedule states are kept."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """Where the time comes from."""
+        ...
+
+    @property
+    def workflows_dir(self) -> str:
+        """Where the scheduled workflows are found."""
+        ...
+
+    @property
+    def manifests(self) -> DeferredManifestCache:
+        """Parsed manifests, handed to the store once a command changed state."""
+        ...
+
+    @property
+    def should_stop(self) -> Callable[[], bool]:
+        """True once `tick --watch` was asked to stop."""
+        ...
+
+    def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
+        """Find and load a workflow by name or manifest path."""
+        ...
+
+    def start(self, name_or_path: str, input: Any = ..., run_id: str | None = None,
+              parent: dict[str, Any] | None = None) -> Result:
+        """Create a run and execute it until it completes, fails or pauses."""
+        ...
+
+    def cancel(self, run_id: str, reason: str | None = None,
+               check: Callable[[Run], None] | None = None) -> Result:
+        """Cancel a run that has not finished."""
+        ...
+
 
 GRACE = timedelta(minutes=5)  # how late a fire time may be seen and still be on time
 CATCHUP_ALL_PER_TICK = 100
@@ -152,7 +201,7 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
     timetable = _timetable(workflow)
     mine = dict(state or {})
     through = parse_iso(mine["through"]) if mine.get("through") else now - GRACE
-    if schedule.catchup == "all":
+    if state is not None and schedule.catchup == "all":
         fires = timetable.between(through, now, CATCHUP_ALL_PER_TICK + 1)
         if len(fires) > CATCHUP_ALL_PER_TICK:
             fires = fires[:CATCHUP_ALL_PER_TICK]
@@ -164,7 +213,9 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
     else:
         latest = timetable.latest(through, now)
         handled = [latest] if latest is not None else []
-        on_time = latest is not None and (schedule.catchup == "latest" or now - latest <= GRACE)
+        # (a new schedule counts as `catchup: none`: only what is due now, once)
+        on_time = latest is not None and (
+            (state is not None and schedule.catchup != "none") or now - latest <= GRACE)
         fires = handled if on_time else []
     for when in handled:
         if when in fires:
