@@ -93,6 +93,7 @@ class Server:
         self.pid = os.getpid()
         self.schema = ""  # current_schema(), known once connected
         self.claims: dict[str, int] = {}  # run -> fencing token of the claim this process holds
+        self.lost: dict[str, int] = {}  # the same, for claims lost with a main connection
         self.claims_mutex = threading.Lock()
         self._mutex = threading.Lock()
         self._main: Any = None
@@ -149,6 +150,7 @@ class Server:
                 with self._mutex:
                     if self._main is main:
                         self._main = self._connect()
+                        self._claims_lost()
                 main = self._main
             try:
                 return work(main)
@@ -156,6 +158,18 @@ class Server:
                 if attempt == 2 or not (main.closed or main.broken):
                     raise
         raise AssertionError("unreachable")
+
+    def _claims_lost(self) -> None:
+        """The main connection was replaced: the claims held on it died with its session.
+        Their runs may be claimed again; a save by their old holder still carries the old
+        fencing token (and is refused once another process claimed the run)."""
+        with self.claims_mutex:
+            self.lost.update(self.claims)
+            self.claims.clear()
+
+    def token(self, run_id: str) -> int | None:
+        """The fencing token of this process's claim on the run (or of one it lost), if any."""
+        return self.claims.get(run_id) or self.lost.get(run_id)
 
     def key(self, kind: str, run_id: str) -> int:
         """The advisory lock key of (kind, run) in this schema (locks are per database)."""
@@ -183,6 +197,7 @@ class Server:
             self._pool = self._main = None
         with self.claims_mutex:
             self.claims.clear()
+            self.lost.clear()
         if pool is not None:
             pool.close(timeout=1)
         if main is not None:

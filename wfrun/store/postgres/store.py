@@ -61,6 +61,7 @@ _CLAIM = """WITH got AS (SELECT pg_try_advisory_lock(%(key)s) AS ok)
     RETURNING token"""
 _RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
     SELECT pg_advisory_unlock(%(key)s)"""
+_FORGET = "DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s"
 _HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1)"""
@@ -233,7 +234,7 @@ class PostgresStore(Store):
         server = self._server()
         row = self._row(run, run.revision + 1)
         row["revision"] = run.revision
-        token = server.claims.get(run.run_id)
+        token = server.token(run.run_id)
         statement = _SAVE
         if token:
             row["token"] = token
@@ -350,6 +351,7 @@ class PostgresStore(Store):
                 server.claims.pop(run_id, None)
                 return None
             server.claims[run_id] = row[0]
+            server.lost.pop(run_id, None)
         return _Claim(server, run_id, row[0], key)
 
     def is_claimed(self, run_id: str) -> bool:
@@ -574,14 +576,16 @@ class _Claim(ExecutionClaim):
         self._released = True
         server = self._server
         with server.claims_mutex:
-            if server.claims.get(self._run_id) == self._token:
-                del server.claims[self._run_id]
+            live = server.claims.get(self._run_id) == self._token
+            for held in (server.claims, server.lost):
+                if held.get(self._run_id) == self._token:
+                    del held[self._run_id]
         if os.getpid() != server.pid:
             return  # a forked child: the claim is its parent's
-        # if the connection is gone, the lock went with it (the row's token is stale)
+        params = {"run_id": self._run_id, "token": self._token, "key": self._key}
+        # a lost claim's lock went with its session: only its row is left (if not taken over)
         with suppress(psycopg.Error, StateError):
-            server.on_main(lambda c: c.execute(
-                _RELEASE, {"run_id": self._run_id, "token": self._token, "key": self._key}))
+            server.on_main(lambda c: c.execute(_RELEASE if live else _FORGET, params))
 
 
 _TOKEN = "name, workflow, hash, created_at, revoked, revoked_at"

@@ -1,0 +1,240 @@
+"""What only the PostgreSQL store promises beyond the Store contract (test_contract.py): the
+schema it creates and migrates itself (also when many processes start at once), fencing of a
+claim that was lost, connections that are dropped and come back, forked tick workers, and
+messages that name the database."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import _pg
+import pytest
+from test_contract import make_run
+
+from wfrun.errors import ConflictError, NotFoundError, StateError
+from wfrun.testing import Harness
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with _pg.schema() as schema_url:
+        # an application name of its own: this test's sessions can be told from others'
+        yield f"{schema_url}&application_name=wfrun_{time.monotonic_ns()}"
+
+
+def sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement as an outsider (a DBA, another tool) would."""
+    import psycopg
+
+    plain = url.rsplit("&application_name=", 1)[0]
+    with psycopg.connect(plain, autocommit=True) as conn:
+        cur = conn.execute(query, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+def store(url: str) -> Any:
+    from wfrun.store.postgres import PostgresStore
+
+    return PostgresStore(url)
+
+
+def _first_use(url: str, index: int, go: Any, done: Any) -> None:
+    go.wait(10)
+    try:
+        store(url).create(make_run(f"r{index}"))
+        done.put("ok")
+    except BaseException as exc:
+        done.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_many_processes_using_an_empty_schema_at_once_create_it_once(url: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    go, done = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_first_use, args=(url, i, go, done)) for i in range(6)]
+    for proc in procs:
+        proc.start()
+    go.set()
+    results = [done.get(timeout=30) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    assert results == ["ok"] * 6
+    from wfrun.store.postgres import _schema
+
+    assert sql(url, "SELECT version FROM wfrun_schema ORDER BY version") == [
+        (v,) for v in range(1, _schema.VERSION + 1)]
+    assert store(url).run_ids() == [f"r{i}" for i in range(6)]
+
+
+def test_a_schema_migrated_by_a_newer_wfrun_is_refused(url: str) -> None:
+    store(url).create(make_run("r1"))
+    store(url).close()
+    sql(url, "INSERT INTO wfrun_schema (version) VALUES (999)")
+    with pytest.raises(StateError, match="schema version 999, newer than this wfrun"):
+        store(url).load("r1")
+
+
+def test_a_search_path_naming_no_schema_is_one_sentence() -> None:
+    _pg.require()
+    url = _pg.with_search_path(_pg.server_url(), "wfrun_test_does_not_exist")
+    try:
+        with pytest.raises(StateError, match="no schema of search_path") as caught:
+            store(url).load("r1")
+        assert "\n" not in caught.value.message
+    finally:
+        store(url).close()
+
+
+def test_messages_name_the_database_and_the_run(url: str) -> None:
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    found = store(url)
+    assert found.describe("r1") == (
+        f"postgresql://{info['host']}:{info['port']}/{info['dbname']} run r1")
+    with pytest.raises(NotFoundError, match=f"no run r1 in database '{info['dbname']}' on "
+                                            f"{info['host']}:{info['port']}"):
+        found.load("r1")
+
+
+def _hold(url: str, run_id: str, ready: Any, stop: Any) -> None:
+    held = store(url).claim(run_id)
+    assert held is not None
+    ready.set()
+    stop.wait(10)
+
+
+def test_a_process_that_lost_its_claim_cannot_save_over_the_new_holder(url: str) -> None:
+    mine = store(url)
+    mine.create(make_run("r1"))
+    claim = mine.claim("r1")
+    assert claim is not None
+    run = mine.load("r1")
+    # its session ends under it (a network cut, a restart, an administrator)
+    pid = sql(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid IN "
+                   "(SELECT pid FROM pg_stat_activity WHERE application_name = %s)",
+              url.rsplit("=", 1)[1])
+    assert len(pid) == 1
+    sql(url, "SELECT pg_terminate_backend(%s)", pid[0][0])
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(url, "r1", ready, stop))
+    other.start()
+    try:
+        assert ready.wait(10)  # the run was claimed again, elsewhere
+        run.output = "late result"
+        with pytest.raises(ConflictError, match="taken over by another process"):
+            mine.save(run)
+        assert mine.load("r1").output is None
+    finally:
+        stop.set()
+        other.join(10)
+        claim.release()
+    again = mine.claim("r1")  # the main connection came back
+    assert again is not None
+    again.release()
+
+
+def test_connections_dropped_between_operations_are_replaced(url: str) -> None:
+    found = store(url)
+    found.create(make_run("r1"))
+    assert found.claim("r1") is not None
+    name = url.rsplit("=", 1)[1]
+    killed = sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = %s", name)
+    assert len(killed) >= 2  # the main connection and a pooled one
+    time.sleep(0.05)
+    assert found.load("r1").run_id == "r1"  # a pooled connection is checked before use
+    assert not found.is_claimed("r1")  # the claim died with its session, as after a crash
+    assert found.claim("r1") is not None  # the main connection is made again
+
+
+def test_a_state_lock_held_too_long_is_busy(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfrun.store.postgres import _connect
+
+    monkeypatch.setattr(_connect, "LOCK_TIMEOUT", "300ms")
+    found = store(url + "&connect_timeout=5")  # a URL of its own: connections with that timeout
+    found.create(make_run("r1"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with found.lock("r1"):
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(ConflictError, match="run r1 is busy"), found.lock("r1"):
+            pass
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        thread.join(10)
+        found.close()
+    with found.lock("r1"):  # free again
+        assert found.load("r1").revision == 1
+
+
+def test_a_save_under_the_lock_is_committed_when_it_returns(url: str) -> None:
+    found, other = store(url), store(url)
+    found.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    with found.lock("r1"):
+        run = found.load("r1")
+        run.output = "saved"
+        found.save(run)
+        seen: list[Any] = []
+        reader = threading.Thread(target=lambda: seen.append(other.load("r1").output))
+        reader.start()
+        reader.join(10)
+        assert seen == ["saved"]
+        run.output = "twice"
+        found.save(run)  # a second change under the same `with`: the lock is taken again
+    assert other.load("r1").revision == 3
+
+
+def test_a_hand_edited_next_due_is_reported_by_check(url: str) -> None:
+    found = store(url)
+    found.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    sql(url, "UPDATE wfrun_runs SET next_due = NULL")
+    runs, problems = found.check()
+    assert runs == 1 and [p["kind"] for p in problems] == ["index"]
+    assert "r1" in problems[0]["path"]
+
+
+POLL = "steps: [{id: poll}]"
+POLL_PY = """
+def poll(ctx):
+    if ctx.run.runs == 1:
+        ctx.flow.rerun("10s", {}, 3)
+    return ctx.run.runs
+"""
+
+
+def test_forked_tick_workers_share_the_due_runs_exactly_once(url: str, tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "poll.yaml").write_text(POLL)
+    (tmp_path / "workflows" / "poll.py").write_text(POLL_PY)
+    harness = Harness(tmp_path / "workflows", url)
+    runs = [harness.start("poll")["run_id"] for _ in range(40)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wfrun", "--store", url, "--workflows-dir",
+         str(tmp_path / "workflows"), "tick", "--workers", "2", "--now", "2099-01-01T00:00:00Z",
+         "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["errors"] == []
+    assert sorted(a["run_id"] for a in report["advanced"]) == sorted(runs)
+    for run_id in runs:
+        doc = harness.show(run_id)
+        assert (doc["status"], doc["steps"]["poll"]["runs"]) == ("completed", 2)
+        assert [e["type"] for e in harness.history(run_id)].count("timer_fired") == 1
