@@ -65,13 +65,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 def cli_reference() -> str:
     """Markdown for every command of `wfrun` and its options, read from the click tree."""
-    import click
-    import typer
-
-    from wfrun.cli import app
-
-    root = typer.main.get_command(app)
-    ctx = click.Context(root, info_name="wfrun")
+    root = _root()
+    ctx = root.context_class(root, info_name="wfrun")
     out = ["## Global options", "", "Given before the command (`wfrun --state-dir DIR list`). "
            "Every command also takes `--help`, which prints what this page shows for it.",
            "", "```text", root.get_usage(ctx), "```", "", *_params(root, ctx)]
@@ -80,19 +75,17 @@ def cli_reference() -> str:
 
 
 def _commands(group: Any, ctx: Any) -> list[str]:
-    import click
-
     out: list[str] = []
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         if command is None or command.hidden:
             continue
-        sub = click.Context(command, info_name=name, parent=ctx)
+        sub = command.context_class(command, info_name=name, parent=ctx)
         path = sub.command_path
         out += ["", f"## `{path}`", "", "```text", command.get_usage(sub), "```", ""]
         out += _help(command.help or "")
         out += _params(command, sub)
-        if isinstance(command, click.Group):
+        if hasattr(command, "list_commands"):  # a group: its subcommands
             out += _commands(command, sub)
     return out
 
@@ -193,14 +186,18 @@ def examples() -> str:
     return "\n".join(out)
 
 
-def _command_names() -> list[str]:
-    import click
+def _root() -> Any:
+    """The click command of `wfrun`, with every command registered."""
     import typer
 
     from wfrun.cli import app
 
-    root = typer.main.get_command(app)
-    return list(root.list_commands(click.Context(root, info_name="wfrun")))
+    return typer.main.get_command(app)
+
+
+def _command_names() -> list[str]:
+    root = _root()
+    return list(root.list_commands(root.context_class(root, info_name="wfrun")))
 
 
 def _slug(name: str) -> str:
