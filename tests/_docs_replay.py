@@ -48,6 +48,7 @@ ISO_TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:
 DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|µs|s)\b")
 PORT = re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):\d{2,5}\b")
 SPACES = re.compile(r" {2,}")
+SCHEDULED = re.compile(r"(?<=\bsched-)([a-z0-9_-]+-)\d{8}T\d{4}(?:\d\d)?Z\b")  # its fire time
 
 
 @dataclass
@@ -290,6 +291,7 @@ class Masker:
         for m in ISO_TIME.finditer(line):
             self.times.append(m.group(0))
         line = ISO_TIME.sub("<time>", line)
+        line = SCHEDULED.sub(r"\1<time>", line)  # a scheduled run's id: sched-NAME-FIRETIME
         line = RUN_ID.sub(lambda m: f"<run:{self._number(self.ids, m.group(0))}>", line)
         for run_id, n in self.ids.items():
             line = re.sub(rf"(?<![0-9A-Za-z]){run_id[-6:]}(?![0-9A-Za-z])", f"<run:{n}:tail>", line)
