@@ -19,7 +19,7 @@ COMMAND_MODULES = {
     "start": "_runs", "resume": "_runs", "cancel": "_runs", "show": "_runs", "list": "_runs",
     "pending": "_runs", "logs": "_logs", "tick": "_ops", "validate": "_ops", "workflows": "_ops",
     "schedules": "_schedules",
-    "retry": "_recover", "fork": "_recover", "serve": "_serve", "init": "_init",
+    "retry": "_recover", "fork": "_recover", "serve": "_serve", "token": "_tokens", "init": "_init",
     "doctor": "_doctor", "prune": "_prune", "graph": "_graph",
 }
 _GLOBAL_OPTIONS = ("--state-dir", "--workflows-dir")  # the options before a command, with a value

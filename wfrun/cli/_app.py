@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The order `wfrun --help` lists commands in: a run's life first, then operations.
 COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs", "tick",
                  "schedules", "retry",
-                 "fork", "serve", "validate", "workflows", "graph", "init", "doctor", "prune")
+                 "fork", "serve", "token", "validate", "workflows", "graph", "init", "doctor", "prune")
 
 
 class _OrderedGroup(typer.core.TyperGroup):

@@ -206,6 +206,36 @@ class Store(ABC):
     def describe(self, run_id: str) -> str:
         """Where the run lives, for messages (a file path for the file store)."""
 
+    # -- start tokens (`wfrun token`, `POST /workflows/W/runs`) ---------------------------------
+    # A record is {"name", "workflow", "hash", "created_at", "revoked", "revoked_at"}: `hash` is
+    # `sha256:` and the hex digest of the token (the token itself is never stored), `revoked`
+    # a bool and `revoked_at` the time of the revocation or None.
+
+    @abstractmethod
+    def save_token(self, record: dict[str, Any]) -> None:
+        """Durably store a new token record (kept private: 0600 files, or the like).
+
+        Raises ConflictError, storing nothing, if a token with that name exists (revoked ones
+        included: names are never reused)."""
+
+    @abstractmethod
+    def find_token(self, token_hash: str) -> dict[str, Any] | None:
+        """The record whose hash is `token_hash` (revoked or not), or None.
+
+        Compares `token_hash` with every stored hash in constant time and reads the same
+        whether or not one matches, so the time taken does not tell whether, or which, token
+        exists. Sees every token saved or revoked before it was called, by any process."""
+
+    @abstractmethod
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token record, oldest first."""
+
+    @abstractmethod
+    def revoke_token(self, name: str, at: str) -> dict[str, Any] | None:
+        """Mark the token named `name` revoked at `at` (ISO time), durably, and return its record;
+        None if there is no such token. Revoking a revoked token changes nothing (its
+        `revoked_at` stays the first revocation's)."""
+
     def cached_manifest(self, digest: str) -> Any:
         """The parsed manifest document cached under `digest` (`sha256:` and the 64 hex digits
         of the manifest's bytes) by `cache_manifest`, or None.

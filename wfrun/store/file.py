@@ -380,6 +380,28 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
             self._key = _keyfile.load_or_create(self._path("keys", "url.key"))
         return self._key
 
+    # -- start tokens (wfrun token; POST /workflows/W/runs) -----------------------------------
+
+    def save_token(self, record: dict[str, Any]) -> None:
+        from wfrun.store import _tokens  # only token commands and HTTP starts use tokens
+
+        _tokens.save(self, record)
+
+    def find_token(self, token_hash: str) -> dict[str, Any] | None:
+        from wfrun.store import _tokens
+
+        return _tokens.find(self, token_hash)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        from wfrun.store import _tokens
+
+        return _tokens.every(self)
+
+    def revoke_token(self, name: str, at: str) -> dict[str, Any] | None:
+        from wfrun.store import _tokens
+
+        return _tokens.revoke(self, name, at)
+
     # -- parsed manifests (a cache, not state) ------------------------------------------------
 
     def cached_manifest(self, digest: str) -> Any:
