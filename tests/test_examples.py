@@ -23,7 +23,7 @@ EXAMPLES = (
     "approval-link", "conditional-branching", "delayed-notification", "expense-approval",
     "http-callback", "interview", "parallel-review", "poll-job", "retry-api", "user-approval",
     "retry-request", "suspend-timeout", "escalation", "early-exit",
-    "batch-approval", "approve-item",
+    "batch-approval", "approve-item", "webhook-order",
     "daily-report",
 )
 

@@ -158,6 +158,42 @@ class Engine:
         finally:
             claim.release()
 
+    def create(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
+        """Create and durably store a run, as `start` does, without executing any step: its
+        first code step is then due at once, for whoever claims the run next (the HTTP
+        server's background worker, or the next tick). Input and `run_id` are checked, and an
+        existing run of `run_id` answered, as `start` does."""
+        if run_id is not None:
+            check_run_id(run_id)
+        workflow = self.workflow(name_or_path)
+        data = {} if input is NO_INPUT else input
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
+        if run_id is not None and self.store.exists(run_id):
+            return self._existing_start(run_id, workflow, data)
+        now = self.clock.now()
+        run = Run(
+            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
+            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
+            code_hash=dict(workflow.code_hash), steps={sid: StepState() for sid in workflow.steps},
+        )
+        claim = self.store.claim(run.run_id)  # held until its history starts: nobody runs it
+        if claim is None:
+            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        try:
+            events = [event(now, "started", input=data)]
+            schedule(run, workflow, now, events, execute=False)
+            remember_nonces(run)
+            try:
+                self.store.create(run)
+            except ConflictError:
+                return self._existing_start(run.run_id, workflow, data)
+            self.manifests.flush()
+            self.store.append_history(run.run_id, events)
+            self.store.sync_history(run.run_id)
+        finally:
+            claim.release()
+        return Result(run, workflow, [])
+
     def _existing_start(self, run_id: str, workflow: Workflow, data: Any) -> Result:
         run = self.store.load(run_id)
         if run.workflow != workflow.name or run.input != data:

@@ -29,6 +29,7 @@ from wfrun._jsoninput import max_payload
 from wfrun.engine import Engine
 from wfrun.errors import UsageError
 
+from . import _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
@@ -155,7 +156,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(json_reply(200, {"ok": True}))
             return
         match = ROUTE.fullmatch(split.path)
-        if match is None:
+        start = _starts.ROUTE.fullmatch(split.path) if match is None else None
+        if match is None and start is None:
             self._send(NOT_FOUND)
             return
         headers: dict[str, str] = {}
@@ -166,13 +168,17 @@ class Handler(BaseHTTPRequestHandler):
         self.server.deadlines.disarm(self)  # what follows is the server's own work
         if body is None:
             return
-        request = Request(
-            method=self.command, run_id=unquote(match[1]), step=unquote(match[2]),
-            verb=match[3], query=parse_qs(split.query, keep_blank_values=True),
-            headers=headers, body=body,
-        )
         try:
-            reply = self.server.callbacks.handle(request)
+            if start is not None:
+                reply = self.server.starts.handle(
+                    _starts.StartRequest(self.command, unquote(start[1]), headers, body))
+            else:
+                assert match is not None
+                reply = self.server.callbacks.handle(Request(
+                    method=self.command, run_id=unquote(match[1]), step=unquote(match[2]),
+                    verb=match[3], query=parse_qs(split.query, keep_blank_values=True),
+                    headers=headers, body=body,
+                ))
         except Exception:  # a bug: answer 500 and keep serving; the run is as it was or recorded
             logger.exception("internal error answering %s", redact(self.path))
             reply = json_reply(500, {"error": "internal error; see the server's log"})
@@ -259,7 +265,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class WfrunServer(ThreadingHTTPServer):
-    """Answers resume and cancel URLs; accepted resumes continue in background workers."""
+    """Answers resume and cancel URLs and starts over HTTP; accepted resumes and started runs
+    continue in background workers."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -279,6 +286,7 @@ class WfrunServer(ThreadingHTTPServer):
         self.engine_factory = engine
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker")
         self.callbacks = Callbacks(engine, self.continue_later)
+        self.starts = _starts.Starts(engine, self.continue_later)  # POST /workflows/W/runs
         super().__init__((host, port), Handler)
 
     def server_bind(self) -> None:
