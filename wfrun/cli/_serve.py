@@ -51,7 +51,8 @@ def serve(
         min=1, max=128, envvar="WFRUN_MAX_PER_CLIENT",
         help="Connections one address may hold at once (of 128); more get 503.")] = 32,
 ) -> None:
-    """Answer resume and cancel URLs: a POST resumes, a GET describes (a browser: a page).
+    """Answer resume and cancel URLs (a POST resumes, a GET describes; a browser gets a page) and
+    start runs: POST /workflows/NAME/runs with a token from 'wfrun token create'.
 
     Example: wfrun serve --port 8787 --base-url https://wf.example.com
     """
