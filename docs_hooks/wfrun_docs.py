@@ -48,6 +48,13 @@ def on_files(files: Any, config: Any) -> Any:
     return files
 
 
+def on_serve(server: Any, config: Any, builder: Any) -> Any:
+    """`mkdocs serve` rebuilds when README.md or a workflow changes, too."""
+    server.watch(str(REPO / "README.md"))
+    server.watch(str(WORKFLOWS))
+    return server
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Generate the marked parts of a page and point links outside docs/ at pages."""
     if page.file.src_uri == "index.md":
@@ -154,7 +161,7 @@ def examples() -> str:
     graph_missing = "graph" not in _command_names()
     out: list[str] = []
     if graph_missing:
-        log.warning("wfrun has no 'graph' command: the examples page shows no graphs")
+        log.info("wfrun has no 'graph' command: the examples page shows no graphs")
         out += ['!!! warning "No graphs"', "",
                 "    This build of wfrun has no `wfrun graph` command, so the workflows below "
                 "are shown without their graphs.", ""]
