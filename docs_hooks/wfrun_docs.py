@@ -181,9 +181,10 @@ def examples() -> str:
                             (result.stderr or result.output).strip())
             else:
                 out += [f"`wfrun graph {name}`:", "", "```mermaid", result.stdout.rstrip(), "```", ""]
-        steps = data.get("steps") or []
-        out += [f"{len(steps)} step(s): " + ", ".join(f"`{s.get('id')}`" for s in steps
-                                                     if isinstance(s, dict)) + ".", ""]
+        else:  # no picture: at least the steps
+            steps = data.get("steps") or []
+            out += ["Steps: " + ", ".join(f"`{s.get('id')}`" for s in steps
+                                          if isinstance(s, dict)) + ".", ""]
         module = manifest.with_suffix(".py")
         for path, lang in ((manifest, "yaml"), (module, "python")):
             if path.exists():
