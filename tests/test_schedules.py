@@ -428,6 +428,25 @@ def test_a_tick_with_nothing_due_reads_the_state_and_nothing_more(project: Proje
     assert project.snapshots() == before  # nothing written
 
 
+def test_resuming_a_run_of_a_scheduled_workflow_loads_no_cron_library(project: Project,
+                                                                        tmp_path: Path) -> None:
+    project.workflow("gate", """
+        schedule: {cron: "0 9 * * *", timezone: Europe/Berlin}
+        steps:
+          - id: approve
+            wait: true
+    """)
+    run_id = as_json(project, "start", "gate")["run_id"]
+    record = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, str(record), *project.base_args(),
+                           "resume", run_id], capture_output=True, text=True, timeout=60,
+                          cwd=project.root)
+    assert proc.returncode == 0 and "is completed" in proc.stdout, proc.stderr
+    modules = json.loads(record.read_text())
+    assert [m for m in modules if m.split(".")[0] in ("croniter", "dateutil", "zoneinfo")
+            or m in ("wfrun._firetimes", "wfrun.engine._timetable")] == []
+
+
 # -- the state directory -----------------------------------------------------------------------
 
 def test_tick_in_a_new_project_with_a_schedule_makes_the_state_directory(
