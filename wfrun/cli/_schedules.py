@@ -19,7 +19,9 @@ ACTIONS = ("pause", "unpause")
 @handle_errors
 def schedules(
     action: Annotated[str | None, typer.Argument(
-        help="pause or unpause; leave out to list the schedules.")] = None,
+        help="pause or unpause; leave out to list the schedules.",
+        autocompletion=lambda incomplete: [a for a in ACTIONS if a.startswith(incomplete)])]
+    = None,
     workflow: Annotated[str | None, typer.Argument(
         help="The workflow whose schedule to pause or unpause.",
         autocompletion=_complete.workflow_names)] = None,
