@@ -1,33 +1,41 @@
 """The Store contract for schedule states (`schedule_state`, `save_schedule_state`), run against
-every implementation, like tests/store/test_contract.py."""
+every backend of test_contract (file and PostgreSQL); the file store's own files at the end."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import _pg
 import pytest
+from test_contract import FileBackend, PostgresBackend
 
 from wfrun.errors import ConflictError, StateError, UsageError
 from wfrun.store.abc import Store
 from wfrun.store.file import FileStore
 
-STORES: dict[str, Callable[[Path], Store]] = {"file": lambda tmp: FileStore(tmp / "state")}
+
+@pytest.fixture(params=["file", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """One backend's storage (a file store's directory, or a PostgreSQL schema)."""
+    if request.param == "postgres":
+        with _pg.schema() as url:
+            yield PostgresBackend(url)
+    else:
+        yield FileBackend(tmp_path / "state")
 
 
-@pytest.fixture(params=sorted(STORES))
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    """Opens a new store object over the same storage (as another process would)."""
-    return lambda: STORES[request.param](tmp_path)
+@pytest.fixture
+def open_store(backend: Any) -> Callable[[], Store]:
+    """Opens a new store object over the backend's storage (as another process would)."""
+    return backend.open  # type: ignore[no-any-return]
 
 
-def test_a_schedule_with_no_state_reads_as_none_and_creates_nothing(
-        open_store: Callable[[], Store], tmp_path: Path) -> None:
+def test_a_schedule_with_no_state_reads_as_none(open_store: Callable[[], Store]) -> None:
     assert open_store().schedule_state("daily-report") == (None, 0)
-    assert not (tmp_path / "state").exists()
 
 
 def test_a_saved_state_reads_back_with_its_revision_in_another_store(
@@ -50,8 +58,8 @@ def test_a_save_with_a_stale_revision_is_refused_and_writes_nothing(
     assert open_store().schedule_state("w") == ({"n": 1}, 1)
 
 
-def _save_once(root: str, barrier: Any, results: Any, n: int) -> None:
-    store = FileStore(root)
+def _save_once(backend: Any, barrier: Any, results: Any, n: int) -> None:
+    store = backend.open()
     barrier.wait()
     try:
         store.save_schedule_state("w", {"winner": n}, 1)
@@ -61,12 +69,11 @@ def _save_once(root: str, barrier: Any, results: Any, n: int) -> None:
         results.put((n, True))
 
 
-def test_of_concurrent_saves_with_one_revision_exactly_one_wins(tmp_path: Path) -> None:
-    root = str(tmp_path / "state")
-    FileStore(root).save_schedule_state("w", {"winner": None}, 0)
+def test_of_concurrent_saves_with_one_revision_exactly_one_wins(backend: Any) -> None:
+    backend.open().save_schedule_state("w", {"winner": None}, 0)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(6), context.Queue()
-    procs = [context.Process(target=_save_once, args=(root, barrier, results, n))
+    procs = [context.Process(target=_save_once, args=(backend, barrier, results, n))
              for n in range(6)]
     for proc in procs:
         proc.start()
@@ -75,16 +82,21 @@ def test_of_concurrent_saves_with_one_revision_exactly_one_wins(tmp_path: Path) 
         proc.join(timeout=60)
     winners = [n for n, won in outcomes.items() if won]
     assert len(outcomes) == 6 and len(winners) == 1
-    assert FileStore(root).schedule_state("w") == ({"winner": winners[0]}, 2)
+    assert backend.open().schedule_state("w") == ({"winner": winners[0]}, 2)
 
 
 @pytest.mark.parametrize("name", ["", "Caps", "../x", "a/b", "-x", "x.y"])
-def test_an_invalid_workflow_name_is_refused_before_touching_storage(
-        open_store: Callable[[], Store], tmp_path: Path, name: str) -> None:
+def test_an_invalid_workflow_name_is_refused(open_store: Callable[[], Store], name: str) -> None:
     with pytest.raises(UsageError):
         open_store().schedule_state(name)
     with pytest.raises(UsageError):
         open_store().save_schedule_state(name, {}, 0)
+
+
+def test_the_file_store_refuses_a_bad_name_before_touching_storage(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        FileStore(tmp_path / "state").save_schedule_state("../x", {}, 0)
+    assert FileStore(tmp_path / "state").schedule_state("w") == (None, 0)
     assert not (tmp_path / "state").exists()
 
 
