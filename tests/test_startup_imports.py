@@ -28,7 +28,7 @@ NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "wfrun.http", "http.server",
 # What a plain resume of a workflow whose manifest is already cached does not import either:
 # yaml (the parsed manifest comes from the store's cache) and the engine's modules for nested
 # runs, foreach iterations and tick.
-NOT_ON_A_CACHED_RESUME = ("yaml", "_yaml", "wfrun.engine._tree", "wfrun.engine._resume",
+NOT_ON_A_CACHED_RESUME = ("yaml", "_yaml", "wfrun.engine._tree", "wfrun.engine._nested",
                           "wfrun.engine._address", "wfrun.engine._iteration_pauses",
                           "wfrun.engine._tick")
 

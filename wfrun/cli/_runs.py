@@ -77,13 +77,10 @@ def resume(
     _, payload = _input.read_payload(data, "--data")
     engine = settings().engine()
     executing(engine, run_id)
-    if label is not None:  # the suspension's address, wherever it is (a child run included)
-        if step is not None:
-            raise UsageError("give --step or --label, not both")
-        from wfrun.engine._resume import label_target
-
-        step = label_target(engine, engine.store.load(run_id), label)
-    finish_run(engine, engine.resume(run_id, payload, step, action), as_json)
+    if label is not None and step is not None:
+        raise UsageError("give --step or --label, not both")
+    # --label: the suspension's address, wherever it is (a child run included)
+    finish_run(engine, engine.resume(run_id, payload, step, action, label=label), as_json)
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """The engine package: `Engine` runs workflows; its helpers are private modules."""
 
-from wfrun.engine.core import Engine, Result
+from wfrun.engine.core import Decoy, Engine, OpenLink, Result
 
-__all__ = ["Engine", "Result"]
+__all__ = ["Decoy", "Engine", "OpenLink", "Result"]

@@ -1,4 +1,5 @@
-"""HTTP callbacks: check a link's token, record a resume or cancel durably, continue the run later.
+"""Link callbacks (`wfrun serve`): open a link by its token, record a resume or a cancel
+durably, continue the run later.
 
 `wfrun serve` answers 202 once `accept_resume` returns (the resume is in the snapshot), then
 calls `continue_run` in a background worker. If the process dies in between, the run is left
@@ -7,157 +8,141 @@ calls `continue_run` in a background worker. If the process dies in between, the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wfrun import _schema, loader
-from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError
+from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.ids import check_run_id
-from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
+from wfrun.model import RUNNING, SUSPENDED, Run, StepState
 
-from ._actions import check_resume_action
-from ._ask import answer_ask, ask_nonce
+from ._ask import expected_schema
 from ._children import after_change
 from ._composite import node_of, step_of
-from ._inbox import buffer_resume, executing_nonce
-from ._links import VERBS, remember_nonces, token_matches
-from ._schedule import Events
-from ._transitions import apply_resume
-
-if TYPE_CHECKING:
-    from .core import Engine, Result
-
-ACTIVE = "active"
-EARLY = "early"  # the links of a step still executing: a resume is kept until it pauses
-ENDED = "ended"
+from ._links import ACTIVE, EARLY, ENDED, ended_message, token_state
+from ._result import Result
+from ._resume import ResumeRequest, resume
+from ._runner_api import Reader, RunnerAPI
 
 
-def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:
-    """ACTIVE if `token` opens the step's current pause for `verb`, EARLY if it is a link the
-    step's current execution holds (it has not paused yet), ENDED if it opened an earlier
-    pause of that step, None if it is not a token of this run, step and verb."""
-    state = node_of(run, step)  # a step, or a foreach iteration (`step[2]`)
-    if state is None or verb not in VERBS or not token:
-        return None
-    current = (state.pause or {}).get("nonce")
-    if current and state.status in (SUSPENDED, WAITING) and token_matches(
-            key, token, verb, run.run_id, step, current):
-        return ACTIVE
-    executing = executing_nonce(state)
-    if executing and token_matches(key, token, verb, run.run_id, step, executing):
-        return EARLY
-    for nonce in state.nonces:
-        if nonce != current and token_matches(key, token, verb, run.run_id, step, nonce):
-            return ENDED
-    return None
+class OpenLink:
+    """A link whose token is one of its run's: the run as loaded, the step or foreach
+    iteration it names (`review`, `review[1]`), and whether its pause is open (`status`:
+    active; early, for a step still executing; ended)."""
+
+    __slots__ = ("run", "status", "step")
+
+    def __init__(self, run: Run, step: str, status: str) -> None:
+        self.run = run
+        self.step = step
+        self.status = status
+
+    @property
+    def ended(self) -> bool:
+        """True if the pause the link was for has ended (the link no longer works)."""
+        return self.status == ENDED
+
+    @property
+    def node(self) -> StepState:
+        """The state of the step or iteration the link names."""
+        return node_of(self.run, self.step) or self.run.steps[step_of(self.step)]
+
+    @property
+    def manifest_step(self) -> str:
+        """The manifest's step of the link: `review` for `review[1]`."""
+        return step_of(self.step)
+
+    def ended_message(self) -> str:
+        """Why the link no longer works (told only to holders of a real token)."""
+        return ended_message(self.run, self.step)
 
 
-def ended_message(run: Run, step: str) -> str:
-    """Why a link of an ended pause no longer works (told only to holders of a real token)."""
-    state = node_of(run, step) or run.steps[step]
-    if state.resumed_at:
-        return (f"step '{step}' of run {run.run_id} was already resumed at {state.resumed_at}; "
-                "its data is kept and this link no longer works")
-    if run.finished:
-        return f"run {run.run_id} is {run.status}; this link no longer works"
-    return (f"the pause of step '{step}' of run {run.run_id} has ended (the step is "
-            f"{state.status}); this link no longer works")
+class Decoy:
+    """A stored run to check the token of an unknown run against, read as the requested run
+    would have been (the same loads) and holding the step paused with one nonce (the same
+    token computations), so that a 404 costs the same whether the run exists. One per server:
+    the newest stored run, found on first use."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    def run(self, runner: RunnerAPI, step: str) -> Run:
+        """The decoy run, holding `step`."""
+        run: Run | None = None
+        try:
+            if self.run_id is None:
+                self.run_id = max(runner.store.run_ids(), default="")
+            if self.run_id:
+                run = runner.store.load(self.run_id)
+        except WfrunError:
+            self.run_id = None
+        if run is None:
+            run = Run("decoy", "decoy", {}, "", "")
+        if node_of(run, step) is None:
+            run.steps[step] = StepState(status=SUSPENDED, pause={"nonce": "decoy"},
+                                        nonces=["decoy"])
+        return run
 
 
-def open_link(engine: Engine, run_id: str, step: str, verb: str, token: str,
-              decoy: Callable[[Engine, str], Run] | None = None) -> tuple[Run, str]:
-    """Load the run a link points to and say whether its token is ACTIVE or ENDED.
+def open_link(runner: RunnerAPI, run_id: str, step: str, verb: str, token: str,
+              decoy: Decoy | None = None) -> OpenLink:
+    """Load the run a link points to and say whether its token's pause is open or ended.
 
     Raises NotFoundError, with no detail, for an invalid run id, an unknown run or step, or a
     token that is not this run's, step's and verb's. For an unknown run, the token is checked
-    against `decoy(engine, step)` first, so that it costs what a wrong token does."""
+    against `decoy` first, so that it costs what a wrong token does."""
     try:
         check_run_id(run_id)
-        run = engine.store.load(run_id)
+        run = runner.store.load(run_id)
     except (NotFoundError, UsageError):
         if decoy is not None:  # no timing oracle for which runs exist
-            token_state(engine.store.secret_key(), decoy(engine, step), step, verb, token)
+            token_state(runner.store.secret_key(), decoy.run(runner, step), step, verb, token)
         raise NotFoundError("not found") from None
-    state = token_state(engine.store.secret_key(), run, step, verb, token)
+    state = token_state(runner.store.secret_key(), run, step, verb, token)
     if state is None:
         raise NotFoundError("not found")
-    return run, state
+    return OpenLink(run, step, state)
 
 
-def accept_resume(
-    engine: Engine, run_id: str, step: str, token: str, data: Any, action: str | None,
-    request: dict[str, Any],
-) -> Result:
-    """Validate and durably record a resume without executing any step.
+def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str]:
+    """What a resume link's step takes: the schema its data must match (an ask's included),
+    its known actions, and the workflow's description (loads the workflow)."""
+    workflow = reader.workflow_of(link.run, [])
+    spec = workflow.steps.get(link.manifest_step)
+    schema = expected_schema(node_of(link.run, link.step), spec)
+    actions = list(workflow.actions_for(link.manifest_step)) if spec is not None else []
+    return schema, actions, workflow.description
+
+
+def accept_resume(runner: RunnerAPI, run_id: str, step: str, token: str, data: Any,
+                  action: str | None, request: dict[str, Any]) -> Result:
+    """Validate and durably record a link's resume without executing any step.
 
     Invalid data raises SchemaViolation and writes nothing; a token whose pause ended
     meanwhile (a concurrent resume won) raises ConflictError. The run is left `running` (due
     at once) if a code step is to execute next: `continue_run` or the next tick executes it."""
-    from .core import Result
-
-    run = engine.store.load(run_id)
-    warnings: list[str] = []
-    workflow = engine.workflow_of(run, warnings)
-    if step_of(step) not in workflow.steps:
-        raise CodeChangedError(
-            f"step '{step}' of run {run_id} no longer exists in workflow '{run.workflow}' "
-            f"({workflow.path}); restore it to resume this run"
-        )
-    spec = workflow.steps[step_of(step)]
-    if spec.resume_schema is not None:
-        loader.check_schemas(workflow)
-        _schema.validate(spec.resume_schema, data, f"resume data for step '{step}'")
-    check_resume_action(workflow, step, action, run_id, node_of(run, step))
-    key = engine.store.secret_key()
-
-    accepted = False
-
-    def mutate(r: Run, events: Events) -> None:
-        nonlocal accepted
-        remember_nonces(r)
-        found = token_state(key, r, step, "resume", token)
-        if found == EARLY and step == spec.id:
-            buffer_resume(r, step, data, action, request, engine.clock.now(), events)
-            accepted = True
-            return
-        if found != ACTIVE:
-            raise ConflictError(ended_message(r, step))
-        now, nonce = engine.clock.now(), ask_nonce(node_of(r, step))
-        if step != spec.id:  # a foreach iteration
-            index = int(step[len(spec.id) + 1:-1])
-            from ._iteration_pauses import apply_iteration_resume  # foreach only: imported late
-
-            apply_iteration_resume(r, workflow, spec.id, index, data, action, request, now,
-                                   events, nonce)
-        elif not answer_ask(r, spec, data, action, request, now, events, nonce):
-            apply_resume(r, spec, data, action, request, now, events)
-
-    run, _ = engine._transition(run_id, workflow, mutate, execute=False)
-    engine.store.sync_history(run_id)
-    return Result(run, workflow, warnings, accepted=accepted)
+    return resume(runner, ResumeRequest(run_id, data, step, action, request=request,
+                                        token=token))
 
 
-def accept_cancel(engine: Engine, run_id: str, step: str, token: str, reason: str | None) -> Result:
+def accept_cancel(runner: RunnerAPI, run_id: str, step: str, token: str,
+                  reason: str | None) -> Result:
     """Cancel the run if the cancel token's pause is still open (checked under the lock)."""
-    key = engine.store.secret_key()
+    key = runner.store.secret_key()
 
     def still_open(run: Run) -> None:
         if token_state(key, run, step, "cancel", token) not in (ACTIVE, EARLY):
             raise ConflictError(ended_message(run, step))
 
-    return engine.cancel(run_id, reason, check=still_open)
+    return runner.cancel(run_id, reason, check=still_open)
 
 
-def continue_run(engine: Engine, run_id: str) -> Result:
+def continue_run(runner: RunnerAPI, run_id: str) -> Result:
     """Execute what an accepted resume made ready, if no other process is executing the run."""
-    from .core import Result
-
-    run = engine.store.load(run_id)
+    run = runner.store.load(run_id)
     warnings: list[str] = []
     if run.status != RUNNING:
-        after_change(engine, run, warnings)  # a child run the resume finished: tell its parent
+        after_change(runner, run, warnings)  # a child run the resume finished: tell its parent
         return Result(run, None, warnings)
-    workflow = engine.workflow_of(run, warnings)
-    result = engine._continue_if_woken(run, workflow, warnings)
-    after_change(engine, result.run, result.warnings)
+    workflow = runner.workflow_of(run, warnings)
+    result = runner.continue_if_woken(run, workflow, warnings)
+    after_change(runner, result.run, result.warnings)
     return result

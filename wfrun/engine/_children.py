@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wfrun import loader
 from wfrun._specs import StepSpec, Workflow
+from wfrun.durations import to_iso
 from wfrun.errors import ManifestError, NotFoundError, WfrunError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import CANCELLED, FAILED, FINISHED, RUNNING, SKIPPED, Run
@@ -32,10 +33,9 @@ from ._composite import (
     settle,
 )
 from ._execute import execute
-from ._schedule import Events
-
-if TYPE_CHECKING:
-    from .core import Engine
+from ._runner_api import RunnerAPI
+from ._schedule import Events, event
+from ._transitions import rewind
 
 MAX_DEPTH = 32  # how far status may travel up a chain of parents in one command
 
@@ -43,30 +43,30 @@ MAX_DEPTH = 32  # how far status may travel up a chain of parents in one command
 # -- finding child workflows --------------------------------------------------------------------
 
 
-def resolve_child(engine: Engine, parent: Workflow, name: str) -> Workflow:
+def resolve_child(runner: RunnerAPI, parent: Workflow, name: str) -> Workflow:
     """The workflow a `workflow:` step names: in the workflows directory, else beside the
     parent's manifest. NotFoundError if neither has it."""
-    places = list(dict.fromkeys([engine.workflows_dir, os.path.dirname(parent.path)]))
+    places = list(dict.fromkeys([runner.workflows_dir, os.path.dirname(parent.path)]))
     for place in places:
         try:
             path = loader.find_manifest(name, place)
         except NotFoundError:
             continue
-        return loader.load_workflow(path, cache=engine.manifests)
+        return loader.load_workflow(path, cache=runner.manifests)
     raise NotFoundError(
         f"{parent.path}: no workflow {name!r} for a child run (looked in "
         f"{' and '.join(places)}); create it or fix the step's 'workflow:'"
     )
 
 
-def check_children(engine: Engine, workflow: Workflow, _stack: tuple[str, ...] = ()) -> None:
+def check_children(runner: RunnerAPI, workflow: Workflow, _stack: tuple[str, ...] = ()) -> None:
     """Check that every child workflow exists and is valid and that none nests itself."""
     stack = (*_stack, workflow.path)
     for spec in workflow.steps.values():
         if spec.workflow is None:
             continue
         try:
-            child = resolve_child(engine, workflow, spec.workflow)
+            child = resolve_child(runner, workflow, spec.workflow)
         except NotFoundError as exc:
             raise ManifestError(
                 f"{workflow.path}: step '{spec.id}': key 'workflow': {exc.message}"
@@ -82,7 +82,7 @@ def check_children(engine: Engine, workflow: Workflow, _stack: tuple[str, ...] =
                 f"{workflow.path}: step '{spec.id}': key 'workflow': workflows nest each "
                 f"other in a cycle ({' -> '.join(names)}); a workflow cannot run itself"
             )
-        check_children(engine, child, stack)
+        check_children(runner, child, stack)
 
 
 def child_run_id(parent_id: str, step_id: str, index: int | None, attempt: int = 1) -> str:
@@ -102,7 +102,7 @@ def child_run_id(parent_id: str, step_id: str, index: int | None, attempt: int =
 # -- executing a composite step ------------------------------------------------------------------
 
 
-def execute_composite(engine: Engine, run: Run, workflow: Workflow,
+def execute_composite(runner: RunnerAPI, run: Run, workflow: Workflow,
                       step_id: str) -> tuple[Run, str | None]:
     """Execute a running `workflow:` or `foreach:` step as far as it goes in this process.
 
@@ -110,54 +110,54 @@ def execute_composite(engine: Engine, run: Run, workflow: Workflow,
     spec = workflow.steps[step_id]
     run_id = run.run_id
     if spec.foreach is None:
-        result = run_child(engine, run, workflow, spec, None, child_input(run, spec))
+        result = run_child(runner, run, workflow, spec, None, child_input(run, spec))
 
         def record(r: Run, events: Events) -> None:
-            apply_child_result(r, step_id, None, result, engine.clock.now(), events,
+            apply_child_result(r, step_id, None, result, runner.clock.now(), events,
                                executing=True)
 
-        run, step = engine._transition(run_id, workflow, record, execute=True)
-        ack(engine, result)
-        close_children(engine, run)  # cancelled while the child ran: the child goes too
+        run, step = runner.transition(run_id, workflow, record, execute=True)
+        ack(runner, result)
+        close_children(runner, run)  # cancelled while the child ran: the child goes too
         return run, step
     chosen: list[int | None] = [None]
 
     def first(r: Run, events: Events) -> None:
-        chosen[0] = begin_next(r, workflow, step_id, engine.clock.now(), events)
+        chosen[0] = begin_next(r, workflow, step_id, runner.clock.now(), events)
 
-    run, step = engine._transition(run_id, workflow, first, execute=True)
+    run, step = runner.transition(run_id, workflow, first, execute=True)
     while chosen[0] is not None and step == step_id and run.status == RUNNING:
         index = chosen[0]
         items = items_of(run, spec)
         item = items[index] if index < len(items) else None
         if spec.kind == "workflow":
-            result = run_child(engine, run, workflow, spec, index, item)
+            result = run_child(runner, run, workflow, spec, index, item)
 
             def record_child(r: Run, events: Events, i: int = index,
                              res: ChildResult = result) -> None:
-                now = engine.clock.now()
+                now = runner.clock.now()
                 apply_child_result(r, step_id, i, res, now, events, executing=True)
                 chosen[0] = begin_next(r, workflow, step_id, now, events)
 
-            run, step = engine._transition(run_id, workflow, record_child, execute=True)
-            ack(engine, result)
-            close_children(engine, run)
+            run, step = runner.transition(run_id, workflow, record_child, execute=True)
+            ack(runner, result)
+            close_children(runner, run)
             continue
         name = label(step_id, index)
         outcome = execute(
-            engine._handler(workflow, step_id), run, step_id,
-            lambda nonce, n=name: engine.links.links(run_id, n, nonce, workflow,  # type: ignore[misc]
+            runner.handler(workflow, step_id), run, step_id,
+            lambda nonce, n=name: runner.links.links(run_id, n, nonce, workflow,  # type: ignore[misc]
                                                      schema_step=step_id),
-            engine.clock.now, lambda records: engine.store.append_log(run_id, records),
+            runner.clock.now, lambda records: runner.store.append_log(run_id, records),
             index=index, item=item,
         )
 
         def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:
-            now = engine.clock.now()
+            now = runner.clock.now()
             apply_iteration_outcome(r, workflow, step_id, i, o, now, events)
             chosen[0] = begin_next(r, workflow, step_id, now, events)
 
-        run, step = engine._transition(run_id, workflow, record_code, execute=True)
+        run, step = runner.transition(run_id, workflow, record_code, execute=True)
     return run, step
 
 
@@ -166,7 +166,7 @@ def child_input(run: Run, spec: StepSpec) -> Any:
     return run.steps[spec.input_from].output if spec.input_from else run.input
 
 
-def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, index: int | None,
+def run_child(runner: RunnerAPI, run: Run, workflow: Workflow, spec: StepSpec, index: int | None,
               data: Any) -> ChildResult:
     """Start the node's child run (or find the one it started before) and run it until it
     pauses or finishes; never raises for a child that cannot start (the node fails)."""
@@ -174,10 +174,10 @@ def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, inde
     child_id = it.child or child_run_id(run.run_id, spec.id, index)
     assert spec.workflow is not None
     try:
-        child_id = it.child or _fresh_child_id(engine, run.run_id, spec.id, index)
-        child_workflow = resolve_child(engine, workflow, spec.workflow)
+        child_id = it.child or _fresh_child_id(runner, run.run_id, spec.id, index)
+        child_workflow = resolve_child(runner, workflow, spec.workflow)
         parent = {"run_id": run.run_id, "step": spec.id, "index": index, "notified": None}
-        child = engine.start(child_workflow.path, data, child_id, parent=parent).run
+        child = runner.start(child_workflow.path, data, child_id, parent=parent).run
     except WfrunError as exc:
         return ChildResult(child_id, problem=exc.message)
     owner = child.parent or {}
@@ -185,18 +185,18 @@ def run_child(engine: Engine, run: Run, workflow: Workflow, spec: StepSpec, inde
         return ChildResult(child_id, problem=(
             f"run {child_id} already exists and is not the child of step "
             f"'{label(spec.id, index)}' of run {run.run_id}"))
-    close_children(engine, child)
+    close_children(runner, child)
     return ChildResult(child_id, child.status, child.output, child.error)
 
 
-def _fresh_child_id(engine: Engine, parent_id: str, step_id: str, index: int | None) -> str:
+def _fresh_child_id(runner: RunnerAPI, parent_id: str, step_id: str, index: int | None) -> str:
     """The id for a node that records no child: the first derived id not taken by a child its
     parent already recorded as finished (an earlier attempt, re-executed by a retry). A child
     started but never recorded (the parent crashed meanwhile) is adopted."""
     for attempt in range(1, 1000):
         child_id = child_run_id(parent_id, step_id, index, attempt)
         try:
-            child = engine.store.load(child_id)
+            child = runner.store.load(child_id)
         except NotFoundError:
             return child_id
         owner = child.parent or {}
@@ -206,17 +206,17 @@ def _fresh_child_id(engine: Engine, parent_id: str, step_id: str, index: int | N
     return child_run_id(parent_id, step_id, index, 1000)
 
 
-def ack(engine: Engine, result: ChildResult) -> None:
+def ack(runner: RunnerAPI, result: ChildResult) -> None:
     """Note on the child that its parent has recorded `result.status` (it stops being due)."""
     if result.status is None or result.status == RUNNING:
         return
     try:
-        with engine.store.lock(result.child_id):
-            child = engine.store.load(result.child_id)
+        with runner.store.lock(result.child_id):
+            child = runner.store.load(result.child_id)
             if child.parent is None or child.parent.get("notified") == result.status:
                 return
             child.parent = {**child.parent, "notified": result.status}
-            engine.store.save(child)
+            runner.store.save(child)
     except NotFoundError:
         return
 
@@ -228,7 +228,7 @@ class _NoChange(Exception):
     """The parent already agrees with its child: nothing to write."""
 
 
-def after_change(engine: Engine, run: Run, problems: list[str]) -> list[dict[str, Any]]:
+def after_change(runner: RunnerAPI, run: Run, problems: list[str]) -> list[dict[str, Any]]:
     """After a command changed `run`: cancel the open children of a run that ended, and tell
     its parents (and theirs) what became of it. Returns `{"run_id", "step", "status"}` for
     each parent that advanced. A parent that cannot be told now (its workflow is gone, it is
@@ -238,12 +238,12 @@ def after_change(engine: Engine, run: Run, problems: list[str]) -> list[dict[str
     for _ in range(MAX_DEPTH):
         if current is None:
             break
-        close_children(engine, current)
+        close_children(runner, current)
         info = current.parent
         if info is None or current.status == RUNNING or info.get("notified") == current.status:
             break
         try:
-            parent = _tell_parent(engine, current)
+            parent = _tell_parent(runner, current)
         except WfrunError as exc:
             problems.append(f"the parent run {info['run_id']} of run {current.run_id} was not "
                             f"updated: {exc.message}; the next 'wfrun tick' tries again")
@@ -255,34 +255,32 @@ def after_change(engine: Engine, run: Run, problems: list[str]) -> list[dict[str
     return advanced
 
 
-def _tell_parent(engine: Engine, child: Run) -> Run | None:
+def _tell_parent(runner: RunnerAPI, child: Run) -> Run | None:
     """Record the child's status on its parent (continuing the parent); the parent if it
     changed."""
     info = child.parent or {}
     result = ChildResult(child.run_id, child.status, child.output, child.error)
     try:
-        parent = engine.store.load(info["run_id"])
+        parent = runner.store.load(info["run_id"])
     except NotFoundError:
-        ack(engine, result)  # the parent was deleted by hand: nobody to tell
+        ack(runner, result)  # the parent was deleted by hand: nobody to tell
         return None
-    if parent.status == FAILED and child.status != FAILED:
-        from . import _rewind  # only a child retried on its own gets here
-
-        if _rewind.failed_through(parent, info, child.run_id):
-            revived = _rewind.revive_parent(engine, parent, info, child)
-            if revived is not None:
-                return revived
+    if parent.status == FAILED and child.status != FAILED \
+            and failed_through(parent, info, child.run_id):  # a child retried on its own
+        revived = revive_parent(runner, parent, info, child)
+        if revived is not None:
+            return revived
     if parent.finished:
-        ack(engine, result)
+        ack(runner, result)
         if not child.finished:
-            engine.cancel(child.run_id, f"parent run {parent.run_id} is {parent.status}")
+            runner.cancel(child.run_id, f"parent run {parent.run_id} is {parent.status}")
         return None
     warnings: list[str] = []
-    workflow = engine.workflow_of(parent, warnings)
+    workflow = runner.workflow_of(parent, warnings)
     agreed: list[bool | None] = [None]
 
     def mutate(r: Run, events: Events) -> None:
-        now = engine.clock.now()
+        now = runner.clock.now()
         before = _node_view(r, info["step"], info["index"])
         agreed[0] = apply_child_result(r, info["step"], info["index"], result, now, events,
                                        executing=False)
@@ -292,14 +290,64 @@ def _tell_parent(engine: Engine, child: Run) -> Run | None:
             raise _NoChange
 
     try:
-        parent = engine._drive(parent.run_id, workflow, mutate, warnings).run
+        parent = runner.drive(parent.run_id, workflow, mutate, warnings).run
     except _NoChange:
         if agreed[0]:
-            ack(engine, result)
+            ack(runner, result)
         return None
     if agreed[0]:
-        ack(engine, result)
+        ack(runner, result)
     return parent
+
+
+def failed_through(parent: Run, info: dict[str, Any], child_id: str) -> bool:
+    """True if `parent` failed because its node for `child_id` (`info`: the child's `parent`
+    entry) failed with that child."""
+    if parent.status != FAILED or (parent.error or {}).get("step") != info.get("step"):
+        return False
+    state = parent.steps.get(info["step"])
+    if state is None:
+        return False
+    index = info.get("index")
+    if index is not None:
+        if state.iterations is None or not 0 <= index < len(state.iterations):
+            return False
+        state = state.iterations[index]
+    return state.status == FAILED and state.child == child_id
+
+
+def revive_parent(runner: RunnerAPI, parent: Run, info: dict[str, Any], child: Run) -> Run | None:
+    """A failed parent whose failure was `child`'s, after a retry of that child that did not
+    fail again: retry the parent from the child's node, which keeps that child run (rather
+    than starting a new one as `wfrun retry PARENT` does), and let it continue. The parent as
+    it is afterwards, or None if it no longer failed through this child."""
+    warnings: list[str] = []
+    workflow = runner.workflow_of(parent, warnings)
+    step, index = info["step"], info.get("index")
+    if step not in workflow.steps:
+        return None  # the changed workflow has no such step: `wfrun retry PARENT` says so
+
+    def mutate(r: Run, events: Events) -> None:
+        if not failed_through(r, info, child.run_id):
+            raise _NotRevived
+        now = runner.clock.now()
+        reset = rewind(r, workflow, step)
+        state = r.steps[step]
+        target = state if index is None else (state.iterations or [])[index]
+        target.child = child.run_id
+        r.status, r.error, r.output = RUNNING, None, None
+        r.running_since = to_iso(now)
+        events.append(event(now, "retried", step, source="child", child=child.run_id,
+                            reason=f"child run {child.run_id} was retried", reset=reset))
+
+    try:
+        return runner.drive(parent.run_id, workflow, mutate, warnings).run
+    except _NotRevived:
+        return None
+
+
+class _NotRevived(Exception):
+    """The parent changed meanwhile: it no longer failed through this child."""
 
 
 def _node_view(run: Run, step_id: str, index: int | None) -> Any:
@@ -310,7 +358,7 @@ def _node_view(run: Run, step_id: str, index: int | None) -> Any:
     return (run.status, run.steps[step_id].status, it.status, it.child, it.pause)
 
 
-def close_children(engine: Engine, run: Run) -> None:
+def close_children(runner: RunnerAPI, run: Run) -> None:
     """Cancel the open child runs of a run that ended (cancelled, failed, or exited)."""
     if run.status not in FINISHED:
         return
@@ -319,27 +367,27 @@ def close_children(engine: Engine, run: Run) -> None:
             if not it.child or it.status not in (CANCELLED, SKIPPED):
                 continue
             try:
-                child = engine.store.load(it.child)
+                child = runner.store.load(it.child)
             except WfrunError:
                 continue
             if not child.finished:
                 try:
-                    engine.cancel(child.run_id, f"parent run {run.run_id} is {run.status} "
+                    runner.cancel(child.run_id, f"parent run {run.run_id} is {run.status} "
                                                 f"(step '{sid}')")
                 except WfrunError:
                     continue
 
 
-def after_tick(engine: Engine, run_id: str, report: Any, run: Run | None = None) -> None:
+def after_tick(runner: RunnerAPI, run_id: str, report: Any, run: Run | None = None) -> None:
     """After tick advanced a run (`run`, if known), its parents continue; reported with the
     run's reason."""
     if run is None:
         try:
-            run = engine.store.load(run_id)
+            run = runner.store.load(run_id)
         except NotFoundError:
             return
     problems: list[str] = []
-    for item in after_change(engine, run, problems):
+    for item in after_change(runner, run, problems):
         reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
         report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
     report.errors.extend({"run_id": run_id, "message": p} for p in problems)

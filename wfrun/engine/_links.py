@@ -1,4 +1,5 @@
-"""Resume and cancel links: URLs carrying HMAC tokens scoped to run, step, verb and pause."""
+"""Resume and cancel links: URLs carrying HMAC tokens scoped to run, step, verb and pause; which
+pause a presented token opens (active, early or ended), from the recent nonces kept per step."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from urllib.parse import quote
 
 from wfrun._specs import Workflow
 from wfrun.context import Links
-from wfrun.model import Run
+from wfrun.model import SUSPENDED, WAITING, Run
+
+from ._composite import node_of
+from ._inbox import executing_nonce
 
 VERBS = ("resume", "cancel")
 MAX_NONCES = 8  # recent pause nonces kept per step: links of ended pauses get "already used"
@@ -39,6 +43,43 @@ def token_matches(key: bytes, token: str, verb: str, run_id: str, step: str, non
     """Compare a presented token with the expected one in constant time."""
     expected = make_token(key, verb, run_id, step, nonce)
     return hmac.compare_digest(expected.encode(), token.encode())
+
+
+ACTIVE = "active"
+EARLY = "early"  # the links of a step still executing: a resume is kept until it pauses
+ENDED = "ended"
+
+
+def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str | None:
+    """ACTIVE if `token` opens the step's current pause for `verb`, EARLY if it is a link the
+    step's current execution holds (it has not paused yet), ENDED if it opened an earlier
+    pause of that step, None if it is not a token of this run, step and verb."""
+    state = node_of(run, step)  # a step, or a foreach iteration (`step[2]`)
+    if state is None or verb not in VERBS or not token:
+        return None
+    current = (state.pause or {}).get("nonce")
+    if current and state.status in (SUSPENDED, WAITING) and token_matches(
+            key, token, verb, run.run_id, step, current):
+        return ACTIVE
+    executing = executing_nonce(state)
+    if executing and token_matches(key, token, verb, run.run_id, step, executing):
+        return EARLY
+    for nonce in state.nonces:
+        if nonce != current and token_matches(key, token, verb, run.run_id, step, nonce):
+            return ENDED
+    return None
+
+
+def ended_message(run: Run, step: str) -> str:
+    """Why a link of an ended pause no longer works (told only to holders of a real token)."""
+    state = node_of(run, step) or run.steps[step]
+    if state.resumed_at:
+        return (f"step '{step}' of run {run.run_id} was already resumed at {state.resumed_at}; "
+                "its data is kept and this link no longer works")
+    if run.finished:
+        return f"run {run.run_id} is {run.status}; this link no longer works"
+    return (f"the pause of step '{step}' of run {run.run_id} has ended (the step is "
+            f"{state.status}); this link no longer works")
 
 
 def example_data(schema: Any) -> Any:

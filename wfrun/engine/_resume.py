@@ -1,168 +1,256 @@
-"""Resuming by address: `step[2]` (a foreach iteration) and `step/child-step` (inside a child
-run); the data goes to the run that owns the suspension, and its parents then continue."""
+"""Resuming a run, one path for all: `wfrun resume` (a step, an address or a label), the test
+harness, a resume link (HTTP) and the part of an address that a child run takes.
+
+The path: find the target (a step, or a foreach iteration; an address into a child run resumes
+the child run, then shows the addressed run); check the data against the step's
+`resume_schema` and the action against its known actions; then record the resume as one state
+change before executing anything, or, for a step still executing, keep it in the run's inbox
+until the step pauses (SPEC §3, "Early callbacks are never lost"). A link's resume is only
+recorded (`wfrun serve` continues the run in the background); any other resume then executes
+what follows, if this process can claim the run, and tells the run's parent.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from wfrun import _schema, loader
-from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError, WfrunError
-from wfrun.model import Run
+from wfrun._specs import StepSpec, Workflow
+from wfrun.errors import ConflictError, NotFoundError, UsageError
+from wfrun.ids import check_run_id
+from wfrun.model import RUNNING, Run, StepState
 
 from ._actions import check_resume_action
-from ._address import Segment, join, parse
-from ._ask import ask_nonce
+from ._ask import answer_ask, ask_nonce
 from ._children import after_change
-from ._composite import has_composites, node
-from ._iteration_pauses import apply_iteration_resume
-from ._schedule import Events
-from ._target import plain_target
-from ._tree import candidates, labelled
-
-if TYPE_CHECKING:
-    from .core import Engine, Result
-
-
-def resume_target(engine: Engine, run: Run, step: str | None) -> str | list[Segment]:
-    """The plain step to resume, or the address of a suspension in an iteration or child."""
-    if not has_composites(run):
-        if step is not None and ("/" in step or "[" in step):
-            first = parse(step)[0]
-            if first.step in run.steps:
-                raise NotFoundError(f"step '{first.step}' of run {run.run_id} has no "
-                                    "iterations or child run to address")
-        return plain_target(run, step)
-    if step is None:
-        found = candidates(engine, run)
-        if len(found) == 1:
-            step = found[0]
-        elif not found:
-            raise ConflictError(f"run {run.run_id} is {run.status} and has no step waiting "
-                                "for data")
-        else:
-            raise UsageError(f"run {run.run_id} has several steps that can take data "
-                             f"({', '.join(found)}); choose one with --step")
-    segments = parse(step)
-    first = segments[0]
-    if first.step not in run.steps:
-        raise NotFoundError(
-            f"run {run.run_id} has no step '{first.step}' (steps: {', '.join(run.steps)})"
-        )
-    state = run.steps[first.step]
-    if len(segments) == 1 and first.index is None and not state.child \
-            and state.iterations is None:
-        return first.step
-    return segments
+from ._composite import has_composites, node_of, step_of
+from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
+from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
+from ._result import Result
+from ._runner_api import RunnerAPI
+from ._schedule import Events, step_gone
+from ._transitions import apply_resume, resumable_steps
 
 
-def label_target(engine: Engine, run: Run, label: str) -> str | None:
-    """The address of the one open suspension of `run` (its iterations and child runs
-    included) named `label`; None for a finished run (resuming it says why it cannot be).
+class ResumeRequest:
+    """One resume, however it came: which run and what in it (a step or an address, or a
+    label), the data and action, the callback request step code sees (`ctx.run.
+    callback_request`; a CLI one if None), and a link's token (None: not from a link)."""
 
-    Raises NotFoundError naming the labels that are open if none has it, and UsageError
-    naming the suspensions if several have it."""
-    if run.finished:
-        return None
-    found = labelled(engine, run)
-    matches = [address for address, name in found if name == label]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UsageError(f"label {label!r} names several open suspensions of run {run.run_id} "
-                         f"({', '.join(matches)}); choose one with --step")
-    names = sorted({name for _, name in found})
-    known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
-    raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "
-                        f"'{engine.command} show {run.run_id}' lists what it waits for")
+    __slots__ = ("action", "callback", "data", "label", "request", "run_id", "step", "token")
+
+    def __init__(self, run_id: str, data: Any = None, step: str | None = None,
+                 action: str | None = None, *, label: str | None = None,
+                 request: dict[str, Any] | None = None, token: str | None = None) -> None:
+        self.run_id = run_id
+        self.data = data
+        self.step = step
+        self.action = action
+        self.label = label
+        self.request = request
+        self.token = token
+        # what step code sees as `ctx.run.callback_request`
+        self.callback: dict[str, Any] = request or {
+            "body": data, "headers": {}, "query": {}, "method": None, "source": "cli"}
+
+    def inside(self, run_id: str, address: str | None) -> ResumeRequest:
+        """The same resume, for `address` in the child run `run_id`."""
+        return ResumeRequest(run_id, self.data, address, self.action, request=self.request)
 
 
-def resume_nested(engine: Engine, run: Run, segments: list[Segment], data: Any,
-                  action: str | None, request: dict[str, Any] | None) -> Result:
-    """Resume the suspension at `segments` and return the addressed (top) run afterwards."""
-    from .core import Result
+class _Target:
+    """What a resume is for: a step, or a foreach iteration (`name` `step[2]`, `index` 2)."""
 
-    first, rest = segments[0], segments[1:]
-    state = run.steps[first.step]
-    if first.index is None and state.iterations is not None:
-        prefix = f"{first.step}["
-        under = [c for c in candidates(engine, run) if c.startswith(prefix)]
-        if len(under) != 1:
-            raise _choose(run, first.step, under)
-        return resume_nested(engine, run, parse(under[0]), data, action, request)
-    if first.index is not None and state.iterations is None:
-        raise NotFoundError(f"step '{first.step}' of run {run.run_id} is not a foreach step "
-                            "(or has not started its iterations); address it without [INDEX]")
-    try:
-        it = node(run, first.step, first.index)
-    except IndexError as exc:
-        raise NotFoundError(f"run {run.run_id}: {exc}") from None
+    __slots__ = ("index", "name", "state", "step_id")
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.name = name
+        self.step_id = step_of(name)
+        self.index = int(name[len(self.step_id) + 1:-1]) if name != self.step_id else None
+        self.state: StepState | None = node_of(run, name)
+
+
+def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
+    """Hand data to a suspended (or rerun-pending) step or iteration and continue the run;
+    for a link, record it only (SchemaViolation, UsageError or ConflictError write nothing)."""
+    if req.token is None:
+        check_run_id(req.run_id)  # a link's run id was checked when its token was
+    run = runner.store.load(req.run_id)
+    found = _locate(runner, run, req)
+    if not isinstance(found, _Target):
+        return found  # resumed inside a child run
     warnings: list[str] = []
-    if it.child:
-        if not rest:
-            prefix = f"{first}/"
-            under = [c for c in candidates(engine, run) if c.startswith(prefix)]
-            if len(under) != 1:
-                raise _choose(run, str(first), under)
-            rest = parse(under[0])[1:]
-        child = engine.resume(it.child, data, join(*map(str, rest)) or None, action, request)
-        top = engine.store.load(run.run_id)
-        return Result(top, engine.workflow_of(top, warnings), [*child.warnings, *warnings])
-    if rest or first.index is None:
-        raise NotFoundError(f"step '{first}' of run {run.run_id} has no child run to address "
-                            f"with '/'")
-    workflow = engine.workflow_of(run, warnings)
-    spec = workflow.steps.get(first.step)
+    workflow = runner.workflow_of(run, warnings)
+    spec = workflow.steps.get(found.step_id)
     if spec is None:
-        raise CodeChangedError(
-            f"step '{first.step}' of run {run.run_id} no longer exists in workflow "
-            f"'{run.workflow}' ({workflow.path}); restore it to resume this run"
-        )
+        raise step_gone(run, found.step_id, workflow, "restore it to resume this run")
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
-        _schema.validate(spec.resume_schema, data, f"resume data for step '{first}'")
-    check_resume_action(workflow, str(first), action, run.run_id, it)
-    callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
-                           "source": "cli"}
-    index = first.index
-    asked = ask_nonce(it)
+        _schema.validate(spec.resume_schema, req.data, f"resume data for step '{found.name}'")
+    check_resume_action(workflow, found.name, req.action, run.run_id, found.state)
+    if req.token is not None:
+        return _record_link(runner, run.run_id, workflow, spec, found, req, warnings)
+    if found.index is None and executing_nonce(found.state) is not None:
+        early = _keep_early(runner, run.run_id, workflow, found, req, warnings)
+        if early is not None:
+            return early
+    asked = ask_nonce(found.state)
 
     def mutate(r: Run, events: Events) -> None:
-        if r.finished:
-            raise ConflictError(f"run {r.run_id} is {r.status}; it cannot be resumed")
-        apply_iteration_resume(r, workflow, first.step, index, data, action, callback,
-                               engine.clock.now(), events, asked)
+        _apply(r, workflow, spec, found, req, runner.clock.now(), events, asked)
 
-    result = engine._drive(run.run_id, workflow, mutate, warnings)
-    after_change(engine, result.run, result.warnings)
+    result = runner.drive(run.run_id, workflow, mutate, warnings)
+    after_change(runner, result.run, result.warnings)
     return result
 
 
-def _choose(run: Run, where: str, under: list[str]) -> Exception:
-    if not under:
-        return ConflictError(f"nothing under step '{where}' of run {run.run_id} is waiting "
-                             "for data")
-    return UsageError(f"run {run.run_id} has several steps under '{where}' that can take data "
-                      f"({', '.join(under)}); choose one with --step")
+def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result:
+    """The target of a resume in `run`; for an address inside a child run, the child run is
+    resumed and the addressed run, as it is then, returned."""
+    if req.token is not None:
+        return _Target(run, req.step or "")  # a link names its step or iteration exactly
+    step = req.step
+    if req.label is not None:
+        from ._nested import label_target  # imported on use: nested runs' modules
+
+        step = label_target(runner, run, req.label, runner.command)
+    if run.finished:
+        raise ConflictError(_finished_message(runner, run, step))
+    if not is_address(run, step):
+        return _Target(run, plain_target(run, step))
+    from ._nested import InChild, locate
+
+    found = locate(runner, run, step)
+    if isinstance(found, InChild):
+        child = resume(runner, req.inside(found.run_id, found.address))
+        warnings: list[str] = []
+        top = runner.store.load(run.run_id)
+        return Result(top, runner.workflow_of(top, warnings), [*child.warnings, *warnings])
+    if found is None or isinstance(found, str):
+        return _Target(run, plain_target(run, found))
+    return _Target(run, str(found))  # a foreach iteration
 
 
-def finished_message(engine: Engine, run: Run, step: str | None) -> str | None:
-    """For a finished run resumed by address: when that iteration or child step was resumed."""
-    if step is None or ("/" not in step and "[" not in step):
+def _apply(r: Run, workflow: Workflow, spec: StepSpec, target: _Target, req: ResumeRequest,
+           now: datetime, events: Events, asked: str | None) -> None:
+    """Record the resume in the run (under its lock). `asked`: the nonce of the ask the
+    caller saw the target at (None: no ask)."""
+    if target.index is None:
+        if not answer_ask(r, spec, req.data, req.action, req.callback, now, events, asked):
+            apply_resume(r, spec, req.data, req.action, req.callback, now, events)
+        return
+    if r.finished:
+        raise ConflictError(f"run {r.run_id} is {r.status}; it cannot be resumed")
+    from ._iteration_pauses import apply_iteration_resume  # foreach only: imported late
+
+    apply_iteration_resume(r, workflow, spec.id, target.index, req.data, req.action,
+                           req.callback, now, events, asked)
+
+
+def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Target,
+                req: ResumeRequest, warnings: list[str]) -> Result | None:
+    """Keep a resume for a step that is still executing in the run's inbox; None if the
+    step paused (or ended) meanwhile, so the caller resumes it as usual."""
+    step = target.name
+
+    def keep(r: Run, events: Events) -> None:
+        if executing_nonce(r.steps.get(step)) is None:
+            raise StepNotExecuting(step)
+        buffer_resume(r, step, req.data, req.action, req.callback, runner.clock.now(), events)
+
+    try:
+        run, _ = runner.transition(run_id, workflow, keep, execute=False)
+    except StepNotExecuting:
         return None
-    current, segments = run, parse(step)
-    for depth, segment in enumerate(segments):
-        try:
-            it = node(current, segment.step, segment.index)
-        except (KeyError, IndexError):
-            return None
-        last = depth == len(segments) - 1
-        if last and it.resumed_at:
-            return (f"step '{step}' of run {run.run_id} was already resumed at "
-                    f"{it.resumed_at}; the run is {run.status} and its data is kept")
-        if last or not it.child:
-            return None
-        try:
-            current = engine.store.load(it.child)
-        except WfrunError:
-            return None
-    return None
+    runner.store.sync_history(run_id)
+    return Result(run, workflow, warnings, accepted=True)
+
+
+def _record_link(runner: RunnerAPI, run_id: str, workflow: Workflow, spec: StepSpec,
+                 target: _Target, req: ResumeRequest, warnings: list[str]) -> Result:
+    """Durably record a link's resume without executing any step, if its token still opens
+    the pause (checked under the lock: a concurrent resume that won makes it ConflictError).
+    The run is left `running` (due at once) if a code step is to execute next; a resume for a
+    step still executing is kept in the run's inbox (`Result.accepted`)."""
+    key = runner.store.secret_key()
+    step = target.name
+    accepted = False
+
+    def mutate(r: Run, events: Events) -> None:
+        nonlocal accepted
+        remember_nonces(r)
+        found = token_state(key, r, step, "resume", req.token or "")
+        if found == EARLY and target.index is None:
+            buffer_resume(r, step, req.data, req.action, req.callback, runner.clock.now(),
+                          events)
+            accepted = True
+            return
+        if found != ACTIVE:
+            raise ConflictError(ended_message(r, step))
+        _apply(r, workflow, spec, target, req, runner.clock.now(), events,
+               ask_nonce(node_of(r, step)))
+
+    run, _ = runner.transition(run_id, workflow, mutate, execute=False)
+    runner.store.sync_history(run_id)
+    return Result(run, workflow, warnings, accepted=accepted)
+
+
+# -- which step a resume is for ------------------------------------------------------------------
+
+
+def is_address(run: Run, step: str | None) -> bool:
+    """True if finding the target needs `_nested.py`: the run iterates or has child runs, or
+    `step` is an address."""
+    return has_composites(run) or (step is not None and ("/" in step or "[" in step))
+
+
+def plain_target(run: Run, step: str | None) -> str:
+    """`step` if the run has it, else the one step that can take data now; NotFoundError,
+    ConflictError (none can) or UsageError (several can) otherwise."""
+    candidates = resumable_steps(run)
+    if step is not None:
+        if step not in run.steps:
+            raise NotFoundError(
+                f"run {run.run_id} has no step '{step}' (steps: {', '.join(run.steps)})"
+            )
+        return step
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
+            raise ConflictError(finished_run_message(run, None))
+        # A step executing now takes data only when named (SPEC §3): the data is kept until
+        # it pauses, and discarded if it ends without pausing.
+        executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]
+        hint = (f"; step '{executing[0]}' is executing: to hand it data when it pauses, name "
+                f"it with --step {executing[0]}") if len(executing) == 1 else ""
+        raise ConflictError(
+            f"run {run.run_id} is {run.status} and has no step waiting for data{hint}"
+        )
+    raise UsageError(
+        f"run {run.run_id} has several steps that can take data ({', '.join(candidates)}); "
+        "choose one with --step"
+    )
+
+
+def _finished_message(runner: RunnerAPI, run: Run, step: str | None) -> str:
+    """Why a finished run cannot be resumed, naming when the addressed step was resumed."""
+    if step is not None and ("/" in step or "[" in step):
+        from ._nested import finished_message
+
+        nested = finished_message(runner, run, step)
+        if nested is not None:
+            return nested
+    return finished_run_message(run, step)
+
+
+def finished_run_message(run: Run, step: str | None) -> str:
+    """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
+    resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
+               if s.resumed_at and (step is None or sid == step)]
+    if resumed:
+        at, sid = max(resumed)
+        return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
+                f"{run.status} and its data is kept")
+    return f"run {run.run_id} is {run.status}; it cannot be resumed"

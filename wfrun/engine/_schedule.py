@@ -7,6 +7,7 @@ from typing import Any
 
 from wfrun._specs import StepSpec, Workflow
 from wfrun.durations import to_iso
+from wfrun.errors import CodeChangedError
 from wfrun.ids import random_token
 from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import (
@@ -41,6 +42,13 @@ def ensure_steps(run: Run, workflow: Workflow) -> None:
     for sid, state in run.steps.items():  # steps the manifest dropped keep their record
         ordered.setdefault(sid, state)
     run.steps = ordered
+
+
+def step_gone(run: Run, step: str, workflow: Workflow, remedy: str) -> CodeChangedError:
+    """The error for a step of `run` that its workflow's current code no longer has; `remedy`
+    says what to do ("restore it to resume this run")."""
+    return CodeChangedError(f"step '{step}' of run {run.run_id} no longer exists in workflow "
+                            f"'{run.workflow}' ({workflow.path}); {remedy}")
 
 
 def _when_holds(run: Run, spec: StepSpec) -> bool:

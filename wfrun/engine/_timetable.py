@@ -50,8 +50,7 @@ if TYPE_CHECKING:
     from wfrun.store.abc import Store
 
     from ._manifests import DeferredManifestCache
-    from ._result import Result
-    from ._tick import TickReport
+    from ._result import Result, TickReport
 
 class Engine(Protocol):
     """What schedules need of the engine (an `Engine`, or the runner `tick` hands over)."""

@@ -342,3 +342,36 @@ def _time_out(
         fail_run(run, state.error, now, events)
     else:
         cancel_run(run, now, f"step '{sid}' timed out after {waited}", events)
+
+
+def _fresh(old: StepState, keep_answers: bool, keep_iterations: bool = False) -> StepState:
+    """A step made pending again; it keeps its `runs` (they count every execution), and with
+    `keep_iterations` its completed foreach iterations (the others made pending again)."""
+    fresh = StepState(runs=old.runs, started_at=old.started_at,
+                      answers=list(old.answers) if keep_answers else [])
+    if keep_iterations and old.iterations is not None:
+        fresh.iterations = [it if it.status == COMPLETED else _fresh(it, keep_answers=True)
+                            for it in old.iterations]
+    return fresh
+
+
+def rewind(run: Run, workflow: Workflow, step: str) -> list[str]:
+    """Make `step`, every step downstream of it, and every step the failure ended pending.
+
+    A step that had not completed (failed, cancelled) keeps the answers of its `ask()`s, so a
+    retry does not ask again what was already answered, and, for a foreach step whose list is
+    not made again, its completed iterations, so that only the others execute again; a
+    completed step starts afresh. Returns the ids of the steps made pending, in manifest order.
+    """
+    targets = {step} | workflow.downstream(step)
+    reset = []
+    for sid, state in run.steps.items():
+        if sid in targets or state.status in (FAILED, CANCELLED):
+            spec = workflow.steps.get(sid)
+            unfinished = state.status != COMPLETED
+            source_kept = spec is not None and spec.foreach is not None \
+                and spec.foreach not in targets
+            run.steps[sid] = _fresh(state, keep_answers=unfinished,
+                                    keep_iterations=unfinished and source_kept)
+            reset.append(sid)
+    return reset

@@ -4,7 +4,7 @@ entries for the run document and `pending`, and the addresses that can take data
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
@@ -14,9 +14,7 @@ from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label
 from ._document import PUBLIC_STEP_KEYS, ask_number
-
-if TYPE_CHECKING:
-    from .core import Engine
+from ._runner_api import Reader
 
 MAX_DEPTH = 32
 _TAKES_DATA = {(SUSPENDED, PAUSE_SUSPEND), (WAITING, PAUSE_RERUN)}
@@ -29,32 +27,32 @@ def _nodes(sid: str, state: StepState) -> list[tuple[str, str, StepState]]:
     return [(sid, label(sid, i), it) for i, it in enumerate(state.iterations)]
 
 
-def _load(engine: Engine, run_id: str) -> tuple[Run, Workflow | None] | None:
+def _load(runs: Reader, run_id: str) -> tuple[Run, Workflow | None] | None:
     try:
-        child = engine.store.load(run_id)
+        child = runs.store.load(run_id)
     except WfrunError:
         return None
     try:
-        return child, engine.workflow_of(child, [])
+        return child, runs.workflow_of(child, [])
     except WfrunError:
         return child, None
 
 
-def candidates(engine: Engine, run: Run, depth: int = 0) -> list[str]:
+def candidates(runs: Reader, run: Run, depth: int = 0) -> list[str]:
     """Addresses (`step`, `step[2]`, `step/child-step`) of everything that can take data now."""
     found: list[str] = []
     for sid, state in run.steps.items():
         for _, name, it in _nodes(sid, state):
             if it.child and it.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
-                loaded = _load(engine, it.child)
+                loaded = _load(runs, it.child)
                 if loaded and not loaded[0].finished:
-                    found.extend(join(name, c) for c in candidates(engine, loaded[0], depth + 1))
+                    found.extend(join(name, c) for c in candidates(runs, loaded[0], depth + 1))
             elif (it.status, (it.pause or {}).get("kind")) in _TAKES_DATA:
                 found.append(name)
     return found
 
 
-def labelled(engine: Engine, run: Run, depth: int = 0) -> list[tuple[str, str]]:
+def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
     """(address, label) of every open suspension that has a label, in the run, its
     iterations and its child runs (addresses as `candidates` gives them)."""
     found: list[tuple[str, str]] = []
@@ -62,10 +60,10 @@ def labelled(engine: Engine, run: Run, depth: int = 0) -> list[tuple[str, str]]:
         for _, name, it in _nodes(sid, state):
             pause = it.pause or {}
             if it.child and it.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
-                loaded = _load(engine, it.child)
+                loaded = _load(runs, it.child)
                 if loaded and not loaded[0].finished:
                     found.extend((join(name, address), label)
-                                 for address, label in labelled(engine, loaded[0], depth + 1))
+                                 for address, label in labelled(runs, loaded[0], depth + 1))
             elif it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND \
                     and pause.get("label"):
                 found.append((name, str(pause["label"])))
@@ -81,13 +79,13 @@ class Entries:
     schemas: list[Any] = field(default_factory=list)  # resume_schema per suspended entry
 
 
-def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None = None,
+def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None = None,
             prefix: tuple[str, ...] = (), depth: int = 0) -> Entries:
     """Every suspension and timer of the run, its iterations and its children, addressed from
     the top-level run `top` (the resume command names it; the URLs are the leaf run's own)."""
     top = top or run.run_id
     out = Entries()
-    links = engine.links
+    links = runs.links
     for sid, state in run.steps.items():
         spec = workflow.steps.get(sid) if workflow else None
         for _, name, it in _nodes(sid, state):
@@ -95,7 +93,7 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
             address = join(*path)
             pause = it.pause or {}
             if it.child and it.status in (SUSPENDED, WAITING):
-                loaded = _load(engine, it.child) if depth < MAX_DEPTH else None
+                loaded = _load(runs, it.child) if depth < MAX_DEPTH else None
                 if loaded and loaded[0].status not in (SUSPENDED, WAITING):
                     loaded = None
                 if loaded is None:  # being executed (or not readable): say so, no timer
@@ -103,7 +101,7 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
                                         "due_at": None, "runs": it.runs,
                                         "child_run_id": it.child})
                     continue
-                below = entries(engine, loaded[0], loaded[1], top, path, depth + 1)
+                below = entries(runs, loaded[0], loaded[1], top, path, depth + 1)
                 out.suspended.extend(below.suspended)
                 out.waiting.extend(below.waiting)
                 out.schemas.extend(below.schemas)
@@ -141,7 +139,7 @@ def entries(engine: Engine, run: Run, workflow: Workflow | None, top: str | None
     return out
 
 
-def extend_document(engine: Engine, doc: dict[str, Any], run: Run,
+def extend_document(runs: Reader, doc: dict[str, Any], run: Run,
                     workflow: Workflow | None) -> None:
     """Add to a run document what nesting brings: full-path entries, child run ids,
     iterations, and the parent of a child run."""
@@ -149,7 +147,7 @@ def extend_document(engine: Engine, doc: dict[str, Any], run: Run,
         doc["parent"] = {k: run.parent.get(k) for k in ("run_id", "step", "index")}
     if not has_composites(run):
         return
-    found = entries(engine, run, workflow)
+    found = entries(runs, run, workflow)
     doc["suspended"], doc["waiting"] = found.suspended, found.waiting
     for sid, state in run.steps.items():
         step = doc["steps"].get(sid)

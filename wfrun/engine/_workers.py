@@ -17,15 +17,14 @@ import select
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wfrun.errors import WfrunError
 
-if TYPE_CHECKING:
-    from ._tick import TickReport
-    from .core import Engine
+from ._result import TickReport
+from ._runner_api import RunnerAPI
 
-Share = Callable[["Engine", list[str], Callable[["TickReport"], None] | None], "TickReport"]
+Share = Callable[[RunnerAPI, list[str], Callable[[TickReport], None] | None], TickReport]
 MIN_SHARE = 16  # fewer due runs than this per worker: forking costs more than it saves
 
 
@@ -34,7 +33,7 @@ def worth_it(due: int, workers: int) -> bool:
     return workers > 1 and due >= 2 * MIN_SHARE and hasattr(os, "fork")
 
 
-def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share,
+def tick_in_workers(runner: RunnerAPI, due: list[str], workers: int, advance: Share,
                     report: TickReport) -> None:
     """Advance `due` in up to `workers` forked processes; merge their reports into `report`."""
     workers = min(workers, len(due) // MIN_SHARE)
@@ -54,21 +53,21 @@ def tick_in_workers(engine: Engine, due: list[str], workers: int, advance: Share
             continue
         if pid == 0:
             os.close(read_end)
-            _work(engine, share, advance, write_end)  # never returns
+            _work(runner, share, advance, write_end)  # never returns
         os.close(write_end)
         children[read_end] = (pid, share)
     if inline:
-        part = advance(engine, inline, None)
+        part = advance(runner, inline, None)
         report.advanced.extend(part.advanced)
         report.errors.extend(part.errors)
         report.warnings.extend(part.warnings)
-    for share, data, status in _collect(engine, children):
-        _merge(engine, report, share, data, status)
+    for share, data, status in _collect(runner, children):
+        _merge(runner, report, share, data, status)
     order = {run_id: i for i, run_id in enumerate(due)}
     report.advanced.sort(key=lambda item: order.get(item["run_id"], len(order)))
 
 
-def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
+def _work(runner: RunnerAPI, share: list[str], advance: Share, pipe: int) -> None:
     """The worker: advance `share`, writing to `pipe` a line of JSON with what each run did,
     then a last line once the tick's flush made it all durable; exit."""
     sent = {"advanced": 0, "errors": 0, "warnings": 0}  # how many of each are in the pipe
@@ -83,8 +82,8 @@ def _work(engine: Engine, share: list[str], advance: Share, pipe: int) -> None:
             _write(pipe, payload)
 
     try:
-        engine.store.after_fork()
-        send(advance(engine, share, send), done=True)
+        runner.store.after_fork()
+        send(advance(runner, share, send), done=True)
     except BaseException as exc:  # reported by the parent, which goes on with the other shares
         with contextlib.suppress(BaseException):
             # what it reported may not be durable (its flush may be what failed)
@@ -101,14 +100,14 @@ def _write(pipe: int, payload: dict[str, object]) -> None:
         data = data[os.write(pipe, data):]
 
 
-def _collect(engine: Engine, children: dict[int, tuple[int, list[str]]]
+def _collect(runner: RunnerAPI, children: dict[int, tuple[int, list[str]]]
              ) -> list[tuple[list[str], bytes, int]]:
     """Read every worker's report and reap it; pass a stop request (SIGTERM) on to them."""
     chunks: dict[int, list[bytes]] = {fd: [] for fd in children}
     done: list[tuple[list[str], bytes, int]] = []
     stopping = False
     while chunks:
-        if not stopping and engine.should_stop():
+        if not stopping and runner.should_stop():
             stopping = True
             for pid, _ in children.values():
                 _signal(pid)
@@ -130,7 +129,7 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def _merge(engine: Engine, report: TickReport, share: list[str], data: bytes,
+def _merge(runner: RunnerAPI, report: TickReport, share: list[str], data: bytes,
            status: int) -> None:
     """Add a worker's report. If it died before its last line, or stopped before its flush,
     the runs it reported may not be durable: make them durable here, then report them."""
@@ -150,7 +149,7 @@ def _merge(engine: Engine, report: TickReport, share: list[str], data: bytes,
     if not (done and flushed):
         runs = sorted({item["run_id"] for item in advanced} | {e["run_id"] for e in errors})
         try:
-            engine.store.make_durable(runs)
+            runner.store.make_durable(runs)
         except WfrunError as exc:
             errors.append({"run_id": share[0], "message": exc.message})
     if not done:

@@ -1,54 +1,41 @@
-"""The engine: start, resume, cancel and tick; the only place that decides what happens next."""
+"""The engine: start, resume, cancel and tick; the only place that decides what happens next.
+
+`Engine` is the public face; the doing (load, claim, change, execute, save) is the runner's
+(`_runner.py`), and each command's own logic is in the module named for it, which receives
+the runner as an argument.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wfrun import _schema, loader
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
-from wfrun.durations import to_iso
-from wfrun.errors import CodeChangedError, ConflictError, WfrunError
-from wfrun.ids import check_run_id, new_run_id
-from wfrun.model import FINISHED, RUNNING, Run, StepState
-from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.errors import WfrunError
+from wfrun.ids import check_run_id
+from wfrun.model import RUNNING, Run
+from wfrun.store.abc import Store
 
-# Nested runs' and iterations' modules (_resume, _tree), tick, retry and fork: imported on use.
-from . import _children
-from ._actions import check_resume_action
-from ._ask import answer_ask, ask_nonce
-from ._composite import has_composites, is_composite
+from ._callbacks import (
+    Decoy,
+    OpenLink,
+    accept_cancel,
+    accept_resume,
+    continue_run,
+    link_expects,
+    open_link,
+)
+from ._composite import has_composites
 from ._document import run_document
-from ._execute import execute
-from ._inbox import StepNotExecuting, buffer_resume, executing_nonce, settle_inbox
-from ._links import LinkMaker, remember_nonces
+from ._links import LinkMaker
 from ._manifests import DeferredManifestCache
-from ._schedule import Events, event, schedule
-from ._target import finished_run_message, is_address, plain_target
-from ._transitions import apply_outcome, apply_resume, cancel_run
+from ._result import NO_INPUT, Result, TickReport
+from ._resume import ResumeRequest, resume
+from ._runner import Runner
 
-if TYPE_CHECKING:
-    from ._tick import TickReport
-
-Mutation = Callable[[Run, Events], None]
-NO_INPUT: Any = object()  # `start` without an input: the run's input is {}
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
-
-
-class Result:
-    """A run after a command, with the warnings to show beside it."""
-
-    __slots__ = ("accepted", "run", "warnings", "workflow")
-
-    def __init__(self, run: Run, workflow: Workflow | None, warnings: list[str] | None = None,
-                 accepted: bool = False) -> None:
-        self.run = run
-        self.workflow = workflow
-        self.warnings: list[str] = [] if warnings is None else warnings
-        # a resume kept in the run's inbox: its step was still executing (SPEC §3)
-        self.accepted = accepted
 
 
 class Engine:
@@ -63,263 +50,95 @@ class Engine:
         base_url: str | None = None,
         command: str = "wfrun",
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self.workflows_dir = workflows_dir
-        self.base_url = base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL
-        self.command = command
-        self._links: LinkMaker | None = None
-        self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
-        self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
-        self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
+        self._runner = Runner(
+            store, clock, workflows_dir=workflows_dir, command=command,
+            base_url=base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL)
+
+    # -- settings ------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """Where runs are kept."""
+        return self._runner.store
+
+    @property
+    def clock(self) -> Clock:
+        """Where the time comes from."""
+        return self._runner.clock
+
+    @property
+    def workflows_dir(self) -> str:
+        """Where workflows are found by name."""
+        return self._runner.workflows_dir
+
+    @property
+    def command(self) -> str:
+        """How users invoke wfrun (in the commands that links and messages suggest)."""
+        return self._runner.command
+
+    @property
+    def base_url(self) -> str:
+        """What links start with (set it before the first link is made)."""
+        return self._runner.base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._runner.base_url = value
+
+    @property
+    def should_stop(self) -> Callable[[], bool]:
+        """Asked between steps: True makes the execution stop (tick --watch on SIGTERM)."""
+        return self._runner.should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: Callable[[], bool]) -> None:
+        self._runner.should_stop = value
+
+    @property
+    def manifests(self) -> DeferredManifestCache:
+        """Parsed manifests, handed to the store once a command changed state."""
+        return self._runner.manifests
 
     @property
     def links(self) -> LinkMaker:
         """Makes resume and cancel links (reads the store's URL key on first use)."""
-        if self._links is None:
-            self._links = LinkMaker(self.store.secret_key(), self.base_url, self.command)
-        return self._links
+        return self._runner.links
 
     # -- workflows -----------------------------------------------------------------------------
 
     def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
         """Find and load a workflow by name or manifest path (with its child workflows)."""
-        workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
-                                        check_code=check_code, cache=self.manifests)
-        if check_code:
-            _children.check_children(self, workflow)
-        return workflow
+        return self._runner.workflow(name_or_path, check_code=check_code)
 
     def workflow_of(self, run: Run, warnings: list[str]) -> Workflow:
         """The current code of a run's workflow; warns if it changed since the run started."""
-        path = run.manifest_path
-        if not path or not os.path.isfile(path):
-            path = loader.find_manifest(run.workflow, self.workflows_dir)
-        workflow = loader.load_workflow(path, check_code=False, cache=self.manifests)
-        changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
-        if changed:
-            warnings.append(
-                f"workflow '{run.workflow}' changed since run {run.run_id} started "
-                f"({' and '.join(changed)}); continuing with the current code"
-            )
-        return workflow
+        return self._runner.workflow_of(run, warnings)
 
     def document(self, result: Result, history: bool = False) -> dict[str, Any]:
         """The run document of SPEC §4 for a command's result."""
         events = self.store.read_history(result.run.run_id) if history else None
         doc = run_document(result.run, result.workflow, self.links, result.warnings, events)
         if result.run.parent is not None or has_composites(result.run):
-            from . import _tree
+            from ._tree import extend_document  # imported on use: nested runs' modules
 
-            _tree.extend_document(self, doc, result.run, result.workflow)
+            extend_document(self, doc, result.run, result.workflow)
         return doc
 
-    # -- start ---------------------------------------------------------------------------------
+    # -- commands ------------------------------------------------------------------------------
 
     def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,
               parent: dict[str, Any] | None = None) -> Result:
         """Create a run and execute it until it completes, fails or pauses (input: `{}` if
         not given; an explicit None is kept as JSON null). `parent` makes it the child run
         of a `workflow:` step (the parent records it)."""
-        if run_id is not None:
-            check_run_id(run_id)
-        workflow = self.workflow(name_or_path)
-        data = {} if input is NO_INPUT else input
-        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
-        if run_id is not None and self.store.exists(run_id):
-            return self._existing_start(run_id, workflow, data)
-        now = self.clock.now()
-        run = Run(
-            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
-            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
-            code_hash=dict(workflow.code_hash),
-            steps={sid: StepState() for sid in workflow.steps}, parent=parent,
-        )
-        claim = self.store.claim(run.run_id)
-        if claim is None:
-            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
-        events = [event(now, "started", input=data)]
-        if parent:
-            events[0]["parent"] = {k: parent[k] for k in ("run_id", "step", "index")}
-        try:
-            step = schedule(run, workflow, now, events, execute=True)
-            remember_nonces(run)
-            try:
-                self.store.create(run)
-            except ConflictError:
-                claim.release()
-                return self._existing_start(run.run_id, workflow, data)
-            self.manifests.flush()  # the state directory exists now
-            self.store.append_history(run.run_id, events)
-            result = self._execute_loop(run, workflow, claim, step, [])
-            if parent is None:  # a child's parent is executing it and records it itself
-                _children.after_change(self, result.run, result.warnings)
-            return result
-        finally:
-            claim.release()
+        return self._runner.start(name_or_path, input, run_id, parent)
 
     def create(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
         """Create and durably store a run, as `start` does, without executing any step: its
         first code step is then due at once, for whoever claims the run next (the HTTP
         server's background worker, or the next tick). Input and `run_id` are checked, and an
         existing run of `run_id` answered, as `start` does."""
-        if run_id is not None:
-            check_run_id(run_id)
-        workflow = self.workflow(name_or_path)
-        data = {} if input is NO_INPUT else input
-        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
-        if run_id is not None and self.store.exists(run_id):
-            return self._existing_start(run_id, workflow, data)
-        now = self.clock.now()
-        run = Run(
-            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
-            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
-            code_hash=dict(workflow.code_hash), steps={sid: StepState() for sid in workflow.steps},
-        )
-        claim = self.store.claim(run.run_id)  # held until its history starts: nobody runs it
-        if claim is None:
-            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
-        try:
-            events = [event(now, "started", input=data)]
-            schedule(run, workflow, now, events, execute=False)
-            remember_nonces(run)
-            try:
-                self.store.create(run)
-            except ConflictError:
-                return self._existing_start(run.run_id, workflow, data)
-            self.manifests.flush()
-            self.store.append_history(run.run_id, events)
-            self.store.sync_history(run.run_id)
-        finally:
-            claim.release()
-        return Result(run, workflow, [])
-
-    def _existing_start(self, run_id: str, workflow: Workflow, data: Any) -> Result:
-        run = self.store.load(run_id)
-        if run.workflow != workflow.name or run.input != data:
-            raise ConflictError(
-                f"run {run_id} already exists with a different "
-                f"{'workflow' if run.workflow != workflow.name else 'input'}; "
-                "choose another --run-id"
-            )
-        return Result(run, workflow, [f"run {run_id} already exists; showing it unchanged"])
-
-    # -- the execution loop --------------------------------------------------------------------
-
-    def _transition(
-        self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
-        durable: bool = True, current: Run | None = None,
-    ) -> tuple[Run, str | None]:
-        """Load, mutate, schedule and save the run under its lock; one durable write (with
-        `durable=False`, a caller holding the claim only records the step it starts next;
-        `current`: the run as loaded by the caller, unchanged since, if it still is the state)."""
-        with self.store.lock(run_id):
-            run = self.store.load(run_id) if current is None else self.store.reload(current)
-            events: Events = []
-            mutate(run, events)
-            now = self.clock.now()  # after the mutation's own events: history stays in time order
-            settle_inbox(run, workflow, now, events)
-            step = None
-            if run.status not in FINISHED:
-                step = schedule(run, workflow, now, events, execute=execute)
-            else:
-                run.running_since = None
-            remember_nonces(run)
-            run.updated_at = to_iso(now)
-            if step is None and self.defer_sync is not None:
-                self.store.save_deferred(run)  # tick: nothing of it executes before the flush
-            elif durable or step is None:
-                self.store.save(run)
-            else:
-                self.store.save_started(run)  # the step's outcome is the durable write
-        self.store.append_history(run_id, events)
-        return run, step
-
-    def _execute_loop(
-        self, run: Run, workflow: Workflow, claim: ExecutionClaim, step: str | None,
-        warnings: list[str],
-    ) -> Result:
-        """Execute steps one after another while this process holds the claim."""
-        run_id = run.run_id
-        try:
-            while step is not None and run.status == RUNNING:
-                if is_composite(workflow.steps.get(step)):
-                    run, step = _children.execute_composite(self, run, workflow, step)
-                    continue
-                outcome = execute(
-                    self._handler(workflow, step), run, step,
-                    lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
-                    self.clock.now, lambda records: self.store.append_log(run_id, records),
-                )
-
-                def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
-                    apply_outcome(r, workflow, s, o, self.clock.now(), events)
-
-                # Stopping (tick --watch got SIGTERM): record the outcome without starting the
-                # next step; the run stays due at once, so the next tick continues it.
-                stopping = self.should_stop()
-                # `run` is the state as this process last wrote it (step code got copies)
-                run, step = self._transition(run_id, workflow, record, execute=not stopping, current=run)
-                if stopping:
-                    return Result(run, workflow, warnings)
-        finally:
-            claim.release()
-            if self.defer_sync is None:
-                self.store.sync_history(run_id)
-            else:
-                self.defer_sync.add(run_id)
-        return self._continue_if_woken(run, workflow, warnings)
-
-    def _continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
-        """After letting the claim go, pick up work another process recorded meanwhile."""
-        if run.finished:  # no process moves a finished run on: no need to read it again
-            return Result(run, workflow, warnings)
-        latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
-        if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
-            claim = self.store.claim(run.run_id)
-            if claim is not None:
-                latest, step = self._transition(
-                    run.run_id, workflow, lambda r, e: None, execute=True)
-                return self._execute_loop(latest, workflow, claim, step, warnings)
-        return Result(latest, workflow, warnings)
-
-    def _handler(self, workflow: Workflow, step: str) -> Callable[..., Any]:
-        try:
-            return loader.handler_for(workflow, step)
-        except WfrunError as exc:
-            message = exc.message
-
-            def missing(ctx: Any) -> None:
-                raise LookupError(message)
-
-            return missing
-
-    def _drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
-               warnings: list[str]) -> Result:
-        """Apply a mutation and, if this process can claim the run, execute what follows."""
-        claim = self.store.claim(run_id)
-        if claim is None:
-            run, _ = self._transition(run_id, workflow, mutate, execute=False)
-            self.manifests.flush()
-            if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
-                result = self._continue_if_woken(run, workflow, warnings)
-                if result.run.status != RUNNING:
-                    return result
-                run = result.run
-                warnings.append(
-                    f"run {run_id} is being executed by another process; it continues there "
-                    "(or at the next tick)"
-                )
-            return Result(run, workflow, warnings)
-        try:
-            run, step = self._transition(run_id, workflow, mutate, execute=True)
-            self.manifests.flush()
-        except BaseException:
-            claim.release()
-            raise
-        return self._execute_loop(run, workflow, claim, step, warnings)
-
-    # -- resume and cancel ---------------------------------------------------------------------
+        return self._runner.create(name_or_path, input, run_id)
 
     def resume(
         self,
@@ -328,126 +147,71 @@ class Engine:
         step: str | None = None,
         action: str | None = None,
         request: dict[str, Any] | None = None,
+        *,
+        label: str | None = None,
     ) -> Result:
-        """Hand data to a suspended (or rerun-pending) step and continue the run."""
-        check_run_id(run_id)
-        run = self.store.load(run_id)
-        warnings: list[str] = []
-        if run.finished:
-            from . import _resume
-
-            raise ConflictError(_resume.finished_message(self, run, step)
-                                or finished_run_message(run, step))
-        if is_address(run, step):
-            from . import _resume
-
-            found = _resume.resume_target(self, run, step)
-            if not isinstance(found, str):
-                return _resume.resume_nested(self, run, found, data, action, request)
-            target = found
-        else:
-            target = plain_target(run, step)
-        workflow = self.workflow_of(run, warnings)
-        if target not in workflow.steps:
-            raise CodeChangedError(
-                f"step '{target}' of run {run_id} no longer exists in workflow "
-                f"'{run.workflow}' ({workflow.path}); restore it to resume this run"
-            )
-        spec = workflow.steps[target]
-        if spec.resume_schema is not None:
-            loader.check_schemas(workflow)
-            _schema.validate(spec.resume_schema, data, f"resume data for step '{target}'")
-        check_resume_action(workflow, target, action, run_id, run.steps.get(target))
-        callback = request or {"body": data, "headers": {}, "query": {}, "method": None,
-                               "source": "cli"}
-
-        if executing_nonce(run.steps.get(target)) is not None:
-            early = self._accept_early(run_id, workflow, target, data, action, callback, warnings)
-            if early is not None:
-                return early
-        asked = ask_nonce(run.steps.get(target))
-
-        def mutate(r: Run, events: Events) -> None:
-            if not answer_ask(r, spec, data, action, callback, self.clock.now(), events, asked):
-                apply_resume(r, spec, data, action, callback, self.clock.now(), events)
-
-        result = self._drive(run_id, workflow, mutate, warnings)
-        _children.after_change(self, result.run, result.warnings)
-        return result
-
-    def _accept_early(
-        self, run_id: str, workflow: Workflow, step: str, data: Any, action: str | None,
-        request: dict[str, Any], warnings: list[str],
-    ) -> Result | None:
-        """Keep a resume for a step that is still executing in the run's inbox; None if the
-        step paused (or ended) meanwhile, so the caller resumes it as usual."""
-
-        def keep(r: Run, events: Events) -> None:
-            if executing_nonce(r.steps.get(step)) is None:
-                raise StepNotExecuting(step)
-            buffer_resume(r, step, data, action, request, self.clock.now(), events)
-
-        try:
-            run, _ = self._transition(run_id, workflow, keep, execute=False)
-        except StepNotExecuting:
-            return None
-        self.store.sync_history(run_id)
-        return Result(run, workflow, warnings, accepted=True)
+        """Hand data to a suspended (or rerun-pending) step and continue the run. `step` may
+        be an address (`review[1]`, `review/approve`); `label` names the one open
+        suspension with that label instead."""
+        return resume(self._runner, ResumeRequest(run_id, data, step, action, label=label,
+                                                  request=request))
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:
         """Cancel a run that has not finished; a step executing right now finishes first.
 
         `check` may refuse the cancel (by raising) after the run is loaded under its lock."""
-        check_run_id(run_id)
-        self.store.load(run_id)  # no such run, or unreadable: say so before creating a lock file
-        with self.store.lock(run_id):
-            run = self.store.load(run_id)
-            if check is not None:
-                check(run)
-            now = self.clock.now()
-            events: Events = []
-            cancel_run(run, now, reason, events)
-            if run.inbox:
-                settle_inbox(run, self.workflow_of(run, []), now, events)
-            run.updated_at = to_iso(now)
-            self.store.save(run)
-        self.store.append_history(run_id, events)
-        self.store.sync_history(run_id)
-        warnings: list[str] = []
-        _children.after_change(self, run, warnings)
-        return Result(run, None, warnings)
+        return self._runner.cancel(run_id, reason, check)
 
     def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
         """Re-execute a failed run from its failed step (or `step`), in the same run."""
-        from . import _rewind  # imported on use: keeps every other command's start-up lean
+        from ._rewind import retry  # imported on use: keeps every other command's start-up lean
 
-        return _rewind.retry(self, run_id, step, reason)
+        return retry(self._runner, run_id, step, reason)
 
     def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
              new_id: str | None = None, reason: str | None = None) -> Result:
         """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
-        from . import _rewind
+        from ._rewind import fork
 
-        return _rewind.fork(self, run_id, step, input=input, replace_input=replace_input,
-                            new_id=new_id, reason=reason)
-
-    def continue_run(self, run_id: str) -> Result:
-        """Execute what an accepted resume made ready, if no other process is executing the
-        run (`wfrun serve` calls it in a background worker after answering 202)."""
-        from ._callbacks import continue_run
-
-        return continue_run(self, run_id)
-
-    # -- tick ----------------------------------------------------------------------------------
+        return fork(self._runner, run_id, step, input=input, replace_input=replace_input,
+                    new_id=new_id, reason=reason)
 
     def tick(self, limit: int | None = None, workers: int = 1) -> TickReport:
         """Fire due timers, recover abandoned runs, and continue each until it pauses; with
         `workers` > 1, in that many forked processes when many runs are due (only from a
         single-threaded process: fork copies no other thread)."""
-        from . import _tick
+        from ._tick import tick
 
-        return _tick.tick(self, limit, workers)
+        return tick(self._runner, limit, workers)
+
+    # -- links (wfrun serve) -------------------------------------------------------------------
+
+    def open_link(self, run_id: str, step: str, verb: str, token: str,
+                  decoy: Decoy | None = None) -> OpenLink:
+        """The run and pause a resume or cancel link's token opens; NotFoundError (with no
+        detail) if it opens none. With `decoy`, an unknown run costs what a wrong token does."""
+        return open_link(self._runner, run_id, step, verb, token, decoy)
+
+    def link_expects(self, link: OpenLink) -> tuple[Any, list[str], str]:
+        """What a resume link takes: the schema its data must match (an ask's included), the
+        step's known actions, and the workflow's description."""
+        return link_expects(self, link)
+
+    def accept_resume(self, run_id: str, step: str, token: str, data: Any, action: str | None,
+                      request: dict[str, Any]) -> Result:
+        """Check and durably record a link's resume without executing any step (`Result.
+        accepted`: kept in the inbox of a step still executing); `continue_run` goes on."""
+        return accept_resume(self._runner, run_id, step, token, data, action, request)
+
+    def accept_cancel(self, run_id: str, step: str, token: str, reason: str | None) -> Result:
+        """Cancel the run if the cancel link's pause is still open (checked under the lock)."""
+        return accept_cancel(self._runner, run_id, step, token, reason)
+
+    def continue_run(self, run_id: str) -> Result:
+        """Execute what an accepted resume made ready, if no other process is executing the
+        run (`wfrun serve` calls it in a background worker after answering 202)."""
+        return continue_run(self._runner, run_id)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -469,4 +233,4 @@ class Engine:
         return Result(run, workflow, warnings)
 
 
-__all__ = ["Engine", "Result"]
+__all__ = ["NO_INPUT", "Decoy", "Engine", "OpenLink", "Result"]

@@ -17,9 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wfrun._jsoninput import parse_json
-from wfrun.engine import Engine, _callbacks
-from wfrun.engine._ask import expected_schema
-from wfrun.engine._composite import node_of, step_of
+from wfrun.engine import Decoy, Engine, OpenLink
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
@@ -30,10 +28,15 @@ from wfrun.errors import (
     UsageError,
     WfrunError,
 )
-from wfrun.model import SUSPENDED, Run, StepState
 
-from . import _pages
 from ._forms import form_data, query_data
+from ._pages import (
+    ACTION_FIELD,
+    FORM_MARKER,
+    approval_page,
+    cancel_page,
+    message_page,
+)
 
 MAX_ACTION = 200
 ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
@@ -86,7 +89,7 @@ def wants_html(headers: dict[str, str]) -> bool:
 
 def _error(status: int, message: str, html: bool, title: str, **extra: Any) -> Reply:
     if html:
-        return html_reply(status, _pages.message_page(title, message))
+        return html_reply(status, message_page(title, message))
     return json_reply(status, {"error": message, **extra})
 
 
@@ -136,26 +139,7 @@ class Callbacks:
     def __init__(self, engine: Callable[[], Engine], continue_later: Callable[[str], None]) -> None:
         self.engine = engine
         self.continue_later = continue_later
-        self._decoy_id: str | None = None  # a stored run, read in place of an unknown one
-
-    def _decoy(self, engine: Engine, step: str) -> Run:
-        """A run to check the token of an unknown run against: a stored one, read as the
-        requested run would have been (the same loads), holding `step` paused with one nonce
-        (the same token computations), so a 404 costs the same whether the run exists."""
-        run: Run | None = None
-        try:
-            if self._decoy_id is None:  # once per server: the newest stored run
-                self._decoy_id = max(engine.store.run_ids(), default="")
-            if self._decoy_id:
-                run = engine.store.load(self._decoy_id)
-        except WfrunError:
-            self._decoy_id = None
-        if run is None:
-            run = Run("decoy", "decoy", {}, "", "")
-        if node_of(run, step) is None:
-            run.steps[step] = StepState(status=SUSPENDED, pause={"nonce": "decoy"},
-                                        nonces=["decoy"])
-        return run
+        self._decoy = Decoy()  # a stored run, read in place of an unknown one (no timing oracle)
 
     def handle(self, req: Request) -> Reply:
         """Answer one request to `/runs/RUN/steps/STEP/(resume|cancel)?token=...`."""
@@ -163,8 +147,7 @@ class Callbacks:
         token = (req.query.get("token") or [""])[0]
         html = wants_html(req.headers)
         try:
-            run, token_state = _callbacks.open_link(engine, req.run_id, req.step, req.verb, token,
-                                                 self._decoy)
+            opened = engine.open_link(req.run_id, req.step, req.verb, token, self._decoy)
         except NotFoundError:
             return NOT_FOUND
         except StateError as exc:
@@ -173,14 +156,14 @@ class Callbacks:
                           "Server error")
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
-        if token_state == _callbacks.ENDED:
-            return _error(409, _callbacks.ended_message(run, req.step), html, "Link already used")
+        if opened.ended:
+            return _error(409, opened.ended_message(), html, "Link already used")
         try:
             if req.method in SAFE:
-                return self._describe(engine, req, run, token, html)
+                return self._describe(engine, req, opened, token, html)
             if req.verb == "cancel":
-                return self._cancel(engine, req, run, token, html)
-            return self._resume(engine, req, run, token, html)
+                return self._cancel(engine, req, token, html)
+            return self._resume(engine, req, opened, token, html)
         except StateError as exc:
             logger.error("%s", exc.message)
             return _error(500, "the state directory cannot be read or written; see the server's "
@@ -188,44 +171,42 @@ class Callbacks:
         except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
 
-    def _link(self, engine: Engine, run: Any, step: str) -> Link:
+    def _link(self, engine: Engine, opened: OpenLink) -> Link:
         """The step's schema, known actions and workflow description (loads the workflow)."""
-        workflow = engine.workflow_of(run, [])
-        spec = workflow.steps.get(step_of(step))
-        schema = expected_schema(node_of(run, step), spec)  # an ask's schema too
-        actions = list(workflow.actions_for(step_of(step))) if spec is not None else []
-        return Link(schema, actions, workflow.description)
+        schema, actions, description = engine.link_expects(opened)
+        return Link(schema, actions, description)
 
-    def _describe(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+    def _describe(self, engine: Engine, req: Request, opened: OpenLink, token: str,
+                  html: bool) -> Reply:
         """A GET or HEAD: the approval or cancel page for a browser, else a JSON description."""
+        run = opened.run
         if req.verb == "cancel":
             if html:
-                return html_reply(200, _pages.cancel_page(run, req.step, token))
+                return html_reply(200, cancel_page(opened, token))
             return json_reply(200, {
                 "run_id": run.run_id, "step": req.step, "verb": "cancel", "resume_schema": None,
                 "actions": [], "how": f"POST this URL to cancel run {run.run_id} (optionally "
                 "with a reason: &reason=TEXT, or a JSON body {\"reason\": \"...\"}); a GET "
                 "changes nothing"})
-        link = self._link(engine, run, req.step)
+        link = self._link(engine, opened)
         if html:
             values = query_data(link.schema, req.query)
-            return html_reply(200, _pages.approval_page(
-                run, req.step, token, link.schema, link.actions, values,
-                description=link.description))
+            return html_reply(200, approval_page(
+                opened, token, link.schema, link.actions, values, description=link.description))
         choose = (f", and add &action=NAME to choose one of {', '.join(link.actions)}"
                   if link.actions else "")
-        state = node_of(run, req.step)
-        label = (getattr(state, "pause", None) or {}).get("label")
+        state = opened.node
+        label = (state.pause or {}).get("label")
         return json_reply(200, {
             "run_id": run.run_id, "step": req.step, "verb": "resume",
             "resume_schema": link.schema, "actions": link.actions,
-            "suspend_data": getattr(state, "suspend_data", None),
+            "suspend_data": state.suspend_data,
             **({"label": label} if label else {}),
             "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
                    "data as a JSON body, or with no body as query parameters "
                    f"(&name=value){choose}; a GET changes nothing"})
 
-    def _cancel(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+    def _cancel(self, engine: Engine, req: Request, token: str, html: bool) -> Reply:
         try:
             data, _ = decode_body(req.body, req.headers.get("content-type", ""))
         except UsageError as exc:
@@ -235,48 +216,49 @@ class Callbacks:
             reason = data["reason"] or None
         reason = (reason or f"cancelled through the cancel URL of step '{req.step}'")[:500]
         try:
-            result = _callbacks.accept_cancel(engine, req.run_id, req.step, token, reason)
+            result = engine.accept_cancel(req.run_id, req.step, token, reason)
         except ConflictError as exc:
             return _error(409, exc.message, html, "Link already used")
         if html:
-            return html_reply(200, _pages.message_page(
+            return html_reply(200, message_page(
                 "Run cancelled", f"Run {req.run_id} is cancelled."))
         return json_reply(200, {"run_id": req.run_id, "step": req.step, "status": result.run.status})
 
-    def _resume(self, engine: Engine, req: Request, run: Any, token: str, html: bool) -> Reply:
+    def _resume(self, engine: Engine, req: Request, opened: OpenLink, token: str,
+                html: bool) -> Reply:
         try:
             data, form = decode_body(req.body, req.headers.get("content-type", ""))
         except UsageError as exc:
             return _error(400, exc.message, html, "Bad request")
-        from_page = form is not None and _pages.FORM_MARKER in form
+        from_page = form is not None and FORM_MARKER in form
         action: str | None = (req.query.get("action") or [""])[0] or None
         link = Link(None, [], "")
         if from_page or html or not req.body:  # the form, its page and the query need these
-            link = self._link(engine, run, req.step)
+            link = self._link(engine, opened)
         if from_page and form is not None:
-            action = (form.get(_pages.ACTION_FIELD) or [""])[0] or action
+            action = (form.get(ACTION_FIELD) or [""])[0] or action
             data, errors = form_data(link.schema, form, action, link.actions)
             if errors:
-                return self._invalid(run, req, token, link, data, errors, html)
+                return self._invalid(opened, req, token, link, data, errors, html)
         elif not req.body:  # no body: the query parameters are the data
             data = query_data(link.schema, req.query)
         if action is not None and not (0 < len(action) <= MAX_ACTION):
             return _error(400, f"the action must be 1 to {MAX_ACTION} characters", html,
                           "Bad request")
         try:
-            result = _callbacks.accept_resume(engine, req.run_id, req.step, token, data, action,
-                                           callback_request(req, data))
+            result = engine.accept_resume(req.run_id, req.step, token, data, action,
+                                          callback_request(req, data))
         except SchemaViolation as exc:
-            return self._invalid(run, req, token, link, data, exc.errors, html, exc.message)
+            return self._invalid(opened, req, token, link, data, exc.errors, html, exc.message)
         except (ConflictError, CodeChangedError) as exc:
             return _error(409, exc.message, html, "Link already used")
         except ManifestError:
             raise  # the workflow cannot be loaded: 409 below
         except UsageError as exc:  # an unknown action, or none where one is needed
-            return self._invalid(run, req, token, link, data, [], html, exc.message)
+            return self._invalid(opened, req, token, link, data, [], html, exc.message)
         if result.accepted:  # the step is still executing: the resume applies when it pauses
             if html:
-                return html_reply(202, _pages.message_page(
+                return html_reply(202, message_page(
                     "Thank you", f"Your answer for step {req.step} of run {req.run_id} is "
                     "recorded; it applies as soon as the step pauses. You can close this page.",
                     data))
@@ -285,17 +267,17 @@ class Callbacks:
         self.continue_later(req.run_id)
         if html:
             done = f" with action {action}" if action else ""
-            return html_reply(202, _pages.message_page(
+            return html_reply(202, message_page(
                 "Thank you", f"Step {req.step} of run {req.run_id} was resumed{done}. The run "
                 "continues in the background; you can close this page.", data))
         return json_reply(202, {"run_id": req.run_id, "step": req.step, "accepted": True,
                                 "action": action, "status": result.run.status})
 
-    def _invalid(self, run: Any, req: Request, token: str, link: Link, data: Any,
+    def _invalid(self, opened: OpenLink, req: Request, token: str, link: Link, data: Any,
                  errors: list[dict[str, str]], html: bool, message: str | None = None) -> Reply:
         message = message or "; ".join(e["message"] for e in errors)
         if html:
-            return html_reply(422, _pages.approval_page(
-                run, req.step, token, link.schema, link.actions, data,
+            return html_reply(422, approval_page(
+                opened, token, link.schema, link.actions, data,
                 errors or [{"path": "$", "message": message}], description=link.description))
         return json_reply(422, {"error": message, "errors": errors})

@@ -11,7 +11,7 @@ import secrets
 from html import escape
 from typing import Any
 
-from wfrun.engine._composite import node_of, step_of
+from wfrun.engine import OpenLink
 from wfrun.model import COMPLETED, Run
 
 from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for
@@ -70,8 +70,8 @@ def _json_block(ident: str, value: Any) -> str:
     return f'<pre id="{escape(ident)}">{escape(shown)}</pre>'
 
 
-def _facts(run: Run, step: str) -> str:
-    state = node_of(run, step) or run.steps[step_of(step)]
+def _facts(link: OpenLink) -> str:
+    run, step, state = link.run, link.step, link.node
     pause = state.pause or {}
     label = pause.get("label") or getattr(state, "label", None)
     rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step), ("Label", label),
@@ -112,13 +112,14 @@ def _field_html(spec: Field, value: Any) -> str:
 
 
 def _earlier(run: Run, step: str) -> str:
-    """The input of the run and the outputs of the completed steps before `step`."""
+    """The input of the run and the outputs of the completed steps before `step` (a step of
+    the manifest)."""
     parts = []
     if run.input is not None:
         parts.append("<h2>Input of the run</h2>" + _json_block("run-input", run.input))
     outputs = []
     for name, state in run.steps.items():
-        if name == step_of(step):
+        if name == step:
             break
         if state.status == COMPLETED and state.output is not None:
             outputs.append(f"<h3>{escape(name)}</h3>" + _json_block(f"output-{name}", state.output))
@@ -144,21 +145,21 @@ def button_label(action: str) -> str:
 
 
 def approval_page(
-    run: Run, step: str, token: str, schema: Any, actions: list[str],
+    link: OpenLink, token: str, schema: Any, actions: list[str],
     values: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
     description: str = "",
 ) -> tuple[str, str]:
     """The approval form of a paused step: what is asked (the workflow's description, the run's
     input, earlier outputs, suspend data), fields from its resume_schema, one button per known
     action."""
-    state = node_of(run, step) or run.steps[step_of(step)]
+    state = link.node
     parts = []
     if description:
         parts.append(f'<p class="description" id="description">{escape(description)}</p>')
-    parts.append(_facts(run, step))
+    parts.append(_facts(link))
     if state.suspend_data is not None:
         parts.append("<h2>Details</h2>" + _json_block("suspend-data", state.suspend_data))
-    parts.append(_earlier(run, step))
+    parts.append(_earlier(link.run, link.manifest_step))
     if errors:
         items = "".join(f"<li>{escape(e['message'])}</li>" for e in errors)
         parts.append(f'<div class="errors" id="errors"><p>Please correct:</p><ul>{items}</ul></div>')
@@ -177,14 +178,15 @@ def approval_page(
         f'<input type="hidden" name="{FORM_MARKER}" value="approval">\n{inputs}\n'
         f'<div class="buttons">{_buttons(actions)}</div></form>'
     )
-    return page(f"Approval requested: {step}", "\n".join(parts))
+    return page(f"Approval requested: {link.step}", "\n".join(parts))
 
 
-def cancel_page(run: Run, step: str, token: str) -> tuple[str, str]:
+def cancel_page(link: OpenLink, token: str) -> tuple[str, str]:
     """Asks a person to confirm cancelling the run (a browser GET never cancels by itself)."""
+    run = link.run
     action = escape(f"cancel?token={token}")
     body = (
-        _facts(run, step)
+        _facts(link)
         + f"<p>Cancelling stops run <b>{escape(run.run_id)}</b>: nothing after this step runs.</p>"
         + f'<form method="post" action="{action}" id="cancel">'
         + f'<input type="hidden" name="{FORM_MARKER}" value="cancel">'

@@ -1,0 +1,139 @@
+"""Where a resume by address or label goes in a run with foreach iterations or child runs:
+`step[2]` (an iteration), `step/child-step` (inside a child run), `--label NAME`, or the one
+suspension anywhere below the run. `_resume.py` imports it only for such runs and addresses."""
+
+from __future__ import annotations
+
+from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
+from wfrun.model import Run
+
+from ._address import Segment, join, parse
+from ._composite import has_composites, node
+from ._runner_api import Reader
+from ._tree import candidates, labelled
+
+
+class InChild:
+    """The suspension is inside a child run: resume `address` there (None: its only one)."""
+
+    __slots__ = ("address", "run_id")
+
+    def __init__(self, run_id: str, address: str | None) -> None:
+        self.run_id = run_id
+        self.address = address
+
+
+def locate(runs: Reader, run: Run, step: str | None) -> str | Segment | InChild | None:
+    """What a resume of `run` naming `step` (None: whatever can take data) is for: a plain
+    step (a name, or None, looked up as a plain resume's), a foreach iteration (a `Segment`
+    with an index), or a suspension inside a child run. NotFoundError, ConflictError or UsageError
+    when nothing, or more than one thing, matches."""
+    if not has_composites(run):  # then `step` is an address (`_resume.is_address`)
+        if step is not None and ("/" in step or "[" in step):
+            first = parse(step)[0]
+            if first.step in run.steps:
+                raise NotFoundError(f"step '{first.step}' of run {run.run_id} has no "
+                                    "iterations or child run to address")
+        return step  # not a step of the run: the plain lookup says so
+    if step is None:
+        found = candidates(runs, run)
+        if len(found) == 1:
+            step = found[0]
+        elif not found:
+            raise ConflictError(f"run {run.run_id} is {run.status} and has no step waiting "
+                                "for data")
+        else:
+            raise UsageError(f"run {run.run_id} has several steps that can take data "
+                             f"({', '.join(found)}); choose one with --step")
+    segments = parse(step)
+    first = segments[0]
+    if first.step not in run.steps:
+        raise NotFoundError(
+            f"run {run.run_id} has no step '{first.step}' (steps: {', '.join(run.steps)})"
+        )
+    state = run.steps[first.step]
+    if len(segments) == 1 and first.index is None and not state.child \
+            and state.iterations is None:
+        return first.step
+    return _below(runs, run, segments)
+
+
+def _below(runs: Reader, run: Run, segments: list[Segment]) -> Segment | InChild:
+    """The iteration, or the child run's suspension, that `segments` address."""
+    first, rest = segments[0], segments[1:]
+    state = run.steps[first.step]
+    if first.index is None and state.iterations is not None:
+        prefix = f"{first.step}["
+        under = [c for c in candidates(runs, run) if c.startswith(prefix)]
+        if len(under) != 1:
+            raise _choose(run, first.step, under)
+        return _below(runs, run, parse(under[0]))
+    if first.index is not None and state.iterations is None:
+        raise NotFoundError(f"step '{first.step}' of run {run.run_id} is not a foreach step "
+                            "(or has not started its iterations); address it without [INDEX]")
+    try:
+        it = node(run, first.step, first.index)
+    except IndexError as exc:
+        raise NotFoundError(f"run {run.run_id}: {exc}") from None
+    if it.child:
+        if not rest:
+            prefix = f"{first}/"
+            under = [c for c in candidates(runs, run) if c.startswith(prefix)]
+            if len(under) != 1:
+                raise _choose(run, str(first), under)
+            rest = parse(under[0])[1:]
+        return InChild(it.child, join(*map(str, rest)) or None)
+    if rest or first.index is None:
+        raise NotFoundError(f"step '{first}' of run {run.run_id} has no child run to address "
+                            f"with '/'")
+    return first
+
+
+def _choose(run: Run, where: str, under: list[str]) -> Exception:
+    if not under:
+        return ConflictError(f"nothing under step '{where}' of run {run.run_id} is waiting "
+                             "for data")
+    return UsageError(f"run {run.run_id} has several steps under '{where}' that can take data "
+                      f"({', '.join(under)}); choose one with --step")
+
+
+def label_target(runs: Reader, run: Run, label: str, command: str) -> str | None:
+    """The address of the one open suspension of `run` (its iterations and child runs
+    included) named `label`; None for a finished run (resuming it says why it cannot be).
+
+    Raises NotFoundError naming the labels that are open if none has it, and UsageError
+    naming the suspensions if several have it."""
+    if run.finished:
+        return None
+    found = labelled(runs, run)
+    matches = [address for address, name in found if name == label]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"label {label!r} names several open suspensions of run {run.run_id} "
+                         f"({', '.join(matches)}); choose one with --step")
+    names = sorted({name for _, name in found})
+    known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
+    raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "
+                        f"'{command} show {run.run_id}' lists what it waits for")
+
+
+def finished_message(runs: Reader, run: Run, address: str) -> str | None:
+    """For a finished run resumed by address: when that iteration or child step was resumed."""
+    current, segments = run, parse(address)
+    for depth, segment in enumerate(segments):
+        try:
+            it = node(current, segment.step, segment.index)
+        except (KeyError, IndexError):
+            return None
+        last = depth == len(segments) - 1
+        if last and it.resumed_at:
+            return (f"step '{address}' of run {run.run_id} was already resumed at "
+                    f"{it.resumed_at}; the run is {run.status} and its data is kept")
+        if last or not it.child:
+            return None
+        try:
+            current = runs.store.load(it.child)
+        except WfrunError:
+            return None
+    return None

@@ -1,0 +1,312 @@
+"""The runner: loads, claims, changes and executes runs, the doing behind every engine command.
+
+`Engine` (core.py) is its public face. The helper modules receive the runner as an argument
+(typed by `_runner_api.RunnerAPI`) and never import this module back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from wfrun import _schema, loader
+from wfrun._specs import Workflow
+from wfrun.clock import Clock
+from wfrun.durations import to_iso
+from wfrun.errors import ConflictError, WfrunError
+from wfrun.ids import check_run_id, new_run_id
+from wfrun.model import FINISHED, RUNNING, Run, StepState
+from wfrun.store.abc import ExecutionClaim, Store
+
+from ._children import after_change, check_children, execute_composite
+from ._composite import is_composite
+from ._execute import execute
+from ._inbox import settle_inbox
+from ._links import LinkMaker, remember_nonces
+from ._manifests import DeferredManifestCache
+from ._result import NO_INPUT, Mutation, Result
+from ._schedule import Events, event, schedule
+from ._transitions import apply_outcome, cancel_run
+
+
+class Runner:
+    """Runs workflows against a store, with time from a clock (see `RunnerAPI`)."""
+
+    def __init__(self, store: Store, clock: Clock, *, workflows_dir: str, base_url: str,
+                 command: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.workflows_dir = workflows_dir
+        self.base_url = base_url
+        self.command = command
+        self._links: LinkMaker | None = None
+        self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
+        self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
+        self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
+
+    @property
+    def links(self) -> LinkMaker:
+        """Makes resume and cancel links (reads the store's URL key on first use)."""
+        if self._links is None:
+            self._links = LinkMaker(self.store.secret_key(), self.base_url, self.command)
+        return self._links
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def workflow(self, name_or_path: str, *, check_code: bool = True) -> Workflow:
+        """Find and load a workflow by name or manifest path (with its child workflows)."""
+        workflow = loader.load_workflow(loader.find_manifest(name_or_path, self.workflows_dir),
+                                        check_code=check_code, cache=self.manifests)
+        if check_code:
+            check_children(self, workflow)
+        return workflow
+
+    def workflow_of(self, run: Run, warnings: list[str]) -> Workflow:
+        """The current code of a run's workflow; warns if it changed since the run started."""
+        path = run.manifest_path
+        if not path or not os.path.isfile(path):
+            path = loader.find_manifest(run.workflow, self.workflows_dir)
+        workflow = loader.load_workflow(path, check_code=False, cache=self.manifests)
+        changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
+        if changed:
+            warnings.append(
+                f"workflow '{run.workflow}' changed since run {run.run_id} started "
+                f"({' and '.join(changed)}); continuing with the current code"
+            )
+        return workflow
+
+    # -- start and cancel ----------------------------------------------------------------------
+
+    def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,
+              parent: dict[str, Any] | None = None) -> Result:
+        """Create a run and execute it until it completes, fails or pauses (input: `{}` if
+        not given; an explicit None is kept as JSON null). `parent` makes it the child run
+        of a `workflow:` step (the parent records it)."""
+        if run_id is not None:
+            check_run_id(run_id)
+        workflow = self.workflow(name_or_path)
+        data = {} if input is NO_INPUT else input
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
+        if run_id is not None and self.store.exists(run_id):
+            return self.existing_start(run_id, workflow, data)
+        now = self.clock.now()
+        run = Run(
+            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
+            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
+            code_hash=dict(workflow.code_hash),
+            steps={sid: StepState() for sid in workflow.steps}, parent=parent,
+        )
+        claim = self.store.claim(run.run_id)
+        if claim is None:
+            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        events = [event(now, "started", input=data)]
+        if parent:
+            events[0]["parent"] = {k: parent[k] for k in ("run_id", "step", "index")}
+        try:
+            step = schedule(run, workflow, now, events, execute=True)
+            remember_nonces(run)
+            try:
+                self.store.create(run)
+            except ConflictError:
+                claim.release()
+                return self.existing_start(run.run_id, workflow, data)
+            self.manifests.flush()  # the state directory exists now
+            self.store.append_history(run.run_id, events)
+            result = self.execute_loop(run, workflow, claim, step, [])
+            if parent is None:  # a child's parent is executing it and records it itself
+                after_change(self, result.run, result.warnings)
+            return result
+        finally:
+            claim.release()
+
+    def create(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
+        """Create and durably store a run, as `start` does, without executing any step: its
+        first code step is then due at once, for whoever claims the run next (the HTTP
+        server's background worker, or the next tick). Input and `run_id` are checked, and an
+        existing run of `run_id` answered, as `start` does."""
+        if run_id is not None:
+            check_run_id(run_id)
+        workflow = self.workflow(name_or_path)
+        data = {} if input is NO_INPUT else input
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
+        if run_id is not None and self.store.exists(run_id):
+            return self.existing_start(run_id, workflow, data)
+        now = self.clock.now()
+        run = Run(
+            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
+            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
+            code_hash=dict(workflow.code_hash), steps={sid: StepState() for sid in workflow.steps},
+        )
+        claim = self.store.claim(run.run_id)  # held until its history starts: nobody runs it
+        if claim is None:
+            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        try:
+            events = [event(now, "started", input=data)]
+            schedule(run, workflow, now, events, execute=False)
+            remember_nonces(run)
+            try:
+                self.store.create(run)
+            except ConflictError:
+                return self.existing_start(run.run_id, workflow, data)
+            self.manifests.flush()
+            self.store.append_history(run.run_id, events)
+            self.store.sync_history(run.run_id)
+        finally:
+            claim.release()
+        return Result(run, workflow, [])
+
+    def existing_start(self, run_id: str, workflow: Workflow, data: Any) -> Result:
+        """A start (or create) of a run id that exists: the run unchanged, with a warning,
+        if it is the same workflow and input; ConflictError otherwise."""
+        run = self.store.load(run_id)
+        if run.workflow != workflow.name or run.input != data:
+            raise ConflictError(
+                f"run {run_id} already exists with a different "
+                f"{'workflow' if run.workflow != workflow.name else 'input'}; "
+                "choose another --run-id"
+            )
+        return Result(run, workflow, [f"run {run_id} already exists; showing it unchanged"])
+
+    def cancel(self, run_id: str, reason: str | None = None,
+               check: Callable[[Run], None] | None = None) -> Result:
+        """Cancel a run that has not finished; a step executing right now finishes first. Its
+        open child runs are cancelled and its parent told.
+
+        `check` may refuse the cancel (by raising) after the run is loaded under its lock."""
+        check_run_id(run_id)
+        self.store.load(run_id)  # no such run, or unreadable: say so before creating a lock file
+        with self.store.lock(run_id):
+            run = self.store.load(run_id)
+            if check is not None:
+                check(run)
+            now = self.clock.now()
+            events: Events = []
+            cancel_run(run, now, reason, events)
+            if run.inbox:
+                settle_inbox(run, self.workflow_of(run, []), now, events)
+            run.updated_at = to_iso(now)
+            self.store.save(run)
+        self.store.append_history(run_id, events)
+        self.store.sync_history(run_id)
+        warnings: list[str] = []
+        after_change(self, run, warnings)
+        return Result(run, None, warnings)
+
+    # -- the execution loop --------------------------------------------------------------------
+
+    def transition(
+        self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
+        durable: bool = True, current: Run | None = None,
+    ) -> tuple[Run, str | None]:
+        """Load, mutate, schedule and save the run under its lock; one durable write (with
+        `durable=False`, a caller holding the claim only records the step it starts next;
+        `current`: the run as loaded by the caller, unchanged since, if it still is the state)."""
+        with self.store.lock(run_id):
+            run = self.store.load(run_id) if current is None else self.store.reload(current)
+            events: Events = []
+            mutate(run, events)
+            now = self.clock.now()  # after the mutation's own events: history stays in time order
+            settle_inbox(run, workflow, now, events)
+            step = None
+            if run.status not in FINISHED:
+                step = schedule(run, workflow, now, events, execute=execute)
+            else:
+                run.running_since = None
+            remember_nonces(run)
+            run.updated_at = to_iso(now)
+            if step is None and self.defer_sync is not None:
+                self.store.save_deferred(run)  # tick: nothing of it executes before the flush
+            elif durable or step is None:
+                self.store.save(run)
+            else:
+                self.store.save_started(run)  # the step's outcome is the durable write
+        self.store.append_history(run_id, events)
+        return run, step
+
+    def execute_loop(
+        self, run: Run, workflow: Workflow, claim: ExecutionClaim, step: str | None,
+        warnings: list[str],
+    ) -> Result:
+        """Execute steps one after another while this process holds the claim."""
+        run_id = run.run_id
+        try:
+            while step is not None and run.status == RUNNING:
+                if is_composite(workflow.steps.get(step)):
+                    run, step = execute_composite(self, run, workflow, step)
+                    continue
+                outcome = execute(
+                    self.handler(workflow, step), run, step,
+                    lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
+                    self.clock.now, lambda records: self.store.append_log(run_id, records),
+                )
+
+                def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
+                    apply_outcome(r, workflow, s, o, self.clock.now(), events)
+
+                # Stopping (tick --watch got SIGTERM): record the outcome without starting the
+                # next step; the run stays due at once, so the next tick continues it.
+                stopping = self.should_stop()
+                # `run` is the state as this process last wrote it (step code got copies)
+                run, step = self.transition(run_id, workflow, record, execute=not stopping,
+                                            current=run)
+                if stopping:
+                    return Result(run, workflow, warnings)
+        finally:
+            claim.release()
+            if self.defer_sync is None:
+                self.store.sync_history(run_id)
+            else:
+                self.defer_sync.add(run_id)
+        return self.continue_if_woken(run, workflow, warnings)
+
+    def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
+        """After letting the claim go, pick up work another process recorded meanwhile."""
+        if run.finished:  # no process moves a finished run on: no need to read it again
+            return Result(run, workflow, warnings)
+        latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
+        if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
+            claim = self.store.claim(run.run_id)
+            if claim is not None:
+                latest, step = self.transition(
+                    run.run_id, workflow, lambda r, e: None, execute=True)
+                return self.execute_loop(latest, workflow, claim, step, warnings)
+        return Result(latest, workflow, warnings)
+
+    def handler(self, workflow: Workflow, step: str) -> Callable[..., Any]:
+        """The function of a code step; one that raises LookupError (the step fails) if it
+        cannot be found."""
+        try:
+            return loader.handler_for(workflow, step)
+        except WfrunError as exc:
+            message = exc.message
+
+            def missing(ctx: Any) -> None:
+                raise LookupError(message)
+
+            return missing
+
+    def drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
+              warnings: list[str]) -> Result:
+        """Apply a mutation and, if this process can claim the run, execute what follows."""
+        claim = self.store.claim(run_id)
+        if claim is None:
+            run, _ = self.transition(run_id, workflow, mutate, execute=False)
+            self.manifests.flush()
+            if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
+                result = self.continue_if_woken(run, workflow, warnings)
+                if result.run.status != RUNNING:
+                    return result
+                run = result.run
+                warnings.append(
+                    f"run {run_id} is being executed by another process; it continues there "
+                    "(or at the next tick)"
+                )
+            return Result(run, workflow, warnings)
+        try:
+            run, step = self.transition(run_id, workflow, mutate, execute=True)
+            self.manifests.flush()
+        except BaseException:
+            claim.release()
+            raise
+        return self.execute_loop(run, workflow, claim, step, warnings)
