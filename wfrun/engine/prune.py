@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from wfrun.durations import to_iso
 from wfrun.errors import NotFoundError, WfrunError
-from wfrun.model import FINISHED, Run
+from wfrun.model import FINISHED
+from wfrun.store.abc import RunSummary
 
-from ._document import summary
+from .queries import row
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -35,25 +36,23 @@ def prune(engine: Engine, older_than: timedelta, statuses: Iterable[str] = FINIS
     A child run is never deleted on its own while its parent is kept: the parent's document
     names it. One whose parent is gone counts as a top-level run."""
     report = PruneReport(cutoff=to_iso(engine.clock.now() - older_than))
-    runs: dict[str, Run] = {}
-    for item in engine.store.iter_runs():
-        if isinstance(item, Run):
-            runs[item.run_id] = item
-        else:
-            report.unreadable.append(str(item))
-    children: dict[str, list[Run]] = {}
-    for run in runs.values():
-        parent = (run.parent or {}).get("run_id")
-        if parent in runs:
-            children.setdefault(parent, []).append(run)
+    # Every run's summary (`Store.find_runs`): the family of a run is known by its children's
+    # parent, whatever their status, and age is each run's last change.
+    page = engine.store.find_runs(top_level=False)
+    report.unreadable.extend(str(problem) for problem in page.problems)
+    runs = {run.run_id: run for run in page.runs}
+    children: dict[str, list[RunSummary]] = {}
+    for run in sorted(runs.values(), key=lambda r: r.run_id):
+        if run.parent in runs:
+            children.setdefault(run.parent, []).append(run)
     wanted = set(statuses)
     for run in sorted(runs.values(), key=lambda r: (r.updated_at, r.run_id)):
-        if (run.parent or {}).get("run_id") in runs or run.status not in wanted \
+        if run.parent in runs or run.status not in wanted \
                 or run.updated_at >= report.cutoff \
                 or (workflow is not None and run.workflow != workflow):
             continue
         family = _family(run, children)
-        if not all(member.finished for member in family):
+        if not all(member.status in FINISHED for member in family):
             continue
         for member in family:  # the parent first: a crash leaves children, pruned next time
             if not dry_run:
@@ -64,11 +63,11 @@ def prune(engine: Engine, older_than: timedelta, statuses: Iterable[str] = FINIS
                 except WfrunError as exc:
                     report.errors.append({"run_id": member.run_id, "message": exc.message})
                     break
-            report.runs.append(summary(member))
+            report.runs.append(row(member))
     return report
 
 
-def _family(run: Run, children: dict[str, list[Run]]) -> list[Run]:
+def _family(run: RunSummary, children: dict[str, list[RunSummary]]) -> list[RunSummary]:
     """The run and its child runs, nested ones included, parents before their children."""
     family = [run]
     for child in children.get(run.run_id, []):

@@ -7,27 +7,23 @@ from typing import TYPE_CHECKING, Any
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
 from wfrun.model import Run
-from wfrun.store.abc import Store
+from wfrun.store.abc import RunSummary, Store
 
 from ._ask import expected_schema
 from ._composite import has_composites
-from ._document import ask_number, summary, suspended_entries
-from ._tree import entries
+from ._document import ask_number, suspended_entries
+from ._tree import MAX_DEPTH, entries
 
 if TYPE_CHECKING:
     from .core import Engine
 
 
-def _readable_runs(store: Store) -> tuple[list[Run], list[str]]:
-    runs: list[Run] = []
-    problems: list[str] = []
-    for item in store.iter_runs():
-        if isinstance(item, Run):
-            runs.append(item)
-        else:
-            problems.append(str(item))
-    runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
-    return runs, problems
+def row(run: RunSummary) -> dict[str, Any]:
+    """A `list --json` entry (SPEC §4)."""
+    return {
+        "run_id": run.run_id, "workflow": run.workflow, "status": run.status,
+        "created_at": run.created_at, "updated_at": run.updated_at, "next_due": run.next_due,
+    }
 
 
 def list_runs(
@@ -46,16 +42,9 @@ def page_of_runs(
     """The newest `limit` runs (all if None) that match, top-level runs only unless
     `children`; how many more match; one message per snapshot that could not be read.
 
-    Only the rows shown are built into summaries (every snapshot is still read: an index of
-    runs by creation time is the store's to add)."""
-    runs, problems = _readable_runs(store)
-    matching = [
-        r for r in runs
-        if (children or r.parent is None) and (not statuses or r.status in statuses)
-        and (workflow is None or r.workflow == workflow)
-    ]
-    shown = matching[:limit] if limit is not None else matching
-    return [summary(r) for r in shown], len(matching) - len(shown), problems
+    Answered by the store (`Store.find_runs`: from an index, in the file store)."""
+    page = store.find_runs(statuses or None, workflow, top_level=not children, limit=limit)
+    return [row(r) for r in page.runs], page.more, [str(p) for p in page.problems]
 
 
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -63,19 +52,18 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
 
     A suspension inside a child run is listed once, under its top-level run, by full path;
     `workflow` keeps the suspensions of runs of that workflow, child runs' included."""
-    runs, problems = _readable_runs(engine.store)
-    workflow_of = {r.run_id: r.workflow for r in runs}
+    found, unreadable = engine.store.pending(workflow)
+    problems = [str(p) for p in unreadable]
+    known = {r.run_id: r for r in found}
     cache: dict[str, Workflow | None] = {}
+    tops: set[str] = set()  # the top-level runs listed (each once, with its child runs)
     rows: list[dict[str, Any]] = []
-    for run in runs:
-        if run.finished or (workflow is not None and run.workflow != workflow
-                            and not has_composites(run)):
+    for run in [top_of(engine.store, r, known) for r in found]:
+        if run.run_id in tops:
             continue
-        if not any(s.status == "suspended" for s in run.steps.values()) \
-                and not has_composites(run):
+        tops.add(run.run_id)
+        if run.finished:
             continue
-        if run.parent is not None and run.parent.get("run_id") in workflow_of:
-            continue  # listed under its parent
         if run.manifest_path not in cache:
             try:
                 cache[run.manifest_path] = engine.workflow_of(run, [])
@@ -83,15 +71,15 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 cache[run.manifest_path] = None
         current = cache[run.manifest_path]
         if has_composites(run):
-            found = entries(engine, run, current)
-            listed = list(zip(found.suspended, found.schemas, strict=True))
+            below = entries(engine, run, current)
+            listed = list(zip(below.suspended, below.schemas, strict=True))
         else:
             listed = [(e, expected_schema(run.steps.get(e["step"]),
                                           current.steps.get(e["step"]) if current else None))
                       for e in suspended_entries(run, current, engine.links)]
         for entry, schema in listed:
             if workflow is not None and workflow not in (
-                    run.workflow, workflow_of.get(entry.get("child_run_id", ""))):
+                    run.workflow, workflow_of(engine.store, entry.get("child_run_id"), known)):
                 continue  # neither this run nor the child run suspended there is of `workflow`
             rows.append({
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
@@ -103,3 +91,32 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
     return rows, problems
+
+
+def top_of(store: Store, run: Run, known: dict[str, Run]) -> Run:
+    """The top-level run above a child run (`run` itself for a top-level run, or for one whose
+    parent cannot be read: it is listed on its own)."""
+    for _ in range(MAX_DEPTH):
+        parent_id = (run.parent or {}).get("run_id")
+        if not isinstance(parent_id, str):
+            break
+        parent = known.get(parent_id)
+        if parent is None:
+            try:
+                parent = known[parent_id] = store.load(parent_id)
+            except WfrunError:
+                break
+        run = parent
+    return run
+
+
+def workflow_of(store: Store, run_id: str | None, known: dict[str, Run]) -> str | None:
+    """The workflow of a child run a suspension is in (None if there is none, or it is gone)."""
+    if not run_id:
+        return None
+    if run_id not in known:
+        try:
+            known[run_id] = store.load(run_id)
+        except WfrunError:
+            return None
+    return known[run_id].workflow

@@ -52,6 +52,7 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
                 runs += 1
                 problems.extend(_check_snapshot(store, stem, path))
     problems.extend(_check_due(store))
+    problems.extend(store._check_run_index())
     problems.extend(_check_modes(store))
     return runs, problems
 

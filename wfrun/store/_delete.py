@@ -39,6 +39,7 @@ def delete(store: FileStore, run_id: str) -> None:
                 store.drop_index(run_id)
                 os.unlink(snapshot)
                 _fsops.fsync_dir(runs)
+                store._unlist(run)  # its run-index entry, once the snapshot is gone
             except OSError as exc:
                 raise StateError(f"cannot delete run {run_id} ({exc.filename}): "
                                  f"{exc.strerror}") from exc

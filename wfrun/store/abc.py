@@ -8,11 +8,11 @@ kept.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from wfrun.model import Run
+from wfrun.model import FINISHED, SUSPENDED, Run, StepState
 
 
 class ExecutionClaim(ABC):
@@ -25,6 +25,97 @@ class ExecutionClaim(ABC):
     @abstractmethod
     def release(self) -> None:
         """Give the claim up; idempotent."""
+
+
+class RunSummary:
+    """What `wfrun list` shows of a run (SPEC §4, `list --json`), and its parent run's id.
+
+    Runs are listed newest first: by `created_at`, then by `run_id`, both descending. `cursor`
+    is what `Store.find_runs` takes as `before` to go on after this run. (A plain class with
+    slots, not a dataclass: every command imports this module.)"""
+
+    __slots__ = ("created_at", "next_due", "parent", "run_id", "status", "updated_at", "workflow")
+
+    def __init__(self, run_id: str, workflow: str, status: str, created_at: str,
+                 updated_at: str, next_due: str | None = None, parent: str | None = None) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.status = status
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.next_due = next_due  # the earliest timer or deadline of a run not finished
+        self.parent = parent  # the parent run's id, for a child run (a `workflow:` step's)
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        """The summary of a run as it is stored."""
+        dues = [] if run.status in FINISHED else [
+            due for state in run.steps.values() for due in state.due_times()]
+        parent = run.parent.get("run_id") if run.parent is not None else None
+        return cls(run.run_id, run.workflow, run.status, run.created_at, run.updated_at,
+                   min(dues) if dues else None, parent if isinstance(parent, str) else None)
+
+    @property
+    def cursor(self) -> str:
+        """Where a page that ends with this run ends: `find_runs(before=...)` goes on after it."""
+        return f"{self.created_at}~{self.run_id}"
+
+    def __repr__(self) -> str:
+        return "RunSummary(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is RunSummary and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+
+class RunPage:
+    """One answer of `Store.find_runs`: the runs, how many more match, and what could not be
+    read. Unpacks as `runs, more, problems`."""
+
+    __slots__ = ("more", "problems", "runs")
+
+    def __init__(self, runs: list[RunSummary], more: int = 0,
+                 problems: list[Exception] | None = None) -> None:
+        self.runs = runs
+        self.more = more  # runs that match beyond these (see find_runs)
+        self.problems: list[Exception] = [] if problems is None else problems
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.runs, self.more, self.problems))
+
+    def __repr__(self) -> str:
+        return f"RunPage(runs={self.runs!r}, more={self.more!r}, problems={self.problems!r})"
+
+
+def newest_first(run: Run | RunSummary) -> tuple[str, str]:
+    """The sort key of `find_runs` (use with `reverse=True`): creation time, then run id."""
+    return run.created_at, run.run_id
+
+
+def split_cursor(cursor: str) -> tuple[str, str]:
+    """`(created_at, run_id)` of a `RunSummary.cursor`; UsageError if it is not one."""
+    from wfrun.errors import UsageError
+    from wfrun.ids import RUN_ID_PATTERN
+
+    created, sep, run_id = cursor.rpartition("~")
+    if not sep or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise UsageError(f"{cursor[:100]!r} is not a cursor of the run list "
+                         "(it is the created time and run id of the last run listed)")
+    return created, run_id
+
+
+def has_suspension(run: Run) -> bool:
+    """True if the run is not finished and one of its steps or foreach iterations waits for
+    data (status `suspended`, SPEC §4): what `Store.pending` returns."""
+    if run.status in FINISHED:
+        return False
+    return any(_suspended(state) for state in run.steps.values())
+
+
+def _suspended(state: StepState) -> bool:
+    return state.status == SUSPENDED or any(it.status == SUSPENDED
+                                            for it in state.iterations or ())
 
 
 class Store(ABC):
@@ -140,6 +231,55 @@ class Store(ABC):
         the StateError describing it, so one bad snapshot never hides the others (likewise
         something stored where runs are that is no run's, such as a file named after no valid
         run id: the StateError names it)."""
+
+
+    # -- queries across runs (`list`, `pending`, `prune`): pushed down to the store -----------
+
+    def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
+                  top_level: bool = True, limit: int | None = None,
+                  before: str | None = None) -> RunPage:
+        """The stored runs that match, newest first (`created_at`, then `run_id`, descending),
+        as summaries; at most `limit` of them (all if None).
+
+        `statuses`: only runs in one of these statuses (None: any; an unknown status matches
+        nothing); `workflow`: only runs of that workflow; `top_level`: leave out child runs
+        (those with a parent); `before`: only runs listed after the run whose `cursor` it is
+        (the next page). `RunPage.more` is how many more runs match beyond `limit` (0 without
+        a limit); a store that answers from an index may count it from the index alone (runs
+        changed meanwhile counted as they were). `RunPage.problems` has a StateError for each
+        stored run the query came across that cannot be read (as `iter_runs` yields them);
+        it never stops the others. Cost grows with the runs returned, not with all runs, in a
+        store with an index; this default reads every run."""
+        wanted = None if statuses is None else set(statuses)
+        after = split_cursor(before) if before is not None else None
+        matching: list[RunSummary] = []
+        problems: list[Exception] = []
+        for item in self.iter_runs():
+            if isinstance(item, Exception):
+                problems.append(item)
+            elif (wanted is None or item.status in wanted) \
+                    and (workflow is None or item.workflow == workflow) \
+                    and not (top_level and item.parent is not None) \
+                    and (after is None or newest_first(item) < after):
+                matching.append(RunSummary.of(item))
+        matching.sort(key=newest_first, reverse=True)
+        shown = matching if limit is None else matching[:max(limit, 0)]
+        return RunPage(shown, len(matching) - len(shown), problems)
+
+    def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
+        """Every stored run, top-level or child, that waits for data: not finished, with a step
+        or foreach iteration `suspended` (see `has_suspension`); of `workflow` only if given.
+        In no particular order; with a StateError for each run the query came across that
+        cannot be read (as `iter_runs` yields them). Cost grows with the runs returned, not
+        with all runs, in a store with an index; this default reads every run."""
+        runs: list[Run] = []
+        problems: list[Exception] = []
+        for item in self.iter_runs():
+            if isinstance(item, Exception):
+                problems.append(item)
+            elif has_suspension(item) and (workflow is None or item.workflow == workflow):
+                runs.append(item)
+        return runs, problems
 
     @abstractmethod
     def due(self, now: str, limit: int | None = None) -> list[str]:

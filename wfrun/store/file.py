@@ -7,6 +7,9 @@ Layout (private to this module):
       runs/RUN.history.jsonl       the run's events, appended one line each
       runs/RUN.log.jsonl           what its steps printed or logged (`wfrun logs`), a line each
       due/YYYYMMDDTHH/TIME~RUN     the due index: one empty file per run that tick must visit
+      status/STATUS/DAY/CREATED~RUN~WORKFLOW~KIND  the run index (list, pending, prune): one
+                                   empty file per run, a hint checked against snapshots
+                                   (_runindex)
       locks/RUN.lock, RUN.exec     the state lock (filelock's, see _statelock) and the
                                    execution claim (flock)
       keys/url.key                 the secret that signs resume and cancel URLs
@@ -26,7 +29,7 @@ from typing import Any
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _dueindex, _fsops, _histories, _keyfile, _started
+from wfrun.store import _dueindex, _fsops, _histories, _keyfile, _runindex, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
 
@@ -35,7 +38,8 @@ LOCK_TIMEOUT_SECONDS = 30.0
 KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keeps (see _locked)
 
 
-class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStore):
+class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
+                _started.RecordingStore):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -44,6 +48,7 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
         # run -> (ino, mtime, size, rev, signature of its started file or None)
         self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
+        self._listed: dict[str, str] = {}  # run -> its snapshot's status (the run index's)
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._index_errors: list[dict[str, str]] = []  # entries due() dropped (index_errors)
         self._key: bytes | None = None
@@ -79,6 +84,8 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
                     mode = os.stat(path).st_mode
                 except FileNotFoundError:
                     _fsops.make_dir(path)
+                    if sub == "runs":  # a new state directory: its run index is complete
+                        self._mark_run_index_complete()
                     continue
                 if mode & 0o077:  # restored from a backup, or changed by hand
                     os.chmod(path, 0o700)
@@ -152,6 +159,7 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
                 raise
             run, index = parse_snapshot(path, again, run_id=run_id)
             raw = again
+        self._note_listed(run_id, run.status)  # the snapshot's status, for the run index
         started, sig, record = _started.read(exec_path, run.revision, self._claims.get(run_id),
                                              run_id)
         snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(raw))
@@ -247,6 +255,7 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
                 self._settled = True
             if new_index and new_index != old_index:
                 self._add_index(new_index)
+            listed = self._list_before_write(run)  # an entry under a new status: see _runindex
             _fsops.durable_replace(path, data, sync_dir=not deferred)
         except OSError as exc:
             kept = "the previous state is intact"
@@ -258,6 +267,7 @@ class FileStore(_dueindex.DueIndex, _histories.Histories, _started.RecordingStor
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
             ) from exc
         run.revision += 1
+        self._list_after_write(run, listed)
         if deferred:
             self._unsynced.add(run.run_id)
         known, fd = self._stat.get(run.run_id), self._claims.get(run.run_id)

@@ -1,0 +1,544 @@
+"""The file store's run index: `status/STATUS/DAY/CREATED~RUN~WORKFLOW~KIND`, one empty file
+per run in the directory of its status, so that `list`, `pending` and `prune` read only the
+snapshots of the runs they answer with, never every snapshot.
+
+A hint kept without an fsync of its own. A write that changes a run's status first makes the
+entry in the new status's directory, then writes the snapshot, then removes the old entry: a
+crash leaves at worst an extra entry, and a power cut may lose recent entry changes (only the
+snapshot's directory is fsynced). So each entry is checked against its snapshot before its run
+is answered with, and one that disagrees is corrected under the run's state lock. The name
+holds what a query filters on without reading the snapshot: the creation time (newest first;
+DAY is its first ten characters), the run id, the workflow and whether the run is a child run
+(KIND `c`) or a top-level one (`t`). `status/complete` says the index covers every run (a state
+directory this version made); without it (one an older wfrun made) the first query rebuilds
+the index from the snapshots. `status/counts.json` caches how many entries each day directory
+held at a given mtime, so that "N more" does not list every name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterable
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+from wfrun.errors import NotFoundError, StateError, UsageError
+from wfrun.ids import RUN_ID_PATTERN
+from wfrun.model import RUN_STATUSES, RUNNING, SUSPENDED, Run
+from wfrun.store import _fsops
+from wfrun.store.abc import RunPage, RunSummary, has_suspension, newest_first, split_cursor
+
+INDEX = "status"  # the run index's directory in the state directory
+COMPLETE = "complete"  # its marker: every run has an entry (else the next query rebuilds it)
+COUNTS = "counts.json"  # day directory -> (inode, mtime, entries per kind and workflow)
+TOP, CHILD = "t", "c"
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-")
+_UNKNOWN = ""  # the status of a run's snapshot is not known here: any other entry may be stale
+_KEPT = 8192  # statuses of runs remembered per process (see _note_listed)
+_ATTEMPTS = 8  # creations of an entry whose day directory a query removes each time in between
+_FIX_AT_MOST = 64  # stale entries one query corrects (the next ones correct the rest)
+_SETTLED_SECONDS = 2.0  # a day directory unchanged this long has its counts cached (mtimes are
+#                         as coarse as the kernel's clock tick: a newer one could hide a change)
+_EMPTY_GRACE_SECONDS = 60.0  # an empty day directory is removed once unchanged this long
+
+Counts = dict[str, dict[str, int]]  # kind -> workflow (as in entry names) -> entries
+Entry = tuple[str, str, str]  # status, day, name
+
+
+def _escape(text: str, most: int) -> str:
+    """`text` as a part of a file name: safe characters kept, others as %XX (UTF-8), and a
+    hash if that is longer than `most` characters."""
+    if not text.startswith(".") and len(text) <= most and all(c in _SAFE for c in text):
+        return text
+    out = "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
+                  for c in text)
+    if out.startswith("."):
+        out = "%2E" + out[1:]
+    if len(out) > most:
+        out = "#" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+    return out
+
+
+def workflow_token(workflow: str) -> str:
+    """How a workflow's name is written in entry names."""
+    return _escape(workflow, 100)
+
+
+def day_of(created_at: str) -> str:
+    """The day directory of a run created at `created_at` (`2026-11-22`)."""
+    return _escape(created_at[:10], 10) or "_"
+
+
+def entry_of(run: Run) -> tuple[str, str]:
+    """The day directory and the entry name of a run (the same for each of its statuses)."""
+    kind = CHILD if run.parent is not None else TOP
+    return (day_of(run.created_at),
+            f"{_escape(run.created_at, 40)}~{run.run_id}~{workflow_token(run.workflow)}~{kind}")
+
+
+def parse_entry(name: str) -> list[str] | None:
+    """`[created, run_id, workflow, kind]` of an entry name (as written), or None if it is none."""
+    parts = name.split("~")
+    if len(parts) != 4 or parts[3] not in (TOP, CHILD) or not RUN_ID_PATTERN.fullmatch(parts[1]):
+        return None
+    return parts
+
+
+def tally(names: Iterable[str]) -> Counts:
+    """Entries per kind and workflow among a day directory's names."""
+    counts: Counts = {TOP: {}, CHILD: {}}
+    for name in names:
+        parts = parse_entry(name)
+        if parts is not None:
+            per = counts[parts[3]]
+            per[parts[2]] = per.get(parts[2], 0) + 1
+    return counts
+
+
+def counted(counts: Counts, workflow: str | None, kinds: tuple[str, ...]) -> int:
+    """How many of the tallied entries are of `workflow` (any if None) and `kinds`."""
+    if workflow is None:
+        return sum(sum(counts.get(kind, {}).values()) for kind in kinds)
+    return sum(counts.get(kind, {}).get(workflow, 0) for kind in kinds)
+
+
+class RunIndex:
+    """The run-index part of the file store (a mixin of FileStore): kept up to date by every
+    snapshot write, read by `find_runs` and `pending`."""
+
+    _listed: dict[str, str]  # run -> its snapshot's status as this process last read or wrote it
+
+    if TYPE_CHECKING:  # provided by FileStore
+        def _path(self, *parts: str) -> str: ...
+        def _exists_dir(self) -> bool: ...
+        def _ensure(self) -> None: ...
+        def _snapshot_stems(self, prefix: str = "") -> list[str]: ...
+        def stray_snapshot(self, stem: str) -> str: ...
+        def load(self, run_id: str) -> Run: ...
+
+    # -- kept up to date by every write -------------------------------------------------------
+
+    def _note_listed(self, run_id: str, status: str) -> None:
+        """Remember the status of a run's snapshot just read or written (bounded: a forgotten
+        run's next status change removes its old entry from every other status)."""
+        listed = self._listed
+        if len(listed) >= _KEPT and run_id not in listed:
+            for old in list(itertools.islice(listed, _KEPT // 2)):
+                del listed[old]
+        listed[run_id] = status
+
+    def _list_before_write(self, run: Run) -> str | None:
+        """Before the run's snapshot is written: its entry in the directory of its status, if
+        the status changes. Returns the status whose entry goes once the snapshot is written
+        (None: none). OSError if the entry cannot be made (the snapshot is not written)."""
+        old = None if run.revision == 0 else self._listed.get(run.run_id, _UNKNOWN)
+        if old == run.status:
+            return None
+        day, name = entry_of(run)
+        self._touch_entry((run.status, day, name))
+        return old
+
+    def _list_after_write(self, run: Run, old: str | None) -> None:
+        """Once the run's snapshot is written: the entry of its old status goes (of every other
+        status if the old one is not known here)."""
+        self._note_listed(run.run_id, run.status)
+        if old is not None:
+            self._drop_entries(run, [old] if old else
+                               [s for s in RUN_STATUSES if s != run.status])
+
+    def _unlist(self, run: Run) -> None:
+        """Once a deleted run's snapshot is gone: its entries go."""
+        self._drop_entries(run, RUN_STATUSES)
+        self._listed.pop(run.run_id, None)
+
+    def _drop_entries(self, run: Run, statuses: Iterable[str]) -> None:
+        day, name = entry_of(run)
+        for status in statuses:
+            with suppress(OSError):
+                os.unlink(self._path(INDEX, status, day, name))
+
+    def _touch_entry(self, entry: Entry) -> None:
+        """Create an entry (and its directories), 0600, if it is missing."""
+        directory = self._path(INDEX, entry[0], entry[1])
+        path = f"{directory}/{entry[2]}"
+        for attempt in range(_ATTEMPTS):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                 0o600))
+                return
+            except FileExistsError:
+                return
+            except FileNotFoundError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                _fsops.make_dir(directory)  # (or another process made it meanwhile)
+
+    def _mark_run_index_complete(self) -> None:
+        """Say that every run has an entry (a new state directory, or a rebuilt index)."""
+        _fsops.make_dir(self._path(INDEX))
+        with suppress(FileExistsError):
+            os.close(os.open(self._path(INDEX, COMPLETE),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
+                  top_level: bool = True, limit: int | None = None,
+                  before: str | None = None) -> RunPage:
+        after = split_cursor(before) if before is not None else None
+        if not self._run_index_ready():
+            return RunPage([])
+        wanted = RUN_STATUSES if statuses is None else tuple(
+            s for s in RUN_STATUSES if s in set(statuses))
+        token = None if workflow is None else workflow_token(workflow)
+        kinds = (TOP,) if top_level else (TOP, CHILD)
+        last = (_escape(after[0], 40), after[1]) if after else None
+        last_day = day_of(after[0]) if after else None
+        query = _Query(self)
+        rows: list[RunSummary] = []
+        more = 0
+        full = limit is not None and limit <= 0
+        days = query.days(wanted)
+        for day in sorted(days, reverse=True):
+            if last_day is not None and day > last_day:
+                continue
+            if full and day != last_day:
+                more += sum(counted(query.counts(status, day), token, kinds)
+                            for status in days[day])
+                continue
+            entries: list[tuple[tuple[str, str], str, str]] = []
+            for status in days[day]:
+                for name in query.names(status, day):
+                    parts = parse_entry(name)
+                    if parts is None or parts[3] not in kinds \
+                            or (token is not None and parts[2] != token):
+                        continue
+                    key = (parts[0], parts[1])
+                    if last is None or key < last:
+                        entries.append((key, status, name))
+            entries.sort(reverse=True)
+            for _, status, name in entries:
+                if full:
+                    more += 1
+                    continue
+                run = query.check((status, day, name))
+                if run is not None and run.status in wanted \
+                        and (workflow is None or run.workflow == workflow):
+                    rows.append(RunSummary.of(run))
+                    full = limit is not None and len(rows) >= limit
+        query.fix()
+        if not full and query.read >= query.total():
+            # The query read every run the index knows: listing runs/ costs no more, and finds
+            # what the index lacks (a run it lost, or a file put there by hand, reported).
+            for run in query.unindexed():
+                if run.status in wanted and (workflow is None or run.workflow == workflow) \
+                        and not (top_level and run.parent is not None) \
+                        and (after is None or newest_first(run) < after):
+                    rows.append(RunSummary.of(run))
+            rows.sort(key=newest_first, reverse=True)
+            if limit is not None and len(rows) > limit:
+                more += len(rows) - max(limit, 0)
+                del rows[max(limit, 0):]
+        query.save()
+        return RunPage(rows, more, query.problems)
+
+    def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
+        if not self._run_index_ready():
+            return [], []
+        token = None if workflow is None else workflow_token(workflow)
+        query = _Query(self)
+        runs: list[Run] = []
+        # a suspended step makes its run suspended, unless the run is executing another step
+        days = query.days((SUSPENDED, RUNNING))
+        for day in sorted(days, reverse=True):
+            for status in days[day]:
+                for name in query.names(status, day):
+                    parts = parse_entry(name)
+                    if parts is None or (token is not None and parts[2] != token):
+                        continue
+                    run = query.check((status, day, name))
+                    if run is not None and has_suspension(run) \
+                            and (workflow is None or run.workflow == workflow):
+                        runs.append(run)
+        query.fix()
+        if query.read >= query.total():  # every run read anyway: see find_runs
+            runs.extend(run for run in query.unindexed() if has_suspension(run)
+                        and (workflow is None or run.workflow == workflow))
+        query.save()
+        return runs, query.problems
+
+    # -- the index made whole -------------------------------------------------------------------
+
+    def _run_index_ready(self) -> bool:
+        """False if there is no state directory; rebuilds a missing index first."""
+        if not self._exists_dir():
+            return False
+        if not os.path.exists(self._path(INDEX, COMPLETE)):
+            self._rebuild_run_index()
+        return True
+
+    def _rebuild_run_index(self) -> None:
+        """Give every run its entry and correct every entry, from the snapshots, then mark the
+        index complete. Safe while other processes write runs or rebuild too: each run is
+        corrected under its state lock (a run busy meanwhile is left to its writer, which
+        keeps its own entry). A state directory with no runs/ gets nothing written."""
+        if not os.path.isdir(self._path("runs")):
+            return
+        present = self._entries()
+        for stem in self._snapshot_stems():
+            if RUN_ID_PATTERN.fullmatch(stem):
+                self._fix_entries(stem, present.pop(stem, []))
+        for run_id, entries in present.items():  # entries naming no snapshot
+            self._fix_entries(run_id, entries)
+        self._mark_run_index_complete()
+
+    def _entries(self) -> dict[str, list[Entry]]:
+        """Every entry of the index, by run."""
+        present: dict[str, list[Entry]] = {}
+        for status in RUN_STATUSES:
+            for day in _listdir(self._path(INDEX, status)):
+                for name in _listdir(self._path(INDEX, status, day)):
+                    parts = parse_entry(name)
+                    if parts is not None:
+                        present.setdefault(parts[1], []).append((status, day, name))
+        return present
+
+    def _fix_entries(self, run_id: str, entries: list[Entry]) -> None:
+        """Under the run's state lock, if it can be had at once: the entry its snapshot asks
+        for exists, and `entries` that are not that one are removed (all of them if the run is
+        gone). An unreadable snapshot's entries are left (the query that meets them reports
+        it). A run busy right now is left alone: its writer keeps its entry."""
+        from wfrun.store._statelock import LockTimeout, StateLock
+
+        lock_path = self._path("locks", run_id + ".lock")
+        lock = StateLock(lock_path)
+        try:
+            lock.acquire(timeout=0)
+        except (LockTimeout, OSError):
+            return
+        try:
+            path = self._path("runs", run_id + ".json")
+            try:
+                run: Run | None = _read_run(path, run_id)
+            except FileNotFoundError:
+                run = None
+            except (OSError, StateError):
+                return
+            wanted = None
+            if run is not None:
+                wanted = (run.status, *entry_of(run))
+                self._touch_entry(wanted)
+                self._note_listed(run_id, run.status)
+            for entry in entries:
+                if entry != wanted:
+                    with suppress(FileNotFoundError):
+                        os.unlink(self._path(INDEX, *entry))
+            if run is None:
+                with suppress(FileNotFoundError):
+                    os.unlink(lock_path)  # made just now for a run that is not there
+        except OSError:
+            return  # a hint: the next query tries again
+        finally:
+            lock.release()
+
+    def _check_run_index(self) -> list[dict[str, str]]:
+        """`wfrun doctor`'s findings about the run index: runs missing from it or listed under
+        another status, entries naming no run, names that are no entry (changes nothing)."""
+        if not os.path.exists(self._path(INDEX, COMPLETE)):
+            return []  # (none yet: the next list or pending builds it)
+        problems = []
+        how = ("`wfrun list` and `wfrun pending` correct the entries they come across; to "
+               f"rebuild the whole index, delete {self._path(INDEX, COMPLETE)}")
+        present = self._entries()
+        for stem in self._snapshot_stems():
+            if not RUN_ID_PATTERN.fullmatch(stem):
+                continue
+            try:
+                run = _read_run(self._path("runs", stem + ".json"), stem)
+            except (OSError, StateError):
+                present.pop(stem, None)  # (the snapshot's own problem is reported)
+                continue
+            wanted = (run.status, *entry_of(run))
+            entries = present.pop(stem, [])
+            if wanted not in entries:
+                problems.append({"path": self._path(INDEX, *wanted), "kind": "index", "reason": (
+                    f"run {stem} is {run.status} but has no entry in the run index, so list and "
+                    f"pending may not show it; {how}")})
+            problems.extend(self._stray_entry(e, f"run {stem} is {run.status}", how)
+                            for e in entries if e != wanted)
+        for run_id, entries in present.items():
+            problems.extend(self._stray_entry(e, f"there is no run {run_id}", how)
+                            for e in entries)
+        for status in os.listdir(self._path(INDEX)) if os.path.isdir(self._path(INDEX)) else ():
+            if status not in RUN_STATUSES and status not in (COMPLETE, COUNTS) \
+                    and ".tmp-" not in status:
+                problems.append({"path": self._path(INDEX, status), "kind": "index", "reason": (
+                    "not part of the run index (a directory per run status); wfrun ignores "
+                    "it: move it out of the state directory")})
+        return problems
+
+    def _stray_entry(self, entry: Entry, why: str, how: str) -> dict[str, str]:
+        return {"path": self._path(INDEX, *entry), "kind": "index", "reason": (
+            f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return [name for name in os.listdir(path) if not name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _read_run(path: str, run_id: str) -> Run:
+    """The run in a snapshot file, verified (no cache, no "step started" record)."""
+    from wfrun.store._snapshot import parse_snapshot
+
+    _, raw = _fsops.read_whole(path)
+    return parse_snapshot(path, raw, run_id=run_id)[0]
+
+
+class _Query:
+    """One query's walk over the index: what it read, what it found wrong, cached counts."""
+
+    def __init__(self, store: RunIndex) -> None:
+        self.store = store
+        self.read = 0  # snapshots read
+        self.seen: set[str] = set()  # runs answered with or reported
+        self.problems: list[Exception] = []
+        self.stale: dict[str, list[Entry]] = {}
+        self._cache: dict[str, list[Any]] | None = None  # counts.json: day directory -> ...
+        self._changed = False
+        self._days: dict[str, list[str]] = {}  # status -> its day directories
+
+    def days(self, statuses: Iterable[str]) -> dict[str, list[str]]:
+        """The day directories of these statuses: day -> the statuses that have it."""
+        days: dict[str, list[str]] = {}
+        for status in statuses:
+            listed = self._days[status] = _listdir(self.store._path(INDEX, status))
+            for day in listed:
+                days.setdefault(day, []).append(status)
+        return days
+
+    def names(self, status: str, day: str) -> list[str]:
+        """The names in a day directory."""
+        return _listdir(self.store._path(INDEX, status, day))
+
+    def check(self, entry: Entry) -> Run | None:
+        """The entry's run if the entry agrees with its snapshot; None if the run was answered
+        already, cannot be read (a problem) or the entry is stale (corrected by `fix`)."""
+        run_id = entry[2].split("~", 2)[1]
+        if run_id in self.seen:  # a second entry (a crash between two): its run is done
+            self.stale.setdefault(run_id, []).append(entry)
+            return None
+        try:
+            run = self.store.load(run_id)
+        except NotFoundError:
+            self.stale.setdefault(run_id, []).append(entry)
+            return None
+        except (StateError, UsageError) as exc:
+            self.seen.add(run_id)
+            self.problems.append(exc)
+            return None
+        self.read += 1
+        if self.store._listed.get(run_id) != entry[0] or entry_of(run) != entry[1:]:
+            self.stale.setdefault(run_id, []).append(entry)
+            return None
+        self.seen.add(run_id)
+        return run
+
+    def fix(self) -> None:
+        """Correct (a bounded number of) the stale entries met."""
+        for run_id, entries in itertools.islice(self.stale.items(), _FIX_AT_MOST):
+            self.store._fix_entries(run_id, entries)
+
+    def unindexed(self) -> list[Run]:
+        """The runs in runs/ this query did not answer with, given their entries; a snapshot
+        that cannot be read, and a file there that is no run's, go to `problems`."""
+        found = []
+        for stem in self.store._snapshot_stems():
+            if stem in self.seen:
+                continue
+            if not RUN_ID_PATTERN.fullmatch(stem):
+                self.problems.append(StateError(self.store.stray_snapshot(stem)))
+                continue
+            try:
+                run = self.store.load(stem)
+            except NotFoundError:
+                continue
+            except (StateError, UsageError) as exc:
+                self.problems.append(exc)
+                continue
+            self.seen.add(stem)
+            self.store._fix_entries(stem, self.stale.get(stem, []))
+            found.append(run)
+        return found
+
+    # -- entry counts, cached by day directory ----------------------------------------------------
+
+    def counts(self, status: str, day: str) -> Counts:
+        """The entries of a day directory per kind and workflow: from counts.json while the
+        directory's mtime is the one cached, else by listing it (then cached if settled)."""
+        if self._cache is None:
+            self._cache = self._load_cache()
+        path = self.store._path(INDEX, status, day)
+        key = f"{status}/{day}"
+        try:
+            st = os.stat(path)
+        except OSError:
+            if self._cache.pop(key, None) is not None:
+                self._changed = True
+            return {}
+        cached = self._cache.get(key)
+        if isinstance(cached, list) and len(cached) == 3 and cached[0] == st.st_ino \
+                and cached[1] == st.st_mtime_ns and isinstance(cached[2], dict) \
+                and all(isinstance(per, dict) for per in cached[2].values()):
+            counts: Counts = cached[2]
+            return counts
+        names = _listdir(path)
+        counts = tally(names)
+        age = time.time() - st.st_mtime_ns / 1e9
+        if not names and age > _EMPTY_GRACE_SECONDS:
+            with suppress(OSError):
+                os.rmdir(path)  # (fails if an entry came in since: see _touch_entry)
+        if age > _SETTLED_SECONDS:
+            self._cache[key] = [st.st_ino, st.st_mtime_ns, counts]
+            self._changed = True
+        elif self._cache.pop(key, None) is not None:
+            self._changed = True
+        return counts
+
+    def total(self) -> int:
+        """Entries in the whole index."""
+        total = 0
+        for status in RUN_STATUSES:
+            days = self._days.get(status)
+            if days is None:
+                days = _listdir(self.store._path(INDEX, status))
+            total += sum(counted(self.counts(status, day), None, (TOP, CHILD)) for day in days)
+        return total
+
+    def _load_cache(self) -> dict[str, list[Any]]:
+        try:
+            with open(self.store._path(INDEX, COUNTS), "rb") as fh:
+                cache = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        return cache if isinstance(cache, dict) else {}
+
+    def save(self) -> None:
+        """Write counts.json back if it changed (atomic, not durable: it is a cache)."""
+        if not self._changed or self._cache is None:
+            return
+        path = self.store._path(INDEX, COUNTS)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with suppress(OSError):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, json.dumps(self._cache, separators=(",", ":")).encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
