@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -12,7 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from wfrun.errors import UsageError, WfrunError
+from wfrun.errors import WfrunError
+
+from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, settings, use
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,9 +26,9 @@ COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs",
 class _OrderedGroup(typer.core.TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from . import _complete
+        from ._complete import setup_options
 
-        self.params.extend(_complete.setup_options())  # --install-completion [SHELL], ...
+        self.params.extend(setup_options())  # --install-completion [SHELL], ...
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
@@ -52,82 +53,6 @@ VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Echo what steps print and log (ctx.log) to stderr as they run.")]
 
 
-class Settings:
-    """Global options, resolved once per process."""
-
-    def __init__(self, state_dir: str, workflows_dir: str, explicit_state_dir: bool,
-                 store: str | None = None) -> None:
-        self.state_dir = state_dir
-        self.workflows_dir = workflows_dir
-        self.explicit_state_dir = explicit_state_dir
-        self.store = store  # --store (WFRUN_STORE) as given
-        self._kind, self._dir = "file", state_dir
-        if store is not None:
-            from wfrun.store._open import public_url, store_kind
-
-            try:
-                self._kind, where = store_kind(store)
-            except UsageError:
-                return  # said by store_url(), inside the command
-            # what messages name (doctor, a missing directory): the path, or the URL
-            self.state_dir = where if self._kind == "file" else public_url(store)
-
-    def store_url(self) -> str:
-        """The store in force: --store (WFRUN_STORE), else the state directory. UsageError for
-        an unusable URL, or when --store and --state-dir name different stores."""
-        if self.store is None:
-            return self.state_dir
-        from wfrun.store._open import store_kind
-
-        kind, where = store_kind(self.store)
-        if self.explicit_state_dir and (kind != "file" or where != self._dir):
-            raise UsageError(f"--store and --state-dir (or WFRUN_STORE and WFRUN_STATE_DIR) name "
-                             f"different stores ({self._dir!r}); give only one")
-        return self.store
-
-    def engine(self, now: str | None = None) -> Any:
-        """Build the engine over the store in force; `now` fixes the clock (tick --now)."""
-        from wfrun.clock import FakeClock, SystemClock
-        from wfrun.engine import Engine
-        from wfrun.store import open_store
-
-        clock: Any = SystemClock()
-        if now is not None:
-            try:
-                clock = FakeClock(now)
-            except ValueError as exc:
-                raise UsageError(f"--now: {exc}") from None
-        return Engine(open_store(self.store_url()), clock, workflows_dir=self.workflows_dir,
-                      command=self.command())
-
-    def missing_state_dir(self) -> str | None:
-        """A sentence saying that the state directory does not exist (and how to name the right
-        one), or None if it exists; nothing is created."""
-        import os
-
-        self.store_url()  # (a bad --store is said first)
-        if self._kind != "file" or os.path.isdir(self.state_dir):
-            return None
-        return (f"state directory {os.path.abspath(self.state_dir)} does not exist; point "
-                "wfrun at yours with --state-dir DIR or WFRUN_STATE_DIR, or run it from the "
-                "project directory (cron: cd /path/to/project && wfrun tick)")
-
-    def command(self) -> str:
-        """How printed commands start: `wfrun`, with `--store` or `--state-dir` when one was
-        given (never a URL's password: it belongs in PGPASSWORD or ~/.pgpass)."""
-        if self.store is not None:
-            from wfrun.store._open import public_url
-
-            return f"wfrun --store {shlex.quote(public_url(self.store))}"
-        if self.explicit_state_dir:
-            return f"wfrun --state-dir {shlex.quote(self.state_dir)}"
-        return "wfrun"
-
-
-DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR = ".wfstate", "workflows"
-_settings = Settings(DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, False)
-
-
 @app.callback()
 def _globals(
     store: Annotated[str | None, typer.Option(
@@ -145,13 +70,7 @@ def _globals(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
-    global _settings
-    _settings = Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR, store)
-
-
-def settings() -> Settings:
-    """The global options of this invocation."""
-    return _settings
+    use(Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR, store))
 
 
 def handle_errors(function: F) -> F:
@@ -163,9 +82,9 @@ def handle_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except WfrunError as exc:
-            from . import _render
+            from ._render import error
 
-            _render.error(exc.message)
+            error(exc.message)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             print(_interrupted(exc), file=sys.stderr)
@@ -279,9 +198,9 @@ def finish_run(engine: Any, result: Any, as_json: bool) -> None:
         if doc["warnings"]:
             print("\n".join(f"warning: {w}" for w in doc["warnings"]), file=sys.stderr)
     else:
-        from . import _render
+        from ._render import run, warnings
 
-        _render.warnings(doc["warnings"])
-        _render.run(doc)
+        warnings(doc["warnings"])
+        run(doc)
     if doc["status"] == "failed":
         raise typer.Exit(1)

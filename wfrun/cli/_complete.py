@@ -14,7 +14,7 @@ import typer
 
 from wfrun.errors import WfrunError
 
-from ._app import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings
+from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings
 
 
 def _settings(ctx: typer.Context) -> Settings:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, handle_errors
+from ._settings import settings
 
 
 @app.command()

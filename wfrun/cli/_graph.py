@@ -10,7 +10,8 @@ import typer
 from wfrun.errors import NotFoundError, UsageError
 
 from . import _complete
-from ._app import app, handle_errors, settings
+from ._app import app, handle_errors
+from ._settings import settings
 
 
 @app.command()

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, handle_errors
+from ._settings import settings
 
 GITIGNORE_LINE = ".wfstate/"
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from . import _complete
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, handle_errors
+from ._settings import settings
 
 
 def _line(record: dict[str, Any]) -> str:

@@ -13,16 +13,8 @@ import typer
 from wfrun.errors import ManifestError, WfrunError
 
 from . import _complete
-from ._app import (
-    JsonOpt,
-    VerboseOpt,
-    app,
-    echo_steps,
-    emit_json,
-    executing,
-    handle_errors,
-    settings,
-)
+from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
+from ._settings import settings
 
 
 @app.command()
@@ -119,7 +111,7 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
 def _tick_failure(engine: Any, run_id: str) -> None:
     """On stderr: a run tick advanced failed, with its step error and the workflow code that
     raised it (SPEC §5)."""
-    from ._render import error_text, traceback_lines
+    from ._blocks import error_text, traceback_lines
 
     lines = [f"error: run {run_id} failed (wfrun show {run_id})"]
     try:

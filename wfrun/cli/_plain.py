@@ -15,6 +15,8 @@ import re
 import sys
 from typing import Any
 
+from ._blocks import Markup, run_blocks
+
 # Environment variables that may make rich print colour (or act as in a notebook).
 _RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
 _TABLE_CELL = re.compile(r"[ -~…]*")  # printable ASCII (and "…"): one cell per character
@@ -25,10 +27,8 @@ def write_run(doc: dict[str, Any], with_steps: bool) -> bool:
     """Write what rich would print for a run document; False (nothing written) if rich must."""
     if not plain_stdout():
         return False
-    from . import _render
-
     try:
-        blocks = _render.run_blocks(doc, with_steps, _render.Markup())
+        blocks = run_blocks(doc, with_steps, Markup())
     except ValueError:  # a value rich would read as markup
         return False
     lines: list[str] = []

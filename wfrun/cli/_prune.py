@@ -9,7 +9,8 @@ import typer
 
 from wfrun.errors import UsageError
 
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, handle_errors
+from ._settings import settings
 
 
 @app.command()

@@ -9,7 +9,8 @@ import typer
 from wfrun.ids import check_run_id
 
 from . import _complete, _input
-from ._app import JsonOpt, app, finish_run, handle_errors, settings
+from ._app import JsonOpt, app, finish_run, handle_errors
+from ._settings import settings
 
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in history).")]
 

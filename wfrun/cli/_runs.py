@@ -11,17 +11,8 @@ from wfrun.errors import NotFoundError, UsageError
 from wfrun.ids import check_run_id, new_run_id
 
 from . import _complete, _input
-from ._app import (
-    JsonOpt,
-    VerboseOpt,
-    app,
-    echo_steps,
-    emit_json,
-    executing,
-    finish_run,
-    handle_errors,
-    settings,
-)
+from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, finish_run, handle_errors
+from ._settings import settings
 
 
 @app.command()

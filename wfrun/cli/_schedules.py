@@ -10,7 +10,8 @@ import typer
 from wfrun.errors import UsageError
 
 from . import _complete
-from ._app import JsonOpt, app, emit_json, handle_errors, settings
+from ._app import JsonOpt, app, emit_json, handle_errors
+from ._settings import settings
 
 ACTIONS = ("pause", "unpause")
 

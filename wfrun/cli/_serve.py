@@ -11,7 +11,8 @@ import typer
 
 from wfrun.errors import UsageError
 
-from ._app import app, handle_errors, settings
+from ._app import app, handle_errors
+from ._settings import settings
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,166 @@
+"""What a run document says for people, as lines and tables, marked up for rich or as plain
+text: the one builder behind wfrun.cli._render (rich) and wfrun.cli._plain (no rich)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+from ._settings import settings
+
+_OPEN_TAG = re.compile(r"\[[a-z#/@][^\[\]]*$")  # a markup tag begun, its "]" still to come
+STATUS_STYLE = {
+    "completed": "green", "running": "cyan", "suspended": "yellow", "waiting": "blue",
+    "failed": "bold red", "cancelled": "magenta", "skipped": "dim", "pending": "dim",
+}
+
+
+def shorten(value: Any, width: int = 60) -> str:
+    """A value as one line of JSON, cut to `width` characters with "…"."""
+    if value is None:
+        return ""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Markup:
+    """How run_blocks marks text up: rich markup (with rich's `escape`), or plain text."""
+
+    def __init__(self, escape: Any = None) -> None:
+        self.plain = escape is None
+        self.esc: Any = escape or self._check
+        self.cell: Any = escape or self._check_cell  # a table cell: a markup string of its own
+        self.raw: Any = self._check_raw if self.plain else str
+
+    def style(self, style: str, text: str) -> str:
+        """`text` in a style (no style in plain text)."""
+        return text if self.plain else f"[{style}]{text}[/]"
+
+    def status(self, status: str) -> str:
+        """A run or step status, coloured."""
+        return self.style(STATUS_STYLE.get(status, "white"), status)
+
+    @staticmethod
+    def _check(text: str) -> str:
+        # What rich's escape() does not round-trip: a trailing backslash is doubled unless
+        # markup follows, "\\[" that is not a tag becomes "[", and a final "[a" may become a tag
+        # with a "]" from the text that follows it.
+        if text.endswith("\\") or "\\[" in text or _OPEN_TAG.search(text):
+            raise ValueError(text)
+        return text
+
+    @staticmethod
+    def _check_cell(text: str) -> str:
+        if "\\" in text:
+            raise ValueError(text)
+        return text
+
+    @staticmethod
+    def _check_raw(value: Any) -> str:
+        text = str(value)
+        if "[" in text or "\\" in text:  # rich would read it as markup: only rich can show it
+            raise ValueError(text)
+        return text
+
+
+def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[str, Any]]:
+    """What `run` prints, in order: ("line", text) and ("table", [header, *rows])."""
+    out: list[tuple[str, Any]] = []
+    line = functools.partial(_append_line, out)
+    line(f"Run {m.style('bold', m.raw(doc['run_id']))} ({m.raw(doc['workflow'])}) is "
+         f"{m.status(doc['status'])}.")
+    if doc.get("parent"):
+        parent = doc["parent"]
+        where = parent["step"] + (f"[{parent['index']}]" if parent.get("index") is not None else "")
+        line(f"  child run of step '{m.esc(where)}' of run {m.raw(parent['run_id'])}")
+    if doc.get("error"):
+        err = doc["error"]
+        line("  " + m.style("red", f"error in step '{m.raw(err.get('step'))}': "
+                                   f"{m.esc(err.get('type', ''))}: {m.esc(err.get('message', ''))}"))
+        for text in traceback_lines(err):
+            line("    " + m.esc(text))
+    if doc["status"] == "completed" and doc.get("output") is not None:
+        line(f"  output: {m.esc(shorten(doc['output'], 200))}")
+    if with_steps:
+        rows: list[list[str]] = [["step", "status", "runs", "output"]]
+        for sid, step in doc["steps"].items():
+            shown = shorten(step["output"])
+            if step.get("iterations") and step["status"] in ("suspended", "waiting", "running"):
+                done = sum(it["status"] == "completed" for it in step["iterations"])
+                shown = f"({done} of {len(step['iterations'])} iterations completed)"
+            elif step.get("child_run_id") and step["status"] in ("suspended", "waiting"):
+                shown = f"(child run {step['child_run_id']})"
+            rows.append([m.cell(sid), m.status(step["status"]), str(step["runs"]), m.cell(shown)])
+        out.append(("table", rows))
+    for entry in doc.get("suspended", []):
+        what = f"the answer to its ask #{entry['ask']}" if "ask" in entry else "data"
+        named = f" (label {m.esc(entry['label'])})" if entry.get("label") else ""
+        line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))}{named} waits for {what} since "
+             f"{m.raw(entry['since'])} (deadline {m.raw(entry['deadline'])}, then "
+             f"{m.raw(entry['on_timeout'])})")
+        if entry.get("suspend_data") is not None:
+            line(f"    asks: {m.esc(shorten(entry['suspend_data'], 200))}")
+        line(f"    resume: {m.esc(entry['resume_command'])}")
+        line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
+        line(f"    url:    {m.esc(entry['resume_url'])}")
+    for entry in doc.get("waiting", []):
+        if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
+            line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} child run "
+                 f"{m.raw(entry.get('child_run_id'))} is running; 'wfrun show' it to follow")
+            continue
+        line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
+             f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); "
+             f"'{m.esc(settings().command())} tick' fires it")
+        failed = (doc["steps"].get(entry["step"]) or {}).get("error")
+        if entry["kind"] == "retry" and failed:  # what made it wait for a retry
+            line(f"    its last execution raised {m.style('red', m.esc(error_text(failed)))}")
+            for text in traceback_lines(failed):
+                line("      " + m.esc(text))
+        if entry.get("resume_command"):
+            line(f"    resume now: {m.esc(entry['resume_command'])}")
+    return out
+
+
+def _append_line(out: list[tuple[str, Any]], text: str) -> None:
+    out.append(("line", text))
+
+
+_FRAME = re.compile(r'  File "(?P<file>.*)", line (?P<line>\d+), in (?P<function>.*)')
+_CARETS = re.compile(r"\s*[~^]+\s*")
+
+
+def error_text(err: dict[str, Any]) -> str:
+    """A step error in one line: `Type: message`."""
+    return f"{err.get('type', '')}: {err.get('message', '')}"
+
+
+def traceback_lines(err: dict[str, Any]) -> list[str]:
+    """The workflow-code frames of a step error (its `traceback`) for people: `File "F", line N,
+    in FUNCTION` and the source line below it; F relative to the working directory when under
+    it. Empty when the error has no traceback (a schema or timeout error)."""
+    text = err.get("traceback")
+    if not isinstance(text, str):
+        return []
+    out = []
+    for raw in text.splitlines()[1:]:
+        if not raw.startswith("  "):
+            break  # the exception itself: already on the error's line
+        frame = _FRAME.fullmatch(raw)
+        if frame:
+            out.append(f'File "{_relative(frame["file"])}", line {frame["line"]}, '
+                       f'in {frame["function"]}')
+        elif not _CARETS.fullmatch(raw):
+            out.append(raw[2:])
+    return out
+
+
+def _relative(path: str) -> str:
+    import os
+
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith(os.pardir) else relative
