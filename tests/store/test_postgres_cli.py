@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +174,47 @@ def test_a_password_in_the_url_is_never_printed(pg: PgProject) -> None:
     assert "s3cret" not in out.stdout + out.stderr
     assert "--store 'postgresql://postgres@" in out.stdout
     assert json.dumps(pg.json("pending")).count("s3cret") == 0
+
+
+def _serve(pg: PgProject) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+    proc = subprocess.Popen([sys.executable, "-m", "wfrun", "--store", pg.url, "serve", "--port",
+                             "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=pg.root, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
+    assert match, (first, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, match[1]
+
+
+def test_two_servers_answer_the_links_of_one_database(pg: PgProject) -> None:
+    servers = [_serve(pg), _serve(pg)]
+    try:
+        runs = [pg.json("start", "approve") for _ in range(2)]
+        for (_, base), run in zip(servers, runs, strict=True):
+            link = run["suspended"][0]["resume_url"]
+            path = link[link.index("/runs/"):]
+            request = urllib.request.Request(base + path, data=b'{"via": "http"}', method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 202
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and {
+                pg.json("show", r["run_id"])["status"] for r in runs} != {"completed"}:
+            time.sleep(0.1)
+        for run in runs:
+            doc = pg.json("show", run["run_id"])
+            assert (doc["status"], doc["output"]) == ("completed", {"via": "http"})
+            assert [e["type"] for e in doc["history"]].count("resumed") == 1
+        # a used link is refused by either server
+        link = runs[0]["suspended"][0]["resume_url"]
+        again = urllib.request.Request(servers[1][1] + link[link.index("/runs/"):], data=b"{}",
+                                       method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(again, timeout=10)
+        assert refused.value.code in (404, 409)
+    finally:
+        for proc, _ in servers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
