@@ -6,8 +6,8 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError
-from wfrun.store import _fsops
 
 if TYPE_CHECKING:
     from wfrun.store.file import FileStore

@@ -8,9 +8,10 @@ import re
 import time
 from contextlib import suppress
 
+import wfrun.store._fsops as _fsops
+import wfrun.store._started as _started
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import Run
-from wfrun.store import _fsops, _started
 
 _ATTEMPTS = 8  # creations of an index entry whose bucket a tick removes each time in between
 BUCKET_GRACE_SECONDS = 60.0  # an empty bucket is kept this long after its last change

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import wfrun.store._fsops as _fsops
+import wfrun.store._jsonlines as _jsonlines
 from wfrun.errors import StateError
 from wfrun.ids import check_run_id
-from wfrun.store import _fsops, _jsonlines
 
 
 class Histories:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
-from wfrun.store import _fsops
 from wfrun.store._jsonenc import encoder
 
 _dump = encoder(allow_nan=True, default=str)

@@ -7,8 +7,8 @@ import os
 import stat
 from contextlib import suppress
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
-from wfrun.store import _fsops
 
 KEY_BYTES = 32
 

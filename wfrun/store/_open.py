@@ -1,4 +1,4 @@
-"""Store URLs: `file:PATH` (or a bare path) and `postgresql://...`, opened by `open_store`.
+"""`open_store(url)`: the store a URL names (`file:PATH`, a bare path, `postgresql://...`).
 
 Only the store a URL names is imported: a command on the file store never loads the
 PostgreSQL driver.
@@ -6,58 +6,12 @@ PostgreSQL driver.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
-from wfrun.errors import UsageError
+from wfrun.store._urls import store_kind
 
 if TYPE_CHECKING:
     from wfrun.store.abc import Store
-
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def store_kind(url: str) -> tuple[str, str]:
-    """`("file", PATH)` or `("postgresql", URL)` for a store URL; UsageError for anything else
-    (an empty URL, or a scheme wfrun has no store for)."""
-    if not url:
-        raise UsageError("the store URL is empty; use file:PATH or postgresql://USER@HOST/DB")
-    if url.startswith("file:"):
-        path = url[len("file:"):]
-        if path.startswith("//"):  # file:///abs/path, file://localhost/abs/path
-            parts = urlsplit(url)
-            if parts.netloc not in ("", "localhost"):
-                raise UsageError(f"store URL {url!r} names another host; a file store is a local "
-                                 "directory: use file:/path/to/dir")
-            path = parts.path
-        if not path:
-            raise UsageError(f"store URL {url!r} names no directory; use file:PATH")
-        return "file", path
-    scheme = _SCHEME.match(url)
-    if scheme is None:
-        return "file", url  # a bare path
-    if scheme.group(1).lower() in POSTGRES_SCHEMES:
-        return "postgresql", url
-    raise UsageError(f"store URL {public_url(url)!r} has scheme {scheme.group(1)!r}, which wfrun "
-                     "has no store for; use file:PATH or postgresql://USER@HOST:PORT/DB")
-
-
-def public_url(url: str) -> str:
-    """The URL without its password (for messages and printed commands: the password belongs
-    in PGPASSWORD or ~/.pgpass, not in a terminal's scrollback)."""
-    if not _SCHEME.match(url):
-        return url
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-    except ValueError:  # a malformed port or netloc: say nothing of what it holds
-        return f"{url.split(':', 1)[0]}://..."
 
 
 def open_store(url: str) -> Store:

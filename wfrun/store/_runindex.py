@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import RUN_STATUSES, RUNNING, SUSPENDED, Run

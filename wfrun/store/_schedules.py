@@ -17,8 +17,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError, UsageError
-from wfrun.store import _fsops
 from wfrun.store._statelock import LockTimeout, StateLock
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ import fcntl
 import os
 from collections.abc import Callable
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError
-from wfrun.store import _fsops
 from wfrun.store._statelock import LockTimeout, StateLock
 
 if TYPE_CHECKING:

@@ -26,6 +26,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
+import wfrun.store._dueindex as _dueindex
+import wfrun.store._fsops as _fsops
+import wfrun.store._histories as _histories
+import wfrun.store._keyfile as _keyfile
+import wfrun.store._runindex as _runindex
+import wfrun.store._started as _started
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
@@ -287,7 +293,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
     # -- listing -----------------------------------------------------------------------------
 
     def delete(self, run_id: str) -> None:
-        from wfrun.store import _delete  # only `wfrun prune` deletes
+        import wfrun.store._delete as _delete  # only `wfrun prune` deletes
 
         _delete.delete(self, run_id)
 
@@ -326,7 +332,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
                 continue
 
     def check(self) -> tuple[int, list[dict[str, str]]]:
-        from wfrun.store import _check  # only `wfrun doctor` examines every file
+        import wfrun.store._check as _check  # only `wfrun doctor` examines every file
 
         return _check.check(self) if self._exists_dir() else (0, [])
 
@@ -393,46 +399,46 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
     # -- start tokens (wfrun token; POST /workflows/W/runs) -----------------------------------
 
     def save_token(self, record: dict[str, Any]) -> None:
-        from wfrun.store import _tokens  # only token commands and HTTP starts use tokens
+        import wfrun.store._tokens as _tokens  # only token commands and HTTP starts use tokens
 
         _tokens.save(self, record)
 
     def find_token(self, token_hash: str) -> dict[str, Any] | None:
-        from wfrun.store import _tokens
+        import wfrun.store._tokens as _tokens
 
         return _tokens.find(self, token_hash)
 
     def tokens(self) -> list[dict[str, Any]]:
-        from wfrun.store import _tokens
+        import wfrun.store._tokens as _tokens
 
         return _tokens.every(self)
 
     def revoke_token(self, name: str, at: str) -> dict[str, Any] | None:
-        from wfrun.store import _tokens
+        import wfrun.store._tokens as _tokens
 
         return _tokens.revoke(self, name, at)
 
     # -- parsed manifests (a cache, not state) ------------------------------------------------
 
     def cached_manifest(self, digest: str) -> Any:
-        from wfrun.store import _manifest_cache  # loaded only by commands that read a workflow
+        import wfrun.store._manifest_cache as _manifest_cache  # loaded only by commands that read a workflow
 
         return _manifest_cache.read(self.root, digest)
 
     def cache_manifest(self, digest: str, document: Any) -> None:
-        from wfrun.store import _manifest_cache
+        import wfrun.store._manifest_cache as _manifest_cache
 
         _manifest_cache.write(self.root, digest, document)
 
     # -- schedules (SPEC §11): one state per scheduled workflow, see _schedules ----------------
 
     def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
-        from wfrun.store import _schedules  # only tick and `wfrun schedules` read them
+        import wfrun.store._schedules as _schedules  # only tick and `wfrun schedules` read them
 
         return _schedules.read(self, workflow)
 
     def save_schedule_state(self, workflow: str, state: dict[str, Any],
                             expected_revision: int) -> int:
-        from wfrun.store import _schedules
+        import wfrun.store._schedules as _schedules
 
         return _schedules.save(self, workflow, state, expected_revision)

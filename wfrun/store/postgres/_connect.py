@@ -25,9 +25,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+import wfrun.store.postgres._schema as _schema
 from wfrun.errors import StateError, UsageError
-from wfrun.store._open import public_url
-from wfrun.store.postgres import _schema
+from wfrun.store._urls import public_url
 
 T = TypeVar("T")
 

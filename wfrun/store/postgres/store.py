@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pgerrors
 
+import wfrun.store.postgres._connect as _connect
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
