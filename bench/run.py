@@ -1,6 +1,6 @@
 """Benchmark wfrun against the physical floor on this machine (SPEC §9); run by hand, never in tests.
 
-    python bench/run.py [--quick] [--idle 100000] [--out bench/results.json]
+    python bench/run.py [--quick] [--idle 100000] [--queries 100000] [--out bench/results.json]
 
 Prints a table and writes JSON. Every figure is a median over repetitions; ratios compare
 figures measured in the same run on the same machine.
@@ -195,6 +195,57 @@ def seed_idle_runs(root: Path, state: Path, count: int) -> None:
         os.fsync = real_fsync
 
 
+QUERY_START = "2026-01-01T00:00:00.000Z"
+
+
+def seed_query_runs(root: Path, state: Path, count: int, suspended: int) -> None:
+    """`count` runs of the `approve` workflow made over 100 days (as many each day), every
+    (count / suspended)-th one waiting at its approval step, the others completed.
+
+    Two real runs are made by the engine (one left waiting, one resumed to its end) in a
+    scratch directory, then stored under new ids and creation times through the store's own
+    `create` (the
+    snapshot writer, the due index and the run index, as a real run's first write), with
+    fsync made a no-op (a fixture, not a measurement)."""
+    from datetime import timedelta
+
+    from wfrun.durations import parse_iso, to_iso
+    from wfrun.ids import new_run_id
+    from wfrun.model import Run
+
+    wf = write_workflows(root)
+    real_fsync = os.fsync
+    os.fsync = lambda fd: None
+    try:
+        scratch = Engine(FileStore(root / "templates"), FakeClock(QUERY_START),
+                         workflows_dir=str(wf))
+        waiting = scratch.start("approve", run_id="template-waiting").run
+        scratch.start("approve", run_id="template-done")
+        done = scratch.resume("template-done", {}).run
+        templates = {True: waiting.to_dict(), False: done.to_dict()}
+        store = FileStore(state)
+        start, step = parse_iso(QUERY_START), timedelta(days=100) / count
+        every = max(count // max(suspended, 1), 1)
+        for i in range(count):
+            created = start + i * step
+            data = dict(templates[suspended > 0 and i % every == every - 1
+                                  and i // every < suspended])
+            data["run_id"] = new_run_id(created)
+            data["created_at"] = to_iso(created)
+            data["updated_at"] = to_iso(created + timedelta(seconds=1))
+            run = Run.from_dict(data)
+            for state_ in run.steps.values():  # the steps' times, moved with the run
+                for key in ("started_at", "finished_at"):
+                    if getattr(state_, key):
+                        setattr(state_, key, data["updated_at"])
+                if state_.pause:
+                    state_.pause = {**state_.pause, "since": data["updated_at"],
+                                    "due_at": to_iso(created + timedelta(days=30))}
+            store.create(run)
+    finally:
+        os.fsync = real_fsync
+
+
 def wfrun_cmd(root: Path, state: Path, *args: str) -> list[str]:
     return [
         sys.executable,
@@ -212,12 +263,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 10,000 idle runs")
     parser.add_argument("--idle", type=int, default=100_000, help="idle runs for the tick test")
+    parser.add_argument("--queries", type=int, default=100_000,
+                        help="stored runs for the list and pending test (1 in 100 suspended)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     opts = parser.parse_args()
     reps = {"write": 200, "step": 200, "proc": 20, "due": 1000, "due_trials": 3}
     if opts.quick:
         reps = {"write": 50, "step": 30, "proc": 7, "due": 200, "due_trials": 1}
         opts.idle = min(opts.idle, 10_000)
+        opts.queries = min(opts.queries, 10_000)
     # Measured on the repository's file system (where a project's .wfstate/ lives), not /tmp,
     # which may be another file system or crowded by other work; BENCH_DIR overrides it.
     base = Path(os.environ.get("BENCH_DIR") or REPO / "bench" / ".work")
@@ -232,7 +286,7 @@ def main() -> None:
                     "wfrun_bytecode_precompiled": True}
     }
     try:
-        results.update(_measure(tmp, reps, opts.idle))
+        results.update(_measure(tmp, reps, opts.idle, opts.queries))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     Path(opts.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -240,7 +294,7 @@ def main() -> None:
     print(f"\nwritten to {opts.out}")
 
 
-def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
+def _measure(tmp: Path, reps: dict[str, int], idle: int, queries: int) -> dict[str, Any]:
     r: dict[str, Any] = {}
     floor = durable_write_floor(tmp, reps["write"])
     r["durable_write_ms"] = floor * 1000
@@ -304,6 +358,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
         if count:
             shutil.rmtree(ticks[count][1], ignore_errors=True)
     r["tick_idle_max_minus_none_ms"] = r[f"tick_idle_{idle}_ms"] - r["tick_idle_0_ms"]
+    r.update(query_figures(tmp, reps, queries))
 
     due_root = tmp / "due"
     write_workflows(due_root)
@@ -341,6 +396,42 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int) -> dict[str, Any]:
     return r
 
 
+QUERIES = {  # SPEC §9's added targets: each command over the stored runs, a cold process
+    "list": ["list"],
+    "list_suspended_json": ["list", "--status", "suspended", "--json"],
+    "pending_json": ["pending", "--json"],
+}
+
+
+def query_figures(tmp: Path, reps: dict[str, int], count: int) -> dict[str, Any]:
+    """`list` (its default page), `list --status suspended --json` and `pending --json` over
+    `count` stored runs of which 1 in 100 is suspended, as cold processes: wall time and peak
+    RSS. Timed in rotation with `list --json` over an empty state directory (what the
+    command costs before it reads a run). The very first `list` after the runs were made is
+    reported on its own: it counts every day directory of the run index once (later ones read
+    those counts from the index's cache)."""
+    root = tmp / "queries"
+    state = root / "state"
+    seed_query_runs(root, state, count, count // 100)
+    empty = root / "empty"
+    empty.mkdir(mode=0o700)
+    r: dict[str, Any] = {"query_runs": count, "query_suspended": count // 100}
+    time.sleep(2.5)  # the index's last day directory settles (its counts may then be cached)
+    first, _ = launch(wfrun_cmd(root, state, "list"), root)
+    r["query_first_list_ms"] = first * 1000
+    commands = {name: wfrun_cmd(root, state, *args) for name, args in QUERIES.items()}
+    commands["empty_list_json"] = wfrun_cmd(root, empty, "list", "--json")
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(reps["proc"]):
+        for name, args in commands.items():
+            samples[name].append(launch(args, root))
+    for name, got in samples.items():
+        r[f"query_{name}_ms"] = statistics.median(t for t, _ in got) * 1000
+        r[f"query_{name}_mib"] = max(m for _, m in got)
+    shutil.rmtree(root, ignore_errors=True)
+    return r
+
+
 def _ms(pair: tuple[float, float]) -> tuple[float, float]:
     return pair[0] * 1000, pair[1]
 
@@ -357,6 +448,12 @@ TARGETS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("due_reruns_vs_write_rate", "due reruns per s / durable writes per s", ">= 0.60", lambda v: v >= 0.6),
     ("cold_resume_mib", "resume peak memory (MiB)", "<= 35", lambda v: v <= 35),
     ("due_tick_mib", "tick (1,000 due) peak memory (MiB)", "<= 35", lambda v: v <= 35),
+    # added targets (SPEC §9): 100,000 stored runs, 1,000 of them suspended
+    ("per_step_in_durable_writes", "per-step overhead in durable writes (added)", "<= 1.15",
+     lambda v: v <= 1.15),
+    *[(f"query_{name}_{unit}", f"{' '.join(args)}, stored runs ({unit})", f"<= {goal}",
+       lambda v, goal=goal: v <= goal)
+      for name, args in QUERIES.items() for unit, goal in (("ms", 300), ("mib", 35))],
 ]
 
 

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -30,7 +31,6 @@ import wfrun.store._fsops as _fsops
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import RUN_STATUSES, RUNNING, SUSPENDED, Run
-from wfrun.store import _fsops
 from wfrun.store.abc import RunPage, RunSummary, has_suspension, newest_first, split_cursor
 
 INDEX = "status"  # the run index's directory in the state directory
@@ -38,6 +38,7 @@ COMPLETE = "complete"  # its marker: every run has an entry (else the next query
 COUNTS = "counts.json"  # day directory -> (inode, mtime, entries per kind and workflow)
 TOP, CHILD = "t", "c"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-")
+_SAFE_NAME = re.compile(r"(?!\.)[A-Za-z0-9._:+-]*")  # kept as it is in an entry name
 _UNKNOWN = ""  # the status of a run's snapshot is not known here: any other entry may be stale
 _KEPT = 8192  # statuses of runs remembered per process (see _note_listed)
 _ATTEMPTS = 8  # creations of an entry whose day directory a query removes each time in between
@@ -53,7 +54,7 @@ Entry = tuple[str, str, str]  # status, day, name
 def _escape(text: str, most: int) -> str:
     """`text` as a part of a file name: safe characters kept, others as %XX (UTF-8), and a
     hash if that is longer than `most` characters."""
-    if not text.startswith(".") and len(text) <= most and all(c in _SAFE for c in text):
+    if len(text) <= most and _SAFE_NAME.fullmatch(text):
         return text
     out = "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "replace"))
                   for c in text)
