@@ -255,6 +255,33 @@ def test_overlapping_tick_processes_start_one_run(project: Project) -> None:
     assert as_json(project, "show", "sched-slow-20260302T0900Z")["status"] == "completed"
 
 
+def test_overlapping_tick_processes_start_one_run_on_postgresql(project: Project) -> None:
+    import _pg
+
+    project.workflow("slow", """
+        schedule: {every: 1h}
+        steps:
+          - id: work
+    """, "import time\n\ndef work(ctx):\n    time.sleep(0.3)\n    return ctx.run_id\n")
+    with _pg.schema() as url:
+        argv = [sys.executable, "-m", "wfrun", "--store", url, "--workflows-dir",
+                str(project.workflows)]
+        seen = subprocess.run([*argv, "tick", "--now", "2026-03-02T08:58:00Z"],
+                              capture_output=True, text=True, timeout=60)
+        assert seen.returncode == 0, seen.stderr
+        procs = [subprocess.Popen([*argv, "tick", "--now", "2026-03-02T09:00:05Z", "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        outs = [proc.communicate(timeout=60) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0, 0], outs
+        assert [r for stdout, _ in outs for r in started(json.loads(stdout))] == \
+            ["sched-slow-20260302T0900Z"]
+        listed = subprocess.run([*argv, "list", "--all", "--json"], capture_output=True,
+                                text=True, timeout=60)
+        assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)] == \
+            [("sched-slow-20260302T0900Z", "completed")]
+
+
 # -- wfrun schedules: listing, pause, unpause ----------------------------------------------------
 
 def test_schedules_lists_next_fire_times_in_utc_and_local_time(project: Project) -> None:
