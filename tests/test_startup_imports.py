@@ -29,8 +29,7 @@ NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "wfrun.http", "http.server",
 # yaml (the parsed manifest comes from the store's cache) and the engine's modules for nested
 # runs, foreach iterations and tick.
 NOT_ON_A_CACHED_RESUME = ("yaml", "_yaml", "wfrun.engine._tree", "wfrun.engine._nested",
-                          "wfrun.engine._address", "wfrun.engine._iteration_pauses",
-                          "wfrun.engine._tick")
+                          "wfrun.engine._address", "wfrun.engine._tick")
 
 WRAPPER = """
 import atexit, json, runpy, sys

@@ -44,9 +44,10 @@ def expected_schema(state: StepState | None, spec: StepSpec | None) -> Any:
 
 
 def apply_ask(
-    run: Run, spec: StepSpec, state: StepState, outcome: Any, now: datetime, events: Events
+    run: Run, spec: StepSpec, state: StepState, outcome: Any, now: datetime, events: Events,
+    name: str | None = None,
 ) -> bool:
-    """Suspend a step that stopped at an unanswered ask.
+    """Suspend a step (or its foreach iteration `name`) that stopped at an unanswered ask.
 
     Returns False, leaving `outcome.error` set, when the execution must fail instead (it also
     raised, asked after or before another pause or an exit, or its ask data is not JSON or
@@ -94,7 +95,8 @@ def apply_ask(
         "on_timeout": ask.on_timeout or spec.on_timeout or "cancel", "nonce": ask.nonce,
         "ask": number, "schema": ask.schema, **labelled(ask.label, spec),
     }
-    events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"], ask=number))
+    events.append(event(now, "suspended", name or spec.id, deadline=state.pause["due_at"],
+                        ask=number))
     return True
 
 

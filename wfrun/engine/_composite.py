@@ -28,9 +28,17 @@ from wfrun.model import (
     StepState,
 )
 
-from ._ask import apply_ask
-from ._schedule import Events, end_open_steps, event, run_output
-from ._transitions import Outcome, _check_outcome, _complete, apply_pause, cancel_run, fail_run
+from ._ask import is_ask, record_answer
+from ._schedule import Events, event
+from ._transitions import (
+    Outcome,
+    cancel_run,
+    complete,
+    fail_run,
+    fire_node,
+    record_outcome,
+    resume_node,
+)
 
 PAUSE_CHILD = "child"
 PAUSE_FOREACH = "foreach"
@@ -141,7 +149,7 @@ def settle(run: Run, workflow: Workflow, step_id: str, now: datetime, events: Ev
     elif statuses <= SETTLED:
         state.output = [it.output for it in its]
         state.error = None
-        _complete(state, step_id, now, events, iterations=len(its))
+        complete(state, step_id, now, events, iterations=len(its))
     elif statuses & {PENDING, RUNNING}:
         state.pause = None
         if not executing:
@@ -174,58 +182,49 @@ def _kind(value: Any) -> str:
 
 def apply_iteration_outcome(run: Run, workflow: Workflow, step_id: str, index: int,
                             outcome: Outcome, now: datetime, events: Events) -> None:
-    """Record one execution of a foreach iteration's code (like `apply_outcome` for a step)."""
-    spec = workflow.steps[step_id]
+    """Record one execution of a foreach iteration's code, as `apply_outcome` does a step's
+    (the caller settles the step)."""
+    record_outcome(run, workflow, step_id, node(run, step_id, index), label(step_id, index),
+                   outcome, now, events)
+
+
+def fire_iterations(run: Run, workflow: Workflow, now: datetime,
+                    events: Events) -> list[tuple[str, str]]:
+    """Fire every due timer of paused foreach iterations, then settle their steps; (label,
+    reason) pairs fired."""
+    fired: list[tuple[str, str]] = []
+    for sid, state in run.steps.items():
+        if run.finished or state.iterations is None or state.status not in (SUSPENDED, WAITING):
+            continue
+        here = 0
+        for index, it in enumerate(state.iterations):
+            if run.finished:
+                continue
+            name = label(sid, index)
+            reason = fire_node(run, workflow, sid, it, name, now, events)
+            if reason is not None:
+                here += 1
+                fired.append((name, reason))
+        if here and sid in workflow.steps:
+            settle(run, workflow, sid, now, events, executing=False)
+    return fired
+
+
+def apply_iteration_resume(run: Run, workflow: Workflow, step_id: str, index: int, data: Any,
+                           action: str | None, request: dict[str, Any], now: datetime,
+                           events: Events, asked: str | None = None) -> None:
+    """Hand data to a suspended (or rerun-pending) iteration, then settle its step.
+
+    An iteration at an unanswered `ask()` records the answer and executes again; `asked` is
+    the nonce of the ask the caller saw (None: it saw none)."""
     it = node(run, step_id, index)
     name = label(step_id, index)
-    for record in outcome.logs:
-        events.append(event(now, "log", name, **record))
-    if it.status == CANCELLED and run.status == CANCELLED and outcome.error is None:
-        it.output = outcome.output  # cancelled while it ran: it finishes, nothing more runs
-        it.status = COMPLETED
-        events.append(event(now, "step_completed", name, note="run was cancelled meanwhile"))
-        return
-    if it.status != RUNNING:
-        return
-    it.trigger = None
-    if outcome.ask is not None:
-        first = len(events)
-        asked = apply_ask(run, spec, it, outcome, now, events)
-        for ev in events[first:]:
-            ev["step"] = name
-        if asked:
-            return
-    _check_outcome(spec, outcome)
-    if outcome.error is not None:
-        outcome.error["step"] = name
-        it.failures += 1
-        it.error = outcome.error
-        retry = spec.retry
-        if run.status != CANCELLED and retry and it.failures < retry.max_attempts:
-            due = now + retry.delay_after(it.failures)
-            it.status = WAITING
-            it.pause = {"kind": "retry", "since": to_iso(now), "due_at": to_iso(due)}
-            events.append(event(now, "retried", name, error=outcome.error,
-                                traceback=outcome.traceback, attempt=it.failures,
-                                max_attempts=retry.max_attempts, due_at=it.pause["due_at"]))
-            return
-        it.status = FAILED
-        it.finished_at = to_iso(now)
-        events.append(event(now, "step_failed", name, error=outcome.error,
-                            traceback=outcome.traceback))
-        return
-    it.failures = 0
-    it.error = None
-    it.output = outcome.output
-    if outcome.action_set:
-        it.action = outcome.action
-    pause = None if outcome.exit_requested or run.status == CANCELLED else outcome.pause
-    apply_pause(it, name, spec, pause, now, events)
-    if outcome.exit_requested and not run.finished:
-        end_open_steps(run, now, SKIPPED)
-        run.status = COMPLETED
-        run.output = run_output(run, workflow)
-        events.append(event(now, "completed", name, reason=outcome.exit_reason, exit=True))
+    spec = workflow.steps[step_id]
+    if it.status == SUSPENDED and is_ask(it):
+        record_answer(it, name, run.run_id, spec, data, action, request, now, events, asked)
+    else:
+        resume_node(run.run_id, spec, it, name, data, action, request, now, events)
+    settle(run, workflow, step_id, now, events, executing=False)
 
 
 class ChildResult:
@@ -283,7 +282,7 @@ def apply_child_result(run: Run, step_id: str, index: int | None, result: ChildR
             fail_run(run, it.error, now, events)
     elif status == COMPLETED:
         it.output = result.output
-        _complete(it, name, now, events, child=result.child_id)
+        complete(it, name, now, events, child=result.child_id)
     elif status == CANCELLED:
         it.status = CANCELLED
         it.pause = None

@@ -24,7 +24,7 @@ from wfrun.model import RUNNING, Run, StepState
 from ._actions import check_resume_action
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
-from ._composite import has_composites, node_of, step_of
+from ._composite import apply_iteration_resume, has_composites, node_of, step_of
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
 from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
 from ._result import Result
@@ -142,8 +142,6 @@ def _apply(r: Run, workflow: Workflow, spec: StepSpec, target: _Target, req: Res
         return
     if r.finished:
         raise ConflictError(f"run {r.run_id} is {r.status}; it cannot be resumed")
-    from ._iteration_pauses import apply_iteration_resume  # foreach only: imported late
-
     apply_iteration_resume(r, workflow, spec.id, target.index, req.data, req.action,
                            req.callback, now, events, asked)
 

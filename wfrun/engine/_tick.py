@@ -11,8 +11,8 @@ from wfrun.model import PENDING, Run
 from wfrun.store.abc import ExecutionClaim
 
 from ._children import after_tick
+from ._composite import fire_iterations
 from ._document import rerun_limit_warning, retry_notes
-from ._iteration_pauses import fire_iterations
 from ._result import TickReport
 from ._runner_api import RunnerAPI
 from ._schedule import Events, step_gone

@@ -1,4 +1,10 @@
-"""State transitions: a step's outcome, a resume, a due timer, a cancel, applied to a run (pure, no I/O)."""
+"""State transitions, applied to a run (pure, no I/O): an execution's outcome, a resume, a due
+timer or deadline, a cancel, a rewind for retry.
+
+One state machine serves a step and a foreach iteration (a *node*, named `step` or `step[2]`
+in history): `record_outcome`, `resume_node` and `fire_node` change one node; the functions
+for steps (`apply_outcome`, `apply_resume`, `fire_due`) add what a step's result does to its
+run, and those for iterations (in `_composite.py`) settle the foreach step instead."""
 
 from __future__ import annotations
 
@@ -96,21 +102,31 @@ def _check_outcome(spec: StepSpec, outcome: Outcome) -> None:
 def apply_outcome(
     run: Run, workflow: Workflow, step_id: str, outcome: Outcome, now: datetime, events: Events
 ) -> None:
-    """Record a finished execution of a step and what it asked for."""
+    """Record a finished execution of a step and what it asked for; a failure fails the run."""
     state = run.steps[step_id]
+    if record_outcome(run, workflow, step_id, state, step_id, outcome, now, events) \
+            and run.status != CANCELLED:
+        fail_run(run, outcome.error or {}, now, events)
+
+
+def record_outcome(run: Run, workflow: Workflow, step_id: str, state: StepState, name: str,
+                   outcome: Outcome, now: datetime, events: Events) -> bool:
+    """Record a finished execution of a node (step `step_id`, or its iteration `name`) and
+    what it asked for: an ask, a pause, an exit, or an error (retried if the step's `retry:`
+    allows). True if it failed for good (the caller fails the run, or settles the step)."""
     spec = workflow.steps[step_id]
     for record in outcome.logs:
-        events.append(event(now, "log", step_id, **record))
+        events.append(event(now, "log", name, **record))
     if state.status not in (RUNNING, CANCELLED):
-        return  # not ours any more (should not happen while we hold the claim)
+        return False  # not ours any more (should not happen while we hold the claim)
     state.trigger = None
     state.exec_nonce = None  # its pause (if any) carries the nonce from here on
-    if outcome.ask is not None and apply_ask(run, spec, state, outcome, now, events):
-        return
+    if outcome.ask is not None and apply_ask(run, spec, state, outcome, now, events, name):
+        return False
     _check_outcome(spec, outcome)
     if outcome.error is not None:
-        _apply_failure(run, spec, state, outcome, now, events)
-        return
+        outcome.error["step"] = name
+        return _apply_failure(run, spec, state, name, outcome, now, events)
     state.failures = 0
     state.error = None
     state.output = outcome.output
@@ -119,22 +135,24 @@ def apply_outcome(
     if run.status == CANCELLED:  # cancelled while it ran: it finishes, nothing more runs
         state.status = COMPLETED
         state.finished_at = to_iso(now)
-        events.append(event(now, "step_completed", step_id, note="run was cancelled meanwhile"))
-        return
+        events.append(event(now, "step_completed", name, note="run was cancelled meanwhile"))
+        return False
     pause = None if outcome.exit_requested else outcome.pause
-    apply_pause(state, step_id, spec, pause, now, events)
-    if outcome.exit_requested:
+    apply_pause(state, name, spec, pause, now, events)
+    if outcome.exit_requested and not run.finished:
         end_open_steps(run, now, SKIPPED)
         run.status = COMPLETED
         run.output = run_output(run, workflow)
-        events.append(event(now, "completed", step_id, reason=outcome.exit_reason, exit=True))
+        events.append(event(now, "completed", name, reason=outcome.exit_reason, exit=True))
+    return False
 
 
-def _complete(state: StepState, step_id: str, now: datetime, events: Events, **note: Any) -> None:
+def complete(state: StepState, name: str, now: datetime, events: Events, **note: Any) -> None:
+    """Complete a node (a step, or an iteration `name`): no pause left."""
     state.status = COMPLETED
     state.pause = None
     state.finished_at = to_iso(now)
-    events.append(event(now, "step_completed", step_id, runs=state.runs, **note))
+    events.append(event(now, "step_completed", name, runs=state.runs, **note))
 
 
 def _apply_rerun(
@@ -142,7 +160,7 @@ def _apply_rerun(
 ) -> None:
     if state.reruns >= pause.max_retries:
         state.rerun_limit = pause.max_retries
-        _complete(state, step_id, now, events, rerun_limit=pause.max_retries,
+        complete(state, step_id, now, events, rerun_limit=pause.max_retries,
                   note=f"rerun ignored: max_retries ({pause.max_retries}) reached; the step's "
                        "return value is its output")
         return
@@ -158,9 +176,10 @@ def _apply_rerun(
                         reruns=state.reruns, max_retries=pause.max_retries))
 
 
-def _apply_failure(
-    run: Run, spec: StepSpec, state: StepState, outcome: Outcome, now: datetime, events: Events
-) -> None:
+def _apply_failure(run: Run, spec: StepSpec, state: StepState, name: str, outcome: Outcome,
+                   now: datetime, events: Events) -> bool:
+    """Wait for a retry if the step's `retry:` allows another attempt; else fail the node
+    (True)."""
     assert outcome.error is not None
     state.failures += 1
     state.error = outcome.error
@@ -169,16 +188,15 @@ def _apply_failure(
         delay = retry.delay_after(state.failures)
         state.status = WAITING
         state.pause = {"kind": PAUSE_RETRY, "since": to_iso(now), "due_at": to_iso(now + delay)}
-        events.append(event(now, "retried", spec.id, error=outcome.error,
+        events.append(event(now, "retried", name, error=outcome.error,
                             traceback=outcome.traceback, attempt=state.failures,
                             max_attempts=retry.max_attempts, due_at=state.pause["due_at"]))
-        return
+        return False
     state.status = FAILED
     state.finished_at = to_iso(now)
-    events.append(event(now, "step_failed", spec.id, error=outcome.error,
+    events.append(event(now, "step_failed", name, error=outcome.error,
                         traceback=outcome.traceback))
-    if run.status != CANCELLED:
-        fail_run(run, outcome.error, now, events)
+    return True
 
 
 def fail_run(run: Run, error: dict[str, str], now: datetime, events: Events) -> None:
@@ -216,16 +234,24 @@ def apply_resume(
     state = run.steps[spec.id]
     if run.finished and not state.resumed_at:  # if it was resumed, say when (below)
         raise ConflictError(f"run {run.run_id} is {run.status}; it cannot be resumed")
+    resume_node(run.run_id, spec, state, spec.id, data, action, request, now, events)
+
+
+def resume_node(run_id: str, spec: StepSpec, state: StepState, name: str, data: Any,
+                action: str | None, request: dict[str, Any], now: datetime,
+                events: Events) -> None:
+    """Hand data to a suspended node (a step, or its iteration `name`: it completes) or a
+    rerun-pending one (it reruns now); ConflictError if it takes no data now."""
     kind = (state.pause or {}).get("kind")
-    if state.status == SUSPENDED:
+    if state.status == SUSPENDED and kind == PAUSE_SUSPEND:
         state.resume_data = data
         if spec.kind == "wait":
             state.output = data
         if action is not None:
             state.action = action
         state.resumed_at = to_iso(now)
-        _complete(state, spec.id, now, [])
-        events.append(event(now, "resumed", spec.id, action=action, source=request["source"]))
+        complete(state, name, now, [])
+        events.append(event(now, "resumed", name, action=action, source=request["source"]))
     elif state.status == WAITING and kind == PAUSE_RERUN:
         state.status = PENDING
         state.pause = None
@@ -233,16 +259,16 @@ def apply_resume(
         if action is not None:
             state.action = action
         state.trigger = {"reason": "resume", "callback_request": request}
-        events.append(event(now, "resumed", spec.id, action=action, source=request["source"],
+        events.append(event(now, "resumed", name, action=action, source=request["source"],
                             rerun=True))
     elif state.resumed_at:
         raise ConflictError(
-            f"step '{spec.id}' of run {run.run_id} was already resumed at {state.resumed_at}; "
+            f"step '{name}' of run {run_id} was already resumed at {state.resumed_at}; "
             "its data is kept"
         )
     else:
         raise ConflictError(
-            f"step '{spec.id}' of run {run.run_id} is {state.status}, not suspended; "
+            f"step '{name}' of run {run_id} is {state.status}, not suspended; "
             "nothing to resume"
         )
 
@@ -252,7 +278,7 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
     """Put a step (or a foreach iteration, `name` `step[i]`) into the pause its execution asked
     for: suspended, waiting for a rerun or a sleep; with no pause, it completes."""
     if pause is None:
-        _complete(state, name, now, events)
+        complete(state, name, now, events)
     elif pause.kind == "suspend":
         timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
         state.status = SUSPENDED
@@ -268,7 +294,7 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
     else:
         assert pause.until is not None
         if pause.until <= now:
-            _complete(state, name, now, events)
+            complete(state, name, now, events)
         else:
             state.status = WAITING
             state.pause = {"kind": PAUSE_SLEEP, "since": to_iso(now), "due_at": to_iso(pause.until)}
@@ -281,7 +307,7 @@ def fire_timer(state: StepState, name: str, now: datetime, events: Events) -> No
     kind = pause["kind"]
     events.append(event(now, "timer_fired", name, kind=kind, due_at=pause["due_at"]))
     if kind == PAUSE_SLEEP:
-        _complete(state, name, now, events)
+        complete(state, name, now, events)
     else:
         state.status = PENDING
         state.pause = None
@@ -303,45 +329,60 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
             events.append(event(now, "recovered", sid, runs=state.runs))
             fired.append((sid, "recovered"))
             continue
-        pause = state.pause
-        if not pause or not pause.get("due_at") or parse_iso(pause["due_at"]) > now:
-            continue  # no timer here (a composite step's timers are its iterations' or child's)
-        kind = pause["kind"]
-        if kind == PAUSE_SUSPEND:
-            _time_out(run, workflow, sid, state, now, events)
-            fired.append((sid, "timeout"))
+        # no timer of its own: a composite step's timers are its iterations' or child's
+        reason = fire_node(run, workflow, sid, state, sid, now, events)
+        if reason is None:
             continue
-        fire_timer(state, sid, now, events)
-        fired.append((sid, kind))
+        if state.status == FAILED:  # its deadline passed with `on_timeout: fail`
+            fail_run(run, state.error or {}, now, events)
+        fired.append((sid, reason))
     if not fired and run.status == RUNNING and not run.finished:
         fired.append(("", "recovered"))  # died between two steps: continue where it stopped
         events.append(event(now, "recovered"))
     return fired
 
 
-def _time_out(
-    run: Run, workflow: Workflow, sid: str, state: StepState, now: datetime, events: Events
-) -> None:
+def fire_node(run: Run, workflow: Workflow, step_id: str, state: StepState, name: str,
+              now: datetime, events: Events) -> str | None:
+    """Fire the node's timer if it is due at `now`: a sleep completes it, a rerun or a retry
+    makes it pending, a suspension's deadline does what its `on_timeout` says (`time_out`).
+    The reason (the timer's kind, or timeout), or None if nothing was due."""
+    pause = state.pause
+    if not pause or not pause.get("due_at") or parse_iso(pause["due_at"]) > now:
+        return None
+    if pause["kind"] == PAUSE_SUSPEND:
+        time_out(run, workflow, step_id, state, name, now, events)
+        return "timeout"
+    fire_timer(state, name, now, events)
+    return str(pause["kind"])
+
+
+def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name: str,
+             now: datetime, events: Events) -> None:
+    """A node's suspension passed its deadline: with `on_timeout: resume` it resumes with no
+    data (an ask is answered with None and executes again), with `fail` it fails (the caller
+    fails the run, or settles the foreach step), otherwise the run is cancelled."""
     pause = state.pause or {}
     on_timeout = pause.get("on_timeout", "cancel")
     waited = format_duration(now - parse_iso(pause["since"]))
-    events.append(event(now, "timed_out", sid, on_timeout=on_timeout, deadline=pause["due_at"]))
+    events.append(event(now, "timed_out", name, on_timeout=on_timeout, deadline=pause["due_at"]))
     if on_timeout == "resume" and answer_timeout(state):
         pass  # an ask answered with None: the step executes again
     elif on_timeout == "resume":
         state.resume_data = None
-        if sid in workflow.steps and workflow.steps[sid].kind == "wait":
+        if step_id in workflow.steps and workflow.steps[step_id].kind == "wait":
             state.output = None
-        _complete(state, sid, now, events, note="timed out; resumed with no data")
+        complete(state, name, now, events, note="timed out; resumed with no data")
     elif on_timeout == "fail":
-        message = f"step '{sid}' was not resumed before its deadline {pause['due_at']} ({waited})"
+        message = f"step '{name}' was not resumed before its deadline {pause['due_at']} ({waited})"
+        if pause.get("event"):
+            message = message.replace("was not resumed", f"received no event '{pause['event']}'")
         state.status = FAILED
         state.pause = None
-        state.error = _step_error(sid, "TimeoutError", message)
+        state.error = _step_error(name, "TimeoutError", message)
         state.finished_at = to_iso(now)
-        fail_run(run, state.error, now, events)
     else:
-        cancel_run(run, now, f"step '{sid}' timed out after {waited}", events)
+        cancel_run(run, now, f"step '{name}' timed out after {waited}", events)
 
 
 def _fresh(old: StepState, keep_answers: bool, keep_iterations: bool = False) -> StepState:
