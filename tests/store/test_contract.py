@@ -21,7 +21,7 @@ import pytest
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.model import PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
-from wfrun.store.abc import Store
+from wfrun.store.abc import RunSummary, Store
 
 
 class Backend:
@@ -533,3 +533,73 @@ def test_save_deferred_is_visible_at_once_and_durable_after_flush(
     stale.revision -= 1
     with pytest.raises(ConflictError):
         store.save_deferred(stale)  # the revision check is the same as save's
+
+
+def _listed(run_id: str, created: str, workflow: str = "wf", status: str = "completed",
+            parent: str | None = None) -> Run:
+    run = make_run(run_id)
+    run.workflow, run.created_at, run.updated_at = workflow, created, created
+    run.status, run.running_since = status, None
+    if status == SUSPENDED:
+        run.steps["a"].status = SUSPENDED
+        run.steps["a"].pause = {"kind": PAUSE_SUSPEND, "since": created,
+                                "due_at": "2030-01-01T00:00:00.000Z", "on_timeout": "cancel",
+                                "nonce": "n"}
+    if parent is not None:
+        run.parent = {"run_id": parent, "step": "child", "index": None, "notified": status}
+    return run
+
+
+def test_find_runs_lists_newest_first_filters_and_pages(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    runs = [_listed("a", "2026-01-01T00:00:00.000Z"),
+            _listed("b", "2026-01-03T00:00:00.000Z", status=SUSPENDED),
+            _listed("c", "2026-01-02T00:00:00.000Z", workflow="other"),
+            _listed("d", "2026-01-03T00:00:00.000Z", status="failed"),  # same time as b
+            _listed("kid", "2026-01-04T00:00:00.000Z", parent="b", status=SUSPENDED)]
+    for run in runs:
+        store.create(run)
+    reader = open_store()
+    page = reader.find_runs()
+    assert [r.run_id for r in page.runs] == ["d", "b", "c", "a"]  # ties: run id, descending
+    assert (page.more, page.problems) == (0, [])
+    assert page.runs[1] == RunSummary.of(runs[1]) and page.runs[1].next_due is not None
+    assert [r.run_id for r in reader.find_runs(top_level=False).runs] == ["kid", "d", "b", "c",
+                                                                          "a"]
+    assert [r.run_id for r in reader.find_runs([SUSPENDED]).runs] == ["b"]
+    assert [r.run_id for r in reader.find_runs([SUSPENDED, "failed"], top_level=False).runs] \
+        == ["kid", "d", "b"]
+    assert [r.run_id for r in reader.find_runs(workflow="other").runs] == ["c"]
+    assert reader.find_runs(["no-such-status"]).runs == []
+    first = reader.find_runs(limit=2)
+    assert ([r.run_id for r in first.runs], first.more) == (["d", "b"], 2)
+    second = reader.find_runs(limit=2, before=first.runs[-1].cursor)
+    assert ([r.run_id for r in second.runs], second.more) == (["c", "a"], 0)
+    assert reader.find_runs(limit=0).more == 4
+    # a save shows at once: the summary follows the run
+    changed = reader.load("b")
+    changed.status, changed.steps["a"].status, changed.steps["a"].pause = "cancelled", \
+        "cancelled", None
+    reader.save(changed)
+    assert [r.run_id for r in open_store().find_runs([SUSPENDED]).runs] == []
+    assert open_store().find_runs(["cancelled"]).runs[0].next_due is None
+
+
+def test_pending_returns_every_run_waiting_for_data_children_included(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    for run in (_listed("top", "2026-01-01T00:00:00.000Z", status=SUSPENDED),
+                _listed("kid", "2026-01-02T00:00:00.000Z", status=SUSPENDED, parent="x"),
+                _listed("else", "2026-01-02T00:00:00.000Z", status=SUSPENDED, workflow="other"),
+                _listed("done", "2026-01-02T00:00:00.000Z"),
+                make_run("busy")):
+        store.create(run)
+    found, problems = open_store().pending()
+    assert sorted(r.run_id for r in found) == ["else", "kid", "top"] and problems == []
+    assert all(isinstance(r, Run) and r.revision == 1 for r in found)
+    assert sorted(r.run_id for r in open_store().pending("wf")[0]) == ["kid", "top"]
+    run = store.load("top")
+    run.status, run.steps["a"].status, run.steps["a"].pause = "completed", "completed", None
+    store.save(run)
+    assert sorted(r.run_id for r in open_store().pending()[0]) == ["else", "kid"]

@@ -238,3 +238,29 @@ def test_forked_tick_workers_share_the_due_runs_exactly_once(url: str, tmp_path:
         doc = harness.show(run_id)
         assert (doc["status"], doc["steps"]["poll"]["runs"]) == ("completed", 2)
         assert [e["type"] for e in harness.history(run_id)].count("timer_fired") == 1
+
+
+def test_runs_stored_at_schema_version_1_are_migrated_with_their_data(url: str) -> None:
+    from test_contract import _listed
+
+    from wfrun.store.postgres import _schema
+
+    found = store(url)
+    for run in (_listed("old", "2026-01-01T00:00:00.000Z", status="suspended"),
+                _listed("older", "2025-01-01T00:00:00.000Z")):
+        found.create(run)
+    found.close()
+    # the tables as a wfrun of schema version 1 left them
+    sql(url, "ALTER TABLE wfrun_runs DROP COLUMN created, DROP COLUMN updated, "
+             "DROP COLUMN waits_until, DROP COLUMN suspended")
+    sql(url, "CREATE INDEX wfrun_runs_newest ON wfrun_runs (created_at DESC, run_id DESC)")
+    sql(url, "CREATE INDEX wfrun_runs_status ON wfrun_runs (status, created_at DESC)")
+    sql(url, "DELETE FROM wfrun_schema WHERE version > 1")
+    again = store(url)
+    page = again.find_runs()
+    assert [(r.run_id, r.created_at, r.status) for r in page.runs] == [
+        ("old", "2026-01-01T00:00:00.000Z", "suspended"),
+        ("older", "2025-01-01T00:00:00.000Z", "completed")]
+    assert page.runs[0].next_due == "2030-01-01T00:00:00.000Z"
+    assert [r.run_id for r in again.pending()[0]] == ["old"]
+    assert sql(url, "SELECT max(version) FROM wfrun_schema") == [(_schema.VERSION,)]

@@ -7,13 +7,35 @@ processes starting at once against an empty schema create it exactly once.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from wfrun.errors import StateError
 
-# Each migration is a list of statements, applied in one transaction; never edit one that has
+Step = str | Callable[[Any], None]  # a statement, or a function given the connection
+
+
+def _backfill_summaries(conn: Any) -> None:
+    """Migration 2's data: the summary columns of the runs stored before it."""
+    from wfrun.model import Run
+    from wfrun.store.abc import RunSummary, has_suspension
+
+    rows = conn.execute("SELECT run_id, snapshot::text FROM wfrun_runs").fetchall()
+    for run_id, text in rows:
+        try:
+            run = Run.from_dict(json.loads(text))
+            values = [run.created_at, run.updated_at, RunSummary.of(run).next_due,
+                      has_suspension(run)]
+        except (ValueError, KeyError, TypeError, AttributeError):  # a damaged row: listed as is
+            values = ["", "", None, False]
+        conn.execute("UPDATE wfrun_runs SET created = %s, updated = %s, waits_until = %s, "
+                      "suspended = %s WHERE run_id = %s", [*values, run_id])
+
+
+# Each migration is a list of steps, applied in one transaction; never edit one that has
 # shipped: add the next. Tables are prefixed so that wfrun can share a schema with others.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[Step]] = [
     [  # 1: runs, their history and logs, the URL key, execution claims, parsed manifests,
         # start tokens and schedule states
         """CREATE TABLE wfrun_runs (
@@ -80,6 +102,22 @@ MIGRATIONS: list[list[str]] = [
             state json NOT NULL
         )""",
     ],
+    [  # 2: what `list` and `pending` read, as columns, so that they are answered from indexes
+        "ALTER TABLE wfrun_runs ADD COLUMN created text COLLATE \"C\", "
+        "ADD COLUMN updated text, ADD COLUMN waits_until text, "
+        "ADD COLUMN suspended boolean NOT NULL DEFAULT false",
+        _backfill_summaries,
+        "ALTER TABLE wfrun_runs ALTER COLUMN created SET NOT NULL, "
+        "ALTER COLUMN updated SET NOT NULL",
+        "DROP INDEX wfrun_runs_newest",
+        "DROP INDEX wfrun_runs_status",
+        # newest first (created, then run id), top-level runs, or one status, or one workflow
+        "CREATE INDEX wfrun_runs_list ON wfrun_runs (created DESC, run_id DESC) "
+        "WHERE parent_run IS NULL",
+        "CREATE INDEX wfrun_runs_by_status ON wfrun_runs (status, created DESC, run_id DESC)",
+        "CREATE INDEX wfrun_runs_by_workflow ON wfrun_runs (workflow, created DESC, run_id DESC)",
+        "CREATE INDEX wfrun_runs_pending ON wfrun_runs (workflow) WHERE suspended",
+    ],
 ]
 VERSION = len(MIGRATIONS)
 
@@ -103,8 +141,11 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
         row = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
         done = row[0] or 0  # another process may have migrated while this one waited
         for version in range(done + 1, VERSION + 1):
-            for statement in MIGRATIONS[version - 1]:
-                conn.execute(statement)
+            for step in MIGRATIONS[version - 1]:
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
             conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
 
 

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
@@ -36,8 +36,7 @@ from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
 from wfrun.store._snapshot import shape_problem
-from wfrun.store.abc import ExecutionClaim, Store
-from wfrun.store.postgres import _connect
+from wfrun.store.abc import ExecutionClaim, RunPage, RunSummary, Store, has_suspension, split_cursor
 from wfrun.store.postgres._connect import Hold, errors
 
 _dump = encoder(allow_nan=False)
@@ -46,13 +45,17 @@ _DIGEST_HEX = frozenset("0123456789abcdef")
 
 _SAVE = """UPDATE wfrun_runs SET workflow = %(workflow)s, status = %(status)s,
     parent_run = %(parent)s, updated_at = %(updated)s, next_due = %(due)s,
-    revision = revision + 1, run_schema = %(schema)s, snapshot = %(snapshot)s::json
+    revision = revision + 1, run_schema = %(schema)s, snapshot = %(snapshot)s::json,
+    created = %(created_text)s, updated = %(updated_text)s, waits_until = %(waits)s,
+    suspended = %(suspended)s
     WHERE run_id = %(run_id)s AND revision = %(revision)s"""
 _FENCE = " AND EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)s AND c.token = %(token)s)"
 _CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, created_at, updated_at,
-    next_due, revision, run_schema, snapshot)
+    next_due, revision, run_schema, snapshot, created, updated, waits_until, suspended)
     VALUES (%(run_id)s, %(workflow)s, %(status)s, %(parent)s, %(created)s, %(updated)s, %(due)s,
-            %(revision)s, %(schema)s, %(snapshot)s::json)
+            %(revision)s, %(schema)s, %(snapshot)s::json, %(created_text)s, %(updated_text)s,
+            %(waits)s,
+            %(suspended)s)
     ON CONFLICT (run_id) DO NOTHING"""
 _CLAIM = """WITH got AS (SELECT pg_try_advisory_lock(%(key)s) AS ok)
     INSERT INTO wfrun_claims (run_id, owner, token, acquired_at, expires_at)
@@ -174,10 +177,13 @@ class PostgresStore(Store):
     def _row(self, run: Run, revision: int) -> dict[str, Any]:
         data = run.to_dict()
         data["revision"] = revision
+        summary = RunSummary.of(run)
         return {"run_id": run.run_id, "workflow": run.workflow, "status": run.status,
-                "parent": (run.parent or {}).get("run_id"), "created": run.created_at,
+                "parent": summary.parent, "created": run.created_at,
                 "updated": run.updated_at, "due": run.next_due(), "schema": SCHEMA_VERSION,
-                "snapshot": _dump(data), "revision": revision}
+                "snapshot": _dump(data), "revision": revision, "waits": summary.next_due,
+                "created_text": run.created_at, "updated_text": run.updated_at,
+                "suspended": has_suspension(run)}
 
     def create(self, run: Run) -> None:
         check_run_id(run.run_id)
@@ -308,6 +314,54 @@ class PostgresStore(Store):
             if len(rows) < _BATCH:
                 return
             after = rows[-1][0]
+
+    # -- queries across runs (list, pending, prune) -------------------------------------------
+
+    def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
+                  top_level: bool = True, limit: int | None = None,
+                  before: str | None = None) -> RunPage:
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if statuses is not None:
+            where.append("status = ANY(%s)")
+            params.append(list(statuses))
+        if workflow is not None:
+            where.append("workflow = %s")
+            params.append(workflow)
+        if top_level:
+            where.append("parent_run IS NULL")
+        if before is not None:
+            where.append("(created, run_id) < (%s, %s)")
+            params.extend(split_cursor(before))
+        condition = " AND ".join(where)
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT run_id, workflow, status, created, updated, waits_until, parent_run "
+                f"FROM wfrun_runs WHERE {condition} ORDER BY created DESC, run_id DESC LIMIT %s",
+                [*params, None if limit is None else max(limit, 0)]).fetchall()
+            more = 0
+            if limit is not None and len(rows) == max(limit, 0):
+                total = conn.execute(f"SELECT count(*) FROM wfrun_runs WHERE {condition}",
+                                     params).fetchone()[0]
+                more = total - len(rows)
+        return RunPage([RunSummary(*row) for row in rows], more, [])
+
+    def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
+        query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
+        with self._conn() as conn:
+            rows = conn.execute(query + (" AND workflow = %s" if workflow is not None else ""),
+                                [] if workflow is None else [workflow]).fetchall()
+        runs: list[Run] = []
+        problems: list[Exception] = []
+        for row in rows:
+            try:
+                run = self._parse(*row)
+            except StateError as exc:
+                problems.append(exc)
+                continue
+            if has_suspension(run):  # (a row changed by hand since: what it holds decides)
+                runs.append(run)
+        return runs, problems
 
     # -- the due index ---------------------------------------------------------------------------
 
