@@ -16,8 +16,8 @@ from wfrun.clock import Clock
 from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim, Store
 
+from ._deferred_manifests import DeferredManifestCache
 from ._links import LinkMaker
-from ._manifests import DeferredManifestCache
 from ._result import Mutation, Result
 
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from wfrun.clock import Clock
     from wfrun.store.abc import Store
 
-    from ._manifests import DeferredManifestCache
+    from ._deferred_manifests import DeferredManifestCache
     from ._result import Result, TickReport
 
 class Engine(Protocol):

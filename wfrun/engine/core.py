@@ -28,9 +28,9 @@ from ._callbacks import (
     open_link,
 )
 from ._composite import has_composites
+from ._deferred_manifests import DeferredManifestCache
 from ._document import run_document
 from ._links import LinkMaker
-from ._manifests import DeferredManifestCache
 from ._result import NO_INPUT, Result, TickReport
 from ._resume import ResumeRequest, resume
 from ._runner import Runner
