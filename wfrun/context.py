@@ -52,14 +52,15 @@ class PauseRequest:
     This module's classes are plain classes, not dataclasses: `@dataclass` compiles its
     methods at every import, and every command imports them (docs/architecture.md)."""
 
-    __slots__ = ("context", "data", "delay", "kind", "label", "max_retries", "nonce",
-                 "on_timeout", "timeout", "until")
+    __slots__ = ("context", "data", "delay", "event", "kind", "label", "max_retries", "nonce",
+                 "on_timeout", "schema", "timeout", "until")
 
     def __init__(self, kind: str, nonce: str = "", timeout: timedelta | None = None,
                  on_timeout: str | None = None, data: Any = None, delay: timedelta | None = None,
                  context: Any = None, max_retries: int = DEFAULT_MAX_RETRIES,
-                 until: datetime | None = None, label: str | None = None) -> None:
-        self.kind = kind  # "suspend", "rerun" or "sleep"
+                 until: datetime | None = None, label: str | None = None,
+                 event: str | None = None, schema: Any = None) -> None:
+        self.kind = kind  # "suspend", "rerun", "sleep" or "event" (wait_for_event)
         self.nonce = nonce
         self.timeout = timeout
         self.on_timeout = on_timeout
@@ -69,6 +70,8 @@ class PauseRequest:
         self.max_retries = max_retries
         self.until = until
         self.label = label  # names a suspension (`wfrun resume RUN --label NAME`)
+        self.event = event  # wait_for_event: the name of the event it waits for
+        self.schema = schema  # wait_for_event: the JSON Schema the event's data must match
 
 
 class AskRequest:
@@ -100,6 +103,9 @@ class Flow:
     def __init__(self, step: str, make_links: Callable[[str], Links], now: Callable[[], datetime]):
         self._step = step
         self._make_links = make_links
+        # makes the URL that sends an event to this run (set by the engine before the step runs)
+        self.make_event_url: Callable[[str], str] | None = None
+        self.in_iteration = False  # a foreach iteration: it cannot wait for an event
         # the nonce of the links this execution hands out (the engine records it before the
         # step starts, so a callback that arrives before the step returns is recognised)
         self.links_nonce: str | None = None
@@ -118,13 +124,15 @@ class Flow:
         if self.asked is not None:
             self.misuse = (
                 f"step '{self._step}' called flow.{name}() after an unanswered flow.ask() in the "
-                "same execution; a step that asks cannot also suspend, rerun or sleep"
+                "same execution; a step that asks cannot also suspend, rerun, sleep or wait for "
+                "an event"
             )
             raise FlowError(self.misuse)
         if self.pause is not None:
             self.misuse = (
-                f"step '{self._step}' called flow.{name}() after flow.{self.pause.kind}() in the "
-                "same execution; call only one of suspend, rerun and sleep per execution"
+                f"step '{self._step}' called flow.{name}() after flow.{_called(self.pause)}() in "
+                "the same execution; call only one of suspend, rerun, sleep and wait_for_event "
+                "per execution"
             )
             raise FlowError(self.misuse)
         self.pause = request
@@ -196,8 +204,9 @@ class Flow:
             return self.answers[index]
         if self.pause is not None:
             self.misuse = (
-                f"step '{self._step}' called flow.ask() after flow.{self.pause.kind}() in the "
-                "same execution; a step that pauses with suspend, rerun or sleep cannot also ask"
+                f"step '{self._step}' called flow.ask() after flow.{_called(self.pause)}() in "
+                "the same execution; a step that pauses with suspend, rerun, sleep or "
+                "wait_for_event cannot also ask"
             )
             raise FlowError(self.misuse)
         if on_timeout is not None and on_timeout not in ON_TIMEOUT:
@@ -215,6 +224,49 @@ class Flow:
         )
         raise AskSignal()
 
+    def event_url(self, name: str) -> str:
+        """A URL that sends event `name` to this run (`POST` it; served by `wfrun serve`),
+        valid for the life of the run."""
+        name = _event_name(name)
+        if self.make_event_url is None:
+            raise FlowError("event_url() is only available to a step executed by wfrun")
+        return self.make_event_url(name)
+
+    def wait_for_event(
+        self,
+        name: str,
+        timeout: timedelta | str | float | None = None,
+        schema: Any = None,
+        on_timeout: str | None = None,
+    ) -> None:
+        """Pause the run at the end of this step until event `name` is sent to the run (`wfrun
+        send`, or a POST to `event_url(name)`); its data becomes this step's `resume_data`.
+        An event sent before anything waits for it is kept in the run's inbox and taken at
+        once. `schema` (JSON Schema) is checked when the event is sent."""
+        name = _event_name(name)
+        if self.in_iteration:
+            raise FlowError(
+                f"step '{self._step}' is a foreach iteration, which cannot wait for an event; "
+                "wait for it in a step of its own after the foreach step"
+            )
+        if on_timeout is not None and on_timeout not in ON_TIMEOUT:
+            raise FlowError(f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, not {on_timeout!r}")
+        if schema is not None:
+            from wfrun._detach import stored_or_problem
+            from wfrun._schema import schema_problem
+
+            schema, problem = stored_or_problem(schema)
+            problem = problem or schema_problem(schema)
+            if problem:
+                raise FlowError(f"schema of wait_for_event({name!r}): invalid JSON Schema: "
+                                f"{problem}")
+        request = PauseRequest(
+            "event", nonce=self.links_nonce or random_token(), on_timeout=on_timeout,
+            timeout=_duration(timeout, "timeout") if timeout is not None else None,
+            event=name, schema=schema,
+        )
+        self._request(request, "wait_for_event")
+
     def route(self, action: str | None) -> None:
         """Set this step's action, which `when:` of later steps matches."""
         if action is not None and not isinstance(action, str):
@@ -226,6 +278,19 @@ class Flow:
         """End the run as completed after this step; the remaining steps are skipped."""
         self.exit_requested = True
         self.exit_reason = reason
+
+
+def _called(pause: PauseRequest) -> str:
+    """The flow method that asked for a pause (for messages)."""
+    return "wait_for_event" if pause.kind == "event" else pause.kind
+
+
+def _event_name(name: object) -> str:
+    """An event name, as `wfrun send` takes it; FlowError otherwise."""
+    if not isinstance(name, str) or not LABEL_PATTERN.fullmatch(name):
+        raise FlowError(f"event name {name!r} is not valid: use 1 to 100 letters, digits or "
+                        "'_.:@-', starting with a letter or digit")
+    return name
 
 
 def _label(label: object) -> str | None:

@@ -26,6 +26,7 @@ PAUSE_SUSPEND = "suspend"
 PAUSE_RERUN = "rerun"
 PAUSE_SLEEP = "sleep"
 PAUSE_RETRY = "retry"
+PAUSE_EVENT = "event"  # ctx.flow.wait_for_event(name): the step is suspended until it is sent
 
 JsonValue = Any
 

@@ -18,7 +18,7 @@ from . import _app
 COMMAND_MODULES = {
     "start": "_runs", "resume": "_runs", "cancel": "_runs", "show": "_runs", "list": "_runs",
     "pending": "_runs", "logs": "_logs", "tick": "_ops", "validate": "_ops", "workflows": "_ops",
-    "schedules": "_schedules",
+    "schedules": "_schedules", "send": "_send",
     "retry": "_recover", "fork": "_recover", "serve": "_serve", "token": "_tokens", "init": "_init",
     "doctor": "_doctor", "prune": "_prune", "graph": "_graph",
 }

@@ -18,7 +18,7 @@ from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, setti
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The order `wfrun --help` lists commands in: a run's life first, then operations.
-COMMAND_ORDER = ("start", "resume", "cancel", "show", "list", "pending", "logs", "tick",
+COMMAND_ORDER = ("start", "resume", "send", "cancel", "show", "list", "pending", "logs", "tick",
                  "schedules", "retry",
                  "fork", "serve", "token", "validate", "workflows", "graph", "init", "doctor", "prune")
 

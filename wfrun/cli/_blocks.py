@@ -96,15 +96,22 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         out.append(("table", rows))
     for entry in doc.get("suspended", []):
         what = f"the answer to its ask #{entry['ask']}" if "ask" in entry else "data"
+        if "event" in entry:
+            what = f"event '{m.esc(entry['event'])}'"
         named = f" (label {m.esc(entry['label'])})" if entry.get("label") else ""
         line(f"{m.style('yellow', '⏸ ' + m.esc(entry['step']))}{named} waits for {what} since "
              f"{m.raw(entry['since'])} (deadline {m.raw(entry['deadline'])}, then "
              f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
             line(f"    asks: {m.esc(shorten(entry['suspend_data'], 200))}")
-        line(f"    resume: {m.esc(entry['resume_command'])}")
+        line(f"    {'send:  ' if 'event' in entry else 'resume:'} {m.esc(entry['resume_command'])}")
         line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
         line(f"    url:    {m.esc(entry['resume_url'])}")
+    for entry in doc.get("inbox", []):
+        if entry.get("kind") == "event":  # sent before any step waited for it (SPEC §3)
+            line(f"{m.style('cyan', '✉ ' + m.esc(str(entry.get('name'))))} kept since "
+                 f"{m.raw(entry.get('accepted_at'))} (from {m.raw(entry.get('source'))}): the "
+                 "next step that waits for it takes it")
     for entry in doc.get("waiting", []):
         if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
             line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} child run "

@@ -161,14 +161,16 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
         console.print(f"    deadline {r['deadline']}, then {r['on_timeout']}")
         if r.get("suspend_data") is not None:
             console.print(f"    asks:   {escape(shorten(r['suspend_data'], 200))}")
-        console.print(f"    resume: {escape(r['resume_command'])}")
+        how = "send:  " if "event" in r else "resume:"  # a wait_for_event: send the event
+        console.print(f"    {how} {escape(r['resume_command'])}")
 
 
 def _ask_label(row: dict[str, Any]) -> str:
     from rich.markup import escape
 
     said = ([f"ask #{row['ask']}"] if "ask" in row else []) + \
-        ([f"label {escape(row['label'])}"] if row.get("label") else [])
+        ([f"label {escape(row['label'])}"] if row.get("label") else []) + \
+        ([f"event {escape(row['event'])}"] if row.get("event") else [])
     return f" ({', '.join(said)})" if said else ""
 
 

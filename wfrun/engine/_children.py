@@ -149,7 +149,7 @@ def execute_composite(runner: RunnerAPI, run: Run, workflow: Workflow,
             lambda nonce, n=name: runner.links.links(run_id, n, nonce, workflow,  # type: ignore[misc]
                                                      schema_step=step_id),
             runner.clock.now, lambda records: runner.store.append_log(run_id, records),
-            index=index, item=item,
+            index=index, item=item, event_url=lambda n: runner.links.event_url(run_id, n),
         )
 
         def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:

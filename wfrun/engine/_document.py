@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from wfrun._specs import Workflow
-from wfrun.model import PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run
+from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run
 
 from ._links import LinkMaker
 
@@ -31,8 +31,32 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
             "label": pause.get("label"),
             "resume_command": made.resume_command, "resume_url": made.resume_url,
             "cancel_url": made.cancel_url, **ask_number(pause),
+            **event_fields(links, run.run_id, pause),
         })
     return entries
+
+
+def event_fields(links: LinkMaker, run_id: str, pause: dict[str, Any]) -> dict[str, Any]:
+    """For a step waiting for an event (`wait_for_event`): the event's name, its URL (also
+    the entry's `resume_url`: a POST to it continues the step), the schema its data must
+    match, and the `wfrun send` command that continues it (as `resume_command`); else nothing."""
+    if pause.get("kind") != PAUSE_EVENT:
+        return {}
+    name, schema = str(pause.get("event")), pause.get("schema")
+    url = links.event_url(run_id, name)
+    return {"event": name, "event_url": url, "event_schema": schema, "resume_url": url,
+            "resume_command": links.send_command(run_id, name, schema)}
+
+
+def inbox_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the run's inbox as the run document shows it: an early resume, or an event
+    sent before any step waited for it."""
+    if entry.get("kind") == "event":
+        return {"kind": "event", "name": entry.get("name"), "accepted_at": entry.get("at"),
+                "source": entry.get("source"), "data": entry.get("data")}
+    return {"kind": entry["kind"], "step": entry.get("step"), "accepted_at": entry.get("at"),
+            "action": entry.get("action"), "source": (entry.get("request") or {}).get("source"),
+            "data": entry.get("data")}
 
 
 def ask_number(source: dict[str, Any]) -> dict[str, Any]:
@@ -79,12 +103,8 @@ def run_document(
         "warnings": list(warnings or []),
     }
     doc["warnings"].extend(rerun_limit_warnings(run))
-    if run.inbox:  # resumes accepted while their step was still executing (SPEC §3)
-        doc["inbox"] = [
-            {"kind": e["kind"], "step": e["step"], "accepted_at": e["at"], "action": e["action"],
-             "source": (e.get("request") or {}).get("source"), "data": e["data"]}
-            for e in run.inbox
-        ]
+    if run.inbox:  # resumes accepted while their step was still executing, and events
+        doc["inbox"] = [inbox_entry(e) for e in run.inbox]  # nothing waited for yet (SPEC §3)
     if history is not None:
         doc["history"] = history
     return doc

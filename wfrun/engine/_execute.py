@@ -44,10 +44,12 @@ def execute(
     *,
     index: int | None = None,
     item: Any = None,
+    event_url: Callable[[str], str] | None = None,
 ) -> Outcome:
     """Call the step's function once and describe what happened; never raises for step errors.
 
-    For a foreach iteration, `index` and `item` say which (`ctx.index`, `ctx.item`)."""
+    For a foreach iteration, `index` and `item` say which (`ctx.index`, `ctx.item`);
+    `event_url` makes the URLs of `ctx.flow.event_url(name)`."""
     state = run.steps[step_id]
     if index is not None:
         state = (state.iterations or [])[index]
@@ -55,6 +57,7 @@ def execute(
     flow = Flow(step_id if index is None else f"{step_id}[{index}]", make_links, now)
     flow.answers = [detached(answer) for answer in state.answers]
     flow.links_nonce = state.exec_nonce
+    flow.make_event_url, flow.in_iteration = event_url, index is not None
     capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
                          sink)  # what it prints, for `wfrun logs`
     ctx = Context(

@@ -4,7 +4,9 @@ state change, or discarded into history with the reason if the step ends without
 
 An entry is `{"kind": "resume", "step", "nonce", "data", "action", "request", "at"}`; `nonce`
 is the one of the links the step's execution was handed (`StepState.exec_nonce`), so an entry
-belongs to exactly one execution attempt (a recovered attempt keeps its nonce).
+belongs to exactly one execution attempt (a recovered attempt keeps its nonce). Events sent
+to the run that no step waited for share the inbox (`{"kind": "event", ...}`, `_events.py`):
+each is taken, oldest first, when a step waits for it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._schedule import Events, event
 from ._transitions import apply_resume
 
 RESUME = "resume"
+EVENT = "event"  # an event sent to the run that no step waited for yet (`_events.py`)
 
 
 class StepNotExecuting(Exception):
@@ -103,6 +106,10 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
                             data=entry["data"], action=entry["action"],
                             source=entry["request"].get("source"), accepted_at=entry["at"]))
     run.inbox = kept
+    if any(entry["kind"] == EVENT for entry in kept):  # events kept until a step waits for them
+        from ._events import consume_events
+
+        consume_events(run, now, events)
 
 
 def _why_discarded(run: Run, state: StepState) -> str:

@@ -19,6 +19,7 @@ from ._composite import node_of
 from ._inbox import executing_nonce
 
 VERBS = ("resume", "cancel")
+EVENT = "event"  # the verb of an event URL's token: scoped to run and event name, no pause
 MAX_NONCES = 8  # recent pause nonces kept per step: links of ended pauses get "already used"
 
 
@@ -135,3 +136,18 @@ class LinkMaker:
             ),
             cancel_command=f"{self._command} cancel {run_id}",
         )
+
+    def event_url(self, run_id: str, name: str) -> str:
+        """The URL that sends event `name` to the run (`ctx.flow.event_url`): its token is
+        scoped to the run and the event name, and works for the life of the run."""
+        token = make_token(self._key, EVENT, run_id, name, "")
+        return f"{self._base}/runs/{run_id}/events/{quote(name, safe='')}?token={token}"
+
+    def event_token_matches(self, run_id: str, name: str, token: str) -> bool:
+        """True if `token` is the one of the run's event URL for `name` (constant time)."""
+        return bool(token) and token_matches(self._key, token, EVENT, run_id, name, "")
+
+    def send_command(self, run_id: str, name: str, schema: Any = None) -> str:
+        """The command that sends event `name` to the run, with data matching `schema`."""
+        data = json.dumps(example_data(schema)) if schema else "{}"
+        return f"{self._command} send {run_id} {shlex.quote(name)} --data {shlex.quote(data)}"

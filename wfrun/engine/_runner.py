@@ -239,6 +239,7 @@ class Runner:
                     self.handler(workflow, step), run, step,
                     lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
                     self.clock.now, lambda records: self.store.append_log(run_id, records),
+                    event_url=lambda name: self.links.event_url(run_id, name),
                 )
 
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:

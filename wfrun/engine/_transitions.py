@@ -22,6 +22,7 @@ from wfrun.model import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PAUSE_EVENT,
     PAUSE_RERUN,
     PAUSE_RETRY,
     PAUSE_SLEEP,
@@ -261,6 +262,10 @@ def resume_node(run_id: str, spec: StepSpec, state: StepState, name: str, data: 
         state.trigger = {"reason": "resume", "callback_request": request}
         events.append(event(now, "resumed", name, action=action, source=request["source"],
                             rerun=True))
+    elif state.status == SUSPENDED and kind == PAUSE_EVENT:
+        from ._events import event_wait_message
+
+        raise ConflictError(event_wait_message(run_id, name, state))
     elif state.resumed_at:
         raise ConflictError(
             f"step '{name}' of run {run_id} was already resumed at {state.resumed_at}; "
@@ -291,6 +296,10 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
         events.append(event(now, "suspended", name, deadline=state.pause["due_at"]))
     elif pause.kind == "rerun":
         _apply_rerun(state, name, pause, now, events)
+    elif pause.kind == PAUSE_EVENT:  # wait_for_event (`_events.py`, imported on use)
+        from ._events import pause_for_event
+
+        pause_for_event(state, name, spec, pause, now, events)
     else:
         assert pause.until is not None
         if pause.until <= now:
@@ -350,7 +359,7 @@ def fire_node(run: Run, workflow: Workflow, step_id: str, state: StepState, name
     pause = state.pause
     if not pause or not pause.get("due_at") or parse_iso(pause["due_at"]) > now:
         return None
-    if pause["kind"] == PAUSE_SUSPEND:
+    if pause["kind"] in (PAUSE_SUSPEND, PAUSE_EVENT):
         time_out(run, workflow, step_id, state, name, now, events)
         return "timeout"
     fire_timer(state, name, now, events)

@@ -8,12 +8,12 @@ from typing import Any
 
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
-from wfrun.model import PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
+from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
 
 from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label
-from ._document import PUBLIC_STEP_KEYS, ask_number
+from ._document import PUBLIC_STEP_KEYS, ask_number, event_fields
 from ._runner_api import Reader
 
 MAX_DEPTH = 32
@@ -115,16 +115,17 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                 command = links.links(top, address, pause.get("nonce", ""), workflow,
                                       pause.get("schema"), schema_step=sid).resume_command
             extra = {"child_run_id": run.run_id} if top != run.run_id else {}
-            if it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND:
+            if it.status == SUSPENDED and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_EVENT):
+                waits = event_fields(links, run.run_id, pause)  # an event: sent to this run
                 out.suspended.append({
                     "step": address, "path": list(path), "since": pause["since"],
                     "deadline": pause["due_at"], "on_timeout": pause.get("on_timeout", "cancel"),
                     "suspend_data": it.suspend_data, "label": pause.get("label"),
                     "resume_command": command,
                     "resume_url": made.resume_url, "cancel_url": made.cancel_url,
-                    **ask_number(pause), **extra,
+                    **ask_number(pause), **extra, **waits,
                 })
-                out.schemas.append(expected_schema(it, spec))
+                out.schemas.append(waits["event_schema"] if waits else expected_schema(it, spec))
             elif it.status == WAITING:
                 entry: dict[str, Any] = {"step": address, "kind": pause["kind"],
                                          "due_at": pause["due_at"], "runs": it.runs}

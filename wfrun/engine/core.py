@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
@@ -34,6 +34,9 @@ from ._links import LinkMaker
 from ._result import NO_INPUT, Result, TickReport
 from ._resume import ResumeRequest, resume
 from ._runner import Runner
+
+if TYPE_CHECKING:
+    from ._events import EventLink, SendResult
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
@@ -207,6 +210,30 @@ class Engine:
     def accept_cancel(self, run_id: str, step: str, token: str, reason: str | None) -> Result:
         """Cancel the run if the cancel link's pause is still open (checked under the lock)."""
         return accept_cancel(self._runner, run_id, step, token, reason)
+
+    # -- events (`wfrun send`, POST /runs/RUN/events/NAME) ---------------------------------------
+
+    def send(self, run_id: str, name: str, data: Any = None,
+             request: dict[str, Any] | None = None, *, execute: bool = True) -> SendResult:
+        """Send event `name` to a run: a step waiting for it (`wait_for_event`) takes it and the
+        run continues, executing what follows here unless `execute` is False (then only
+        recorded, as a link's resume is); otherwise it is kept in the run's inbox, in order,
+        for the next step that waits for it (`Result.accepted`). The result also says what
+        became of the event (`status`: kept or taken, and the `step` that took it).
+
+        Before anything is written: UsageError for a bad run id or event name, NotFoundError
+        for no such run, ConflictError for a finished run, SchemaViolation for data that the
+        waiting step's schema refuses."""
+        from ._events import send  # imported on use: keeps every other command's start-up lean
+
+        return send(self._runner, run_id, name, data, request, execute=execute)
+
+    def open_event(self, run_id: str, name: str, token: str) -> EventLink:
+        """The run an event URL's token opens; NotFoundError (with no detail) for a token that
+        is not this run's for `name`, or a run that does not exist (checked the same way)."""
+        from ._events import open_event
+
+        return open_event(self._runner, run_id, name, token)
 
     def continue_run(self, run_id: str) -> Result:
         """Execute what an accepted resume made ready, if no other process is executing the

@@ -74,8 +74,9 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
             below = entries(engine, run, current)
             listed = list(zip(below.suspended, below.schemas, strict=True))
         else:
-            listed = [(e, expected_schema(run.steps.get(e["step"]),
-                                          current.steps.get(e["step"]) if current else None))
+            listed = [(e, e["event_schema"] if "event" in e else expected_schema(
+                           run.steps.get(e["step"]), current.steps.get(e["step"]) if current
+                           else None))
                       for e in suspended_entries(run, current, engine.links)]
         for entry, schema in listed:
             if workflow is not None and workflow not in (
@@ -87,7 +88,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
                 "resume_schema": schema, "label": entry["label"],
                 "resume_command": entry["resume_command"],
-                **ask_number(entry),
+                **ask_number(entry), **({"event": entry["event"]} if "event" in entry else {}),
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
     return rows, problems

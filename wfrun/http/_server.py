@@ -29,7 +29,7 @@ from wfrun._jsoninput import max_payload
 from wfrun.engine import Engine
 from wfrun.errors import UsageError
 
-from . import _starts
+from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
@@ -157,7 +157,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         match = ROUTE.fullmatch(split.path)
         start = _starts.ROUTE.fullmatch(split.path) if match is None else None
-        if match is None and start is None:
+        sent = _events.ROUTE.fullmatch(split.path) if match is None and start is None else None
+        if match is None and start is None and sent is None:
             self._send(NOT_FOUND)
             return
         headers: dict[str, str] = {}
@@ -172,6 +173,10 @@ class Handler(BaseHTTPRequestHandler):
             if start is not None:
                 reply = self.server.starts.handle(
                     _starts.StartRequest(self.command, unquote(start[1]), headers, body))
+            elif sent is not None:  # POST /runs/RUN/events/NAME?token=...
+                reply = self.server.events.handle(_events.EventRequest(
+                    self.command, unquote(sent[1]), unquote(sent[2]),
+                    parse_qs(split.query, keep_blank_values=True), headers, body))
             else:
                 assert match is not None
                 reply = self.server.callbacks.handle(Request(
@@ -287,6 +292,7 @@ class WfrunServer(ThreadingHTTPServer):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker")
         self.callbacks = Callbacks(engine, self.continue_later)
         self.starts = _starts.Starts(engine, self.continue_later)  # POST /workflows/W/runs
+        self.events = _events.EventSends(engine, self.continue_later)  # POST /runs/R/events/E
         super().__init__((host, port), Handler)
 
     def server_bind(self) -> None:

@@ -162,10 +162,15 @@ _RUN_REQUIRED = ("run_id", "workflow", "created_at", "updated_at", "steps")
 _PAUSE_TYPES: dict[str, tuple[type, ...]] = {
     "kind": (str,), "since": (str,), "due_at": (str, _N), "nonce": (str,),
     "on_timeout": (str,), "max_retries": (int, _N), "ask": (int,), "label": (str,),
+    "event": (str,),
 }
-_INBOX_TYPES: dict[str, tuple[type, ...]] = {  # see wfrun/engine/_inbox.py
+_INBOX_TYPES: dict[str, tuple[type, ...]] = {  # see wfrun/engine/_inbox.py and _events.py
     "kind": (str,), "step": (str,), "nonce": (str,), "action": (str, _N), "request": (dict,),
-    "at": (str,),
+    "at": (str,), "name": (str,), "source": (str,),
+}
+_INBOX_REQUIRED = {  # the keys an entry of each kind must have (an unknown kind: kind and at)
+    "resume": ("kind", "step", "nonce", "request", "at"),
+    "event": ("kind", "name", "at", "source"),
 }
 _PAUSE_TIMES = ("since", "due_at")  # read as times by tick (the others are only shown)
 _PARENT_TYPES: dict[str, tuple[type, ...]] = {
@@ -204,7 +209,10 @@ def shape_problem(data: dict[str, Any]) -> str | None:
         for n, item in enumerate(inbox):
             if type(item) is not dict:
                 return _wrong(f"inbox[{n}]", item, "an object")
-            problem = _wrong_types(item, _INBOX_TYPES, f"inbox[{n}].", required=True)
+            kind = item.get("kind")
+            required = _INBOX_REQUIRED.get(kind, ("kind", "at")) if type(kind) is str \
+                else ("kind", "at")
+            problem = _wrong_types(item, _INBOX_TYPES, f"inbox[{n}].", required=required)
             if problem:
                 return problem
     for step_id, step in data["steps"].items():

@@ -1,0 +1,252 @@
+"""Events (SPEC §3): a step that waits for a named event, events sent to a run (`wfrun send`,
+`POST /runs/RUN/events/NAME?token=...`), and the run's inbox keeping those nobody waits for yet.
+
+Events share the run's inbox with early resumes (`_inbox.py`): one mechanism. An event that no
+step waits for is appended, in the order events arrive, as `{"kind": "event", "name", "data",
+"at", "source", "request"?}`. After every state change (`settle_inbox`) each kept event, oldest
+first, is taken by the first step, in manifest order, that waits for its name; so an event sent
+before its wait exists is never lost, and each is taken by exactly one wait. A sent event that
+a step waits for is taken in the very state change that records it.
+
+A waiting step is `suspended` with the pause `{"kind": "event", "event": NAME, "schema"?,
+"since", "due_at", "on_timeout", "nonce"}`: its deadline is handled by `tick` as a suspension's
+is (`on_timeout`: cancel, resume with no data, fail). The event's data becomes the step's
+`resume_data`; its output stays the return value of its execution. The schema (given to
+`wait_for_event`) is kept in the pause, so a sent event is checked without running any code,
+before anything is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wfrun import _schema
+from wfrun._specs import StepSpec, Workflow
+from wfrun.context import PauseRequest
+from wfrun.durations import to_iso
+from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
+from wfrun.ids import check_run_id
+from wfrun.manifest import DEFAULT_TIMEOUT, LABEL_PATTERN
+from wfrun.model import PAUSE_EVENT, SUSPENDED, Run, StepState
+
+from ._result import Result
+from ._schedule import Events, event
+from ._transitions import complete
+
+if TYPE_CHECKING:  # (the inbox imports this module, and the runner's modules import the inbox)
+    from ._runner_api import Reader, RunnerAPI
+
+EVENT = "event"  # the kind of an inbox entry that is an event (and of an event wait's pause)
+KEPT = "kept"  # what became of a sent event: kept in the inbox
+TAKEN = "taken"  # taken by a waiting step
+
+
+class SendResult(Result):
+    """A run after `send`: the event's name and what became of it (`status` kept or taken, and
+    the `step` that took it). `accepted` is True when the event was kept in the inbox."""
+
+    __slots__ = ("event", "status", "step")
+
+    def __init__(self, result: Result, name: str, step: str | None) -> None:
+        super().__init__(result.run, result.workflow, result.warnings, accepted=step is None)
+        self.event = name
+        self.step = step
+        self.status = KEPT if step is None else TAKEN
+
+
+class EventLink:
+    """An event URL whose token is its run's: the run as loaded and the event's name."""
+
+    __slots__ = ("name", "run")
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.run = run
+        self.name = name
+
+    @property
+    def waiting(self) -> list[str]:
+        """The steps waiting for the event, the one that takes it next first."""
+        return waiting_steps(self.run, self.name)
+
+    @property
+    def schema(self) -> Any:
+        """The JSON Schema the event's data must match now (None: anything)."""
+        return event_schema(self.run, self.name)
+
+    @property
+    def kept(self) -> int:
+        """How many events of this name the run's inbox keeps."""
+        return sum(1 for e in self.run.inbox if e.get("kind") == EVENT
+                   and e.get("name") == self.name)
+
+
+def check_event_name(name: str) -> None:
+    """Refuse an event name that `wait_for_event` could not wait for (UsageError)."""
+    if not LABEL_PATTERN.fullmatch(name):
+        raise UsageError(f"event name {name!r} is not valid: use 1 to 100 letters, digits or "
+                         "'_.:@-', starting with a letter or digit")
+
+
+def is_event_wait(state: StepState | None) -> bool:
+    """True if the step is suspended waiting for an event."""
+    return state is not None and state.status == SUSPENDED \
+        and (state.pause or {}).get("kind") == PAUSE_EVENT
+
+
+def waiting_steps(run: Run, name: str) -> list[str]:
+    """The steps waiting for event `name`, in manifest order (the first one takes it)."""
+    return [sid for sid, state in run.steps.items()
+            if is_event_wait(state) and (state.pause or {}).get("event") == name]
+
+
+def event_schema(run: Run, name: str) -> Any:
+    """The schema event `name`'s data must match: the one of the step that would take it."""
+    steps = waiting_steps(run, name)
+    return (run.steps[steps[0]].pause or {}).get("schema") if steps else None
+
+
+def pause_for_event(state: StepState, name: str, spec: StepSpec, pause: PauseRequest,
+                    now: datetime, events: Events) -> None:
+    """Suspend a step (`name`) that called `wait_for_event`; the deadline and what happens
+    then are a suspension's (the call's arguments, else the step's keys, else 24 h, cancel)."""
+    timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
+    state.status = SUSPENDED
+    state.pause = {
+        "kind": PAUSE_EVENT, "since": to_iso(now), "due_at": to_iso(now + timeout),
+        "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
+        "event": pause.event, **({"schema": pause.schema} if pause.schema is not None else {}),
+    }
+    events.append(event(now, "suspended", name, deadline=state.pause["due_at"],
+                        event=pause.event))
+
+
+def event_wait_message(run_id: str, step: str, state: StepState) -> str:
+    """Why a step waiting for an event is not resumed (`wfrun resume`): send the event."""
+    name = (state.pause or {}).get("event")
+    return (f"step '{step}' of run {run_id} waits for event '{name}', not for a resume; "
+            f"send it with 'wfrun send {run_id} {name} --data JSON'")
+
+
+def consume_events(run: Run, now: datetime, events: Events) -> list[tuple[dict[str, Any], str]]:
+    """Hand each event kept in the run's inbox, oldest first, to the first step (manifest
+    order) waiting for its name; an event whose data does not match that step's schema (it was
+    sent before the wait said what it takes) is discarded into history with the reason.
+    Returns the (entry, step) pairs handed over."""
+    taken: list[tuple[dict[str, Any], str]] = []
+    if run.finished or not any(e.get("kind") == EVENT for e in run.inbox):
+        return taken
+    kept: list[dict[str, Any]] = []
+    for entry in run.inbox:
+        steps = waiting_steps(run, entry["name"]) if entry.get("kind") == EVENT else []
+        if not steps:
+            kept.append(entry)
+            continue
+        step = steps[0]
+        state = run.steps[step]
+        problem = _data_problem((state.pause or {}).get("schema"), entry, step)
+        if problem is not None:
+            events.append(event(now, "discarded", step, event=entry["name"], reason=problem,
+                                data=entry.get("data"), source=entry.get("source"),
+                                sent_at=entry["at"]))
+            continue
+        _deliver(state, step, entry, now, events)
+        taken.append((entry, step))
+    run.inbox = kept
+    return taken
+
+
+def _data_problem(schema: Any, entry: dict[str, Any], step: str) -> str | None:
+    if schema is None:
+        return None
+    try:
+        _schema.validate(schema, entry.get("data"), f"data of event '{entry['name']}'")
+    except WfrunError as exc:
+        return f"it was sent before step '{step}' waited for it, and {exc.message}"
+    return None
+
+
+def _deliver(state: StepState, step: str, entry: dict[str, Any], now: datetime,
+             events: Events) -> None:
+    """The step waiting for the event completes, with the event's data as its resume data."""
+    state.resume_data = entry.get("data")
+    state.resumed_at = to_iso(now)
+    complete(state, step, now, [])
+    events.append(event(now, "resumed", step, event=entry["name"], source=entry.get("source"),
+                        sent_at=entry["at"]))
+
+
+def _check_data(run: Run, name: str, data: Any) -> None:
+    """SchemaViolation if a step waits for the event with a schema its data does not match."""
+    steps = waiting_steps(run, name)
+    schema = (run.steps[steps[0]].pause or {}).get("schema") if steps else None
+    if schema is not None:
+        _schema.validate(schema, data, f"data of event '{name}' (step '{steps[0]}' waits for it)")
+
+
+def _finished(run: Run, name: str) -> ConflictError:
+    return ConflictError(f"run {run.run_id} is {run.status} (at {run.updated_at}); event "
+                         f"'{name}' was not sent: a finished run takes no events")
+
+
+def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
+         request: dict[str, Any] | None = None, *, execute: bool = True) -> SendResult:
+    """Send event `name` to a run: a step waiting for it takes it in the same state change and
+    the run continues (with `execute`, in this process if it can claim the run; else it is
+    only recorded); otherwise it is kept in the run's inbox, after those kept before.
+
+    Raises UsageError (bad run id or name), NotFoundError (no such run), ConflictError (the run
+    is finished) and SchemaViolation (data a waiting step's schema refuses) before anything
+    is written."""
+    check_run_id(run_id)
+    check_event_name(name)
+    run = runner.store.load(run_id)
+    if run.finished:
+        raise _finished(run, name)
+    _check_data(run, name, data)
+    warnings: list[str] = []
+    workflow: Workflow = runner.workflow_of(run, warnings)
+    source = str((request or {}).get("source") or "cli")
+    kept_request = {k: v for k, v in (request or {}).items() if k not in ("body", "source")}
+    taker: list[str | None] = [None]
+
+    def mutate(r: Run, events: Events) -> None:
+        now = runner.clock.now()
+        if r.finished:
+            raise _finished(r, name)
+        _check_data(r, name, data)  # the steps waiting may have changed since
+        entry: dict[str, Any] = {"kind": EVENT, "name": name, "data": data, "at": to_iso(now),
+                                 "source": source}
+        if kept_request:
+            entry["request"] = kept_request
+        r.inbox.append(entry)
+        events.append(event(now, "event_sent", None, event=name, source=source))
+        taker[0] = next((step for e, step in consume_events(r, now, events) if e is entry), None)
+
+    if execute:
+        from ._children import after_change
+
+        result = runner.drive(run_id, workflow, mutate, warnings)
+        after_change(runner, result.run, result.warnings)
+    else:
+        changed, _ = runner.transition(run_id, workflow, mutate, execute=False)
+        runner.store.sync_history(run_id)
+        result = Result(changed, workflow, warnings)
+    return SendResult(result, name, taker[0])
+
+
+def open_event(reader: Reader, run_id: str, name: str, token: str) -> EventLink:
+    """The run an event URL's token opens. NotFoundError with no detail for anything else: a
+    bad run id or name, a token that is not the run's for that name (checked before the store
+    is read, so that it costs the same whether the run exists), a run that no longer exists."""
+    try:
+        check_run_id(run_id)
+        check_event_name(name)
+    except UsageError:
+        raise NotFoundError("not found") from None
+    if not reader.links.event_token_matches(run_id, name, token):
+        raise NotFoundError("not found")
+    try:
+        return EventLink(reader.store.load(run_id), name)
+    except NotFoundError:
+        raise NotFoundError("not found") from None
