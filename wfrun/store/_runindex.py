@@ -43,6 +43,7 @@ _UNKNOWN = ""  # the status of a run's snapshot is not known here: any other ent
 _KEPT = 8192  # statuses of runs remembered per process (see _note_listed)
 _ATTEMPTS = 8  # creations of an entry whose day directory a query removes each time in between
 _FIX_AT_MOST = 64  # stale entries one query corrects (the next ones correct the rest)
+_REBUILD_WAIT_SECONDS = 0.2  # a rebuild waits this long for each busy run's state lock
 _SETTLED_SECONDS = 2.0  # a day directory unchanged this long has its counts cached (mtimes are
 #                         as coarse as the kernel's clock tick: a newer one could hide a change)
 _EMPTY_GRACE_SECONDS = 60.0  # an empty day directory is removed once unchanged this long
@@ -286,14 +287,14 @@ class RunIndex:
     def _rebuild_run_index(self) -> None:
         """Give every run its entry and correct every entry, from the snapshots, then mark the
         index complete. Safe while other processes write runs or rebuild too: each run is
-        corrected under its state lock (a run busy meanwhile is left to its writer, which
-        keeps its own entry). A state directory with no runs/ gets nothing written."""
+        corrected under its state lock (a run still busy then gets its entry, and nothing is
+        removed). A state directory with no runs/ gets nothing written."""
         if not os.path.isdir(self._path("runs")):
             return
         present = self._entries()
         for stem in self._snapshot_stems():
             if RUN_ID_PATTERN.fullmatch(stem):
-                self._fix_entries(stem, present.pop(stem, []))
+                self._fix_entries(stem, present.pop(stem, []), wait=_REBUILD_WAIT_SECONDS)
         for run_id, entries in present.items():  # entries naming no snapshot
             self._fix_entries(run_id, entries)
         self._mark_run_index_complete()
@@ -309,18 +310,23 @@ class RunIndex:
                         present.setdefault(parts[1], []).append((status, day, name))
         return present
 
-    def _fix_entries(self, run_id: str, entries: list[Entry]) -> None:
-        """Under the run's state lock, if it can be had at once: the entry its snapshot asks
-        for exists, and `entries` that are not that one are removed (all of them if the run is
-        gone). An unreadable snapshot's entries are left (the query that meets them reports
-        it). A run busy right now is left alone: its writer keeps its entry."""
+    def _fix_entries(self, run_id: str, entries: list[Entry], wait: float = 0.0) -> None:
+        """Under the run's state lock (waiting at most `wait` seconds): the entry its snapshot
+        asks for exists, and `entries` that are not that one are removed (all of them if the
+        run is gone). An unreadable snapshot's entries are left (the query that meets them
+        reports it). A run still busy is left to its writer, which keeps its entry; with
+        `wait` (a rebuild), its entry is made all the same, never removed."""
         from wfrun.store._statelock import LockTimeout, StateLock
 
         lock_path = self._path("locks", run_id + ".lock")
         lock = StateLock(lock_path)
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=wait)
         except (LockTimeout, OSError):
+            if wait:
+                with suppress(OSError, StateError):
+                    busy = _read_run(self._path("runs", run_id + ".json"), run_id)
+                    self._touch_entry((busy.status, *entry_of(busy)))
             return
         try:
             path = self._path("runs", run_id + ".json")

@@ -1,0 +1,240 @@
+"""The query part of the Store contract (find_runs, pending: what `wfrun list`, `pending` and
+`prune` ask), run against every backend of test_contract (file and PostgreSQL), and against the
+Store's own default implementation over `iter_runs` (what a store without an index inherits)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import _pg
+import pytest
+from test_contract import Backend, FileBackend, PostgresBackend, make_run
+
+from wfrun.errors import StateError, UsageError
+from wfrun.model import (
+    CANCELLED,
+    COMPLETED,
+    PAUSE_SUSPEND,
+    RUN_STATUSES,
+    RUNNING,
+    SUSPENDED,
+    WAITING,
+    Run,
+    StepState,
+)
+from wfrun.store.abc import RunPage, RunSummary, Store
+from wfrun.store.file import FileStore
+
+
+class DefaultQueries(FileStore):
+    """A file store that answers queries with the Store defaults (reading every run)."""
+
+    find_runs = Store.find_runs
+    pending = Store.pending
+
+
+class DefaultBackend(FileBackend):
+    def open(self) -> Store:
+        return DefaultQueries(self.root)
+
+
+@pytest.fixture(params=["file", "postgres", "iter_runs"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "postgres":
+        with _pg.schema() as url:
+            yield PostgresBackend(url)
+    elif request.param == "iter_runs":
+        yield DefaultBackend(tmp_path / "state")
+    else:
+        yield FileBackend(tmp_path / "state")
+
+
+@pytest.fixture
+def open_store(backend: Backend) -> Callable[[], Store]:
+    """Opens a new store object over the same storage (as another process would)."""
+    return backend.open
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Store]) -> Store:
+    return open_store()
+
+
+def run_of(run_id: str, status: str, *, day: int = 1, workflow: str = "wf",
+           parent: str | None = None, second: int = 0) -> Run:
+    """A run created on 2026-01-DAY in `status` (suspended at step `a` until the next month,
+    waiting on a rerun, executing, or finished)."""
+    created = f"2026-01-{day:02d}T00:00:{second:02d}.000Z"
+    run = make_run(run_id, "2026-02-01T00:00:00.000Z" if status == SUSPENDED else None)
+    run.workflow, run.created_at, run.updated_at = workflow, created, created
+    if status == WAITING:
+        run.status, run.running_since = WAITING, None
+        run.steps["a"] = StepState(status=WAITING, pause={
+            "kind": "rerun", "since": created, "due_at": "2026-03-01T00:00:00.000Z"})
+    elif status not in (RUNNING, SUSPENDED):
+        run.status, run.running_since = status, None
+        run.steps["a"] = StepState(status=COMPLETED if status == COMPLETED else status, runs=1)
+    if parent is not None:
+        run.parent = {"run_id": parent, "step": "call", "index": None, "notified": None}
+    return run
+
+
+def ids(page: RunPage) -> list[str]:
+    return [r.run_id for r in page.runs]
+
+
+def test_an_empty_store_finds_nothing(store: Store) -> None:
+    page = store.find_runs()
+    assert (page.runs, page.more, page.problems) == ([], 0, [])
+    assert store.pending() == ([], [])
+
+
+def test_runs_come_newest_first_top_level_only_unless_asked(store: Store) -> None:
+    store.create(run_of("old", COMPLETED, day=1))
+    store.create(run_of("new", SUSPENDED, day=3))
+    store.create(run_of("mid-b", RUNNING, day=2))
+    store.create(run_of("mid-a", COMPLETED, day=2))  # same creation time: by id, descending
+    store.create(run_of("child", COMPLETED, day=4, parent="new"))
+    assert ids(store.find_runs()) == ["new", "mid-b", "mid-a", "old"]
+    assert ids(store.find_runs(top_level=False)) == ["child", "new", "mid-b", "mid-a", "old"]
+    runs, more, problems = store.find_runs(limit=2)  # unpacks
+    assert [r.run_id for r in runs] == ["new", "mid-b"] and more == 2 and problems == []
+
+
+def test_a_summary_says_what_list_shows(store: Store) -> None:
+    store.create(run_of("waits", SUSPENDED, day=2))
+    store.create(run_of("done", COMPLETED, day=1))
+    store.create(run_of("kid", WAITING, day=3, parent="waits"))
+    found = {r.run_id: r for r in store.find_runs(top_level=False).runs}
+    assert found["waits"] == RunSummary(
+        "waits", "wf", SUSPENDED, "2026-01-02T00:00:00.000Z", "2026-01-02T00:00:00.000Z",
+        next_due="2026-02-01T00:00:00.000Z", parent=None)
+    assert found["done"].next_due is None and found["done"].status == COMPLETED
+    assert found["kid"].parent == "waits" and found["kid"].next_due == "2026-03-01T00:00:00.000Z"
+
+
+def test_statuses_and_workflow_filter(store: Store) -> None:
+    store.create(run_of("a", COMPLETED, day=1, workflow="alpha"))
+    store.create(run_of("b", SUSPENDED, day=2, workflow="alpha"))
+    store.create(run_of("c", SUSPENDED, day=3, workflow="beta"))
+    store.create(run_of("d", CANCELLED, day=4, workflow="beta"))
+    assert ids(store.find_runs(statuses=[SUSPENDED])) == ["c", "b"]
+    assert ids(store.find_runs(statuses=[COMPLETED, CANCELLED])) == ["d", "a"]
+    assert ids(store.find_runs(workflow="alpha")) == ["b", "a"]
+    assert ids(store.find_runs(statuses=[SUSPENDED], workflow="beta")) == ["c"]
+    assert ids(store.find_runs(statuses=["no-such-status"])) == []
+    assert ids(store.find_runs(workflow="gamma")) == []
+    page = store.find_runs(statuses=[SUSPENDED], limit=1)
+    assert ids(page) == ["c"] and page.more == 1
+
+
+def test_pages_follow_each_other_by_cursor(store: Store) -> None:
+    made = []
+    for day in range(1, 8):
+        for second in range(3):
+            run_id = f"r{day}-{second}"
+            store.create(run_of(run_id, COMPLETED if second else SUSPENDED, day=day,
+                                second=second))
+            made.append(run_id)
+    newest_first = ids(store.find_runs())
+    assert sorted(newest_first) == sorted(made) and len(newest_first) == 21
+    seen: list[str] = []
+    before = None
+    while True:
+        page = store.find_runs(limit=4, before=before)
+        seen.extend(ids(page))
+        assert page.more == 21 - len(seen)
+        if not page.runs:
+            break
+        before = page.runs[-1].cursor
+    assert seen == newest_first
+    suspended = store.find_runs(statuses=[SUSPENDED], limit=2)
+    rest = store.find_runs(statuses=[SUSPENDED], before=suspended.runs[-1].cursor)
+    assert ids(suspended) + ids(rest) == [f"r{d}-0" for d in range(7, 0, -1)]
+    with pytest.raises(UsageError):
+        store.find_runs(before="not a cursor")
+
+
+def test_a_limit_of_zero_only_counts(store: Store) -> None:
+    for i in range(5):
+        store.create(run_of(f"r{i}", COMPLETED, day=i + 1))
+    page = store.find_runs(limit=0)
+    assert page.runs == [] and page.more == 5
+
+
+def test_queries_see_what_other_store_objects_changed(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(run_of("r1", SUSPENDED, day=1))
+    store.create(run_of("r2", SUSPENDED, day=2))
+    reader = open_store()
+    assert ids(reader.find_runs(statuses=[SUSPENDED])) == ["r2", "r1"]
+    writer = open_store()
+    with writer.lock("r1"):
+        run = writer.load("r1")
+        run.status, run.steps["a"] = COMPLETED, StepState(status=COMPLETED, runs=1)
+        writer.save(run)
+    for other in (reader, open_store()):
+        assert ids(other.find_runs(statuses=[SUSPENDED])) == ["r2"]
+        assert ids(other.find_runs(statuses=[COMPLETED])) == ["r1"]
+        assert [r.run_id for r in other.pending()[0]] == ["r2"]
+    writer.delete("r1")
+    assert ids(reader.find_runs()) == ["r2"]
+    assert ids(open_store().find_runs(statuses=[COMPLETED])) == []
+
+
+def test_a_run_is_found_under_each_status_it_goes_through(store: Store) -> None:
+    run = run_of("r1", RUNNING, day=1)
+    store.create(run)
+    for status in (SUSPENDED, WAITING, RUNNING, COMPLETED):
+        changed = run_of("r1", status, day=1)
+        changed.revision = run.revision
+        store.save(changed)
+        run = changed
+        found = {s: ids(store.find_runs(statuses=[s])) for s in RUN_STATUSES}
+        assert found == {s: (["r1"] if s == status else []) for s in RUN_STATUSES}, status
+
+
+def test_pending_is_every_run_with_a_step_waiting_for_data(store: Store) -> None:
+    store.create(run_of("asks", SUSPENDED, day=1, workflow="alpha"))
+    store.create(run_of("child-asks", SUSPENDED, day=2, workflow="beta", parent="asks"))
+    store.create(run_of("reruns", WAITING, day=3, workflow="alpha"))
+    store.create(run_of("done", COMPLETED, day=4, workflow="alpha"))
+    busy = run_of("busy", RUNNING, day=5, workflow="alpha")  # executing one step, another asks
+    busy.steps["b"] = StepState(status=SUSPENDED, pause={
+        "kind": PAUSE_SUSPEND, "since": busy.created_at, "due_at": None, "nonce": "n"})
+    store.create(busy)
+    each = run_of("each", SUSPENDED, day=6, workflow="beta")  # a foreach iteration asks
+    each.steps["a"] = StepState(status=SUSPENDED, iterations=[
+        StepState(status=COMPLETED), StepState(status=SUSPENDED, pause={
+            "kind": PAUSE_SUSPEND, "since": each.created_at, "due_at": None, "nonce": "m"})])
+    store.create(each)
+    runs, problems = store.pending()
+    assert sorted(r.run_id for r in runs) == ["asks", "busy", "child-asks", "each"]
+    assert problems == []
+    assert all(isinstance(r, Run) and r.steps for r in runs)  # whole runs: their steps too
+    assert sorted(r.run_id for r in store.pending("beta")[0]) == ["child-asks", "each"]
+    assert store.pending("gamma") == ([], [])
+
+
+def _unreadable(backend: Backend, store: Store) -> Any:
+    store.create(run_of("good", SUSPENDED, day=1))
+    bad = make_run("bad")  # executing: how the backends damage a stored run
+    bad.created_at = bad.updated_at = "2026-01-02T00:00:00.000Z"
+    store.create(bad)
+    backend.corrupt("bad")
+
+
+def test_an_unreadable_run_is_reported_and_never_hides_the_others(
+    backend: Backend, open_store: Callable[[], Store]
+) -> None:
+    store = open_store()
+    _unreadable(backend, store)
+    for reader in (store, open_store()):
+        page = reader.find_runs()
+        assert ids(page) == ["good"]
+        assert len(page.problems) == 1 and isinstance(page.problems[0], StateError)
+        assert "bad" in str(page.problems[0])
+        assert ids(reader.find_runs(statuses=[SUSPENDED])) == ["good"]
