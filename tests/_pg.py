@@ -74,6 +74,7 @@ def schema() -> Iterator[str]:
     finally:
         from wfrun.store.postgres import _connect
 
-        _connect.close(url)  # this process's connections to it
+        for opened in [u for u in _connect._SERVERS if name in u]:
+            _connect.close(opened)  # this process's connections to it (under any URL)
         with psycopg.connect(server_url(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
