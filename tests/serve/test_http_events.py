@@ -1,0 +1,169 @@
+"""Issue 21.3: `POST /runs/RUN/events/NAME?token=...`, the URL of `ctx.flow.event_url(name)`
+(SPEC §3, §7): the token is scoped to run and event name and works for the life of the run;
+a GET describes the URL and never sends; bad or foreign tokens get the same 404; a finished
+run 409; data failing the waiting step's schema 422 with nothing stored; 202 once stored.
+
+Runs are made with the real CLI; requests go to an in-process `wfrun serve` over real HTTP.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import REPO, Project
+
+from .conftest import Server, http, post_json, running_server
+
+WAITER = """
+    name: waiter
+    steps:
+      - id: hello
+      - id: wait
+      - id: after
+"""
+WAITER_PY = """
+def hello(ctx):
+    return {"url": ctx.flow.event_url("paid"), "other": ctx.flow.event_url("refunded")}
+
+def wait(ctx):
+    ctx.flow.wait_for_event("paid", schema={
+        "type": "object", "required": ["amount"],
+        "properties": {"amount": {"type": "integer"}, "note": {"type": "string"}}})
+    return {"waiting": True}
+
+def after(ctx):
+    return {"paid": ctx.steps["wait"].resume_data}
+"""
+
+
+@pytest.fixture
+def shop(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """The payment-order example, `waiter`, and a server on a free port."""
+    for suffix in (".yaml", ".py"):
+        shutil.copy(REPO / "workflows" / f"payment-order{suffix}", project.workflows)
+    project.workflow("waiter", WAITER, WAITER_PY)
+    with running_server(project, monkeypatch) as running:
+        yield running
+
+
+def urls(server: Server, run_id: str) -> dict[str, Any]:
+    output: dict[str, Any] = server.load(run_id).steps["hello"].output
+    return output
+
+
+def test_the_event_url_resumes_the_waiting_step(shop: Server) -> None:
+    run_id = shop.start("waiter")["run_id"]
+    url = urls(shop, run_id)["url"]
+    assert url.startswith(f"{shop.base}/runs/{run_id}/events/paid?token=")
+    assert shop.load(run_id).steps["wait"].status == "suspended"
+    before = shop.project.snapshots()
+    described = http(url)  # a GET never sends
+    assert described.status == 200
+    about = described.json()
+    assert (about["run_id"], about["event"], about["verb"], about["waiting"]) == (
+        run_id, "paid", "event", ["wait"])
+    assert about["schema"]["required"] == ["amount"]
+    assert "a GET changes nothing" in about["how"]
+    assert http(url, "HEAD").status == 200
+    assert http(url, "OPTIONS").status == 204
+    assert shop.project.snapshots() == before
+    sent = post_json(url, {"amount": 42})
+    assert sent.status == 202
+    assert sent.json() == {"status": "accepted", "run_id": run_id, "event": "paid",
+                           "step": "wait", "kept": False}
+    run = shop.wait_until_settled(run_id)
+    assert run.status == "completed"
+    assert run.output == {"paid": {"amount": 42}}
+    history = shop.project.json("show", run_id)["history"]
+    [taken] = [e for e in history if e["type"] == "resumed" and e["step"] == "wait"]
+    assert (taken["event"], taken["source"]) == ("paid", "http")
+    # The token works for the life of the run: a finished run takes no events (409).
+    again = post_json(url, {"amount": 1})
+    assert again.status == 409
+    assert f"run {run_id} is completed" in again.json()["error"]
+    assert http(url).status == 409
+
+
+def test_an_event_posted_before_the_wait_is_kept_then_taken(shop: Server) -> None:
+    doc = shop.start("payment-order", '{"order": "o-9", "amount": 5}')
+    run_id = doc["run_id"]
+    url = doc["steps"]["invoice"]["output"]["callback_url"]
+    assert http(url).json()["waiting"] == []
+    sent = post_json(url, {"amount": 5, "reference": "psp-1"})
+    assert sent.status == 202
+    assert sent.json() == {"status": "accepted", "run_id": run_id, "event": "payment-received",
+                           "step": None, "kept": True}
+    run = shop.load(run_id)
+    assert [(e["kind"], e["name"], e["data"], e["source"]) for e in run.inbox] == [
+        ("event", "payment-received", {"amount": 5, "reference": "psp-1"}, "http")]
+    assert run.inbox[0]["request"]["method"] == "POST"
+    assert "token" not in run.inbox[0]["request"]["query"]
+    assert http(url).json()["kept"] == 1
+    done = shop.project.json("resume", run_id, "--data", '{"parcel": "p-9"}')
+    assert done["status"] == "completed"
+    assert done["output"]["reference"] == "psp-1"
+
+
+def test_no_body_takes_the_query_as_data_coerced_to_the_schema(shop: Server) -> None:
+    run_id = shop.start("waiter")["run_id"]
+    sent = http(urls(shop, run_id)["url"] + "&amount=7&note=cash", "POST")
+    assert sent.status == 202, sent.text
+    assert shop.wait_until_settled(run_id).output == {"paid": {"amount": 7, "note": "cash"}}
+
+
+def test_data_failing_the_schema_gets_422_and_nothing_is_stored(shop: Server) -> None:
+    run_id = shop.start("waiter")["run_id"]
+    url = urls(shop, run_id)["url"]
+    before = shop.project.snapshots()
+    refused = post_json(url, {"amount": "lots"})
+    assert refused.status == 422
+    body = refused.json()
+    assert body["error"].startswith("data of event 'paid' (step 'wait' waits for it) is not valid")
+    assert body["errors"]
+    assert shop.project.snapshots() == before
+    unreadable = http(url, "POST", b"{not json", {"Content-Type": "application/json"})
+    assert unreadable.status == 400
+    assert shop.project.snapshots() == before
+
+
+def test_bad_foreign_and_unknown_tokens_get_the_same_404(shop: Server) -> None:
+    first = shop.start("waiter")["run_id"]
+    second = shop.start("waiter")["run_id"]
+    url = urls(shop, first)["url"]
+    token = url.split("token=")[1]
+    other_event = urls(shop, first)["other"].split("token=")[1]  # same run, event 'refunded'
+    other_run = urls(shop, second)["url"].split("token=")[1]  # same event, another run
+    base = f"{shop.base}/runs/{first}/events/paid"
+    before = shop.project.snapshots()
+    for target in (
+        f"{base}?token={token[:-1]}x",  # bad
+        f"{base}",  # none
+        f"{base}?token={other_event}",  # another event's
+        f"{base}?token={other_run}",  # another run's
+        f"{shop.base}/runs/{first}/events/refunded?token={token}",  # this token, other name
+        f"{shop.base}/runs/no-such-run/events/paid?token={token}",  # unknown run
+        f"{shop.base}/runs/bad%20id/events/paid?token={token}",  # invalid run id
+        f"{shop.base}/runs/{first}/events/bad%20name?token={token}",  # invalid name
+    ):
+        for method in ("GET", "POST"):
+            answer = http(target, method, b"{}" if method == "POST" else None,
+                          {"Content-Type": "application/json"})
+            assert (answer.status, answer.json()) == (404, {"error": "not found"}), target
+    assert shop.project.snapshots() == before
+    # the other event's URL is a real one: it keeps 'refunded' in the inbox (no step waits)
+    kept = post_json(urls(shop, first)["other"], {"why": "test"})
+    assert kept.status == 202 and kept.json()["kept"] is True
+    assert shop.load(first).steps["wait"].status == "suspended"
+
+
+def test_a_run_pruned_after_its_url_was_made_is_404(shop: Server, project: Project) -> None:
+    run_id = shop.start("waiter")["run_id"]
+    url = urls(shop, run_id)["url"]
+    project.json("cancel", run_id)
+    assert post_json(url, {"amount": 1}).status == 409
+    assert project.run("prune", "--older-than", "0s").code == 0  # the run is gone
+    answer = post_json(url, {"amount": 1})
+    assert (answer.status, answer.json()) == (404, {"error": "not found"})
