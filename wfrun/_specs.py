@@ -32,11 +32,23 @@ class RetryPolicy(Frozen):
         return min(timedelta(seconds=seconds), self.max_delay)
 
 
+class Approvals(Frozen):
+    """`approvals:` of a wait step (SPEC §2, N-of-M approvals): how many of which approvers."""
+
+    __slots__ = ("approvers", "required")
+    required: int
+    approvers: tuple[str, ...]
+
+    def __init__(self, required: int, approvers: tuple[str, ...]) -> None:
+        self._set(required=required, approvers=approvers)
+
+
 class StepSpec(Frozen):
     """One step as the manifest declares it."""
 
     __slots__ = (
         "actions",
+        "approvals",
         "foreach",
         "handler",
         "id",
@@ -75,6 +87,7 @@ class StepSpec(Frozen):
     actions: tuple[str, ...] | None  # its `actions:` as declared (None: the key is absent)
     known_actions: tuple[str, ...]  # `actions:` if declared, else what `when:`s name for it
     label: str | None  # names the step's suspensions (`wfrun resume RUN --label NAME`)
+    approvals: Approvals | None  # `approvals:` of a wait step (N of M approvers decide)
 
     def __init__(
         self, id: str, kind: str, handler: str | None = None, needs: tuple[str, ...] = (),
@@ -84,7 +97,7 @@ class StepSpec(Frozen):
         output_schema: Any = None, retry: RetryPolicy | None = None, workflow: str | None = None,
         input_from: str | None = None, foreach: str | None = None,
         actions: tuple[str, ...] | None = None, known_actions: tuple[str, ...] | None = None,
-        label: str | None = None,
+        label: str | None = None, approvals: Approvals | None = None,
     ) -> None:
         if known_actions is None:  # the manifest passes what the other steps' `when:` name
             known_actions = actions or ()
@@ -93,7 +106,7 @@ class StepSpec(Frozen):
                   timeout=timeout, on_timeout=on_timeout, resume_schema=resume_schema,
                   suspend_schema=suspend_schema, output_schema=output_schema, retry=retry,
                   workflow=workflow, input_from=input_from, foreach=foreach, actions=actions,
-                  known_actions=known_actions, label=label)
+                  known_actions=known_actions, label=label, approvals=approvals)
 
 
 class Schedule(Frozen):

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from wfrun._specs import RetryPolicy, Schedule, StepSpec, Workflow
+from wfrun._specs import Approvals, RetryPolicy, Schedule, StepSpec, Workflow
 from wfrun.durations import format_duration, parse_duration, parse_iso
 from wfrun.errors import ManifestError
 
@@ -25,17 +25,20 @@ CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@mid
 STEP_KEYS = (
     "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
     "resume_schema", "suspend_schema", "output_schema", "retry", "workflow", "input_from",
-    "foreach", "actions", "label",
+    "foreach", "actions", "label", "approvals",
 )
+APPROVER_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+APPROVAL_ACTIONS = ("approved", "rejected")  # the known actions of a step with `approvals:`
 RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
 SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
 # Keys that make no sense on a step without code, by kind.
 _NOT_FOR = {
     "wait": ("handler", "retry", "sleep", "sleep_until", "output_schema", "suspend_schema"),
     "sleep": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
-              "output_schema", "actions", "label"),
+              "output_schema", "actions", "label", "approvals"),
     "workflow": ("handler", "retry", "timeout", "on_timeout", "resume_schema", "suspend_schema",
-                 "output_schema", "actions", "label"),
+                 "output_schema", "actions", "label", "approvals"),
+    "code": ("approvals",),
 }
 
 
@@ -189,8 +192,9 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
     kind = "wait" if wait else "sleep" if has_sleep else "workflow" if child else "code"
     for key in _NOT_FOR.get(kind, ()):
         if key in raw:
-            raise check.fail(f"does not apply to a {kind} step (it has no code)",
-                             step=step_id, key=key)
+            raise check.fail("applies to wait steps only (wait: true)" if kind == "code" else
+                         f"does not apply to a {kind} step (it has no code)",
+                         step=step_id, key=key)
     handler = raw.get("handler", step_id.replace("-", "_")) if kind == "code" else None
     if handler is not None and (not isinstance(handler, str) or not handler.isidentifier()):
         raise check.fail(f"{handler!r} is not a Python function name", step=step_id, key="handler")
@@ -210,6 +214,7 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
     for key in SCHEMA_KEYS:
         if key in raw and not isinstance(raw[key], dict | bool):
             raise check.fail("must be a JSON Schema (a mapping)", step=step_id, key=key)
+    approvals = _parse_approvals(check, raw, step_id)
     label = raw.get("label")
     if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label)):
         raise check.fail(f"{label!r} is not a valid label (1 to 100 letters, digits, or "
@@ -221,8 +226,51 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
         resume_schema=raw.get("resume_schema"), suspend_schema=raw.get("suspend_schema"),
         output_schema=raw.get("output_schema"), retry=_parse_retry(check, raw.get("retry"), step_id),
         workflow=child, input_from=input_from, foreach=foreach,
-        actions=_parse_actions(check, raw, step_id), label=label,
+        actions=_parse_actions(check, raw, step_id) if approvals is None
+        else _approval_actions(check, raw, step_id), label=label, approvals=approvals,
     )
+
+
+def _parse_approvals(check: _Checker, raw: dict[str, Any], step_id: str) -> Approvals | None:
+    """`approvals: {required: N, approvers: [names]}` of a wait step (N of M decide)."""
+    if "approvals" not in raw:
+        return None
+    value = raw["approvals"]
+    if not isinstance(value, dict):
+        raise check.fail("must be a mapping such as {required: 2, approvers: [alice, bob, "
+                         "carol]}", step=step_id, key="approvals")
+    unknown = [str(k) for k in value if k not in ("required", "approvers")]
+    if unknown:
+        raise check.fail(f"has the unknown key {unknown[0]!r} (known keys: required, "
+                         "approvers)", step=step_id, key="approvals")
+    approvers = value.get("approvers")
+    if not isinstance(approvers, list) or not approvers:
+        raise check.fail("needs 'approvers', a list of names such as [alice, bob, carol]",
+                         step=step_id, key="approvals")
+    for name in approvers:
+        if not isinstance(name, str) or not APPROVER_PATTERN.fullmatch(name):
+            raise check.fail(f"the approver {name!r} is not a name (1 to 100 letters, digits "
+                             "or '_.@-')", step=step_id, key="approvals")
+        if approvers.count(name) > 1:
+            raise check.fail(f"lists the approver {name!r} twice", step=step_id,
+                             key="approvals")
+    required = value.get("required")
+    if isinstance(required, bool) or not isinstance(required, int) \
+            or not 1 <= required <= len(approvers):
+        raise check.fail(f"'required' must be a whole number from 1 to {len(approvers)} (the "
+                         f"number of approvers), not {required!r}", step=step_id,
+                         key="approvals")
+    return Approvals(required, tuple(approvers))
+
+
+def _approval_actions(check: _Checker, raw: dict[str, Any], step_id: str) -> tuple[str, ...]:
+    """The actions of a step with `approvals:`: approved and rejected (an `actions:` list may
+    only repeat them)."""
+    declared = _parse_actions(check, raw, step_id)
+    if declared is not None and set(declared) != set(APPROVAL_ACTIONS):
+        raise check.fail("a step with approvals: takes the actions approved and rejected; "
+                         "leave out actions:", step=step_id, key="actions")
+    return APPROVAL_ACTIONS
 
 
 def _parse_actions(check: _Checker, raw: dict[str, Any], step_id: str) -> tuple[str, ...] | None:

@@ -104,6 +104,9 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
              f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
             line(f"    asks: {m.esc(shorten(entry['suspend_data'], 200))}")
+        if "approvals" in entry:  # N of M approvers: each with their own command and link
+            _approvers(line, m, entry)
+            continue
         line(f"    {'send:  ' if 'event' in entry else 'resume:'} {m.esc(entry['resume_command'])}")
         line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
         line(f"    url:    {m.esc(entry['resume_url'])}")
@@ -128,6 +131,24 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         if entry.get("resume_command"):
             line(f"    resume now: {m.esc(entry['resume_command'])}")
     return out
+
+
+def _approvers(line: Any, m: Markup, entry: dict[str, Any]) -> None:
+    """The lines of a step that N of M approvers decide: the count, each approver's decision
+    or their command and link."""
+    gate = entry["approvals"]
+    approved = sum(d["action"] == "approved" for d in gate["decisions"])
+    line(f"    approvals: {approved} of {gate['required']} needed from "
+         f"{m.esc(', '.join(gate['approvers']))}")
+    decided = {d["by"]: d for d in gate["decisions"]}
+    for who in entry["approvers"]:
+        done = decided.get(who["name"])
+        if done is not None:
+            line(f"    {m.esc(who['name'])}: {m.raw(done['action'])} at {m.raw(done['at'])} "
+                 f"(from {m.raw(done['source'])})")
+            continue
+        line(f"    {m.esc(who['name'])}: {m.esc(who['resume_command'])}")
+        line(f"      url: {m.esc(who['resume_url'])}")
 
 
 def _append_line(out: list[tuple[str, Any]], text: str) -> None:

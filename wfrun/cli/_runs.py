@@ -52,6 +52,8 @@ def resume(
     action: Annotated[str | None, typer.Option(help="Set the step's action (for when:).")] = None,
     label: Annotated[str | None, typer.Option(
         help="Resume the suspension with this label (instead of --step).")] = None,
+    approver: Annotated[str | None, typer.Option(
+        "--as", help="Decide as this approver (a step with approvals:).")] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -65,13 +67,15 @@ def resume(
         raise UsageError("--action must be 1 to 100 characters")
     _input.check_text(action, "--action")
     _input.check_text(label, "--label")
+    _input.check_text(approver, "--as")
     _, payload = _input.read_payload(data, "--data")
     engine = settings().engine()
     executing(engine, run_id)
     if label is not None and step is not None:
         raise UsageError("give --step or --label, not both")
     # --label: the suspension's address, wherever it is (a child run included)
-    finish_run(engine, engine.resume(run_id, payload, step, action, label=label), as_json)
+    finish_run(engine, engine.resume(run_id, payload, step, action, label=label,
+                                     approver=approver), as_json)
 
 
 @app.command()

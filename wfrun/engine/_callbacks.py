@@ -17,7 +17,7 @@ from wfrun.model import RUNNING, SUSPENDED, Run, StepState
 from ._ask import expected_schema
 from ._children import after_change
 from ._composite import node_of, step_of
-from ._links import ACTIVE, EARLY, ENDED, ended_message, token_state
+from ._links import ACTIVE, EARLY, ENDED, ended_message, token_approver, token_state
 from ._result import Result
 from ._resume import ResumeRequest, resume
 from ._runner_api import Reader, RunnerAPI
@@ -28,12 +28,13 @@ class OpenLink:
     iteration it names (`review`, `review[1]`), and whether its pause is open (`status`:
     active; early, for a step still executing; ended)."""
 
-    __slots__ = ("run", "status", "step")
+    __slots__ = ("approver", "run", "status", "step")
 
-    def __init__(self, run: Run, step: str, status: str) -> None:
+    def __init__(self, run: Run, step: str, status: str, approver: str | None = None) -> None:
         self.run = run
         self.step = step
         self.status = status
+        self.approver = approver  # whose link it is (`approvals:`), or None
 
     @property
     def ended(self) -> bool:
@@ -99,7 +100,7 @@ def open_link(runner: RunnerAPI, run_id: str, step: str, verb: str, token: str,
     state = token_state(runner.store.secret_key(), run, step, verb, token)
     if state is None:
         raise NotFoundError("not found")
-    return OpenLink(run, step, state)
+    return OpenLink(run, step, state, token_approver(token))
 
 
 def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str]:
@@ -120,7 +121,7 @@ def accept_resume(runner: RunnerAPI, run_id: str, step: str, token: str, data: A
     meanwhile (a concurrent resume won) raises ConflictError. The run is left `running` (due
     at once) if a code step is to execute next: `continue_run` or the next tick executes it."""
     return resume(runner, ResumeRequest(run_id, data, step, action, request=request,
-                                        token=token))
+                                        token=token, approver=token_approver(token)))
 
 
 def accept_cancel(runner: RunnerAPI, run_id: str, step: str, token: str,

@@ -32,8 +32,35 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
             "resume_command": made.resume_command, "resume_url": made.resume_url,
             "cancel_url": made.cancel_url, **ask_number(pause),
             **event_fields(links, run.run_id, pause),
+            **approval_fields(links, run.run_id, sid, pause, workflow),
         })
     return entries
+
+
+def approval_fields(links: LinkMaker, run_id: str, step: str, pause: dict[str, Any],
+                    workflow: Workflow | None, schema_step: str | None = None) -> dict[str, Any]:
+    """For a step that N of M approvers decide (`approvals:`): the gate (required, approvers,
+    the decisions so far) and each approver's links and command (`approvers`); the entry's
+    own `resume_command` then names `--as NAME`, and it has no URL of its own (each approver
+    has theirs); else nothing."""
+    gate = pause.get("approvals")
+    if not isinstance(gate, dict):
+        return {}
+    from ._approvals import display
+
+    decided = {d["by"]: d["action"] for d in gate["decisions"]}
+    nonce = pause.get("nonce", "")
+    per = []
+    for name in gate["approvers"]:
+        made = links.links(run_id, step, nonce, workflow, schema_step=schema_step,
+                           approver=name)
+        per.append({"name": name, "decision": decided.get(name),
+                    "resume_command": made.resume_command, "resume_url": made.resume_url,
+                    "cancel_url": made.cancel_url})
+    command = links.links(run_id, step, nonce, workflow, schema_step=schema_step,
+                          approver="NAME").resume_command
+    return {"approvals": display(gate), "approvers": per, "resume_command": command,
+            "resume_url": None, "cancel_url": None}
 
 
 def event_fields(links: LinkMaker, run_id: str, pause: dict[str, Any]) -> dict[str, Any]:

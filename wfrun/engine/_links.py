@@ -33,16 +33,29 @@ def remember_nonces(run: Run) -> None:
                 state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
 
 
-def make_token(key: bytes, verb: str, run_id: str, step: str, nonce: str) -> str:
-    """An unguessable token (192 bits) for one verb on one pause of one step of one run."""
-    message = "\0".join((verb, run_id, step, nonce)).encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()[:24]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+APPROVER_MARK = "~"  # `NAME~HMAC`: the token of one approver (`approvals:`), scoped to them
+
+
+def make_token(key: bytes, verb: str, run_id: str, step: str, nonce: str,
+               approver: str | None = None) -> str:
+    """An unguessable token (192 bits) for one verb on one pause of one step of one run; with
+    `approver`, for that approver only (`NAME~HMAC`, the name inside the HMAC message)."""
+    parts = (verb, run_id, step, nonce) + ((approver,) if approver is not None else ())
+    digest = hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()[:24]
+    token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return token if approver is None else f"{approver}{APPROVER_MARK}{token}"
+
+
+def token_approver(token: str) -> str | None:
+    """The approver a token claims to be for (`NAME~HMAC`), or None for a plain token."""
+    name, mark, _ = token.partition(APPROVER_MARK)
+    return name if mark else None
 
 
 def token_matches(key: bytes, token: str, verb: str, run_id: str, step: str, nonce: str) -> bool:
-    """Compare a presented token with the expected one in constant time."""
-    expected = make_token(key, verb, run_id, step, nonce)
+    """Compare a presented token with the expected one in constant time (an approver's token
+    with the one made for the approver it names)."""
+    expected = make_token(key, verb, run_id, step, nonce, token_approver(token))
     return hmac.compare_digest(expected.encode(), token.encode())
 
 
@@ -59,7 +72,10 @@ def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str |
     if state is None or verb not in VERBS or not token:
         return None
     current = (state.pause or {}).get("nonce")
-    if current and state.status in (SUSPENDED, WAITING) and token_matches(
+    gate = (state.pause or {}).get("approvals")  # an approvals step opens to its approvers only
+    approver = token_approver(token)
+    opens = approver in gate.get("approvers", ()) if gate is not None else approver is None
+    if current and opens and state.status in (SUSPENDED, WAITING) and token_matches(
             key, token, verb, run.run_id, step, current):
         return ACTIVE
     executing = executing_nonce(state)
@@ -111,26 +127,29 @@ class LinkMaker:
         self._command = command
 
     def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None,
-              schema: Any = None, schema_step: str | None = None) -> Links:
+              schema: Any = None, schema_step: str | None = None,
+              approver: str | None = None) -> Links:
         """The four links of one pause (`nonce` identifies the pause).
 
         The resume command suggests data matching the step's `resume_schema` and, when later
         steps branch on this step's action, the first such action; `schema` (an ask's)
         takes the place of `resume_schema` for the suggestion. When `step` is an address
         (`review[1]`, `review[1]/approve`), `schema_step` is the manifest step (of `workflow`)
-        whose schema and actions to use."""
+        whose schema and actions to use. With `approver`, the links and command are that
+        approver's (`approvals:`)."""
         spec = workflow.steps.get(schema_step or step) if workflow else None
         resume_schema = schema if schema is not None else (spec.resume_schema if spec else None)
         actions = workflow.actions_for(schema_step or step) if workflow else []
         path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
-        resume_token = make_token(self._key, "resume", run_id, step, nonce)
-        cancel_token = make_token(self._key, "cancel", run_id, step, nonce)
+        resume_token = make_token(self._key, "resume", run_id, step, nonce, approver)
+        cancel_token = make_token(self._key, "cancel", run_id, step, nonce, approver)
         data = json.dumps(example_data(resume_schema)) if resume_schema else "{}"
         return Links(
             resume_url=f"{path}/resume?token={resume_token}",
             cancel_url=f"{path}/cancel?token={cancel_token}",
             resume_command=(
                 f"{self._command} resume {run_id} --step {shlex.quote(step)} "
+                + (f"--as {shlex.quote(approver)} " if approver is not None else "")
                 + (f"--action {shlex.quote(actions[0])} " if actions else "")
                 + f"--data {shlex.quote(data)}"
             ),

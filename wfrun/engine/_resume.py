@@ -22,6 +22,7 @@ from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, Run, StepState
 
 from ._actions import check_resume_action
+from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import apply_iteration_resume, has_composites, node_of, step_of
@@ -36,13 +37,16 @@ from ._transitions import apply_resume, resumable_steps
 class ResumeRequest:
     """One resume, however it came: which run and what in it (a step or an address, or a
     label), the data and action, the callback request step code sees (`ctx.run.
-    callback_request`; a CLI one if None), and a link's token (None: not from a link)."""
+    callback_request`; a CLI one if None), a link's token (None: not from a link), and the
+    approver who decides (`approvals:`; from `--as`, or from an approver's link token)."""
 
-    __slots__ = ("action", "callback", "data", "label", "request", "run_id", "step", "token")
+    __slots__ = ("action", "approver", "callback", "data", "label", "request", "run_id", "step",
+                 "token")
 
     def __init__(self, run_id: str, data: Any = None, step: str | None = None,
                  action: str | None = None, *, label: str | None = None,
-                 request: dict[str, Any] | None = None, token: str | None = None) -> None:
+                 request: dict[str, Any] | None = None, token: str | None = None,
+                 approver: str | None = None) -> None:
         self.run_id = run_id
         self.data = data
         self.step = step
@@ -50,13 +54,15 @@ class ResumeRequest:
         self.label = label
         self.request = request
         self.token = token
+        self.approver = approver
         # what step code sees as `ctx.run.callback_request`
         self.callback: dict[str, Any] = request or {
             "body": data, "headers": {}, "query": {}, "method": None, "source": "cli"}
 
     def inside(self, run_id: str, address: str | None) -> ResumeRequest:
         """The same resume, for `address` in the child run `run_id`."""
-        return ResumeRequest(run_id, self.data, address, self.action, request=self.request)
+        return ResumeRequest(run_id, self.data, address, self.action, request=self.request,
+                             approver=self.approver)
 
 
 class _Target:
@@ -85,6 +91,8 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     spec = workflow.steps.get(found.step_id)
     if spec is None:
         raise step_gone(run, found.step_id, workflow, "restore it to resume this run")
+    if spec.approvals is not None or req.approver is not None:
+        check_approver(spec, found.state, found.name, run.run_id, req.approver, req.action)
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
         _schema.validate(spec.resume_schema, req.data, f"resume data for step '{found.name}'")
@@ -136,6 +144,12 @@ def _apply(r: Run, workflow: Workflow, spec: StepSpec, target: _Target, req: Res
            now: datetime, events: Events, asked: str | None) -> None:
     """Record the resume in the run (under its lock). `asked`: the nonce of the ask the
     caller saw the target at (None: no ask)."""
+    if target.index is None and req.approver is not None:
+        decided = decide(r.run_id, r.steps[spec.id], target.name, req.approver, req.data,
+                         str(req.action), req.callback, now, events)
+        if decided is not None:  # the decision is reached: the step completes with it
+            apply_resume(r, spec, decided[0], decided[1], req.callback, now, events)
+        return
     if target.index is None:
         if not answer_ask(r, spec, req.data, req.action, req.callback, now, events, asked):
             apply_resume(r, spec, req.data, req.action, req.callback, now, events)

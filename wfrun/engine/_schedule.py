@@ -142,6 +142,10 @@ def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events)
         "on_timeout": spec.on_timeout or "cancel", "nonce": random_token(),
         **({"label": spec.label} if spec.label else {}),
     }
+    if spec.approvals is not None:  # N of M approvers decide (`_approvals.py`)
+        from ._approvals import gate_of
+
+        state.pause.update(gate_of(spec))
     events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"]))
 
 

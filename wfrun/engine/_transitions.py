@@ -380,7 +380,9 @@ def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name:
     elif on_timeout == "resume":
         state.resume_data = None
         if step_id in workflow.steps and workflow.steps[step_id].kind == "wait":
-            state.output = None
+            from ._approvals import timed_out_output  # the decisions so far, if any
+
+            state.output = timed_out_output(state)
         complete(state, name, now, events, note="timed out; resumed with no data")
     elif on_timeout == "fail":
         message = f"step '{name}' was not resumed before its deadline {pause['due_at']} ({waited})"

@@ -152,12 +152,13 @@ class Engine:
         request: dict[str, Any] | None = None,
         *,
         label: str | None = None,
+        approver: str | None = None,
     ) -> Result:
         """Hand data to a suspended (or rerun-pending) step and continue the run. `step` may
         be an address (`review[1]`, `review/approve`); `label` names the one open
-        suspension with that label instead."""
+        suspension with that label instead; `approver` decides on a step with `approvals:`."""
         return resume(self._runner, ResumeRequest(run_id, data, step, action, label=label,
-                                                  request=request))
+                                                  request=request, approver=approver))
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:

@@ -89,6 +89,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "resume_schema": schema, "label": entry["label"],
                 "resume_command": entry["resume_command"],
                 **ask_number(entry), **({"event": entry["event"]} if "event" in entry else {}),
+                **({"approvals": entry["approvals"]} if "approvals" in entry else {}),
             })
     rows.sort(key=lambda r: (r["since"], r["run_id"]))
     return rows, problems
