@@ -249,6 +249,7 @@ def check_legal(doc: dict[str, Any]) -> None:
         assert (state["runs"] >= 1) == (state["status"] != "pending"), (sid, state)
 
 
+@pytest.mark.slow  # a long trial: CI runs it with -m slow
 def test_random_kill9_of_ticks_leaves_every_run_legal_and_finishable(
         project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     project.workflow("chain", "steps: [{id: poll}, {id: first}, {id: after}]", STEPS_PY)

@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import Project
 from test_nested import setup
 
@@ -15,6 +16,7 @@ MAX_OPS = 80  # more file operations than the resume makes (checked below)
 STRIDE = 3
 
 
+@pytest.mark.slow  # a long trial: CI runs it with -m slow
 def test_resume_by_path_killed_at_every_operation_is_finished_by_tick(tmp_path: Path) -> None:
     (tmp_path / "template").mkdir()
     template = Project(tmp_path / "template")
@@ -53,6 +55,7 @@ def test_resume_by_path_killed_at_every_operation_is_finished_by_tick(tmp_path: 
         assert not [p for p in (project.state / "due").rglob("*") if p.is_file()], n
 
 
+@pytest.mark.slow  # a long trial: CI runs it with -m slow
 def test_start_killed_at_every_operation_never_starts_a_second_child(tmp_path: Path) -> None:
     later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     crashed = 0
