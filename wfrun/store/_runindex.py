@@ -180,6 +180,20 @@ class RunIndex:
                     raise
                 _fsops.make_dir(directory)  # (or another process made it meanwhile)
 
+    def _private_run_index(self) -> None:
+        """Make the index private again if others may read it (a backup restored as 0755
+        directories and 0644 files): each directory 0700, each file 0600."""
+        top = self._path(INDEX)
+        try:
+            if not os.stat(top).st_mode & 0o077:
+                return
+            for directory, _, names in os.walk(top):
+                os.chmod(directory, 0o700)
+                for name in names:
+                    os.chmod(f"{directory}/{name}", 0o600)
+        except FileNotFoundError:
+            return
+
     def _mark_run_index_complete(self) -> None:
         """Say that every run has an entry (a new state directory, or a rebuilt index)."""
         _fsops.make_dir(self._path(INDEX))

@@ -35,7 +35,6 @@ import wfrun.store._started as _started
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _dueindex, _fsops, _histories, _keyfile, _runindex, _started
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
 
@@ -95,6 +94,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
                     continue
                 if mode & 0o077:  # restored from a backup, or changed by hand
                     os.chmod(path, 0o700)
+            self._private_run_index()
         except OSError as exc:
             raise StateError(f"cannot create state directory {self.root}: {exc.strerror}") from exc
         self._ready = True
