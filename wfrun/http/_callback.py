@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wfrun._jsoninput import parse_json
-from wfrun.engine import Decoy, Engine, OpenLink
+from wfrun.engine import Decoy, Engine, OpenLink, Result
 from wfrun.errors import (
     CodeChangedError,
     ConflictError,
@@ -28,6 +28,7 @@ from wfrun.errors import (
     UsageError,
     WfrunError,
 )
+from wfrun.model import COMPLETED
 
 from ._forms import form_data, query_data
 from ._pages import (
@@ -197,11 +198,13 @@ class Callbacks:
                   if link.actions else "")
         state = opened.node
         label = (state.pause or {}).get("label")
+        gate = (state.pause or {}).get("approvals")
         return json_reply(200, {
             "run_id": run.run_id, "step": req.step, "verb": "resume",
             "resume_schema": link.schema, "actions": link.actions,
             "suspend_data": state.suspend_data,
             **({"label": label} if label else {}),
+            **({"approver": opened.approver, "approvals": gate} if opened.approver else {}),
             "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
                    "data as a JSON body, or with no body as query parameters "
                    f"(&name=value){choose}; a GET changes nothing"})
@@ -265,6 +268,8 @@ class Callbacks:
             return json_reply(202, {"run_id": req.run_id, "step": req.step, "status": "accepted",
                                     "accepted": True, "action": action})
         self.continue_later(req.run_id)
+        if opened.approver is not None:  # one decision of several (N-of-M approvals)
+            return self._decided(req, opened, result, action, data, html)
         if html:
             done = f" with action {action}" if action else ""
             return html_reply(202, message_page(
@@ -272,6 +277,22 @@ class Callbacks:
                 "continues in the background; you can close this page.", data))
         return json_reply(202, {"run_id": req.run_id, "step": req.step, "accepted": True,
                                 "action": action, "status": result.run.status})
+
+    def _decided(self, req: Request, opened: OpenLink, result: Result, action: str | None,
+                 data: Any, html: bool) -> Reply:
+        """The reply to one approver's decision: recorded, and whether the step decided."""
+        state = result.run.steps.get(opened.manifest_step)
+        decision = (state.output or {}).get("decision") if state is not None \
+            and state.status == COMPLETED and isinstance(state.output, dict) else None
+        if html:
+            then = (f" The step is decided: {decision}." if decision else
+                    " The step waits for the other approvers.")
+            return html_reply(202, message_page(
+                "Thank you", f"Your decision ({action}) on step {req.step} of run {req.run_id} "
+                f"is recorded as {opened.approver}.{then} You can close this page.", data))
+        return json_reply(202, {"run_id": req.run_id, "step": req.step, "accepted": True,
+                                "by": opened.approver, "action": action,
+                                "decision": decision, "status": result.run.status})
 
     def _invalid(self, opened: OpenLink, req: Request, token: str, link: Link, data: Any,
                  errors: list[dict[str, str]], html: bool, message: str | None = None) -> Reply:

@@ -160,6 +160,11 @@ def approval_page(
     if state.suspend_data is not None:
         parts.append("<h2>Details</h2>" + _json_block("suspend-data", state.suspend_data))
     parts.append(_earlier(link.run, link.manifest_step))
+    gate = (state.pause or {}).get("approvals")
+    if link.approver is not None and isinstance(gate, dict):
+        parts.append(_approvals(link.approver, gate))
+        if any(d.get("by") == link.approver for d in gate.get("decisions", ())):
+            return page(f"Approval requested: {link.step}", "\n".join(parts))  # decided once
     if errors:
         items = "".join(f"<li>{escape(e['message'])}</li>" for e in errors)
         parts.append(f'<div class="errors" id="errors"><p>Please correct:</p><ul>{items}</ul></div>')
@@ -179,6 +184,24 @@ def approval_page(
         f'<div class="buttons">{_buttons(actions)}</div></form>'
     )
     return page(f"Approval requested: {link.step}", "\n".join(parts))
+
+
+def _approvals(approver: str, gate: dict[str, Any]) -> str:
+    """Who decides through this link, how many approvals the step needs, and the decisions
+    so far (N-of-M approvals)."""
+    decisions = gate.get("decisions", [])
+    mine = next((d for d in decisions if d.get("by") == approver), None)
+    you = (f'<p id="approver">You decide as <b>{escape(approver)}</b>: '
+           f'{escape(str(gate.get("required")))} of {len(gate.get("approvers", []))} approvers '
+           f'({escape(", ".join(gate.get("approvers", [])))}) must approve.</p>')
+    if mine is not None:
+        you += (f'<p id="already">You already decided: {escape(str(mine.get("action")))} at '
+                f'{escape(readable_time(mine.get("at")) or "")}. Each approver decides once.</p>')
+    rows = "".join(
+        f'<li>{escape(str(d.get("by")))}: {escape(str(d.get("action")))} at '
+        f'{escape(readable_time(d.get("at")) or "")} (from {escape(str(d.get("source")))})</li>'
+        for d in decisions) or "<li>none yet</li>"
+    return f'{you}<h2>Decisions so far</h2><ul id="decisions">{rows}</ul>'
 
 
 def cancel_page(link: OpenLink, token: str) -> tuple[str, str]:
