@@ -264,3 +264,39 @@ def test_runs_stored_at_schema_version_1_are_migrated_with_their_data(url: str) 
     assert page.runs[0].next_due == "2030-01-01T00:00:00.000Z"
     assert [r.run_id for r in again.pending()[0]] == ["old"]
     assert sql(url, "SELECT max(version) FROM wfrun_schema") == [(_schema.VERSION,)]
+
+
+def test_two_threads_waiting_for_each_others_lock_give_way_as_busy(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.store.postgres import _connect
+
+    # each lock is a session of its own: the server cannot see the cycle, the lock timeout ends it
+    monkeypatch.setattr(_connect, "LOCK_TIMEOUT", "500ms")
+    found = store(url)
+    for run_id in ("a", "b"):
+        found.create(make_run(run_id))
+    both = threading.Barrier(2, timeout=10)
+    outcomes: dict[str, str] = {}
+
+    def cross(first: str, second: str) -> None:
+        try:
+            with found.lock(first):
+                both.wait()
+                with found.lock(second):
+                    outcomes[first] = "ok"
+        except ConflictError as exc:
+            outcomes[first] = exc.message
+        except BaseException as exc:
+            outcomes[first] = f"{type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=cross, args=pair) for pair in (("a", "b"), ("b", "a"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["a", "b"]  # neither hangs
+    busy = [o for o in outcomes.values() if o != "ok"]
+    assert busy and all("is busy" in o and "try again" in o for o in busy), outcomes
+    with found.lock("a"), found.lock("b"):  # and both locks are free again
+        pass

@@ -129,6 +129,10 @@ class PostgresStore(Store):
             hold.abort()
             raise ConflictError(f"run {run_id} is busy: its state lock was held for over "
                                 f"{_connect.LOCK_TIMEOUT}; try again") from None
+        except pgerrors.DeadlockDetected:  # two processes each held a lock the other wanted
+            hold.abort()
+            raise ConflictError(f"run {run_id} is busy: another process held its state lock "
+                                "while waiting for one this process held; try again") from None
 
     def _commit(self, hold: Hold | None) -> None:
         """Commit the hold's transaction (ending its lock until the next operation)."""
