@@ -43,7 +43,7 @@ NO_REPLAY = "no-replay"
 FENCE = re.compile(r"^( *)(`{3,})(.*)$")
 FILE_HEADER = re.compile(r"^# ((?:workflows|tests)/[\w./-]+)$")
 RUN_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-hjkmnp-tv-z]{26}(?![0-9A-Za-z])")
-TOKEN = re.compile(r"(token=)([A-Za-z0-9_-]+)")
+TOKEN = re.compile(r"(token=)([A-Za-z0-9_.@~-]+)")
 ISO_TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
 DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|µs|s)\b")
 PORT = re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):\d{2,5}\b")

@@ -24,7 +24,7 @@ EXAMPLES = (
     "http-callback", "interview", "parallel-review", "poll-job", "retry-api", "user-approval",
     "retry-request", "suspend-timeout", "escalation", "early-exit",
     "batch-approval", "approve-item", "webhook-order",
-    "daily-report", "payment-order",
+    "daily-report", "payment-order", "release-signoff",
 )
 
 

@@ -161,6 +161,13 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
         console.print(f"    deadline {r['deadline']}, then {r['on_timeout']}")
         if r.get("suspend_data") is not None:
             console.print(f"    asks:   {escape(shorten(r['suspend_data'], 200))}")
+        if r.get("approvals"):  # N of M approvers: the count and the decisions so far
+            gate = r["approvals"]
+            done = ", ".join(f"{d['by']} {d['action']}" for d in gate["decisions"])
+            approved = sum(d["action"] == "approved" for d in gate["decisions"])
+            console.print(f"    approvals: {approved} of {gate['required']} needed from "
+                          f"{escape(', '.join(gate['approvers']))}"
+                          + (f" ({escape(done)})" if done else ""))
         how = "send:  " if "event" in r else "resume:"  # a wait_for_event: send the event
         console.print(f"    {how} {escape(r['resume_command'])}")
 
