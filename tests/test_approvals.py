@@ -158,3 +158,51 @@ def test_approvals_apply_to_wait_steps_only(project: Project, tmp_path: Path) ->
     out = project.run("validate", "bad")
     assert out.code == 2
     assert "wait steps only" in out.stdout + out.stderr
+
+
+def test_an_approvals_step_in_a_child_run_is_decided_by_its_address(signoff: Project) -> None:
+    signoff.workflow("outer", """
+        name: outer
+        steps:
+          - id: sign
+            workflow: release-signoff
+          - id: after
+    """, "def after(ctx):\n    return ctx.steps['sign'].output\n")
+    doc = signoff.json("start", "outer", "--input", '{"version": "3.0"}', "--run-id", "o1")
+    entry = doc["suspended"][0]
+    assert entry["step"] == "sign/signoff"
+    assert "resume o1 --step sign/signoff --as alice" in entry["approvers"][0]["resume_command"]
+    assert "/runs/o1--sign/steps/signoff/" in entry["approvers"][0]["resume_url"]
+    for who in ("bob", "carol"):
+        out = signoff.run("resume", "o1", "--step", "sign/signoff", "--as", who, "--action",
+                          "approved", "--data", "{}")
+        assert out.code == 0, out.stderr
+    doc = signoff.json("show", "o1")
+    assert doc["status"] == "completed"
+    assert doc["output"] == {"released": "3.0", "approved_by": ["bob", "carol"]}
+
+
+def test_on_timeout_resume_keeps_the_decisions_made(project: Project) -> None:
+    from wfrun.testing import Harness
+
+    project.workflow("quorum", """
+        name: quorum
+        steps:
+          - id: vote
+            wait: true
+            timeout: 1h
+            on_timeout: resume
+            approvals: {required: 2, approvers: [a, b, c]}
+          - id: after
+            needs: [vote]
+    """, "def after(ctx):\n    return ctx.steps['vote'].output\n")
+    harness = Harness(project.workflows, project.state)
+    harness.start("quorum", run_id="q1")
+    harness.resume("q1", {"why": "fine"}, action="approved", approver="a")
+    harness.advance("2h")
+    doc = harness.show("q1")
+    assert doc["status"] == "completed"
+    output = doc["output"]
+    assert output["decision"] is None
+    assert [(d["by"], d["action"], d["data"]) for d in output["approvals"]] == [
+        ("a", "approved", {"why": "fine"})]

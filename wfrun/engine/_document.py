@@ -38,11 +38,13 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
 
 
 def approval_fields(links: LinkMaker, run_id: str, step: str, pause: dict[str, Any],
-                    workflow: Workflow | None, schema_step: str | None = None) -> dict[str, Any]:
+                    workflow: Workflow | None, schema_step: str | None = None,
+                    top: str | None = None, address: str | None = None) -> dict[str, Any]:
     """For a step that N of M approvers decide (`approvals:`): the gate (required, approvers,
     the decisions so far) and each approver's links and command (`approvers`); the entry's
     own `resume_command` then names `--as NAME`, and it has no URL of its own (each approver
-    has theirs); else nothing."""
+    has theirs); else nothing. For a step in a child run, the commands name the top-level
+    run `top` and the step's `address` from it (the URLs are the child run's own)."""
     gate = pause.get("approvals")
     if not isinstance(gate, dict):
         return {}
@@ -54,11 +56,13 @@ def approval_fields(links: LinkMaker, run_id: str, step: str, pause: dict[str, A
     for name in gate["approvers"]:
         made = links.links(run_id, step, nonce, workflow, schema_step=schema_step,
                            approver=name)
+        said = links.links(top or run_id, address or step, nonce, workflow,
+                           schema_step=schema_step, approver=name)
         per.append({"name": name, "decision": decided.get(name),
-                    "resume_command": made.resume_command, "resume_url": made.resume_url,
+                    "resume_command": said.resume_command, "resume_url": made.resume_url,
                     "cancel_url": made.cancel_url})
-    command = links.links(run_id, step, nonce, workflow, schema_step=schema_step,
-                          approver="NAME").resume_command
+    command = links.links(top or run_id, address or step, nonce, workflow,
+                          schema_step=schema_step, approver="NAME").resume_command
     return {"approvals": display(gate), "approvers": per, "resume_command": command,
             "resume_url": None, "cancel_url": None}
 

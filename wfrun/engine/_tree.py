@@ -13,7 +13,7 @@ from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAIT
 from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label
-from ._document import PUBLIC_STEP_KEYS, ask_number, event_fields
+from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields
 from ._runner_api import Reader
 
 MAX_DEPTH = 32
@@ -124,6 +124,8 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                     "resume_command": command,
                     "resume_url": made.resume_url, "cancel_url": made.cancel_url,
                     **ask_number(pause), **extra, **waits,
+                    **approval_fields(links, run.run_id, name, pause, workflow, sid, top,
+                                      address),
                 })
                 out.schemas.append(waits["event_schema"] if waits else expected_schema(it, spec))
             elif it.status == WAITING:

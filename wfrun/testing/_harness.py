@@ -92,9 +92,12 @@ class Harness:
 
     def resume(
         self, run_id: str, data: Any = None, *, step: str | None = None, action: str | None = None,
+        approver: str | None = None,
     ) -> dict[str, Any]:
-        """`wfrun resume`: hand data to a suspended (or rerun-pending) step and continue."""
-        return self.engine.document(self.engine.resume(run_id, data, step, action))
+        """`wfrun resume` (`approver`: `--as NAME`, for a step with `approvals:`): hand data to a
+        suspended (or rerun-pending) step and continue."""
+        return self.engine.document(self.engine.resume(run_id, data, step, action,
+                                                       approver=approver))
 
     def cancel(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """`wfrun cancel`: cancel a run that has not finished."""
