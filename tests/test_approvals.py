@@ -206,3 +206,34 @@ def test_on_timeout_resume_keeps_the_decisions_made(project: Project) -> None:
     assert output["decision"] is None
     assert [(d["by"], d["action"], d["data"]) for d in output["approvals"]] == [
         ("a", "approved", {"why": "fine"})]
+
+
+@pytest.mark.parametrize("store", ["file", "postgresql"])
+def test_a_sign_off_on_either_store(project: Project, store: str) -> None:
+    """The decisions live in the run (its pause), so the file store and PostgreSQL keep them
+    alike: a second decision is refused, two rejections abort."""
+    import _pg
+
+    from wfrun.errors import ConflictError
+    from wfrun.testing import Harness
+
+    for suffix in (".yaml", ".py"):
+        shutil.copy(REPO / "workflows" / f"release-signoff{suffix}", project.workflows)
+
+    def check(state: str) -> None:
+        harness = Harness(project.workflows, state)
+        doc = harness.start("release-signoff", {"version": "5"}, run_id="s1")
+        assert [a["name"] for a in doc["suspended"][0]["approvers"]] == ["alice", "bob", "carol"]
+        harness.resume("s1", {}, action="rejected", approver="bob")
+        with pytest.raises(ConflictError):
+            harness.resume("s1", {}, action="approved", approver="bob")
+        assert harness.show("s1")["suspended"][0]["approvals"]["decisions"][0]["by"] == "bob"
+        done = harness.resume("s1", {}, action="rejected", approver="alice")
+        assert done["status"] == "completed"
+        assert done["output"] == {"aborted": "5", "rejected_by": ["bob", "alice"]}
+
+    if store == "file":
+        check(str(project.state))
+    else:
+        with _pg.schema() as url:
+            check(url)
