@@ -142,7 +142,12 @@ def test_a_process_that_lost_its_claim_cannot_save_over_the_new_holder(url: str)
     again.release()
 
 
-def test_connections_dropped_between_operations_are_replaced(url: str) -> None:
+def test_connections_dropped_between_operations_are_replaced(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.store.postgres import _connect
+
+    monkeypatch.setattr(_connect, "CHECK_AFTER_IDLE", 0.2)  # (1 s: a command's pace)
     found = store(url)
     found.create(make_run("r1"))
     assert found.claim("r1") is not None
@@ -150,8 +155,8 @@ def test_connections_dropped_between_operations_are_replaced(url: str) -> None:
     killed = sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE application_name = %s", name)
     assert len(killed) >= 2  # the main connection and a pooled one
-    time.sleep(0.05)
-    assert found.load("r1").run_id == "r1"  # a pooled connection is checked before use
+    time.sleep(0.3)
+    assert found.load("r1").run_id == "r1"  # a pooled connection idle a while is checked
     assert not found.is_claimed("r1")  # the claim died with its session, as after a crash
     assert found.claim("r1") is not None  # the main connection is made again
 

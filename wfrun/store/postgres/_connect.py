@@ -17,6 +17,8 @@ import atexit
 import hashlib
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ POOL_SIZE = 16  # connections per process at most (each lock and each claim-hold
 POOL_WAIT_SECONDS = 30.0  # how long an operation waits for a free connection
 LOCK_TIMEOUT = "30s"  # how long a state lock (or a row lock) is waited for: then "busy"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
+CHECK_AFTER_IDLE = 1.0  # seconds a pooled connection may idle before it is checked again
 
 
 def where_of(info: dict[str, Any]) -> str:
@@ -99,6 +102,7 @@ class Server:
         self._main: Any = None
         self._pool: ConnectionPool[Any] | None = None
         self._local = threading.local()
+        self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class Server:
             self._main = main
             pool: ConnectionPool[Any] = ConnectionPool(
                 self.conninfo, min_size=1, max_size=POOL_SIZE, open=False, num_workers=1,
-                kwargs={"autocommit": True}, check=ConnectionPool.check_connection,
+                kwargs={"autocommit": True}, check=self._check,
                 timeout=POOL_WAIT_SECONDS, name="wfrun")
             pool.open(wait=False)  # its first connection is made while the schema is checked
             try:
@@ -132,13 +136,24 @@ class Server:
                 raise
             self._pool = pool
 
+    def _check(self, conn: Any) -> None:
+        """The pool's check of a connection it hands out: one that was idle for a while may
+        have been dropped by the server (a restart, `pg_terminate_backend`, an idle timeout),
+        so it is tried with an empty query first (the pool replaces it if that fails). One used
+        a moment ago is not: a command's operations cost no extra round trip each."""
+        if time.monotonic() - self._used.get(conn, 0.0) > CHECK_AFTER_IDLE:
+            ConnectionPool.check_connection(conn)
+
     @contextmanager
     def connection(self) -> Iterator[Any]:
         """A pooled autocommit connection for one operation."""
         self.start()
         assert self._pool is not None
         with self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                self._used[conn] = time.monotonic()
 
     def on_main(self, work: Callable[[Any], T]) -> T:
         """Run `work` on the main connection; a connection found broken is replaced once (what
