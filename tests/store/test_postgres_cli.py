@@ -219,3 +219,12 @@ def test_two_servers_answer_the_links_of_one_database(pg: PgProject) -> None:
         for proc, _ in servers:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=10)
+
+
+def test_without_the_driver_a_postgresql_url_says_what_to_install(tmp_path: Path) -> None:
+    hide = ("import runpy, sys; sys.modules['psycopg'] = None; "  # as if it were not installed
+            "sys.argv = ['wfrun', *sys.argv[1:]]; runpy.run_module('wfrun', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide, "--store", "postgresql://u@h/db", "list"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 5 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "pip install 'wfrun[postgres]'" in proc.stderr
