@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -170,8 +171,7 @@ class RunIndex:
         path = f"{directory}/{entry[2]}"
         for attempt in range(_ATTEMPTS):
             try:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                 0o600))
+                _make_empty(path)
                 return
             except FileExistsError:
                 return
@@ -406,6 +406,14 @@ class RunIndex:
     def _stray_entry(self, entry: Entry, why: str, how: str) -> dict[str, str]:
         return {"path": self._path(INDEX, *entry), "kind": "index", "reason": (
             f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
+
+
+def _make_empty(path: str) -> None:
+    """Create an empty file, 0600, in one system call (mknod); FileExistsError if it exists."""
+    try:
+        os.mknod(path, 0o600 | stat.S_IFREG)
+    except PermissionError:  # a system that allows no mknod: open and close it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def _listdir(path: str) -> list[str]:
