@@ -237,3 +237,20 @@ def test_a_sign_off_on_either_store(project: Project, store: str) -> None:
     else:
         with _pg.schema() as url:
             check(url)
+
+
+def test_a_when_naming_another_action_of_an_approvals_step_is_an_error(project: Project) -> None:
+    project.workflow("x", """
+        name: x
+        steps:
+          - id: s
+            wait: true
+            approvals: {required: 1, approvers: [a]}
+          - id: t
+            wait: true
+            when: {s: approve}
+    """)
+    out = project.run("validate", "x")
+    assert out.code == 2
+    assert "step 't'" in out.stderr and "key 'when'" in out.stderr
+    assert "approved and rejected only" in out.stderr

@@ -306,6 +306,12 @@ def _with_known_actions(check: _Checker, steps: dict[str, StepSpec]) -> dict[str
         for target, actions in spec.when.items():
             declared = steps[target].actions
             for action in actions:
+                if declared is not None and action not in declared \
+                        and steps[target].approvals is not None:
+                    raise check.fail(
+                        f"names the action {action!r} for step {target!r}, which has approvals: "
+                        "and so takes the actions approved and rejected only; fix the name",
+                        step=spec.id, key="when")
                 if declared is not None and action not in declared:
                     raise check.fail(
                         f"names the action {action!r} for step {target!r}, whose 'actions:' "
