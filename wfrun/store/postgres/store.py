@@ -334,21 +334,35 @@ class PostgresStore(Store):
             params.append(workflow)
         if top_level:
             where.append("parent_run IS NULL")
-        if before is not None:
-            where.append("(created, run_id) < (%s, %s)")
-            params.extend(split_cursor(before))
         condition = " AND ".join(where)
+        after = split_cursor(before) if before is not None else None
+        wanted = None if limit is None else max(limit, 0)
+        runs: list[RunSummary] = []
+        problems: list[Exception] = []
+        # The page's rows are read whole and verified, so that a run that cannot be read is
+        # reported, not listed; if some could not be, the page is filled from the next rows.
         with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT run_id, workflow, status, created, updated, waits_until, parent_run "
-                f"FROM wfrun_runs WHERE {condition} ORDER BY created DESC, run_id DESC LIMIT %s",
-                [*params, None if limit is None else max(limit, 0)]).fetchall()
+            while wanted is None or len(runs) < wanted:
+                page = [*where, "(created, run_id) < (%s, %s)"] if after else where
+                need = None if wanted is None else wanted - len(runs)
+                rows = conn.execute(
+                    "SELECT run_id, revision, run_schema, snapshot::text, created FROM wfrun_runs "
+                    f"WHERE {' AND '.join(page)} ORDER BY created DESC, run_id DESC LIMIT %s",
+                    [*params, *(after or ()), need]).fetchall()
+                for run_id, revision, run_schema, text, created in rows:
+                    try:
+                        runs.append(RunSummary.of(self._parse(run_id, revision, run_schema, text)))
+                    except StateError as exc:
+                        problems.append(exc)
+                    after = (created, run_id)
+                if need is None or len(rows) < need:
+                    break
             more = 0
-            if limit is not None and len(rows) == max(limit, 0):
-                total = conn.execute(f"SELECT count(*) FROM wfrun_runs WHERE {condition}",
-                                     params).fetchone()[0]
-                more = total - len(rows)
-        return RunPage([RunSummary(*row) for row in rows], more, [])
+            if wanted is not None and len(runs) == wanted:
+                condition += " AND (created, run_id) < (%s, %s)" if after else ""
+                more = conn.execute(f"SELECT count(*) FROM wfrun_runs WHERE {condition}",
+                                    [*params, *(after or ())]).fetchone()[0]
+        return RunPage(runs, more, problems)
 
     def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
         query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
