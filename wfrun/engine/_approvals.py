@@ -16,7 +16,7 @@ from wfrun.errors import ConflictError, UsageError
 from wfrun.model import PAUSE_SUSPEND, SUSPENDED, StepState
 
 from ._actions import either
-from ._schedule import Events, event
+from ._history import Events, event
 
 APPROVED = "approved"
 REJECTED = "rejected"

@@ -14,7 +14,7 @@ from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import CANCELLED, PAUSE_SUSPEND, PENDING, SUSPENDED, Run, StepState
 
 from ._actions import route_problem
-from ._schedule import Events, event
+from ._history import Events, event
 
 
 def is_ask(state: StepState | None) -> bool:

@@ -33,8 +33,8 @@ from ._composite import (
     settle,
 )
 from ._execute import execute
+from ._history import Events, event
 from ._runner_api import RunnerAPI
-from ._schedule import Events, event
 from ._transitions import rewind
 
 MAX_DEPTH = 32  # how far status may travel up a chain of parents in one command

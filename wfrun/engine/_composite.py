@@ -29,16 +29,8 @@ from wfrun.model import (
 )
 
 from ._ask import is_ask, record_answer
-from ._schedule import Events, event
-from ._transitions import (
-    Outcome,
-    cancel_run,
-    complete,
-    fail_run,
-    fire_node,
-    record_outcome,
-    resume_node,
-)
+from ._history import Events, complete, event
+from ._transitions import Outcome, cancel_run, fail_run, fire_node, record_outcome, resume_node
 
 PAUSE_CHILD = "child"
 PAUSE_FOREACH = "foreach"

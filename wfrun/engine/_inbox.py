@@ -30,7 +30,7 @@ from wfrun.model import (
     StepState,
 )
 
-from ._schedule import Events, event
+from ._history import Events, event
 from ._transitions import apply_resume
 
 RESUME = "resume"
@@ -107,7 +107,7 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
                             source=entry["request"].get("source"), accepted_at=entry["at"]))
     run.inbox = kept
     if any(entry["kind"] == EVENT for entry in kept):  # events kept until a step waits for them
-        from ._events import consume_events
+        from ._event_waits import consume_events
 
         consume_events(run, now, events)
 

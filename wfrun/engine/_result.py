@@ -9,7 +9,7 @@ from typing import Any
 from wfrun._specs import Workflow
 from wfrun.model import Run
 
-from ._schedule import Events
+from ._history import Events
 
 Mutation = Callable[[Run, Events], None]
 NO_INPUT: Any = object()  # `start` without an input: the run's input is {}

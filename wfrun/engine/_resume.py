@@ -26,11 +26,12 @@ from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
 from ._composite import apply_iteration_resume, has_composites, node_of, step_of
+from ._history import Events
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
 from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
 from ._result import Result
 from ._runner_api import RunnerAPI
-from ._schedule import Events, step_gone
+from ._schedule import step_gone
 from ._transitions import apply_resume, resumable_steps
 
 

@@ -14,9 +14,10 @@ from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FAILED, RUNNING, SETTLED, Run, StepState
 
 from ._children import after_change, failed_through
+from ._history import Events, event
 from ._result import Result
 from ._runner_api import RunnerAPI
-from ._schedule import Events, event, schedule, step_gone
+from ._schedule import schedule, step_gone
 from ._transitions import rewind
 
 

@@ -23,10 +23,11 @@ from ._children import after_change, check_children, execute_composite
 from ._composite import is_composite
 from ._deferred_manifests import DeferredManifestCache
 from ._execute import execute
+from ._history import Events, event
 from ._inbox import settle_inbox
 from ._links import LinkMaker, remember_nonces
 from ._result import NO_INPUT, Mutation, Result
-from ._schedule import Events, event, schedule
+from ._schedule import schedule
 from ._transitions import apply_outcome, cancel_run
 
 

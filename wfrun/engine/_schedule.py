@@ -26,12 +26,7 @@ from wfrun.model import (
     StepState,
 )
 
-Events = list[dict[str, Any]]
-
-
-def event(now: datetime, type_: str, step: str | None = None, **fields: Any) -> dict[str, Any]:
-    """One history event: `{"at", "type", "step", ...}`."""
-    return {"at": to_iso(now), "type": type_, "step": step, **fields}
+from ._history import Events, event
 
 
 def ensure_steps(run: Run, workflow: Workflow) -> None:

@@ -13,9 +13,10 @@ from wfrun.store.abc import ExecutionClaim
 from ._children import after_tick
 from ._composite import fire_iterations
 from ._document import rerun_limit_warning, retry_notes
+from ._history import Events
 from ._result import TickReport
 from ._runner_api import RunnerAPI
-from ._schedule import Events, step_gone
+from ._schedule import step_gone
 from ._transitions import fire_due
 from ._workers import tick_in_workers, worth_it
 

@@ -38,7 +38,8 @@ from wfrun.model import (
 
 from ._actions import route_problem
 from ._ask import answer_timeout, apply_ask, labelled
-from ._schedule import Events, end_open_steps, event, run_output
+from ._history import Events, complete, event
+from ._schedule import end_open_steps, run_output
 
 
 class Outcome:
@@ -148,14 +149,6 @@ def record_outcome(run: Run, workflow: Workflow, step_id: str, state: StepState,
     return False
 
 
-def complete(state: StepState, name: str, now: datetime, events: Events, **note: Any) -> None:
-    """Complete a node (a step, or an iteration `name`): no pause left."""
-    state.status = COMPLETED
-    state.pause = None
-    state.finished_at = to_iso(now)
-    events.append(event(now, "step_completed", name, runs=state.runs, **note))
-
-
 def _apply_rerun(
     state: StepState, step_id: str, pause: PauseRequest, now: datetime, events: Events
 ) -> None:
@@ -263,7 +256,7 @@ def resume_node(run_id: str, spec: StepSpec, state: StepState, name: str, data: 
         events.append(event(now, "resumed", name, action=action, source=request["source"],
                             rerun=True))
     elif state.status == SUSPENDED and kind == PAUSE_EVENT:
-        from ._events import event_wait_message
+        from ._event_waits import event_wait_message
 
         raise ConflictError(event_wait_message(run_id, name, state))
     elif state.resumed_at:
@@ -297,7 +290,7 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
     elif pause.kind == "rerun":
         _apply_rerun(state, name, pause, now, events)
     elif pause.kind == PAUSE_EVENT:  # wait_for_event (`_events.py`, imported on use)
-        from ._events import pause_for_event
+        from ._event_waits import pause_for_event
 
         pause_for_event(state, name, spec, pause, now, events)
     else:
