@@ -1,7 +1,8 @@
 """The PostgreSQL store: runs as rows, with the same contract as the file store.
 
 Tables (see `_schema`): `wfrun_runs` (one row per run: the run as JSON, its revision, and
-the columns queries and the due index need), `wfrun_history` and `wfrun_logs` (append-only,
+the columns queries and the due index need; `json`, not `jsonb`, which would reorder a run's
+steps and refuse the NUL character a step's output may hold), `wfrun_history` and `wfrun_logs` (append-only,
 ordered), `wfrun_keys` (the URL signing key), `wfrun_claims` (who executes a run, with a
 fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 
