@@ -659,7 +659,7 @@ def test_plain_wfrun_prints_the_help_with_commands_in_a_runs_order(project: Proj
     assert out.returncode == 0, out.stderr
     commands = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines()
                 if line.strip()]
-    assert commands[:3] == ["start", "resume", "cancel"]
+    assert commands[:4] == ["start", "resume", "send", "cancel"]
 
 
 def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
