@@ -103,6 +103,7 @@ class Server:
         self._pool: ConnectionPool[Any] | None = None
         self._local = threading.local()
         self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._distrust = 0.0  # when a connection of this process was last found lost
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -139,10 +140,16 @@ class Server:
     def _check(self, conn: Any) -> None:
         """The pool's check of a connection it hands out: one that was idle for a while may
         have been dropped by the server (a restart, `pg_terminate_backend`, an idle timeout),
-        so it is tried with an empty query first (the pool replaces it if that fails). One used
-        a moment ago is not: a command's operations cost no extra round trip each."""
-        if time.monotonic() - self._used.get(conn, 0.0) > CHECK_AFTER_IDLE:
+        so it is tried with an empty query first (the pool replaces it if that fails); so is
+        every one last used before a connection of this process was found lost. One used a
+        moment ago is not: a command's operations cost no extra round trip each."""
+        used = self._used.get(conn, 0.0)
+        if used <= self._distrust or time.monotonic() - used > CHECK_AFTER_IDLE:
             ConnectionPool.check_connection(conn)
+
+    def distrust(self) -> None:
+        """A connection was lost: check every pooled one before its next use."""
+        self._distrust = time.monotonic()
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -152,6 +159,10 @@ class Server:
         with self._pool.connection() as conn:
             try:
                 yield conn
+            except psycopg.OperationalError:
+                if conn.broken or conn.closed:
+                    self.distrust()  # the server may have ended its other sessions too
+                raise
             finally:
                 self._used[conn] = time.monotonic()
 
@@ -219,6 +230,26 @@ class Server:
             main.close()
 
 
+class ConnectionLost(StateError):
+    """The connection under an operation was lost. `applied` is False when the server said the
+    statement was not carried out (it ended the session first: a restart, an administrator),
+    True when it may have been (the connection broke while it ran)."""
+
+    def __init__(self, message: str, applied: bool) -> None:
+        super().__init__(message)
+        self.applied = applied
+
+
+# SQLSTATEs that say the session ended before the statement could take effect
+_NOT_APPLIED = frozenset({"57P01", "57P02", "57P03", "08001", "08004"})
+
+
+def lost(exc: psycopg.OperationalError) -> bool:
+    """True if the error is the connection's, not the statement's (a lock timeout is not)."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _NOT_APPLIED
+
+
 @contextmanager
 def errors(where: str) -> Iterator[None]:
     """Turn the driver's errors into one sentence naming the database (StateError, exit 5)."""
@@ -229,8 +260,10 @@ def errors(where: str) -> Iterator[None]:
                          f"{POOL_WAIT_SECONDS:.0f}s; the server may be overloaded or "
                          "unreachable") from None
     except psycopg.OperationalError as exc:
-        raise StateError(f"the connection to PostgreSQL {where} failed: {reason_of(exc)}; "
-                         "try again") from None
+        message = f"the connection to PostgreSQL {where} failed: {reason_of(exc)}; try again"
+        if lost(exc):
+            raise ConnectionLost(message, applied=exc.sqlstate not in _NOT_APPLIED) from None
+        raise StateError(message) from None
     except psycopg.Error as exc:
         raise StateError(f"PostgreSQL {where} refused a query: {reason_of(exc)}") from None
 

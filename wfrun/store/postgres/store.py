@@ -24,9 +24,9 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -41,6 +41,7 @@ from wfrun.store.abc import ExecutionClaim, RunPage, RunSummary, Store, has_susp
 from wfrun.store.postgres._connect import Hold, errors
 
 _dump = encoder(allow_nan=False)
+T = TypeVar("T")
 _BATCH = 500  # runs read per query by iter_runs and check
 _DIGEST_HEX = frozenset("0123456789abcdef")
 
@@ -121,6 +122,26 @@ class PostgresStore(Store):
                 hold.abort()
                 raise
 
+    def _again(self, run_id: str | None, work: Callable[[], T], write: bool = False) -> T:
+        """Do `work` (one operation); if its connection was lost, once more on another, where
+        that cannot apply anything twice: not under this thread's lock of the run (its
+        transaction is gone), and for a write only if the server said it was not carried out."""
+        try:
+            return work()
+        except _connect.ConnectionLost as exc:
+            if (run_id is not None and run_id in self._server().holds()) or (write and exc.applied):
+                raise
+            return work()
+
+    def _fetch(self, run_id: str | None, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """The rows of one read (done again once if its connection was lost)."""
+        def read() -> list[tuple[Any, ...]]:
+            with self._conn(run_id) as conn:
+                rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+                return rows
+
+        return self._again(run_id, read)
+
     def _begin(self, hold: Hold, run_id: str) -> None:
         hold.conn.execute("BEGIN")
         hold.open = True
@@ -163,19 +184,29 @@ class PostgresStore(Store):
             finally:
                 hold.depth -= 1
             return
-        with errors(self.where), server.connection() as conn:
-            hold = holds[run_id] = Hold(conn)
+        for attempt in (1, 2):
             try:
-                self._begin(hold, run_id)
-                yield
-                if hold.open:
-                    hold.conn.execute("COMMIT")  # nothing was saved: only the lock ends
-                    hold.open = False
-            except BaseException:
-                hold.abort()
-                raise
-            finally:
-                del holds[run_id]
+                with errors(self.where), server.connection() as conn:
+                    hold = holds[run_id] = Hold(conn)
+                    try:
+                        try:
+                            self._begin(hold, run_id)
+                        except psycopg.OperationalError as exc:
+                            if attempt == 1 and _connect.lost(exc) and (conn.broken or conn.closed):
+                                raise _LostAtBegin from None  # nothing done yet: another one
+                            raise
+                        yield
+                        if hold.open:
+                            hold.conn.execute("COMMIT")  # nothing was saved: only the lock ends
+                            hold.open = False
+                    except BaseException:
+                        hold.abort()
+                        raise
+                    finally:
+                        del holds[run_id]
+                return
+            except _LostAtBegin:
+                server.distrust()  # (the other pooled connections are checked before use)
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -202,12 +233,11 @@ class PostgresStore(Store):
 
     def load(self, run_id: str) -> Run:
         check_run_id(run_id)
-        with self._conn(run_id) as conn:
-            row = conn.execute("SELECT revision, run_schema, snapshot::text FROM wfrun_runs "
-                               "WHERE run_id = %s", [run_id]).fetchone()
-        if row is None:
+        rows = self._fetch(run_id, "SELECT revision, run_schema, snapshot::text FROM wfrun_runs "
+                                   "WHERE run_id = %s", [run_id])
+        if not rows:
             raise NotFoundError(f"no run {run_id} in {self.where}")
-        return self._parse(run_id, *row)
+        return self._parse(run_id, *rows[0])
 
     def _parse(self, run_id: str, revision: int, run_schema: int, text: str) -> Run:
         """The run a row holds; StateError (naming it) if it is not a valid run."""
@@ -234,10 +264,9 @@ class PostgresStore(Store):
 
     def reload(self, run: Run) -> Run:
         check_run_id(run.run_id)
-        with self._conn(run.run_id) as conn:
-            row = conn.execute("SELECT revision FROM wfrun_runs WHERE run_id = %s",
-                               [run.run_id]).fetchone()
-        if row is not None and row[0] == run.revision:
+        rows = self._fetch(run.run_id, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                           [run.run_id])
+        if rows and rows[0][0] == run.revision:
             return run
         return self.load(run.run_id)
 
@@ -272,9 +301,7 @@ class PostgresStore(Store):
 
     def exists(self, run_id: str) -> bool:
         check_run_id(run_id)
-        with self._conn(run_id) as conn:
-            return conn.execute("SELECT 1 FROM wfrun_runs WHERE run_id = %s",
-                                [run_id]).fetchone() is not None
+        return bool(self._fetch(run_id, "SELECT 1 FROM wfrun_runs WHERE run_id = %s", [run_id]))
 
     def delete(self, run_id: str) -> None:
         check_run_id(run_id)
@@ -295,9 +322,8 @@ class PostgresStore(Store):
 
     def run_ids(self, prefix: str = "") -> list[str]:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._conn() as conn:
-            rows = conn.execute("SELECT run_id FROM wfrun_runs WHERE run_id LIKE %s "
-                                "ORDER BY run_id", [pattern]).fetchall()
+        rows = self._fetch(None, "SELECT run_id FROM wfrun_runs WHERE run_id LIKE %s "
+                                 "ORDER BY run_id", [pattern])
         return [row[0] for row in rows]
 
     def iter_runs(self) -> Iterator[Run | Exception]:
@@ -312,9 +338,8 @@ class PostgresStore(Store):
         """Every run's row, `_BATCH` at a time in run id order (no transaction held between)."""
         after = ""
         while True:
-            with self._conn() as conn:
-                rows = conn.execute(f"SELECT run_id, {columns} FROM wfrun_runs WHERE run_id > %s "
-                                    "ORDER BY run_id LIMIT %s", [after, _BATCH]).fetchall()
+            rows = self._fetch(None, f"SELECT run_id, {columns} FROM wfrun_runs "
+                                     "WHERE run_id > %s ORDER BY run_id LIMIT %s", [after, _BATCH])
             yield from rows
             if len(rows) < _BATCH:
                 return
@@ -325,11 +350,17 @@ class PostgresStore(Store):
     def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
                   top_level: bool = True, limit: int | None = None,
                   before: str | None = None) -> RunPage:
+        wanted = None if statuses is None else list(statuses)
+        return self._again(None, lambda: self._find_runs(wanted, workflow, top_level, limit,
+                                                         before))
+
+    def _find_runs(self, statuses: list[str] | None, workflow: str | None, top_level: bool,
+                   limit: int | None, before: str | None) -> RunPage:
         where: list[str] = ["TRUE"]
         params: list[Any] = []
         if statuses is not None:
             where.append("status = ANY(%s)")
-            params.append(list(statuses))
+            params.append(statuses)
         if workflow is not None:
             where.append("workflow = %s")
             params.append(workflow)
@@ -367,9 +398,8 @@ class PostgresStore(Store):
 
     def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
         query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
-        with self._conn() as conn:
-            rows = conn.execute(query + (" AND workflow = %s" if workflow is not None else ""),
-                                [] if workflow is None else [workflow]).fetchall()
+        rows = self._fetch(None, query + (" AND workflow = %s" if workflow is not None else ""),
+                           [] if workflow is None else [workflow])
         runs: list[Run] = []
         problems: list[Exception] = []
         for row in rows:
@@ -385,9 +415,8 @@ class PostgresStore(Store):
     # -- the due index ---------------------------------------------------------------------------
 
     def due(self, now: str, limit: int | None = None) -> list[str]:
-        with self._conn() as conn:
-            rows = conn.execute("SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
-                                "ORDER BY next_due, run_id LIMIT %s", [now, limit]).fetchall()
+        rows = self._fetch(None, "SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
+                                 "ORDER BY next_due, run_id LIMIT %s", [now, limit])
         return [row[0] for row in rows]
 
     def reindex(self, run: Run) -> None:
@@ -443,39 +472,46 @@ class PostgresStore(Store):
         check_run_id(run_id)
         if not events:
             return
-        with self._conn(run_id) as conn:
-            conn.execute("INSERT INTO wfrun_history (run_id, event) SELECT %s, e FROM "
-                         "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
-                         [run_id, _dump(events)])
+        text = _dump(events)
+
+        def append() -> None:
+            with self._conn(run_id) as conn:
+                conn.execute("INSERT INTO wfrun_history (run_id, event) SELECT %s, e FROM "
+                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
+                             [run_id, text])
+
+        self._again(run_id, append, write=True)
 
     def sync_history(self, run_id: str) -> None:
         check_run_id(run_id)  # every append is committed: durable when it returns
 
     def read_history(self, run_id: str) -> list[dict[str, Any]]:
         check_run_id(run_id)
-        with self._conn(run_id) as conn:
-            rows = conn.execute("SELECT event::text FROM wfrun_history WHERE run_id = %s "
-                                "ORDER BY seq", [run_id]).fetchall()
+        rows = self._fetch(run_id, "SELECT event::text FROM wfrun_history WHERE run_id = %s "
+                                   "ORDER BY seq", [run_id])
         return [event for event in (json.loads(row[0]) for row in rows) if isinstance(event, dict)]
 
     def append_log(self, run_id: str, records: list[dict[str, Any]]) -> None:
         check_run_id(run_id)
         if not records:
             return
-        key = self._server().key("log", run_id)
-        with self._conn() as conn, conn.transaction():
-            # one appender of a run at a time, so that its records commit in `seq` order and a
-            # reader's cursor never passes one that commits later
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-            conn.execute("INSERT INTO wfrun_logs (run_id, record) SELECT %s, e FROM "
-                         "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
-                         [run_id, _dump(records)])
+        key, text = self._server().key("log", run_id), _dump(records)
+
+        def append() -> None:
+            with self._conn() as conn, conn.transaction():
+                # one appender of a run at a time, so that its records commit in `seq` order
+                # and a reader's cursor never passes one that commits later
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+                conn.execute("INSERT INTO wfrun_logs (run_id, record) SELECT %s, e FROM "
+                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
+                             [run_id, text])
+
+        self._again(None, append, write=True)
 
     def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
         check_run_id(run_id)
-        with self._conn() as conn:
-            rows = conn.execute("SELECT seq, record::text FROM wfrun_logs WHERE run_id = %s "
-                                "AND seq > %s ORDER BY seq", [run_id, cursor]).fetchall()
+        rows = self._fetch(None, "SELECT seq, record::text FROM wfrun_logs WHERE run_id = %s "
+                                 "AND seq > %s ORDER BY seq", [run_id, cursor])
         records = []
         for _seq, text in rows:
             try:
@@ -490,14 +526,18 @@ class PostgresStore(Store):
 
     def secret_key(self) -> bytes:
         if self._key is None:
-            with self._conn() as conn:
-                row = conn.execute("SELECT secret FROM wfrun_keys WHERE name = 'url'").fetchone()
-                if row is None:  # created once: a concurrent creator's key wins, and is read
-                    conn.execute("INSERT INTO wfrun_keys (name, secret) VALUES ('url', %s) "
-                                 "ON CONFLICT (name) DO NOTHING", [os.urandom(32)])
+            def read_or_create() -> Any:
+                with self._conn() as conn:
                     row = conn.execute(
                         "SELECT secret FROM wfrun_keys WHERE name = 'url'").fetchone()
-            key = bytes(row[0])
+                    if row is None:  # created once: a concurrent creator's key wins, and is read
+                        conn.execute("INSERT INTO wfrun_keys (name, secret) VALUES ('url', %s) "
+                                     "ON CONFLICT (name) DO NOTHING", [os.urandom(32)])
+                        row = conn.execute(
+                            "SELECT secret FROM wfrun_keys WHERE name = 'url'").fetchone()
+                    return row[0]
+
+            key = bytes(self._again(None, read_or_create))
             if len(key) < 32:
                 raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
                                  "shorter than 32 bytes; delete its row to make a new one "
@@ -635,6 +675,10 @@ class PostgresStore(Store):
             problems.append({"path": f"{self._label} table wfrun_keys", "kind": "key",
                              "reason": "the URL signing key is shorter than 32 bytes"})
         return runs, problems
+
+
+class _LostAtBegin(Exception):
+    """The connection a state lock was to be taken on was found lost: take it on another."""
 
 
 class _Claim(ExecutionClaim):
