@@ -38,7 +38,7 @@ steps:
 """
 STRICT_PY = "def after(ctx):\n    return 'done'\n"
 GOOD_INPUT = '{"magic": "open-sesame-7f3a"}'
-FUZZ = settings(max_examples=60, deadline=None,
+FUZZ = settings(max_examples=30, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 VALID_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # SPEC §4, not starting with '-'
 

@@ -164,7 +164,10 @@ def _check_disk_error(out: Result, state: Path, sc: Scenario, kind: str, n: int)
         assert any(k in line for k in (kept if op == "dirsync" else kept[:1])), line
 
 
-@pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
+# tick's scenarios are long trials: the default suite runs start, resume and cancel; CI runs all
+@pytest.mark.parametrize("sc", [
+    pytest.param(sc, id=sc.name, marks=[pytest.mark.slow] if sc.name.startswith("tick") else [])
+    for sc in SCENARIOS])
 def test_every_crash_point(lab: Lab, warm_pool: list[Warm], sc: Scenario) -> None:
     template = lab.root / "template"
     for command in sc.prepare:
