@@ -20,7 +20,7 @@ import _pg
 import pytest
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
-from wfrun.model import PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
+from wfrun.model import PAUSE_EVENT, PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
 from wfrun.store.abc import RunSummary, Store
 
 
@@ -154,6 +154,38 @@ def test_every_value_of_a_step_reads_back_with_its_type(
         kept, read = getattr(done, name), getattr(again, name)
         assert read == kept and type(read) is type(kept), name
     assert again.__dict__ == done.__dict__
+
+
+def test_inbox_event_waits_and_approvals_read_back_as_saved(
+        open_store: Callable[[], Store]) -> None:
+    """What the triggers and gates keep in a run (SPEC §2, §3): the inbox (an early resume and
+    events nobody waits for yet, in order), an event wait, and an N-of-M gate's decisions."""
+    run = make_run("r1", "2026-01-02T00:00:00.000Z")
+    run.steps["a"].pause = {  # N of M approvers, one decision so far
+        "kind": PAUSE_SUSPEND, "since": run.created_at, "due_at": "2026-01-02T00:00:00.000Z",
+        "on_timeout": "cancel", "nonce": "n",
+        "approvals": {"required": 2, "approvers": ["alice", "bob", "carol"],
+                      "decisions": [{"by": "alice", "action": "approved", "data": {"c": "ok"},
+                                     "at": run.created_at, "source": "cli"}]}}
+    run.steps["w"] = StepState(status=SUSPENDED, runs=1, pause={
+        "kind": PAUSE_EVENT, "since": run.created_at, "due_at": "2026-01-03T00:00:00.000Z",
+        "on_timeout": "cancel", "nonce": "m", "event": "payment-received",
+        "schema": {"type": "object"}})
+    run.steps["x"] = StepState(status=RUNNING, runs=1, exec_nonce="e1")
+    run.inbox = [
+        {"kind": "resume", "step": "x", "nonce": "e1", "data": {"n": 1}, "action": None,
+         "request": {"source": "http", "headers": {}}, "at": run.created_at},
+        {"kind": "event", "name": "shipped", "data": [1, 2], "at": run.created_at,
+         "source": "cli"},
+        {"kind": "event", "name": "shipped", "data": [3], "at": run.updated_at, "source": "http"},
+    ]
+    open_store().create(run)
+    again = open_store().load("r1")
+    assert again.to_dict() == run.to_dict()
+    again.inbox = again.inbox[1:]  # the early resume applied: consumed in a save
+    store = open_store()
+    store.save(again)
+    assert [e.get("data") for e in open_store().load("r1").inbox] == [[1, 2], [3]]
 
 
 def test_create_refuses_an_existing_id(store: Store) -> None:
