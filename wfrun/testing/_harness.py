@@ -99,6 +99,11 @@ class Harness:
         return self.engine.document(self.engine.resume(run_id, data, step, action,
                                                        approver=approver))
 
+    def send(self, run_id: str, event: str, data: Any = None) -> dict[str, Any]:
+        """`wfrun send`: send an event to a run; a step waiting for it takes it, else the run
+        keeps it in its inbox until one waits (SPEC §3)."""
+        return self.engine.document(self.engine.send(run_id, event, data))
+
     def cancel(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """`wfrun cancel`: cancel a run that has not finished."""
         return self.engine.document(self.engine.cancel(run_id, reason))
