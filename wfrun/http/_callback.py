@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -132,6 +133,7 @@ class Link:
     schema: Any
     actions: list[str]
     description: str
+    now: datetime | None = None  # the server's clock when the link was opened (page times)
 
 
 class Callbacks:
@@ -175,7 +177,7 @@ class Callbacks:
     def _link(self, engine: Engine, opened: OpenLink) -> Link:
         """The step's schema, known actions and workflow description (loads the workflow)."""
         schema, actions, description = engine.link_expects(opened)
-        return Link(schema, actions, description)
+        return Link(schema, actions, description, engine.clock.now())
 
     def _describe(self, engine: Engine, req: Request, opened: OpenLink, token: str,
                   html: bool) -> Reply:
@@ -183,7 +185,7 @@ class Callbacks:
         run = opened.run
         if req.verb == "cancel":
             if html:
-                return html_reply(200, cancel_page(opened, token))
+                return html_reply(200, cancel_page(opened, token, engine.clock.now()))
             return json_reply(200, {
                 "run_id": run.run_id, "step": req.step, "verb": "cancel", "resume_schema": None,
                 "actions": [], "how": f"POST this URL to cancel run {run.run_id} (optionally "
@@ -193,7 +195,8 @@ class Callbacks:
         if html:
             values = query_data(link.schema, req.query)
             return html_reply(200, approval_page(
-                opened, token, link.schema, link.actions, values, description=link.description))
+                opened, token, link.schema, link.actions, values, description=link.description,
+                now=link.now))
         choose = (f", and add &action=NAME to choose one of {', '.join(link.actions)}"
                   if link.actions else "")
         state = opened.node
@@ -300,5 +303,6 @@ class Callbacks:
         if html:
             return html_reply(422, approval_page(
                 opened, token, link.schema, link.actions, data,
-                errors or [{"path": "$", "message": message}], description=link.description))
+                errors or [{"path": "$", "message": message}], description=link.description,
+                now=link.now))
         return json_reply(422, {"error": message, "errors": errors})

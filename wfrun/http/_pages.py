@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
+from wfrun.durations import parse_iso
 from wfrun.engine import OpenLink
 from wfrun.model import COMPLETED, Run
 
@@ -20,16 +22,28 @@ FORM_MARKER = "_wfrun_form"
 ACTION_FIELD = "_wfrun_action"
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.4rem} dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
-dt{font-weight:600} dd{margin:0;word-break:break-all}
-pre{background:#f4f4f4;padding:.7rem;overflow:auto;white-space:pre-wrap}
+*{box-sizing:border-box} html{-webkit-text-size-adjust:100%}
+body{font-family:system-ui,sans-serif;max-width:44rem;margin:1.5rem auto;padding:0 1rem;
+color:#222;line-height:1.45;overflow-wrap:anywhere}
+h1{font-size:1.4rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem} h3{font-size:1rem;margin:.9rem 0 .3rem}
+dl{display:grid;grid-template-columns:fit-content(40%) minmax(0,1fr);gap:.25rem 1rem;margin:.3rem 0}
+dt{font-weight:600;color:#444} dd{margin:0;min-width:0}
+dd dl{margin:0;padding-left:.7rem;border-left:2px solid #ddd}
+.v{white-space:pre-wrap} .none{color:#777;font-style:italic}
+ul.list,ol.list{margin:0;padding-left:1.2rem}
+pre{background:#f4f4f4;padding:.7rem;overflow:auto;white-space:pre-wrap;word-break:break-all}
 label{display:block;margin:.8rem 0 .2rem;font-weight:600} .req{color:#b00}
 .help{color:#555;font-size:.9rem} input[type=text],input[type=number],select,textarea{width:100%;
-padding:.4rem;box-sizing:border-box} textarea{min-height:5rem;font-family:monospace}
-.buttons{margin-top:1.2rem;display:flex;gap:1rem} button{padding:.5rem 1.4rem;font-size:1rem}
+max-width:100%;padding:.5rem;font-size:1rem} textarea{min-height:5rem;font-family:monospace}
+.buttons{margin-top:1.2rem;display:flex;flex-wrap:wrap;gap:.8rem}
+button{padding:.7rem 1.6rem;font-size:1.05rem;border-radius:.4rem;border:1px solid #888;
+background:#f4f4f4;cursor:pointer;min-width:7rem}
+button#action-approved{background:#1a7f37;border-color:#1a7f37;color:#fff}
+button#action-rejected{background:#b42318;border-color:#b42318;color:#fff}
 .errors{border:1px solid #b00;background:#fff0f0;padding:.5rem 1rem}
-.description{font-size:1.05rem} h2{font-size:1.1rem;margin-top:1.4rem}
+.description{font-size:1.05rem}
+@media (max-width:30rem){dl{display:block} dt{margin-top:.4rem} dd{margin-left:.8rem}
+.buttons button{flex:1 1 auto}}
 """
 MAX_SHOWN = 4000  # characters of one JSON value shown on a page
 
@@ -53,33 +67,121 @@ def page(title: str, body: str) -> tuple[str, str]:
     return html, csp(nonce)
 
 
-def readable_time(value: Any) -> str | None:
-    """An ISO-8601 UTC time as `2026-11-23 04:38 UTC`; anything else as it is."""
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+MAX_ITEMS = 50  # entries of one object or list shown on a page
+MAX_DEPTH = 5  # nesting shown as fields; deeper values are shown as compact JSON
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" + ("" if number == 1 else "s")
+
+
+def distance(delta: timedelta) -> str:
+    """How far a time is from now, said as people do: `in 6 days`, `2 hours ago`,
+    `in 1 day 5 hours` (two units while the first is one), `just now`."""
+    seconds = delta.total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        return "in less than a minute" if seconds > 0 else "just now"
+    text = ""
+    for index, (unit, size) in enumerate(_UNITS):
+        if span >= size:
+            number = int(span // size)
+            text = _count(number, unit)
+            if number == 1 and index + 1 < len(_UNITS):
+                rest_unit, rest_size = _UNITS[index + 1]
+                rest = int(span % size // rest_size)
+                if rest:
+                    text += " " + _count(rest, rest_unit)
+            break
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def readable_time(value: Any, now: datetime | None = None) -> str | None:
+    """An ISO-8601 time as `in 6 days (9 Dec, 01:26 UTC)` or `2 hours ago (2 Dec, 02:10 UTC)`,
+    relative to `now` (the server's clock; the year is added when it is not now's); text
+    that is not a time as it is; None for no value."""
     if not isinstance(value, str) or not value:
         return None
-    text = value.replace("T", " ", 1)
-    if len(text) >= 16 and text[10] == " " and value.endswith("Z"):
-        return text[:16] + " UTC"
-    return value
+    try:
+        moment = parse_iso(value)
+    except ValueError:
+        return value
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    year = f" {moment.year}" if moment.year != now.year else ""
+    date = f"{moment.day} {_MONTHS[moment.month - 1]}{year}, {moment:%H:%M} UTC"
+    return f"{distance(moment - now)} ({date})"
 
 
-def _json_block(ident: str, value: Any) -> str:
-    shown = json.dumps(value, indent=2, ensure_ascii=False)
+def _scalar_html(value: Any) -> str:
+    if value is None:
+        return '<span class="none">none</span>'
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        if not value:
+            return '<span class="none">(empty)</span>'
+        shown = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "… (cut: see wfrun show)"
+        return f'<span class="v">{escape(shown)}</span>'
+    return escape(str(value))
+
+
+def value_html(value: Any, depth: int = 0) -> str:
+    """A JSON value as readable fields: an object as a definition list of its keys (nested
+    ones indented), a list as a list, text escaped, true/false as yes/no; long values cut."""
+    if isinstance(value, dict):
+        if not value:
+            return '<span class="none">(empty)</span>'
+        if depth >= MAX_DEPTH:
+            return _compact(value)
+        items = list(value.items())
+        rows = "".join(f"<dt>{escape(str(key))}</dt><dd>{value_html(item, depth + 1)}</dd>"
+                       for key, item in items[:MAX_ITEMS])
+        if len(items) > MAX_ITEMS:
+            rows += (f'<dt>…</dt><dd class="none">{len(items) - MAX_ITEMS} more '
+                     "(see wfrun show)</dd>")
+        return f"<dl>{rows}</dl>"
+    if isinstance(value, list):
+        if not value:
+            return '<span class="none">(none)</span>'
+        if depth >= MAX_DEPTH:
+            return _compact(value)
+        tag = "ol" if any(isinstance(item, dict | list) for item in value) else "ul"
+        rows = "".join(f"<li>{value_html(item, depth + 1)}</li>" for item in value[:MAX_ITEMS])
+        if len(value) > MAX_ITEMS:
+            rows += f'<li class="none">{len(value) - MAX_ITEMS} more (see wfrun show)</li>'
+        return f'<{tag} class="list">{rows}</{tag}>'
+    return _scalar_html(value)
+
+
+def _compact(value: Any) -> str:
+    shown = json.dumps(value, ensure_ascii=False)
     if len(shown) > MAX_SHOWN:
-        shown = shown[:MAX_SHOWN] + "\n… (cut: see wfrun show)"
-    return f'<pre id="{escape(ident)}">{escape(shown)}</pre>'
+        shown = shown[:MAX_SHOWN] + "… (cut: see wfrun show)"
+    return f'<code class="v">{escape(shown)}</code>'
 
 
-def _facts(link: OpenLink) -> str:
+def _fields_block(ident: str, value: Any) -> str:
+    """A value shown as fields, in a block with an id (tests and styles find it)."""
+    return f'<div class="fields" id="{escape(ident)}">{value_html(value)}</div>'
+
+
+_AT_DEADLINE = {"cancel": "the run is cancelled", "fail": "the run fails",
+                "resume": "the run goes on without an answer"}
+
+
+def _facts(link: OpenLink, now: datetime | None) -> str:
     run, step, state = link.run, link.step, link.node
     pause = state.pause or {}
     label = pause.get("label") or getattr(state, "label", None)
+    on_timeout = pause.get("on_timeout")
     rows = [("Workflow", run.workflow), ("Run", run.run_id), ("Step", step), ("Label", label),
-            ("Waiting since", readable_time(pause.get("since"))),
-            ("Deadline", readable_time(pause.get("due_at"))),
-            ("At the deadline", pause.get("on_timeout"))]
+            ("Waiting since", readable_time(pause.get("since"), now)),
+            ("Deadline", readable_time(pause.get("due_at"), now)),
+            ("At the deadline", _AT_DEADLINE.get(str(on_timeout), on_timeout))]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v)
-    return f"<dl>{items}</dl>"
+    return f'<dl id="facts">{items}</dl>'
 
 
 def _field_html(spec: Field, value: Any) -> str:
@@ -116,13 +218,14 @@ def _earlier(run: Run, step: str) -> str:
     the manifest)."""
     parts = []
     if run.input is not None:
-        parts.append("<h2>Input of the run</h2>" + _json_block("run-input", run.input))
+        parts.append("<h2>Input of the run</h2>" + _fields_block("run-input", run.input))
     outputs = []
     for name, state in run.steps.items():
         if name == step:
             break
         if state.status == COMPLETED and state.output is not None:
-            outputs.append(f"<h3>{escape(name)}</h3>" + _json_block(f"output-{name}", state.output))
+            outputs.append(f"<h3>{escape(name)}</h3>"
+                           + _fields_block(f"output-{name}", state.output))
     if outputs:
         parts.append("<h2>Earlier steps</h2>" + "".join(outputs))
     return "".join(parts)
@@ -147,22 +250,22 @@ def button_label(action: str) -> str:
 def approval_page(
     link: OpenLink, token: str, schema: Any, actions: list[str],
     values: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None,
-    description: str = "",
+    description: str = "", now: datetime | None = None,
 ) -> tuple[str, str]:
     """The approval form of a paused step: what is asked (the workflow's description, the run's
-    input, earlier outputs, suspend data), fields from its resume_schema, one button per known
-    action."""
+    input, earlier outputs and suspend data as readable fields, times relative to `now`, the
+    server's clock), fields from its resume_schema, one button per known action."""
     state = link.node
     parts = []
     if description:
         parts.append(f'<p class="description" id="description">{escape(description)}</p>')
-    parts.append(_facts(link))
+    parts.append(_facts(link, now))
     if state.suspend_data is not None:
-        parts.append("<h2>Details</h2>" + _json_block("suspend-data", state.suspend_data))
+        parts.append("<h2>Details</h2>" + _fields_block("suspend-data", state.suspend_data))
     parts.append(_earlier(link.run, link.manifest_step))
     gate = (state.pause or {}).get("approvals")
     if link.approver is not None and isinstance(gate, dict):
-        parts.append(_approvals(link.approver, gate))
+        parts.append(_approvals(link.approver, gate, now))
         if any(d.get("by") == link.approver for d in gate.get("decisions", ())):
             return page(f"Approval requested: {link.step}", "\n".join(parts))  # decided once
     if errors:
@@ -186,7 +289,7 @@ def approval_page(
     return page(f"Approval requested: {link.step}", "\n".join(parts))
 
 
-def _approvals(approver: str, gate: dict[str, Any]) -> str:
+def _approvals(approver: str, gate: dict[str, Any], now: datetime | None) -> str:
     """Who decides through this link, how many approvals the step needs, and the decisions
     so far (N-of-M approvals)."""
     decisions = gate.get("decisions", [])
@@ -196,20 +299,21 @@ def _approvals(approver: str, gate: dict[str, Any]) -> str:
            f'({escape(", ".join(gate.get("approvers", [])))}) must approve.</p>')
     if mine is not None:
         you += (f'<p id="already">You already decided: {escape(str(mine.get("action")))} at '
-                f'{escape(readable_time(mine.get("at")) or "")}. Each approver decides once.</p>')
+                f'{escape(readable_time(mine.get("at"), now) or "")}. Each approver decides once.</p>')
     rows = "".join(
         f'<li>{escape(str(d.get("by")))}: {escape(str(d.get("action")))} at '
-        f'{escape(readable_time(d.get("at")) or "")} (from {escape(str(d.get("source")))})</li>'
+        f'{escape(readable_time(d.get("at"), now) or "")} (from {escape(str(d.get("source")))})</li>'
         for d in decisions) or "<li>none yet</li>"
     return f'{you}<h2>Decisions so far</h2><ul id="decisions">{rows}</ul>'
 
 
-def cancel_page(link: OpenLink, token: str) -> tuple[str, str]:
-    """Asks a person to confirm cancelling the run (a browser GET never cancels by itself)."""
+def cancel_page(link: OpenLink, token: str, now: datetime | None = None) -> tuple[str, str]:
+    """Asks a person to confirm cancelling the run (a browser GET never cancels by itself);
+    times are relative to `now`, the server's clock."""
     run = link.run
     action = escape(f"cancel?token={token}")
     body = (
-        _facts(link)
+        _facts(link, now)
         + f"<p>Cancelling stops run <b>{escape(run.run_id)}</b>: nothing after this step runs.</p>"
         + f'<form method="post" action="{action}" id="cancel">'
         + f'<input type="hidden" name="{FORM_MARKER}" value="cancel">'
@@ -225,6 +329,5 @@ def message_page(title: str, message: str, data: Any = None) -> tuple[str, str]:
     """A short result page: what happened, and the data that was sent, if any."""
     body = f'<p id="message">{escape(message)}</p>'
     if data is not None:
-        shown = json.dumps(data, indent=2, ensure_ascii=False)
-        body += f'<h2>Submitted</h2><pre id="submitted">{escape(shown)}</pre>'
+        body += "<h2>Submitted</h2>" + _fields_block("submitted", data)
     return page(title, body)
