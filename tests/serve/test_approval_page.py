@@ -1,0 +1,97 @@
+"""Issue 22 point 5: the approval page shows what is being approved, readably: the
+description, the input and earlier outputs as fields (not JSON), times relative to the
+server's clock, one button per action and no field repeating one."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from wfrun.http._pages import MAX_DEPTH, MAX_ITEMS, distance, readable_time, value_html
+
+from .conftest import Server, http
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 2, 4, 10, tzinfo=UTC)
+
+
+def test_times_read_as_a_distance_from_the_servers_clock_and_a_date() -> None:
+    assert readable_time("2026-12-09T01:26:00.000Z", NOW) == "in 6 days (9 Dec, 01:26 UTC)"
+    assert readable_time("2026-12-02T02:10:59.999Z", NOW) == "1 hour 59 minutes ago (2 Dec, 02:10 UTC)"
+    assert readable_time("2026-12-02T02:10:00Z", NOW) == "2 hours ago (2 Dec, 02:10 UTC)"
+    assert readable_time("2026-12-03T09:40:00Z", NOW) == "in 1 day 5 hours (3 Dec, 09:40 UTC)"
+    assert readable_time("2026-12-02T04:09:30Z", NOW) == "just now (2 Dec, 04:09 UTC)"
+    assert readable_time("2026-12-02T04:10:30Z", NOW) == "in less than a minute (2 Dec, 04:10 UTC)"
+    assert readable_time("2026-12-02T04:11:00Z", NOW) == "in 1 minute (2 Dec, 04:11 UTC)"
+    assert readable_time("2027-01-05T00:00:00Z", NOW) == "in 33 days (5 Jan 2027, 00:00 UTC)"
+    # another offset is the same instant, said in UTC; a naive time is taken as UTC
+    assert readable_time("2026-12-02T05:10:00+01:00", NOW) == "just now (2 Dec, 04:10 UTC)"
+    assert readable_time("2026-12-01T04:10:00", NOW) == "1 day ago (1 Dec, 04:10 UTC)"
+    assert readable_time("soon", NOW) == "soon" and readable_time(None, NOW) is None
+    assert readable_time("", NOW) is None
+
+
+def test_distance_counts_whole_units_singular_and_plural() -> None:
+    assert distance(timedelta(days=2, hours=23)) == "in 2 days"
+    assert distance(-timedelta(hours=1)) == "1 hour ago"
+    assert distance(-timedelta(minutes=5, seconds=59)) == "5 minutes ago"
+    assert distance(timedelta(hours=1, seconds=30)) == "in 1 hour"
+
+
+def test_values_read_as_fields_nested_ones_indented_all_escaped() -> None:
+    html = value_html({"user": "ann", "amount": 42, "ok": True, "gone": None, "note": "",
+                       "<b>key</b>": "<script>alert(1)</script>",
+                       "items": [{"sku": "A-1", "qty": 2}], "tags": ["x", "y"], "empty": {}})
+    assert html.startswith("<dl><dt>user</dt><dd><span class=\"v\">ann</span></dd>")
+    assert "<dt>amount</dt><dd>42</dd>" in html and "<dt>ok</dt><dd>yes</dd>" in html
+    assert '<dt>gone</dt><dd><span class="none">none</span></dd>' in html
+    assert "<dt>&lt;b&gt;key&lt;/b&gt;</dt>" in html and "&lt;script&gt;alert(1)" in html
+    assert "<script" not in html and "<b>" not in html
+    assert ('<dt>items</dt><dd><ol class="list"><li><dl><dt>sku</dt>'
+            '<dd><span class="v">A-1</span></dd><dt>qty</dt><dd>2</dd></dl></li></ol></dd>') in html
+    assert '<ul class="list"><li><span class="v">x</span></li>' in html
+    assert "{" not in html and '"' not in re.sub(r'class="[a-z]+"', "", html)  # no JSON
+
+
+def test_long_and_deep_values_are_cut() -> None:
+    many = value_html({f"k{i}": i for i in range(MAX_ITEMS + 7)})
+    assert many.count("<dt>") == MAX_ITEMS + 1 and "7 more (see wfrun show)" in many
+    deep: object = {"leaf": "<i>"}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"d": deep}
+    shown = value_html(deep)
+    assert shown.count("<dl>") == MAX_DEPTH
+    assert '<code class="v">{&quot;d&quot;: {&quot;leaf&quot;: &quot;&lt;i&gt;&quot;}}</code>' in shown
+    assert "cut: see wfrun show" in value_html("x" * 5000)
+
+
+def use_expense_approval(server: Server) -> None:
+    """Copy the `expense-approval` example into the server's project."""
+    for suffix in (".yaml", ".py"):
+        shutil.copy(REPO / "workflows" / f"expense-approval{suffix}",
+                    server.project.workflows / f"expense-approval{suffix}")
+
+
+def test_the_expense_approval_page_shows_who_asks_and_the_amount(server: Server) -> None:
+    use_expense_approval(server)
+    doc = server.start("expense-approval", '{"user": "ann", "amount": 42}')
+    page = http(doc["suspended"][0]["resume_url"], headers={"Accept": "text/html"})
+    assert page.status == 200
+    html = page.text
+    assert ('<p class="description" id="description">Submit an expense, wait for a manager, '
+            "then pay or reject, and notify.</p>") in html
+    assert ('<div class="fields" id="run-input"><dl><dt>user</dt><dd><span class="v">ann</span>'
+            "</dd><dt>amount</dt><dd>42</dd></dl></div>") in html
+    assert '<h3>submit</h3><div class="fields" id="output-submit"><dl><dt>id</dt>' in html
+    assert "<pre" not in html and "{&quot;" not in html  # no raw JSON
+    # times from the server's clock: the 7-day deadline of a run started just now
+    assert re.search(r"<dt>Deadline</dt><dd>in 6 days \(\d+ \w{3}, \d\d:\d\d UTC\)</dd>", html)
+    assert re.search(r"<dt>Waiting since</dt><dd>(just now|1 minute ago) \(", html)
+    assert "<dt>At the deadline</dt><dd>the run is cancelled</dd>" in html
+    # one button per action; `approved` is what the Approve button says, no checkbox repeats it
+    assert re.findall(r"<button[^>]*>([^<]*)</button>", html) == ["Approve", "Reject"]
+    assert 'name="field:approved"' not in html and 'id="f-reviewer"' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert server.load(doc["run_id"]).status == "suspended"  # showing the page resumed nothing
