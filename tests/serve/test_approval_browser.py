@@ -108,3 +108,46 @@ def test_a_person_rejects_in_a_browser(
     assert run.steps["approve"].action == "rejected"
     assert run.steps["approve"].resume_data == {"approved": False}  # the Reject button
     assert run.steps["reject"].status == "completed" and run.steps["pay"].status == "skipped"
+
+
+def _at_width(browser: Any, width: int, height: int, mobile: bool) -> None:
+    """Make the page's viewport `width` x `height` CSS pixels, as a phone or a desktop."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1,
+        "mobile": mobile})
+
+
+def test_the_expense_approval_page_reads_well_on_a_phone_and_a_desktop(
+    server: Server, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from .test_approval_page import use_expense_approval
+
+    use_expense_approval(server)
+    doc = server.start("expense-approval", '{"user": "ann", "amount": 42}')
+    long = server.start("expense-approval",
+                        '{"user": "ann", "amount": 42, "note": "' + "x" * 300 + '"}')
+    for width, height, mobile in ((375, 812, True), (1280, 900, False)):
+        _at_width(browser, width, height, mobile)
+        for started in (doc, long):
+            browser.get(started["suspended"][0]["resume_url"])
+            size = browser.execute_script(
+                "return [window.innerWidth, document.documentElement.scrollWidth]")
+            # the viewport meta tag makes a phone lay the page out at its own width...
+            assert size[0] == width, f"{width}: innerWidth {size[0]}"
+            # ...and nothing (a long value included) makes it scroll sideways
+            assert size[1] <= size[0], f"{width}: scrollWidth {size[1]} > innerWidth {size[0]}"
+            fields = browser.find_element(By.ID, "run-input")
+            assert fields.is_displayed()
+            assert "user\nann" in fields.text or "user ann" in fields.text.replace("\n", " ")
+            assert "amount" in fields.text and "42" in fields.text.split()
+            assert "Submit an expense" in browser.find_element(By.ID, "description").text
+            for ident, label in (("action-approved", "Approve"), ("action-rejected", "Reject")):
+                button = browser.find_element(By.ID, ident)
+                assert button.is_displayed() and button.text == label
+                right = browser.execute_script(
+                    "return arguments[0].getBoundingClientRect().right", button)
+                assert right <= width, f"{width}: the {label} button is cut off"
+            assert not browser.find_elements(By.ID, "f-approved")  # the button says it
+    assert server.load(doc["run_id"]).status == "suspended"  # looking approved nothing
