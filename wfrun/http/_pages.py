@@ -282,7 +282,7 @@ def approval_page(
                            if f.kind != "action")
     action = escape(f"resume?token={token}")
     parts.append(
-        f'<form method="post" action="{action}" id="approval">'
+        f'<h2>Your answer</h2><form method="post" action="{action}" id="approval">'
         f'<input type="hidden" name="{FORM_MARKER}" value="approval">\n{inputs}\n'
         f'<div class="buttons">{_buttons(actions)}</div></form>'
     )
