@@ -307,3 +307,35 @@ def test_list_and_pending_answer_alike_from_an_index_an_older_wfrun_never_made(
     assert "g1" not in before[3] and '"g3"' in before[3]
     assert project.run("doctor").code == 0
 
+
+
+def test_summaries_are_cached_while_their_snapshots_are_unchanged(
+        store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(12):
+        store.create(run_of(f"r{i:02d}", SUSPENDED, day=1 + i % 4))
+    first = FileStore(store.root).find_runs(statuses=[SUSPENDED])
+    reads: list[str] = []
+    real = FileStore.load
+
+    def counting(self: FileStore, run_id: str) -> Run:
+        reads.append(run_id)
+        return real(self, run_id)
+
+    monkeypatch.setattr(FileStore, "load", counting)
+    again = FileStore(store.root).find_runs(statuses=[SUSPENDED])
+    assert again.runs == first.runs and reads == []  # every summary from the cache
+    save_as(store, "r05", WAITING)  # changed by a write: read again
+    corrupt = Path(store.describe("r07"))  # changed by a hand: read, and reported
+    corrupt.write_bytes(corrupt.read_bytes().replace(b'"wf"', b'"wx"'))
+    page = FileStore(store.root).find_runs(statuses=[SUSPENDED])
+    assert sorted(reads) == ["r05", "r07"]
+    assert [r.run_id for r in page.runs] == [r.run_id for r in first.runs
+                                             if r.run_id not in ("r05", "r07")]
+    assert len(page.problems) == 1 and "r07.json" in str(page.problems[0])
+    assert [r.status for r in FileStore(store.root).find_runs(workflow="wf").runs
+            if r.run_id == "r05"] == [WAITING]
+    for cache in (Path(store.root) / "status" / "summaries").iterdir():
+        cache.write_text('{"r00": [1, 2], "r01": "x"}')  # damaged: only a cache
+    reads.clear()
+    assert FileStore(store.root).find_runs(statuses=[SUSPENDED]).runs == page.runs
+    assert len(reads) == 11

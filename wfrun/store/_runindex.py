@@ -37,6 +37,7 @@ from wfrun.store.abc import RunPage, RunSummary, has_suspension, newest_first, s
 INDEX = "status"  # the run index's directory in the state directory
 COMPLETE = "complete"  # its marker: every run has an entry (else the next query rebuilds it)
 COUNTS = "counts.json"  # day directory -> (inode, mtime, entries per kind and workflow)
+SUMMARIES = "summaries"  # summaries/STATUS~DAY.json: runs' summaries by snapshot signature
 TOP, CHILD = "t", "c"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-")
 _SAFE_NAME = re.compile(r"(?!\.)[A-Za-z0-9._:+-]*")  # kept as it is in an entry name
@@ -50,6 +51,7 @@ _SETTLED_SECONDS = 2.0  # a day directory unchanged this long has its counts cac
 _EMPTY_GRACE_SECONDS = 60.0  # an empty day directory is removed once unchanged this long
 
 Counts = dict[str, dict[str, int]]  # kind -> workflow (as in entry names) -> entries
+_SUMMARY_KEYS = ("run_id", "workflow", "status", "created_at", "updated_at", "next_due", "parent")
 Entry = tuple[str, str, str]  # status, day, name
 
 
@@ -77,7 +79,7 @@ def day_of(created_at: str) -> str:
     return _escape(created_at[:10], 10) or "_"
 
 
-def entry_of(run: Run) -> tuple[str, str]:
+def entry_of(run: Run | RunSummary) -> tuple[str, str]:
     """The day directory and the entry name of a run (the same for each of its statuses)."""
     kind = CHILD if run.parent is not None else TOP
     return (day_of(run.created_at),
@@ -115,6 +117,7 @@ class RunIndex:
     snapshot write, read by `find_runs` and `pending`."""
 
     _listed: dict[str, str]  # run -> its snapshot's status as this process last read or wrote it
+    _stat: dict[str, Any]  # run -> signatures of what this process last read (FileStore's)
 
     if TYPE_CHECKING:  # provided by FileStore
         def _path(self, *parts: str) -> str: ...
@@ -132,7 +135,7 @@ class RunIndex:
         listed = self._listed
         if len(listed) >= _KEPT and run_id not in listed:
             for old in list(itertools.islice(listed, _KEPT // 2)):
-                del listed[old]
+                listed.pop(old, None)  # (serve's threads share the store)
         listed[run_id] = status
 
     def _list_before_write(self, run: Run) -> str | None:
@@ -242,10 +245,10 @@ class RunIndex:
                 if full:
                     more += 1
                     continue
-                run = query.check((status, day, name))
-                if run is not None and run.status in wanted \
-                        and (workflow is None or run.workflow == workflow):
-                    rows.append(RunSummary.of(run))
+                summary = query.summary((status, day, name))
+                if summary is not None and summary.status in wanted \
+                        and (workflow is None or summary.workflow == workflow):
+                    rows.append(summary)
                     full = limit is not None and len(rows) >= limit
         query.fix()
         if not full and query.read >= query.total():
@@ -311,7 +314,8 @@ class RunIndex:
                 self._fix_entries(stem, present.pop(stem, []), wait=_REBUILD_WAIT_SECONDS)
         for run_id, entries in present.items():  # entries naming no snapshot
             self._fix_entries(run_id, entries)
-        self._mark_run_index_complete()
+        with suppress(OSError):  # (a read-only state directory: rebuilt by each query then)
+            self._mark_run_index_complete()
 
     def _entries(self) -> dict[str, list[Entry]]:
         """Every entry of the index, by run."""
@@ -396,7 +400,7 @@ class RunIndex:
             problems.extend(self._stray_entry(e, f"there is no run {run_id}", how)
                             for e in entries)
         for status in os.listdir(self._path(INDEX)) if os.path.isdir(self._path(INDEX)) else ():
-            if status not in RUN_STATUSES and status not in (COMPLETE, COUNTS) \
+            if status not in RUN_STATUSES and status not in (COMPLETE, COUNTS, SUMMARIES) \
                     and ".tmp-" not in status:
                 problems.append({"path": self._path(INDEX, status), "kind": "index", "reason": (
                     "not part of the run index (a directory per run status); wfrun ignores "
@@ -443,6 +447,10 @@ class _Query:
         self._cache: dict[str, list[Any]] | None = None  # counts.json: day directory -> ...
         self._changed = False
         self._days: dict[str, list[str]] = {}  # status -> its day directories
+        # status~day -> {run: [snapshot signature, claim file's, summary, snapshot status]}
+        self._summaries: dict[str, dict[str, list[Any]]] = {}
+        self._dirty: set[str] = set()  # (those to write back)
+        self._listed_names: dict[str, list[str]] = {}  # status~day -> names listed
 
     def days(self, statuses: Iterable[str]) -> dict[str, list[str]]:
         """The day directories of these statuses: day -> the statuses that have it."""
@@ -455,7 +463,72 @@ class _Query:
 
     def names(self, status: str, day: str) -> list[str]:
         """The names in a day directory."""
-        return _listdir(self.store._path(INDEX, status, day))
+        names = self._listed_names[f"{status}~{day}"] = _listdir(
+            self.store._path(INDEX, status, day))
+        return names
+
+    def summary(self, entry: Entry) -> RunSummary | None:
+        """`check` for a summary: the one cached for the entry's run while its snapshot and
+        claim file keep the signatures it was verified with (no snapshot parsed), else the
+        loaded run's, cached for next time."""
+        status, day, name = entry
+        run_id = name.split("~", 2)[1]
+        if run_id in self.seen:
+            self.check(entry)  # a second entry (a crash between two): marked stale
+            return None
+        shard = f"{status}~{day}"
+        cached = self._shard(shard).get(run_id)
+        if cached is not None:
+            summary = self._still(run_id, cached)
+            if summary is not None:
+                self.read += 1
+                if cached[3] != status or entry_of(summary) != (day, name):
+                    self.stale.setdefault(run_id, []).append(entry)
+                    return None
+                self.seen.add(run_id)
+                return summary
+        run = self.check(entry)
+        known = self.store._stat.get(run_id)
+        if run is None or known is None:
+            if self._summaries[shard].pop(run_id, None) is not None:
+                self._dirty.add(shard)
+            return None
+        summary = RunSummary.of(run)
+        self._summaries[shard][run_id] = [
+            list(known[0]), list(known[2]) if known[2] else None,
+            [getattr(summary, key) for key in _SUMMARY_KEYS], status]
+        self._dirty.add(shard)
+        return summary
+
+    def _shard(self, shard: str) -> dict[str, list[Any]]:
+        """The cached summaries of a day directory (none if unreadable: it is a cache)."""
+        found = self._summaries.get(shard)
+        if found is None:
+            try:
+                with open(self.store._path(INDEX, SUMMARIES, shard + ".json"), "rb") as fh:
+                    found = json.load(fh)
+            except (OSError, ValueError):
+                found = None
+            found = self._summaries[shard] = found if isinstance(found, dict) else {}
+        return found
+
+    def _still(self, run_id: str, cached: Any) -> RunSummary | None:
+        """The cached summary if the run's files still have the signatures cached with it."""
+        from wfrun.store._started import signature, snapshot_signature
+
+        try:
+            snapshot, record, fields, _ = cached
+            if snapshot != list(snapshot_signature(self.store._path("runs", run_id + ".json"))
+                                or ()):
+                return None
+            now = signature(self.store._path("locks", run_id + ".exec"))
+            if record != (list(now) if now else None) or len(fields) != len(_SUMMARY_KEYS) \
+                    or not all(isinstance(f, str) for f in fields[:5]) \
+                    or not all(f is None or isinstance(f, str) for f in fields[5:]):
+                return None
+            return RunSummary(*fields)
+        except (TypeError, ValueError):  # a cache of another shape: read the snapshot
+            return None
 
     def check(self, entry: Entry) -> Run | None:
         """The entry's run if the entry agrees with its snapshot; None if the run was answered
@@ -560,15 +633,27 @@ class _Query:
         return cache if isinstance(cache, dict) else {}
 
     def save(self) -> None:
-        """Write counts.json back if it changed (atomic, not durable: it is a cache)."""
-        if not self._changed or self._cache is None:
-            return
-        path = self.store._path(INDEX, COUNTS)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with suppress(OSError):
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, json.dumps(self._cache, separators=(",", ":")).encode())
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+        """Write back the caches that changed: counts.json and the summaries of each day
+        directory read (those of runs no longer there left out)."""
+        if self._changed and self._cache is not None:
+            _write_cache(self.store._path(INDEX, COUNTS), self._cache)
+        for shard in self._dirty:
+            names = self._listed_names.get(shard, ())
+            there = {name.split("~", 2)[1] for name in names if name.count("~") == 3}
+            kept = {k: v for k, v in self._summaries[shard].items() if k in there}
+            directory = self.store._path(INDEX, SUMMARIES)
+            with suppress(OSError):
+                _fsops.make_dir(directory)
+                _write_cache(f"{directory}/{shard}.json", kept)
+
+
+def _write_cache(path: str, value: Any) -> None:
+    """Replace a cache file (atomic, not durable: a cache), 0600; I/O errors are ignored."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with suppress(OSError):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(value, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
