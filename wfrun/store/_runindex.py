@@ -218,13 +218,17 @@ class RunIndex:
         kinds = (TOP,) if top_level else (TOP, CHILD)
         last = (_escape(after[0], 40), after[1]) if after else None
         last_day = day_of(after[0]) if after else None
-        query = _Query(self)
+        # a listing of every run keeps no cache (prune's, or `list --json`: what it read is as
+        # large as the snapshots' own data, and `prune --dry-run` must change nothing)
+        query = _Query(self, keep=limit is not None or statuses is not None
+                       or workflow is not None or before is not None)
         rows: list[RunSummary] = []
         more = 0
         full = limit is not None and limit <= 0
         days = query.days(wanted)
         for day in sorted(days, reverse=True):
             if last_day is not None and day > last_day:
+                query.skipped += 1
                 continue
             if full and day != last_day:
                 more += sum(counted(query.counts(status, day), token, kinds)
@@ -236,10 +240,13 @@ class RunIndex:
                     parts = parse_entry(name)
                     if parts is None or parts[3] not in kinds \
                             or (token is not None and parts[2] != token):
+                        query.skipped += 1
                         continue
                     key = (parts[0], parts[1])
                     if last is None or key < last:
                         entries.append((key, status, name))
+                    else:
+                        query.skipped += 1
             entries.sort(reverse=True)
             for _, status, name in entries:
                 if full:
@@ -251,7 +258,7 @@ class RunIndex:
                     rows.append(summary)
                     full = limit is not None and len(rows) >= limit
         query.fix()
-        if not full and query.read >= query.total():
+        if not full and query.alone(wanted):
             # The query read every run the index knows: listing runs/ costs no more, and finds
             # what the index lacks (a run it lost, or a file put there by hand, reported).
             for run in query.unindexed():
@@ -270,7 +277,7 @@ class RunIndex:
         if not self._run_index_ready():
             return [], []
         token = None if workflow is None else workflow_token(workflow)
-        query = _Query(self)
+        query = _Query(self, keep=False)
         runs: list[Run] = []
         # a suspended step makes its run suspended, unless the run is executing another step
         days = query.days((SUSPENDED, RUNNING))
@@ -279,13 +286,14 @@ class RunIndex:
                 for name in query.names(status, day):
                     parts = parse_entry(name)
                     if parts is None or (token is not None and parts[2] != token):
+                        query.skipped += 1
                         continue
                     run = query.check((status, day, name))
                     if run is not None and has_suspension(run) \
                             and (workflow is None or run.workflow == workflow):
                         runs.append(run)
         query.fix()
-        if query.read >= query.total():  # every run read anyway: see find_runs
+        if query.alone((SUSPENDED, RUNNING)):  # every run read anyway: see find_runs
             runs.extend(run for run in query.unindexed() if has_suspension(run)
                         and (workflow is None or run.workflow == workflow))
         query.save()
@@ -438,9 +446,11 @@ def _read_run(path: str, run_id: str) -> Run:
 class _Query:
     """One query's walk over the index: what it read, what it found wrong, cached counts."""
 
-    def __init__(self, store: RunIndex) -> None:
+    def __init__(self, store: RunIndex, keep: bool = True) -> None:
         self.store = store
+        self.keep = keep  # write what it read into the summaries cache
         self.read = 0  # snapshots read
+        self.skipped = 0  # entries of the directories walked that the query left out
         self.seen: set[str] = set()  # runs answered with or reported
         self.problems: list[Exception] = []
         self.stale: dict[str, list[Entry]] = {}
@@ -614,15 +624,22 @@ class _Query:
             self._changed = True
         return counts
 
-    def total(self) -> int:
-        """Entries in the whole index."""
-        total = 0
+    def alone(self, walked: Iterable[str]) -> bool:
+        """True if the index holds no entry but those of the `walked` statuses' directories
+        and the query left none of those out: it has read every run the index knows."""
+        if self.skipped:
+            return False
         for status in RUN_STATUSES:
-            days = self._days.get(status)
-            if days is None:
-                days = _listdir(self.store._path(INDEX, status))
-            total += sum(counted(self.counts(status, day), None, (TOP, CHILD)) for day in days)
-        return total
+            if status in walked:
+                continue
+            for day in _listdir(self.store._path(INDEX, status)):
+                try:
+                    with os.scandir(self.store._path(INDEX, status, day)) as names:
+                        if any(not name.name.startswith(".") for name in names):
+                            return False
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+        return True
 
     def _load_cache(self) -> dict[str, list[Any]]:
         try:
@@ -637,7 +654,7 @@ class _Query:
         directory read (those of runs no longer there left out)."""
         if self._changed and self._cache is not None:
             _write_cache(self.store._path(INDEX, COUNTS), self._cache)
-        for shard in self._dirty:
+        for shard in self._dirty if self.keep else ():
             names = self._listed_names.get(shard, ())
             there = {name.split("~", 2)[1] for name in names if name.count("~") == 3}
             kept = {k: v for k, v in self._summaries[shard].items() if k in there}
