@@ -98,7 +98,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(), width=st.integers(1, 160))
 def test_plain_text_is_what_rich_prints(doc: dict[str, Any], width: int,
                                          clean_env: pytest.MonkeyPatch) -> None:
@@ -108,7 +108,7 @@ def test_plain_text_is_what_rich_prints(doc: dict[str, Any], width: int,
         assert plain == rich
 
 
-@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents(text=ASCII), width=st.integers(60, 300))
 def test_ascii_text_with_brackets_and_backslashes(doc: dict[str, Any], width: int,
                                                   clean_env: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,7 @@ def test_workers_share_the_due_runs_and_report_them_in_due_order(project: Projec
         "advanced": [], "errors": []}
 
 
+@pytest.mark.slow  # many forked workers over many runs: CI runs it with -m slow
 def test_by_default_tick_forks_two_workers_per_cpu_it_may_use_at_most_four(
         project: Project) -> None:
     _start_many(project, 64)  # enough for four shares of at least 16 runs each
@@ -70,6 +71,7 @@ def test_few_due_runs_are_advanced_in_the_tick_process_itself(project: Project) 
     assert len(pids) == 1
 
 
+@pytest.mark.slow  # many forked workers over many runs: CI runs it with -m slow
 def test_a_dead_worker_is_reported_with_the_runs_it_advanced_and_its_run_recovered(
     project: Project,
 ) -> None:

@@ -116,6 +116,7 @@ def test_a_run_suspends_resumes_and_completes_on_postgresql(pg: PgProject) -> No
     assert doctor.code == 0 and "no problems" in doctor.stdout
 
 
+@pytest.mark.slow  # real processes on PostgreSQL: CI runs it with -m slow
 def test_tick_fires_reruns_and_sleeps_and_cancel_stops_a_run(pg: PgProject) -> None:
     doc = pg.json("start", "poll")
     run_id = doc["run_id"]
@@ -192,6 +193,7 @@ def _serve(pg: PgProject) -> tuple[subprocess.Popen[str], str]:
     return proc, match[1]
 
 
+@pytest.mark.slow  # real processes on PostgreSQL: CI runs it with -m slow
 def test_two_servers_answer_the_links_of_one_database(pg: PgProject) -> None:
     servers = [_serve(pg), _serve(pg)]
     try:
