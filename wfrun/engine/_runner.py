@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from wfrun import _schema, loader
@@ -84,23 +85,11 @@ class Runner:
         """Create a run and execute it until it completes, fails or pauses (input: `{}` if
         not given; an explicit None is kept as JSON null). `parent` makes it the child run
         of a `workflow:` step (the parent records it)."""
-        if run_id is not None:
-            check_run_id(run_id)
-        workflow = self.workflow(name_or_path)
-        data = {} if input is NO_INPUT else input
-        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
-        if run_id is not None and self.store.exists(run_id):
-            return self.existing_start(run_id, workflow, data)
-        now = self.clock.now()
-        run = Run(
-            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
-            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
-            code_hash=dict(workflow.code_hash),
-            steps={sid: StepState() for sid in workflow.steps}, parent=parent,
-        )
-        claim = self.store.claim(run.run_id)
-        if claim is None:
-            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        made = self._new_run(name_or_path, input, run_id, parent)
+        if isinstance(made, Result):
+            return made
+        workflow, run, now, claim = made
+        data = run.input
         events = [event(now, "started", input=data)]
         if parent:
             events[0]["parent"] = {k: parent[k] for k in ("run_id", "step", "index")}
@@ -126,22 +115,11 @@ class Runner:
         first code step is then due at once, for whoever claims the run next (the HTTP
         server's background worker, or the next tick). Input and `run_id` are checked, and an
         existing run of `run_id` answered, as `start` does."""
-        if run_id is not None:
-            check_run_id(run_id)
-        workflow = self.workflow(name_or_path)
-        data = {} if input is NO_INPUT else input
-        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
-        if run_id is not None and self.store.exists(run_id):
-            return self.existing_start(run_id, workflow, data)
-        now = self.clock.now()
-        run = Run(
-            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
-            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
-            code_hash=dict(workflow.code_hash), steps={sid: StepState() for sid in workflow.steps},
-        )
-        claim = self.store.claim(run.run_id)  # held until its history starts: nobody runs it
-        if claim is None:
-            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        made = self._new_run(name_or_path, input, run_id, None)
+        if isinstance(made, Result):
+            return made
+        workflow, run, now, claim = made  # claimed until its history starts: nobody runs it
+        data = run.input
         try:
             events = [event(now, "started", input=data)]
             schedule(run, workflow, now, events, execute=False)
@@ -156,6 +134,31 @@ class Runner:
         finally:
             claim.release()
         return Result(run, workflow, [])
+
+    def _new_run(self, name_or_path: str, input: Any, run_id: str | None,
+                 parent: dict[str, Any] | None,
+                 ) -> Result | tuple[Workflow, Run, datetime, ExecutionClaim]:
+        """What `start` and `create` share: check the id and the input, answer an existing run
+        (a Result), else build the new run and claim it (ConflictError if another process
+        holds the claim)."""
+        if run_id is not None:
+            check_run_id(run_id)
+        workflow = self.workflow(name_or_path)
+        data = {} if input is NO_INPUT else input
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
+        if run_id is not None and self.store.exists(run_id):
+            return self.existing_start(run_id, workflow, data)
+        now = self.clock.now()
+        run = Run(
+            run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
+            created_at=to_iso(now), updated_at=to_iso(now), manifest_path=workflow.path,
+            code_hash=dict(workflow.code_hash),
+            steps={sid: StepState() for sid in workflow.steps}, parent=parent,
+        )
+        claim = self.store.claim(run.run_id)
+        if claim is None:
+            raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
+        return workflow, run, now, claim
 
     def existing_start(self, run_id: str, workflow: Workflow, data: Any) -> Result:
         """A start (or create) of a run id that exists: the run unchanged, with a warning,
