@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -322,6 +323,15 @@ def test_summaries_are_cached_while_their_snapshots_are_unchanged(
         return real(self, run_id)
 
     monkeypatch.setattr(FileStore, "load", counting)
+    assert FileStore(store.root).find_runs(statuses=[SUSPENDED]).runs == first.runs
+    assert len(reads) == 12  # written just now: a write within the mtime's granularity could
+    reads.clear()            # leave inode, mtime and size as they are, so nothing was cached
+    settled = time.time() - 10
+    for path in [*Path(store.root, "runs").glob("*.json"), *Path(store.root, "locks").iterdir()]:
+        os.utime(path, (settled, settled))
+    assert FileStore(store.root).find_runs(statuses=[SUSPENDED]).runs == first.runs
+    assert len(reads) == 12
+    reads.clear()
     again = FileStore(store.root).find_runs(statuses=[SUSPENDED])
     assert again.runs == first.runs and reads == []  # every summary from the cache
     save_as(store, "r05", WAITING)  # changed by a write: read again

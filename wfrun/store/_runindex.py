@@ -1,20 +1,23 @@
 """The file store's run index: `status/STATUS/DAY/CREATED~RUN~WORKFLOW~KIND`, one empty file
-per run in the directory of its status, so that `list`, `pending` and `prune` read only the
-snapshots of the runs they answer with, never every snapshot.
+per run in the directory of its status, so that `list` and `pending` read only the snapshots
+of the runs they answer with, never every snapshot (`prune`, which must know every run's age,
+still reads them all, but through the index).
 
 A hint kept without an fsync of its own. A write that changes a run's status first makes the
 entry in the new status's directory, then writes the snapshot, then removes the old entry: a
 crash leaves at worst an extra entry, and a power cut may lose recent entry changes (only the
 snapshot's directory is fsynced). So each entry is checked against its snapshot before its run
-is answered with, and one that disagrees is corrected under the run's state lock. The name
-holds what a query filters on without reading the snapshot: the creation time (newest first;
-DAY is its first ten characters), the run id, the workflow and whether the run is a child run
-(KIND `c`) or a top-level one (`t`). `status/complete` says the index covers every run (a state
-directory this version made); without it (one an older wfrun made) the first query rebuilds
-the index from the snapshots. `status/counts.json` caches how many entries each day directory
-held at a given mtime, so that "N more" does not list every name.
+is answered with, and one that disagrees is corrected under the run's state lock; a query that
+read every run the index knows also lists runs/ for what the index lacks. The name holds what
+a query filters on without reading the snapshot: the creation time (newest first; DAY is its
+first ten characters), the run id, the workflow and whether the run is a child run (KIND `c`)
+or a top-level one (`t`). `status/complete` says the index covers every run (a state directory
+this version made); without it (one an older wfrun made) the first query rebuilds the index
+from the snapshots. Two caches, never state: `status/counts.json`, how many entries each day
+directory held at a given mtime (so that "N more" does not list every name), and
+`status/summaries/STATUS~DAY.json`, the summaries of the runs a list showed, each with the
+inode, mtime and size of the snapshot and claim file it was read from (used while they match).
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -504,10 +507,15 @@ class _Query:
                 self._dirty.add(shard)
             return None
         summary = RunSummary.of(run)
-        self._summaries[shard][run_id] = [
-            list(known[0]), list(known[2]) if known[2] else None,
-            [getattr(summary, key) for key in _SUMMARY_KEYS], status]
-        self._dirty.add(shard)
+        settled = time.time() - _SETTLED_SECONDS
+        if known[0][1] < settled * 1e9 and (known[2] is None or known[2][1] < settled * 1e9):
+            # (a file changed since would have a later mtime: its inode, mtime and size tell)
+            self._summaries[shard][run_id] = [
+                list(known[0][:3]), list(known[2]) if known[2] else None,
+                [getattr(summary, key) for key in _SUMMARY_KEYS], status]
+            self._dirty.add(shard)
+        elif self._summaries[shard].pop(run_id, None) is not None:
+            self._dirty.add(shard)
         return summary
 
     def _shard(self, shard: str) -> dict[str, list[Any]]:
@@ -523,21 +531,25 @@ class _Query:
         return found
 
     def _still(self, run_id: str, cached: Any) -> RunSummary | None:
-        """The cached summary if the run's files still have the signatures cached with it."""
-        from wfrun.store._started import signature, snapshot_signature
-
+        """The cached summary if the run's snapshot and claim file still have the inode, mtime
+        and size cached with it (a summary is cached only once its files are older than the
+        mtime's granularity: a later write makes a later mtime)."""
         try:
             snapshot, record, fields, _ = cached
-            if snapshot != list(snapshot_signature(self.store._path("runs", run_id + ".json"))
-                                or ()):
+            st = os.stat(self.store._path("runs", run_id + ".json"))
+            if snapshot != [st.st_ino, st.st_mtime_ns, st.st_size]:
                 return None
-            now = signature(self.store._path("locks", run_id + ".exec"))
-            if record != (list(now) if now else None) or len(fields) != len(_SUMMARY_KEYS) \
+            try:
+                ex = os.stat(self.store._path("locks", run_id + ".exec"))
+                now = [ex.st_ino, ex.st_mtime_ns, ex.st_size] if ex.st_size else None
+            except FileNotFoundError:
+                now = None
+            if record != now or len(fields) != len(_SUMMARY_KEYS) \
                     or not all(isinstance(f, str) for f in fields[:5]) \
                     or not all(f is None or isinstance(f, str) for f in fields[5:]):
                 return None
             return RunSummary(*fields)
-        except (TypeError, ValueError):  # a cache of another shape: read the snapshot
+        except (OSError, TypeError, ValueError):  # gone, or a cache of another shape
             return None
 
     def check(self, entry: Entry) -> Run | None:
