@@ -21,7 +21,6 @@ import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
-from wfrun.store import _fsops
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store.abc import ExecutionClaim, Store
 
