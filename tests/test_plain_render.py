@@ -182,3 +182,36 @@ def test_tick_lines_take_the_plain_path(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setattr(sys, "stdout", _stdout())
     assert _plain.write_lines(["due00001  poll  timer -> completed"])
     assert _captured(sys.stdout) == "due00001  poll  timer -> completed\n"  # type: ignore[arg-type]
+
+
+CELL = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=20) | \
+    st.sampled_from(STATUSES) | NASTY
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(CELL, min_size=4, max_size=4), max_size=6),
+       width=st.integers(1, 160))
+def test_tables_without_rich_are_what_rich_prints(rows: list[list[str]], width: int,
+                                                  clean_env: pytest.MonkeyPatch) -> None:
+    """`list` and `prune` print a table: without rich when no terminal shows it (rich's import
+    is a third of a cold `wfrun list`)."""
+    clean_env.setenv("COLUMNS", str(width))
+    columns = ["run", "workflow", "status", "updated"]
+    plain_out, rich_out = _stdout(), _stdout()
+    with clean_env.context() as m:
+        m.setattr(sys, "stdout", plain_out)
+        taken = _plain.write_table(columns, rows, "no runs")
+        m.setattr(sys, "stdout", rich_out)
+        m.setattr(_plain, "write_table", lambda columns, rows, empty: False)
+        _render.table(columns, rows, "no runs")
+    if taken:
+        assert _captured(plain_out) == _captured(rich_out)
+    else:
+        assert _captured(plain_out) == ""
+
+
+def test_a_list_of_runs_takes_the_plain_path(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setattr(sys, "stdout", _stdout())
+    assert _plain.write_table(["run", "status"], [["r1", "completed"], ["run-22", "failed"]], "none")
+    assert _captured(sys.stdout) == ("run     status\nr1      completed\n"  # type: ignore[arg-type]
+                                     "run-22  failed\n")

@@ -51,6 +51,21 @@ def write_lines(items: list[str]) -> bool:
     return True
 
 
+def write_table(columns: list[str], rows: list[list[str]], empty: str) -> bool:
+    """Write what rich prints for a table of columns and rows (or the `empty` note when there
+    are no rows) with unbounded width; False (nothing written) if rich must."""
+    if not rows:
+        return write_lines([empty])
+    if not plain_stdout():
+        return False
+    rendered = table([columns, *rows])
+    if rendered is None:
+        return False
+    sys.stdout.write("".join(f"{text}\n" for text in rendered))
+    sys.stdout.flush()
+    return True
+
+
 def plain_stdout() -> bool:
     """True if rich would print plain text on stdout: no terminal, no colour asked for, UTF-8."""
     if os.name != "posix" or any(name in os.environ for name in _RICH_ENV):

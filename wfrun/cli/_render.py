@@ -126,8 +126,13 @@ def table(columns: list[str], rows: list[list[str]], empty: str,
     """A plain table, or a one-line note when there is nothing to show.
 
     Columns in `whole` (run ids, times) are never shortened, so they can be copied from a
-    narrow terminal; the others wrap rather than being cut off with "…".
+    narrow terminal; the others wrap rather than being cut off with "…". When no terminal
+    shows it, the same text is written without importing rich (wfrun.cli._plain).
     """
+    from ._plain import write_table
+
+    if write_table(columns, rows, empty):
+        return
     from rich.markup import escape
     from rich.table import Table
 
