@@ -203,3 +203,79 @@ def test_kept_open_files_follow_a_path_that_now_names_another_file(tmp_path: Pat
     directory.mkdir()
     _fsops.fsync_dir(str(directory))
     assert _fsops._DIRS[str(directory)][2] == directory.stat().st_ino
+
+
+def _record_order(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What `durable_replace` does, in order: directory fsyncs and opening the spare."""
+    calls: list[str] = []
+    real_sync, real_open = _fsops.fsync_dir, _fsops._open_spare
+
+    def fsync_dir(path: str) -> None:
+        calls.append("dirsync")
+        real_sync(path)
+
+    def open_spare(path: str) -> tuple[int, int, str, str]:
+        calls.append("spare")
+        return real_open(path)
+
+    monkeypatch.setattr(_fsops, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(_fsops, "_open_spare", open_spare)
+    return calls
+
+
+def test_steps_of_one_process_cost_one_directory_fsync_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "r.json"
+    for n in range(2):
+        _fsops.durable_replace(str(target), f"v{n}".encode())
+    calls = _record_order(monkeypatch)
+    for n in range(2, 6):
+        _fsops.durable_replace(str(target), f"v{n}".encode())
+    assert calls == ["spare", "dirsync"] * 4  # the previous rename is known durable
+
+
+def test_a_writer_killed_before_its_directory_fsync_is_made_durable_before_the_spare_is_reused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC §6, old or new and never torn: another process renamed a version in and was
+    killed before fsyncing the directory, so the disk may still name the spare `r.json`;
+    writing into it before that rename is durable would leave a torn snapshot after a power
+    cut. This process fsyncs the directory first."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "r.json"
+    _fsops.durable_replace(str(target), b"v1")  # this process synced the directory here
+    _fsops.durable_replace(str(target), b"v2")
+    script = ("import sys; from wfrun.store import _fsops; "
+              "_fsops.durable_replace(sys.argv[1], b'v3-from-another-process')")
+    # operations of that write: dirsync (its first write of a path it did not install),
+    # write, fsync, link, replace, dirsync: killed at the last dirsync
+    got = subprocess.run([sys.executable, "-c", script, str(target)],
+                         env={**os.environ, "WFRUN_FAULT": "kill@6"}, check=False)
+    assert got.returncode == 137 and target.read_bytes() == b"v3-from-another-process"
+    calls = _record_order(monkeypatch)
+    _fsops.durable_replace(str(target), b"v4")
+    assert calls == ["dirsync", "spare", "dirsync"]
+    assert target.read_bytes() == b"v4"
+
+
+def test_a_version_renamed_in_before_this_process_synced_needs_no_extra_fsync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold command writing a run that another process wrote earlier (its rename older than
+    this process's first directory fsync) pays nothing more."""
+    target = tmp_path / "r.json"
+    _fsops.durable_replace(str(target), b"v1")
+    _fsops.durable_replace(str(target), b"v2")
+    past = os.stat(target).st_mtime_ns - 10**9
+    os.utime(target, ns=(past, past))  # (utime also sets the ctime to now: forget it below)
+    monkeypatch.setattr(_fsops, "_DURABLE", {})
+    stamp = os.stat(target).st_ctime_ns / 1e9
+    monkeypatch.setitem(_fsops._DIR_SYNCED, str(tmp_path), stamp + 1.0)
+    calls = _record_order(monkeypatch)
+    _fsops.durable_replace(str(target), b"v3")
+    assert calls == ["spare", "dirsync"]
+    monkeypatch.setitem(_fsops._DIR_SYNCED, str(tmp_path), 0.0)  # synced long before: fsync
+    monkeypatch.setattr(_fsops, "_DURABLE", {})
+    calls.clear()
+    _fsops.durable_replace(str(target), b"v4")
+    assert calls == ["dirsync", "spare", "dirsync"]

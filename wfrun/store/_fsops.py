@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import threading
+import time
 
 _FAULT_KIND = ""
 _FAULT_AT = 0
@@ -45,6 +46,7 @@ def fsync_dir(path: str) -> None:
     The directory stays open for the next call (opening a file is not cheap everywhere); a
     stat checks that `path` is still that directory, in case it was replaced meanwhile."""
     _op("dirsync")
+    began = time.time()
     st = os.stat(path)
     kept = _DIRS.get(path)
     if kept is None or kept[1:] != (st.st_dev, st.st_ino):
@@ -56,6 +58,7 @@ def fsync_dir(path: str) -> None:
         opened = os.fstat(fd)
         kept = _DIRS[path] = (fd, opened.st_dev, opened.st_ino)
     os.fsync(kept[0])
+    _synced(path, began)
 
 
 def durable_write(path: str, data: bytes) -> None:
@@ -103,6 +106,7 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     `sync_dir=False` the caller owes it (`fsync_dir`).
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
+    _retired_durably(path)
     fd, size, spare, other = _open_spare(path)
     try:
         _op("write")
@@ -136,8 +140,67 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
         _SPARES[path] = other
     else:
         _SPARES.pop(path, None)
+    _installed(path)
     if sync_dir:
         fsync_dir(os.path.dirname(path))
+
+
+# The inode `durable_replace` writes into is the one the version before `path`'s current one
+# was in. That is safe only once the rename that installed the current version is durable:
+# until then the disk may still name that inode `path`, and a power cut during the write would
+# leave `path` torn. A writer killed after its rename and before its directory fsync leaves
+# exactly that, for the next writer of the run (another process) to find. So before writing
+# into the spare, `_retired_durably` makes sure, fsyncing the directory itself when neither of
+# these says the current version's rename is durable:
+# - this process installed the current version and fsynced the directory since (the inode
+#   and ctime of `path` are what they were then), the case of every step after the first;
+# - `path` was last renamed (its ctime) before a directory fsync of this process began, less
+#   a margin for the coarse clock the kernel stamps ctimes with: a cold command or a tick
+#   writing a run that another process wrote before it.
+_CTIME_MARGIN = 0.05  # seconds; the kernel's coarse clock lags the fine one by under a tick
+_DIR_SYNCED: dict[str, float] = {}  # directory -> when its last completed fsync began
+_INSTALLED: dict[str, tuple[int, int]] = {}  # path -> (device, inode) renamed in, not yet synced
+_DURABLE: dict[str, tuple[int, int, int]] = {}  # path -> (device, inode, ctime) known durable
+_MAX_KNOWN = 4096
+
+
+def _installed(path: str) -> None:
+    """Remember the version `durable_replace` just renamed over `path` (durable at the next
+    fsync of its directory)."""
+    if len(_INSTALLED) >= _MAX_KNOWN:
+        _INSTALLED.clear()
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        _INSTALLED[path] = (st.st_dev, st.st_ino)
+
+
+def _synced(directory: str, began: float) -> None:
+    """A directory fsync that began at `began` completed: the versions installed in it are
+    durable."""
+    _DIR_SYNCED[directory] = began
+    for path in [p for p in _INSTALLED if os.path.dirname(p) == directory]:
+        device, inode = _INSTALLED.pop(path)
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == (device, inode):
+                if len(_DURABLE) >= _MAX_KNOWN:
+                    _DURABLE.clear()
+                _DURABLE[path] = (device, inode, st.st_ctime_ns)
+
+
+def _retired_durably(path: str) -> None:
+    """Make sure the rename that installed `path`'s current version is durable (see above)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # the first version: the spare, if any, is no version of `path`
+    if _DURABLE.get(path) == (st.st_dev, st.st_ino, st.st_ctime_ns):
+        return
+    directory = os.path.dirname(path)
+    synced = _DIR_SYNCED.get(directory)
+    if synced is not None and st.st_ctime_ns / 1e9 < synced - _CTIME_MARGIN:
+        return
+    fsync_dir(directory)
 
 
 # path -> which of its two spare names holds the spare now, as this process last left it (a
