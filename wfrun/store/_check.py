@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.store._dueindex import BUCKET_NAME
+from wfrun.store._filestore_parts import FileStoreParts
 from wfrun.store._keyfile import KEY_BYTES, short_key_problem
 from wfrun.store._snapshot import lines_problem
 
-if TYPE_CHECKING:
-    from wfrun.store.file import FileStore
 
-
-def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
+def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     """`Store.check` for the file store: snapshots, histories, logs, leftovers and the due
     index."""
     runs, problems = 0, []
@@ -57,7 +54,7 @@ def check(store: FileStore) -> tuple[int, list[dict[str, str]]]:
     return runs, problems
 
 
-def _check_modes(store: FileStore) -> list[dict[str, str]]:
+def _check_modes(store: FileStoreParts) -> list[dict[str, str]]:
     """Directories and files that others may read or write: wfrun makes directories 0700 and
     files 0600 whatever the umask, so such a mode came from a restore or a hand (the run's next
     write makes its snapshot and history 0600 again; `chmod` the others). Empty files
@@ -94,7 +91,7 @@ def _mode_problem(path: str, mode: int, wanted: int) -> list[dict[str, str]]:
         f"keeps it {wanted:o}): run 'chmod {wanted:o} {path}'")}]
 
 
-def _check_due(store: FileStore) -> list[dict[str, str]]:
+def _check_due(store: FileStoreParts) -> list[dict[str, str]]:
     """Names in the due index that tick cannot use: what is not an hour bucket (tick ignores
     it), and entries naming no valid run id (tick drops them) or in another hour's bucket."""
     problems = []
@@ -147,7 +144,7 @@ def _has_other_names(path: str) -> bool:
         return False
 
 
-def _check_snapshot(store: FileStore, run_id: str, path: str) -> list[dict[str, str]]:
+def _check_snapshot(store: FileStoreParts, run_id: str, path: str) -> list[dict[str, str]]:
     """A snapshot's problem: it cannot be read or verified, or tick would never visit it."""
     try:
         run = store.load(run_id)

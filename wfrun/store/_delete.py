@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError
-
-if TYPE_CHECKING:
-    from wfrun.store.file import FileStore
+from wfrun.store._filestore_parts import FileStoreParts
 
 
-def delete(store: FileStore, run_id: str) -> None:
+def delete(store: FileStoreParts, run_id: str) -> None:
     """`Store.delete` for the file store.
 
     Under the run's state lock and its execution claim: first what only describes the run
@@ -51,7 +48,7 @@ def delete(store: FileStore, run_id: str) -> None:
             claim.release()
 
 
-def _forget(store: FileStore, run_id: str) -> None:
+def _forget(store: FileStoreParts, run_id: str) -> None:
     """Drop what this process knew of the deleted run's files."""
     store._stat.pop(run_id, None)
     store._checked.discard(run_id)

@@ -15,14 +15,12 @@ import hashlib
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError, UsageError
+from wfrun.store._filestore_parts import FileStoreParts
 from wfrun.store._statelock import LockTimeout, StateLock
-
-if TYPE_CHECKING:
-    from wfrun.store.file import FileStore
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
@@ -47,12 +45,12 @@ def _checksum(document: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def path(store: FileStore, workflow: str) -> str:
+def path(store: FileStoreParts, workflow: str) -> str:
     """Where the schedule state of `workflow` is kept."""
     return store._path("schedules", _stem(workflow) + ".json")
 
 
-def read(store: FileStore, workflow: str) -> tuple[dict[str, Any] | None, int]:
+def read(store: FileStoreParts, workflow: str) -> tuple[dict[str, Any] | None, int]:
     """`Store.schedule_state` for the file store."""
     where = path(store, workflow)
     if not store._exists_dir():  # (never reads from a state directory others can write to)
@@ -80,7 +78,7 @@ def read(store: FileStore, workflow: str) -> tuple[dict[str, Any] | None, int]:
     return document["state"], document["revision"]
 
 
-def save(store: FileStore, workflow: str, state: dict[str, Any], expected_revision: int) -> int:
+def save(store: FileStoreParts, workflow: str, state: dict[str, Any], expected_revision: int) -> int:
     """`Store.save_schedule_state` for the file store."""
     where = path(store, workflow)
     document = {"revision": expected_revision + 1, "schema_version": SCHEMA_VERSION,
@@ -120,3 +118,33 @@ def save(store: FileStore, workflow: str, state: dict[str, Any], expected_revisi
     finally:
         lock.release()
     return expected_revision + 1
+
+
+def workflows(store: FileStoreParts) -> list[str]:
+    """`Store.schedule_workflows` for the file store: the workflow each state file names (a
+    long name's file is named by a shortened form), sorted."""
+    directory = store._path("schedules")
+    if not store._exists_dir():
+        return []
+    try:
+        names = sorted(n for n in os.listdir(directory)
+                       if n.endswith(".json") and not n.startswith("."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StateError(f"cannot list schedule states in {directory}: {exc.strerror}") from exc
+    found = []
+    for name in names:
+        where = os.path.join(directory, name)
+        try:
+            with open(where, "rb") as fh:
+                document = json.loads(fh.read())
+            workflow = document["workflow"]
+            if not isinstance(workflow, str) or path(store, workflow) != where:
+                raise ValueError("it names another workflow")
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, UsageError):
+            raise StateError(f"schedule state {where} is damaged (it names no workflow whose "
+                             "state it could be); move it away and that schedule starts afresh "
+                             "from the next tick") from None
+        found.append(workflow)
+    return sorted(found)

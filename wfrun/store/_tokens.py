@@ -13,25 +13,23 @@ import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError
+from wfrun.store._filestore_parts import FileStoreParts
 from wfrun.store._statelock import LockTimeout, StateLock
-
-if TYPE_CHECKING:
-    from wfrun.store.file import FileStore
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
 RECORD_KEYS = {"name", "workflow", "hash", "created_at", "revoked", "revoked_at"}
 
 
-def _paths(store: FileStore) -> tuple[str, str]:
+def _paths(store: FileStoreParts) -> tuple[str, str]:
     return store._path("keys", "tokens.json"), store._path("keys", "tokens.lock")
 
 
-def _read(store: FileStore) -> list[dict[str, Any]]:
+def _read(store: FileStoreParts) -> list[dict[str, Any]]:
     """The stored records ([] when there is no state directory or no token file yet)."""
     path, _ = _paths(store)
     if not store._exists_dir():
@@ -56,7 +54,7 @@ def _read(store: FileStore) -> list[dict[str, Any]]:
     return records
 
 
-def _write(store: FileStore, records: list[dict[str, Any]]) -> None:
+def _write(store: FileStoreParts, records: list[dict[str, Any]]) -> None:
     path, _ = _paths(store)
     data = json.dumps({"schema_version": SCHEMA_VERSION, "tokens": records}, indent=1,
                       ensure_ascii=False).encode() + b"\n"
@@ -70,7 +68,7 @@ def _write(store: FileStore, records: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def _locked(store: FileStore) -> Iterator[None]:
+def _locked(store: FileStoreParts) -> Iterator[None]:
     store._ensure()
     lock = StateLock(_paths(store)[1])
     try:
@@ -84,7 +82,7 @@ def _locked(store: FileStore) -> Iterator[None]:
         lock.release()
 
 
-def save(store: FileStore, record: dict[str, Any]) -> None:
+def save(store: FileStoreParts, record: dict[str, Any]) -> None:
     """`Store.save_token` for the file store."""
     with _locked(store):
         records = _read(store)
@@ -93,7 +91,7 @@ def save(store: FileStore, record: dict[str, Any]) -> None:
         _write(store, [*records, {key: record[key] for key in sorted(RECORD_KEYS)}])
 
 
-def find(store: FileStore, token_hash: str) -> dict[str, Any] | None:
+def find(store: FileStoreParts, token_hash: str) -> dict[str, Any] | None:
     """`Store.find_token` for the file store: every stored hash is compared (no early exit)."""
     wanted = token_hash.encode("utf-8", "surrogatepass")
     found = None
@@ -104,12 +102,12 @@ def find(store: FileStore, token_hash: str) -> dict[str, Any] | None:
     return found
 
 
-def every(store: FileStore) -> list[dict[str, Any]]:
+def every(store: FileStoreParts) -> list[dict[str, Any]]:
     """`Store.tokens` for the file store."""
     return _read(store)
 
 
-def revoke(store: FileStore, name: str, at: str) -> dict[str, Any] | None:
+def revoke(store: FileStoreParts, name: str, at: str) -> dict[str, Any] | None:
     """`Store.revoke_token` for the file store."""
     if not any(r["name"] == name for r in _read(store)):
         return None  # (nothing to lock, nor a state directory to create)
