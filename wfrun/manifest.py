@@ -1,4 +1,7 @@
-"""Workflow manifests: YAML -> a validated `Workflow`; every error names file, step and key."""
+"""Workflow manifests: YAML -> a validated `Workflow`; every error names file, step and key.
+
+The top level and the steps are checked here; `schedule:` in wfrun._manifest_schedule,
+`actions:` and `approvals:` in wfrun._manifest_actions."""
 
 from __future__ import annotations
 
@@ -6,29 +9,29 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from wfrun._specs import Approvals, RetryPolicy, Schedule, StepSpec, Workflow
-from wfrun.durations import format_duration, parse_duration, parse_iso
-from wfrun.errors import ManifestError
+from wfrun._manifest_actions import (
+    approval_actions,
+    parse_actions,
+    parse_approvals,
+    with_known_actions,
+)
+from wfrun._manifest_checker import Checker, kind_of
+from wfrun._manifest_schedule import parse_schedule
+from wfrun._specs import RetryPolicy, StepSpec, Workflow
+from wfrun.durations import parse_duration, parse_iso
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 STEP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 # a suspension's label (`label:`, `suspend(label=)`, `ask(label=)`, `resume --label`)
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
-MAX_ACTION = 100  # characters in an action's name (as `resume --action` takes)
 ON_TIMEOUT = ("cancel", "resume", "fail")
 DEFAULT_TIMEOUT = timedelta(hours=24)
 TOP_KEYS = ("name", "description", "module", "input_schema", "output", "steps", "schedule")
-SCHEDULE_KEYS = ("cron", "every", "timezone", "input", "overlap", "catchup")
-OVERLAP = ("skip", "allow", "cancel_previous")
-CATCHUP = ("latest", "all", "none")
-CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 STEP_KEYS = (
     "id", "handler", "needs", "when", "wait", "sleep", "sleep_until", "timeout", "on_timeout",
     "resume_schema", "suspend_schema", "output_schema", "retry", "workflow", "input_from",
     "foreach", "actions", "label", "approvals",
 )
-APPROVER_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
-APPROVAL_ACTIONS = ("approved", "rejected")  # the known actions of a step with `approvals:`
 RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
 SCHEMA_KEYS = ("resume_schema", "suspend_schema", "output_schema")
 # Keys that make no sense on a step without code, by kind.
@@ -42,26 +45,11 @@ _NOT_FOR = {
 }
 
 
-class _Checker:
-    """Collects the context (file, step, key) that every manifest error message names."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, message: str, step: str | None = None, key: str | None = None) -> ManifestError:
-        where = self.path
-        if step is not None:
-            where += f": step '{step}'"
-        if key is not None:
-            where += f": key '{key}'"
-        return ManifestError(f"{where}: {message}")
-
-
 def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow, str | None]:
     """Validate a loaded YAML document; return the workflow and its declared module (if any)."""
-    check = _Checker(path)
+    check = Checker(path)
     if not isinstance(data, dict):
-        raise check.fail(f"the manifest must be a YAML mapping, not {_kind(data)}")
+        raise check.fail(f"the manifest must be a YAML mapping, not {kind_of(data)}")
     for key in data:
         if key not in TOP_KEYS:
             raise check.fail(f"unknown key (known keys: {', '.join(TOP_KEYS)})", key=str(key))
@@ -86,90 +74,21 @@ def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow
         steps[spec.id] = spec
         previous = spec.id
     _check_graph(check, steps)
-    steps = _with_known_actions(check, steps)
+    steps = with_known_actions(check, steps)
     output = data.get("output")
     if output is not None and output not in steps:
         raise check.fail(f"names no step of this workflow: {output!r}", key="output")
     workflow = Workflow(
         name=name, path=path, module_path="", steps=steps, description=description,
         input_schema=data.get("input_schema"), output=output,
-        schedule=_parse_schedule(check, data["schedule"]) if "schedule" in data else None,
+        schedule=parse_schedule(check, data["schedule"]) if "schedule" in data else None,
     )
     return workflow, module
 
 
-def _parse_schedule(check: _Checker, raw: object) -> Schedule:
-    """`schedule:` (SPEC §11), checked for shape here; the cron expression's fields, the time
-    zone and the input against `input_schema` are checked with the code (`wfrun._firetimes`),
-    so that reading a manifest imports no cron library."""
-    example = "such as {cron: \"0 9 * * 1-5\", timezone: Europe/Berlin} or {every: 15m}"
+def _parse_step(check: Checker, raw: object, position: int, previous: str | None) -> StepSpec:
     if not isinstance(raw, dict):
-        raise check.fail(f"must be a mapping, {example}", key="schedule")
-    for key in raw:
-        if key not in SCHEDULE_KEYS:
-            raise check.fail(f"unknown key {key!r} (known: {', '.join(SCHEDULE_KEYS)})",
-                             key="schedule")
-    if ("cron" in raw) == ("every" in raw):
-        raise check.fail(f"needs either 'cron' or 'every' (not both), {example}", key="schedule")
-    cron, every, every_text = raw.get("cron"), None, None
-    if cron is not None:
-        fields = cron.split() if isinstance(cron, str) else []
-        if not (len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in CRON_NICKNAMES)):
-            raise check.fail(f"cron: {cron!r} is not a cron expression of 5 fields (minute hour "
-                             "day-of-month month day-of-week, such as \"0 9 * * 1-5\")",
-                             key="schedule")
-        cron = " ".join(fields)
-    else:
-        try:
-            every = parse_duration(raw["every"])
-        except ValueError as exc:
-            raise check.fail(f"every: {exc}", key="schedule") from None
-        seconds = every.total_seconds()
-        if seconds < 1 or seconds != int(seconds):
-            raise check.fail(f"every: {raw['every']!r} must be a whole number of seconds, at "
-                             "least 1s", key="schedule")
-        every_text = format_duration(every)
-        if "timezone" in raw:
-            raise check.fail("timezone: applies to 'cron' only ('every' counts from "
-                             "1970-01-01T00:00Z in any time zone); use cron for times of day",
-                             key="schedule")
-    timezone = raw.get("timezone", "UTC")
-    if not isinstance(timezone, str) or not timezone.strip():
-        raise check.fail("timezone: must be an IANA time zone name such as Europe/Berlin or UTC",
-                         key="schedule")
-    for key, allowed in (("overlap", OVERLAP), ("catchup", CATCHUP)):
-        value = raw.get(key, allowed[0])
-        if value not in allowed:
-            hint = (" (YAML reads yes/no/on/off/true/false as booleans: quote it)"
-                    if isinstance(value, bool) else "")
-            raise check.fail(f"{key}: must be one of {', '.join(allowed)} (got {value!r}){hint}",
-                             key="schedule")
-    run_input = raw.get("input", {})
-    if not _json_value(run_input):
-        raise check.fail("input: must be JSON data (YAML dates and the like have no JSON type: "
-                         "quote them)", key="schedule")
-    return Schedule(cron=cron, every=every, every_text=every_text, timezone=timezone.strip(),
-                    input=run_input, overlap=raw.get("overlap", "skip"),
-                    catchup=raw.get("catchup", "latest"))
-
-
-def _json_value(value: object) -> bool:
-    """True if `value` comes back from JSON unchanged (a run's input must)."""
-    import json
-
-    try:
-        return bool(json.loads(json.dumps(value)) == value)
-    except (TypeError, ValueError, RecursionError):
-        return False
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__}"
-
-
-def _parse_step(check: _Checker, raw: object, position: int, previous: str | None) -> StepSpec:
-    if not isinstance(raw, dict):
-        raise check.fail(f"step #{position + 1} must be a mapping, not {_kind(raw)}", key="steps")
+        raise check.fail(f"step #{position + 1} must be a mapping, not {kind_of(raw)}", key="steps")
     step_id = raw.get("id")
     if not isinstance(step_id, str) or not STEP_ID_PATTERN.fullmatch(step_id):
         raise check.fail(
@@ -214,7 +133,7 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
     for key in SCHEMA_KEYS:
         if key in raw and not isinstance(raw[key], dict | bool):
             raise check.fail("must be a JSON Schema (a mapping)", step=step_id, key=key)
-    approvals = _parse_approvals(check, raw, step_id)
+    approvals = parse_approvals(check, raw, step_id)
     label = raw.get("label")
     if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label)):
         raise check.fail(f"{label!r} is not a valid label (1 to 100 letters, digits, or "
@@ -226,111 +145,13 @@ def _parse_step(check: _Checker, raw: object, position: int, previous: str | Non
         resume_schema=raw.get("resume_schema"), suspend_schema=raw.get("suspend_schema"),
         output_schema=raw.get("output_schema"), retry=_parse_retry(check, raw.get("retry"), step_id),
         workflow=child, input_from=input_from, foreach=foreach,
-        actions=_parse_actions(check, raw, step_id) if approvals is None
-        else _approval_actions(check, raw, step_id), label=label, approvals=approvals,
+        actions=parse_actions(check, raw, step_id) if approvals is None
+        else approval_actions(check, raw, step_id), label=label, approvals=approvals,
     )
 
 
-def _parse_approvals(check: _Checker, raw: dict[str, Any], step_id: str) -> Approvals | None:
-    """`approvals: {required: N, approvers: [names]}` of a wait step (N of M decide)."""
-    if "approvals" not in raw:
-        return None
-    value = raw["approvals"]
-    if not isinstance(value, dict):
-        raise check.fail("must be a mapping such as {required: 2, approvers: [alice, bob, "
-                         "carol]}", step=step_id, key="approvals")
-    unknown = [str(k) for k in value if k not in ("required", "approvers")]
-    if unknown:
-        raise check.fail(f"has the unknown key {unknown[0]!r} (known keys: required, "
-                         "approvers)", step=step_id, key="approvals")
-    approvers = value.get("approvers")
-    if not isinstance(approvers, list) or not approvers:
-        raise check.fail("needs 'approvers', a list of names such as [alice, bob, carol]",
-                         step=step_id, key="approvals")
-    for name in approvers:
-        if not isinstance(name, str) or not APPROVER_PATTERN.fullmatch(name):
-            raise check.fail(f"the approver {name!r} is not a name (1 to 100 letters, digits "
-                             "or '_.@-')", step=step_id, key="approvals")
-        if approvers.count(name) > 1:
-            raise check.fail(f"lists the approver {name!r} twice", step=step_id,
-                             key="approvals")
-    required = value.get("required")
-    if isinstance(required, bool) or not isinstance(required, int) \
-            or not 1 <= required <= len(approvers):
-        raise check.fail(f"'required' must be a whole number from 1 to {len(approvers)} (the "
-                         f"number of approvers), not {required!r}", step=step_id,
-                         key="approvals")
-    return Approvals(required, tuple(approvers))
-
-
-def _approval_actions(check: _Checker, raw: dict[str, Any], step_id: str) -> tuple[str, ...]:
-    """The actions of a step with `approvals:`: approved and rejected (an `actions:` list may
-    only repeat them)."""
-    declared = _parse_actions(check, raw, step_id)
-    if declared is not None and set(declared) != set(APPROVAL_ACTIONS):
-        raise check.fail("a step with approvals: takes the actions approved and rejected; "
-                         "leave out actions:", step=step_id, key="actions")
-    return APPROVAL_ACTIONS
-
-
-def _parse_actions(check: _Checker, raw: dict[str, Any], step_id: str) -> tuple[str, ...] | None:
-    """`actions:`: the actions the step takes, as a list of distinct names."""
-    if "actions" not in raw:
-        return None
-    actions = raw["actions"]
-    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-        hint = ""
-        if isinstance(actions, bool) or (isinstance(actions, list)
-                                         and any(isinstance(a, bool) for a in actions)):
-            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the action)"
-        raise check.fail(f"must be a list of action names, such as [approved, rejected]{hint}",
-                         step=step_id, key="actions")
-    if not actions:
-        raise check.fail("must name at least one action (leave the key out for a step that "
-                         "takes none)", step=step_id, key="actions")
-    for action in actions:
-        if not 0 < len(action) <= MAX_ACTION or not action.isprintable():
-            raise check.fail(f"{action!r} is not an action name (1 to {MAX_ACTION} printable "
-                             "characters)", step=step_id, key="actions")
-        if actions.count(action) > 1:
-            raise check.fail(f"lists the action {action!r} twice", step=step_id, key="actions")
-    return tuple(actions)
-
-
-def _with_known_actions(check: _Checker, steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
-    """Each step with its known actions: its `actions:` if declared, else every action a
-    `when:` of another step names for it (manifest order). A `when:` naming an action that
-    its target's `actions:` does not list is an error, reported on the step with the `when:`."""
-    named: dict[str, list[str]] = {sid: [] for sid in steps}
-    for spec in steps.values():
-        for target, actions in spec.when.items():
-            declared = steps[target].actions
-            for action in actions:
-                if declared is not None and action not in declared \
-                        and steps[target].approvals is not None:
-                    raise check.fail(
-                        f"names the action {action!r} for step {target!r}, which has approvals: "
-                        "and so takes the actions approved and rejected only; fix the name",
-                        step=spec.id, key="when")
-                if declared is not None and action not in declared:
-                    raise check.fail(
-                        f"names the action {action!r} for step {target!r}, whose 'actions:' "
-                        f"are {', '.join(declared)}; fix the name or add it to that list",
-                        step=spec.id, key="when")
-                if action not in named[target]:
-                    named[target].append(action)
-    return {sid: _with_actions(spec, tuple(named[sid]))
-            if spec.actions is None and named[sid] else spec for sid, spec in steps.items()}
-
-
-def _with_actions(spec: StepSpec, known_actions: tuple[str, ...]) -> StepSpec:
-    values = {name: getattr(spec, name) for name in StepSpec.__slots__}
-    values["known_actions"] = known_actions
-    return StepSpec(**values)
-
-
 def _parse_nesting(
-    check: _Checker, raw: dict[str, Any], step_id: str, wait: bool, has_sleep: bool
+    check: Checker, raw: dict[str, Any], step_id: str, wait: bool, has_sleep: bool
 ) -> tuple[str | None, str | None, str | None]:
     """`workflow`, `input_from` and `foreach` of a step, checked on their own."""
     child = raw.get("workflow")
@@ -360,7 +181,7 @@ def _parse_nesting(
     return child, input_from, foreach
 
 
-def _duration(check: _Checker, raw: dict[str, Any], key: str, step_id: str) -> timedelta | None:
+def _duration(check: Checker, raw: dict[str, Any], key: str, step_id: str) -> timedelta | None:
     if key not in raw:
         return None
     try:
@@ -370,7 +191,7 @@ def _duration(check: _Checker, raw: dict[str, Any], key: str, step_id: str) -> t
 
 
 def _parse_needs(
-    check: _Checker, raw: dict[str, Any], step_id: str, previous: str | None
+    check: Checker, raw: dict[str, Any], step_id: str, previous: str | None
 ) -> tuple[str, ...]:
     if "needs" not in raw:
         return (previous,) if previous else ()
@@ -384,7 +205,7 @@ def _parse_needs(
     return tuple(needs)
 
 
-def _parse_when(check: _Checker, when: object, step_id: str) -> dict[str, tuple[str, ...]]:
+def _parse_when(check: Checker, when: object, step_id: str) -> dict[str, tuple[str, ...]]:
     if when is None:
         return {}
     if not isinstance(when, dict) or not when:
@@ -404,7 +225,7 @@ def _parse_when(check: _Checker, when: object, step_id: str) -> dict[str, tuple[
     return parsed
 
 
-def _parse_retry(check: _Checker, retry: object, step_id: str) -> RetryPolicy | None:
+def _parse_retry(check: Checker, retry: object, step_id: str) -> RetryPolicy | None:
     if retry is None:
         return None
     if not isinstance(retry, dict):
@@ -433,7 +254,7 @@ def _parse_retry(check: _Checker, retry: object, step_id: str) -> RetryPolicy | 
     return policy
 
 
-def _check_graph(check: _Checker, steps: dict[str, StepSpec]) -> None:
+def _check_graph(check: Checker, steps: dict[str, StepSpec]) -> None:
     for spec in steps.values():
         for need in spec.needs:
             if need not in steps:
