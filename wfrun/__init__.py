@@ -4,7 +4,7 @@ Step authors import from here only: `Context` (what a step receives), its `Flow`
 the errors (their tests catch them: see docs/testing.md). Nothing here imports the engine.
 """
 
-from wfrun.context import Context, Flow, Links, RunInfo, StepExports
+from wfrun.context import Context, RunInfo, StepExports
 from wfrun.errors import (
     ConflictError,
     FlowError,
@@ -15,6 +15,7 @@ from wfrun.errors import (
     UsageError,
     WfrunError,
 )
+from wfrun.flow import Flow, Links
 
 __version__ = "0.1.0"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from wfrun import _schema
 from wfrun._specs import StepSpec
-from wfrun.context import PauseRequest
 from wfrun.durations import to_iso
 from wfrun.errors import UsageError, WfrunError
+from wfrun.flow import PauseRequest
 from wfrun.manifest import DEFAULT_TIMEOUT, LABEL_PATTERN
 from wfrun.model import PAUSE_EVENT, SUSPENDED, Run, StepState
 

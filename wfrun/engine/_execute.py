@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from wfrun._detach import detached
-from wfrun.context import AskSignal, Context, Flow, Links, RunInfo, StepExports, StepsView
+from wfrun.context import Context, RunInfo, StepExports, StepsView
+from wfrun.flow import AskSignal, Flow, Links
 from wfrun.model import Run
 
 from ._capture import Sink, StepOutput

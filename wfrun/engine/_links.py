@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from wfrun._specs import Workflow
-from wfrun.context import Links
+from wfrun.flow import Links
 from wfrun.model import SUSPENDED, WAITING, Run
 
 from ._composite import node_of

@@ -14,9 +14,9 @@ from typing import Any
 from wfrun import _schema
 from wfrun._detach import stored_or_problem
 from wfrun._specs import StepSpec, Workflow
-from wfrun.context import PauseRequest
 from wfrun.durations import format_duration, parse_iso, to_iso
 from wfrun.errors import ConflictError, WfrunError
+from wfrun.flow import PauseRequest
 from wfrun.manifest import DEFAULT_TIMEOUT
 from wfrun.model import (
     CANCELLED,
