@@ -8,7 +8,7 @@ import stat
 from contextlib import suppress
 
 import wfrun.store._fsops as _fsops
-from wfrun.errors import StateError
+from wfrun.errors import ConflictError, StateError, UsageError
 
 KEY_BYTES = 32
 
@@ -77,3 +77,48 @@ def _create(path: str) -> bytes:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
     return _read(path) or b""
+
+
+def existing(path: str) -> bytes | None:
+    """The key stored at `path`, or None if there is none; nothing is created. StateError for
+    a key too short to use (see `load_or_create`)."""
+    key = _read(path)
+    if key is not None and len(key) < KEY_BYTES:
+        raise StateError(short_key_problem(path, len(key)))
+    return key
+
+
+def adopt(path: str, key: bytes) -> bool:
+    """Make `key` the key at `path` if there is none (durably, race-free as `_create`); True if
+    it was put there, False if it was there already. ConflictError, changing nothing, if
+    another key is stored there."""
+    if len(key) < KEY_BYTES:
+        raise UsageError(f"a URL signing key of {len(key)} byte(s) cannot be adopted: it needs "
+                         f"at least {KEY_BYTES}")
+    found = existing(path)
+    adopted = False
+    if found is None:
+        tmp = path + f".tmp-{os.urandom(6).hex()}"
+        try:
+            _fsops.durable_write(tmp, key)
+            try:
+                os.link(tmp, path)
+                _fsops.fsync_dir(os.path.dirname(path))
+                adopted = True
+            except FileExistsError:
+                pass  # another process made a key meanwhile: compared below
+        except OSError as exc:
+            raise StateError(
+                f"cannot write the URL signing key {path}: {exc.strerror or exc}"
+                + ("; free some disk space" if exc.errno == errno.ENOSPC else "")
+            ) from exc
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+        found = existing(path)
+    if found != key:
+        raise ConflictError(
+            f"the URL signing key {path} differs from the one being copied: resume and cancel "
+            "links signed by either would stop working; copy into a store that has no key yet "
+            "or the same one")
+    return adopted

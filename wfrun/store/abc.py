@@ -438,3 +438,36 @@ class Store(ABC):
             if isinstance(item, Exception):
                 problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
         return runs, problems
+
+    # -- moving state between stores (`wfrun state copy`, SPEC §10) ---------------------------
+
+    @abstractmethod
+    def has_state(self) -> bool:
+        """True if this store was ever set up (a file store's directory exists, PostgreSQL's
+        wfrun tables exist), found out without creating anything."""
+
+    @abstractmethod
+    def import_run(self, run: Run, history: list[dict[str, Any]],
+                   logs: list[dict[str, Any]]) -> bool:
+        """Store a run exactly as given (its revision, times, status and due entry) with its
+        whole history and log records, durably, as another store kept it; True if stored.
+
+        If a run with that id exists already, nothing is written: False if it is the same
+        (state and revision, history and logs), else ConflictError naming the run. Nothing is
+        half-stored: the run appears with its history and logs or not at all."""
+
+    @abstractmethod
+    def stored_secret_key(self) -> bytes | None:
+        """The URL signing key if this store has one (None if none was made yet), without
+        creating one; StateError if it cannot be read or is unusable."""
+
+    @abstractmethod
+    def adopt_secret_key(self, key: bytes) -> bool:
+        """Make `key` (at least 32 bytes) this store's URL signing key if it has none, durably;
+        True if adopted, False if it was this store's key already. ConflictError, changing
+        nothing, if the store has another key: resume links signed by either would break."""
+
+    @abstractmethod
+    def schedule_workflows(self) -> list[str]:
+        """The workflows whose schedule has a state saved (`save_schedule_state`), sorted;
+        StateError naming what cannot be read."""

@@ -32,6 +32,7 @@ import wfrun.store._histories as _histories
 import wfrun.store._keyfile as _keyfile
 import wfrun.store._runindex as _runindex
 import wfrun.store._started as _started
+import wfrun.store._transfer as _transfer
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
@@ -44,7 +45,7 @@ KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keep
 
 
 class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
-                _started.RecordingStore):
+                _started.RecordingStore, _transfer.Transfer):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -442,3 +443,8 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
         import wfrun.store._schedules as _schedules
 
         return _schedules.save(self, workflow, state, expected_revision)
+
+    def schedule_workflows(self) -> list[str]:
+        import wfrun.store._schedules as _schedules
+
+        return _schedules.workflows(self)
