@@ -163,6 +163,11 @@ class FlockClaim(ExecutionClaim):
             self._fd = None
 
 
+    @property
+    def run_id(self) -> str:
+        """The run this claim is on."""
+        return self._run_id
+
 def snapshot_signature(path: str) -> SnapshotSig | None:
     """A snapshot's inode, mtime, size and head revision (None if it cannot be opened)."""
     try:

@@ -10,17 +10,47 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfrun.model import FINISHED, SUSPENDED, Run, StepState
 
+if TYPE_CHECKING:
+    import threading
+
 
 class ExecutionClaim(ABC):
-    """Proof that this process is the one executing a run's steps right now.
+    """Proof that this process is the one executing a run's steps right now: a lease.
 
     The claim must die with its holder: if the process is killed, another process can claim
-    the run at once (that is how crash recovery knows the executor is gone).
+    the run (at once where the store can tell, as the file store's flock and a PostgreSQL
+    session can; at the latest when the lease runs out). A lease lasts the store's lease length
+    and is renewed by the store while its holder lives (a background thread, every third of
+    the length), so only a holder that is paused or cut off for longer than that loses it. A
+    run claimed again gets a greater `token`; every save of the run by the old holder is then
+    refused (ConflictError: it "lost its lease") and writes nothing.
     """
+
+    @property
+    @abstractmethod
+    def run_id(self) -> str:
+        """The run this claim is on."""
+
+    @property
+    def token(self) -> int:
+        """The fencing token: greater than every token issued before for this run in this store
+        (0 for a store that issues none)."""
+        return 0
+
+    @property
+    def lost(self) -> bool:
+        """True once the store knows the lease is gone (it ran out and the run may be, or was,
+        claimed by another process). This default never loses one."""
+        return False
+
+    def renew(self) -> bool:
+        """Extend the lease by the store's lease length from now (the store also does this by
+        itself while the holder lives); False if it was lost. This default always holds."""
+        return True
 
     @abstractmethod
     def release(self) -> None:
@@ -207,7 +237,41 @@ class Store(ABC):
 
     @abstractmethod
     def is_claimed(self, run_id: str) -> bool:
-        """True if some live process holds the run's execution claim."""
+        """True if some live process holds the run's execution claim (a lease that has not run
+        out, of a holder not known to be dead)."""
+
+    def acquire_due(self, now: str, limit: int | None = None) -> list[ExecutionClaim]:
+        """Claims of runs due at `now` (as `due` finds them, stale entries included), in due
+        order, at most `limit` (all if None): every such run this process could claim, the
+        ones another live holder has skipped. The caller advances each (and releases it); ask
+        for a batch at a time, so that no lease is held while it waits its turn. This default
+        is `due`, then `claim` each, reading further into the due index while runs are held
+        by others."""
+        claims: list[ExecutionClaim] = []
+        tried: set[str] = set()
+        window = None if limit is None else 2 * max(limit, 1)
+        while limit is None or len(claims) < limit:
+            found = self.due(now, window)
+            for run_id in found:
+                if run_id in tried:
+                    continue
+                tried.add(run_id)
+                claim = self.claim(run_id)
+                if claim is not None:
+                    claims.append(claim)
+                    if limit is not None and len(claims) >= limit:
+                        break
+            if window is None or len(found) < window:
+                break
+            window *= 4
+        return claims
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        """Block until something may have become due (a run created, resumed, cancelled, sent
+        an event or given a new due time by any process), `stop` is set, or `timeout` seconds
+        pass; `tick --watch` calls it between ticks. It may return early (the caller then
+        looks for due runs and finds none). This default waits for `stop` or the timeout."""
+        stop.wait(timeout)
 
     @abstractmethod
     def exists(self, run_id: str) -> bool:

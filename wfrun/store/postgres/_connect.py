@@ -3,9 +3,12 @@
 Per database URL a process keeps:
 - a *main* connection, made directly (so that a server that is down or a wrong URL fails at
   once, with the reason), which checks the schema on first use and holds this process's
-  execution claims (session advisory locks, released by the server when the process dies);
+  execution claims (leases, each with a session advisory lock that the server releases when
+  the process dies: see `_leases`);
 - a psycopg pool of autocommit connections for everything else (each state lock is a
-  transaction on one of them, held only for the state change).
+  transaction on one of them, held only for the state change);
+- once `wait_for_work` is used, a *listener* connection that LISTENs for runs becoming due
+  (see `_listen`).
 
 A forked child never touches its parent's connections (it opens its own); they are kept
 referenced so that no finalizer of the child closes the parent's sessions.
@@ -96,8 +99,13 @@ class Server:
         self.pid = os.getpid()
         self.schema = ""  # current_schema(), known once connected
         self.claims: dict[str, int] = {}  # run -> fencing token of the claim this process holds
-        self.lost: dict[str, int] = {}  # the same, for claims lost with a main connection
+        self.lost: dict[str, int] = {}  # the same, for claims lost (session gone, or taken over)
         self.claims_mutex = threading.Lock()
+        self.lease = 30.0  # seconds a claim's lease lasts unless renewed (the store sets it)
+        self.generation = 0  # how many times the main connection was replaced
+        self.renewer: Any = None  # the thread renewing this process's leases, once started
+        self.listener: Any = None  # the connection LISTENing for work, once used
+        self.stopped = threading.Event()  # set by close(): the renewal thread ends
         self._mutex = threading.Lock()
         self._main: Any = None
         self._pool: ConnectionPool[Any] | None = None
@@ -113,6 +121,12 @@ class Server:
         except psycopg.Error as exc:
             raise StateError(f"cannot connect to PostgreSQL {self.where}: {reason_of(exc)}; "
                              "check that the server is running and the store URL") from None
+
+    def dedicated(self) -> Any:
+        """A new autocommit connection of its own, neither main nor pooled (StateError if it
+        cannot be made); the caller closes it."""
+        self.start()
+        return self._connect()
 
     def start(self) -> None:
         """Connect (main connection, schema check, pool) unless done; StateError on failure."""
@@ -176,6 +190,7 @@ class Server:
                 with self._mutex:
                     if self._main is main:
                         self._main = self._connect()
+                        self.generation += 1
                         self._claims_lost()
                 main = self._main
             try:
@@ -218,9 +233,10 @@ class Server:
 
     def close(self) -> None:
         """Close this process's connections to the database (claims held are released)."""
+        self.stopped.set()
         with self._mutex:
-            pool, main = self._pool, self._main
-            self._pool = self._main = None
+            pool, main, listener = self._pool, self._main, self.listener
+            self._pool = self._main = self.listener = None
         with self.claims_mutex:
             self.claims.clear()
             self.lost.clear()
@@ -228,6 +244,8 @@ class Server:
             pool.close(timeout=1)
         if main is not None:
             main.close()
+        if listener is not None:
+            listener.close()
 
 
 class ConnectionLost(StateError):
@@ -304,8 +322,9 @@ def forget_inherited() -> None:
 
 def _detach(inherited: Server) -> None:
     idle = list(getattr(inherited._pool, "_pool", ()))  # the pool's idle connections
-    conns = [c for c in [inherited._main, *idle, *(h.conn for h in inherited.holds().values())]
-             if c is not None]
+    held = [h.conn for h in inherited.holds().values()]
+    listener = getattr(inherited.listener, "conn", None)
+    conns = [c for c in [inherited._main, listener, *idle, *held] if c is not None]
     null = os.open(os.devnull, os.O_RDWR)
     try:
         for conn in conns:

@@ -118,6 +118,24 @@ MIGRATIONS: list[list[Step]] = [
         "CREATE INDEX wfrun_runs_by_workflow ON wfrun_runs (workflow, created DESC, run_id DESC)",
         "CREATE INDEX wfrun_runs_pending ON wfrun_runs (workflow) WHERE suspended",
     ],
+    [  # 3: leases (every claim expires; see _leases) and wake-ups: a run inserted with a due
+        # time, or whose due time changes, notifies channel wfrun_work ('SCHEMA.RUN_ID') in
+        # the same transaction (see _listen). Written to be applied again safely.
+        "UPDATE wfrun_claims SET expires_at = acquired_at WHERE expires_at IS NULL",
+        "ALTER TABLE wfrun_claims ALTER COLUMN expires_at SET NOT NULL",
+        """CREATE OR REPLACE FUNCTION wfrun_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('wfrun_work', TG_TABLE_SCHEMA || '.' || NEW.run_id);
+            RETURN NULL;
+        END $$""",
+        "DROP TRIGGER IF EXISTS wfrun_runs_new ON wfrun_runs",
+        "CREATE TRIGGER wfrun_runs_new AFTER INSERT ON wfrun_runs FOR EACH ROW "
+        "WHEN (NEW.next_due IS NOT NULL) EXECUTE FUNCTION wfrun_notify_work()",
+        "DROP TRIGGER IF EXISTS wfrun_runs_due ON wfrun_runs",
+        "CREATE TRIGGER wfrun_runs_due AFTER UPDATE OF next_due ON wfrun_runs FOR EACH ROW "
+        "WHEN (NEW.next_due IS NOT NULL AND NEW.next_due IS DISTINCT FROM OLD.next_due) "
+        "EXECUTE FUNCTION wfrun_notify_work()",
+    ],
 ]
 VERSION = len(MIGRATIONS)
 

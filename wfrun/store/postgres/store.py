@@ -11,10 +11,13 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 - `lock(run)` is a transaction on a pooled connection holding `pg_advisory_xact_lock` on the
   run: what is loaded and saved under it happens in that transaction, and the save commits it
   (the lock is taken again if more follows under the same `with`).
-- `claim(run)` is a session advisory lock on this process's main connection (the server
-  releases it when the process dies), recorded in `wfrun_claims` with a new fencing token:
-  while this process holds a claim, its saves of that run commit only if the token is still
-  the run's latest, so a process whose claim was lost and taken over cannot overwrite.
+- `claim(run)` is a lease (see `_leases`): a row of `wfrun_claims` with a new fencing token
+  and an expiry, renewed while this process lives, with a session advisory lock on its main
+  connection telling others at once that the holder died. While this process holds a claim,
+  its saves of that run commit only if the token is still the run's latest (`_FENCE`), so a
+  process whose lease ran out (paused, cut off) and was taken over cannot overwrite.
+- `acquire_due` claims due runs a batch per transaction (`FOR UPDATE SKIP LOCKED`), and
+  `wait_for_work` listens for runs becoming due (see `_listen`).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import hmac
 import json
 import os
 import re
-import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
 
 import wfrun.store.postgres._connect as _connect
+import wfrun.store.postgres._leases as _leases
+import wfrun.store.postgres._listen as _listen
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
@@ -59,18 +64,6 @@ _CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, creat
             %(waits)s,
             %(suspended)s)
     ON CONFLICT (run_id) DO NOTHING"""
-_CLAIM = """WITH got AS (SELECT pg_try_advisory_lock(%(key)s) AS ok)
-    INSERT INTO wfrun_claims (run_id, owner, token, acquired_at, expires_at)
-    SELECT %(run_id)s, %(owner)s, nextval('wfrun_claim_tokens'), now(), NULL FROM got WHERE ok
-    ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token,
-        acquired_at = EXCLUDED.acquired_at, expires_at = NULL
-    RETURNING token"""
-_RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
-    SELECT pg_advisory_unlock(%(key)s)"""
-_FORGET = "DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s"
-_HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1)"""
 
 
 class PostgresStore(Store):
@@ -80,7 +73,9 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.where = _connect.server(url).where  # parses the URL: UsageError if malformed
+        server = _connect.server(url)  # parses the URL: UsageError if malformed
+        self.where = server.where
+        server.lease = _leases.lease_seconds()  # WFRUN_LEASE: UsageError if malformed
         info = psycopg.conninfo.conninfo_to_dict(url)
         host = info.get("host") or "localhost"
         port = f":{info['port']}" if info.get("port") else ""
@@ -290,9 +285,7 @@ class PostgresStore(Store):
             if found is None:
                 raise NotFoundError(f"no run {run.run_id} in {self.where}")
             if found[0] == run.revision:
-                raise ConflictError(
-                    f"run {run.run_id} was taken over by another process (this one lost its "
-                    "execution claim); nothing was saved")
+                raise ConflictError(_leases.lost_lease(run.run_id, self._server().lease))
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
                 f"(revision {found[0]}, expected {run.revision}); try again")
@@ -434,37 +427,17 @@ class PostgresStore(Store):
 
     def claim(self, run_id: str) -> ExecutionClaim | None:
         check_run_id(run_id)
-        server = self._server()
-        with server.claims_mutex:
-            if run_id in server.claims:
-                return None  # another thread of this process holds it
-            server.claims[run_id] = 0
-        try:
-            key = server.key("claim", run_id)
-            owner = f"{socket.gethostname()} pid {os.getpid()}"
-            with errors(self.where):
-                row = server.on_main(lambda c: c.execute(
-                    _CLAIM, {"key": key, "run_id": run_id, "owner": owner}).fetchone())
-        except BaseException:
-            with server.claims_mutex:
-                server.claims.pop(run_id, None)
-            raise
-        with server.claims_mutex:
-            if row is None:
-                server.claims.pop(run_id, None)
-                return None
-            server.claims[run_id] = row[0]
-            server.lost.pop(run_id, None)
-        return _Claim(server, run_id, row[0], key)
+        return _leases.claim(self._server(), run_id)
 
     def is_claimed(self, run_id: str) -> bool:
         check_run_id(run_id)
-        server = self._server()
-        key = server.key("claim", run_id) & 0xFFFFFFFFFFFFFFFF
-        with errors(self.where):
-            row = server.on_main(lambda c: c.execute(
-                _HELD, [key >> 32, key & 0xFFFFFFFF]).fetchone())
-        return bool(row[0])
+        return _leases.is_claimed(self._server(), run_id)
+
+    def acquire_due(self, now: str, limit: int | None = None) -> list[ExecutionClaim]:
+        return _leases.acquire(self._server(), now, limit)
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        _listen.wait_for_work(self._server(), timeout, stop)
 
     # -- history and logs --------------------------------------------------------------------------
 
@@ -677,115 +650,8 @@ class PostgresStore(Store):
         return runs, problems
 
 
-    # -- moving state between stores (wfrun state copy) --------------------------------------
-
-    def has_state(self) -> bool:
-        try:  # a connection of its own: the store's first one would create the tables
-            conn = psycopg.connect(self._server().conninfo, autocommit=True)
-        except psycopg.Error as exc:
-            raise StateError(f"cannot connect to PostgreSQL {self.where}: "
-                             f"{_connect.reason_of(exc)}; check that the server is running and "
-                             "the store URL") from None
-        with errors(self.where), conn:
-            row = conn.execute("SELECT to_regclass(quote_ident(current_schema()) || "
-                               "'.wfrun_runs') IS NOT NULL").fetchone()
-        return bool(row and row[0])
-
-    def import_run(self, run: Run, history: list[dict[str, Any]],
-                   logs: list[dict[str, Any]]) -> bool:
-        from wfrun.store._transfer import check_stored, staged  # only `wfrun state copy`
-
-        check_run_id(run.run_id)
-        staged(run)  # (a run never stored is refused)
-        try:
-            row = self._row(run, run.revision)
-            events, records = _dump(history), _dump(logs)
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"run {run.run_id} cannot be stored in {self.where}: it holds a "
-                             f"value PostgreSQL's json cannot keep ({exc})") from None
-        key = self._server().key("lock", run.run_id)
-
-        def store() -> int:
-            with self._conn() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])  # the run's state lock
-                created: int = conn.execute(_CREATE, row).rowcount
-                if created:  # (rows a run deleted by hand left are replaced, not added to)
-                    for table, column, text in (("wfrun_history", "event", events),
-                                                ("wfrun_logs", "record", records)):
-                        conn.execute(f"DELETE FROM {table} WHERE run_id = %s", [run.run_id])
-                        conn.execute(f"INSERT INTO {table} (run_id, {column}) SELECT %s, e FROM "
-                                     "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) "
-                                     "ORDER BY n", [run.run_id, text])
-                return created
-
-        if self._again(None, store, write=True):  # (done twice, the second finds it there)
-            return True
-        check_stored(self, run, history, logs, self.where)
-        return False
-
-    def stored_secret_key(self) -> bytes | None:
-        rows = self._fetch(None, "SELECT secret FROM wfrun_keys WHERE name = 'url'", [])
-        if not rows:
-            return None
-        key = bytes(rows[0][0])
-        if len(key) < 32:
-            raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
-                             "shorter than 32 bytes; delete its row to make a new one "
-                             "(links already sent stop working)")
-        return key
-
-    def adopt_secret_key(self, key: bytes) -> bool:
-        if len(key) < 32:
-            raise UsageError(f"a URL signing key of {len(key)} byte(s) cannot be adopted: it "
-                             "needs at least 32")
-
-        def adopt() -> int:
-            with self._conn() as conn:
-                added: int = conn.execute("INSERT INTO wfrun_keys (name, secret) VALUES "
-                                          "('url', %s) ON CONFLICT (name) DO NOTHING",
-                                          [key]).rowcount
-                return added
-
-        adopted = self._again(None, adopt, write=True)
-        if self.stored_secret_key() != key:
-            raise ConflictError(
-                f"the URL signing key in {self.where} (table wfrun_keys) differs from the one "
-                "being copied: resume and cancel links signed by either would stop working; "
-                "copy into a store that has no key yet or the same one")
-        self._key = key
-        return bool(adopted)
-
-    def schedule_workflows(self) -> list[str]:
-        return sorted(row[0] for row in self._fetch(
-            None, "SELECT workflow FROM wfrun_schedules", []))
-
 class _LostAtBegin(Exception):
     """The connection a state lock was to be taken on was found lost: take it on another."""
-
-
-class _Claim(ExecutionClaim):
-    """A session advisory lock on the main connection, and its row in wfrun_claims."""
-
-    def __init__(self, server: _connect.Server, run_id: str, token: int, key: int) -> None:
-        self._server, self._run_id, self._token, self._key = server, run_id, token, key
-        self._released = False
-
-    def release(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        server = self._server
-        with server.claims_mutex:
-            live = server.claims.get(self._run_id) == self._token
-            for held in (server.claims, server.lost):
-                if held.get(self._run_id) == self._token:
-                    del held[self._run_id]
-        if os.getpid() != server.pid:
-            return  # a forked child: the claim is its parent's
-        params = {"run_id": self._run_id, "token": self._token, "key": self._key}
-        # a lost claim's lock went with its session: only its row is left (if not taken over)
-        with suppress(psycopg.Error, StateError):
-            server.on_main(lambda c: c.execute(_RELEASE if live else _FORGET, params))
 
 
 _TOKEN = "name, workflow, hash, created_at, revoked, revoked_at"

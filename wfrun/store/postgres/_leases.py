@@ -1,0 +1,271 @@
+"""Execution claims on PostgreSQL: leases with fencing tokens, renewed while their holder lives.
+
+A claim is a row of `wfrun_claims`: the run, its owner (host and pid), a fencing token from the
+sequence `wfrun_claim_tokens` and when the lease expires (`expires_at`, the server's clock). A
+lease is *live* while it has not expired and its holder's session still holds the session
+advisory lock keyed by its token (`_live`): so a holder that dies (`kill -9`, a lost connection)
+is noticed at once, as the server drops its session's locks, and one that is paused (`SIGSTOP`)
+or cut off keeps its session but loses the lease when it expires. Claiming a run whose lease is
+not live replaces the row in one statement, with a new, greater token; the old holder's saves
+carry the old token and are refused (the store's `_FENCE`), and its renewals find nothing.
+
+Each process renews all the claims it holds on one database in one statement, every third of
+the lease length, from one daemon thread (`_Renewer`); claims and renewals go through the
+process's main connection, whose session holds the locks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from contextlib import suppress
+from typing import Any
+
+import psycopg
+
+from wfrun.errors import StateError, UsageError
+from wfrun.store.abc import ExecutionClaim
+from wfrun.store.postgres._connect import Server, errors
+
+ENV = "WFRUN_LEASE"
+DEFAULT_SECONDS = 30.0
+MIN_SECONDS = 0.1
+BATCH = 32  # runs acquired per transaction by acquire_due
+
+
+def lease_seconds() -> float:
+    """The lease length this process uses: `WFRUN_LEASE` (a duration: `30s`, `2m`, `500ms`),
+    30 s by default; UsageError (naming the variable) for a value that is not one."""
+    from wfrun.durations import parse_duration
+
+    text = os.environ.get(ENV, "").strip()
+    if not text:
+        return DEFAULT_SECONDS
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ValueError:
+        raise UsageError(f"{ENV}={text[:60]!r} is not a lease length: use a duration such as "
+                         "30s, 2m or 500ms") from None
+    if seconds < MIN_SECONDS:
+        raise UsageError(f"{ENV}={text[:60]!r} is too short a lease: use at least 100ms "
+                         "(leases are renewed every third of it)")
+    return seconds
+
+
+def _live(alias: str) -> str:
+    """SQL: the claim row `alias` is a live lease (unexpired, its holder's session alive)."""
+    key = f"(%(base)s::bigint # {alias}.token)"
+    return (f"({alias}.expires_at > now() AND EXISTS (SELECT 1 FROM pg_locks l "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            f"AND l.classid = (({key} >> 32) & 4294967295)::oid "
+            f"AND l.objid = ({key} & 4294967295)::oid))")
+
+
+_EXPIRY = "now() + make_interval(secs => %(lease)s)"
+_TAKE = f"""ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token,
+        acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
+    WHERE NOT {_live("c")}
+    RETURNING c.run_id, c.token"""
+_LOCK = "pg_try_advisory_lock(%(base)s::bigint # t.token)"  # in the claim's own statement
+_CLAIM = f"""WITH taken AS (
+    INSERT INTO wfrun_claims AS c (run_id, owner, token, acquired_at, expires_at)
+    VALUES (%(run_id)s, %(owner)s, nextval('wfrun_claim_tokens'), now(), {_EXPIRY})
+    {_TAKE})
+    SELECT t.token, {_LOCK} FROM taken t"""
+_ACQUIRE = f"""WITH due AS (
+    SELECT r.run_id, r.next_due FROM wfrun_runs r
+    WHERE r.next_due <= %(now)s AND r.run_id <> ALL(%(mine)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM wfrun_claims h WHERE h.run_id = r.run_id AND {_live("h")})
+    ORDER BY r.next_due, r.run_id LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED),
+taken AS (
+    INSERT INTO wfrun_claims AS c (run_id, owner, token, acquired_at, expires_at)
+    SELECT run_id, %(owner)s, nextval('wfrun_claim_tokens'), now(), {_EXPIRY} FROM due
+    {_TAKE})
+    SELECT t.run_id, t.token, {_LOCK} FROM taken t JOIN due d ON d.run_id = t.run_id
+    ORDER BY d.next_due, d.run_id"""
+_RENEW = f"""UPDATE wfrun_claims c SET expires_at = {_EXPIRY}
+    FROM unnest(%(runs)s::text[], %(tokens)s::bigint[]) AS m(run_id, token)
+    WHERE c.run_id = m.run_id AND c.token = m.token
+    RETURNING c.token"""
+_HELD = f"SELECT EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)s AND {_live('c')})"
+_RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
+    SELECT pg_advisory_unlock(%(base)s::bigint # %(token)s::bigint)"""
+_FORGET = "DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s"
+
+
+def lost_lease(run_id: str, lease: float) -> str:
+    """The message of a save refused because this process's claim on the run was taken over."""
+    from datetime import timedelta
+
+    from wfrun.durations import format_duration
+
+    return (f"run {run_id} was taken over by another process: this one lost its lease (it was "
+            f"paused or cut off for longer than the lease, {format_duration(timedelta(seconds=lease))}"
+            f"), so nothing was saved; the other process goes on with the run (wfrun show "
+            f"{run_id}), and {ENV} sets a longer lease")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def claim(server: Server, run_id: str) -> LeaseClaim | None:
+    """Claim the run unless a live lease of another holder (or this process) exists."""
+    with server.claims_mutex:
+        if run_id in server.claims:
+            return None  # another thread of this process holds it (or is claiming it)
+        server.claims[run_id] = 0
+    row = None
+    try:
+        params = {"run_id": run_id, "owner": _owner(), "lease": server.lease,
+                  "base": server.key("lease", "")}
+        with errors(server.where):
+            session, row = server.on_main(
+                lambda c: (server.generation, c.execute(_CLAIM, params).fetchone()))
+    finally:
+        with server.claims_mutex:
+            if row is None and server.claims.get(run_id) == 0:
+                del server.claims[run_id]
+    if row is None:
+        return None  # a live lease of another holder
+    with server.claims_mutex:
+        server.claims[run_id] = row[0]
+        server.lost.pop(run_id, None)
+    _Renewer.start_for(server)
+    return LeaseClaim(server, run_id, row[0], session)
+
+
+def acquire(server: Server, now: str, limit: int | None) -> list[ExecutionClaim]:
+    """Claims of the runs due at `now` with no live lease, in due order, at most `limit`: a
+    transaction per `BATCH` runs, whose rows are locked `FOR UPDATE SKIP LOCKED`, so that
+    processes acquiring at once take different runs."""
+    claims: list[ExecutionClaim] = []
+    base = server.key("lease", "")
+    while limit is None or len(claims) < limit:
+        size = BATCH if limit is None else min(BATCH, limit - len(claims))
+        with server.claims_mutex:
+            mine = list(server.claims)  # held here (or being claimed by another thread)
+        params = {"now": now, "mine": mine, "limit": size, "owner": _owner(),
+                  "lease": server.lease, "base": base}
+
+        def batch(conn: Any, params: dict[str, Any] = params) -> tuple[int, list[Any]]:
+            return server.generation, conn.execute(_ACQUIRE, params).fetchall()
+
+        with errors(server.where):
+            session, rows = server.on_main(batch)
+        with server.claims_mutex:
+            for run_id, token, _locked in rows:
+                server.claims[run_id] = token
+                server.lost.pop(run_id, None)
+        claims.extend(LeaseClaim(server, run_id, token, session) for run_id, token, _ in rows)
+        if not rows:
+            break
+    if claims:
+        _Renewer.start_for(server)
+    return claims
+
+
+def is_claimed(server: Server, run_id: str) -> bool:
+    """True if the run has a live lease."""
+    params = {"run_id": run_id, "base": server.key("lease", "")}
+    with errors(server.where):
+        row = server.on_main(lambda c: c.execute(_HELD, params).fetchone())
+    return bool(row[0])
+
+
+def renew(server: Server, held: dict[str, int]) -> set[int]:
+    """Extend the leases of `held` (run -> token) by the lease length in one statement; the
+    tokens renewed. A claim not renewed was lost: it is moved to `server.lost` (its fencing
+    token stays known, so its saves are refused, not unfenced)."""
+    if not held:
+        return set()
+    params = {"runs": list(held), "tokens": list(held.values()), "lease": server.lease}
+    with errors(server.where):
+        rows = server.on_main(lambda c: c.execute(_RENEW, params).fetchall())
+    renewed = {row[0] for row in rows}
+    with server.claims_mutex:
+        for run_id, token in held.items():
+            if token not in renewed and server.claims.get(run_id) == token:
+                server.lost[run_id] = server.claims.pop(run_id)
+    return renewed
+
+
+class LeaseClaim(ExecutionClaim):
+    """A lease of one run: its row in wfrun_claims and the advisory lock keyed by its token,
+    held by this process's main connection (`session`: which one, `Server.generation`)."""
+
+    def __init__(self, server: Server, run_id: str, token: int, session: int) -> None:
+        self._server, self._run_id, self._token, self._session = server, run_id, token, session
+        self._released = False
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def token(self) -> int:
+        return self._token
+
+    @property
+    def lost(self) -> bool:
+        return not self._released and self._server.claims.get(self._run_id) != self._token
+
+    def renew(self) -> bool:
+        if self._released or self.lost or os.getpid() != self._server.pid:
+            return False
+        try:
+            return self._token in renew(self._server, {self._run_id: self._token})
+        except StateError:
+            return False  # the server cannot be reached: the lease cannot be vouched for
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        server = self._server
+        with server.claims_mutex:
+            for held in (server.claims, server.lost):
+                if held.get(self._run_id) == self._token:
+                    del held[self._run_id]
+        if os.getpid() != server.pid:
+            return  # a forked child: the claim is its parent's
+        params = {"run_id": self._run_id, "token": self._token, "base": server.key("lease", "")}
+
+        def give_up(conn: Any) -> None:
+            # the lock is this session's only if the main connection is the one it was taken on
+            live = server.generation == self._session
+            conn.execute(_RELEASE if live else _FORGET, params)
+
+        with suppress(psycopg.Error, StateError):
+            server.on_main(give_up)
+
+
+class _Renewer:
+    """The thread renewing every claim this process holds on one database, every third of the
+    lease length; it ends with the process (a daemon) or when the connections are closed."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=self._run, name="wfrun-lease-renewal", daemon=True)
+
+    @classmethod
+    def start_for(cls, server: Server) -> None:
+        """Start the server's renewal thread unless it runs."""
+        with server.claims_mutex:
+            if server.renewer is not None or server.stopped.is_set():
+                return
+            server.renewer = cls(server)
+        server.renewer.thread.start()
+
+    def _run(self) -> None:
+        server = self.server
+        while not server.stopped.wait(server.lease / 3):
+            if os.getpid() != server.pid:
+                return
+            with server.claims_mutex:
+                held = {run_id: token for run_id, token in server.claims.items() if token}
+            with suppress(StateError, psycopg.Error):  # unreachable: tried again next time
+                renew(server, held)
