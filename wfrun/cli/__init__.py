@@ -20,7 +20,7 @@ COMMAND_MODULES = {
     "pending": "_runs", "logs": "_logs", "tick": "_ops", "validate": "_ops", "workflows": "_ops",
     "schedules": "_schedules", "send": "_send",
     "retry": "_recover", "fork": "_recover", "serve": "_serve", "token": "_tokens", "init": "_init",
-    "doctor": "_doctor", "prune": "_prune", "graph": "_graph",
+    "doctor": "_doctor", "prune": "_prune", "graph": "_graph", "state": "_state",
 }
 _GLOBAL_OPTIONS = ("--state-dir", "--workflows-dir")  # the options before a command, with a value
 

@@ -20,7 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The order `wfrun --help` lists commands in: a run's life first, then operations.
 COMMAND_ORDER = ("start", "resume", "send", "cancel", "show", "list", "pending", "logs", "tick",
                  "schedules", "retry",
-                 "fork", "serve", "token", "validate", "workflows", "graph", "init", "doctor", "prune")
+                 "fork", "serve", "token", "validate", "workflows", "graph", "init", "doctor", "prune",
+                 "state")
 
 
 class _OrderedGroup(typer.core.TyperGroup):
