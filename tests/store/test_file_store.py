@@ -1,5 +1,6 @@
-"""What only the file store promises beyond the Store contract (test_contract.py): files that a
-crash tears, file modes, the checksum line, and nothing left behind by a delete."""
+"""What only the file store promises beyond the Store contract (test_*_contract.py): files that
+a crash tears, file modes, the checksum line, nothing left behind by a delete, and schedule
+states kept in private checksummed files."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from test_contract import make_run
 
-from wfrun.errors import StateError
+from wfrun.errors import StateError, UsageError
 from wfrun.model import Run
 from wfrun.store.file import FileStore
+
+from ._runs import make_run
 
 
 @pytest.fixture
@@ -80,3 +82,51 @@ def test_delete_leaves_no_file_of_the_run(store: FileStore) -> None:
     store.delete("done")
     assert not [p for p in Path(store.root).rglob("*") if "done" in p.name]
     assert [p.name for p in Path(store.root).rglob("*") if "other" in p.name]
+
+
+# -- schedule states: a private, checksummed file per workflow --------------------------------
+
+def test_the_file_store_refuses_a_bad_name_before_touching_storage(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        FileStore(tmp_path / "state").save_schedule_state("../x", {}, 0)
+    assert FileStore(tmp_path / "state").schedule_state("w") == (None, 0)
+    assert not (tmp_path / "state").exists()
+
+
+
+def test_the_file_store_keeps_a_private_checksummed_file(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "state")
+    store.save_schedule_state("w", {"n": 1}, 0)
+    path = tmp_path / "state" / "schedules" / "w.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in path.parent.iterdir() if ".tmp-" in p.name] == []
+    path.write_text(path.read_text().replace('"n": 1', '"n": 2'))  # a hand edit
+    with pytest.raises(StateError, match=r"schedules/w\.json is damaged"):
+        FileStore(tmp_path / "state").schedule_state("w")
+    with pytest.raises(StateError):  # and a save does not write over it
+        FileStore(tmp_path / "state").save_schedule_state("w", {"n": 3}, 1)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"[]", b'{"revision": 1}'])
+def test_an_unreadable_state_file_is_a_state_error(tmp_path: Path, content: bytes) -> None:
+    store = FileStore(tmp_path / "state")
+    store.save_schedule_state("w", {"n": 1}, 0)
+    (tmp_path / "state" / "schedules" / "w.json").write_bytes(content)
+    with pytest.raises(StateError, match="move it away"):
+        FileStore(tmp_path / "state").schedule_state("w")
+
+
+def test_a_failed_write_leaves_the_previous_state(tmp_path: Path) -> None:
+    """Each durable write goes through _fsops (WFRUN_FAULT injects failures there)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "state"
+    FileStore(root).save_schedule_state("w", {"n": 1}, 0)
+    code = ("import sys; from wfrun.store.file import FileStore; "
+            "FileStore(sys.argv[1]).save_schedule_state('w', {'n': 2}, 1)")
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "WFRUN_FAULT": "enospc@2"})
+    assert proc.returncode != 0 and "cannot write schedule state" in proc.stderr
+    assert FileStore(root).schedule_state("w") == ({"n": 1}, 1)

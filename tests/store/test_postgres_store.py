@@ -17,10 +17,11 @@ from typing import Any
 
 import _pg
 import pytest
-from test_contract import make_run
 
 from wfrun.errors import ConflictError, NotFoundError, StateError
 from wfrun.testing import Harness
+
+from ._runs import make_run
 
 
 @pytest.fixture
@@ -246,9 +247,9 @@ def test_forked_tick_workers_share_the_due_runs_exactly_once(url: str, tmp_path:
 
 
 def test_runs_stored_at_schema_version_1_are_migrated_with_their_data(url: str) -> None:
-    from test_contract import _listed
-
     from wfrun.store.postgres import _schema
+
+    from ._runs import listed as _listed
 
     found = store(url)
     for run in (_listed("old", "2026-01-01T00:00:00.000Z", status="suspended"),

@@ -1,6 +1,7 @@
-"""The query part of the Store contract (find_runs, pending: what `wfrun list`, `pending` and
-`prune` ask), run against every backend of test_contract (file and PostgreSQL), and against the
-Store's own default implementation over `iter_runs` (what a store without an index inherits)."""
+"""The query part of the Store contract: the due index (`due`, `reindex`: what `tick` asks)
+and `find_runs`, `pending` (what `wfrun list`, `pending` and `prune` ask), run against every
+store (conftest.py), and against the Store's own default queries over `iter_runs` (what a
+store without an index inherits)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import _pg
+import _stores
 import pytest
-from test_contract import Backend, FileBackend, PostgresBackend, make_run
 
+from wfrun.clock import FakeClock
 from wfrun.errors import StateError, UsageError
 from wfrun.model import (
     CANCELLED,
@@ -25,60 +26,33 @@ from wfrun.model import (
     StepState,
 )
 from wfrun.store.abc import RunPage, RunSummary, Store
-from wfrun.store.file import FileStore
+from wfrun.store.memory import MemoryStore
+
+from ._runs import listed, make_run, run_of
 
 
-class DefaultQueries(FileStore):
-    """A file store that answers queries with the Store defaults (reading every run)."""
+class DefaultQueries(MemoryStore):
+    """A memory store that answers queries with the Store defaults (reading every run)."""
 
     find_runs = Store.find_runs
     pending = Store.pending
 
 
-class DefaultBackend(FileBackend):
+class DefaultBackend(_stores.MemoryBackend):
+    kind = "iter_runs"
+
     def open(self) -> Store:
-        return DefaultQueries(self.root)
+        return DefaultQueries(self.backing)
 
 
-@pytest.fixture(params=["file", "postgres", "iter_runs"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "postgres":
-        with _pg.schema() as url:
-            yield PostgresBackend(url)
-    elif request.param == "iter_runs":
-        yield DefaultBackend(tmp_path / "state")
-    else:
-        yield FileBackend(tmp_path / "state")
-
-
-@pytest.fixture
-def open_store(backend: Backend) -> Callable[[], Store]:
-    """Opens a new store object over the same storage (as another process would)."""
-    return backend.open
-
-
-@pytest.fixture
-def store(open_store: Callable[[], Store]) -> Store:
-    return open_store()
-
-
-def run_of(run_id: str, status: str, *, day: int = 1, workflow: str = "wf",
-           parent: str | None = None, second: int = 0) -> Run:
-    """A run created on 2026-01-DAY in `status` (suspended at step `a` until the next month,
-    waiting on a rerun, executing, or finished)."""
-    created = f"2026-01-{day:02d}T00:00:{second:02d}.000Z"
-    run = make_run(run_id, "2026-02-01T00:00:00.000Z" if status == SUSPENDED else None)
-    run.workflow, run.created_at, run.updated_at = workflow, created, created
-    if status == WAITING:
-        run.status, run.running_since = WAITING, None
-        run.steps["a"] = StepState(status=WAITING, pause={
-            "kind": "rerun", "since": created, "due_at": "2026-03-01T00:00:00.000Z"})
-    elif status not in (RUNNING, SUSPENDED):
-        run.status, run.running_since = status, None
-        run.steps["a"] = StepState(status=COMPLETED if status == COMPLETED else status, runs=1)
-    if parent is not None:
-        run.parent = {"run_id": parent, "step": "call", "index": None, "notified": None}
-    return run
+@pytest.fixture(params=[*_stores.KINDS, "iter_runs"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_stores.Backend]:
+    """Every store's storage, and a memory store's read through the default queries."""
+    if request.param == "iter_runs":
+        yield DefaultBackend(FakeClock(_stores.START))
+        return
+    with _stores.backend(request.param, tmp_path) as made:
+        yield made
 
 
 def ids(page: RunPage) -> list[str]:
@@ -219,7 +193,7 @@ def test_pending_is_every_run_with_a_step_waiting_for_data(store: Store) -> None
     assert store.pending("gamma") == ([], [])
 
 
-def _unreadable(backend: Backend, store: Store) -> Any:
+def _unreadable(backend: _stores.Backend, store: Store) -> Any:
     store.create(run_of("good", SUSPENDED, day=1))
     bad = make_run("bad")  # executing: how the backends damage a stored run
     bad.created_at = bad.updated_at = "2026-01-02T00:00:00.000Z"
@@ -228,7 +202,7 @@ def _unreadable(backend: Backend, store: Store) -> Any:
 
 
 def test_an_unreadable_run_is_reported_and_never_hides_the_others(
-    backend: Backend, open_store: Callable[[], Store]
+    backend: _stores.Backend, open_store: Callable[[], Store]
 ) -> None:
     store = open_store()
     _unreadable(backend, store)
@@ -238,3 +212,106 @@ def test_an_unreadable_run_is_reported_and_never_hides_the_others(
         assert len(page.problems) == 1 and isinstance(page.problems[0], StateError)
         assert "bad" in str(page.problems[0])
         assert ids(reader.find_runs(statuses=[SUSPENDED])) == ["good"]
+
+
+def test_due_lists_only_runs_due_at_or_before_now_in_due_order(store: Store) -> None:
+    store.create(make_run("late", "2026-01-03T00:00:00.000Z"))
+    store.create(make_run("early", "2026-01-02T00:00:00.000Z"))
+    store.create(make_run("future", "2027-01-01T00:00:00.000Z"))
+    assert store.due("2026-01-01T12:00:00.000Z") == []
+    assert store.due("2026-01-03T00:00:00.000Z") == ["early", "late"]
+    assert store.due("2026-01-03T00:00:00.000Z", limit=1) == ["early"]
+
+
+def test_due_follows_saves_and_finished_runs_leave_the_index(store: Store) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    run = store.load("r1")
+    run.steps["a"].pause = dict(run.steps["a"].pause or {}, due_at="2026-02-01T00:00:00.000Z")
+    store.save(run)
+    assert store.due("2026-01-15T00:00:00.000Z") == []
+    assert store.due("2026-02-01T00:00:00.000Z") == ["r1"]
+    run.status = "completed"
+    store.save(run)
+    assert store.due("2030-01-01T00:00:00.000Z") == []
+
+
+def test_an_executing_run_is_due_at_once(store: Store) -> None:
+    store.create(make_run("busy"))
+    assert store.due("2026-01-01T00:00:00.000Z") == ["busy"]
+
+
+def test_due_reads_no_snapshot(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(50):
+        store.create(make_run(f"idle{i}", "2027-01-01T00:00:00.000Z"))
+    store.create(make_run("soon", "2026-01-02T00:00:00.000Z"))
+
+    def no_reads(*args: object, **kwargs: object) -> Run:
+        raise AssertionError("due() must not read snapshots")
+
+    monkeypatch.setattr(type(store), "load", no_reads)
+    assert store.due("2026-06-01T00:00:00.000Z") == ["soon"]
+
+
+def test_reindex_drops_stale_entries(store: Store) -> None:
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    run = store.load("r1")
+    assert store.due("2026-01-02T00:00:00.000Z") == ["r1"]
+    run.steps["a"].pause = None
+    run.status = "completed"
+    store.reindex(run)
+    assert store.due("2030-01-01T00:00:00.000Z") == []
+
+
+def test_find_runs_lists_newest_first_filters_and_pages(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    runs = [listed("a", "2026-01-01T00:00:00.000Z"),
+            listed("b", "2026-01-03T00:00:00.000Z", status=SUSPENDED),
+            listed("c", "2026-01-02T00:00:00.000Z", workflow="other"),
+            listed("d", "2026-01-03T00:00:00.000Z", status="failed"),  # same time as b
+            listed("kid", "2026-01-04T00:00:00.000Z", parent="b", status=SUSPENDED)]
+    for run in runs:
+        store.create(run)
+    reader = open_store()
+    page = reader.find_runs()
+    assert [r.run_id for r in page.runs] == ["d", "b", "c", "a"]  # ties: run id, descending
+    assert (page.more, page.problems) == (0, [])
+    assert page.runs[1] == RunSummary.of(runs[1]) and page.runs[1].next_due is not None
+    assert [r.run_id for r in reader.find_runs(top_level=False).runs] == ["kid", "d", "b", "c",
+                                                                          "a"]
+    assert [r.run_id for r in reader.find_runs([SUSPENDED]).runs] == ["b"]
+    assert [r.run_id for r in reader.find_runs([SUSPENDED, "failed"], top_level=False).runs] \
+        == ["kid", "d", "b"]
+    assert [r.run_id for r in reader.find_runs(workflow="other").runs] == ["c"]
+    assert reader.find_runs(["no-such-status"]).runs == []
+    first = reader.find_runs(limit=2)
+    assert ([r.run_id for r in first.runs], first.more) == (["d", "b"], 2)
+    second = reader.find_runs(limit=2, before=first.runs[-1].cursor)
+    assert ([r.run_id for r in second.runs], second.more) == (["c", "a"], 0)
+    assert reader.find_runs(limit=0).more == 4
+    # a save shows at once: the summary follows the run
+    changed = reader.load("b")
+    changed.status, changed.steps["a"].status, changed.steps["a"].pause = "cancelled", \
+        "cancelled", None
+    reader.save(changed)
+    assert [r.run_id for r in open_store().find_runs([SUSPENDED]).runs] == []
+    assert open_store().find_runs(["cancelled"]).runs[0].next_due is None
+
+
+def test_pending_returns_every_run_waiting_for_data_children_included(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    for run in (listed("top", "2026-01-01T00:00:00.000Z", status=SUSPENDED),
+                listed("kid", "2026-01-02T00:00:00.000Z", status=SUSPENDED, parent="x"),
+                listed("else", "2026-01-02T00:00:00.000Z", status=SUSPENDED, workflow="other"),
+                listed("done", "2026-01-02T00:00:00.000Z"),
+                make_run("busy")):
+        store.create(run)
+    found, problems = open_store().pending()
+    assert sorted(r.run_id for r in found) == ["else", "kid", "top"] and problems == []
+    assert all(isinstance(r, Run) and r.revision == 1 for r in found)
+    assert sorted(r.run_id for r in open_store().pending("wf")[0]) == ["kid", "top"]
+    run = store.load("top")
+    run.status, run.steps["a"].status, run.steps["a"].pause = "completed", "completed", None
+    store.save(run)
+    assert sorted(r.run_id for r in open_store().pending()[0]) == ["else", "kid"]

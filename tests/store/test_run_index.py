@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from conftest import Project
-from test_queries_contract import run_of
 
 from wfrun.model import COMPLETED, RUN_STATUSES, RUNNING, SUSPENDED, WAITING, Run
 from wfrun.store import _runindex
 from wfrun.store.file import FileStore
+
+from ._runs import run_of
 
 
 @pytest.fixture

@@ -1,30 +1,17 @@
 """The start-token part of the Store contract (save_token, find_token, tokens, revoke_token),
-run against every backend of test_contract (file and PostgreSQL)."""
+run against every store (conftest.py)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import _pg
 import pytest
-from test_contract import FileBackend, PostgresBackend
 
 from wfrun.errors import ConflictError
 from wfrun.store.abc import Store
 from wfrun.tokens import new_token, token_hash
-
-
-@pytest.fixture(params=["file", "postgres"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """Opens a new store object over one backend's storage (as another process would)."""
-    if request.param == "postgres":
-        with _pg.schema() as url:
-            yield PostgresBackend(url).open
-    else:
-        yield FileBackend(tmp_path / "state").open
 
 
 def record(name: str, workflow: str = "wf") -> tuple[str, dict[str, Any]]:
