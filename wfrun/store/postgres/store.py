@@ -649,6 +649,88 @@ class PostgresStore(Store):
                              "reason": "the URL signing key is shorter than 32 bytes"})
         return runs, problems
 
+    # -- moving state between stores (wfrun state copy) --------------------------------------
+
+    def has_state(self) -> bool:
+        try:  # a connection of its own: the store's first one would create the tables
+            conn = psycopg.connect(self._server().conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise StateError(f"cannot connect to PostgreSQL {self.where}: "
+                             f"{_connect.reason_of(exc)}; check that the server is running and "
+                             "the store URL") from None
+        with errors(self.where), conn:
+            row = conn.execute("SELECT to_regclass(quote_ident(current_schema()) || "
+                               "'.wfrun_runs') IS NOT NULL").fetchone()
+        return bool(row and row[0])
+
+    def import_run(self, run: Run, history: list[dict[str, Any]],
+                   logs: list[dict[str, Any]]) -> bool:
+        from wfrun.store._transfer import check_stored, staged  # only `wfrun state copy`
+
+        check_run_id(run.run_id)
+        staged(run)  # (a run never stored is refused)
+        try:
+            row = self._row(run, run.revision)
+            events, records = _dump(history), _dump(logs)
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"run {run.run_id} cannot be stored in {self.where}: it holds a "
+                             f"value PostgreSQL's json cannot keep ({exc})") from None
+        key = self._server().key("lock", run.run_id)
+
+        def store() -> int:
+            with self._conn() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])  # the run's state lock
+                created: int = conn.execute(_CREATE, row).rowcount
+                if created:  # (rows a run deleted by hand left are replaced, not added to)
+                    for table, column, text in (("wfrun_history", "event", events),
+                                                ("wfrun_logs", "record", records)):
+                        conn.execute(f"DELETE FROM {table} WHERE run_id = %s", [run.run_id])
+                        conn.execute(f"INSERT INTO {table} (run_id, {column}) SELECT %s, e FROM "
+                                     "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) "
+                                     "ORDER BY n", [run.run_id, text])
+                return created
+
+        if self._again(None, store, write=True):  # (done twice, the second finds it there)
+            return True
+        check_stored(self, run, history, logs, self.where)
+        return False
+
+    def stored_secret_key(self) -> bytes | None:
+        rows = self._fetch(None, "SELECT secret FROM wfrun_keys WHERE name = 'url'", [])
+        if not rows:
+            return None
+        key = bytes(rows[0][0])
+        if len(key) < 32:
+            raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
+                             "shorter than 32 bytes; delete its row to make a new one "
+                             "(links already sent stop working)")
+        return key
+
+    def adopt_secret_key(self, key: bytes) -> bool:
+        if len(key) < 32:
+            raise UsageError(f"a URL signing key of {len(key)} byte(s) cannot be adopted: it "
+                             "needs at least 32")
+
+        def adopt() -> int:
+            with self._conn() as conn:
+                added: int = conn.execute("INSERT INTO wfrun_keys (name, secret) VALUES "
+                                          "('url', %s) ON CONFLICT (name) DO NOTHING",
+                                          [key]).rowcount
+                return added
+
+        adopted = self._again(None, adopt, write=True)
+        if self.stored_secret_key() != key:
+            raise ConflictError(
+                f"the URL signing key in {self.where} (table wfrun_keys) differs from the one "
+                "being copied: resume and cancel links signed by either would stop working; "
+                "copy into a store that has no key yet or the same one")
+        self._key = key
+        return bool(adopted)
+
+    def schedule_workflows(self) -> list[str]:
+        return sorted(row[0] for row in self._fetch(
+            None, "SELECT workflow FROM wfrun_schedules", []))
+
 
 class _LostAtBegin(Exception):
     """The connection a state lock was to be taken on was found lost: take it on another."""
