@@ -25,8 +25,9 @@ def tick(
     limit: Annotated[int | None, typer.Option(min=1, help="Advance at most N runs.")] = None,
     as_json: JsonOpt = False,
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between ticks (--watch).")]
-    = 15.0,
+    interval: Annotated[float, typer.Option(
+        min=0.1, help="Longest wait between ticks in seconds (--watch); on PostgreSQL the "
+        "next tick starts as soon as a run becomes due.")] = 15.0,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Worker processes when many runs are due [default: 2 per CPU, at most 4].")]
     = None,
@@ -60,12 +61,15 @@ def tick(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     engine.should_stop = stop.is_set
+    engine.wait_for_work(0, stop)  # listen from now on: what commits during a tick wakes the next
     while not stop.is_set():
         if now is None:
             engine = settings().engine(None)
             engine.should_stop = stop.is_set
         _tick_once(engine, as_json, limit, workers)
-        stop.wait(interval)
+        # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
+        # stop request, or `interval` seconds
+        engine.wait_for_work(interval, stop)
 
 
 def _no_schedule(engine: Any) -> bool:

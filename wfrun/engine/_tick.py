@@ -20,18 +20,22 @@ from ._schedule import step_gone
 from ._transitions import fire_due
 from ._workers import tick_in_workers, worth_it
 
+BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
+
 
 def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickReport:
-    """Fire due timers, recover abandoned runs, and continue each until it pauses (sharing
-    the due runs among up to `workers` forked processes when there are enough of them)."""
-    due = runner.store.due(to_iso(runner.clock.now()), limit)
-    dropped = runner.store.index_errors()  # bad index entries: reported, the others go on
+    """Fire due timers, recover abandoned runs, and continue each until it pauses: the due
+    runs are acquired a batch at a time (`Store.acquire_due`), or shared among up to `workers`
+    forked processes when there are enough of them."""
+    now = to_iso(runner.clock.now())
+    due = runner.store.due(now, limit) if workers > 1 else []
     if worth_it(len(due), workers):
-        report = TickReport(errors=dropped)
+        report = TickReport(errors=runner.store.index_errors())
         tick_in_workers(runner, due, workers, advance, report)
     else:
-        report = advance(runner, due)
-        report.errors[:0] = dropped
+        report = _report(runner, lambda report: _tick_batches(runner, now, limit, report))
+        # bad index entries `due` dropped: reported, the others went on
+        report.errors[:0] = runner.store.index_errors()
     _timetable.fire(runner, report)  # schedules (SPEC §11): the runs they are owed by now
     return report
 
@@ -39,13 +43,20 @@ def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickR
 def advance(runner: RunnerAPI, due: list[str],
             progress: Callable[[TickReport], None] | None = None) -> TickReport:
     """Advance the runs found due, one after another, in this process (calling `progress`
-    with the report so far after each run; what it holds is durable only once this returns)."""
+    with the report so far after each run; what it holds is durable only once this returns).
+    A tick worker's share: each run is claimed in turn, and skipped if another process holds
+    it."""
+    return _report(runner, lambda report: _tick_runs(runner, due, report, progress))
+
+
+def _report(runner: RunnerAPI, work: Callable[[TickReport], None]) -> TickReport:
+    """Run `work` (advancing runs into the report), then make what it did durable."""
     report = TickReport()
     # Durability is owed once, at the end, for everything the tick did: the last state of each
     # run it advanced shares one flush, and each run's history is fsynced once.
     runner.defer_sync = set()
     try:
-        _tick_runs(runner, due, report, progress)
+        work(report)
     finally:
         synced, runner.defer_sync = runner.defer_sync, None
         runner.store.flush()
@@ -62,20 +73,59 @@ def _tick_runs(runner: RunnerAPI, due: list[str], report: TickReport,
         claim = runner.store.claim(run_id)
         if claim is None:
             continue  # another process is executing it: skipped, not waited for
-        try:
-            after_tick(runner, run_id, report, _tick_run(runner, run_id, claim, report))
-        except WfrunError as exc:
-            claim.release()
-            report.errors.append({"run_id": run_id, "message": exc.message})
-        except Exception as exc:  # a bug must not stop the other runs from advancing
-            claim.release()
-            import logging
-
-            logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
-            report.errors.append({"run_id": run_id,
-                                  "message": f"internal error: {type(exc).__name__}: {exc}"})
+        _advance_claimed(runner, claim, report)
         if progress is not None:
             progress(report)
+
+
+def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickReport) -> None:
+    """Acquire the runs due at `now` a batch at a time and advance each (at most `limit`);
+    every run at most once, however often it is found due again (a run that failed to advance
+    is still due: it is acquired again with the next batch and let go)."""
+    done: set[str] = set()  # the runs this tick advanced (or tried to)
+    again = 0  # how many of them may still be due at `now`: found again, so asked for on top
+    while limit is None or len(done) < limit:
+        want = BATCH if limit is None else min(BATCH, limit - len(done))
+        batch: list[ExecutionClaim] = []
+        for claim in runner.store.acquire_due(now, want + again):
+            if claim.run_id in done or len(batch) >= want:
+                claim.release()
+            else:
+                batch.append(claim)
+        if not batch:
+            return
+        for index, claim in enumerate(batch):
+            if runner.should_stop():
+                for left in batch[index:]:
+                    left.release()
+                return
+            done.add(claim.run_id)
+            advanced, run = _advance_claimed(runner, claim, report)
+            due = run.next_due() if run is not None else None
+            if not advanced or (due is not None and due <= now):
+                again += 1
+
+
+def _advance_claimed(runner: RunnerAPI, claim: ExecutionClaim, report: TickReport
+                     ) -> tuple[bool, Run | None]:
+    """Advance a run this process claimed (releasing the claim): False if that failed (the
+    report's errors say why), and the run afterwards (None: nothing was done)."""
+    run_id = claim.run_id
+    try:
+        run = _tick_run(runner, run_id, claim, report)
+        after_tick(runner, run_id, report, run)
+        return True, run
+    except WfrunError as exc:
+        claim.release()
+        report.errors.append({"run_id": run_id, "message": exc.message})
+    except Exception as exc:  # a bug must not stop the other runs from advancing
+        claim.release()
+        import logging
+
+        logging.getLogger("wfrun.engine").exception("internal error advancing %s", run_id)
+        report.errors.append({"run_id": run_id,
+                              "message": f"internal error: {type(exc).__name__}: {exc}"})
+    return False, None
 
 
 def _sync_histories(runner: RunnerAPI, run_ids: list[str], report: TickReport) -> None:

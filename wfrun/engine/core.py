@@ -36,6 +36,8 @@ from ._resume import ResumeRequest, resume
 from ._runner import Runner
 
 if TYPE_CHECKING:
+    import threading
+
     from ._events import EventLink, SendResult
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
@@ -188,6 +190,12 @@ class Engine:
         from ._tick import tick
 
         return tick(self._runner, limit, workers)
+
+    def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
+        """Block until a run may have become due (on PostgreSQL: another process committed a
+        new due time, or the earliest due time came), `stop` is set, or `timeout` seconds
+        pass: what `tick --watch` does between ticks."""
+        self.store.wait_for_work(timeout, stop)
 
     # -- links (wfrun serve) -------------------------------------------------------------------
 
