@@ -1,0 +1,1 @@
+"""Engine behaviour over every store, on a fake clock (conftest.py)."""

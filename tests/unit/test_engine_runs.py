@@ -1,0 +1,92 @@
+"""The engine over every store: a run from start to completion, suspended and resumed (the data
+checked by the step's schema before anything is written), and cancelled. State is read back
+through the store."""
+
+from __future__ import annotations
+
+import pytest
+
+from wfrun.engine import Engine
+from wfrun.errors import ConflictError, NotFoundError, SchemaViolation
+from wfrun.store.abc import Store
+
+
+def events(store: Store, run_id: str) -> list[str]:
+    """The types of the run's history events, oldest first."""
+    return [e["type"] for e in store.read_history(run_id)]
+
+
+def test_a_run_executes_every_step_to_completion(engine: Engine) -> None:
+    result = engine.start("greet", {"name": "ada"}, run_id="g1")
+    assert (result.run.status, result.run.output) == ("completed", "HELLO ADA")
+    stored = engine.store.load("g1")
+    assert stored.status == "completed" and stored.output == "HELLO ADA"
+    assert stored.steps["hello"].output == {"greeting": "hello ada"}
+    assert [s.runs for s in stored.steps.values()] == [1, 1]
+    assert stored.created_at == "2026-01-05T09:00:00.000Z" and stored.next_due() is None
+    assert events(engine.store, "g1") == ["started", "step_started", "step_completed",
+                                         "step_started", "step_completed", "completed"]
+    doc = engine.document(engine.get("g1"))
+    assert (doc["status"], doc["output"], doc["suspended"], doc["waiting"]) == (
+        "completed", "HELLO ADA", [], [])
+    again = engine.start("greet", {"name": "ada"}, run_id="g1")  # the same start: the same run
+    assert again.run.revision == stored.revision and again.warnings
+
+
+def test_a_start_with_input_its_schema_refuses_stores_nothing(engine: Engine) -> None:
+    with pytest.raises(SchemaViolation):
+        engine.start("greet", {"name": 7}, run_id="bad")
+    assert not engine.store.exists("bad") and engine.store.run_ids() == []
+    with pytest.raises(NotFoundError):
+        engine.start("no-such-workflow", {})
+
+
+def test_a_suspended_run_continues_with_the_data_it_is_resumed_with(engine: Engine) -> None:
+    result = engine.start("approval", {"amount": 12.5}, run_id="a1")
+    assert result.run.status == "suspended"
+    stored = engine.store.load("a1")
+    assert stored.steps["approve"].status == "suspended"
+    assert stored.next_due() == "2026-01-07T09:00:00.000Z"  # the 2d timeout
+    assert [r.run_id for r in engine.store.pending()[0]] == ["a1"]
+    engine.clock.advance("1h")
+    resumed = engine.resume("a1", {"approved": True}, "approve")
+    assert (resumed.run.status, resumed.run.output) == (
+        "completed", {"amount": 12.5, "approved": True})
+    stored = engine.store.load("a1")
+    assert stored.steps["approve"].resume_data == {"approved": True}
+    assert stored.steps["finish"].finished_at == "2026-01-05T10:00:00.000Z"
+    assert engine.store.pending()[0] == [] and stored.next_due() is None
+    assert events(engine.store, "a1").count("resumed") == 1
+    with pytest.raises(ConflictError):  # a second resume of the same suspension
+        engine.resume("a1", {"approved": False}, "approve")
+    assert engine.store.load("a1").output == {"amount": 12.5, "approved": True}
+
+
+@pytest.mark.parametrize("data", [{"approved": "yes"}, {}, None, [True]])
+def test_resume_data_the_schema_refuses_changes_nothing(engine: Engine, data: object) -> None:
+    engine.start("approval", {"amount": 3}, run_id="a1")
+    before = engine.store.load("a1")
+    history = engine.store.read_history("a1")
+    with pytest.raises(SchemaViolation):
+        engine.resume("a1", data, "approve")
+    after = engine.store.load("a1")
+    assert after.to_dict() == before.to_dict() and after.revision == before.revision
+    assert engine.store.read_history("a1") == history
+    assert engine.resume("a1", {"approved": False}).run.output == {"amount": 3, "approved": False}
+
+
+def test_cancel_ends_a_run_and_drops_its_timers(engine: Engine) -> None:
+    engine.start("approval", {"amount": 1}, run_id="a1")
+    cancelled = engine.cancel("a1", "not needed")
+    assert cancelled.run.status == "cancelled"
+    stored = engine.store.load("a1")
+    assert stored.status == "cancelled" and stored.next_due() is None
+    assert engine.store.due("2030-01-01T00:00:00.000Z") == []
+    assert events(engine.store, "a1")[-1] == "cancelled"
+    with pytest.raises(ConflictError):
+        engine.cancel("a1")
+    with pytest.raises(ConflictError):
+        engine.resume("a1", {"approved": True}, "approve")
+    engine.clock.advance("3d")
+    assert engine.tick().advanced == []  # its deadline is gone with it
+    assert engine.store.load("a1").revision == stored.revision

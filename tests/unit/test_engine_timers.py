@@ -1,0 +1,110 @@
+"""The engine's timers over every store, fired by `tick` at the fake clock's time: reruns with
+their counter and context, sleeps, suspension timeouts, retries after a backoff, and `retry`
+of a failed run. Nothing fires a moment early; state is read back through the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wfrun.engine import Engine
+
+
+def fired(engine: Engine) -> list[tuple[str, str | None, str]]:
+    """Tick at the clock's time: (run, step, reason) of what it advanced; no errors."""
+    report = engine.tick()
+    assert report.errors == []
+    return [(a["run_id"], a["step"], a["reason"]) for a in report.advanced]
+
+
+def test_a_rerun_executes_the_step_again_with_its_counter_and_context(engine: Engine) -> None:
+    result = engine.start("poll", run_id="p1")
+    assert result.run.status == "waiting"
+    state = engine.store.load("p1").steps["poll"]
+    assert (state.status, state.runs, state.context, state.output) == (
+        "waiting", 1, {"polls": 1}, {"polls": 1, "runs": 1})
+    engine.clock.advance("9s")
+    assert fired(engine) == []  # due in 10 s, not before
+    engine.clock.advance("1s")
+    assert fired(engine) == [("p1", "poll", "rerun")]
+    state = engine.store.load("p1").steps["poll"]
+    assert (state.runs, state.context, state.output) == (2, {"polls": 2}, {"polls": 2, "runs": 2})
+    engine.clock.advance("10s")
+    assert fired(engine) == [("p1", "poll", "rerun")]
+    run = engine.store.load("p1")
+    assert (run.status, run.output) == ("completed", {"polls": 3, "runs": 3})
+    assert [e["type"] for e in engine.store.read_history("p1")].count("rerun_scheduled") == 2
+
+
+def test_a_sleep_is_fired_by_the_tick_at_its_time(engine: Engine) -> None:
+    engine.start("nap", run_id="n1")
+    run = engine.store.load("n1")
+    assert (run.status, run.next_due()) == ("waiting", "2026-01-05T10:00:00.000Z")
+    assert engine.store.due("2026-01-05T09:59:59.999Z") == []
+    engine.clock.advance("59m59s")
+    assert fired(engine) == []
+    assert engine.store.load("n1").revision == run.revision  # an early tick changes nothing
+    engine.clock.advance("1s")
+    assert fired(engine) == [("n1", "delay", "sleep")]
+    run = engine.store.load("n1")
+    assert (run.status, run.output) == ("completed", {"woke": "zz"})
+    assert run.steps["wake"].started_at == "2026-01-05T10:00:00.000Z"
+    assert fired(engine) == []  # nothing is fired twice
+
+
+@pytest.mark.parametrize(("workflow", "status", "output"), [
+    ("approval", "cancelled", None),
+    ("approval-resume", "completed", {"amount": 5, "approved": None}),
+    ("approval-fail", "failed", None),
+])
+def test_a_suspension_nobody_answers_times_out_as_its_step_says(
+        engine: Engine, workflow: str, status: str, output: object) -> None:
+    engine.start(workflow, {"amount": 5}, run_id="t1")
+    engine.clock.advance("47h59m59s")
+    assert fired(engine) == []
+    engine.clock.advance("1s")  # 2 days after it suspended
+    assert fired(engine) == [("t1", "approve", "timeout")]
+    run = engine.store.load("t1")
+    assert (run.status, run.output, run.next_due()) == (status, output, None)
+    assert "timed_out" in [e["type"] for e in engine.store.read_history("t1")]
+    if status == "failed":
+        assert run.error is not None and run.error["step"] == "approve"
+
+
+def test_a_failing_step_is_retried_after_its_backoff(engine: Engine) -> None:
+    result = engine.start("flaky", run_id="f1")
+    assert result.run.status == "waiting"
+    state = engine.store.load("f1").steps["call"]
+    assert (state.status, state.runs) == ("waiting", 1)
+    engine.clock.advance("29s")
+    assert fired(engine) == []
+    engine.clock.advance("1s")  # 30 s after the first failure
+    assert fired(engine) == [("f1", "call", "retry")]
+    assert engine.store.load("f1").steps["call"].runs == 2
+    engine.clock.advance("59s")  # then 60 s (backoff 2.0)
+    assert fired(engine) == []
+    engine.clock.advance("1s")
+    assert fired(engine) == [("f1", "call", "retry")]
+    run = engine.store.load("f1")
+    assert (run.status, run.output, run.steps["call"].runs) == ("completed", {"attempt": 3}, 3)
+    assert [e["type"] for e in engine.store.read_history("f1")].count("retried") == 2
+
+
+def test_retry_executes_a_failed_run_again_from_its_failed_step(
+        engine: Engine, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.write_text("yes")
+    failed = engine.start("fragile", {"broken": str(broken)}, run_id="r1")
+    assert failed.run.status == "failed"
+    run = engine.store.load("r1")
+    assert run.error is not None and (run.error["step"], run.error["type"]) == (
+        "work", "RuntimeError")
+    assert engine.store.due("2030-01-01T00:00:00.000Z") == []  # nothing retries it by itself
+    broken.unlink()
+    engine.clock.advance("5m")
+    again = engine.retry("r1", reason="fixed it")
+    assert (again.run.status, again.run.output) == ("completed", "fixed")
+    run = engine.store.load("r1")
+    assert (run.steps["prepare"].runs, run.steps["work"].runs, run.error) == (1, 2, None)
+    assert "retried" in [e["type"] for e in engine.store.read_history("r1")]
