@@ -70,8 +70,8 @@ def summary(report: Any) -> list[str]:
         line = (f"  {label:<16} {copied[kind]} copied, {already[kind]} already there, "
                 f"{verified[kind]} verified")
         if kind == "runs":
-            line += (f" ({verified['history_events']} history events, "
-                     f"{verified['log_records']} log records)")
+            line += (f" ({_count(verified['history_events'], 'history event')}, "
+                     f"{_count(verified['log_records'], 'log record')})")
         lines.append(line)
     if copied["key"] or already["key"]:
         key = ("copied" if copied["key"] else "already there") + (
@@ -90,3 +90,7 @@ def summary(report: Any) -> list[str]:
     else:
         lines.append("Everything was read back from the destination and matches the source.")
     return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
