@@ -1,6 +1,7 @@
 """Benchmark wfrun against the physical floor on this machine (SPEC §9); run by hand, never in tests.
 
     python bench/run.py [--quick] [--idle 100000] [--queries 100000] [--out bench/results.json]
+    python bench/run.py --store postgresql://USER@HOST:PORT/DB [--quick] [--json]  (SPEC §10: bench/pg.py)
 
 Prints a table and writes JSON. Every figure is a median over repetitions; ratios compare
 figures measured in the same run on the same machine.
@@ -264,8 +265,27 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=100_000, help="idle runs for the tick test")
     parser.add_argument("--queries", type=int, default=100_000,
                         help="stored runs for the list and pending test (1 in 100 suspended)")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    parser.add_argument("--out", default=None,
+                        help="where the JSON goes (default bench/results.json; bench/results-pg.json "
+                             "with --store)")
+    parser.add_argument("--store", default=None, metavar="postgresql://USER@HOST:PORT/DB",
+                        help="measure the PostgreSQL store on this server instead (bench/pg.py)")
+    parser.add_argument("--json", action="store_true", help="with --store: print the JSON, not a table")
+    parser.add_argument("--dbos-venv", default=None,
+                        help="with --store: DBOS Transact's virtualenv (made if missing; default "
+                             "bench/.work/dbos-venv)")
     opts = parser.parse_args()
+    if opts.store is not None:
+        if not opts.store.startswith(("postgresql://", "postgres://")):
+            parser.error("--store takes a postgresql:// URL (the file store is measured without it)")
+        import pg
+
+        pg.main(opts.store, opts.quick, opts.out or str(REPO / "bench" / "results-pg.json"),
+                opts.json, opts.dbos_venv)
+        return
+    if opts.json or opts.dbos_venv:
+        parser.error("--json and --dbos-venv go with --store postgresql://...")
+    opts.out = opts.out or str(REPO / "bench" / "results.json")
     reps = {"write": 200, "step": 200, "proc": 20, "due": 1000, "due_trials": 3}
     if opts.quick:
         reps = {"write": 50, "step": 30, "proc": 7, "due": 200, "due_trials": 1}

@@ -1,0 +1,198 @@
+"""The PostgreSQL benchmark (SPEC §10), beside DBOS Transact on the same server in the same run.
+
+    python bench/run.py --store postgresql://USER@HOST:PORT/DB [--quick] [--json] [--out FILE]
+                        [--dbos-venv DIR]
+
+Everything runs in databases of its own that it makes on that server and drops at the end
+(wfrun's in a schema, `?options=-csearch_path%3Dbench_...`), so that the commits it counts
+from `pg_stat_database.xact_commit` are its own, exactly. Prints a table (or, with --json,
+the JSON) and writes the JSON to --out.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pg_dbos
+import pg_wfrun
+from pg_server import Server
+
+REPO = Path(__file__).resolve().parent.parent
+LEASE_S = 2.0  # WFRUN_LEASE of the recovery workload (the default is 30 s)
+
+FULL = {"lengths": (10, 60), "reps": 7, "due": 10_000, "workers": (1, 2, 4), "recoveries": 3}
+QUICK = {"lengths": (5, 25), "reps": 3, "due": 1_000, "workers": (1, 2, 4), "recoveries": 1}
+
+
+def attempt(what: str, work: Callable[[], Any]) -> Any:
+    """The result of one workload, or {"error": ...} if it failed (the others still run)."""
+    print(f"... {what}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        got = work()
+        print(f"    ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        return got
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {str(exc).strip()[:600]}"}
+
+
+def measure(url: str, quick: bool, venv: Path) -> dict[str, Any]:
+    """Every workload, wfrun's then DBOS's, on the server of `url`."""
+    sizes: dict[str, Any] = QUICK if quick else FULL
+    # The wfrun measured is the one beside this file, in the commands it starts too.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    compileall.compile_dir(str(REPO / "wfrun"), quiet=1)  # as an installed wfrun has it
+    server = Server(url)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
+        "quick": quick,
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                    "cpus": os.cpu_count()},
+        "server": server.settings(),
+    }
+    work = Path(tempfile.mkdtemp(prefix="wfrun-bench-pg-"))
+    try:
+        db = server.create_database("wfrun")
+        wf = pg_wfrun.write_workflows(work, sizes["lengths"])
+        wfrun: dict[str, Any] = {}
+        wfrun["steps"] = attempt("wfrun: commits and time per step", lambda: pg_wfrun.steps(
+            server, db, wf, sizes["lengths"], sizes["reps"]))
+        wfrun["due"] = [attempt(f"wfrun: {sizes['due']} due reruns, {w} tick processes",
+                                partial(pg_wfrun.due_reruns, server, db, wf, sizes["due"], w))
+                        for w in sizes["workers"]]
+        wfrun["recovery"] = attempt("wfrun: recovery after a kill -9", lambda: pg_wfrun.recovery(
+            server, db, wf, LEASE_S, sizes["recoveries"]))
+        results["wfrun"] = wfrun
+        results["dbos"] = dbos(server, venv, sizes)
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def dbos(server: Server, venv: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    """DBOS Transact's workloads, or why it could not be measured."""
+    print(f"... DBOS Transact: its virtualenv {venv}", file=sys.stderr, flush=True)
+    python, why = pg_dbos.ensure_venv(venv)
+    if python is None:
+        return {"error": why}
+    got: dict[str, Any] = {"venv": str(venv), **pg_dbos.describe(python)}
+    db = server.create_database("dbos")
+    got["steps"] = attempt("DBOS: commits and time per step", lambda: pg_dbos.steps(
+        server, db, python, sizes["lengths"], sizes["reps"]))
+    got["queue"] = [attempt(f"DBOS: {sizes['due']} queued workflows, {w} worker processes",
+                            partial(pg_dbos.queue, server, db, python, sizes["due"], w))
+                    for w in sizes["workers"]]
+    return got
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """SPEC §10's targets: (what, measured, target, met)."""
+    steps = r["wfrun"]["steps"]
+    rec = r["wfrun"]["recovery"]
+    rows = []
+    if "error" not in steps:
+        cps = steps["commits_per_step"]
+        rows.append(("commits per step", f"{cps:.2f}", "<= 1.2", _yes(cps <= 1.2)))
+        ratio = steps["per_step_in_commits"]
+        rows.append(("per-step time / one single-row commit", f"{ratio:.2f}", "<= 1.5",
+                     _yes(ratio <= 1.5)))
+    if "error" not in rec:
+        worst, limit = rec["max_s"], rec["lease_s"] + 2
+        every = rec["recovered"] == len(rec["trials"])
+        shown = f"{worst:.2f} s (worst of {len(rec['trials'])})" if worst is not None else "never"
+        rows.append((f"killed worker's run completed elsewhere (lease {rec['lease_s']:g} s)",
+                     shown, f"<= {limit:g} s", _yes(every and worst is not None and worst <= limit)))
+    return rows
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}{unit}"
+    return "-"
+
+
+def print_table(r: dict[str, Any]) -> None:
+    """The figures for people: wfrun and DBOS side by side, then the targets."""
+    server = r["server"]
+    print(f"PostgreSQL {server['version']} (synchronous_commit={server['synchronous_commit']}, "
+          f"fsync={server['fsync']}, wal_sync_method={server['wal_sync_method']}); "
+          f"{r['machine']['cpus']} CPUs; {r['date']}")
+    d = r["dbos"]
+    ws, ds = r["wfrun"]["steps"], d.get("steps", {"error": d.get("error", "")})
+    print(f"\n{'per step (N-step workflow, a process each)':<52} {'wfrun':>12} "
+          f"{'DBOS ' + d.get('version', ''):>14}")
+    for key, label, unit in (("commits_per_step", "commits per step (xact_commit slope)", ""),
+                             ("commits_per_command", "commits per command (constant)", ""),
+                             ("per_step_ms", "time per step (slope of wall time)", " ms"),
+                             ("command_constant_ms", "command's constant cost", " ms"),
+                             ("floor_beside_steps_ms", "one single-row commit (floor)", " ms"),
+                             ("per_step_in_commits", "time per step / floor", " x"),
+                             ("in_process_per_step_ms", "in process: time per step", " ms"),
+                             ("in_process_per_step_in_commits", "in process: per step / floor",
+                              " x")):
+        print(f"{label:<52} {_fmt(ws.get(key), unit):>12} {_fmt(ds.get(key), unit):>14}")
+    print(f"\n{'due work fired by N processes':<30} {'wfrun /s':>10} {'x floor':>8} "
+          f"{'commits':>8} {'DBOS /s':>10} {'x floor':>8} {'commits':>8}")
+    for i, due in enumerate(r["wfrun"]["due"]):
+        q = d["queue"][i] if "queue" in d else {}
+        workers = due.get("workers", q.get("workers", "?"))
+        print(f"{f'{workers} process(es)':<30} {_fmt(due.get('per_s'), '', 0):>10} "
+              f"{_fmt(due.get('vs_commit_rate'), '', 3):>8} "
+              f"{_fmt(due.get('commits_per_rerun')):>8} {_fmt(q.get('per_s'), '', 0):>10} "
+              f"{_fmt(q.get('vs_commit_rate'), '', 3):>8} {_fmt(q.get('commits_per_workflow')):>8}")
+    for name, part in (("wfrun", r["wfrun"]), ("DBOS", d)):
+        for key, value in part.items():
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, dict) and "error" in item:
+                    print(f"{name} {key}: not measured: {item['error']}")
+        if name == "DBOS" and "error" in d:
+            print(f"DBOS Transact not measured: {d['error']}")
+    rec = r["wfrun"]["recovery"]
+    if "error" not in rec:
+        print(f"\nrecovery after kill -9 (WFRUN_LEASE={rec['lease_s']:g}, watcher --interval "
+              f"{rec['watch_interval_s']:g}):")
+        for t in rec["trials"]:
+            print(f"  step executed again {_fmt(t['kill_to_step_again_s'], ' s')} after the kill, "
+                  f"run {t['status']} {_fmt(t['kill_to_completed_s'], ' s')} after"
+                  + (" (TAKEN OVER BEFORE THE KILL)" if t["taken_over_before_kill"] else ""))
+    print(f"\n{'target (SPEC §10)':<56} {'measured':>24} {'goal':>9}  met")
+    for what, value, goal, met in targets(r):
+        print(f"{what:<56} {value:>24} {goal:>9}  {met}")
+
+
+def main(url: str, quick: bool, out: str | None, as_json: bool, venv: str | None) -> None:
+    """Measure, then print the table (or the JSON) and write the JSON to `out`."""
+    where = Path(venv or os.environ.get("BENCH_DBOS_VENV") or REPO / "bench" / ".work" / "dbos-venv")
+    results = measure(url, quick, where)
+    results["targets"] = [dict(zip(("what", "measured", "target", "met"), row, strict=True))
+                          for row in targets(results)]
+    text = json.dumps(results, indent=2)
+    if out:
+        Path(out).write_text(text + "\n")
+    if as_json:
+        print(text)
+    else:
+        print_table(results)
+        if out:
+            print(f"\nwritten to {out}")
