@@ -23,7 +23,7 @@ import _pg
 
 from wfrun.clock import FakeClock
 from wfrun.errors import ConflictError
-from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.store.abc import Store
 
 KINDS = ("memory", "file", "postgres")
 START = "2026-01-01T00:00:00Z"  # where a backend's fake clock starts
@@ -63,9 +63,9 @@ class Holder:
         """Clean up (end a process left running)."""
 
 
-class PausedHolder(Holder):
-    """A holder in this process (a store object of its own) that stops renewing its lease and
-    outlives it: the clock is moved past the lease's end."""
+class InProcessHolder(Holder):
+    """A holder in this process (a store object of its own) that stops renewing its lease, as
+    a paused process does, and is outlived by moving the clock past the lease's end."""
 
     def __init__(self, store: Any, run_id: str, clock: FakeClock) -> None:
         claim = store.claim(run_id)
@@ -83,46 +83,69 @@ class PausedHolder(Holder):
         self.clock.advance(self.store.lease_seconds + 1)
 
     def after_takeover(self) -> str:
-        went_through = []
-        if self.claim.renew():
-            went_through.append("renew")
-        if not self.claim.lost:
-            went_through.append("lost is False")
+        renewed, lost = self.claim.renew(), self.claim.lost
         try:
             self.save_output("stale holder")
-            went_through.append("save")
+            saved = "saved"
         except ConflictError as exc:
-            if "lost its lease" not in str(exc):
-                went_through.append(f"save refused for another reason: {exc}")
-        return "; ".join(went_through) or "refused"
+            saved = str(exc)
+        return _refused(renewed, lost, saved)
+
+
+def _refused(renewed: bool, lost: bool, saved: str) -> str:
+    """"refused" if a former holder's renewal failed, it knows its lease is lost and its save
+    was refused for that; else what went through."""
+    went_through = [what for what, happened in (("renew", renewed), ("lost is False", not lost),
+                                                (f"save: {saved}", "lost its lease" not in saved))
+                    if happened]
+    return "; ".join(went_through) or "refused"
 
 
 _HOLD = """
 import json, sys
+from wfrun.errors import ConflictError
 from wfrun.store import open_store
-store = open_store(sys.argv[1])
-claim = store.claim(sys.argv[2])
+store, run_id = open_store(sys.argv[1]), sys.argv[2]
+claim = store.claim(run_id)
 print(json.dumps(None if claim is None else claim.token), flush=True)
 for line in sys.stdin:
-    try:
-        run = store.load(sys.argv[2])
-        run.output = json.loads(line)
-        store.save(run)
-        print(json.dumps("saved"), flush=True)
-    except Exception as exc:
-        print(json.dumps(f"{type(exc).__name__}: {exc}"), flush=True)
+    if line.strip() == '"stale"':  # taken over meanwhile: what can it still do?
+        renewed, lost = claim.renew(), claim.lost
+        run = store.load(run_id)
+        run.output = "stale holder"
+        try:
+            store.save(run)
+            saved = "saved"
+        except ConflictError as exc:
+            saved = str(exc)
+        print(json.dumps([renewed, lost, saved]), flush=True)
+        continue
+    run = store.load(run_id)
+    run.output = json.loads(line)
+    store.save(run)
+    print(json.dumps("saved"), flush=True)
 """
 
 
 class ProcessHolder(Holder):
-    """A holder in a process of its own (`python -c`), which goes away by being killed."""
+    """A holder in a process of its own (`python -c`) that goes away by being killed, or, with
+    `pause`, by being stopped (SIGSTOP) until its lease (`lease`, through WFRUN_LEASE) runs
+    out; a stopped holder is continued (SIGCONT) when asked what it can still do."""
 
-    def __init__(self, url: str, run_id: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", _HOLD, url, run_id],
+    def __init__(self, url: str, run_id: str, pause: bool = False, lease: str = "300ms") -> None:
+        env = {**os.environ, "WFRUN_LEASE": lease}
+        self.proc = subprocess.Popen([sys.executable, "-c", _HOLD, url, run_id], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pause = pause
         token = self._reply()
         assert isinstance(token, int), f"{run_id} is claimed already"
         self.token = token
+
+    def _ask(self, value: Any) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(value) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
 
     def _reply(self) -> Any:
         assert self.proc.stdout is not None
@@ -131,21 +154,24 @@ class ProcessHolder(Holder):
         return json.loads(line)
 
     def save_output(self, value: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(value) + "\n")
-        self.proc.stdin.flush()
-        assert self._reply() == "saved"
+        assert self._ask(value) == "saved"
 
     def go_away(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        self.proc.send_signal(signal.SIGSTOP if self.pause else signal.SIGKILL)
+        if not self.pause:
+            self.proc.wait(10)
 
     def after_takeover(self) -> str:
-        return "gone" if self.proc.poll() is not None else "still running"
+        if self.proc.poll() is not None:
+            return "gone"
+        self.proc.send_signal(signal.SIGCONT)
+        renewed, lost, saved = self._ask("stale")
+        return _refused(renewed, lost, saved)
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.go_away()
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()
@@ -199,7 +225,7 @@ class MemoryBackend(Backend):
         row.snapshot = damaged  # a hand edit that leaves valid JSON: a status wfrun never writes
 
     def hold(self, run_id: str) -> Holder:
-        return PausedHolder(self.open(), run_id, self.clock)
+        return InProcessHolder(self.open(), run_id, self.clock)
 
 
 class FileBackend(Backend):
@@ -256,7 +282,8 @@ class PostgresBackend(Backend):
                   "WHERE run_id = %s", run_id)
 
     def hold(self, run_id: str) -> Holder:
-        return ProcessHolder(self.url, run_id)
+        # a paused process keeps its session (and the session's locks): its lease runs out
+        return ProcessHolder(self.url, run_id, pause=True)
 
 
 @contextmanager
@@ -274,9 +301,3 @@ def backend(kind: str, tmp_path: Path, clock: FakeClock | None = None) -> Iterat
             yield PostgresBackend(url, clock)
     else:
         raise ValueError(f"no store of kind {kind!r}; one of {', '.join(KINDS)}")
-
-
-def claimed(claim: ExecutionClaim | None) -> ExecutionClaim:
-    """The claim, asserted to have been had."""
-    assert claim is not None, "the claim was refused"
-    return claim

@@ -1,9 +1,10 @@
 """The engine over every store: a run from start to completion, suspended and resumed (the data
-checked by the step's schema before anything is written), and cancelled. State is read back
-through the store."""
+checked by the step's schema before anything is written), cancelled, and taken over by a tick
+once its executor went away. State is read back through the store."""
 
 from __future__ import annotations
 
+import _stores
 import pytest
 
 from wfrun.engine import Engine
@@ -90,3 +91,20 @@ def test_cancel_ends_a_run_and_drops_its_timers(engine: Engine) -> None:
     engine.clock.advance("3d")
     assert engine.tick().advanced == []  # its deadline is gone with it
     assert engine.store.load("a1").revision == stored.revision
+
+
+def test_a_run_whose_executor_went_away_is_taken_over_by_the_next_tick(
+        engine: Engine, backend: _stores.Backend) -> None:
+    engine.create("greet", {"name": "bo"}, run_id="c1")  # stored, its first step due at once
+    holder = backend.hold("c1")  # another process claims it to execute it
+    try:
+        assert engine.tick().advanced == []  # held by a live executor: left alone
+        assert engine.store.load("c1").steps["hello"].runs == 0
+        holder.go_away()
+        assert _stores.wait_until(lambda: not engine.store.is_claimed("c1"))
+        report = engine.tick()
+        assert report.errors == [] and [a["run_id"] for a in report.advanced] == ["c1"]
+        run = engine.store.load("c1")
+        assert (run.status, run.output) == ("completed", "HELLO BO")
+    finally:
+        holder.close()
