@@ -123,22 +123,23 @@ class MemoryStore(MemoryRecords):
         run.revision = stored.revision
         return run
 
-    def _commit(self, run_id: str, row: StoredRun, events: Sequence[dict[str, Any]]) -> None:
-        """Store the row, its due entry and its events together (call with the mutex held)."""
+    def _commit(self, run_id: str, row: StoredRun, events: list[str]) -> None:
+        """Store the row, its due entry and its events (JSON text) together (call with the
+        mutex held)."""
         backing = self.backing
         old = backing.runs.get(run_id)
         backing.runs[run_id] = row
-        backing.written = True
         backing.set_due(run_id, old.due if old is not None else None, row.due)
-        self._append(backing.history, run_id, events)
+        backing.history.setdefault(run_id, []).extend(events)
+        backing.written = True
 
     def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         check_run_id(run.run_id)
-        row = self._row(run, 1)
+        row, texts = self._row(run, 1), [_record_text(e) for e in events]
         with self.backing.mutex:
             if run.run_id in self.backing.runs:
                 raise ConflictError(f"run {run.run_id} already exists")
-            self._commit(run.run_id, row, events)
+            self._commit(run.run_id, row, texts)
         run.revision = 1
 
     def load(self, run_id: str) -> Run:
@@ -159,7 +160,7 @@ class MemoryStore(MemoryRecords):
 
     def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         run_id = check_run_id(run.run_id)
-        row = self._row(run, run.revision + 1)
+        row, texts = self._row(run, run.revision + 1), [_record_text(e) for e in events]
         backing = self.backing
         with backing.mutex:
             token = self._held.get(run_id)
@@ -174,7 +175,7 @@ class MemoryStore(MemoryRecords):
                 raise ConflictError(
                     f"run {run_id} changed while this command worked on it "
                     f"(revision {stored.revision}, expected {run.revision}); try again")
-            self._commit(run_id, row, events)
+            self._commit(run_id, row, texts)
         run.revision += 1
 
     def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
@@ -328,16 +329,13 @@ class MemoryStore(MemoryRecords):
 
     # -- history and logs ----------------------------------------------------------------------
 
-    def _append(self, table: dict[str, list[str]], run_id: str,
-                records: Iterable[dict[str, Any]]) -> None:
-        texts = [_record_text(r) for r in records]
+    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        check_run_id(run_id)
+        texts = [_record_text(e) for e in events]
         if texts:
             with self.backing.mutex:
-                table.setdefault(run_id, []).extend(texts)
+                self.backing.history.setdefault(run_id, []).extend(texts)
                 self.backing.written = True
-
-    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        self._append(self.backing.history, check_run_id(run_id), events)
 
     def sync_history(self, run_id: str) -> None:
         check_run_id(run_id)  # every append is as durable as it will be at once
@@ -379,7 +377,7 @@ class MemoryStore(MemoryRecords):
         backing = self.backing
         with self.lock(run_id), backing.mutex:
             if run_id not in backing.runs:
-                self._commit(run_id, row, history)
+                self._commit(run_id, row, [_record_text(e) for e in history])
                 backing.add_logs(run_id, texts)
                 return True
             stored = self.load(run_id)
