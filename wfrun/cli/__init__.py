@@ -22,7 +22,7 @@ COMMAND_MODULES = {
     "retry": "_recover", "fork": "_recover", "serve": "_serve", "token": "_tokens", "init": "_init",
     "doctor": "_doctor", "prune": "_prune", "graph": "_graph", "state": "_state",
 }
-_GLOBAL_OPTIONS = ("--state-dir", "--workflows-dir")  # the options before a command, with a value
+_GLOBAL_OPTIONS = ("--state-dir", "--workflows-dir", "--store")  # options before a command, with a value
 
 # click's exception classes, reached through typer's public API (typer vendors click in some
 # versions and depends on it in others): BadParameter -> UsageError -> ClickException.
