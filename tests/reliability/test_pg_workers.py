@@ -1,0 +1,188 @@
+"""Three `wfrun tick --watch` workers and two `wfrun serve` servers over one PostgreSQL
+database, 1,000 runs (suspensions, reruns, sleeps, retries) started over HTTP and resumed over
+HTTP and with `wfrun resume`, while a random worker is SIGKILLed every few seconds (with the
+children it forked) and another started in its place.
+
+Then: every run completed with the right outputs; every acknowledged resume (HTTP 202, exit 0)
+applied exactly once, and every race of two resumes acknowledged exactly one; no step attempt
+executed twice, except by a worker killed while executing it (the steps log each attempt to a
+side file, with their process group); no history event doubled; no worker or server printed a
+traceback. The figures (counts, kills, the time from a kill to the cut step's next attempt)
+are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import _pg
+import pytest
+
+from wfrun.store.postgres import PostgresStore
+
+from ._pgfleet import Figures, Fleet, Proc, show_figures
+from ._pgload import Load, Watch, ledger_links
+from ._pgverify import check_attempts, check_runs, read_back
+
+RUNS = 1000
+MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
+LEASE = "2s"
+KILL_EVERY = (2.0, 4.0)  # seconds between two kills, drawn uniformly
+DEADLINE = 110.0  # seconds for the whole load to finish
+
+
+class Killer(threading.Thread):
+    """SIGKILLs a random worker (and its forked children) every few seconds and starts another
+    in its place, so that three are running again."""
+
+    def __init__(self, fleet: Fleet, workers: list[Proc], rng: random.Random) -> None:
+        super().__init__(name="killer", daemon=True)
+        self.fleet, self.workers, self.rng = fleet, workers, rng
+        self.halt = threading.Event()
+        self.killed: dict[int, float] = {}  # process group -> when it was killed
+        self.died: list[Proc] = []  # workers found exited before their kill
+
+    def run(self) -> None:
+        while not self.halt.wait(self.rng.uniform(*KILL_EVERY)):
+            victim = self.rng.choice(self.workers)
+            if not victim.alive():  # it exited by itself: the test fails on its exit code
+                self.died.append(victim)
+            else:
+                self.killed[victim.pgid] = victim.kill()
+            self.workers.remove(victim)
+            self.workers.append(self.fleet.worker())
+
+
+def _plan(rng: random.Random) -> list[str]:
+    plan = [name for name, share in MIX.items() for _ in range(round(RUNS * share))]
+    rng.shuffle(plan)
+    assert len(plan) == RUNS
+    return plan
+
+
+def _resume_asks(load: Load, links: dict[str, str], rng: random.Random) -> None:
+    """Resume the `ask` runs whose link the step just logged (the step may still be executing:
+    an early callback): mostly over HTTP, some with `wfrun resume`, and some twice at once
+    (HTTP against `wfrun resume`, or one server against the other), each with its own data."""
+    for run_id, link in links.items():
+        draw = rng.random()
+        if draw < 0.75:
+            load.later("http", load.resume_http, run_id, "ask", link, f"h-{run_id}")
+        elif draw < 0.85:
+            load.later("cli", load.resume_cli, run_id, "ask", f"c-{run_id}")
+        elif draw < 0.93:
+            load.later("http", load.resume_http, run_id, "ask", link, f"rh-{run_id}")
+            load.later("cli", load.resume_cli, run_id, "ask", f"rc-{run_id}")
+        else:
+            for n, base in enumerate(load.bases):
+                load.later("http", load.resume_http, run_id, "ask", link, f"r{n}-{run_id}", base)
+
+
+def _resume_pipeline(load: Load, run_id: str, over_http: bool) -> None:
+    """A pipeline run's `approve` step: with `wfrun resume`, or over HTTP at the link that
+    `wfrun show --json` prints."""
+    if not over_http:
+        load.resume_cli(run_id, "approve", f"c-{run_id}")
+        return
+    link = load.link_of(run_id, "approve")
+    if link is not None:
+        load.later("http", load.resume_http, run_id, "approve", link, f"h-{run_id}")
+
+
+def _drive(fleet: Fleet, load: Load, rng: random.Random) -> dict[str, int]:
+    """Resume what becomes suspended until every run finished (or the deadline passed);
+    the runs per status at the end."""
+    watch = Watch(fleet.url)
+    try:
+        return _resume_until_done(fleet, load, rng, watch)
+    finally:
+        watch.close()
+
+
+def _resume_until_done(fleet: Fleet, load: Load, rng: random.Random, watch: Watch
+                       ) -> dict[str, int]:
+    resumed: set[str] = set()
+    deadline = time.monotonic() + DEADLINE
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        links = ledger_links(fleet.ledger, resumed)
+        resumed.update(links)
+        _resume_asks(load, links, rng)
+        for run_id in watch.suspended("pipeline"):
+            if run_id not in resumed:
+                resumed.add(run_id)
+                load.later("cli", _resume_pipeline, load, run_id, rng.random() < 0.2)
+        counts = watch.statuses()
+        if sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled")) == RUNS \
+                and not load.busy():
+            break
+        time.sleep(0.3)
+    return counts
+
+
+@pytest.mark.slow
+def test_workers_killed_at_random_lose_nothing_and_apply_every_resume_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], record_property: Any
+) -> None:
+    seed = int(os.environ.get("WFRUN_TEST_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    figures = Figures("PostgreSQL: 3 workers (kill -9 loop) + 2 servers, "
+                      f"{RUNS} runs (seed {seed})", [])
+    with _pg.schema() as url:
+        fleet = Fleet(tmp_path, url, lease=LEASE, step_sleep=0.15)
+        load: Load | None = None
+        began = time.monotonic()
+        try:
+            fleet.cli("list")  # the schema, made once before the processes start at once
+            servers = [fleet.server() for _ in range(2)]
+            workers = [fleet.worker() for _ in range(3)]
+            load = Load(fleet, [base for _, base in servers], seed)
+            tokens = load.tokens(list(MIX))
+            killer = Killer(fleet, workers, random.Random(seed + 1))
+            killer.start()
+            load.start_all(_plan(rng), tokens)
+            started = time.monotonic() - began
+            counts = _drive(fleet, load, rng)
+            killer.halt.set()
+            killer.join()
+            finished = time.monotonic() - began
+            codes = fleet.shutdown()
+        finally:
+            if load is not None:
+                load.close()
+            fleet.abandon()
+        assert not killer.died, [(p.name, p.popen.returncode, p.stderr()[-2000:])
+                                 for p in killer.died]
+        assert not load.errors, load.errors[:20]
+        assert counts.get("completed") == RUNS, (
+            f"not every run finished within {DEADLINE:.0f}s: {counts}")
+        store = PostgresStore(url)
+        runs, histories = read_back(store, sorted(load.runs))
+        store.close()
+    problems, tally = check_runs(load.runs, runs, histories, load.answers)
+    attempt_problems, attempt_figures = check_attempts(fleet.attempts(), load.runs, runs,
+                                                       histories, killer.killed)
+    recovered = Counter(bool(e.get("step")) for h in histories.values() for e in h
+                        if e["type"] == "recovered")
+    figures.add("runs started over HTTP, all finished after (s)", f"{started:.1f}, {finished:.1f}")
+    for name, count in sorted(tally.items()):
+        figures.add(name, count)
+    figures.add("workers killed (kill -9 of the group) / started", f"{len(killer.killed)} / "
+                f"{sum(p.name.startswith('worker') for p in fleet.procs)}")
+    figures.add("'recovered' events: of a step / between steps",
+                f"{recovered[True]} / {recovered[False]}")
+    for name, value in attempt_figures.items():
+        figures.add(name, value)
+    figures.add("requests sent again (no answer or 5xx)", load.retries)
+    show_figures(figures, capsys, record_property)
+    assert not problems, problems[:20]
+    assert not attempt_problems, attempt_problems[:20]
+    assert all(code == 0 for code in codes.values()), codes
+    assert not fleet.bad_output(), fleet.bad_output()
+    assert killer.killed, "no worker was killed"
