@@ -67,11 +67,12 @@ class Listener:
             self._count(notify.relname.decode(), notify.extra.decode("utf-8", "replace"))
 
     def news(self) -> bool:
-        """True if something was heard since this thread's last wait ended (it ends there)."""
-        if self.heard > getattr(self.seen, "count", 0):
-            self.seen.count = self.heard
-            return True
-        return False
+        """True if something was heard since this thread's last wait ended."""
+        return self.heard > getattr(self.seen, "count", 0)
+
+    def done(self) -> None:
+        """This thread's wait ends: what was heard until now is what its caller looks at."""
+        self.seen.count = self.heard
 
     def wake_in(self) -> float | None:
         """Seconds until the earliest future due time, or the earliest expiry of a lease on a
@@ -122,15 +123,16 @@ def wait_for_work(server: Server, timeout: float, stop: threading.Event) -> None
     end = time.monotonic() + max(timeout, 0.0)
     try:
         heard = listener(server)
-        if heard.news():  # committed while this thread was not waiting (during a tick)
-            return
-        wake = heard.wake_in()
-        if wake is not None:
-            end = min(end, time.monotonic() + wake)
-        while not stop.is_set():
-            left = end - time.monotonic()
-            if left <= 0 or heard.wait(left):
-                return
+        try:
+            wake = heard.wake_in()  # (what was committed during the tick is read meanwhile)
+            if wake is not None:
+                end = min(end, time.monotonic() + wake)
+            while not stop.is_set():
+                left = end - time.monotonic()
+                if left <= 0 or heard.wait(left):
+                    return
+        finally:
+            heard.done()
     except (psycopg.Error, OSError, StateError):
         _forget(server)  # made again by the next wait; polling goes on meanwhile
         stop.wait(max(end - time.monotonic(), 0.0))
