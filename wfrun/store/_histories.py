@@ -3,6 +3,7 @@ steps printed and logged (`RUN.log.jsonl`), both JSON lines, appended and never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import wfrun.store._fsops as _fsops
@@ -25,10 +26,10 @@ class Histories:
     def _history_path(self, run_id: str) -> str:
         return self._path("runs", check_run_id(run_id) + ".history.jsonl")
 
-    def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
+    def append_history(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
         if events:
             self._ensure()
-            _jsonlines.append(self._history_path(run_id), events, "history")
+            _jsonlines.append(self._history_path(run_id), list(events), "history")
 
     def sync_history(self, run_id: str) -> None:
         try:

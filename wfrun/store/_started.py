@@ -15,7 +15,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
@@ -56,6 +57,9 @@ class RecordingStore(Store):
     def _write(self, run: Run, path: str) -> None:
         raise NotImplementedError
 
+    def append_history(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
     def _claim_fd(self, run_id: str) -> int | None:
         self._ensure()
         path = self._path("locks", check_run_id(run_id) + ".exec")
@@ -88,8 +92,9 @@ class RecordingStore(Store):
         os.close(fd)
         return False
 
-    def save_started(self, run: Run) -> None:
-        """Write the state into the claim file this process holds (see the module docstring)."""
+    def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Write the state into the claim file this process holds (see the module docstring),
+        then append the events to the run's history (which, too, outlives this process)."""
         path = self._snapshot_path(run.run_id)
         self._check_revision(run, path)
         due, index = run.next_due(), self._index.get(run.run_id)
@@ -98,6 +103,7 @@ class RecordingStore(Store):
         if fd is None or known[2] is not None or run.status != RUNNING \
                 or not (index and due and index <= index_name(due, run.run_id)):
             self._write(run, path)  # no claim, or the due index must change: a durable write
+            self.append_history(run.run_id, events)
             return
         run_data = run.to_dict()
         run_data["revision"] = run.revision + 1
@@ -112,6 +118,7 @@ class RecordingStore(Store):
         run.revision += 1
         self._stat[run.run_id] = (known[0], run.revision, sig)
         self._mine = (run.run_id, known[0], sig, data)
+        self.append_history(run.run_id, events)
 
     def _unchanged(self, run_id: str, path: str) -> bool:
         """True if the run's snapshot and claim file are as this process last saw them."""

@@ -8,7 +8,7 @@ kept.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -152,11 +152,13 @@ class Store(ABC):
     """Where runs, their history, their due-time index and execution claims live."""
 
     @abstractmethod
-    def create(self, run: Run) -> None:
-        """Durably store a new run, setting `run.revision` to 1.
+    def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Durably store a new run, setting `run.revision` to 1, with `events`, the history
+        events of its creation (see `save`).
 
-        Raises ConflictError if a run with that id exists. The run is durable (and present in
-        the due index if `run.next_due()` is set) when this returns.
+        Raises ConflictError if a run with that id exists (nothing is written, events
+        included). The run is durable (and present in the due index if `run.next_due()` is
+        set) when this returns.
         """
 
     @abstractmethod
@@ -176,37 +178,44 @@ class Store(ABC):
         return self.load(run.run_id)
 
     @abstractmethod
-    def save(self, run: Run) -> None:
-        """Durably replace the stored run with `run`, then increment `run.revision`.
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Durably replace the stored run with `run`, then increment `run.revision`; `events`
+        are the history events of this state change, committed with it.
 
         `run.revision` must equal the stored revision (the one it was loaded at), otherwise
-        ConflictError is raised and nothing is written. When it returns, the new state has
-        reached stable storage atomically (a crash leaves the old or the new state, never a
-        mix) and the due index matches `run.next_due()`. I/O failures raise StateError and
-        leave the previous state intact.
+        ConflictError is raised and nothing is written (events included). When it returns, the
+        new state has reached stable storage atomically (a crash leaves the old or the new
+        state, never a mix), the due index matches `run.next_due()` and `events` follow the
+        run's earlier ones in its history (as `append_history` appends them). A store with
+        transactions commits state, due entry and events as one (a crash leaves all or none
+        of them); the file store writes the state durably, then appends the events before
+        returning (a crash in between leaves the new state without them). I/O failures raise
+        StateError and leave the previous state intact.
         """
 
-    def save_started(self, run: Run) -> None:
-        """Store `run` (a step of it marked running) so that it survives the death of this
-        process, then increment `run.revision`; it need not survive a power cut.
+    def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Store `run` (a step of it marked running) and the history events of this change so
+        that they survive the death of this process, then increment `run.revision`; it need
+        not survive a power cut.
 
         Only for a caller holding the run's execution claim and about to execute that step;
         the step's outcome is then saved with `save`, which supersedes this state. Until then
         `load` returns it. After a power cut `load` may return the last `save`d state instead
-        (the step then executes again as if it had never started). Revision checks and errors
-        as for `save`. This default makes it a `save`.
+        (the step then executes again as if it had never started). Revision checks, events and
+        errors as for `save`. This default makes it a `save`.
         """
-        self.save(run)
+        self.save(run, events)
 
-    def save_deferred(self, run: Run) -> None:
-        """Like `save`, except that the new state need only survive the death of this process
-        until the next `flush`; a power cut before then may bring back the previous state.
+    def save_deferred(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Like `save` (events included), except that the new state need only survive the
+        death of this process until the next `flush`; a power cut before then may bring back
+        the previous state.
 
         For a caller that executes nothing of the run until `flush` (a tick, for the last state
         of each run it advanced): the writes of many runs then share one flush. A later save
         of the same run makes this one durable first. This default makes it a `save`.
         """
-        self.save(run)
+        self.save(run, events)
 
     def flush(self) -> None:  # noqa: B027 (a store without deferred saves has nothing to do)
         """Make every state stored with `save_deferred` durable (StateError on an I/O failure).
@@ -371,7 +380,9 @@ class Store(ABC):
 
     @abstractmethod
     def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
-        """Append events to the run's history; the cost does not grow with its length.
+        """Append events to the run's history; the cost does not grow with its length. Only
+        for events that belong to no state change (those are given to the save that commits
+        the change: `create`, `save`, `save_started`, `save_deferred`).
 
         Appended events survive the death of this process at once; they reach stable storage
         at the latest on `sync_history`."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
@@ -133,7 +133,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
     def exists(self, run_id: str) -> bool:
         return os.path.exists(self._snapshot_path(run_id))
 
-    def create(self, run: Run) -> None:
+    def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         path = self._snapshot_path(run.run_id)
         self._ensure()
         with self.lock(run.run_id):
@@ -143,6 +143,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
             self._stat.pop(run.run_id, None)
             run.revision = 0
             self._write(run, path)
+            self.append_history(run.run_id, events)  # after the state (see Store.save)
 
     def load(self, run_id: str) -> Run:
         path = self._snapshot_path(run_id)
@@ -195,15 +196,17 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
 
-    def save(self, run: Run) -> None:
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         path = self._snapshot_path(run.run_id)
         self._check_revision(run, path)
         self._write(run, path)
+        self.append_history(run.run_id, events)  # durable at the latest on sync_history
 
-    def save_deferred(self, run: Run) -> None:
+    def save_deferred(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         path = self._snapshot_path(run.run_id)
         self._check_revision(run, path)
         self._write(run, path, deferred=True)
+        self.append_history(run.run_id, events)
 
     def flush(self) -> None:
         if not self._unsynced:
