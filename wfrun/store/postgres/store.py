@@ -6,8 +6,9 @@ steps and refuse the NUL character a step's output may hold), `wfrun_history` an
 ordered), `wfrun_keys` (the URL signing key), `wfrun_claims` (who executes a run, with a
 fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 
-- A save is one statement in one transaction, the revision check in its WHERE: a stale
-  revision changes nothing and raises ConflictError.
+- A state change (create or save) is one statement in one transaction: the run's row, its due
+  entry and its history events together (`_CHANGE`), the revision check (and fencing) in its
+  WHERE: a stale revision changes nothing, events included, and raises ConflictError.
 - `lock(run)` is a transaction on a pooled connection holding `pg_advisory_xact_lock` on the
   run: what is loaded and saved under it happens in that transaction, and the save commits it
   (the lock is taken again if more follows under the same `with`).
@@ -27,7 +28,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -64,6 +65,12 @@ _CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, creat
             %(waits)s,
             %(suspended)s)
     ON CONFLICT (run_id) DO NOTHING"""
+# A state change is one statement: the run's row (with its due entry) and its history events
+# are written together, or not at all (nothing is inserted unless the row was)
+_EVENTS = """INSERT INTO wfrun_history (run_id, event) SELECT changed.run_id, e FROM changed,
+    json_array_elements(%(events)s::json) WITH ORDINALITY AS t(e, n) ORDER BY n"""
+_CHANGE = "WITH changed AS ({} RETURNING run_id), logged AS (" + _EVENTS + \
+    ") SELECT count(*) FROM changed"
 
 
 class PostgresStore(Store):
@@ -216,15 +223,41 @@ class PostgresStore(Store):
                 "created_text": run.created_at, "updated_text": run.updated_at,
                 "suspended": has_suspension(run)}
 
-    def create(self, run: Run) -> None:
+    def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         check_run_id(run.run_id)
         row = self._row(run, 1)
-        with self._conn(run.run_id) as conn:
-            created = conn.execute(_CREATE, row).rowcount
-            self._commit(self._server().holds().get(run.run_id))
-        if not created:
+        row["events"] = _dump(list(events))
+        if not self._change(run.run_id, _CHANGE.format(_CREATE), row):
             raise ConflictError(f"run {run.run_id} already exists")
         run.revision = 1
+
+    def _change(self, run_id: str, statement: str, params: dict[str, Any]) -> int:
+        """Write one state change of a run and commit it (its new row and due entry, and its
+        history events: `_CHANGE`); how many rows it changed (0: the row was not there as
+        expected, nothing written). Under this thread's lock of the run, the lock's transaction
+        commits in the same round trip (a pipeline); else the statement is a transaction of
+        its own. The one place a state change is sent: whatever must commit with every state
+        change goes in this transaction (the NOTIFY waking the workers comes from a trigger on
+        wfrun_runs, see `_schema`)."""
+        hold = self._server().holds().get(run_id)
+        with self._conn(run_id) as conn:
+            if hold is None:
+                changed: int = conn.execute(statement, params).fetchone()[0]
+                return changed
+            try:
+                with conn.pipeline():
+                    cursor = conn.execute(statement, params)
+                    conn.execute("COMMIT")
+            except psycopg.OperationalError as exc:
+                if not _connect.lost(exc):
+                    raise
+                hold.abort()
+                raise StateError(
+                    f"committing to PostgreSQL {self.where} failed: {_connect.reason_of(exc)}; "
+                    "the change may not be saved, check the run before trying again") from None
+            hold.open = False  # committed: the lock ends until the next operation
+            changed = cursor.fetchone()[0]
+            return changed
 
     def load(self, run_id: str) -> Run:
         check_run_id(run_id)
@@ -265,31 +298,28 @@ class PostgresStore(Store):
             return run
         return self.load(run.run_id)
 
-    def save(self, run: Run) -> None:
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         check_run_id(run.run_id)
         server = self._server()
         row = self._row(run, run.revision + 1)
         row["revision"] = run.revision
+        row["events"] = _dump(list(events))
         token = server.token(run.run_id)
         statement = _SAVE
         if token:
             row["token"] = token
             statement += _FENCE
-        hold = server.holds().get(run.run_id)
-        with self._conn(run.run_id) as conn:
-            saved = conn.execute(statement, row).rowcount
-            if not saved:
-                found = conn.execute("SELECT revision FROM wfrun_runs WHERE run_id = %s",
-                                     [run.run_id]).fetchone()
-        if not saved:
-            if found is None:
+        if not self._change(run.run_id, _CHANGE.format(statement), row):
+            # nothing was written; why (read afresh: the change's transaction has ended)
+            found = self._fetch(None, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                                [run.run_id])
+            if not found:
                 raise NotFoundError(f"no run {run.run_id} in {self.where}")
-            if found[0] == run.revision:
+            if found[0][0] == run.revision:
                 raise ConflictError(_leases.lost_lease(run.run_id, self._server().lease))
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
-                f"(revision {found[0]}, expected {run.revision}); try again")
-        self._commit(hold)
+                f"(revision {found[0][0]}, expected {run.revision}); try again")
         run.revision += 1
 
     def exists(self, run_id: str) -> bool:
