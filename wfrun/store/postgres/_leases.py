@@ -102,10 +102,11 @@ def lost_lease(run_id: str, lease: float) -> str:
 
     from wfrun.durations import format_duration
 
-    return (f"run {run_id} was taken over by another process: this one lost its lease (it was "
-            f"paused or cut off for longer than the lease, {format_duration(timedelta(seconds=lease))}"
-            f"), so nothing was saved; the other process goes on with the run (wfrun show "
-            f"{run_id}), and {ENV} sets a longer lease")
+    length = format_duration(timedelta(seconds=lease))
+    return (f"run {run_id} was taken over by another process: this one lost its lease (its "
+            f"connection to the database was cut, or it stalled for longer than the lease, "
+            f"{length}), so nothing was saved; the other process goes on with the run (wfrun "
+            f"show {run_id}), and {ENV} sets a longer lease if such stalls are expected")
 
 
 def _owner() -> str:
