@@ -121,6 +121,39 @@ def test_save_with_a_stale_revision_conflicts_and_writes_nothing(
     assert store.load("r1").steps["a"].output == "theirs"
 
 
+def test_the_events_of_a_change_are_kept_with_it_and_a_refused_change_keeps_none(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    def kept() -> list[str]:
+        return [e["type"] for e in open_store().read_history("r1")]
+
+    run = make_run("r1")
+    store.create(run, [{"type": "started", "at": run.created_at}])
+    store.append_history("r1", [{"type": "log"}])  # an event of no state change
+    run.output = "one"
+    store.save(run, [{"type": "step_completed"}, {"type": "suspended"}])
+    assert kept() == ["started", "log", "step_completed", "suspended"]
+    stale = open_store().load("r1")
+    stale.revision -= 1
+    with pytest.raises(ConflictError):
+        store.save(stale, [{"type": "refused"}])
+    with pytest.raises(ConflictError):
+        store.create(make_run("r1"), [{"type": "created again"}])
+    assert kept() == ["started", "log", "step_completed", "suspended"]
+    claim = store.claim("r1")
+    assert claim is not None
+    try:
+        run.output = "two"
+        store.save_started(run, [{"type": "step_started"}])
+        run.output = "three"
+        store.save_deferred(run, [{"type": "completed"}])
+        store.flush()
+    finally:
+        claim.release()
+    assert kept()[-2:] == ["step_started", "completed"]
+    assert open_store().load("r1").output == "three"
+
+
 def test_save_started_is_loaded_until_a_save_supersedes_it(
     store: Store, open_store: Callable[[], Store]
 ) -> None:
