@@ -181,8 +181,8 @@ def renew(server: Server, held: dict[str, int]) -> set[int]:
     """Extend the leases of `held` (run -> token) by the lease length in one statement; the
     tokens renewed. A claim not renewed was lost: it is moved to `server.lost` (its fencing
     token stays known, so its saves are refused, not unfenced)."""
-    if not held:
-        return set()
+    if not held or server.stopped.is_set():
+        return set()  # (the connections are being closed: not made again for this)
     params = {"runs": list(held), "tokens": list(held.values()), "lease": server.lease}
     with errors(server.where):
         rows = server.on_main(lambda c: c.execute(_RENEW, params).fetchall())
@@ -268,5 +268,7 @@ class _Renewer:
                 return
             with server.claims_mutex:
                 held = {run_id: token for run_id, token in server.claims.items() if token}
+            if not held:
+                continue
             with suppress(StateError, psycopg.Error):  # unreachable: tried again next time
                 renew(server, held)
