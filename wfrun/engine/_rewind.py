@@ -132,8 +132,7 @@ def fork(
         events = [event(now, "forked", target, from_run=run_id, from_step=target, reason=reason,
                         input=data)]
         next_step = schedule(run, workflow, now, events, execute=True)
-        runner.store.create(run)
-        runner.store.append_history(run.run_id, events)
+        runner.store.create(run, events)
         result: Result = runner.execute_loop(run, workflow, claim, next_step, warnings)
         return result
     finally:

@@ -97,12 +97,11 @@ class Runner:
             step = schedule(run, workflow, now, events, execute=True)
             remember_nonces(run)
             try:
-                self.store.create(run)
+                self.store.create(run, events)
             except ConflictError:
                 claim.release()
                 return self.existing_start(run.run_id, workflow, data)
             self.manifests.flush()  # the state directory exists now
-            self.store.append_history(run.run_id, events)
             result = self.execute_loop(run, workflow, claim, step, [])
             if parent is None:  # a child's parent is executing it and records it itself
                 after_change(self, result.run, result.warnings)
@@ -125,11 +124,10 @@ class Runner:
             schedule(run, workflow, now, events, execute=False)
             remember_nonces(run)
             try:
-                self.store.create(run)
+                self.store.create(run, events)
             except ConflictError:
                 return self.existing_start(run.run_id, workflow, data)
             self.manifests.flush()
-            self.store.append_history(run.run_id, events)
             self.store.sync_history(run.run_id)
         finally:
             claim.release()
@@ -190,8 +188,7 @@ class Runner:
             if run.inbox:
                 settle_inbox(run, self.workflow_of(run, []), now, events)
             run.updated_at = to_iso(now)
-            self.store.save(run)
-        self.store.append_history(run_id, events)
+            self.store.save(run, events)
         self.store.sync_history(run_id)
         warnings: list[str] = []
         after_change(self, run, warnings)
@@ -203,9 +200,10 @@ class Runner:
         self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
         durable: bool = True, current: Run | None = None,
     ) -> tuple[Run, str | None]:
-        """Load, mutate, schedule and save the run under its lock; one durable write (with
-        `durable=False`, a caller holding the claim only records the step it starts next;
-        `current`: the run as loaded by the caller, unchanged since, if it still is the state)."""
+        """Load, mutate, schedule and save the run under its lock, with the history events of
+        the change; one durable write (with `durable=False`, a caller holding the claim only
+        records the step it starts next; `current`: the run as loaded by the caller, unchanged
+        since, if it still is the state)."""
         with self.store.lock(run_id):
             run = self.store.load(run_id) if current is None else self.store.reload(current)
             events: Events = []
@@ -220,12 +218,11 @@ class Runner:
             remember_nonces(run)
             run.updated_at = to_iso(now)
             if step is None and self.defer_sync is not None:
-                self.store.save_deferred(run)  # tick: nothing of it executes before the flush
+                self.store.save_deferred(run, events)  # tick: nothing executes before the flush
             elif durable or step is None:
-                self.store.save(run)
+                self.store.save(run, events)
             else:
-                self.store.save_started(run)  # the step's outcome is the durable write
-        self.store.append_history(run_id, events)
+                self.store.save_started(run, events)  # the step's outcome is the durable write
         return run, step
 
     def execute_loop(
