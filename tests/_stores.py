@@ -132,7 +132,7 @@ class ProcessHolder(Holder):
     `pause`, by being stopped (SIGSTOP) until its lease (`lease`, through WFRUN_LEASE) runs
     out; a stopped holder is continued (SIGCONT) when asked what it can still do."""
 
-    def __init__(self, url: str, run_id: str, pause: bool = False, lease: str = "300ms") -> None:
+    def __init__(self, url: str, run_id: str, pause: bool = False, lease: str = "2s") -> None:
         env = {**os.environ, "WFRUN_LEASE": lease}
         self.proc = subprocess.Popen([sys.executable, "-c", _HOLD, url, run_id], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -282,8 +282,9 @@ class PostgresBackend(Backend):
                   "WHERE run_id = %s", run_id)
 
     def hold(self, run_id: str) -> Holder:
-        # a paused process keeps its session (and the session's locks): its lease runs out
-        return ProcessHolder(self.url, run_id, pause=True)
+        # a paused process keeps its session (and the session's locks): its lease runs out,
+        # 2 s after its last renewal (long enough that a busy machine still renews it in time)
+        return ProcessHolder(self.url, run_id, pause=True, lease="2s")
 
 
 @contextmanager

@@ -117,7 +117,7 @@ def test_a_holder_that_goes_away_is_taken_over_and_can_no_longer_save(
         assert store.is_claimed("r1") and store.claim("r1") is None
         holder.save_output("by the holder")  # its saves go through while it holds the claim
         holder.go_away()
-        assert _stores.wait_until(lambda: not store.is_claimed("r1"))
+        assert _stores.wait_until(lambda: not store.is_claimed("r1"), 10)
         claim = store.claim("r1")
         assert claim is not None and newer(claim.token, holder.token)
         # what the old holder still tries is refused (if it still exists at all), and

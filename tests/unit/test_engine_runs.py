@@ -101,7 +101,7 @@ def test_a_run_whose_executor_went_away_is_taken_over_by_the_next_tick(
         assert engine.tick().advanced == []  # held by a live executor: left alone
         assert engine.store.load("c1").steps["hello"].runs == 0
         holder.go_away()
-        assert _stores.wait_until(lambda: not engine.store.is_claimed("c1"))
+        assert _stores.wait_until(lambda: not engine.store.is_claimed("c1"), 10)
         report = engine.tick()
         assert report.errors == [] and [a["run_id"] for a in report.advanced] == ["c1"]
         run = engine.store.load("c1")
