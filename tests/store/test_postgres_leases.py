@@ -359,6 +359,41 @@ def test_the_earliest_future_due_time_ends_the_wait(url: str) -> None:
     assert mine.due(to_iso(woke)) == ["soon"]
 
 
+def test_a_wait_ends_at_once_while_a_due_run_s_holder_is_gone(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WFRUN_LEASE", "500ms")
+    mine = store(url)
+    mine.create(suspended_run("r1", "2026-01-02T00:00:00.000Z"))  # due
+    stop = threading.Event()
+    mine.wait_for_work(0, stop)
+    proc, pipe = child(_holding, url)
+    try:
+        assert pipe.poll(10) and isinstance(pipe.recv(), int)
+        os.kill(proc.pid, signal.SIGSTOP)  # alive, but its lease will run out
+        started = time.monotonic()
+        mine.wait_for_work(10, stop)  # ends when the lease runs out: the run is to be recovered
+        assert time.monotonic() - started < 1.5
+        taken = mine.claim("r1")
+        assert taken is not None
+        taken.release()
+    finally:
+        finish(proc)
+    monkeypatch.setenv("WFRUN_LEASE", "30s")
+    other = store(url, "other")
+    proc, pipe = child(_holding, url)
+    try:
+        assert pipe.poll(10) and isinstance(pipe.recv(), int)
+        os.kill(proc.pid, signal.SIGKILL)  # gone: its lease (30 s) is no longer live
+        proc.join(10)
+        wait_until(lambda: not other.is_claimed("r1"))
+        started = time.monotonic()
+        other.wait_for_work(10, stop)
+        assert time.monotonic() - started < 0.5  # at once, not at the lease's end
+    finally:
+        finish(proc)
+
+
 def test_a_stop_request_ends_the_wait_within_a_fifth_of_a_second(url: str) -> None:
     mine = store(url)
     stop = threading.Event()

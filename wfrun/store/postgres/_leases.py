@@ -3,7 +3,7 @@
 A claim is a row of `wfrun_claims`: the run, its owner (host and pid), a fencing token from the
 sequence `wfrun_claim_tokens` and when the lease expires (`expires_at`, the server's clock). A
 lease is *live* while it has not expired and its holder's session still holds the session
-advisory lock keyed by its token (`_live`): so a holder that dies (`kill -9`, a lost connection)
+advisory lock keyed by its token (`live`): so a holder that dies (`kill -9`, a lost connection)
 is noticed at once, as the server drops its session's locks, and one that is paused (`SIGSTOP`)
 or cut off keeps its session but loses the lease when it expires. Claiming a run whose lease is
 not live replaces the row in one statement, with a new, greater token; the old holder's saves
@@ -53,7 +53,7 @@ def lease_seconds() -> float:
     return seconds
 
 
-def _live(alias: str) -> str:
+def live(alias: str) -> str:
     """SQL: the claim row `alias` is a live lease (unexpired, its holder's session alive)."""
     key = f"(%(base)s::bigint # {alias}.token)"
     return (f"({alias}.expires_at > now() AND EXISTS (SELECT 1 FROM pg_locks l "
@@ -66,7 +66,7 @@ def _live(alias: str) -> str:
 _EXPIRY = "now() + make_interval(secs => %(lease)s)"
 _TAKE = f"""ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token,
         acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
-    WHERE NOT {_live("c")}
+    WHERE NOT {live("c")}
     RETURNING c.run_id, c.token"""
 _LOCK = "pg_try_advisory_lock(%(base)s::bigint # t.token)"  # in the claim's own statement
 _CLAIM = f"""WITH taken AS (
@@ -77,7 +77,7 @@ _CLAIM = f"""WITH taken AS (
 _ACQUIRE = f"""WITH due AS (
     SELECT r.run_id, r.next_due FROM wfrun_runs r
     WHERE r.next_due <= %(now)s AND r.run_id <> ALL(%(mine)s::text[])
-      AND NOT EXISTS (SELECT 1 FROM wfrun_claims h WHERE h.run_id = r.run_id AND {_live("h")})
+      AND NOT EXISTS (SELECT 1 FROM wfrun_claims h WHERE h.run_id = r.run_id AND {live("h")})
     ORDER BY r.next_due, r.run_id LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED),
 taken AS (
@@ -90,7 +90,7 @@ _RENEW = f"""UPDATE wfrun_claims c SET expires_at = {_EXPIRY}
     FROM unnest(%(runs)s::text[], %(tokens)s::bigint[]) AS m(run_id, token)
     WHERE c.run_id = m.run_id AND c.token = m.token
     RETURNING c.token"""
-_HELD = f"SELECT EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)s AND {_live('c')})"
+_HELD = f"SELECT EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)s AND {live('c')})"
 _RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
     SELECT pg_advisory_unlock(%(base)s::bigint # %(token)s::bigint)"""
 _FORGET = "DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s"

@@ -7,7 +7,8 @@ sent when, and only if, that transaction commits. Each process LISTENs on one co
 own (made on its first wait, kept until its connections are closed) and wakes its waiters when a
 notification of its schema arrives. A wait also ends at the earliest future due time in the
 table, and when a lease on a due run runs out (its holder may be gone), so that neither waits
-for a polling interval.
+for a polling interval; it does not begin while a due run's holder is known to be gone (its
+lease left behind is no longer live): that run is to be recovered now.
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ import psycopg
 
 from wfrun.errors import StateError
 from wfrun.store.postgres._connect import Server
+from wfrun.store.postgres._leases import live
 
 CHANNEL = "wfrun_work"
 POLL = 0.2  # seconds: `stop` is checked at least this often
 _MARGIN = 0.005  # seconds past a due time or an expiry before waking (it has passed by then)
 
-_NEXT = """SELECT
+_NEXT = f"""SELECT
     extract(epoch FROM (SELECT min(next_due) FROM wfrun_runs WHERE next_due > %(now)s)
                         - %(now)s::timestamptz),
     extract(epoch FROM (SELECT min(c.expires_at) FROM wfrun_claims c
                         JOIN wfrun_runs r ON r.run_id = c.run_id
-                        WHERE r.next_due <= %(now)s AND c.expires_at > now()) - now())"""
+                        WHERE r.next_due <= %(now)s AND c.expires_at > now()) - now()),
+    CASE WHEN EXISTS (SELECT 1 FROM wfrun_claims c JOIN wfrun_runs r ON r.run_id = c.run_id
+                      WHERE r.next_due <= %(now)s AND c.token <> ALL(%(mine)s::bigint[])
+                        AND NOT {live("c")}) THEN 0 END"""
 
 
 class Listener:
@@ -76,10 +81,14 @@ class Listener:
 
     def wake_in(self) -> float | None:
         """Seconds until the earliest future due time, or the earliest expiry of a lease on a
-        run due now (None: neither)."""
-        now = datetime.now(UTC)
+        run due now; 0 if a run due now has a lease that is no longer live (its holder died,
+        or stalled past its expiry: the run is to be recovered); None if there is none."""
+        server = self.server
+        with server.claims_mutex:
+            mine = [token for token in server.claims.values() if token]
+        params = {"now": datetime.now(UTC), "mine": mine, "base": server.key("lease", "")}
         with self.mutex:
-            row = self.conn.execute(_NEXT, {"now": now}).fetchone()
+            row = self.conn.execute(_NEXT, params).fetchone()
         found = [float(v) for v in row if v is not None]
         return min(found) + _MARGIN if found else None
 
