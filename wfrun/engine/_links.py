@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import shlex
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -121,10 +122,17 @@ def example_data(schema: Any) -> Any:
 class LinkMaker:
     """Builds the links of a paused step from the store's secret and the run's settings."""
 
-    def __init__(self, key: bytes, base_url: str, command: str) -> None:
-        self._key = key
+    def __init__(self, key: bytes | Callable[[], bytes], base_url: str, command: str) -> None:
+        self._secret = key  # or how to read it: only when a link is made or checked
         self._base = base_url.rstrip("/")
         self._command = command
+
+    @property
+    def _key(self) -> bytes:
+        """The store's URL key, read on first use (a run shown without links reads none)."""
+        if not isinstance(self._secret, bytes):
+            self._secret = self._secret()
+        return self._secret
 
     def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None,
               schema: Any = None, schema_step: str | None = None,

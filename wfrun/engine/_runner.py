@@ -49,9 +49,10 @@ class Runner:
 
     @property
     def links(self) -> LinkMaker:
-        """Makes resume and cancel links (reads the store's URL key on first use)."""
+        """Makes resume and cancel links (reads the store's URL key when it first makes or
+        checks one)."""
         if self._links is None:
-            self._links = LinkMaker(self.store.secret_key(), self.base_url, self.command)
+            self._links = LinkMaker(self.store.secret_key, self.base_url, self.command)
         return self._links
 
     # -- workflows -----------------------------------------------------------------------------
