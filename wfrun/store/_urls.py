@@ -10,6 +10,7 @@ from wfrun.errors import UsageError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCHEME_ONLY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")  # `memory:`, `sqlite:x`: no path
 
 
 def store_kind(url: str) -> tuple[str, str]:
@@ -30,6 +31,15 @@ def store_kind(url: str) -> tuple[str, str]:
         return "file", path
     scheme = _SCHEME.match(url)
     if scheme is None:
+        named = _SCHEME_ONLY.match(url)
+        if named is not None and named.group(1).lower() == "memory":
+            raise UsageError("the memory store lives in one process (tests build it with "
+                             "wfrun.store.memory.MemoryStore); a command needs file:PATH or "
+                             "postgresql://USER@HOST:PORT/DB")
+        if named is not None:
+            raise UsageError(f"store URL {url[:100]!r} has scheme {named.group(1)!r}, which "
+                             "wfrun has no store for; use file:PATH (for a directory whose name "
+                             "has a colon, file:./NAME) or postgresql://USER@HOST:PORT/DB")
         return "file", url  # a bare path
     if scheme.group(1).lower() in POSTGRES_SCHEMES:
         return "postgresql", url
