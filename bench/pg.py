@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pg_dbos
+import pg_steps
 import pg_wfrun
 from pg_server import Server
 
 REPO = Path(__file__).resolve().parent.parent
 LEASE_S = 2.0  # WFRUN_LEASE of the recovery workload (the default is 30 s)
 
-FULL = {"lengths": (10, 60), "reps": 7, "due": 10_000, "workers": (1, 2, 4), "recoveries": 3}
+FULL = {"lengths": (10, 60), "reps": 5, "due": 10_000, "workers": (1, 2, 4), "recoveries": 3}
 QUICK = {"lengths": (5, 25), "reps": 3, "due": 1_000, "workers": (1, 2, 4), "recoveries": 1}
 
 
@@ -67,37 +68,54 @@ def measure(url: str, quick: bool, venv: Path) -> dict[str, Any]:
     }
     work = Path(tempfile.mkdtemp(prefix="wfrun-bench-pg-"))
     try:
-        db = server.create_database("wfrun")
         wf = pg_wfrun.write_workflows(work, sizes["lengths"])
-        wfrun: dict[str, Any] = {}
-        wfrun["steps"] = attempt("wfrun: commits and time per step", lambda: pg_wfrun.steps(
-            server, db, wf, sizes["lengths"], sizes["reps"]))
-        wfrun["due"] = [attempt(f"wfrun: {sizes['due']} due reruns, {w} tick processes",
-                                partial(pg_wfrun.due_reruns, server, db, wf, sizes["due"], w))
-                        for w in sizes["workers"]]
+        wdb = server.create_database("wfrun")
+        print(f"... DBOS Transact: its virtualenv {venv}", file=sys.stderr, flush=True)
+        python, why = pg_dbos.ensure_venv(venv)
+        wfrun: dict[str, Any] = {"due": []}
+        dbos: dict[str, Any] = {"error": why}
+        ddb = ""
+        if python is not None:
+            dbos = {"venv": str(venv), **pg_dbos.describe(python), "queue": []}
+            ddb = server.create_database("dbos")
+        results["wfrun"], results["dbos"] = wfrun, dbos
+        steps = attempt("commits and time per step, wfrun and DBOS in alternation",
+                        lambda: per_step(server, wdb, wf, python, ddb, sizes))
+        wfrun["steps"] = steps.get("wfrun", steps)
+        if python is not None:
+            dbos["steps"] = steps.get("dbos", steps)
+        for w in sizes["workers"]:  # wfrun's and DBOS's at each count, one after the other
+            wfrun["due"].append(attempt(
+                f"wfrun: {sizes['due']} due reruns, {w} tick processes",
+                partial(pg_wfrun.due_reruns, server, wdb, wf, sizes["due"], w)))
+            if python is not None:
+                dbos["queue"].append(attempt(
+                    f"DBOS: {sizes['due']} queued workflows, {w} worker processes",
+                    partial(pg_dbos.queue, server, ddb, python, sizes["due"], w)))
         wfrun["recovery"] = attempt("wfrun: recovery after a kill -9", lambda: pg_wfrun.recovery(
-            server, db, wf, LEASE_S, sizes["recoveries"]))
-        results["wfrun"] = wfrun
-        results["dbos"] = dbos(server, venv, sizes)
+            server, wdb, wf, LEASE_S, sizes["recoveries"]))
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
     return results
 
 
-def dbos(server: Server, venv: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    """DBOS Transact's workloads, or why it could not be measured."""
-    print(f"... DBOS Transact: its virtualenv {venv}", file=sys.stderr, flush=True)
-    python, why = pg_dbos.ensure_venv(venv)
-    if python is None:
-        return {"error": why}
-    got: dict[str, Any] = {"venv": str(venv), **pg_dbos.describe(python)}
-    db = server.create_database("dbos")
-    got["steps"] = attempt("DBOS: commits and time per step", lambda: pg_dbos.steps(
-        server, db, python, sizes["lengths"], sizes["reps"]))
-    got["queue"] = [attempt(f"DBOS: {sizes['due']} queued workflows, {w} worker processes",
-                            partial(pg_dbos.queue, server, db, python, sizes["due"], w))
-                    for w in sizes["workers"]]
+def per_step(server: Server, wdb: str, wf: Path, python: Path | None, ddb: str,
+             sizes: dict[str, Any]) -> dict[str, Any]:
+    """wfrun's N-step workflows (by its command and in this process) and DBOS's, in
+    alternation (pg_steps)."""
+    lengths, reps = sizes["lengths"], sizes["reps"]
+    wcmd = pg_wfrun.CommandSteps(server, wdb, wf, lengths)
+    engines: dict[str, pg_steps.Steps] = {
+        "wfrun": wcmd, "wfrun_in_process": pg_wfrun.InProcessSteps(wdb, wcmd.url, wf)}
+    if python is not None:
+        engines["dbos"] = pg_dbos.CommandSteps(server, ddb, python, lengths)
+    got = pg_steps.measure(server, engines, lengths, reps)
+    inside = got.pop("wfrun_in_process")
+    got["wfrun"].update({"in_process_per_step_ms": inside["per_step_ms"],
+                         "in_process_per_step_in_commits": inside["per_step_in_commits"],
+                         "in_process_commits_per_step": inside["commits_per_step"]})
+    wcmd.close()
     return got
 
 

@@ -11,13 +11,13 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from pg_server import Server, without_options
-from pg_wfrun import slope
 
 APP = Path(__file__).resolve().parent / "pg_dbos_app.py"
 WANTED = ("dbos>=3.4,<3.5", "dbos")  # 3.4 (what SPEC §10 quotes), else the newest there is
@@ -41,7 +41,7 @@ def ensure_venv(path: Path) -> tuple[Path | None, str]:
             why = got.stderr.strip().splitlines()[-1] if got.stderr.strip() else "pip failed"
         probe = _app(python, "describe")
         if probe.returncode != 0:
-            lines = (probe.stderr.strip() or why or "unknown error").splitlines()
+            lines = (why or probe.stderr.strip() or "unknown error").splitlines()
             return None, f"DBOS could not be installed in {path}: {lines[-1]}"
     return python, ""
 
@@ -65,38 +65,21 @@ def _run(python: Path, *args: str) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def steps(server: Server, db: str, python: Path, lengths: tuple[int, int], reps: int
-          ) -> dict[str, Any]:
+class CommandSteps:
     """A process that launches DBOS and runs one workflow of N trivial steps (`@DBOS.step`),
-    for two lengths, `reps` times each in alternation with floor commits: commits of each
-    process (median), wall time and the workflow's own time; per step is the slope."""
-    url = without_options(server.database_url(db))
-    schema = "dbos_steps"
-    for n in lengths:  # warm: DBOS's tables made
-        _run(python, "steps", url, schema, str(n))
-    commits: dict[int, list[int]] = {n: [] for n in lengths}
-    times: dict[int, list[float]] = {n: [] for n in lengths}
-    inside: dict[int, list[float]] = {n: [] for n in lengths}
-    floors: list[float] = []
-    for _ in range(reps):
-        for n in lengths:
-            floors += server.floor(db, 10)
-            before = server.commits(db)
-            elapsed, out = _run(python, "steps", url, schema, str(n))
-            commits[n].append(server.commits(db) - before)
-            times[n].append(elapsed)
-            inside[n].append(json.loads(out)["workflow_s"])
-    per_commit, const_commit = slope({n: statistics.median(c) for n, c in commits.items()})
-    per_time, const_time = slope({n: statistics.median(t) for n, t in times.items()})
-    per_inside, _ = slope({n: statistics.median(t) for n, t in inside.items()})
-    floor = statistics.median(floors)
-    return {"steps_lengths": list(lengths), "steps_reps": reps,
-            "commits_by_length": {str(n): c for n, c in commits.items()},
-            "commits_per_step": per_commit, "commits_per_command": const_commit,
-            "per_step_ms": per_time * 1000, "command_constant_ms": const_time * 1000,
-            "floor_beside_steps_ms": floor * 1000, "per_step_in_commits": per_time / floor,
-            "in_process_per_step_ms": per_inside * 1000,
-            "in_process_per_step_in_commits": per_inside / floor}
+    on a schema of its own (pg_steps)."""
+
+    def __init__(self, server: Server, database: str, python: Path, lengths: tuple[int, ...]
+                 ) -> None:
+        self.database, self.python = database, python
+        self.url = without_options(server.database_url(database))
+        for n in lengths:  # warm: DBOS's tables made
+            _run(python, "steps", self.url, "dbos_steps", str(n))
+
+    def sample(self, n: int) -> dict[str, float]:
+        """One workflow of `n` steps: the process's wall time and the workflow's own."""
+        elapsed, out = _run(self.python, "steps", self.url, "dbos_steps", str(n))
+        return {"seconds": elapsed, "inside_seconds": float(json.loads(out)["workflow_s"])}
 
 
 def queue(server: Server, db: str, python: Path, count: int, workers: int) -> dict[str, Any]:
@@ -106,35 +89,42 @@ def queue(server: Server, db: str, python: Path, count: int, workers: int) -> di
     polling subtracted)."""
     url = without_options(server.database_url(db))
     schema = f"dbos_queue{workers}"
-    _run(python, "enqueue", url, schema, str(count))
+    enqueueing, _ = _run(python, "enqueue", url, schema, str(count))
     time.sleep(1.0)  # every workflow's delay is over before the workers start
-    floors = server.floor(db, 100)
+    floors = server.floor(100)
     before = server.commits(db)
     polls = 1  # the polling connection's own start is a transaction too
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen([str(python), str(APP), "worker", url, schema],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
     done = 0
-    try:
-        with psycopg.connect(server.database_url(db), autocommit=True) as conn:
-            deadline = time.monotonic() + 900
-            while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-                row = conn.execute(f'SELECT count(*) FROM "{schema}".workflow_status '
-                                   "WHERE status = 'SUCCESS'").fetchone()
-                polls += 1
-                done = int(row[0]) if row else 0
-                if done >= count:
-                    break
-                time.sleep(0.05)
-        elapsed = time.perf_counter() - t0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait(timeout=60) for proc in procs]
+    with tempfile.TemporaryDirectory(prefix="wfrun-bench-dbos-") as tmp:
+        logs = [Path(tmp) / f"worker{i}.err" for i in range(workers)]
+        t0 = time.perf_counter()
+        procs = []
+        for log in logs:
+            with log.open("wb") as err:
+                procs.append(subprocess.Popen([str(python), str(APP), "worker", url, schema],
+                                              stdout=subprocess.DEVNULL, stderr=err))
+        try:
+            with psycopg.connect(server.database_url(db), autocommit=True) as conn:
+                deadline = time.monotonic() + 900
+                while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+                    row = conn.execute(f'SELECT count(*) FROM "{schema}".workflow_status '
+                                       "WHERE status = 'SUCCESS'").fetchone()
+                    polls += 1
+                    done = int(row[0]) if row else 0
+                    if done >= count:
+                        break
+                    time.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            codes = [proc.wait(timeout=60) for proc in procs]
+        errors = [line for log in logs for line in log.read_text(errors="replace").splitlines()
+                  if line]
     commits = server.commits(db) - before - polls
-    floor = statistics.median(floors + server.floor(db, 100))  # before and after the run
+    floor = statistics.median(floors + server.floor(100))  # before and after the run
     return {"workers": workers, "seconds": elapsed, "completed": done, "per_s": done / elapsed,
             "floor_ms": floor * 1000, "vs_commit_rate": done / elapsed * floor,
-            "commits_per_workflow": commits / count, "exit_codes": codes}
+            "commits_per_workflow": commits / count, "exit_codes": codes,
+            "stderr": errors[:5], "enqueueing_s": enqueueing}

@@ -81,64 +81,46 @@ def run_ok(args: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
-def slope(by_length: dict[int, float]) -> tuple[float, float]:
-    """Per unit and constant of a line through two (length, value) points."""
-    (n1, v1), (n2, v2) = sorted(by_length.items())
-    per = (v2 - v1) / (n2 - n1)
-    return per, v1 - per * n1
+class CommandSteps:
+    """`wfrun start chainN` in a process of its own, on a schema of its own (pg_steps)."""
+
+    def __init__(self, server: Server, database: str, wf: Path, lengths: tuple[int, ...]) -> None:
+        self.server, self.database, self.wf = server, database, wf
+        self.url = server.create_schema(database, "bench_steps")
+        for n in lengths:  # warm: the tables made, each manifest cached
+            run_ok(wfrun(self.url, wf, "start", f"chain{n}"))
+
+    def sample(self, n: int) -> dict[str, float]:
+        """One run of `n` steps: the command's wall time."""
+        return {"seconds": run_ok(wfrun(self.url, self.wf, "start", f"chain{n}"))}
+
+    def close(self) -> None:
+        """Drop the schema."""
+        self.server.drop_schema(self.database, "bench_steps")
 
 
-def steps(server: Server, db: str, wf: Path, lengths: tuple[int, int], reps: int) -> dict[str, Any]:
-    """`wfrun start chainN` for two lengths, each `reps` times in alternation with floor
-    commits: the commits of each command (each count exact; the median is taken, as a command
-    may open one more pooled connection now and then, and the server's autovacuum may add one)
-    and its wall time (median); per step is the slope."""
-    from wfrun.clock import FakeClock
-    from wfrun.engine import Engine
-    from wfrun.store.postgres import PostgresStore
+class InProcessSteps:
+    """The same runs started by wfrun's engine in this process (no interpreter start to
+    subtract: a steadier figure), on CommandSteps' schema. Its connections are opened before
+    the timing and closed after each run (so that the server reports its commits)."""
 
-    url = server.create_schema(db, "bench_steps")
-    for n in lengths:  # warm: the tables made, each manifest cached
-        run_ok(wfrun(url, wf, "start", f"chain{n}"))
-    commits: dict[int, list[int]] = {n: [] for n in lengths}
-    times: dict[int, list[float]] = {n: [] for n in lengths}
-    floors: list[float] = []
-    for _ in range(reps):
-        for n in lengths:
-            floors += server.floor(db, 10)
-            before = server.commits(db)
-            times[n].append(run_ok(wfrun(url, wf, "start", f"chain{n}")))
-            commits[n].append(server.commits(db) - before)
-    per_commit, const_commit = slope({n: statistics.median(c) for n, c in commits.items()})
-    per_time, const_time = slope({n: statistics.median(t) for n, t in times.items()})
-    r: dict[str, Any] = {
-        "steps_lengths": list(lengths), "steps_reps": reps,
-        "commits_by_length": {str(n): c for n, c in commits.items()},
-        "commits_per_step": per_commit, "commits_per_command": const_commit,
-        "per_step_ms": per_time * 1000, "command_constant_ms": const_time * 1000,
-        "floor_beside_steps_ms": statistics.median(floors) * 1000,
-    }
-    r["per_step_in_commits"] = per_time / statistics.median(floors)
-    # The same runs in this process (no interpreter start to subtract): a steadier figure.
-    store = PostgresStore(url)
-    engine = Engine(store, FakeClock(SEED_NOW), workflows_dir=str(wf))
-    inproc: dict[int, list[float]] = {n: [] for n in lengths}
-    floors = []
-    for n in lengths:
-        engine.start(f"chain{n}")
-    for _ in range(reps * 2):
-        for n in lengths:
-            t0 = time.perf_counter()
-            engine.start(f"chain{n}")
-            inproc[n].append(time.perf_counter() - t0)
-            floors += server.floor(db, 5)
-    store.close()
-    per_inproc, _ = slope({n: statistics.median(t) for n, t in inproc.items()})
-    r["in_process_per_step_ms"] = per_inproc * 1000
-    r["in_process_floor_ms"] = statistics.median(floors) * 1000
-    r["in_process_per_step_in_commits"] = per_inproc / statistics.median(floors)
-    server.drop_schema(db, "bench_steps")
-    return r
+    def __init__(self, database: str, url: str, wf: Path) -> None:
+        from wfrun.clock import SystemClock
+        from wfrun.engine import Engine
+        from wfrun.store.postgres import PostgresStore
+
+        self.database = database
+        self.store = PostgresStore(url)
+        self.engine = Engine(self.store, SystemClock(), workflows_dir=str(wf))
+
+    def sample(self, n: int) -> dict[str, float]:
+        """One run of `n` steps: the engine's start, timed."""
+        self.store.exists("warm")  # the connection made and the schema checked beforehand
+        t0 = time.perf_counter()
+        self.engine.start(f"chain{n}")
+        elapsed = time.perf_counter() - t0
+        self.store.close()
+        return {"seconds": elapsed}
 
 
 def seed_due(url: str, wf: Path, count: int) -> None:
@@ -167,8 +149,10 @@ def due_reruns(server: Server, db: str, wf: Path, count: int, workers: int) -> d
     processes' start included), runs completed."""
     schema = f"bench_due{workers}"
     url = server.create_schema(db, schema)
+    seeding = time.perf_counter()
     seed_due(server.database_url(db, schema, ["synchronous_commit=off"]), wf, count)
-    floors = server.floor(db, 100)
+    seeding = time.perf_counter() - seeding
+    floors = server.floor(100)
     before = server.commits(db)
     with tempfile.TemporaryDirectory(prefix="wfrun-bench-due-") as tmp:
         logs = [Path(tmp) / f"tick{i}.err" for i in range(workers)]
@@ -186,13 +170,13 @@ def due_reruns(server: Server, db: str, wf: Path, count: int, workers: int) -> d
     commits = server.commits(db) - before
     with psycopg.connect(url, autocommit=True) as conn:
         done = conn.execute("SELECT count(*) FROM wfrun_runs WHERE status = 'completed'").fetchone()
-    floor = statistics.median(floors + server.floor(db, 100))  # before and after the ticks
+    floor = statistics.median(floors + server.floor(100))  # before and after the ticks
     server.drop_schema(db, schema)
     completed = int(done[0]) if done else 0
     return {"workers": workers, "seconds": elapsed, "completed": completed,
             "per_s": completed / elapsed, "floor_ms": floor * 1000,
             "vs_commit_rate": completed / elapsed * floor, "commits_per_rerun": commits / count,
-            "exit_codes": codes, "stderr": errors[:5]}
+            "exit_codes": codes, "stderr": errors[:5], "seeding_s": seeding}
 
 
 def recovery(server: Server, db: str, wf: Path, lease: float, trials: int) -> dict[str, Any]:
