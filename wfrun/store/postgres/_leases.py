@@ -162,8 +162,8 @@ def acquire(server: Server, now: str, limit: int | None) -> list[ExecutionClaim]
                 server.claims[run_id] = token
                 server.lost.pop(run_id, None)
         claims.extend(LeaseClaim(server, run_id, token, session) for run_id, token, _ in rows)
-        if not rows:
-            break
+        if len(rows) < size:
+            break  # no more due runs free (or another process took some meanwhile: next time)
     if claims:
         _Renewer.start_for(server)
     return claims
