@@ -52,6 +52,8 @@ class Listener:
         self.seen = threading.local()  # per waiting thread: `heard` when it last returned
         self.conn.add_notify_handler(self._heard)  # those that arrive during a query
         self.conn.execute(f"LISTEN {CHANNEL}")
+        self.poller = select.poll()  # (not select(): a descriptor may be above FD_SETSIZE)
+        self.poller.register(self.conn.pgconn.socket, select.POLLIN)
 
     def _heard(self, notify: Any) -> None:
         self._count(notify.channel, notify.payload)
@@ -63,8 +65,7 @@ class Listener:
     def _read(self, seconds: float) -> None:
         """Wait up to `seconds` for the server to send something; count what it sent."""
         pgconn = self.conn.pgconn
-        ready, _, _ = select.select([pgconn.socket], [], [], max(seconds, 0.0))
-        if ready:
+        if self.poller.poll(max(int(seconds * 1000), 0)):
             pgconn.consume_input()
             if pgconn.status != psycopg.pq.ConnStatus.OK:
                 raise psycopg.OperationalError("the listening connection was closed")
