@@ -391,6 +391,27 @@ def test_a_wait_ends_at_once_while_a_due_run_s_holder_is_gone(
         finish(proc)
 
 
+def test_a_listening_connection_the_server_ended_is_made_again(url: str) -> None:
+    from wfrun.store.postgres import _connect
+
+    mine, other = store(url), store(url, "other")
+    stop = threading.Event()
+    mine.wait_for_work(0, stop)
+    listening = _connect.server(mine.url).listener.conn.info.backend_pid
+    sql(url, "SELECT pg_terminate_backend(%s)", listening)
+    started = time.monotonic()
+    mine.wait_for_work(0.3, stop)  # the connection is found gone: a plain wait, no error
+    assert 0.25 <= time.monotonic() - started < 2
+    mine.wait_for_work(0, stop)  # listening again, on a new connection
+    assert _connect.server(mine.url).listener.conn.info.backend_pid != listening
+    woke = threading.Timer(0.2, lambda: other.create(suspended_run("r1", "2026-01-01T00:00:00.000Z")))
+    woke.start()
+    started = time.monotonic()
+    mine.wait_for_work(10, stop)
+    assert time.monotonic() - started < 3  # woken by the create, not the timeout
+    woke.join()
+
+
 def test_a_stop_request_ends_the_wait_within_a_fifth_of_a_second(url: str) -> None:
     mine = store(url)
     stop = threading.Event()
