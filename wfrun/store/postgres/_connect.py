@@ -69,6 +69,7 @@ class Hold:
         self.conn = conn
         self.depth = 1
         self.open = False  # a transaction holding the lock is open (a save commits it)
+        self.revision: int | None = None  # the run's, read as the lock was taken (see _begin)
 
     def abort(self) -> None:
         """End the transaction after a failure (the connection may be gone)."""

@@ -145,10 +145,19 @@ class PostgresStore(Store):
         return self._again(run_id, read)
 
     def _begin(self, hold: Hold, run_id: str) -> None:
-        hold.conn.execute("BEGIN")
-        hold.open = True
+        """Open the hold's transaction and take the run's lock in it, reading the run's revision
+        once the lock is granted, all in one round trip (a pipeline): what `reload` asks under
+        the lock is known without another."""
+        key = self._server().key("lock", run_id)
+        hold.open, hold.revision = True, None
         try:
-            hold.conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._server().key("lock", run_id)])
+            with hold.conn.pipeline():
+                hold.conn.execute("BEGIN")
+                hold.conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+                read = hold.conn.execute("SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                                         [run_id])
+            row = read.fetchone()
+            hold.revision = row[0] if row else None
         except pgerrors.LockNotAvailable:
             hold.abort()
             raise ConflictError(f"run {run_id} is busy: its state lock was held for over "
@@ -292,6 +301,13 @@ class PostgresStore(Store):
 
     def reload(self, run: Run) -> Run:
         check_run_id(run.run_id)
+        hold = self._server().holds().get(run.run_id)
+        if hold is not None and not hold.open:
+            with self._conn(run.run_id):
+                pass  # the lock taken again (a save ended its transaction), its revision read
+        if hold is not None and hold.revision is not None:
+            # under the run's lock, read as it was taken: no one can have saved since
+            return run if hold.revision == run.revision else self.load(run.run_id)
         rows = self._fetch(run.run_id, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
                            [run.run_id])
         if rows and rows[0][0] == run.revision:
