@@ -34,41 +34,54 @@ def measure(server: Server, engines: dict[str, Steps], lengths: tuple[int, int],
     """Each engine's commits and time per step. Commits of one process are exact (counted in
     its own database once it has exited); of `reps` processes the median is taken, as a
     command may open one more pooled connection now and then, or the server's autovacuum
-    visit the database. Times are medians; the floor is the median of the floor commits
-    made between the processes."""
-    samples: dict[str, dict[int, list[dict[str, float]]]] = {
-        name: {n: [] for n in lengths} for name in engines}
+    visit the database. Time per step is taken within each repetition (its two lengths, run
+    a few seconds apart, over the floor commits made between them), then the median of the
+    repetitions."""
+    samples: dict[str, list[dict[int, dict[str, float]]]] = {name: [] for name in engines}
     floors: list[float] = []
     for _ in range(reps):
+        got: dict[str, dict[int, dict[str, float]]] = {name: {} for name in engines}
+        between: list[float] = []
         for n in lengths:
             for name, engine in engines.items():
-                floors += server.floor(10)
+                between += server.floor(10)
                 before = server.commits(engine.database)
-                got = engine.sample(n)
-                got["commits"] = server.commits(engine.database) - before
-                samples[name][n].append(got)
-    floor = statistics.median(floors)
-    return {name: summarize(by_length, floor, reps) for name, by_length in samples.items()}
+                got[name][n] = engine.sample(n)
+                got[name][n]["commits"] = server.commits(engine.database) - before
+        floors.append(statistics.median(between))
+        for name in engines:
+            samples[name].append(got[name])
+    return {name: summarize(runs, floors) for name, runs in samples.items()}
 
 
-def summarize(by_length: dict[int, list[dict[str, float]]], floor: float, reps: int
-              ) -> dict[str, Any]:
-    """Slopes and constants of one engine's samples, and the ratio of time to the floor."""
-    def median(key: str) -> dict[int, float]:
-        return {n: statistics.median(s[key] for s in got) for n, got in by_length.items()}
+def summarize(runs: list[dict[int, dict[str, float]]], floors: list[float]) -> dict[str, Any]:
+    """One engine's figures from its repetitions (`runs[i]`: each length's sample, beside
+    `floors[i]`, the median floor commit of that repetition)."""
+    lengths = sorted(runs[0])
 
-    per_commit, const_commit = slope(median("commits"))
-    per_time, const_time = slope(median("seconds"))
+    def per_step(key: str) -> tuple[list[float], list[float]]:
+        lines = [slope({n: run[n][key] for n in lengths}) for run in runs]
+        return [per for per, _ in lines], [const for _, const in lines]
+
+    per_commit, const_commit = slope(
+        {n: statistics.median(run[n]["commits"] for run in runs) for n in lengths})
+    per, const = per_step("seconds")
+    ratios = [p / f for p, f in zip(per, floors, strict=True)]
     r: dict[str, Any] = {
-        "steps_lengths": sorted(by_length), "steps_reps": reps,
-        "commits_by_length": {str(n): [int(s["commits"]) for s in got]
-                              for n, got in by_length.items()},
+        "steps_lengths": lengths, "steps_reps": len(runs),
+        "commits_by_length": {str(n): [int(run[n]["commits"]) for run in runs] for n in lengths},
         "commits_per_step": per_commit, "commits_per_command": const_commit,
-        "per_step_ms": per_time * 1000, "command_constant_ms": const_time * 1000,
-        "floor_beside_steps_ms": floor * 1000, "per_step_in_commits": per_time / floor,
+        "per_step_ms": statistics.median(per) * 1000,
+        "per_step_ms_each": [p * 1000 for p in per],
+        "command_constant_ms": statistics.median(const) * 1000,
+        "floor_beside_steps_ms": statistics.median(floors) * 1000,
+        "floor_ms_each": [f * 1000 for f in floors],
+        "per_step_in_commits": statistics.median(ratios),
+        "per_step_in_commits_each": ratios,
     }
-    if all("inside_seconds" in s for got in by_length.values() for s in got):
-        per_inside, _ = slope(median("inside_seconds"))
-        r["in_process_per_step_ms"] = per_inside * 1000
-        r["in_process_per_step_in_commits"] = per_inside / floor
+    if all("inside_seconds" in run[n] for run in runs for n in lengths):
+        inside, _ = per_step("inside_seconds")
+        r["in_process_per_step_ms"] = statistics.median(inside) * 1000
+        r["in_process_per_step_in_commits"] = statistics.median(
+            [p / f for p, f in zip(inside, floors, strict=True)])
     return r

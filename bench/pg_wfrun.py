@@ -180,28 +180,33 @@ def due_reruns(server: Server, db: str, wf: Path, count: int, workers: int) -> d
 
 
 def recovery(server: Server, db: str, wf: Path, lease: float, trials: int) -> dict[str, Any]:
-    """A `tick --watch` worker kill -9'd while its step runs (WFRUN_LEASE=`lease`); another,
-    already watching (`--interval` RECOVERY_INTERVAL), recovers the run: the seconds from the
-    kill until the step executes again and until the run has completed."""
+    """A `tick --watch` worker stopped while its step runs (WFRUN_LEASE=`lease`), and another,
+    already watching (`--interval` RECOVERY_INTERVAL), that recovers the run: the seconds from
+    the stop until the step executes again and until the run has completed. Two ways to stop:
+    `kill` (kill -9: the server sees its connections close) and `stop` (SIGSTOP: its
+    connections stay open, so only the lease's expiry frees the run), `trials` times each."""
     url = server.create_schema(db, "bench_recovery")
     env = {"WFRUN_LEASE": f"{lease:g}"}
-    samples: list[dict[str, Any]] = []
+    got: dict[str, Any] = {"lease_s": lease, "watch_interval_s": RECOVERY_INTERVAL}
     with tempfile.TemporaryDirectory(prefix="wfrun-bench-recover-") as tmp:
-        for trial in range(trials):
-            marks = Path(tmp) / str(trial)
-            marks.mkdir()
-            run_id = f"recover{trial}"
-            run_ok(wfrun(url, wf, "start", "recover", "--run-id", run_id,
-                         "--input", json.dumps({"dir": str(marks)})), env)
-            samples.append(_recover_once(url, wf, env, marks, run_id))
+        for how in ("kill", "stop"):
+            samples = []
+            for trial in range(trials):
+                marks = Path(tmp) / f"{how}{trial}"
+                marks.mkdir()
+                run_id = f"recover-{how}{trial}"
+                run_ok(wfrun(url, wf, "start", "recover", "--run-id", run_id,
+                             "--input", json.dumps({"dir": str(marks)})), env)
+                samples.append(_recover_once(url, wf, env, marks, run_id, how))
+            ok = [s["to_completed_s"] for s in samples if s["to_completed_s"] is not None]
+            got[how] = {"trials": samples, "recovered": len(ok),
+                        "median_s": statistics.median(ok) if ok else None,
+                        "max_s": max(ok) if ok else None}
     server.drop_schema(db, "bench_recovery")
-    ok = [s["kill_to_completed_s"] for s in samples if s["kill_to_completed_s"] is not None]
-    return {"lease_s": lease, "watch_interval_s": RECOVERY_INTERVAL, "trials": samples,
-            "recovered": len(ok), "median_s": statistics.median(ok) if ok else None,
-            "max_s": max(ok) if ok else None}
+    return got
 
 
-def _recover_once(url: str, wf: Path, env: dict[str, str], marks: Path, run_id: str
+def _recover_once(url: str, wf: Path, env: dict[str, str], marks: Path, run_id: str, how: str
                   ) -> dict[str, Any]:
     def watcher(interval: float) -> subprocess.Popen[bytes]:
         return subprocess.Popen(wfrun(url, wf, "tick", "--watch", "--interval", f"{interval:g}"),
@@ -216,9 +221,8 @@ def _recover_once(url: str, wf: Path, env: dict[str, str], marks: Path, run_id: 
         rescuer = watcher(RECOVERY_INTERVAL)
         time.sleep(2.0)  # the second worker is up and watching; the first holds the run
         early = second.exists()
-        killed = time.time()
-        os.killpg(doomed.pid, signal.SIGKILL)
-        doomed.wait()
+        stopped = time.time()
+        os.killpg(doomed.pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
         status = ""
         with psycopg.connect(url, autocommit=True) as conn:
             deadline = time.monotonic() + 120
@@ -231,18 +235,19 @@ def _recover_once(url: str, wf: Path, env: dict[str, str], marks: Path, run_id: 
                 time.sleep(0.02)
         done = time.time()
     finally:
-        for proc in (doomed, rescuer):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-    again = float(second.read_text().split()[1]) - killed if second.exists() else None
-    return {"status": status, "taken_over_before_kill": early,
-            "kill_to_step_again_s": again,
-            "kill_to_completed_s": done - killed if status == "completed" else None}
+        if doomed.poll() is None:
+            os.killpg(doomed.pid, signal.SIGKILL)  # (a stopped one too)
+        doomed.wait()
+        if rescuer is not None and rescuer.poll() is None:
+            os.killpg(rescuer.pid, signal.SIGTERM)
+            try:
+                rescuer.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(rescuer.pid, signal.SIGKILL)
+                rescuer.wait()
+    again = float(second.read_text().split()[1]) - stopped if second.exists() else None
+    return {"status": status, "taken_over_before_stop": early, "to_step_again_s": again,
+            "to_completed_s": done - stopped if status == "completed" else None}
 
 
 def _wait_for(condition: Any, timeout: float, what: str) -> None:
