@@ -22,10 +22,9 @@ from ._runs import make_run
 
 
 def newer(token: int, than: int) -> bool:
-    """True if a claim's fencing token is greater than an earlier claim's of the run, or both
-    are 0: a store whose claims cannot outlive their holder may issue none (the file store's
-    flocks; see `ExecutionClaim.token`)."""
-    return token > than or token == than == 0
+    """True if a claim's fencing token is greater than an earlier claim's of the run (every
+    store issues them, the file store's flocks included)."""
+    return token > than > 0
 
 
 def test_the_state_lock_is_reentrant_in_a_thread_and_excludes_other_threads(

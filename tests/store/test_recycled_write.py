@@ -259,23 +259,22 @@ def test_a_writer_killed_before_its_directory_fsync_is_made_durable_before_the_s
     assert target.read_bytes() == b"v4"
 
 
-def test_a_version_renamed_in_before_this_process_synced_needs_no_extra_fsync(
+def test_a_version_seen_before_a_directory_fsync_needs_no_other(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cold command writing a run that another process wrote earlier (its rename older than
-    this process's first directory fsync) pays nothing more."""
+    """A cold command (or a tick) writing a run that another process wrote: the version it
+    loaded was renamed in before the directory fsync it makes before its first write, so that
+    one fsync covers it; a version it never saw is made durable first."""
     target = tmp_path / "r.json"
-    _fsops.durable_replace(str(target), b"v1")
-    _fsops.durable_replace(str(target), b"v2")
-    past = os.stat(target).st_mtime_ns - 10**9
-    os.utime(target, ns=(past, past))  # (utime also sets the ctime to now: forget it below)
-    monkeypatch.setattr(_fsops, "_DURABLE", {})
-    stamp = os.stat(target).st_ctime_ns / 1e9
-    monkeypatch.setitem(_fsops._DIR_SYNCED, str(tmp_path), stamp + 1.0)
+    for n in range(2):
+        _fsops.durable_replace(str(target), f"v{n}".encode())
+    monkeypatch.setattr(_fsops, "_DURABLE", {})  # as if another process had written them
+    _fsops.read_whole(str(target))  # loading the run sees its version
     calls = _record_order(monkeypatch)
+    _fsops.durable_replace(str(target), b"v2")
+    assert calls == ["dirsync", "spare", "dirsync"]  # no fsync began after it was seen
+    monkeypatch.setattr(_fsops, "_DURABLE", {})
+    _fsops.observe(str(target))
+    _fsops.fsync_dir(str(tmp_path))  # one fsync for what was seen before it
+    calls.clear()
     _fsops.durable_replace(str(target), b"v3")
     assert calls == ["spare", "dirsync"]
-    monkeypatch.setitem(_fsops._DIR_SYNCED, str(tmp_path), 0.0)  # synced long before: fsync
-    monkeypatch.setattr(_fsops, "_DURABLE", {})
-    calls.clear()
-    _fsops.durable_replace(str(target), b"v4")
-    assert calls == ["dirsync", "spare", "dirsync"]

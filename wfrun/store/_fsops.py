@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import threading
-import time
 
 _FAULT_KIND = ""
 _FAULT_AT = 0
@@ -46,7 +45,7 @@ def fsync_dir(path: str) -> None:
     The directory stays open for the next call (opening a file is not cheap everywhere); a
     stat checks that `path` is still that directory, in case it was replaced meanwhile."""
     _op("dirsync")
-    began = time.time()
+    number = _SYNCS_BEGUN[path] = _SYNCS_BEGUN.get(path, 0) + 1
     st = os.stat(path)
     kept = _DIRS.get(path)
     if kept is None or kept[1:] != (st.st_dev, st.st_ino):
@@ -58,7 +57,7 @@ def fsync_dir(path: str) -> None:
         opened = os.fstat(fd)
         kept = _DIRS[path] = (fd, opened.st_dev, opened.st_ino)
     os.fsync(kept[0])
-    _synced(path, began)
+    _synced(path, number)
 
 
 def durable_write(path: str, data: bytes) -> None:
@@ -151,17 +150,36 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
 # leave `path` torn. A writer killed after its rename and before its directory fsync leaves
 # exactly that, for the next writer of the run (another process) to find. So before writing
 # into the spare, `_retired_durably` makes sure, fsyncing the directory itself when neither of
-# these says the current version's rename is durable:
+# these says the current version's rename is durable (both are facts of this process, not of
+# clocks, so a command makes the same file operations every time):
 # - this process installed the current version and fsynced the directory since (the inode
-#   and ctime of `path` are what they were then), the case of every step after the first;
-# - `path` was last renamed (its ctime) before a directory fsync of this process began, less
-#   a margin for the coarse clock the kernel stamps ctimes with: a cold command or a tick
-#   writing a run that another process wrote before it.
-_CTIME_MARGIN = 0.05  # seconds; the kernel's coarse clock lags the fine one by under a tick
-_DIR_SYNCED: dict[str, float] = {}  # directory -> when its last completed fsync began
+#   and ctime of `path` are what they were then): every step after a run's first;
+# - this process saw the current version (`observe`: loading or claiming the run) before a
+#   directory fsync that has completed began: the rename was made before it. A cold command
+#   fsyncs once before its first write; a tick once per batch of runs it claimed.
+_SYNCS_BEGUN: dict[str, int] = {}  # directory -> fsyncs of it this process began
+_SYNCED_THROUGH: dict[str, int] = {}  # directory -> the last of those that completed
+_SEEN: dict[str, tuple[int, int, int, int]] = {}  # path -> device, inode, ctime, fsyncs begun
 _INSTALLED: dict[str, tuple[int, int]] = {}  # path -> (device, inode) renamed in, not yet synced
 _DURABLE: dict[str, tuple[int, int, int]] = {}  # path -> (device, inode, ctime) known durable
 _MAX_KNOWN = 4096
+
+
+def observe(path: str, st: os.stat_result | None = None) -> None:
+    """Remember the version of `path` this process sees now (its stat, if already made): a
+    directory fsync begun later makes the rename that installed it durable."""
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+    version = (st.st_dev, st.st_ino, st.st_ctime_ns)
+    known = _SEEN.get(path)
+    if known is not None and known[:3] == version:
+        return  # seen before: the first sighting is what counts
+    if len(_SEEN) >= _MAX_KNOWN:
+        _SEEN.clear()
+    _SEEN[path] = (*version, _SYNCS_BEGUN.get(os.path.dirname(path), 0))
 
 
 def _installed(path: str) -> None:
@@ -174,10 +192,10 @@ def _installed(path: str) -> None:
         _INSTALLED[path] = (st.st_dev, st.st_ino)
 
 
-def _synced(directory: str, began: float) -> None:
-    """A directory fsync that began at `began` completed: the versions installed in it are
-    durable."""
-    _DIR_SYNCED[directory] = began
+def _synced(directory: str, number: int) -> None:
+    """The directory fsync numbered `number` completed: the versions installed in the
+    directory before it began are durable."""
+    _SYNCED_THROUGH[directory] = max(_SYNCED_THROUGH.get(directory, 0), number)
     for path in [p for p in _INSTALLED if os.path.dirname(p) == directory]:
         device, inode = _INSTALLED.pop(path)
         with contextlib.suppress(OSError):
@@ -194,11 +212,12 @@ def _retired_durably(path: str) -> None:
         st = os.stat(path)
     except FileNotFoundError:
         return  # the first version: the spare, if any, is no version of `path`
-    if _DURABLE.get(path) == (st.st_dev, st.st_ino, st.st_ctime_ns):
+    current = (st.st_dev, st.st_ino, st.st_ctime_ns)
+    if _DURABLE.get(path) == current:
         return
     directory = os.path.dirname(path)
-    synced = _DIR_SYNCED.get(directory)
-    if synced is not None and st.st_ctime_ns / 1e9 < synced - _CTIME_MARGIN:
+    seen = _SEEN.get(path)
+    if seen is not None and seen[:3] == current and _SYNCED_THROUGH.get(directory, 0) > seen[3]:
         return
     fsync_dir(directory)
 
@@ -273,6 +292,7 @@ def read_whole(path: str) -> tuple[os.stat_result, bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
+        observe(path, st)
         chunks: list[bytes] = []
         offset, want = 0, st.st_size + 4096  # room for growth since the fstat
         while True:

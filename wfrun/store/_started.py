@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,7 +84,16 @@ class RecordingStore(Store):
             return None
         self._private(fd)
         self._claimed(run_id, fd)  # the "step started" record is written through it
-        return FlockClaim(fd, run_id, self._released)
+        # the version its holder is about to load: a directory fsync from now on makes the
+        # rename that installed it durable, so its spare may be written (see _fsops)
+        _fsops.observe(self._snapshot_path(run_id))
+        try:
+            token = _next_token(self._path("locks", run_id + ".token"))
+        except OSError as exc:
+            self._released(run_id, fd)
+            os.close(fd)
+            raise StateError(f"cannot claim run {run_id}: {exc.filename}: {exc.strerror}") from exc
+        return FlockClaim(fd, run_id, self._released, token)
 
     def is_claimed(self, run_id: str) -> bool:
         fd = self._claim_fd(run_id)
@@ -159,9 +169,21 @@ def index_name(due: str, run_id: str) -> str:
 class FlockClaim(ExecutionClaim):
     """An execution claim held as a kernel flock: it dies with the process."""
 
-    def __init__(self, fd: int, run_id: str, on_release: Callable[[str, int], None]) -> None:
+    def __init__(self, fd: int, run_id: str, on_release: Callable[[str, int], None],
+                 token: int = 0) -> None:
         self._fd: int | None = fd
-        self._run_id, self._on_release = run_id, on_release
+        self._run_id, self._on_release, self._token = run_id, on_release, token
+
+    @property
+    def token(self) -> int:
+        """The fencing token (see `_next_token`). A flock cannot be lost while its holder
+        lives, so the file store never refuses a save for it; it is there for the contract."""
+        return self._token
+
+    @property
+    def run_id(self) -> str:
+        """The run this claim is on."""
+        return self._run_id
 
     def release(self) -> None:
         if self._fd is not None:
@@ -170,10 +192,24 @@ class FlockClaim(ExecutionClaim):
             self._fd = None
 
 
-    @property
-    def run_id(self) -> str:
-        """The run this claim is on."""
-        return self._run_id
+def _next_token(path: str) -> int:
+    """The next fencing token of a run, kept in `locks/RUN.token` (written by the claim's
+    holder only, under its flock): greater than the last one issued, and than the microseconds
+    since the epoch, so it keeps growing after a power cut took the file's last write (not
+    fsynced: no claim outlives a power cut) or after the run was deleted and made again."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        text = os.pread(fd, 32, 0)
+        last = int(text) if text.strip().isdigit() else 0
+        token = max(last + 1, time.time_ns() // 1000)
+        data = str(token).encode()
+        os.pwrite(fd, data, 0)
+        if len(text) > len(data):
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    return token
+
 
 def snapshot_signature(path: str) -> SnapshotSig | None:
     """A snapshot's inode, mtime, size and head revision (None if it cannot be opened)."""

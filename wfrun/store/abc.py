@@ -36,10 +36,10 @@ class ExecutionClaim(ABC):
         """The run this claim is on."""
 
     @property
+    @abstractmethod
     def token(self) -> int:
-        """The fencing token: greater than every token issued before for this run in this store
-        (0 for a store that issues none)."""
-        return 0
+        """The fencing token: a positive integer greater than every token issued before for
+        this run in this store."""
 
     @property
     def lost(self) -> bool:

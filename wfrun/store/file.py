@@ -63,7 +63,6 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
         self._unsynced: set[str] = set()  # runs saved with save_deferred, not yet flushed
         self._held: dict[str, int] = {}  # run -> depth of this process's hold of its state lock
         self._checked: set[str] = set()  # runs read under their lock during the current hold
-        self._settled = False  # the runs directory fsynced once by this process (see _write)
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
         # the last run state read or written here: run, snapshot and claim-file signatures, bytes
         self._mine: _started.Mine | None = None
@@ -257,12 +256,6 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
             new_index = old_index  # already due: it will be found if this process dies
         data = render_snapshot(SCHEMA_VERSION, new_index, run_data)
         try:
-            if not self._settled:
-                # A process killed between its rename and its directory fsync leaves a spare
-                # that may still be the snapshot on disk: make what came before this process
-                # durable once, before any spare is rewritten (cheap when nothing is pending).
-                _fsops.fsync_dir(self._path("runs"))
-                self._settled = True
             if new_index and new_index != old_index:
                 self._add_index(new_index)
             listed = self._list_before_write(run)  # an entry under a new status: see _runindex
