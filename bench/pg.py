@@ -64,7 +64,7 @@ def measure(url: str, quick: bool, venv: Path) -> dict[str, Any]:
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
         "quick": quick,
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
         "server": server.settings(),
     }
     work = Path(tempfile.mkdtemp(prefix="wfrun-bench-pg-"))
@@ -98,6 +98,7 @@ def measure(url: str, quick: bool, venv: Path) -> dict[str, Any]:
                                     partial(pg_wfrun.recovery, server, wdb, wf, LEASE_S,
                                             sizes["recoveries"]))
     finally:
+        results["machine"]["load_average_at_end"] = os.getloadavg()
         server.close()
         shutil.rmtree(work, ignore_errors=True)
     return results
@@ -181,6 +182,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"PostgreSQL {server['version']} (synchronous_commit={server['synchronous_commit']}, "
           f"fsync={server['fsync']}, wal_sync_method={server['wal_sync_method']}); "
           f"{r['machine']['cpus']} CPUs; {r['date']}")
+    loads = [r["machine"].get(f"load_average_at_{when}") for when in ("start", "end")]
+    if all(loads):
+        print("load average (1, 5, 15 min) at the start: {}; at the end: {}".format(
+            *(", ".join(f"{x:.1f}" for x in load) for load in loads)))
     d = r["dbos"]
     ws, ds = r["wfrun"]["steps"], d.get("steps", {"error": d.get("error", "")})
     print(f"\n{'per step (N-step workflow, a process each)':<52} {'wfrun':>12} "
