@@ -135,7 +135,10 @@ def per_step(server: Server, wdb: str, wf: Path, python: Path | None, ddb: str,
     got["wfrun"].update({"in_process_per_step_ms": inside["per_step_ms"],
                          "in_process_per_step_in_commits": inside["per_step_in_commits"],
                          "in_process_per_step_in_commits_each": inside["per_step_in_commits_each"],
-                         "in_process_commits_per_step": inside["commits_per_step"]})
+                         "in_process_commits_per_step": inside["commits_per_step"],
+                         "in_process_fastest_per_step_ms": inside["fastest_per_step_ms"],
+                         "in_process_fastest_per_step_in_commits":
+                             inside["fastest_per_step_in_commits"]})
     wcmd.close()
     return got
 
@@ -198,6 +201,10 @@ def print_table(r: dict[str, Any]) -> None:
                              ("per_step_in_commits", "time per step / floor", " x"),
                              ("in_process_per_step_ms", "in process: time per step", " ms"),
                              ("in_process_per_step_in_commits", "in process: per step / floor",
+                              " x"),
+                             ("fastest_per_step_in_commits", "fastest of each length: per step / "
+                              "fastest floor", " x"),
+                             ("in_process_fastest_per_step_in_commits", "the same, in process",
                               " x")):
         print(f"{label:<52} {_fmt(ws.get(key), unit):>12} {_fmt(ds.get(key), unit):>14}")
     spread = [f"{name} {min(got[key]):.2f}-{max(got[key]):.2f}"

@@ -79,9 +79,20 @@ def summarize(runs: list[dict[int, dict[str, float]]], floors: list[float]) -> d
         "per_step_in_commits": statistics.median(ratios),
         "per_step_in_commits_each": ratios,
     }
+    # The fastest process of each length is the one the host disturbed least: their slope,
+    # over the fastest repetition's floor, estimates what a quiet machine would measure.
+    fastest, _ = slope({n: min(run[n]["seconds"] for run in runs) for n in lengths})
+    r["seconds_by_length"] = {str(n): [run[n]["seconds"] for run in runs] for n in lengths}
+    r["fastest_per_step_ms"] = fastest * 1000
+    r["fastest_floor_ms"] = min(floors) * 1000
+    r["fastest_per_step_in_commits"] = fastest / min(floors)
     if all("inside_seconds" in run[n] for run in runs for n in lengths):
         inside, _ = per_step("inside_seconds")
         r["in_process_per_step_ms"] = statistics.median(inside) * 1000
         r["in_process_per_step_in_commits"] = statistics.median(
             [p / f for p, f in zip(inside, floors, strict=True)])
+        fastest_inside, _ = slope(
+            {n: min(run[n]["inside_seconds"] for run in runs) for n in lengths})
+        r["in_process_fastest_per_step_ms"] = fastest_inside * 1000
+        r["in_process_fastest_per_step_in_commits"] = fastest_inside / min(floors)
     return r
