@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import _pg
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -150,7 +154,7 @@ WORKFLOWS: dict[str, tuple[str, str]] = {
         """),
 }
 
-# what serve and tick print on stderr that is neither an error nor a warning
+# what serve prints on stderr besides its sentences: start and stop lines, the access log
 _INFO = re.compile(r"wfrun serve: |links point to |\S+ \[[^]]+\] \"")
 
 
@@ -190,6 +194,28 @@ def read_ledger(path: Path) -> list[Attempt]:
         run_id, step, runs, pgid, pid, at, note = [*line.split(" ", 6), ""][:7]
         rows.append(Attempt(run_id, step, int(runs), int(pgid), int(pid), float(at), note))
     return rows
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    """A store URL on a new database of the test server, dropped on exit: every backend of
+    its `current_database()` is then this test's (a schema of the shared one would not do for
+    terminating them all)."""
+    import psycopg
+
+    from wfrun.store.postgres import _connect
+
+    _pg.require()
+    name = f"wfrun_proof_{secrets.token_hex(5)}"
+    with psycopg.connect(_pg.server_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(_pg.server_url())._replace(path=f"/{name}"))
+    try:
+        yield url
+    finally:
+        _connect.close(url)
+        with psycopg.connect(_pg.server_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -331,22 +357,29 @@ class Fleet:
                 proc.popen.wait()
 
     def bad_output(self) -> dict[str, list[str]]:
-        """Per process, the stderr lines that are neither an access log line, a start or stop
-        line, nor a one-line `error:`/`warning:` sentence (a traceback, a stray print)."""
+        """Per process, the stderr lines that are not one sentence of wfrun's: a traceback (or
+        any line it shows), a line that goes on in the next one, a library's log record naming
+        an object (`<psycopg.Connection [BAD] at 0x...>`)."""
         found: dict[str, list[str]] = {}
         for proc in self.procs:
-            bad = [line for line in proc.stderr().splitlines() if line.strip() and not (
-                _INFO.match(line) or re.match(r"(error|warning): \S.*[^:]$", line))]
-            if "Traceback" in proc.stderr():
-                bad.append("(a traceback)")
+            bad = [line for line in proc.stderr().splitlines() if line.strip() and (
+                line[0].isspace() or "Traceback" in line or line.rstrip().endswith(":")
+                or re.search(r"<[\w.]+ .*at 0x[0-9a-f]+>", line)
+                or not (_INFO.match(line) or re.match(r"[a-z(]", line)))]
             if bad:
-                found[proc.name] = bad
+                found[proc.name] = bad[:10]
         return found
 
     def said(self, pattern: str) -> list[str]:
         """Every stderr line of every process that matches `pattern`."""
         return [line for proc in self.procs for line in proc.stderr().splitlines()
                 if re.search(pattern, line)]
+
+    def complaints(self) -> list[str]:
+        """What the processes said on stderr besides serve's start, stop and access lines and
+        the warnings a first failed attempt of a `flaky` step causes."""
+        return [line for proc in self.procs for line in proc.stderr().splitlines()
+                if line.strip() and not _INFO.match(line) and "the first attempt fails" not in line]
 
 
 @dataclass

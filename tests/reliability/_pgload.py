@@ -46,6 +46,7 @@ class Answer:
     code: int  # the HTTP status (-1: no answer) or the exit code
     body: str
     at: float
+    after_error: bool = False  # an earlier try of this same resume got no clear answer
 
     @property
     def acked(self) -> bool:
@@ -54,6 +55,11 @@ class Answer:
     @property
     def refused(self) -> bool:
         return self.code in ((404, 409) if self.via == "http" else (3,))
+
+    @property
+    def unclear(self) -> bool:
+        """No answer, a server error (5xx) or a state error (exit 5): it may have applied."""
+        return self.code == -1 or self.code >= 500 if self.via == "http" else self.code == 5
 
 
 def post(url: str, body: Any, headers: dict[str, str] | None = None,
@@ -71,12 +77,21 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None,
         return -1, f"{type(exc).__name__}: {exc}"
 
 
+TRIES = 20  # how often a patient client sends a request that got no clear answer
+
+
 class Load:
-    """Starts and resumes runs through the fleet's servers and `wfrun resume` processes."""
+    """Starts and resumes runs through the fleet's servers and `wfrun resume` processes.
+
+    A patient load sends a request that got no clear answer again (the same data: a resume
+    with the same token, a start with the same Idempotency-Key), as a client should while the
+    database drops connections, and keeps each unclear answer's text in `unclear`; an impatient
+    one counts it as an error."""
 
     def __init__(self, fleet: Fleet, bases: list[str], seed: int, http_threads: int = 4,
-                 launchers: int = 2) -> None:
-        self.fleet, self.bases = fleet, bases
+                 launchers: int = 2, patient: bool = False) -> None:
+        self.fleet, self.bases, self.patient = fleet, bases, patient
+        self.unclear: list[str] = []
         self.rng = random.Random(seed)
         self.answers: list[Answer] = []
         self.errors: list[str] = []  # what went wrong in a way no resume should
@@ -106,10 +121,10 @@ class Load:
             made[name] = out["stdout"].strip()
         return made
 
-    def start(self, workflow: str, token: str, key: str, attempts: int = 5) -> None:
+    def start(self, workflow: str, token: str, key: str) -> None:
         """POST /workflows/W/runs through a random server until a 202 (the Idempotency-Key
         makes a retried start the same run)."""
-        for _ in range(attempts):
+        for _ in range(TRIES):
             code, body = post(f"{self.rng.choice(self.bases)}/workflows/{workflow}/runs",
                               {"n": key}, {"Authorization": f"Bearer {token}",
                                            "Idempotency-Key": key})
@@ -117,14 +132,16 @@ class Load:
                 with self._mutex:
                     self.runs[json.loads(body)["run_id"]] = workflow
                 return
-            self._note_retry(f"start {workflow} {key}: {code} {body[:200]}", code)
-            time.sleep(0.2)
+            if not (code == -1 or code >= 500) or not self._again(f"start: {code} {body}"):
+                self._error(f"start {workflow} {key}: {code} {body[:300]}")
+                return
         self._error(f"start {workflow} {key} never got 202")
 
     def start_all(self, plan: list[str], tokens: dict[str, str]) -> None:
         """Start every run of `plan` (workflow names), several at a time; wait for the 202s."""
-        done = list(self._http.map(lambda item: self.start(item[1], tokens[item[1]],
-                                                           f"run-{item[0]}"), enumerate(plan)))
+        with ThreadPoolExecutor(2, thread_name_prefix="start") as starters:
+            done = list(starters.map(lambda item: self.start(item[1], tokens[item[1]],
+                                                             f"run-{item[0]}"), enumerate(plan)))
         assert len(done) == len(plan)
 
     # -- resuming ----------------------------------------------------------------------------
@@ -133,20 +150,31 @@ class Load:
                     base: str | None = None) -> Answer:
         """POST the link's path to a server (a random one unless `base`)."""
         parts = urlsplit(link)
-        url = f"{base or self.rng.choice(self.bases)}{parts.path}?{parts.query}"
-        code, body = post(url, {"token": token})
-        return self._answer(Answer(run_id, step, token, "http", code, body, time.time()))
+        for n in range(TRIES):
+            url = f"{base or self.rng.choice(self.bases)}{parts.path}?{parts.query}"
+            code, body = post(url, {"token": token})
+            answer = Answer(run_id, step, token, "http", code, body, time.time(), n > 0)
+            if not (answer.unclear and self._again(f"resume: {code} {body}")):
+                break
+        return self._answer(answer)
 
     def resume_cli(self, run_id: str, step: str, token: str) -> Answer:
         """`wfrun resume RUN --step STEP --data {"token": ...}` as a process."""
-        out = self.cli(["resume", run_id, "--step", step, "--data", json.dumps({"token": token}),
-                        "--json"])
-        return self._answer(Answer(run_id, step, token, "cli", out["rc"],
-                                   out["stdout"] + out["stderr"], time.time()))
+        for n in range(TRIES):
+            out = self.cli(["resume", run_id, "--step", step, "--data",
+                            json.dumps({"token": token}), "--json"])
+            answer = Answer(run_id, step, token, "cli", out["rc"], out["stdout"] + out["stderr"],
+                            time.time(), n > 0)
+            if not (answer.unclear and self._again(f"resume: exit 5: {out['stderr']}")):
+                break
+        return self._answer(answer)
 
     def link_of(self, run_id: str, step: str) -> str | None:
         """The resume URL `wfrun show RUN --json` prints for a suspended step."""
-        out = self.cli(["show", run_id, "--json"])
+        for _ in range(TRIES):
+            out = self.cli(["show", run_id, "--json"])
+            if not (out["rc"] == 5 and self._again(f"show: exit 5: {out['stderr']}")):
+                break
         if out["rc"] != 0:
             self._error(f"show {run_id}: exit {out['rc']}: {out['stderr'][:300]}")
             return None
@@ -197,11 +225,16 @@ class Load:
                         f"{answer.code} {answer.body.strip()[:300]}")
         return answer
 
-    def _note_retry(self, what: str, code: int) -> None:
+    def _again(self, what: str) -> bool:
+        """For a patient load: keep `what` (an unclear answer), wait a moment and say to try
+        again; for an impatient one, False."""
+        if not self.patient:
+            return False
         with self._mutex:
             self.retries += 1
-        if code != -1 and code < 500:
-            self._error(what)
+            self.unclear.append(what)
+        time.sleep(0.3)
+        return True
 
     def _error(self, what: str) -> None:
         with self._mutex:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from itertools import pairwise
 from typing import Any
 
 from wfrun.model import Run
@@ -28,14 +29,18 @@ def check_runs(workflows: dict[str, str], runs: dict[str, Run],
                histories: dict[str, list[dict[str, Any]]], answers: list[Answer]
                ) -> tuple[list[str], Counter[str]]:
     """Every run completed with the right outputs; every suspension taken by exactly one
-    acknowledged resume, whose data is the one applied, once; no history event doubled."""
+    acknowledged resume, whose data is the one applied, once (or, none acknowledged, by one
+    whose answer was lost and whose retry was refused); no history event doubled."""
     problems: list[str] = []
     counts: Counter[str] = Counter()
     acked: dict[str, list[Answer]] = defaultdict(list)
+    lost: dict[str, list[Answer]] = defaultdict(list)  # refused after an unclear answer
     for answer in answers:
         counts[f"resumes {answer.via} {'acknowledged' if answer.acked else 'refused'}"] += 1
         if answer.acked:
             acked[answer.run_id].append(answer)
+        elif answer.refused and answer.after_error:
+            lost[answer.run_id].append(answer)
     for run_id, workflow in sorted(workflows.items()):
         run, history = runs[run_id], histories[run_id]
         counts[f"{workflow} {run.status}"] += 1
@@ -49,6 +54,11 @@ def check_runs(workflows: dict[str, str], runs: dict[str, Run],
             continue
         mine = acked.get(run_id, [])
         resumed = [e for e in history if e["type"] == "resumed" and e["step"] == step]
+        if not mine:  # one whose answer was lost (a retry of it was refused) may have applied
+            mine = [a for a in lost.get(run_id, [])
+                    if run.steps[step].resume_data == {"token": a.token}][:1]
+            if mine:
+                counts["resumes applied whose answer was lost (a retry refused)"] += 1
         if len(mine) != 1 or len(resumed) != 1:
             problems.append(f"run {run_id} step {step}: {len(mine)} acknowledged resume(s) "
                             f"({[(a.via, a.token) for a in mine]}), {len(resumed)} applied")
@@ -99,26 +109,27 @@ def _timer_problems(run_id: str, workflow: str, run: Run) -> list[str]:
 
 
 def check_attempts(attempts: list[Attempt], workflows: dict[str, str], runs: dict[str, Run],
-                   histories: dict[str, list[dict[str, Any]]], killed: dict[int, float]
-                   ) -> tuple[list[str], dict[str, Any]]:
-    """No step attempt executed twice, except by a worker killed (`killed`: process group ->
-    when) while executing it; the last attempt of every step is in the ledger; none went past
-    it; every attempt history says was recovered was cut by a kill. Figures: attempts, those
-    cut by a kill, and how long after the kill their run was recovered."""
+                   histories: dict[str, list[dict[str, Any]]], cuts: dict[int, list[float]],
+                   cause: str = "kill", window: float = 0.0) -> tuple[list[str], dict[str, Any]]:
+    """No step attempt executed twice, except by a process whose work was cut (`cuts`: process
+    group -> the moments it was killed or its connections terminated) before the attempt was
+    executed again, and at most `window` seconds before the attempt began (0 for a kill; a
+    terminated connection may be found lost only when next used); the last attempt of every
+    step is in the ledger; none went past it; every attempt history says was recovered was
+    cut so. Figures: attempts, those cut, and how long after the cut their run was
+    recovered."""
     problems: list[str] = []
     by_key: dict[tuple[str, str, int], list[Attempt]] = defaultdict(list)
     for attempt in attempts:
         by_key[attempt.key].append(attempt)
     redone = 0
     for key, lines in by_key.items():
-        if len(lines) < 2:
-            continue
         redone += len(lines) - 1
-        alive = [a for a in lines[:-1] if a.pgid not in killed]
-        if alive:
-            problems.append(f"step attempt {key} executed {len(lines)} times, by process "
-                            f"groups {[a.pgid for a in lines]} (killed: "
-                            f"{[a.pgid for a in lines if a.pgid in killed]})")
+        for earlier, later in pairwise(lines):
+            if _cut(earlier, cuts, later.at, window) is None:
+                problems.append(f"step attempt {key} executed {len(lines)} times, by process "
+                                f"groups {[a.pgid for a in lines]}, the earlier not cut by a "
+                                f"{cause} in between")
     last: dict[tuple[str, str], int] = {}
     for attempt in attempts:
         last[attempt.run_id, attempt.step] = max(attempt.runs,
@@ -135,24 +146,33 @@ def check_attempts(attempts: list[Attempt], workflows: dict[str, str], runs: dic
             if last.get((run_id, step), 0) > state.runs:
                 problems.append(f"run {run_id} step {step}: the ledger has attempt "
                                 f"{last[run_id, step]}, the run says {state.runs}")
-    cut, waits = _recoveries(by_key, histories, killed, problems)
+    cut, waits = _recoveries(by_key, histories, cuts, problems, cause, window)
     figures = {
         "step attempts (ledger lines)": len(attempts),
         "attempts executed again with the same number": redone,
-        "attempts cut by a kill and recovered (in the ledger / before the step code ran)":
+        f"attempts cut by a {cause} and recovered (in the ledger / before the step code ran)":
             f"{cut[0]} / {cut[1]}",
-        "kill -> recovered event, median / max (s)":
-            f"{statistics.median(waits):.2f} / {max(waits):.2f}" if waits else "none cut",
+        f"{cause} -> recovered event, median / max (s)":
+            f"{statistics.median(waits):.2f} / {max(waits):.2f}" if waits else "none",
     }
     return problems, figures
 
 
+def _cut(attempt: Attempt, cuts: dict[int, list[float]], until: float, window: float
+         ) -> float | None:
+    """The first moment the attempt's process was cut, by `until` and at most `window` seconds
+    before the attempt began."""
+    return next((m for m in sorted(cuts.get(attempt.pgid, ()))
+                 if attempt.at - window <= m <= until), None)
+
+
 def _recoveries(by_key: dict[tuple[str, str, int], list[Attempt]],
-                histories: dict[str, list[dict[str, Any]]], killed: dict[int, float],
-                problems: list[str]) -> tuple[tuple[int, int], list[float]]:
-    """The attempts history says were recovered: each must have been begun by a worker that
-    was killed (or not have reached the step's code). (How many had begun, how many had not),
-    and the seconds from each kill to the `recovered` event of the step it cut."""
+                histories: dict[str, list[dict[str, Any]]], cuts: dict[int, list[float]],
+                problems: list[str], cause: str, window: float
+                ) -> tuple[tuple[int, int], list[float]]:
+    """The attempts history says were recovered: each must have been begun by a process cut
+    before the recovery (or not have reached the step's code). (How many had begun, how many
+    had not), and the seconds from each cut to the `recovered` event of the step it cut."""
     from wfrun.durations import parse_iso
 
     began = silent = 0
@@ -166,11 +186,12 @@ def _recoveries(by_key: dict[tuple[str, str, int], list[Attempt]],
                 silent += 1
                 continue
             began += 1
-            cutter = lines[0]
-            if cutter.pgid not in killed:
+            at = parse_iso(event["at"]).timestamp()
+            moment = _cut(lines[0], cuts, at, window)
+            if moment is None:
                 problems.append(f"run {run_id} step {event['step']} attempt {event['runs']} "
-                                f"was recovered, but process group {cutter.pgid} that executed "
-                                "it was never killed")
+                                f"was recovered, but process group {lines[0].pgid} that "
+                                f"executed it was not cut by a {cause} in between")
                 continue
-            waits.append(parse_iso(event["at"]).timestamp() - killed[cutter.pgid])
+            waits.append(at - moment)
     return (began, silent), waits

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import ManifestError, WfrunError
+from wfrun.errors import ManifestError, StateError, WfrunError
 
 from . import _complete
 from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
@@ -62,14 +62,22 @@ def tick(
     signal.signal(signal.SIGINT, request_stop)
     engine.should_stop = stop.is_set
     engine.wait_for_work(0, stop)  # listen from now on: what commits during a tick wakes the next
+    ticked = False
     while not stop.is_set():
         if now is None:
             engine = settings().engine(None)
             engine.should_stop = stop.is_set
-        _tick_once(engine, as_json, limit, workers)
-        # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
-        # stop request, or `interval` seconds
-        engine.wait_for_work(interval, stop)
+        try:
+            _tick_once(engine, as_json, limit, workers)
+            ticked = True
+            # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
+            # stop request, or `interval` seconds
+            engine.wait_for_work(interval, stop)
+        except StateError as exc:
+            if not ticked:
+                raise  # the store cannot be used at all (a wrong URL): exit 5, as any command
+            print(f"error: {exc.message}", file=sys.stderr, flush=True)  # an outage: go on
+            stop.wait(interval)
 
 
 def _no_schedule(engine: Any) -> bool:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from wfrun._jsoninput import max_payload
 from wfrun.engine import Engine
-from wfrun.errors import UsageError
+from wfrun.errors import UsageError, WfrunError
 
 from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
@@ -349,7 +349,10 @@ class WfrunServer(ThreadingHTTPServer):
     def _continue(self, run_id: str) -> None:
         try:
             self.engine_factory().continue_run(run_id)
-        except Exception:  # the run stays due; the next tick continues it
+        except WfrunError as exc:  # (the state could not be read or written): one sentence
+            logger.error("could not continue run %s (%s); the next 'wfrun tick' will", run_id,
+                         exc.message.rstrip("."))
+        except Exception:  # a bug: the run stays due; the next tick continues it
             logger.exception("could not continue run %s; the next 'wfrun tick' will", run_id)
 
     def close(self) -> None:

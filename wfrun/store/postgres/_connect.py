@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,12 @@ from wfrun.errors import StateError, UsageError
 from wfrun.store._urls import public_url
 
 T = TypeVar("T")
+
+# The driver's and the pool's own log records ("discarding closed connection: <psycopg.Connection
+# [BAD] at 0x...>", "error ignored in rollback ...") would reach stderr through logging's
+# last-resort handler; wfrun says what went wrong in its own sentences instead. An application
+# that configures logging still gets them.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 POOL_SIZE = 16  # connections per process at most (each lock and each claim-holding thread)
 POOL_WAIT_SECONDS = 30.0  # how long an operation waits for a free connection
