@@ -155,7 +155,7 @@ class Callbacks:
             return NOT_FOUND
         except StateError as exc:
             logger.error("%s", exc.message)
-            return _error(500, "the state directory cannot be read; see the server's log", html,
+            return _error(500, "the runs' state cannot be read; see the server's log", html,
                           "Server error")
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
@@ -169,8 +169,8 @@ class Callbacks:
             return self._resume(engine, req, opened, token, html)
         except StateError as exc:
             logger.error("%s", exc.message)
-            return _error(500, "the state directory cannot be read or written; see the server's "
-                          "log", html, "Server error")
+            return _error(500, "the runs' state cannot be read or written; see the "
+                          "server's log", html, "Server error")
         except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
 
