@@ -60,14 +60,17 @@ def test_a_worker_and_a_server_outlive_a_database_that_refuses_connections(
                           "WHERE datname = %s", [name])
             refused_at = time.monotonic()
             time.sleep(OUTAGE / 2)
+            asked = time.monotonic()
             during = post(f"{base}/workflows/nap/runs", {}, {"Authorization": f"Bearer {token}",
                                                               "Idempotency-Key": "during"})
+            answered_in = time.monotonic() - asked
             while time.monotonic() - refused_at < OUTAGE:
                 time.sleep(0.1)
             up = {"worker": worker.alive(), "server": server.alive()}
             said = fleet.complaints()
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
             back_at = time.monotonic()
+            outage = back_at - refused_at
             load.start("nap", token, "after")
             watch = Watch(url)
             try:
@@ -86,7 +89,9 @@ def test_a_worker_and_a_server_outlive_a_database_that_refuses_connections(
     figures.add("lines the worker and the server printed during the outage", len(said))
     for line in dict.fromkeys(s[:200] for s in said):
         figures.add("  e.g.", line)
-    figures.add("a start over HTTP during the outage", f"{during[0]} {during[1].strip()[:200]}")
+    figures.add("the outage lasted (s)", f"{outage:.1f}")
+    figures.add("a start over HTTP during the outage, answered after (s)",
+                f"{answered_in:.1f}: {during[0]} {during[1].strip()[:200]}")
     figures.add("outage ended -> both runs completed (s)", f"{recovered_in:.1f}")
     show_figures(figures, capsys, record_property)
     assert up == {"worker": True, "server": True}, {p.name: p.stderr()[-2000:] for p in fleet.procs}
