@@ -122,23 +122,29 @@ def common_floor(results: dict[str, Any]) -> None:
 
 def per_step(server: Server, wdb: str, wf: Path, python: Path | None, ddb: str,
              sizes: dict[str, Any]) -> dict[str, Any]:
-    """wfrun's N-step workflows (by its command and in this process) and DBOS's, in
-    alternation (pg_steps)."""
+    """wfrun's N-step workflows (by its command, in this process, and in this process with
+    synchronous_commit off) and DBOS's, in alternation (pg_steps)."""
     lengths, reps = sizes["lengths"], sizes["reps"]
     wcmd = pg_wfrun.CommandSteps(server, wdb, wf, lengths)
+    # The same in process with synchronous_commit off: what a step costs besides waiting
+    # for the server's disk (as the file store's figure with fsync made a no-op).
+    no_sync = server.database_url(wdb, "bench_steps", ["synchronous_commit=off"])
     engines: dict[str, pg_steps.Steps] = {
-        "wfrun": wcmd, "wfrun_in_process": pg_wfrun.InProcessSteps(wdb, wcmd.url, wf)}
+        "wfrun": wcmd, "wfrun_in_process": pg_wfrun.InProcessSteps(wdb, wcmd.url, wf),
+        "wfrun_no_sync": pg_wfrun.InProcessSteps(wdb, no_sync, wf)}
     if python is not None:
         engines["dbos"] = pg_dbos.CommandSteps(server, ddb, python, lengths)
     got = pg_steps.measure(server, engines, lengths, reps)
-    inside = got.pop("wfrun_in_process")
+    inside, unsynced = got.pop("wfrun_in_process"), got.pop("wfrun_no_sync")
     got["wfrun"].update({"in_process_per_step_ms": inside["per_step_ms"],
                          "in_process_per_step_in_commits": inside["per_step_in_commits"],
                          "in_process_per_step_in_commits_each": inside["per_step_in_commits_each"],
                          "in_process_commits_per_step": inside["commits_per_step"],
                          "in_process_fastest_per_step_ms": inside["fastest_per_step_ms"],
                          "in_process_fastest_per_step_in_commits":
-                             inside["fastest_per_step_in_commits"]})
+                             inside["fastest_per_step_in_commits"],
+                         "in_process_no_sync_per_step_ms": unsynced["per_step_ms"],
+                         "in_process_no_sync_fastest_per_step_ms": unsynced["fastest_per_step_ms"]})
     wcmd.close()
     return got
 
@@ -205,7 +211,9 @@ def print_table(r: dict[str, Any]) -> None:
                              ("fastest_per_step_in_commits", "fastest of each length: per step / "
                               "fastest floor", " x"),
                              ("in_process_fastest_per_step_in_commits", "the same, in process",
-                              " x")):
+                              " x"),
+                             ("in_process_no_sync_per_step_ms",
+                              "in process, synchronous_commit off: per step", " ms")):
         print(f"{label:<52} {_fmt(ws.get(key), unit):>12} {_fmt(ds.get(key), unit):>14}")
     spread = [f"{name} {min(got[key]):.2f}-{max(got[key]):.2f}"
               for name, got, key in (("wfrun", ws, "per_step_in_commits_each"),
