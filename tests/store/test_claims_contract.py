@@ -15,7 +15,7 @@ from collections.abc import Callable
 import _stores
 import pytest
 
-from wfrun.errors import UsageError
+from wfrun.errors import ConflictError, UsageError
 from wfrun.store.abc import Store
 
 from ._runs import make_run
@@ -167,3 +167,90 @@ def test_wait_for_work_returns_once_stopped_or_after_the_timeout(store: Store) -
     started = time.monotonic()
     store.wait_for_work(30, stop)  # stopped already: it returns at once
     assert time.monotonic() - started < 5
+
+
+def test_save_and_release_saves_and_gives_the_claim_up_before_the_lock(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    for run_id, deferred in (("r1", False), ("r2", True)):
+        store.create(make_run(run_id), [{"type": "started"}])
+        other = open_store()  # as another process
+        claim = store.claim(run_id)
+        assert claim is not None
+        with store.lock(run_id):
+            run = store.load(run_id)
+            run.output = "done"
+            store.save_and_release(run, claim, [{"type": "step_completed"}], deferred=deferred)
+            assert run.revision == 2
+            # released with the save, while the state lock is still held: whoever changes
+            # the run after this save can claim it
+            assert not other.is_claimed(run_id)
+            taken = other.claim(run_id)
+            assert taken is not None and newer(taken.token, claim.token)
+        store.flush()
+        claim.release()  # does nothing more: the new holder keeps its claim
+        assert store.is_claimed(run_id) and store.claim(run_id) is None and not taken.lost
+        taken.release()
+        saved = other.load(run_id)
+        assert (saved.output, saved.revision) == ("done", 2)
+        assert [e["type"] for e in other.read_history(run_id)] == ["started", "step_completed"]
+        assert not store.is_claimed(run_id)
+
+
+def test_a_refused_save_and_release_writes_nothing_and_keeps_the_claim(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    store.create(make_run("r1"), [{"type": "started"}])
+    other = open_store()
+    claim = store.claim("r1")
+    assert claim is not None
+    stale = store.load("r1")
+    with other.lock("r1"):  # changed meanwhile under the lock, without the claim (a cancel)
+        theirs = other.load("r1")
+        theirs.output = "theirs"
+        other.save(theirs, [{"type": "cancelled"}])
+    with store.lock("r1"):
+        stale.output = "mine"
+        with pytest.raises(ConflictError, match="r1"):
+            store.save_and_release(stale, claim, [{"type": "step_completed"}])
+    assert store.is_claimed("r1") and other.claim("r1") is None  # still held
+    assert not claim.lost
+    assert other.load("r1").output == "theirs"
+    assert [e["type"] for e in other.read_history("r1")] == ["started", "cancelled"]
+    claim.release()
+    assert not store.is_claimed("r1")
+
+
+def test_a_claim_hands_over_the_run_it_read_once_and_a_stale_one_is_refused(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    for run_id in ("r1", "r2"):
+        store.create(make_run(run_id, "2026-01-02T00:00:00.000Z"))
+    claims = {c.run_id: c for c in store.acquire_due("2026-06-01T00:00:00.000Z")}
+    assert sorted(claims) == ["r1", "r2"]
+    other = open_store()
+    with other.lock("r2"):  # r2 changes after it was acquired, under the lock (a resume)
+        changed = other.load("r2")
+        changed.output = "resumed"
+        other.save(changed)
+    taken = {run_id: claim.take_run() for run_id, claim in claims.items()}
+    assert [claim.take_run() for claim in claims.values()] == [None, None]  # handed over once
+    try:
+        if taken["r1"] is None:  # this store reads no run with a claim: the caller loads it
+            assert taken["r2"] is None
+            return
+        assert taken["r1"].to_dict() == store.load("r1").to_dict()
+        assert taken["r1"].revision == 1
+        stale = taken["r2"]
+        assert stale is not None and (stale.output, stale.revision) == (None, 1)
+        with store.lock("r2"):
+            current = store.reload(stale)  # under the lock: the stored state, not the stale one
+            assert (current.output, current.revision) == ("resumed", 2)
+            stale.output = "stale"
+            with pytest.raises(ConflictError, match="r2"):
+                store.save(stale)
+        assert store.load("r2").output == "resumed" and store.is_claimed("r2")
+    finally:
+        for claim in claims.values():
+            claim.release()
+    assert not store.is_claimed("r1") and not store.is_claimed("r2")

@@ -56,6 +56,15 @@ class ExecutionClaim(ABC):
     def release(self) -> None:
         """Give the claim up; idempotent."""
 
+    def take_run(self) -> Run | None:
+        """The run as the store read it while taking this claim, handed over once (None after
+        that, and None if the store did not read it: then `Store.load` it). Read without the
+        run's state lock, as any `load` outside it, so it may be stale by the time it is used
+        (a resume or cancel changes a run under the lock, without its claim): a change starts
+        from `Store.reload` of it under the lock, and a save of a stale one is refused
+        (ConflictError). This default reads nothing."""
+        return None
+
 
 class RunSummary:
     """What `wfrun list` shows of a run (SPEC §4, `list --json`), and its parent run's id.
@@ -216,6 +225,26 @@ class Store(ABC):
         of the same run makes this one durable first. This default makes it a `save`.
         """
         self.save(run, events)
+
+    def save_and_release(self, run: Run, claim: ExecutionClaim,
+                         events: Sequence[dict[str, Any]] = (), deferred: bool = False) -> None:
+        """The last save of a run under `claim`, this process's claim on it: `run` and `events`
+        saved as `save` does (as `save_deferred` if `deferred`), and the claim given up with
+        them.
+
+        Call it under the run's state lock. When it returns the claim is released, before the
+        lock is: so whoever changes the run after this save finds it unclaimed (and may claim
+        it to execute what its change made ready), and whatever was changed before it was seen
+        by this save's caller, under the lock; the holder need not look at the run again. If
+        the save raises (ConflictError, StateError), the claim is still held, as after any
+        failed save, and the caller releases it; `claim.release()` after a save that went
+        through does nothing more. A store with transactions ends the lease in the save's own
+        transaction. This default saves, then releases."""
+        if deferred:
+            self.save_deferred(run, events)
+        else:
+            self.save(run, events)
+        claim.release()
 
     def flush(self) -> None:  # noqa: B027 (a store without deferred saves has nothing to do)
         """Make every state stored with `save_deferred` durable (StateError on an I/O failure).

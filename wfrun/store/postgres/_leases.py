@@ -12,6 +12,12 @@ carry the old token and are refused (the store's `_FENCE`), and its renewals fin
 Each process renews all the claims it holds on one database in one statement, every third of
 the lease length, from one daemon thread (`_Renewer`); claims and renewals go through the
 process's main connection, whose session holds the locks.
+
+A claim given up with the run's last save (`RELEASED`, in that save's statement: the store's
+`save_and_release`) ends there for everyone: its row is deleted. Its advisory lock, held by the
+main connection's session, is unlocked with this process's next statement there (a claim, an
+acquire, a renewal: `_on_main`, in the same transaction), so that a tick firing a batch of runs
+spends no transaction per run on releases.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import weakref
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
 import psycopg
 
 from wfrun.errors import StateError, UsageError
+from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim
 from wfrun.store.postgres._connect import Server, errors
 
@@ -75,7 +84,8 @@ _CLAIM = f"""WITH taken AS (
     {_TAKE})
     SELECT t.token, {_LOCK} FROM taken t"""
 _ACQUIRE = f"""WITH due AS (
-    SELECT r.run_id, r.next_due FROM wfrun_runs r
+    SELECT r.run_id, r.next_due, r.revision, r.run_schema, r.snapshot::text AS snapshot
+    FROM wfrun_runs r
     WHERE r.next_due <= %(now)s AND r.run_id <> ALL(%(mine)s::text[])
       AND NOT EXISTS (SELECT 1 FROM wfrun_claims h WHERE h.run_id = r.run_id AND {live("h")})
     ORDER BY r.next_due, r.run_id LIMIT %(limit)s
@@ -84,7 +94,8 @@ taken AS (
     INSERT INTO wfrun_claims AS c (run_id, owner, token, acquired_at, expires_at)
     SELECT run_id, %(owner)s, nextval('wfrun_claim_tokens'), now(), {_EXPIRY} FROM due
     {_TAKE})
-    SELECT t.run_id, t.token, {_LOCK} FROM taken t JOIN due d ON d.run_id = t.run_id
+    SELECT t.run_id, t.token, {_LOCK}, d.revision, d.run_schema, d.snapshot
+    FROM taken t JOIN due d ON d.run_id = t.run_id
     ORDER BY d.next_due, d.run_id"""
 _RENEW = f"""UPDATE wfrun_claims c SET expires_at = {_EXPIRY}
     FROM unnest(%(runs)s::text[], %(tokens)s::bigint[]) AS m(run_id, token)
@@ -94,6 +105,18 @@ _HELD = f"SELECT EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %(run_id)
 _RELEASE = """WITH gone AS (DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s)
     SELECT pg_advisory_unlock(%(base)s::bigint # %(token)s::bigint)"""
 _FORGET = "DELETE FROM wfrun_claims WHERE run_id = %(run_id)s AND token = %(token)s"
+# A part of a save's statement (after its `changed` part): the claim of token %(token)s ends with
+# the save, if the save was made (see `LeaseClaim.ended_with_save`)
+RELEASED = """released AS (DELETE FROM wfrun_claims c USING changed
+    WHERE c.run_id = changed.run_id AND c.token = %(token)s)"""
+_UNLOCK = """SELECT count(pg_advisory_unlock(%(base)s::bigint # u))
+    FROM unnest(%(unlock)s::bigint[]) AS u"""
+# server -> (main connection's generation, token) of the advisory locks still to unlock
+_UNLOCKS: weakref.WeakKeyDictionary[Server, list[tuple[int, int]]] = weakref.WeakKeyDictionary()
+# server -> the mutex of its main connection: a pipeline there must not take in another thread's
+# statements (psycopg holds the connection's own lock per statement, not for a whole pipeline)
+_MAIN: weakref.WeakKeyDictionary[Server, threading.Lock] = weakref.WeakKeyDictionary()
+_MAIN_MADE = threading.Lock()
 
 
 def lost_lease(run_id: str, lease: float) -> str:
@@ -123,9 +146,8 @@ def claim(server: Server, run_id: str) -> LeaseClaim | None:
     try:
         params = {"run_id": run_id, "owner": _owner(), "lease": server.lease,
                   "base": server.key("lease", "")}
-        with errors(server.where):
-            session, row = server.on_main(
-                lambda c: (server.generation, c.execute(_CLAIM, params).fetchone()))
+        session, rows = _on_main(server, _CLAIM, params)
+        row = rows[0] if rows else None
     finally:
         with server.claims_mutex:
             if row is None and server.claims.get(run_id) == 0:
@@ -139,10 +161,12 @@ def claim(server: Server, run_id: str) -> LeaseClaim | None:
     return LeaseClaim(server, run_id, row[0], session)
 
 
-def acquire(server: Server, now: str, limit: int | None) -> list[ExecutionClaim]:
+def acquire(server: Server, now: str, limit: int | None,
+            parse: Callable[[str, int, int, str], Run | None]) -> list[ExecutionClaim]:
     """Claims of the runs due at `now` with no live lease, in due order, at most `limit`: a
     transaction per `BATCH` runs, whose rows are locked `FOR UPDATE SKIP LOCKED`, so that
-    processes acquiring at once take different runs."""
+    processes acquiring at once take different runs. Each claim carries its run as that
+    statement read it (`parse(run_id, revision, run_schema, snapshot)`: None if unreadable)."""
     claims: list[ExecutionClaim] = []
     base = server.key("lease", "")
     while limit is None or len(claims) < limit:
@@ -151,17 +175,13 @@ def acquire(server: Server, now: str, limit: int | None) -> list[ExecutionClaim]
             mine = list(server.claims)  # held here (or being claimed by another thread)
         params = {"now": now, "mine": mine, "limit": size, "owner": _owner(),
                   "lease": server.lease, "base": base}
-
-        def batch(conn: Any, params: dict[str, Any] = params) -> tuple[int, list[Any]]:
-            return server.generation, conn.execute(_ACQUIRE, params).fetchall()
-
-        with errors(server.where):
-            session, rows = server.on_main(batch)
+        session, rows = _on_main(server, _ACQUIRE, params)
         with server.claims_mutex:
-            for run_id, token, _locked in rows:
+            for run_id, token, *_ in rows:
                 server.claims[run_id] = token
                 server.lost.pop(run_id, None)
-        claims.extend(LeaseClaim(server, run_id, token, session) for run_id, token, _ in rows)
+        claims.extend(LeaseClaim(server, run_id, token, session, parse(run_id, *read))
+                      for run_id, token, _locked, *read in rows)
         if len(rows) < size:
             break  # no more due runs free (or another process took some meanwhile: next time)
     if claims:
@@ -172,7 +192,7 @@ def acquire(server: Server, now: str, limit: int | None) -> list[ExecutionClaim]
 def is_claimed(server: Server, run_id: str) -> bool:
     """True if the run has a live lease."""
     params = {"run_id": run_id, "base": server.key("lease", "")}
-    with errors(server.where):
+    with errors(server.where), _main(server):
         row = server.on_main(lambda c: c.execute(_HELD, params).fetchone())
     return bool(row[0])
 
@@ -181,11 +201,11 @@ def renew(server: Server, held: dict[str, int]) -> set[int]:
     """Extend the leases of `held` (run -> token) by the lease length in one statement; the
     tokens renewed. A claim not renewed was lost: it is moved to `server.lost` (its fencing
     token stays known, so its saves are refused, not unfenced)."""
-    if not held or server.stopped.is_set():
+    if server.stopped.is_set() or not (held or _UNLOCKS.get(server)):
         return set()  # (the connections are being closed: not made again for this)
-    params = {"runs": list(held), "tokens": list(held.values()), "lease": server.lease}
-    with errors(server.where):
-        rows = server.on_main(lambda c: c.execute(_RENEW, params).fetchall())
+    params = {"runs": list(held), "tokens": list(held.values()), "lease": server.lease,
+              "base": server.key("lease", "")}
+    _session, rows = _on_main(server, _RENEW, params)
     renewed = {row[0] for row in rows}
     with server.claims_mutex:
         for run_id, token in held.items():
@@ -194,13 +214,65 @@ def renew(server: Server, held: dict[str, int]) -> set[int]:
     return renewed
 
 
+def _main(server: Server) -> threading.Lock:
+    """The mutex every use of the server's main connection holds (see `_MAIN`)."""
+    with _MAIN_MADE:
+        mutex = _MAIN.get(server)
+        if mutex is None:
+            mutex = _MAIN[server] = threading.Lock()
+    return mutex
+
+
+def _on_main(server: Server, statement: str, params: dict[str, Any]) -> tuple[int, list[Any]]:
+    """The rows of `statement` on the main connection, and which connection that was (its
+    generation). The advisory locks of claims that ended with a save are unlocked in the same
+    transaction (BEGIN, the unlocks, the statement, COMMIT: one round trip, a pipeline)."""
+    with _main(server), errors(server.where):
+        with server.claims_mutex:
+            pending = _UNLOCKS.pop(server, [])
+        return server.on_main(lambda conn: _statement(server, conn, pending, statement, params))
+
+
+def _statement(server: Server, conn: Any, pending: list[tuple[int, int]], statement: str,
+               params: dict[str, Any]) -> tuple[int, list[Any]]:
+    """`_on_main`'s work on the connection `conn`."""
+    session = server.generation
+    tokens = [token for generation, token in pending if generation == session]
+    if not tokens:  # (the locks of a session since replaced ended with it)
+        return session, conn.execute(statement, params).fetchall()
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute(_UNLOCK, {"base": server.key("lease", ""), "unlock": tokens})
+            cursor = conn.execute(statement, params)
+            conn.execute("COMMIT")
+    except psycopg.Error:
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+        with server.claims_mutex:  # unlocked or not, tried again (unlocking a lock that is
+            _UNLOCKS.setdefault(server, []).extend(pending)  # not held only returns false)
+        raise
+    return session, cursor.fetchall()
+
+
 class LeaseClaim(ExecutionClaim):
     """A lease of one run: its row in wfrun_claims and the advisory lock keyed by its token,
-    held by this process's main connection (`session`: which one, `Server.generation`)."""
+    held by this process's main connection (`session`: which one, `Server.generation`); and
+    the run as read when it was taken, if it was (`take_run`)."""
 
-    def __init__(self, server: Server, run_id: str, token: int, session: int) -> None:
+    def __init__(self, server: Server, run_id: str, token: int, session: int,
+                 run: Run | None = None) -> None:
         self._server, self._run_id, self._token, self._session = server, run_id, token, session
         self._released = False
+        self._run = run
+
+    def take_run(self) -> Run | None:
+        run, self._run = self._run, None
+        return run
+
+    def of(self, server: Server) -> bool:
+        """True if this claim was taken through `server` (in this process)."""
+        return self._server is server and os.getpid() == server.pid
 
     @property
     def run_id(self) -> str:
@@ -222,15 +294,31 @@ class LeaseClaim(ExecutionClaim):
         except StateError:
             return False  # the server cannot be reached: the lease cannot be vouched for
 
-    def release(self) -> None:
+    def ended_with_save(self) -> None:
+        """A save that deleted this claim's row (`RELEASED`) committed: the claim is given up.
+        Its advisory lock is unlocked with the next statement on the main connection."""
         if self._released:
             return
+        self._forget()
+        server = self._server
+        if os.getpid() == server.pid and server.generation == self._session:
+            with server.claims_mutex:
+                _UNLOCKS.setdefault(server, []).append((self._session, self._token))
+
+    def _forget(self) -> None:
+        """Released: no longer among this process's claims (held or lost)."""
         self._released = True
         server = self._server
         with server.claims_mutex:
             for held in (server.claims, server.lost):
                 if held.get(self._run_id) == self._token:
                     del held[self._run_id]
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._forget()
+        server = self._server
         if os.getpid() != server.pid:
             return  # a forked child: the claim is its parent's
         params = {"run_id": self._run_id, "token": self._token, "base": server.key("lease", "")}
@@ -240,7 +328,7 @@ class LeaseClaim(ExecutionClaim):
             live = server.generation == self._session
             conn.execute(_RELEASE if live else _FORGET, params)
 
-        with suppress(psycopg.Error, StateError):
+        with suppress(psycopg.Error, StateError), _main(server):
             server.on_main(give_up)
 
 
@@ -268,7 +356,8 @@ class _Renewer:
                 return
             with server.claims_mutex:
                 held = {run_id: token for run_id, token in server.claims.items() if token}
-            if not held:
+                unlocks = bool(_UNLOCKS.get(server))
+            if not held and not unlocks:
                 continue
             with suppress(StateError, psycopg.Error):  # unreachable: tried again next time
                 renew(server, held)

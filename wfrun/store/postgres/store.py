@@ -16,8 +16,10 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
   and an expiry, renewed while this process lives, with a session advisory lock on its main
   connection telling others at once that the holder died. While this process holds a claim,
   its saves of that run commit only if the token is still the run's latest (`_FENCE`), so a
-  process whose lease ran out (paused, cut off) and was taken over cannot overwrite.
-- `acquire_due` claims due runs a batch per transaction (`FOR UPDATE SKIP LOCKED`), and
+  process whose lease ran out (paused, cut off) and was taken over cannot overwrite. The last
+  save under a claim ends it in the same statement (`save_and_release`).
+- `acquire_due` claims due runs a batch per transaction (`FOR UPDATE SKIP LOCKED`), each claim
+  carrying its run as that statement read it (`take_run`: the tick loads none again), and
   `wait_for_work` listens for runs becoming due (see `_listen`).
 """
 
@@ -66,11 +68,12 @@ _CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, creat
             %(suspended)s)
     ON CONFLICT (run_id) DO NOTHING"""
 # A state change is one statement: the run's row (with its due entry) and its history events
-# are written together, or not at all (nothing is inserted unless the row was)
+# are written together, or not at all (nothing is inserted unless the row was); the second
+# {} may add what else is written with it (the end of a claim: `_leases.RELEASED`)
 _EVENTS = """INSERT INTO wfrun_history (run_id, event) SELECT changed.run_id, e FROM changed,
     json_array_elements(%(events)s::json) WITH ORDINALITY AS t(e, n) ORDER BY n"""
 _CHANGE = "WITH changed AS ({} RETURNING run_id), logged AS (" + _EVENTS + \
-    ") SELECT count(*) FROM changed"
+    "){} SELECT count(*) FROM changed"
 
 
 class PostgresStore(Store):
@@ -236,7 +239,7 @@ class PostgresStore(Store):
         check_run_id(run.run_id)
         row = self._row(run, 1)
         row["events"] = _dump(list(events))
-        if not self._change(run.run_id, _CHANGE.format(_CREATE), row):
+        if not self._change(run.run_id, _CHANGE.format(_CREATE, ""), row):
             raise ConflictError(f"run {run.run_id} already exists")
         run.revision = 1
 
@@ -316,16 +319,31 @@ class PostgresStore(Store):
 
     def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         check_run_id(run.run_id)
-        server = self._server()
+        self._save(run, events, self._server().token(run.run_id))
+
+    def save_and_release(self, run: Run, claim: ExecutionClaim,
+                         events: Sequence[dict[str, Any]] = (), deferred: bool = False) -> None:
+        check_run_id(run.run_id)
+        if not (isinstance(claim, _leases.LeaseClaim) and claim.of(self._server())
+                and claim.run_id == run.run_id):
+            super().save_and_release(run, claim, events, deferred)  # (not a claim of this store)
+            return
+        self._save(run, events, claim.token, release=True)  # fenced by the claim's own token
+        claim.ended_with_save()
+
+    def _save(self, run: Run, events: Sequence[dict[str, Any]], token: int | None,
+              release: bool = False) -> None:
+        """`save`, fenced by `token` if given; with `release`, the claim of that token ends in
+        the same statement (its row deleted, if the save is made: `_leases.RELEASED`)."""
         row = self._row(run, run.revision + 1)
         row["revision"] = run.revision
         row["events"] = _dump(list(events))
-        token = server.token(run.run_id)
         statement = _SAVE
         if token:
             row["token"] = token
             statement += _FENCE
-        if not self._change(run.run_id, _CHANGE.format(statement), row):
+        ended = f", {_leases.RELEASED}" if release and token else ""
+        if not self._change(run.run_id, _CHANGE.format(statement, ended), row):
             # nothing was written; why (read afresh: the change's transaction has ended)
             found = self._fetch(None, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
                                 [run.run_id])
@@ -480,7 +498,13 @@ class PostgresStore(Store):
         return _leases.is_claimed(self._server(), run_id)
 
     def acquire_due(self, now: str, limit: int | None = None) -> list[ExecutionClaim]:
-        return _leases.acquire(self._server(), now, limit)
+        def parse(run_id: str, revision: int, run_schema: int, text: str) -> Run | None:
+            try:
+                return self._parse(run_id, revision, run_schema, text)
+            except StateError:
+                return None  # (the run's `load` says why)
+
+        return _leases.acquire(self._server(), now, limit, parse)
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         _listen.wait_for_work(self._server(), timeout, stop)
