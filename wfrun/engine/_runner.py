@@ -199,12 +199,14 @@ class Runner:
 
     def transition(
         self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
-        durable: bool = True, current: Run | None = None,
+        durable: bool = True, current: Run | None = None, claim: ExecutionClaim | None = None,
     ) -> tuple[Run, str | None]:
         """Load, mutate, schedule and save the run under its lock, with the history events of
         the change; one durable write (with `durable=False`, a caller holding the claim only
         records the step it starts next; `current`: the run as loaded by the caller, unchanged
-        since, if it still is the state)."""
+        since, if it still is the state). `claim`, the caller's claim on the run, is given up
+        with the save when no step follows (`Store.save_and_release`: the caller then need
+        not look at the run again, see `execute_loop`)."""
         with self.store.lock(run_id):
             run = self.store.load(run_id) if current is None else self.store.reload(current)
             events: Events = []
@@ -218,7 +220,10 @@ class Runner:
                 run.running_since = None
             remember_nonces(run)
             run.updated_at = to_iso(now)
-            if step is None and self.defer_sync is not None:
+            if step is None and claim is not None:  # nothing more to execute: let go with it
+                self.store.save_and_release(run, claim, events,
+                                            deferred=self.defer_sync is not None)
+            elif step is None and self.defer_sync is not None:
                 self.store.save_deferred(run, events)  # tick: nothing executes before the flush
             elif durable or step is None:
                 self.store.save(run, events)
@@ -228,14 +233,16 @@ class Runner:
 
     def execute_loop(
         self, run: Run, workflow: Workflow, claim: ExecutionClaim, step: str | None,
-        warnings: list[str],
+        warnings: list[str], *, released: bool = False,
     ) -> Result:
-        """Execute steps one after another while this process holds the claim."""
+        """Execute steps one after another while this process holds the claim (`released`:
+        it went with the save that left no `step`, see `transition`)."""
         run_id = run.run_id
         try:
             while step is not None and run.status == RUNNING:
                 if is_composite(workflow.steps.get(step)):
                     run, step = execute_composite(self, run, workflow, step)
+                    released = False
                     continue
                 outcome = execute(
                     self.handler(workflow, step), run, step,
@@ -252,15 +259,18 @@ class Runner:
                 stopping = self.should_stop()
                 # `run` is the state as this process last wrote it (step code got copies)
                 run, step = self.transition(run_id, workflow, record, execute=not stopping,
-                                            current=run)
+                                            current=run, claim=claim)
+                released = step is None  # the claim went with this save
                 if stopping:
                     return Result(run, workflow, warnings)
         finally:
-            claim.release()
+            claim.release()  # (nothing more if it went with the last save)
             if self.defer_sync is None:
                 self.store.sync_history(run_id)
             else:
                 self.defer_sync.add(run_id)
+        if released:  # let go with the last save, under the run's lock: nothing was missed
+            return Result(run, workflow, warnings)
         return self.continue_if_woken(run, workflow, warnings)
 
     def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
@@ -271,9 +281,14 @@ class Runner:
         if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
             claim = self.store.claim(run.run_id)
             if claim is not None:
-                latest, step = self.transition(
-                    run.run_id, workflow, lambda r, e: None, execute=True)
-                return self.execute_loop(latest, workflow, claim, step, warnings)
+                try:
+                    latest, step = self.transition(
+                        run.run_id, workflow, lambda r, e: None, execute=True, claim=claim)
+                except BaseException:
+                    claim.release()
+                    raise
+                return self.execute_loop(latest, workflow, claim, step, warnings,
+                                         released=step is None)
         return Result(latest, workflow, warnings)
 
     def handler(self, workflow: Workflow, step: str) -> Callable[..., Any]:
@@ -307,9 +322,9 @@ class Runner:
                 )
             return Result(run, workflow, warnings)
         try:
-            run, step = self.transition(run_id, workflow, mutate, execute=True)
+            run, step = self.transition(run_id, workflow, mutate, execute=True, claim=claim)
             self.manifests.flush()
         except BaseException:
             claim.release()
             raise
-        return self.execute_loop(run, workflow, claim, step, warnings)
+        return self.execute_loop(run, workflow, claim, step, warnings, released=step is None)

@@ -85,14 +85,18 @@ class RunnerAPI(Reader, Protocol):
         ...
 
     def transition(self, run_id: str, workflow: Workflow, mutate: Mutation, *, execute: bool,
-                   durable: bool = True, current: Run | None = None) -> tuple[Run, str | None]:
+                   durable: bool = True, current: Run | None = None,
+                   claim: ExecutionClaim | None = None) -> tuple[Run, str | None]:
         """Load, mutate, schedule and save the run under its lock; the run and the step this
-        process is to execute next (with `execute`)."""
+        process is to execute next (with `execute`); `claim` is given up with the save if
+        there is none."""
         ...
 
     def execute_loop(self, run: Run, workflow: Workflow, claim: ExecutionClaim,
-                     step: str | None, warnings: list[str]) -> Result:
-        """Execute steps one after another while this process holds the claim."""
+                     step: str | None, warnings: list[str], *,
+                     released: bool = False) -> Result:
+        """Execute steps one after another while this process holds the claim (`released`:
+        it went with the save that left no `step`)."""
         ...
 
     def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:

@@ -151,14 +151,16 @@ def _sync_histories(runner: RunnerAPI, run_ids: list[str], report: TickReport) -
 def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
               report: TickReport) -> Run | None:
     """Fire what is due in one run and continue it; the run afterwards (None: nothing done)."""
-    try:
-        run = runner.store.load(run_id)
-    except NotFoundError:
-        with runner.store.lock(run_id):  # creation holds this lock: no run is half-made now
-            if not runner.store.exists(run_id):
-                runner.store.drop_index(run_id)  # its snapshot was deleted by hand
-        claim.release()
-        return None
+    run = claim.take_run()  # as read with the claim, if the store did: checked under the lock
+    if run is None:
+        try:
+            run = runner.store.load(run_id)
+        except NotFoundError:
+            with runner.store.lock(run_id):  # creation holds this lock: no run is half-made now
+                if not runner.store.exists(run_id):
+                    runner.store.drop_index(run_id)  # its snapshot was deleted by hand
+            claim.release()
+            return None
     if run.finished:
         with runner.store.lock(run_id):
             runner.store.reindex(runner.store.load(run_id))
@@ -181,7 +183,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
     try:
         # One durable write per fired step: "started" is kept only until the outcome is saved.
         run, step = runner.transition(run_id, workflow, mutate, execute=True, durable=False,
-                                       current=run)
+                                       current=run, claim=claim)
     except _NothingDue:
         claim.release()
         return None
@@ -190,7 +192,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
         raise
     report.warnings.extend(warnings)
     since = to_iso(runner.clock.now())
-    result = runner.execute_loop(run, workflow, claim, step, warnings)
+    result = runner.execute_loop(run, workflow, claim, step, warnings, released=step is None)
     report.warnings.extend(retry_notes(result.run, since))  # what raised, and where (SPEC §5)
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
