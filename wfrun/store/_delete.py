@@ -41,7 +41,7 @@ def delete(store: FileStoreParts, run_id: str) -> None:
                 raise StateError(f"cannot delete run {run_id} ({exc.filename}): "
                                  f"{exc.strerror}") from exc
             _forget(store, run_id)
-            for lock in (f"{run_id}.exec", f"{run_id}.token", f"{run_id}.lock"):
+            for lock in (f"{run_id}.exec", f"{run_id}.lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(store._path("locks", lock))
         finally:
