@@ -5,7 +5,7 @@ Importing rich costs about 40 ms, a fifth of `wfrun resume`. Where rich would pr
 unbounded width and drops the spaces that end lines, so its output is plain text that this
 module reproduces byte for byte for what a run document contains: lines printed as they are
 and a table of single-line ASCII cells. Anything else (control characters, other symbols in the
-table) is left to rich. tests/test_plain_render.py compares both outputs.
+table) is left to rich. tests/unit/test_plain_render.py compares both outputs.
 """
 
 from __future__ import annotations

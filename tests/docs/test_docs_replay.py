@@ -3,7 +3,7 @@ replayed and its output compared (tests/_docs_replay.py says how), and relative 
 
 After a change of behaviour or output, re-record every block with one command:
 
-    WFRUN_DOCS_RECORD=1 .venv/bin/pytest -q -p no:cacheprovider tests/test_docs_replay.py
+    WFRUN_DOCS_RECORD=1 .venv/bin/pytest -q -p no:cacheprovider tests/docs/test_docs_replay.py
 
 then read the diff of README.md and docs/ (`WFRUN_DOCS_RECORD=fresh` rewrites every id and
 time as printed, instead of keeping the recorded ones where only they changed).

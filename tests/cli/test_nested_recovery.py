@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Project
-from test_nested import setup
+
+from .test_nested import setup
 
 MAX_OPS = 80  # more file operations than the resume makes (checked below)
 STRIDE = 3

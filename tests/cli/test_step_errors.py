@@ -11,7 +11,7 @@ import pytest
 from conftest import Project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_plain_render import NASTY, SAFE, documents, render_both
+from unit.test_plain_render import NASTY, SAFE, documents, render_both
 
 from wfrun.cli import _plain
 

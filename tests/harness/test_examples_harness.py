@@ -18,7 +18,7 @@ from wfrun.testing import Harness
 
 
 def test_the_fixture_uses_the_repository_examples(wfrun_harness: Harness) -> None:
-    assert Path(wfrun_harness.workflows_dir).resolve() == Path(__file__).parent.parent / "workflows"
+    assert Path(wfrun_harness.workflows_dir).resolve() == Path(__file__).parents[2] / "workflows"
 
 
 def test_expense_approval(wfrun_harness: Harness) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from _flaky_api import flaky_api
 from conftest import REPO, Project
-from test_examples import EXAMPLES, as_shell, due_of, shift, tick, use
 from typer.testing import CliRunner
 
 from wfrun.cli import app
+
+from .test_examples import EXAMPLES, as_shell, due_of, shift, tick, use
 
 
 @pytest.fixture(autouse=True)

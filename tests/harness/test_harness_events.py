@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wfrun.testing import Harness
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_harness_sends_an_event_before_and_after_the_wait(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Project
-from test_examples import as_shell, shift, use
+
+from .test_examples import as_shell, shift, use
 
 MANIFEST = """\
 name: asker

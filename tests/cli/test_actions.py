@@ -9,13 +9,14 @@ import json
 
 import pytest
 from conftest import Outcome, Project
-from test_examples import use
 
 from wfrun._specs import Workflow
 from wfrun.engine._actions import check_resume_action
 from wfrun.errors import UsageError
 from wfrun.loader import load_workflow
 from wfrun.model import RUNNING, SUSPENDED, WAITING, StepState
+
+from .test_examples import use
 
 
 def one_line_error(out: Outcome) -> str:

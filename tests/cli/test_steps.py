@@ -113,7 +113,7 @@ def test_when_matches_the_action_given_at_resume(project: Project) -> None:
         doc = project.json("resume", run_id, "--action", action)
         assert doc["steps"]["review"]["action"] == action
         assert (doc["steps"]["ship"]["status"], doc["steps"]["redo"]["status"]) == (ship, redo)
-    # no action would run neither: refused (SPEC §2, tests/test_actions.py)
+    # no action would run neither: refused (SPEC §2, tests/cli/test_actions.py)
     assert project.run("resume", project.json("start", "review")["run_id"]).code == 2
 
 
