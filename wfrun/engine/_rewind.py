@@ -125,7 +125,7 @@ def fork(
         code_hash=dict(workflow.code_hash), steps=forked_steps(source, workflow, target),
         running_since=to_iso(now),
     )
-    claim = runner.store.claim(run.run_id)
+    claim = runner.claim(run.run_id)
     if claim is None:
         raise ConflictError(f"run {run.run_id} is busy: another process is creating it")
     try:

@@ -46,6 +46,9 @@ class Runner:
         self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
         self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
         self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
+        # claims a tick acquired and has not advanced yet: a run they are on is claimed from
+        # here when another run's work needs it (a parent starting or waking its child)
+        self.reserved: dict[str, ExecutionClaim] = {}
 
     @property
     def links(self) -> LinkMaker:
@@ -154,7 +157,7 @@ class Runner:
             code_hash=dict(workflow.code_hash),
             steps={sid: StepState() for sid in workflow.steps}, parent=parent,
         )
-        claim = self.store.claim(run.run_id)
+        claim = self.claim(run.run_id)
         if claim is None:
             raise ConflictError(f"run {run.run_id} is busy: another process is starting it")
         return workflow, run, now, claim
@@ -273,13 +276,19 @@ class Runner:
             return Result(run, workflow, warnings)
         return self.continue_if_woken(run, workflow, warnings)
 
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        """Become the run's executor: a claim this tick acquired for it and has not used yet,
+        else a new one from the store (None if another holder has the run)."""
+        reserved = self.reserved.pop(run_id, None)
+        return reserved if reserved is not None else self.store.claim(run_id)
+
     def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
         """After letting the claim go, pick up work another process recorded meanwhile."""
         if run.finished:  # no process moves a finished run on: no need to read it again
             return Result(run, workflow, warnings)
         latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
         if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
-            claim = self.store.claim(run.run_id)
+            claim = self.claim(run.run_id)
             if claim is not None:
                 try:
                     latest, step = self.transition(
@@ -307,7 +316,7 @@ class Runner:
     def drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
               warnings: list[str]) -> Result:
         """Apply a mutation and, if this process can claim the run, execute what follows."""
-        claim = self.store.claim(run_id)
+        claim = self.claim(run_id)
         if claim is None:
             run, _ = self.transition(run_id, workflow, mutate, execute=False)
             self.manifests.flush()

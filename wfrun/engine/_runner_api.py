@@ -44,6 +44,12 @@ class RunnerAPI(Reader, Protocol):
     """Loads, claims, changes and executes runs: the runner of `_runner.py`."""
 
     defer_sync: set[str] | None  # tick: runs whose history it syncs at its end
+    reserved: dict[str, ExecutionClaim]  # claims a tick acquired and has not advanced yet
+
+    def claim(self, run_id: str) -> ExecutionClaim | None:
+        """Become the run's executor: a claim in `reserved`, else a new one from the store
+        (None if another holder has the run)."""
+        ...
 
     @property
     def clock(self) -> Clock:

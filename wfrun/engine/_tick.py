@@ -94,16 +94,25 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
                 batch.append(claim)
         if not batch:
             return
-        for index, claim in enumerate(batch):
-            if runner.should_stop():
-                for left in batch[index:]:
-                    left.release()
-                return
-            done.add(claim.run_id)
-            advanced, run = _advance_claimed(runner, claim, report)
-            due = run.next_due() if run is not None else None
-            if not advanced or (due is not None and due <= now):
-                again += 1
+        # Advancing one run may need another of the batch (a parent starting or waking its
+        # child): the runner takes that claim from `reserved`, and the run is not advanced
+        # again here.
+        runner.reserved = {claim.run_id: claim for claim in batch}
+        try:
+            for claim in batch:
+                if runner.should_stop():
+                    return
+                if runner.reserved.pop(claim.run_id, None) is None:
+                    continue  # claimed by the work of a run before it in the batch
+                done.add(claim.run_id)
+                advanced, run = _advance_claimed(runner, claim, report)
+                due = run.next_due() if run is not None else None
+                if not advanced or (due is not None and due <= now):
+                    again += 1
+        finally:
+            for left in runner.reserved.values():
+                left.release()
+            runner.reserved = {}
 
 
 def _advance_claimed(runner: RunnerAPI, claim: ExecutionClaim, report: TickReport
