@@ -12,12 +12,14 @@ kill lands mid-step.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -194,6 +196,19 @@ def read_ledger(path: Path) -> list[Attempt]:
         run_id, step, runs, pgid, pid, at, note = [*line.split(" ", 6), ""][:7]
         rows.append(Attempt(run_id, step, int(runs), int(pgid), int(pid), float(at), note))
     return rows
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the lock of the heavy proofs: each uses some 50 of the test server's connections
+    (100 in all, shared by every test running), so two of them never run at once, whatever
+    pytest-xdist worker runs them."""
+    with open(Path(tempfile.gettempdir()) / "wfrun-pg-proofs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

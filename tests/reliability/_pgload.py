@@ -103,10 +103,13 @@ class Load:
         self._cli = ThreadPoolExecutor(launchers, thread_name_prefix="cli")
         self.futures: list[Future[Any]] = []
         self.retries = 0  # requests sent again after no answer or a 5xx (same key or token)
+        self._closed = threading.Event()
 
     def close(self) -> None:
-        self._http.shutdown(wait=True)
-        self._cli.shutdown(wait=True)
+        """Stop: no request is sent any more (one being sent ends), then the launchers go."""
+        self._closed.set()
+        self._http.shutdown(wait=True, cancel_futures=True)
+        self._cli.shutdown(wait=True, cancel_futures=True)
         for warm in self._warm:
             warm.close()
 
@@ -125,6 +128,8 @@ class Load:
         """POST /workflows/W/runs through a random server until a 202 (the Idempotency-Key
         makes a retried start the same run)."""
         for _ in range(TRIES):
+            if self._closed.is_set():
+                return
             code, body = post(f"{self.rng.choice(self.bases)}/workflows/{workflow}/runs",
                               {"n": key}, {"Authorization": f"Bearer {token}",
                                            "Idempotency-Key": key})
@@ -228,7 +233,7 @@ class Load:
     def _again(self, what: str) -> bool:
         """For a patient load: keep `what` (an unclear answer), wait a moment and say to try
         again; for an impatient one, False."""
-        if not self.patient:
+        if not self.patient or self._closed.is_set():
             return False
         with self._mutex:
             self.retries += 1

@@ -25,6 +25,29 @@ def read_back(store: Any, run_ids: list[str]) -> tuple[dict[str, Run], dict[str,
     return runs, {run_id: store.read_history(run_id) for run_id in run_ids}
 
 
+def unfinished(store: Any, workflows: dict[str, str], answers: list[Answer],
+               attempts: list[Attempt]) -> list[str]:
+    """What is known of each run that did not finish: its state, its history, the answers its
+    resumes got and its ledger lines, with their times (for the failure message of a proof)."""
+    from wfrun.durations import parse_iso
+
+    found = []
+    for run_id, workflow in sorted(workflows.items()):
+        run = store.load(run_id)
+        if run.finished:
+            continue
+        history = [(f"{parse_iso(e['at']).timestamp():.3f}", e["type"], e.get("step"),
+                    e.get("runs")) for e in store.read_history(run_id)]
+        resumes = [(f"{a.at:.3f}", a.via, a.code, a.token, a.body[:300]) for a in answers
+                   if a.run_id == run_id]
+        ledger = [(f"{a.at:.3f}", a.step, a.runs, a.pgid, a.pid) for a in attempts
+                  if a.run_id == run_id]
+        found.append(f"run {run_id} ({workflow}) is {run.status}: steps "
+                     f"{ {sid: (st.status, st.runs) for sid, st in run.steps.items()} }; "
+                     f"history {history}; resumes {resumes}; ledger {ledger}")
+    return found
+
+
 def check_runs(workflows: dict[str, str], runs: dict[str, Run],
                histories: dict[str, list[dict[str, Any]]], answers: list[Answer]
                ) -> tuple[list[str], Counter[str]]:

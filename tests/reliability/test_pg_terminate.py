@@ -28,9 +28,9 @@ import pytest
 from wfrun.store.postgres import PostgresStore
 
 from ._pgdrive import drive, plan
-from ._pgfleet import Figures, Fleet, database, show_figures
+from ._pgfleet import Figures, Fleet, database, exclusive, show_figures
 from ._pgload import Load, Watch
-from ._pgverify import check_attempts, check_runs, read_back
+from ._pgverify import check_attempts, check_runs, read_back, unfinished
 
 RUNS = 300
 MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
@@ -78,7 +78,7 @@ def test_every_connection_terminated_twice_mid_load_loses_nothing_and_doubles_no
     rng = random.Random(seed)
     figures = Figures(f"PostgreSQL: every connection terminated twice, {RUNS} runs, 2 workers "
                       f"+ 2 servers (seed {seed})", [])
-    with database() as url:
+    with exclusive(), database() as url:
         fleet = Fleet(tmp_path, url, lease="2s", step_sleep=0.1)
         load: Load | None = None
         try:
@@ -105,9 +105,10 @@ def test_every_connection_terminated_twice_mid_load_loses_nothing_and_doubles_no
                                      for n, up in alive.items() if not up}
         assert not load.errors, load.errors[:20]
         assert [n for _, n in terminator.done] and len(terminator.done) == 2, terminator.done
-        assert counts.get("completed") == RUNS, (
-            f"not every run finished within {DEADLINE:.0f}s: {counts}")
         store = PostgresStore(url)
+        if counts.get("completed") != RUNS:
+            pytest.fail(f"not every run finished within {DEADLINE:.0f}s: {counts}:\n" + "\n".join(
+                unfinished(store, load.runs, load.answers, fleet.attempts())[:10]), pytrace=False)
         runs, histories = read_back(store, sorted(load.runs))
         store.close()
     problems, tally = check_runs(load.runs, runs, histories, load.answers)

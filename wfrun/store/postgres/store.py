@@ -328,7 +328,21 @@ class PostgresStore(Store):
                 and claim.run_id == run.run_id):
             super().save_and_release(run, claim, events, deferred)  # (not a claim of this store)
             return
-        self._save(run, events, claim.token, release=True)  # fenced by the claim's own token
+        # Another thread of this process may save the run as soon as this save's COMMIT lets
+        # the state lock go; its save must not carry this claim's token, whose row goes with
+        # this save (it would be refused as if the lease were lost): the token leaves this
+        # process's claims first, and comes back if this save fails.
+        server = self._server()
+        with server.claims_mutex:
+            taken = [(held, held.pop(run.run_id)) for held in (server.claims, server.lost)
+                     if held.get(run.run_id) == claim.token]
+        try:
+            self._save(run, events, claim.token, release=True)  # fenced by the claim's token
+        except BaseException:
+            with server.claims_mutex:
+                for held, token in taken:
+                    held.setdefault(run.run_id, token)
+            raise
         claim.ended_with_save()
 
     def _save(self, run: Run, events: Sequence[dict[str, Any]], token: int | None,
