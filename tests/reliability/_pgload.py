@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from ._pgfleet import Fleet
+from ._pgproject import read_ledger
 from ._relutil import HERE, REPO, Warm
 
 
@@ -269,8 +270,6 @@ class Watch:
 
 def ledger_links(path: Path, seen: set[str]) -> dict[str, str]:
     """The first link each run's `ask` step logged, for runs not in `seen`."""
-    from ._pgfleet import read_ledger
-
     links: dict[str, str] = {}
     for attempt in read_ledger(path):
         if attempt.step == "ask" and attempt.note.startswith("http") and \

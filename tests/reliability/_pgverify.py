@@ -11,8 +11,8 @@ from typing import Any
 
 from wfrun.model import Run
 
-from ._pgfleet import Attempt
 from ._pgload import Answer
+from ._pgproject import Attempt
 
 SUSPENSION = {"ask": "ask", "pipeline": "approve"}  # workflow -> the step that is resumed
 CODE_STEPS = {"ask": ("ask", "answer"), "poll": ("poll", "after"), "nap": ("first", "after"),

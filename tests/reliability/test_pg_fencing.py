@@ -23,7 +23,8 @@ import pytest
 from wfrun.durations import parse_iso
 from wfrun.store.postgres import PostgresStore
 
-from ._pgfleet import Figures, Fleet, show_figures
+from ._pgfigures import Figures, show_figures
+from ._pgfleet import Fleet
 
 LEASE = 2.0  # seconds
 STEP = 1.5  # seconds the paused worker's step sleeps (it is stopped in between)

@@ -17,7 +17,8 @@ import _pg
 import psycopg
 import pytest
 
-from ._pgfleet import Figures, Fleet, database, show_figures
+from ._pgfigures import Figures, show_figures
+from ._pgfleet import Fleet, database
 from ._pgload import Load, Watch, post
 
 OUTAGE = 4.0  # seconds the database refuses connections

@@ -28,7 +28,8 @@ import pytest
 from wfrun.store.postgres import PostgresStore
 
 from ._pgdrive import drive, plan
-from ._pgfleet import Figures, Fleet, database, exclusive, show_figures
+from ._pgfigures import Figures, show_figures
+from ._pgfleet import Fleet, database, exclusive
 from ._pgload import Load, Watch
 from ._pgverify import check_attempts, check_runs, read_back, unfinished
 

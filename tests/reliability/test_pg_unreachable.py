@@ -20,8 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 import _pg
 import pytest
 
-from ._pgfleet import clean_env, write_project
+from ._pgfleet import clean_env
 from ._pgload import PgWarm
+from ._pgproject import write_project
 
 COMMANDS = (["list"], ["start", "poll"], ["tick"], ["tick", "--watch", "--interval", "0.2"],
             ["serve", "--port", "0"])

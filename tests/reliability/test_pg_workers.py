@@ -27,7 +27,8 @@ import pytest
 from wfrun.store.postgres import PostgresStore
 
 from ._pgdrive import drive, plan
-from ._pgfleet import Figures, Fleet, Proc, exclusive, show_figures
+from ._pgfigures import Figures, show_figures
+from ._pgfleet import Fleet, Proc, exclusive
 from ._pgload import Load
 from ._pgverify import check_attempts, check_runs, read_back, unfinished
 
