@@ -32,6 +32,8 @@ def entries(store: FileStore) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     index = Path(store.root) / "status"
     for path in sorted(index.glob("*/*/*")):
+        if path.name.startswith("."):
+            continue  # the blank file entries are hard links to
         run_id = path.name.split("~")[1]
         found.setdefault(run_id, []).append(str(path.relative_to(index)))
     return found
@@ -69,6 +71,39 @@ def test_each_run_has_one_entry_named_for_what_list_filters_on(store: FileStore)
     assert (Path(store.root) / "status" / "complete").is_file()
     modes = {p.stat().st_mode & 0o777 for p in (Path(store.root) / "status").rglob("*")}
     assert modes <= {0o600, 0o700}
+
+
+def test_entries_are_names_of_one_blank_file_not_new_inodes(store: FileStore) -> None:
+    """An entry is a hard link to its directory's blank file: a status change costs a new
+    name, not a new inode (which costs more than an fsync on some file systems)."""
+    for n in range(3):
+        store.create(run_of(f"r{n}", SUSPENDED, day=3))
+    day = Path(store.root) / "status" / SUSPENDED / "2026-01-03"
+    blank = os.stat(day / _runindex.BLANK)
+    assert {os.stat(p).st_ino for p in day.iterdir()} == {blank.st_ino}
+    assert blank.st_nlink == 4 and blank.st_size == 0
+
+
+def test_a_blank_file_with_all_its_links_is_replaced(store: FileStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    store.create(run_of("r0", SUSPENDED, day=3))
+    day = Path(store.root) / "status" / SUSPENDED / "2026-01-03"
+    old = os.stat(day / _runindex.BLANK).st_ino
+    real_link, refused = os.link, []
+
+    def link(src: str, dst: str) -> None:
+        if not refused:  # the file system's link limit (ext4: 65,000) reached once
+            refused.append(dst)
+            raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link)
+    store.create(run_of("r1", SUSPENDED, day=3))
+    assert refused and os.stat(day / _runindex.BLANK).st_ino != old
+    assert sorted(entries(store)) == ["r0", "r1"]
+    assert [p.name for p in day.iterdir() if p.name.startswith(".")] == [_runindex.BLANK]
 
 
 def test_odd_workflow_names_and_times_still_make_one_file_name(store: FileStore) -> None:

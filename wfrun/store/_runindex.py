@@ -20,6 +20,7 @@ inode, mtime and size of the snapshot and claim file it was read from (used whil
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -177,7 +178,7 @@ class RunIndex:
         path = f"{directory}/{entry[2]}"
         for attempt in range(_ATTEMPTS):
             try:
-                _make_empty(path)
+                _link_entry(directory, path)
                 return
             except FileExistsError:
                 return
@@ -421,6 +422,35 @@ class RunIndex:
     def _stray_entry(self, entry: Entry, why: str, how: str) -> dict[str, str]:
         return {"path": self._path(INDEX, *entry), "kind": "index", "reason": (
             f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
+
+
+BLANK = ".blank"  # the empty file an index directory's entries are hard links to
+_MAX_LINKS_TRIES = 3
+
+
+def _link_entry(directory: str, path: str) -> None:
+    """Make the entry `path` a hard link to its directory's blank file (made if missing): a
+    new name, not a new inode, so an entry costs what a rename does (creating an inode costs
+    more than an fsync on some file systems). A blank with as many links as the file system
+    allows is replaced by a fresh one. FileExistsError if the entry exists; FileNotFoundError
+    if the directory does not."""
+    blank = f"{directory}/{BLANK}"
+    for _ in range(_MAX_LINKS_TRIES):
+        try:
+            os.link(blank, path)
+            return
+        except FileNotFoundError:
+            if not os.path.isdir(directory):
+                raise
+            with suppress(FileExistsError):  # (or another process made it meanwhile)
+                _make_empty(blank)
+        except OSError as exc:
+            if exc.errno != errno.EMLINK:
+                raise
+            fresh = f"{directory}/.blank-{os.getpid()}-{os.urandom(4).hex()}"
+            _make_empty(fresh)
+            os.replace(fresh, blank)  # the entries keep the old one; new ones link this
+    _make_empty(path)  # the blank kept changing under this process: an inode of its own
 
 
 def _make_empty(path: str) -> None:
