@@ -3,7 +3,6 @@ schedule states (a mixin of `MemoryStore`, over the same backing)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
@@ -12,7 +11,7 @@ from typing import Any
 from wfrun.errors import ConflictError, UsageError
 from wfrun.store._manifest_cache import encode as encode_manifest
 from wfrun.store._memory_backing import MemoryBacking
-from wfrun.store.abc import Store
+from wfrun.store.abc import Store, token_with_hash
 
 KEY_BYTES = 32  # the least a URL signing key has
 _WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -74,12 +73,7 @@ class MemoryRecords(Store):
             self.backing.written = True
 
     def find_token(self, token_hash: str) -> dict[str, Any] | None:
-        wanted = token_hash.encode("utf-8", "surrogatepass")
-        found = None
-        for record in self.tokens():  # every hash is compared, in constant time each
-            if hmac.compare_digest(record["hash"].encode("utf-8", "surrogatepass"), wanted):
-                found = record
-        return found
+        return token_with_hash(self.tokens(), token_hash)
 
     def tokens(self) -> list[dict[str, Any]]:
         with self.backing.mutex:

@@ -9,7 +9,6 @@ fsync); readers take no lock, as every version they can see is complete.
 from __future__ import annotations
 
 import errno
-import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError
 from wfrun.store._filestore_parts import FileStoreParts
 from wfrun.store._statelock import LockTimeout, StateLock
+from wfrun.store.abc import token_with_hash
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
@@ -93,13 +93,7 @@ def save(store: FileStoreParts, record: dict[str, Any]) -> None:
 
 def find(store: FileStoreParts, token_hash: str) -> dict[str, Any] | None:
     """`Store.find_token` for the file store: every stored hash is compared (no early exit)."""
-    wanted = token_hash.encode("utf-8", "surrogatepass")
-    found = None
-    for record in _read(store):
-        stored = record["hash"] if isinstance(record["hash"], str) else ""
-        if hmac.compare_digest(stored.encode("utf-8", "surrogatepass"), wanted):
-            found = record
-    return found
+    return token_with_hash(_read(store), token_hash)
 
 
 def every(store: FileStoreParts) -> list[dict[str, Any]]:

@@ -144,6 +144,20 @@ def split_cursor(cursor: str) -> tuple[str, str]:
     return created, run_id
 
 
+def token_with_hash(records: Iterable[dict[str, Any]], token_hash: str) -> dict[str, Any] | None:
+    """The start-token record whose `hash` is `token_hash`, or None: every hash compared in
+    constant time, whether or not one matched (what `Store.find_token` promises)."""
+    import hmac
+
+    wanted = token_hash.encode("utf-8", "surrogatepass")
+    found = None
+    for record in records:
+        stored = record["hash"] if isinstance(record["hash"], str) else ""  # (a damaged one)
+        if hmac.compare_digest(stored.encode("utf-8", "surrogatepass"), wanted):
+            found = record
+    return found
+
+
 def has_suspension(run: Run) -> bool:
     """True if the run is not finished and one of its steps or foreach iterations waits for
     data (status `suspended`, SPEC §4): what `Store.pending` returns."""

@@ -45,7 +45,7 @@ from wfrun.store._memory_backing import (
     StoredRun,
 )
 from wfrun.store._memory_records import MemoryRecords
-from wfrun.store._snapshot import shape_problem
+from wfrun.store._snapshot import run_from_json
 from wfrun.store.abc import (
     ExecutionClaim,
     RunPage,
@@ -105,21 +105,7 @@ class MemoryStore(MemoryRecords):
 
     def _parse(self, run_id: str, stored: StoredRun) -> Run:
         """The run a row holds; StateError (naming it) if it is not a valid run."""
-        what = self.describe(run_id)
-        try:
-            data = json.loads(stored.snapshot)
-        except (ValueError, RecursionError):
-            raise StateError(f"{what} is not valid JSON; it is left as it is") from None
-        problem = shape_problem(data) if isinstance(data, dict) else "it is not a JSON object"
-        if problem is None and data["run_id"] != run_id:
-            problem = f"it holds run {data['run_id']!r}"
-        if problem is not None:
-            raise StateError(f"{what} is not a valid run: {problem} (changed outside wfrun); "
-                             "it is left as it is")
-        try:
-            run = Run.from_dict(data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise StateError(f"{what} is missing data ({exc}); it is left as it is") from None
+        run = run_from_json(stored.snapshot, run_id, self.describe(run_id))
         run.revision = stored.revision
         return run
 

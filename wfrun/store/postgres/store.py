@@ -25,7 +25,6 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
@@ -44,8 +43,16 @@ from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
-from wfrun.store._snapshot import shape_problem
-from wfrun.store.abc import ExecutionClaim, RunPage, RunSummary, Store, has_suspension, split_cursor
+from wfrun.store._snapshot import run_from_json
+from wfrun.store.abc import (
+    ExecutionClaim,
+    RunPage,
+    RunSummary,
+    Store,
+    has_suspension,
+    split_cursor,
+    token_with_hash,
+)
 from wfrun.store.postgres._connect import Hold, errors
 
 _dump = encoder(allow_nan=False)
@@ -285,20 +292,7 @@ class PostgresStore(Store):
         if run_schema != SCHEMA_VERSION:
             raise StateError(f"{what} has run schema {run_schema}, this wfrun reads "
                              f"{SCHEMA_VERSION}; upgrade wfrun")
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            raise StateError(f"{what} is not valid JSON; it is left as it is") from None
-        problem = shape_problem(data) if isinstance(data, dict) else "it is not a JSON object"
-        if problem is None and data["run_id"] != run_id:
-            problem = f"it holds run {data['run_id']!r}"
-        if problem is not None:
-            raise StateError(f"{what} is not a valid run: {problem} (changed outside wfrun); "
-                             "it is left as it is")
-        try:
-            run = Run.from_dict(data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise StateError(f"{what} is missing data ({exc}); it is left as it is") from None
+        run = run_from_json(text, run_id, what)
         run.revision = revision
         return run
 
@@ -639,12 +633,7 @@ class PostgresStore(Store):
             raise ConflictError(f"a token named {record['name']!r} exists already")
 
     def find_token(self, token_hash: str) -> dict[str, Any] | None:
-        wanted = token_hash.encode("utf-8", "surrogatepass")
-        found = None
-        for record in self.tokens():  # every hash is compared, in constant time each
-            if hmac.compare_digest(record["hash"].encode("utf-8", "surrogatepass"), wanted):
-                found = record
-        return found
+        return token_with_hash(self.tokens(), token_hash)
 
     def tokens(self) -> list[dict[str, Any]]:
         with self._conn() as conn:
