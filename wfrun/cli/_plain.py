@@ -56,8 +56,8 @@ def write_table(columns: list[str], rows: list[list[str]], empty: str) -> bool:
     are no rows) with unbounded width; False (nothing written) if rich must."""
     if not rows:
         return write_lines([empty])
-    if not plain_stdout():
-        return False
+    if not plain_stdout() or any("\\" in cell or "[" in cell for row in rows for cell in row):
+        return False  # markup and escapes: what rich makes of them is rich's to say
     rendered = table([columns, *rows])
     if rendered is None:
         return False
