@@ -16,8 +16,11 @@ from hypothesis import settings
 from typer.testing import CliRunner
 
 from wfrun.cli import app
+from wfrun.store import Store, open_store
 
 REPO = Path(__file__).resolve().parent.parent
+# later than any due time: `store.due(END_OF_TIME)` is every run a tick would ever visit
+END_OF_TIME = "9999-12-31T23:59:59.999Z"
 
 # CI explores the same fuzz examples every run (a failure there is reproducible, and a change
 # does not fail on an example an unrelated later run happened to draw); locally each run
@@ -25,6 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def file_store(state: Path) -> Store:
+    """The file store over a state directory, as `--state-dir` opens it: what a behaviour test
+    reads a run's state, history and logs through (never the store's files)."""
+    return open_store(f"file:{state}")
 
 
 @dataclass
@@ -82,6 +91,10 @@ class Project:
         out = self.run(*args, "--json", input=input)
         assert out.code == 0, (out.code, out.stdout, out.stderr)
         return out.json()
+
+    def store(self) -> Store:
+        """The store the CLI keeps this project's runs in (`file_store` of `.wfstate/`)."""
+        return file_store(self.state)
 
     def snapshots(self) -> dict[str, bytes]:
         """Every file under the state directory, by relative path (to prove nothing changed)."""

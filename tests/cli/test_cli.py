@@ -1,7 +1,7 @@
 """Issue 2, SPEC §4-§6 through the command line: each command's --json document, global options
 and their environment variables, payload sources and the size cap, exit codes of every error
-path, idempotent start, colour rules, and the state files (format, modes, append-only history,
-code changes).
+path, idempotent start, colour rules, code changes, and the file store's own files (format,
+modes, an append-only history).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Outcome, Project
+from conftest import Outcome, Project, file_store
 from typer.testing import CliRunner
 
 from wfrun.cli import app
@@ -281,7 +281,7 @@ def test_state_and_workflows_dirs_from_environment_variables(tmp_path: Path) -> 
     out = runner.invoke(app, ["start", "w", "--json"], env=env)
     assert out.exit_code == 0, out.output
     run_id = json.loads(out.stdout)["run_id"]
-    assert (state / "runs" / f"{run_id}.json").is_file()
+    assert file_store(state).load(run_id).status == "suspended"
     assert f"--state-dir {state}" in json.loads(out.stdout)["suspended"][0]["resume_command"]
     listed = runner.invoke(app, ["workflows", "--json"], env=env)
     assert [w["name"] for w in json.loads(listed.stdout)] == ["w"]
@@ -302,7 +302,7 @@ def test_defaults_are_dot_wfstate_and_workflows_in_the_current_directory(
                          capture_output=True, text=True, cwd=project.root, env=env)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert (project.root / ".wfstate" / "runs" / f"{doc['run_id']}.json").is_file()
+    assert file_store(project.root / ".wfstate").load(doc["run_id"]).status == "suspended"
     assert doc["suspended"][0]["resume_command"].startswith(f"wfrun resume {doc['run_id']}")
 
 
@@ -473,10 +473,14 @@ def test_python_m_wfrun_and_the_console_script_print_help(project: Project) -> N
     assert "Traceback" not in bare.stderr
 
 
-# -- state files --------------------------------------------------------------------------------
+# -- the file store's files (read as files by design) -------------------------------------------
 
 
-def test_snapshot_is_readable_json_with_a_schema_version_and_private_modes(flow: Project) -> None:
+def test_the_file_stores_snapshot_is_readable_json_with_a_schema_version_and_private_modes(
+    flow: Project,
+) -> None:
+    """The file store's own files: a run's snapshot is JSON a person or jq can read, and every
+    file and directory under the state directory is private."""
     run_id = flow.json("start", "flow", "--input", '{"who": "ann"}')["run_id"]
     snapshot = flow.state / "runs" / f"{run_id}.json"
     text = snapshot.read_text()
@@ -500,9 +504,11 @@ def _has(program: str) -> bool:
     return shutil.which(program) is not None
 
 
-def test_history_is_appended_and_the_snapshot_does_not_grow_with_reruns(
+def test_the_file_stores_history_file_is_appended_and_its_snapshot_does_not_grow_with_reruns(
     project: Project,
 ) -> None:
+    """The file store's own files: a rerun appends to the run's history file (never rewrites
+    it) at a bounded cost, and the snapshot file keeps a steady size however long the run."""
     project.workflow("poll", "steps: [{id: poll}]\n", """
         def poll(ctx):
             ctx.flow.rerun("1s", max_retries=1000)
@@ -671,7 +677,6 @@ def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
 
     from wfrun.clock import FakeClock
     from wfrun.engine import Engine
-    from wfrun.store.file import FileStore
 
     class MovingClock(FakeClock):
         def now(self):  # type: ignore[no-untyped-def]
@@ -685,7 +690,7 @@ def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
           - id: skipped
             when: {gate: never}
         """, "def skipped(ctx):\n    return 2\n")
-    engine = Engine(FileStore(project.state), MovingClock("2026-01-01T00:00:00Z"),
+    engine = Engine(project.store(), MovingClock("2026-01-01T00:00:00Z"),
                     workflows_dir=str(project.workflows))
     run_id = engine.start("h").run.run_id
     engine.resume(run_id, None, action="other")

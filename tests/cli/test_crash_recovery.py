@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import typer.main
 import typer.testing
-from conftest import Outcome, Project
+from conftest import END_OF_TIME, Outcome, Project, file_store
 from typer.testing import CliRunner
 
 from wfrun.cli import app
@@ -309,7 +309,7 @@ def test_random_kill9_of_ticks_leaves_every_run_legal_and_finishable(
                 # History is appended after the snapshot write, so a process killed between
                 # the two loses its events: never more `recovered` events than re-executions.
                 assert sum(e["type"] == "recovered" for e in doc["history"]) <= restarts
-            assert not [p for p in (state / "due").rglob("*") if p.is_file()], trial
+            assert file_store(state).due(END_OF_TIME) == [], trial
             shutil.rmtree(state)
     finally:
         server.stdin.close()

@@ -440,6 +440,8 @@ def test_the_default_deadline_is_a_day_and_the_steps_keys_apply(project: Project
 
 
 def test_a_kept_event_is_in_the_snapshot_and_a_damaged_one_is_reported(project: Project) -> None:
+    """A kept event is stored with the run; one damaged in the file store's snapshot file (and
+    resealed) is reported by the shape check."""
     project.workflow("two-waits", TWO_WAITS, TWO_WAITS_PY)
     start(project, "two-waits")
     send(project, "r1", "item", {"x": 1})

@@ -242,7 +242,8 @@ def test_retry_keeps_the_answers_of_a_step_that_failed_after_asking(project: Pro
 def test_fork_from_a_middle_step_keeps_earlier_outputs(project: Project, tmp_path: Path) -> None:
     pipe = Pipeline(project, tmp_path, broken=False)
     pipe.start()
-    source = (project.state / "runs" / "r1.json").read_bytes()
+    store = project.store()
+    source = (store.load("r1").to_dict(), store.read_history("r1"))
     out = project.run("fork", "r1", "--from", "transform", "--run-id", "r1-again",
                       "--reason", "re-publish", "--json")
     assert out.code == 0, out.stderr
@@ -256,7 +257,7 @@ def test_fork_from_a_middle_step_keeps_earlier_outputs(project: Project, tmp_pat
     [forked] = events(project, "r1-again", "forked")
     assert (forked["from_run"], forked["from_step"], forked["reason"]) == (
         "r1", "transform", "re-publish")
-    assert (project.state / "runs" / "r1.json").read_bytes() == source  # the source is untouched
+    assert (store.load("r1").to_dict(), store.read_history("r1")) == source  # untouched
     assert project.json("show", "r1")["status"] == "completed"
 
 

@@ -84,7 +84,7 @@ def test_a_new_schedule_fires_from_the_first_tick_that_sees_it(project: Project)
     scheduled(project, "every: 15m")
     # 09:00 was 10 minutes before the first tick that saw the schedule: not caught up
     assert started(tick(project, "2026-03-02T09:10:00Z")) == []
-    assert (project.state / "schedules" / "beat.json").exists()
+    assert project.store().schedule_state("beat")[0] is not None  # the sighting is recorded
     assert started(tick(project, "2026-03-02T09:15:30Z")) == ["sched-beat-20260302T0915Z"]
 
 
@@ -478,6 +478,8 @@ def test_resuming_a_run_of_a_scheduled_workflow_loads_no_cron_library(project: P
 
 def test_tick_in_a_new_project_with_a_schedule_makes_the_state_directory(
         project: Project) -> None:
+    """The file store's own files: the state directory and the schedule's state file a first
+    tick makes are private."""
     scheduled(project, "every: 15m")
     out = run(project, "tick", "--now", "2026-03-02T09:00:30Z")
     assert (out.code, out.stderr) == (0, "")

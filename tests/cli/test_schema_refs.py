@@ -33,7 +33,7 @@ def test_validate_and_start_refuse_a_remote_ref_without_fetching_it(
         assert out.code == 2, (args, out)
         assert str(path) in out.stderr and silent_url in out.stderr
         assert "points outside the schema" in out.stderr and "Traceback" not in out.stderr
-    assert not (project.state / "runs").exists() or not list((project.state / "runs").iterdir())
+    assert project.store().run_ids() == []
 
 
 def test_a_ref_to_a_file_beside_the_manifest_is_refused_too(project: Project) -> None:

@@ -319,6 +319,7 @@ def test_a_missing_source_or_the_same_store_twice_is_refused(stores: Stores) -> 
 
 
 def test_an_unreadable_run_is_reported_and_the_others_are_copied(stores: Stores) -> None:
+    """A run whose snapshot file in the source file store was damaged by hand."""
     src, dst = stores.file(".wfstate"), stores.file("copy")
     ids = stores.populate(src)
     snapshot = stores.root / ".wfstate" / "runs" / f"{ids['completed']}.json"

@@ -198,8 +198,10 @@ def test_sleep_steps_record_their_due_time_in_the_state(project: Project) -> Non
     assert {w["kind"] for w in waiting.values()} == {"sleep"}
     shown = project.json("show", doc["run_id"])
     assert shown["waiting"] == doc["waiting"]
-    snapshot = json.loads((project.state / "runs" / f"{doc['run_id']}.json").read_text())
-    assert waiting["nap"]["due_at"] in json.dumps(snapshot)
+    stored = project.store().load(doc["run_id"])
+    assert {sid: stored.steps[sid].pause["due_at"] for sid in ("nap", "until")} == {
+        sid: waiting[sid]["due_at"] for sid in ("nap", "until")}
+    assert stored.next_due() == waiting["nap"]["due_at"]  # what tick visits the run at
 
 
 @pytest.mark.parametrize(("duration", "seconds"), [
@@ -556,8 +558,9 @@ def test_non_json_output_fails_the_step_naming_the_type(project: Project, value:
     assert doc["error"]["step"] == "odd"
     assert "not JSON-serialisable" in doc["error"]["message"]
     assert f"(a {type_name})" in doc["error"]["message"]
-    snapshot = (project.state / "runs" / f"{doc['run_id']}.json").read_text()
-    json.loads(snapshot)  # still valid JSON
+    stored = project.store().load(doc["run_id"])  # the failed run was stored, and reads back
+    assert (stored.status, stored.steps["odd"].status) == ("failed", "failed")
+    assert f"(a {type_name})" in stored.steps["odd"].error["message"]
 
 
 def test_an_exception_fails_the_run_with_step_type_and_message(project: Project) -> None:

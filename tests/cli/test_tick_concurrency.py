@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
+from conftest import END_OF_TIME, Project
 
 from wfrun.clock import FakeClock
 from wfrun.engine import Engine
@@ -141,6 +141,7 @@ def setup(project: Project, name: str, steps: str) -> Engine:
 
 def test_tick_reports_a_corrupt_snapshot_and_still_advances_the_others(
         project: Project) -> None:
+    """A run's file in the file store damaged by hand: tick names that file and goes on."""
     engine = setup(project, "ledger", "[{id: poll}, {id: after}]")
     ledger = project.root / "ledger.txt"
     for run_id in ("r0", "r1", "r2"):
@@ -174,6 +175,7 @@ def test_tick_limit_advances_at_most_n_runs(project: Project) -> None:
 
 def test_tick_with_nothing_due_reads_no_snapshot(project: Project,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file store's due index: a tick opens no run's file until that run is due."""
     project.workflow("idle", "steps: [{id: gate, wait: true, timeout: 7d}]")
     project.workflow("soon", "steps: [{id: gate, wait: true, timeout: 1h}]")
     with monkeypatch.context() as m:
@@ -207,7 +209,7 @@ def test_tick_with_nothing_due_reads_no_snapshot(project: Project,
     out = project.run("tick", "--now", "2026-01-01T01:00:00Z", "--json")  # only `soon` is due
     assert {a["run_id"] for a in out.json()["advanced"]} == soon
     assert set(loads) == soon
-    assert len(list((project.state / "runs").glob("*.json"))) == 2003
+    assert len(project.store().run_ids()) == 2003
 
 
 def test_six_ticks_at_once_execute_every_step_attempt_exactly_once(project: Project) -> None:
@@ -225,9 +227,9 @@ def test_six_ticks_at_once_execute_every_step_attempt_exactly_once(project: Proj
     assert set(lines) == {(r, s, n) for r in runs for s, n in (("poll", 1), ("poll", 2),
                                                                 ("after", 1))}
     assert len(lines) == 150
-    store = FileStore(project.state)
+    store = project.store()
     assert {store.load(r).status for r in runs} == {"completed"}
-    assert not [p for p in (project.state / "due").rglob("*") if p.is_file()]
+    assert store.due(END_OF_TIME) == []
 
 
 @pytest.mark.parametrize("round_", range(5))
