@@ -7,6 +7,7 @@ docs/architecture.md, "Start-up cost"), so a regression shows up as a failing te
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -141,6 +142,17 @@ def test_only_the_invoked_command_is_built(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(app_for(["nope"]).registered_commands) == len(COMMAND_MODULES)
     monkeypatch.setenv("_WFRUN_COMPLETE", "complete_bash")
     assert len(app_for(["resume"]).registered_commands) == len(COMMAND_MODULES)
+
+
+def test_no_command_has_a_string_annotation() -> None:
+    """typer compiles and evaluates a string annotation each time it builds a command (twice per
+    command): the command line's annotations are evaluated once, at import (cli/_app.py)."""
+    names = {f"wfrun.cli.{m}" for m in COMMAND_MODULES.values()} | {"wfrun.cli._app", "wfrun.cli._complete"}
+    stringly = [f"{name}.{value.__name__}" for name in sorted(names)
+                for value in vars(importlib.import_module(name)).values()
+                if inspect.isfunction(value) and value.__module__ == name
+                and any(isinstance(a, str) for a in value.__annotations__.values())]
+    assert stringly == []
 
 
 def test_a_second_start_reads_the_cached_manifest(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -5,8 +5,6 @@ but `_globals` is not called, so the state and workflows directories are read fr
 context here. Nothing is written, and any error completes nothing rather than printing one.
 """
 
-from __future__ import annotations
-
 import os
 from typing import Any, NoReturn
 

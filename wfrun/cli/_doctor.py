@@ -1,7 +1,5 @@
 """`wfrun doctor`: examine every file of the state directory and report what is wrong."""
 
-from __future__ import annotations
-
 import typer
 
 from ._app import JsonOpt, app, emit_json, handle_errors

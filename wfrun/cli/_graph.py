@@ -1,7 +1,5 @@
 """`wfrun graph`: a workflow as a Mermaid or Graphviz DOT graph, optionally coloured by a run."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

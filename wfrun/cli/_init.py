@@ -1,7 +1,5 @@
 """`wfrun init`: a new workflow (manifest, step module, pytest file) in the current project."""
 
-from __future__ import annotations
-
 import os
 import shlex
 from typing import Annotated, Any

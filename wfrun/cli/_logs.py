@@ -1,7 +1,5 @@
 """`wfrun logs`: what a run's steps printed and logged, optionally followed until the run ends."""
 
-from __future__ import annotations
-
 import json
 import sys
 import time

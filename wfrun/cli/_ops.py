@@ -1,7 +1,5 @@
 """Operating commands: tick (cron), validate, workflows."""
 
-from __future__ import annotations
-
 import os
 import signal
 import sys

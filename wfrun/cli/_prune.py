@@ -1,7 +1,5 @@
 """`wfrun prune`: delete old finished runs, so that a state directory fed by cron stays bounded."""
 
-from __future__ import annotations
-
 import re
 from typing import Annotated
 

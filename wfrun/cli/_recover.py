@@ -1,7 +1,5 @@
 """Recovery commands: retry a failed run in place, fork a run from a step into a new one."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """Commands about runs: start, resume, cancel, show, list, pending."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`wfrun schedules`: the workflows' schedules (SPEC §11), and pausing or unpausing one."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`wfrun send RUN EVENT`: send an event to a run (SPEC §3, §5)."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`wfrun serve`: run the HTTP endpoint behind resume and cancel URLs until SIGTERM/SIGINT."""
 
-from __future__ import annotations
-
 import signal
 import sys
 import threading

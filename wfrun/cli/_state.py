@@ -1,7 +1,5 @@
 """`wfrun state copy SRC DST`: move a store's runs, tokens, schedules and URL key to another."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`wfrun token create|list|revoke`: bearer tokens that start runs over HTTP."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 
