@@ -102,11 +102,11 @@ class StepState:
     def to_dict(self) -> dict[str, Any]:
         """The step as it is stored in the snapshot."""
         # Only what is set: a key left out reads back as its default (`from_dict`), and each
-        # key fewer is less to encode on every write of the run.
-        data = {key: value for key, value in self.__dict__.items() if value is not None}
-        for key in _OMITTED_WHEN_EMPTY:
-            if not data[key]:
-                del data[key]
+        # key fewer is less to encode on every write of the run. (One pass: a run's every step
+        # is turned into a dict at each write.)
+        omitted = _OMITTED_WHEN_EMPTY
+        data = {key: value for key, value in self.__dict__.items()
+                if value is not None and (value or key not in omitted)}
         if self.iterations is not None:  # only what differs from a fresh step: they add up
             data["iterations"] = [
                 {k: v for k, v in it.to_dict().items() if v != _FRESH.get(k)}
@@ -132,7 +132,7 @@ class StepState:
 
 _FRESH = StepState().__dict__
 _STEP_FIELDS = frozenset(_FRESH)
-_OMITTED_WHEN_EMPTY = ("reruns", "failures", "answers", "nonces")
+_OMITTED_WHEN_EMPTY = frozenset(("reruns", "failures", "answers", "nonces"))
 
 
 class Run:
@@ -206,8 +206,9 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """The run as stored in its snapshot."""
+        omitted = _RUN_OMITTED_WHEN_EMPTY
         data = {k: v for k, v in self.__dict__.items()
-                if k != "steps" and not (k in _RUN_OMITTED_WHEN_EMPTY and not v)}
+                if k != "steps" and (v or k not in omitted)}
         data["steps"] = {sid: s.to_dict() for sid, s in self.steps.items()}
         return data
 
@@ -220,5 +221,5 @@ class Run:
         return run
 
 
-_RUN_OMITTED_WHEN_EMPTY = ("parent", "inbox")
+_RUN_OMITTED_WHEN_EMPTY = frozenset(("parent", "inbox"))
 _RUN_FIELDS = frozenset(Run("", "", None, "", "").__dict__)

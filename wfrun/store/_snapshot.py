@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from json.encoder import encode_basestring
 from typing import Any
 
 from wfrun.durations import parse_iso
@@ -24,20 +25,20 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
     encoder, several times slower on every write). The checksum line covers every other byte of
     the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
-    dump = _dump
-    run = dict(run_data)
-    steps = run.pop("steps")
-    # the revision leads the file, so a process can tell versions apart by reading its head
+    dump, text = _dump, encode_basestring
     head = (f'{{\n "schema_version": {dump(schema_version)},\n'
-            f' "revision": {dump(run.get("revision", 0))},\n').encode()
-    lines = [f' "due": {dump(due)},', ' "run": {']
-    lines.extend(f'  "{key}": {dump(value)},' for key, value in run.items())
-    lines.append('  "steps": {')
-    lines.append(",\n".join(f"   {_step_key(sid)}{dump(state)}" for sid, state in steps.items()))
-    lines.append("  }\n }\n}\n")
-    body = "\n".join(lines).encode()
+            f' "revision": {dump(run_data.get("revision", 0))},\n').encode()
+    # one join of every piece (most values are strings: their encoder is called directly)
+    body = "".join([
+        f' "due": {dump(due)},\n "run": {{\n',
+        *[f'  "{key}": {text(value) if type(value) is str else dump(value)},\n'
+          for key, value in run_data.items() if key != "steps"],
+        '  "steps": {\n',
+        ",\n".join([f"   {_step_key(sid)}{dump(state)}" for sid, state in run_data["steps"].items()]),
+        "\n  }\n }\n}\n",
+    ]).encode()
     digest = hashlib.sha256(head + body).hexdigest()
-    return head + f' "checksum": "sha256:{digest}",\n'.encode() + body
+    return b"".join((head, b' "checksum": "sha256:', digest.encode(), b'",\n', body))
 
 
 _STEP_KEYS: dict[str, str] = {}  # step id -> its encoded key (ids are strings: never stale)
