@@ -106,7 +106,8 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
     _retired_durably(path)
-    fd, size, spare, other = _open_spare(path)
+    fd, st, spare, other = _open_spare(path)
+    size = st.st_size
     try:
         _op("write")
         view, offset = memoryview(data), 0
@@ -139,7 +140,7 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
         _SPARES[path] = other
     else:
         _SPARES.pop(path, None)
-    _installed(path)
+    _installed(path, st)
     if sync_dir:
         fsync_dir(os.path.dirname(path))
 
@@ -182,14 +183,13 @@ def observe(path: str, st: os.stat_result | None = None) -> None:
     _SEEN[path] = (*version, _SYNCS_BEGUN.get(os.path.dirname(path), 0))
 
 
-def _installed(path: str) -> None:
+def _installed(path: str, spare: os.stat_result) -> None:
     """Remember the version `durable_replace` just renamed over `path` (durable at the next
-    fsync of its directory)."""
+    fsync of its directory): the spare's inode, `spare` its stat (a rename keeps the inode,
+    and the run's lock keeps other writers out, so no stat of `path` is needed)."""
     if len(_INSTALLED) >= _MAX_KNOWN:
         _INSTALLED.clear()
-    with contextlib.suppress(OSError):
-        st = os.stat(path)
-        _INSTALLED[path] = (st.st_dev, st.st_ino)
+    _INSTALLED[path] = (spare.st_dev, spare.st_ino)
 
 
 def _synced(directory: str, number: int) -> None:
@@ -228,14 +228,23 @@ _SPARES: dict[str, str] = {}
 _MAX_SPARES = 4096
 
 
+_SPARE_NAMES: dict[str, tuple[str, str]] = {}  # path -> spare_paths(path), for the paths written
+
+
 def spare_paths(path: str) -> tuple[str, str]:
     """The two names the spare of `path` takes in turn: `.NAME.spare` and `.NAME.prev`."""
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.spare"), os.path.join(directory, f".{name}.prev")
+    names = _SPARE_NAMES.get(path)
+    if names is None:
+        directory, name = os.path.split(path)
+        names = os.path.join(directory, f".{name}.spare"), os.path.join(directory, f".{name}.prev")
+        if len(_SPARE_NAMES) >= _MAX_SPARES:
+            _SPARE_NAMES.clear()
+        _SPARE_NAMES[path] = names
+    return names
 
 
-def _open_spare(path: str) -> tuple[int, int, str, str]:
-    """The spare, opened for writing, its size, its name and the other spare name; a fresh
+def _open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
+    """The spare, opened for writing, its stat, its name and the other spare name; a fresh
     file if neither name holds a file with no other name."""
     first, second = spare_paths(path)
     if _SPARES.get(path) == second:
@@ -249,7 +258,7 @@ def _open_spare(path: str) -> tuple[int, int, str, str]:
         if st.st_nlink == 1:
             if st.st_mode & 0o777 != 0o600:  # an inode restored from a backup keeps its mode
                 os.fchmod(fd, 0o600)
-            return fd, st.st_size, spare, other
+            return fd, st, spare, other
         # Also named elsewhere: `path` itself (a writer was killed between its link and its
         # rename) or a link made by hand. Never write into a file that may be live.
         os.close(fd)
@@ -258,7 +267,11 @@ def _open_spare(path: str) -> tuple[int, int, str, str]:
         _SPARES.clear()
     _SPARES[path] = first
     fd = os.open(first, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    return fd, 0, first, second
+    try:
+        return fd, os.fstat(fd), first, second
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _forget_spare(path: str, spare: str) -> None:
