@@ -239,11 +239,17 @@ class FileBackend(Backend):
 
         return FileStore(self.root)
 
+    def snapshot(self, run_id: str) -> Path:
+        """The run's snapshot file."""
+        from wfrun.store.file import FileStore
+
+        return Path(FileStore(self.root).snapshot_path(run_id))
+
     def stored(self, run_id: str) -> bytes:
-        return Path(self.open().describe(run_id)).read_bytes()
+        return self.snapshot(run_id).read_bytes()
 
     def corrupt(self, run_id: str) -> None:
-        path = Path(self.open().describe(run_id))
+        path = self.snapshot(run_id)
         raw = bytearray(path.read_bytes())
         index = raw.index(b'"wf"') + 2
         raw[index] = ord("x")  # still valid JSON: only the checksum can tell

@@ -287,11 +287,11 @@ def test_a_stale_resume_does_not_answer_the_next_ask(project: Project, tmp_path:
 
         stale: Run | None = None
 
-        def load(self, run_id: str) -> Run:
+        def load(self, run_id: str, known: Run | None = None) -> Run:
             if self.stale is not None:
                 run, self.stale = self.stale, None
                 return run
-            return super().load(run_id)
+            return super().load(run_id, known)
 
     run_id, _ = start_asker(project, tmp_path)
     store = StaleFirstRead(str(project.state))

@@ -188,9 +188,9 @@ def test_tick_with_nothing_due_reads_no_snapshot(project: Project,
     loads: list[str] = []
     real_load = FileStore.load
 
-    def counting_load(self: FileStore, run_id: str) -> Any:
+    def counting_load(self: FileStore, run_id: str, known: Any = None) -> Any:
         loads.append(run_id)
-        return real_load(self, run_id)
+        return real_load(self, run_id, known)
 
     monkeypatch.setattr(FileStore, "load", counting_load)
     real_open = open

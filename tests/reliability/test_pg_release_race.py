@@ -1,5 +1,5 @@
 """Two threads of one process on one PostgreSQL run: one gives its claim up with the run's last
-save (`save_and_release`), the other waits for the run's state lock to save a change of its own
+save (`save` with `release`), the other waits for the run's state lock to save a change of its own
 (as `wfrun serve` does: a background worker suspends the run while a request thread records
 its resume). The lock is free the moment the first save commits; the second save must then not
 be refused as if a lease had been lost (found by the 1,000-run proof: a resume answered 409
@@ -28,7 +28,7 @@ def _slowly(call: Callable[[], None]) -> Callable[[], None]:
     return later
 
 
-def test_a_save_right_after_another_threads_save_and_release_is_not_refused(
+def test_a_save_right_after_another_threads_save_with_release_is_not_refused(
     tmp_path: Path
 ) -> None:
     (tmp_path / "hold.yaml").write_text("steps:\n  - id: wait\n    wait: true\n")
@@ -58,7 +58,7 @@ def test_a_save_right_after_another_threads_save_and_release_is_not_refused(
                 thread.start()
                 waiting.wait(5)
                 time.sleep(0.1)  # the other thread now waits for the lock
-                store.save_and_release(run, claim)
+                store.save(run, release=claim)
             thread.join(10)
             assert failures == [] and saved == [run.revision + 1], (failures, saved)
             assert store.load(run_id).revision == run.revision + 1

@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import _stores
 import pytest
 
 from wfrun.errors import ConflictError, UsageError
-from wfrun.store.abc import Store
+from wfrun.store.abc import Durability, Store
 
 from ._runs import make_run
 
@@ -169,25 +170,25 @@ def test_wait_for_work_returns_once_stopped_or_after_the_timeout(store: Store) -
     assert time.monotonic() - started < 5
 
 
-def test_save_and_release_saves_and_gives_the_claim_up_before_the_lock(
+def test_a_save_with_release_gives_the_claim_up_before_the_lock(
     store: Store, open_store: Callable[[], Store]
 ) -> None:
-    for run_id, deferred in (("r1", False), ("r2", True)):
+    for run_id, in_batch in (("r1", False), ("r2", True)):
         store.create(make_run(run_id), [{"type": "started"}])
         other = open_store()  # as another process
         claim = store.claim(run_id)
         assert claim is not None
-        with store.lock(run_id):
+        with store.batch() if in_batch else nullcontext(), store.lock(run_id):
             run = store.load(run_id)
             run.output = "done"
-            store.save_and_release(run, claim, [{"type": "step_completed"}], deferred=deferred)
+            store.save(run, [{"type": "step_completed"}], durability=Durability.BATCH,
+                       release=claim)
             assert run.revision == 2
             # released with the save, while the state lock is still held: whoever changes
             # the run after this save can claim it
             assert not other.is_claimed(run_id)
             taken = other.claim(run_id)
             assert taken is not None and newer(taken.token, claim.token)
-        store.flush()
         claim.release()  # does nothing more: the new holder keeps its claim
         assert store.is_claimed(run_id) and store.claim(run_id) is None and not taken.lost
         taken.release()
@@ -197,7 +198,7 @@ def test_save_and_release_saves_and_gives_the_claim_up_before_the_lock(
         assert not store.is_claimed(run_id)
 
 
-def test_a_refused_save_and_release_writes_nothing_and_keeps_the_claim(
+def test_a_refused_save_with_release_writes_nothing_and_keeps_the_claim(
     store: Store, open_store: Callable[[], Store]
 ) -> None:
     store.create(make_run("r1"), [{"type": "started"}])
@@ -212,7 +213,7 @@ def test_a_refused_save_and_release_writes_nothing_and_keeps_the_claim(
     with store.lock("r1"):
         stale.output = "mine"
         with pytest.raises(ConflictError, match="r1"):
-            store.save_and_release(stale, claim, [{"type": "step_completed"}])
+            store.save(stale, [{"type": "step_completed"}], release=claim)
     assert store.is_claimed("r1") and other.claim("r1") is None  # still held
     assert not claim.lost
     assert other.load("r1").output == "theirs"
@@ -244,7 +245,7 @@ def test_a_claim_hands_over_the_run_it_read_once_and_a_stale_one_is_refused(
         stale = taken["r2"]
         assert stale is not None and (stale.output, stale.revision) == (None, 1)
         with store.lock("r2"):
-            current = store.reload(stale)  # under the lock: the stored state, not the stale one
+            current = store.load("r2", known=stale)  # the stored state, not the stale one
             assert (current.output, current.revision) == ("resumed", 2)
             stale.output = "stale"
             with pytest.raises(ConflictError, match="r2"):

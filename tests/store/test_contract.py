@@ -17,7 +17,7 @@ import pytest
 
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.model import PAUSE_EVENT, PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
-from wfrun.store.abc import Store
+from wfrun.store.abc import Durability, Store
 
 from ._runs import make_run
 
@@ -143,18 +143,18 @@ def test_the_events_of_a_change_are_kept_with_it_and_a_refused_change_keeps_none
     claim = store.claim("r1")
     assert claim is not None
     try:
-        run.output = "two"
-        store.save_started(run, [{"type": "step_started"}])
-        run.output = "three"
-        store.save_deferred(run, [{"type": "completed"}])
-        store.flush()
+        with store.batch():
+            run.output = "two"
+            store.save(run, [{"type": "step_started"}], durability=Durability.STEP_START)
+            run.output = "three"
+            store.save(run, [{"type": "completed"}], durability=Durability.BATCH)
     finally:
         claim.release()
     assert kept()[-2:] == ["step_started", "completed"]
     assert open_store().load("r1").output == "three"
 
 
-def test_save_started_is_loaded_until_a_save_supersedes_it(
+def test_a_step_start_is_loaded_until_a_save_supersedes_it(
     store: Store, open_store: Callable[[], Store]
 ) -> None:
     store.create(make_run("r1"))
@@ -164,7 +164,7 @@ def test_save_started_is_loaded_until_a_save_supersedes_it(
     try:
         run = store.load("r1")
         run.steps["a"].status, run.steps["a"].runs = RUNNING, 1
-        store.save_started(run)
+        store.save(run, durability=Durability.STEP_START)
         assert run.revision == 2
         seen = open_store().load("r1")  # what every other process sees while the step runs
         assert (seen.revision, seen.steps["a"].status, seen.steps["a"].runs) == (2, RUNNING, 1)
@@ -180,55 +180,61 @@ def test_save_started_is_loaded_until_a_save_supersedes_it(
         claim.release()
 
 
-def test_reload_keeps_the_object_while_nothing_changed_and_reads_what_did(
+def test_a_known_state_is_kept_while_nothing_changed_and_what_did_is_read(
     open_store: Callable[[], Store],
 ) -> None:
     mine, other = open_store(), open_store()
     run = make_run("r1", "2026-01-02T00:00:00.000Z")
     mine.create(run)
-    assert mine.reload(run) is run  # nothing saved since: the object is the state
+    assert mine.load("r1", known=run) is run  # nothing saved since: the object is the state
     theirs = other.load("r1")
     theirs.output = "changed elsewhere"
     other.save(theirs)
-    fresh = mine.reload(run)
+    fresh = mine.load("r1", known=run)
     assert fresh is not run and fresh.revision == 2 and fresh.output == "changed elsewhere"
 
 
-def test_make_durable_takes_runs_another_process_left_deferred(
+def test_a_batch_adopts_the_runs_of_a_worker_that_died_with_its_batch_open(
     open_store: Callable[[], Store],
 ) -> None:
     worker, parent = open_store(), open_store()
     run = make_run("r1", "2026-01-02T00:00:00.000Z")
     worker.create(run)
+    worker.batch().__enter__()  # then the worker dies: its batch never closes
     run.output = "done"
-    worker.save_deferred(run)  # then the worker dies: its flush never comes
-    worker.append_history("r1", [{"type": "completed"}])
-    parent.make_durable(["r1"])
-    parent.make_durable([])
+    worker.save(run, [{"type": "completed"}], durability=Durability.BATCH)
+    with parent.batch() as batch:
+        batch.adopt(["r1"])
+        batch.adopt([])
     assert parent.load("r1").output == "done"
     assert parent.read_history("r1")[-1]["type"] == "completed"
 
 
-def test_save_deferred_is_visible_at_once_and_durable_after_flush(
+def test_saves_for_a_batch_are_visible_at_once_and_checked_as_any_save(
     open_store: Callable[[], Store],
 ) -> None:
     store, reader = open_store(), open_store()
     runs = [make_run(f"r{i}", "2026-01-02T00:00:00.000Z") for i in range(3)]
     for run in runs:
         store.create(run)
-    for run in runs:
-        run.output = run.run_id
-        store.save_deferred(run)
-    assert [reader.load(r.run_id).output for r in runs] == ["r0", "r1", "r2"]
-    runs[0].output = "again"
-    store.save_deferred(runs[0])  # a second deferred save of one run: revisions stay in order
-    store.flush()
-    store.flush()  # nothing left to do
+    with store.batch():
+        with store.batch():
+            pass  # batches do not nest: closing the inner one leaves the outer open
+        for run in runs:
+            run.output = run.run_id
+            store.save(run, [{"type": run.run_id}], durability=Durability.BATCH)
+        assert [reader.load(r.run_id).output for r in runs] == ["r0", "r1", "r2"]
+        runs[0].output = "again"
+        store.save(runs[0], durability=Durability.BATCH)  # twice in a batch: revisions in order
+        stale = reader.load("r1")
+        stale.revision -= 1
+        with pytest.raises(ConflictError):
+            store.save(stale, durability=Durability.BATCH)  # checked as any save
     assert reader.load("r0").output == "again" and reader.load("r0").revision == 3
-    stale = reader.load("r1")
-    stale.revision -= 1
-    with pytest.raises(ConflictError):
-        store.save_deferred(stale)  # the revision check is the same as save's
+    assert [e["type"] for e in reader.read_history("r1")] == ["r1"]
+    runs[2].output = "outside"
+    store.save(runs[2], durability=Durability.BATCH)  # outside a batch: a save like any other
+    assert reader.load("r2").output == "outside"
 
 
 def test_a_damaged_run_is_reported_untouched_and_others_still_listed(

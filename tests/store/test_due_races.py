@@ -13,6 +13,7 @@ import pytest
 from wfrun.errors import StateError
 from wfrun.model import PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
 from wfrun.store import _fsops
+from wfrun.store.abc import Durability
 from wfrun.store.file import FileStore
 
 HOUR = "2026-01-01T09"  # the writer's runs are due in this hour bucket while they execute
@@ -41,16 +42,16 @@ def _writer(root: str, seconds: float, failures: multiprocessing.Queue[str]) -> 
     store = FileStore(root)
     run = store.load("w")
     deadline, executing = time.monotonic() + seconds, False
-    while time.monotonic() < deadline:
-        _toggle(run, executing)
-        executing = not executing
-        try:
-            with store.lock(run.run_id):
-                store.save_deferred(run)  # (no directory fsync: more writes per second)
-        except StateError as exc:
-            failures.put(exc.message)
-            run = store.load(run.run_id)
-    store.flush()
+    with store.batch():  # (no directory fsync per save: more writes per second)
+        while time.monotonic() < deadline:
+            _toggle(run, executing)
+            executing = not executing
+            try:
+                with store.lock(run.run_id):
+                    store.save(run, durability=Durability.BATCH)
+            except StateError as exc:
+                failures.put(exc.message)
+                run = store.load(run.run_id)
 
 
 def _ticker(root: str, seconds: float) -> None:

@@ -37,14 +37,14 @@ def test_a_torn_last_history_line_is_ignored_and_the_next_append_starts_its_own(
 def test_the_url_key_file_is_private_and_not_in_snapshots(store: FileStore) -> None:
     key = store.secret_key()
     store.create(make_run("r1"))
-    assert key.hex() not in Path(store.describe("r1")).read_text()
+    assert key.hex() not in Path(store.snapshot_path("r1")).read_text()
     assert os.stat(os.path.join(store.root, "keys", "url.key")).st_mode & 0o777 == 0o600
 
 
 def test_a_snapshot_changed_by_one_byte_fails_its_checksum(store: FileStore) -> None:
     store.create(make_run("good", "2026-01-02T00:00:00.000Z"))
     store.create(make_run("bad", "2026-01-02T00:00:00.000Z"))
-    path = Path(store.describe("bad"))
+    path = Path(store.snapshot_path("bad"))
     raw = bytearray(path.read_bytes())
     index = raw.index(b'"wf"') + 2
     raw[index] = ord("x")  # still valid JSON: only the checksum can tell

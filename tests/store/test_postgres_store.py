@@ -98,7 +98,7 @@ def test_messages_name_the_database_and_the_run(url: str) -> None:
 
     info = psycopg.conninfo.conninfo_to_dict(url)
     found = store(url)
-    assert found.describe("r1") == (
+    assert found._describe("r1") == (
         f"postgresql://{info['host']}:{info['port']}/{info['dbname']} run r1")
     with pytest.raises(NotFoundError, match=f"no run r1 in database '{info['dbname']}' on "
                                             f"{info['host']}:{info['port']}"):

@@ -252,13 +252,20 @@ def test_due_reads_no_snapshot(store: Store, monkeypatch: pytest.MonkeyPatch) ->
     assert store.due("2026-06-01T00:00:00.000Z") == ["soon"]
 
 
-def test_reindex_drops_stale_entries(store: Store) -> None:
+def test_reindex_makes_the_due_index_agree_with_the_stored_run(store: Store) -> None:
     store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    with store.lock("r1"):
+        store.reindex("r1")
+    assert store.due("2026-01-02T00:00:00.000Z") == ["r1"]  # still due: its entry is kept
     run = store.load("r1")
-    assert store.due("2026-01-02T00:00:00.000Z") == ["r1"]
     run.steps["a"].pause = None
     run.status = "completed"
-    store.reindex(run)
+    store.save(run)
+    with store.lock("r1"):
+        store.reindex("r1")
+    assert store.due("2030-01-01T00:00:00.000Z") == []
+    with store.lock("gone"):
+        store.reindex("gone")  # no such run: nothing of it is indexed, and no error
     assert store.due("2030-01-01T00:00:00.000Z") == []
 
 

@@ -21,7 +21,6 @@ def test_history_appends_in_order(store: Store, open_store: Callable[[], Store])
     store.create(make_run("r1"))
     store.append_history("r1", [{"type": "a"}, {"type": "b"}])
     store.append_history("r1", [{"type": "c"}])
-    store.sync_history("r1")
     assert [e["type"] for e in store.read_history("r1")] == ["a", "b", "c"]
     assert [e["type"] for e in open_store().read_history("r1")] == ["a", "b", "c"]
     assert store.read_history("other") == []
@@ -38,7 +37,6 @@ def test_logs_append_in_order_and_read_from_a_cursor(
     assert store.read_logs("r1", cursor) == ([], cursor)  # nothing new
     other = open_store()  # another process appends meanwhile
     other.append_log("r1", [{"text": "c"}])
-    other.sync_history("r1")
     newer, later = store.read_logs("r1", cursor)
     assert [r["text"] for r in newer] == ["c"]
     assert later > cursor

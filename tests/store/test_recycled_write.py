@@ -14,6 +14,7 @@ import pytest
 from wfrun.errors import StateError
 from wfrun.model import Run
 from wfrun.store import _fsops
+from wfrun.store.abc import Durability
 from wfrun.store.file import FileStore
 
 
@@ -172,13 +173,15 @@ def test_a_deferred_save_is_made_durable_before_its_run_is_written_again(
     synced: list[str] = []
     real = _fsops.fsync_dir
     monkeypatch.setattr(_fsops, "fsync_dir", lambda path: (synced.append(path), real(path)))
-    store.save_deferred(runs[0])
-    store.save_deferred(runs[1])
-    assert synced == []
-    store.save_deferred(runs[0])
-    assert synced == [str(tmp_path / "state" / "runs")]
-    store.flush()
-    store.flush()  # nothing left to do
+    with store.batch():
+        store.save(runs[0], durability=Durability.BATCH)
+        store.save(runs[1], durability=Durability.BATCH)
+        assert synced == []
+        store.save(runs[0], durability=Durability.BATCH)
+        assert synced == [str(tmp_path / "state" / "runs")]
+    assert len(synced) == 2  # the batch closed: one more for the last states
+    with store.batch():
+        pass  # nothing left to do
     assert len(synced) == 2
     assert FileStore(tmp_path / "state").load("a").revision == runs[0].revision == 4
 

@@ -310,7 +310,7 @@ def test_an_entry_that_cannot_be_made_leaves_the_previous_state(
     from wfrun.errors import StateError
 
     store.create(run_of("r1", SUSPENDED))
-    before = Path(store.describe("r1")).read_bytes()
+    before = Path(store.snapshot_path("r1")).read_bytes()
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
@@ -318,7 +318,7 @@ def test_an_entry_that_cannot_be_made_leaves_the_previous_state(
     monkeypatch.setattr(FileStore, "_touch_entry", full)
     with pytest.raises(StateError, match="previous state is intact"):
         save_as(store, "r1", COMPLETED)
-    assert Path(store.describe("r1")).read_bytes() == before
+    assert Path(store.snapshot_path("r1")).read_bytes() == before
     monkeypatch.undo()
     assert [r.status for r in FileStore(store.root).find_runs().runs] == [SUSPENDED]
 
@@ -371,7 +371,7 @@ def test_summaries_are_cached_while_their_snapshots_are_unchanged(
     again = FileStore(store.root).find_runs(statuses=[SUSPENDED])
     assert again.runs == first.runs and reads == []  # every summary from the cache
     save_as(store, "r05", WAITING)  # changed by a write: read again
-    corrupt = Path(store.describe("r07"))  # changed by a hand: read, and reported
+    corrupt = Path(store.snapshot_path("r07"))  # changed by a hand: read, and reported
     corrupt.write_bytes(corrupt.read_bytes().replace(b'"wf"', b'"wx"'))
     page = FileStore(store.root).find_runs(statuses=[SUSPENDED])
     assert sorted(reads) == ["r05", "r07"]

@@ -131,7 +131,6 @@ def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
         after_change(runner, result.run, result.warnings)
     else:
         changed, _ = runner.transition(run_id, workflow, mutate, execute=False)
-        runner.store.sync_history(run_id)
         result = Result(changed, workflow, warnings)
     return SendResult(result, name, taker[0])
 

@@ -176,7 +176,6 @@ def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Tar
         run, _ = runner.transition(run_id, workflow, keep, execute=False)
     except StepNotExecuting:
         return None
-    runner.store.sync_history(run_id)
     return Result(run, workflow, warnings, accepted=True)
 
 
@@ -205,7 +204,6 @@ def _record_link(runner: RunnerAPI, run_id: str, workflow: Workflow, spec: StepS
                ask_nonce(node_of(r, step)))
 
     run, _ = runner.transition(run_id, workflow, mutate, execute=False)
-    runner.store.sync_history(run_id)
     return Result(run, workflow, warnings, accepted=accepted)
 
 

@@ -18,7 +18,7 @@ from wfrun.durations import to_iso
 from wfrun.errors import ConflictError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
-from wfrun.store.abc import ExecutionClaim, Store
+from wfrun.store.abc import Durability, ExecutionClaim, Store
 
 from ._children import after_change, check_children, execute_composite
 from ._composite import is_composite
@@ -45,7 +45,6 @@ class Runner:
         self._links: LinkMaker | None = None
         self.manifests = DeferredManifestCache(store)  # parsed manifests, kept by the store
         self.should_stop: Callable[[], bool] = lambda: False  # tick --watch sets it on SIGTERM
-        self.defer_sync: set[str] | None = None  # tick: runs whose history it syncs at its end
         # claims a tick acquired and has not advanced yet: a run they are on is claimed from
         # here when another run's work needs it (a parent starting or waking its child)
         self.reserved: dict[str, ExecutionClaim] = {}
@@ -132,7 +131,6 @@ class Runner:
             except ConflictError:
                 return self.existing_start(run.run_id, workflow, data)
             self.manifests.flush()
-            self.store.sync_history(run.run_id)
         finally:
             claim.release()
         return Result(run, workflow, [])
@@ -193,7 +191,6 @@ class Runner:
                 settle_inbox(run, self.workflow_of(run, []), now, events)
             run.updated_at = to_iso(now)
             self.store.save(run, events)
-        self.store.sync_history(run_id)
         warnings: list[str] = []
         after_change(self, run, warnings)
         return Result(run, None, warnings)
@@ -208,10 +205,10 @@ class Runner:
         the change; one durable write (with `durable=False`, a caller holding the claim only
         records the step it starts next; `current`: the run as loaded by the caller, unchanged
         since, if it still is the state). `claim`, the caller's claim on the run, is given up
-        with the save when no step follows (`Store.save_and_release`: the caller then need
+        with the save when no step follows (`Store.save` with `release`: the caller then need
         not look at the run again, see `execute_loop`)."""
         with self.store.lock(run_id):
-            run = self.store.load(run_id) if current is None else self.store.reload(current)
+            run = self.store.load(run_id, known=current)
             events: Events = []
             mutate(run, events)
             now = self.clock.now()  # after the mutation's own events: history stays in time order
@@ -223,15 +220,12 @@ class Runner:
                 run.running_since = None
             remember_nonces(run)
             run.updated_at = to_iso(now)
-            if step is None and claim is not None:  # nothing more to execute: let go with it
-                self.store.save_and_release(run, claim, events,
-                                            deferred=self.defer_sync is not None)
-            elif step is None and self.defer_sync is not None:
-                self.store.save_deferred(run, events)  # tick: nothing executes before the flush
-            elif durable or step is None:
-                self.store.save(run, events)
-            else:
-                self.store.save_started(run, events)  # the step's outcome is the durable write
+            if step is None:  # nothing more executes here (in a tick: before its batch closes)
+                self.store.save(run, events, durability=Durability.BATCH,
+                                release=claim)  # and the claim goes with it
+            else:  # with `durable=False`, the step's outcome is the durable write
+                self.store.save(run, events, durability=Durability.COMMIT if durable
+                                else Durability.STEP_START)
         return run, step
 
     def execute_loop(
@@ -268,10 +262,6 @@ class Runner:
                     return Result(run, workflow, warnings)
         finally:
             claim.release()  # (nothing more if it went with the last save)
-            if self.defer_sync is None:
-                self.store.sync_history(run_id)
-            else:
-                self.defer_sync.add(run_id)
         if released:  # let go with the last save, under the run's lock: nothing was missed
             return Result(run, workflow, warnings)
         return self.continue_if_woken(run, workflow, warnings)
@@ -286,7 +276,7 @@ class Runner:
         """After letting the claim go, pick up work another process recorded meanwhile."""
         if run.finished:  # no process moves a finished run on: no need to read it again
             return Result(run, workflow, warnings)
-        latest = self.store.reload(run)  # `run` is as last saved: re-read only if it changed
+        latest = self.store.load(run.run_id, known=run)  # re-read only if it changed
         if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
             claim = self.claim(run.run_id)
             if claim is not None:

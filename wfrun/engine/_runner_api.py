@@ -43,7 +43,6 @@ class Reader(Protocol):
 class RunnerAPI(Reader, Protocol):
     """Loads, claims, changes and executes runs: the runner of `_runner.py`."""
 
-    defer_sync: set[str] | None  # tick: runs whose history it syncs at its end
     reserved: dict[str, ExecutionClaim]  # claims a tick acquired and has not advanced yet
 
     def claim(self, run_id: str) -> ExecutionClaim | None:

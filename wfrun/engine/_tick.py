@@ -28,10 +28,13 @@ def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickR
     runs are acquired a batch at a time (`Store.acquire_due`), or shared among up to `workers`
     forked processes when there are enough of them."""
     now = to_iso(runner.clock.now())
+    workers = workers if runner.store.multiprocess else 1
     due = runner.store.due(now, limit) if workers > 1 else []
     if worth_it(len(due), workers):
         report = TickReport(errors=runner.store.index_errors())
-        tick_in_workers(runner, due, workers, advance, report)
+        with runner.store.batch() as batch:  # owes what a worker that died could not
+            tick_in_workers(runner, due, workers, advance, report, batch)
+        runner.manifests.flush()
     else:
         report = _report(runner, lambda report: _tick_batches(runner, now, limit, report))
         # bad index entries `due` dropped: reported, the others went on
@@ -50,17 +53,12 @@ def advance(runner: RunnerAPI, due: list[str],
 
 
 def _report(runner: RunnerAPI, work: Callable[[TickReport], None]) -> TickReport:
-    """Run `work` (advancing runs into the report), then make what it did durable."""
+    """Run `work` (advancing runs into the report) in one batch: what it did is durable once
+    the batch closes (the last state of each run and each run's history, made durable
+    together rather than run by run)."""
     report = TickReport()
-    # Durability is owed once, at the end, for everything the tick did: the last state of each
-    # run it advanced shares one flush, and each run's history is fsynced once.
-    runner.defer_sync = set()
-    try:
+    with runner.store.batch():
         work(report)
-    finally:
-        synced, runner.defer_sync = runner.defer_sync, None
-        runner.store.flush()
-        _sync_histories(runner, sorted(synced), report)
     runner.manifests.flush()
     return report
 
@@ -137,26 +135,6 @@ def _advance_claimed(runner: RunnerAPI, claim: ExecutionClaim, report: TickRepor
     return False, None
 
 
-def _sync_histories(runner: RunnerAPI, run_ids: list[str], report: TickReport) -> None:
-    """Make the histories of the runs tick advanced durable, several fsyncs at a time (the file
-    system commits concurrent fsyncs together)."""
-    def sync(run_id: str) -> dict[str, str] | None:
-        try:
-            runner.store.sync_history(run_id)
-        except WfrunError as exc:
-            return {"run_id": run_id, "message": exc.message}
-        return None
-
-    if len(run_ids) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(8) as pool:
-            failed = list(pool.map(sync, run_ids))
-    else:
-        failed = [sync(run_id) for run_id in run_ids]
-    report.errors.extend(f for f in failed if f is not None)
-
-
 def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
               report: TickReport) -> Run | None:
     """Fire what is due in one run and continue it; the run afterwards (None: nothing done)."""
@@ -166,13 +144,12 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
             run = runner.store.load(run_id)
         except NotFoundError:
             with runner.store.lock(run_id):  # creation holds this lock: no run is half-made now
-                if not runner.store.exists(run_id):
-                    runner.store.drop_index(run_id)  # its snapshot was deleted by hand
+                runner.store.reindex(run_id)  # its snapshot was deleted by hand
             claim.release()
             return None
     if run.finished:
         with runner.store.lock(run_id):
-            runner.store.reindex(runner.store.load(run_id))
+            runner.store.reindex(run_id)
         claim.release()
         return None
     warnings: list[str] = []
@@ -186,7 +163,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
             if sid in r.steps and sid not in workflow.steps and r.steps[sid].status == PENDING:
                 raise step_gone(r, sid, workflow, "restore it so the run can continue")
         if not fired:
-            runner.store.reindex(r)
+            runner.store.reindex(r.run_id)
             raise _NothingDue  # a stale index entry: leave the snapshot untouched
 
     try:

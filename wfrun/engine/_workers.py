@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from wfrun.errors import WfrunError
+from wfrun.store.abc import Batch
 
 from ._result import TickReport
 from ._runner_api import RunnerAPI
@@ -34,8 +34,9 @@ def worth_it(due: int, workers: int) -> bool:
 
 
 def tick_in_workers(runner: RunnerAPI, due: list[str], workers: int, advance: Share,
-                    report: TickReport) -> None:
-    """Advance `due` in up to `workers` forked processes; merge their reports into `report`."""
+                    report: TickReport, batch: Batch) -> None:
+    """Advance `due` in up to `workers` forked processes; merge their reports into `report`
+    (the runs of a worker that died before its batch closed are left to `batch`)."""
     workers = min(workers, len(due) // MIN_SHARE)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -62,7 +63,7 @@ def tick_in_workers(runner: RunnerAPI, due: list[str], workers: int, advance: Sh
         report.errors.extend(part.errors)
         report.warnings.extend(part.warnings)
     for share, data, status in _collect(runner, children):
-        _merge(runner, report, share, data, status)
+        _merge(batch, report, share, data, status)
     order = {run_id: i for i, run_id in enumerate(due)}
     report.advanced.sort(key=lambda item: order.get(item["run_id"], len(order)))
 
@@ -82,7 +83,6 @@ def _work(runner: RunnerAPI, share: list[str], advance: Share, pipe: int) -> Non
             _write(pipe, payload)
 
     try:
-        runner.store.after_fork()
         send(advance(runner, share, send), done=True)
     except BaseException as exc:  # reported by the parent, which goes on with the other shares
         with contextlib.suppress(BaseException):
@@ -129,10 +129,10 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def _merge(runner: RunnerAPI, report: TickReport, share: list[str], data: bytes,
+def _merge(batch: Batch, report: TickReport, share: list[str], data: bytes,
            status: int) -> None:
-    """Add a worker's report. If it died before its last line, or stopped before its flush,
-    the runs it reported may not be durable: make them durable here, then report them."""
+    """Add a worker's report. If it died before its last line, or stopped before its batch
+    closed, the runs it reported may not be durable: this process's batch makes them so."""
     done, flushed, advanced, errors, warnings = False, True, [], [], []
     for line in data.split(b"\n"):
         try:
@@ -148,10 +148,7 @@ def _merge(runner: RunnerAPI, report: TickReport, share: list[str], data: bytes,
     report.warnings.extend(warnings)
     if not (done and flushed):
         runs = sorted({item["run_id"] for item in advanced} | {e["run_id"] for e in errors})
-        try:
-            runner.store.make_durable(runs)
-        except WfrunError as exc:
-            errors.append({"run_id": share[0], "message": exc.message})
+        batch.adopt(runs)
     if not done:
         left = len(share) - len({item["run_id"] for item in advanced if item["run_id"] in share})
         how = f"exit status {os.waitstatus_to_exitcode(status)}"

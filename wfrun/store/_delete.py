@@ -33,7 +33,7 @@ def delete(store: FileStoreParts, run_id: str) -> None:
                 for path in doomed:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
-                store.drop_index(run_id)
+                store._drop_index(run_id)
                 os.unlink(snapshot)
                 _fsops.fsync_dir(runs)
                 store._unlist(run)  # its run-index entry, once the snapshot is gone

@@ -7,9 +7,11 @@ import os
 import re
 import time
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import wfrun.store._fsops as _fsops
 import wfrun.store._started as _started
+from wfrun.errors import NotFoundError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import Run
 
@@ -27,6 +29,9 @@ class DueIndex:
 
     def _path(self, *parts: str) -> str:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # (FileStore's)
+        def load(self, run_id: str, known: Run | None = None) -> Run: ...
 
     def _exists_dir(self) -> bool:
         raise NotImplementedError
@@ -118,7 +123,12 @@ class DueIndex:
         errors, self._index_errors = self._index_errors, []
         return errors
 
-    def reindex(self, run: Run) -> None:
+    def reindex(self, run_id: str) -> None:
+        try:
+            run = self.load(run_id)
+        except NotFoundError:  # its snapshot was deleted by hand
+            self._drop_index(run_id)
+            return
         due = run.next_due()
         wanted = _started.index_name(due, run.run_id) if due else None
         if wanted and wanted != self._index.get(run.run_id):
@@ -127,7 +137,8 @@ class DueIndex:
             if stale and stale != wanted:
                 self._remove_index(stale)
 
-    def drop_index(self, run_id: str) -> None:
+    def _drop_index(self, run_id: str) -> None:
+        """Remove the due-index entries of a run that no longer exists."""
         for stale in {self._index.pop(run_id, None), *self._seen_entries.pop(run_id, [])}:
             if stale:
                 self._remove_index(stale)

@@ -20,7 +20,7 @@ class FileStoreParts(Protocol):
     _checked: set[str]  # runs read under their lock during the current hold
     _mine: Mine | None  # the last run state this process read or wrote
 
-    def load(self, run_id: str) -> Run:
+    def load(self, run_id: str, known: Run | None = None) -> Run:
         """`Store.load`."""
         ...
 
@@ -32,8 +32,8 @@ class FileStoreParts(Protocol):
         """`Store.claim`."""
         ...
 
-    def drop_index(self, run_id: str) -> None:
-        """`Store.drop_index`."""
+    def _drop_index(self, run_id: str) -> None:
+        """Remove the due-index entries of a run that no longer exists."""
         ...
 
     def stray_snapshot(self, stem: str) -> str:

@@ -4,7 +4,8 @@ steps printed and logged (`RUN.log.jsonl`), both JSON lines, appended and never 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
 
 import wfrun.store._fsops as _fsops
 import wfrun.store._jsonlines as _jsonlines
@@ -23,6 +24,9 @@ class Histories:
     def _ensure(self) -> None:
         raise NotImplementedError
 
+    if TYPE_CHECKING:  # (_filebatch.BatchPart's)
+        def _appended(self, run_id: str) -> None: ...
+
     def _history_path(self, run_id: str) -> str:
         return self._path("runs", check_run_id(run_id) + ".history.jsonl")
 
@@ -30,10 +34,13 @@ class Histories:
         if events:
             self._ensure()
             _jsonlines.append(self._history_path(run_id), list(events), "history")
+            self._appended(run_id)
 
-    def sync_history(self, run_id: str) -> None:
+    def _sync_history(self, run_id: str) -> None:
+        """Make the run's appended history and log lines durable."""
         try:
-            _fsops.fsync_file(self._history_path(run_id))
+            with suppress(FileNotFoundError):  # a run's log may be written before its history
+                _fsops.fsync_file(self._history_path(run_id))
             if run_id in self._logged:
                 self._logged.discard(run_id)
                 _fsops.fsync_file(self._log_path(run_id))
@@ -53,6 +60,7 @@ class Histories:
             self._ensure()
             _jsonlines.append(self._log_path(run_id), records)
             self._logged.add(run_id)
+            self._appended(run_id)
 
     def read_logs(self, run_id: str, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
         return _jsonlines.read(self._log_path(run_id), max(0, cursor))

@@ -17,7 +17,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
@@ -61,6 +61,11 @@ class RecordingStore(Store):
     def append_history(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
         raise NotImplementedError
 
+    if TYPE_CHECKING:  # (_filebatch.BatchPart's)
+        def _claim_taken(self, run_id: str) -> None: ...
+
+        def _claim_given_up(self, run_id: str) -> None: ...
+
     def _claim_fd(self, run_id: str) -> int | None:
         self._ensure()
         path = self._path("locks", check_run_id(run_id) + ".exec")
@@ -96,9 +101,10 @@ class RecordingStore(Store):
         os.close(fd)
         return False
 
-    def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        """Write the state into the claim file this process holds (see the module docstring),
-        then append the events to the run's history (which, too, outlives this process)."""
+    def _save_started(self, run: Run, events: Sequence[dict[str, Any]]) -> None:
+        """`save` with `Durability.STEP_START`: write the state into the claim file this
+        process holds (see the module docstring), then append the events to the run's history
+        (which, too, outlives this process)."""
         path = self._snapshot_path(run.run_id)
         self._check_revision(run, path)
         due, index = run.next_due(), self._index.get(run.run_id)
@@ -140,14 +146,16 @@ class RecordingStore(Store):
         """Called as this process takes a run's claim: what it saw of the claim file before may
         have been replaced by a process that held the claim meanwhile."""
         self._claims[run_id] = fd
+        self._claim_taken(run_id)
         self._stat.pop(run_id, None)
         if self._mine is not None and self._mine[0] == run_id:
             self._mine = None
 
     def _released(self, run_id: str, fd: int) -> None:
-        """Called as a claim is released."""
+        """Called as a claim is released, before its flock is dropped."""
         if self._claims.get(run_id) == fd:
             del self._claims[run_id]
+            self._claim_given_up(run_id)  # what its holder appended is owed now
         known = self._stat.get(run_id)
         if known and known[2] is not None:  # a record stays: forget it, another process may
             self._stat.pop(run_id)          # replace it (in place: same inode) once it claims

@@ -9,13 +9,41 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from wfrun.model import FINISHED, SUSPENDED, Run, StepState
 
 if TYPE_CHECKING:
     import threading
+
+
+class Durability(Enum):
+    """What a save must survive by the time it returns, said by what follows it; each store
+    meets it its own way (a store with transactions commits every save alike)."""
+
+    COMMIT = "commit"
+    """A power cut: the state others act on (the default)."""
+
+    STEP_START = "step_start"
+    """The death of this process: the save marks a step about to execute under the saver's
+    claim, and the step's outcome is saved next (superseding it). After a power cut the store
+    may return the state before, and the step then executes again as if it never started."""
+
+    BATCH = "batch"
+    """The death of this process, and a power cut once the `Store.batch` open in this thread
+    closes (outside a batch: COMMIT). For the last save of a run a batch advances: nothing of
+    the run executes in this process until the batch closes."""
+
+
+class Batch:
+    """An open `Store.batch`: what its closing makes durable."""
+
+    def adopt(self, run_ids: Iterable[str]) -> None:
+        """Make the state and history of these runs durable with this batch too: runs that a
+        process forked from this one (a tick worker) advanced in its copy of the batch and
+        died before closing it. This default has nothing to do (every save is durable)."""
 
 
 class ExecutionClaim(ABC):
@@ -61,7 +89,7 @@ class ExecutionClaim(ABC):
         that, and None if the store did not read it: then `Store.load` it). Read without the
         run's state lock, as any `load` outside it, so it may be stale by the time it is used
         (a resume or cancel changes a run under the lock, without its claim): a change starts
-        from `Store.reload` of it under the lock, and a save of a stale one is refused
+        from `Store.load` of it (with `known`) under the lock, and a save of a stale one is refused
         (ConflictError). This default reads nothing."""
         return None
 
@@ -174,6 +202,11 @@ def _suspended(state: StepState) -> bool:
 class Store(ABC):
     """Where runs, their history, their due-time index and execution claims live."""
 
+    multiprocess = True
+    """True if several processes may work on this store at once (a tick forks workers only
+    then). A process forked from one using the store holds none of its claims, locks or
+    connections."""
+
     @abstractmethod
     def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         """Durably store a new run, setting `run.revision` to 1, with `events`, the history
@@ -185,96 +218,58 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def load(self, run_id: str) -> Run:
+    def load(self, run_id: str, known: Run | None = None) -> Run:
         """Return the run's current state.
+
+        `known`: a state of this run the caller holds, unchanged since this store object
+        loaded or saved it; it is returned itself if it is still the stored state (what this
+        process already holds is not read again), else the run is loaded.
 
         Raises UsageError for an invalid run id (before touching storage), NotFoundError if
         there is no such run, StateError (naming the snapshot) if it cannot be read, parsed or
         verified; a corrupt snapshot is never modified.
         """
 
-    def reload(self, run: Run) -> Run:
-        """The run's current state: `run` itself if it is still the stored state (nothing was
-        saved since it was loaded or saved here), else a fresh `load`. Only for a `run` that
-        nothing changed since; it saves re-reading what this process already holds. This
-        default always loads."""
-        return self.load(run.run_id)
-
     @abstractmethod
-    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        """Durably replace the stored run with `run`, then increment `run.revision`; `events`
-        are the history events of this state change, committed with it.
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = (), *,
+             durability: Durability = Durability.COMMIT,
+             release: ExecutionClaim | None = None) -> None:
+        """Replace the stored run with `run`, then increment `run.revision`; `events` are the
+        history events of this state change, committed with it.
 
         `run.revision` must equal the stored revision (the one it was loaded at), otherwise
-        ConflictError is raised and nothing is written (events included). When it returns, the
-        new state has reached stable storage atomically (a crash leaves the old or the new
-        state, never a mix), the due index matches `run.next_due()` and `events` follow the
-        run's earlier ones in its history (as `append_history` appends them). A store with
-        transactions commits state, due entry and events as one (a crash leaves all or none
-        of them); the file store writes the state durably, then appends the events before
-        returning (a crash in between leaves the new state without them). I/O failures raise
-        StateError and leave the previous state intact.
+        ConflictError is raised and nothing is written (events included); so is a save of a
+        run whose claim this process held and lost (another process took the run over). When
+        it returns, the new state is in place atomically (a crash leaves the old or the new
+        state, never a mix) and survives what `durability` says, the due index matches
+        `run.next_due()`, and `events` follow the run's earlier ones in its history (as
+        `append_history` appends them). A store with transactions commits state, due entry
+        and events as one (a crash leaves all or none of them); the file store writes the
+        state, then appends the events before returning (a crash in between leaves the new
+        state without them). I/O failures raise StateError and leave the previous state
+        intact.
+
+        History events and log records reach stable storage with the save, except while the
+        saving thread holds the run's execution claim or has a `batch` open: then at the
+        latest when it releases the claim or closes the batch.
+
+        `release`: this process's claim on the run, given up with this save (the run's last
+        under that claim). Call it under the run's state lock: the claim is released before
+        the lock is, so whoever changes the run after this save finds it unclaimed (and may
+        claim it to execute what its change made ready), and whatever was changed before it
+        was seen by this save's caller; the holder need not look at the run again. If the save
+        raises, the claim is still held (the caller releases it); `claim.release()` after a
+        save that went through does nothing more. A store with transactions ends the lease in
+        the save's own transaction.
         """
 
-    def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        """Store `run` (a step of it marked running) and the history events of this change so
-        that they survive the death of this process, then increment `run.revision`; it need
-        not survive a power cut.
-
-        Only for a caller holding the run's execution claim and about to execute that step;
-        the step's outcome is then saved with `save`, which supersedes this state. Until then
-        `load` returns it. After a power cut `load` may return the last `save`d state instead
-        (the step then executes again as if it had never started). Revision checks, events and
-        errors as for `save`. This default makes it a `save`.
-        """
-        self.save(run, events)
-
-    def save_deferred(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        """Like `save` (events included), except that the new state need only survive the
-        death of this process until the next `flush`; a power cut before then may bring back
-        the previous state.
-
-        For a caller that executes nothing of the run until `flush` (a tick, for the last state
-        of each run it advanced): the writes of many runs then share one flush. A later save
-        of the same run makes this one durable first. This default makes it a `save`.
-        """
-        self.save(run, events)
-
-    def save_and_release(self, run: Run, claim: ExecutionClaim,
-                         events: Sequence[dict[str, Any]] = (), deferred: bool = False) -> None:
-        """The last save of a run under `claim`, this process's claim on it: `run` and `events`
-        saved as `save` does (as `save_deferred` if `deferred`), and the claim given up with
-        them.
-
-        Call it under the run's state lock. When it returns the claim is released, before the
-        lock is: so whoever changes the run after this save finds it unclaimed (and may claim
-        it to execute what its change made ready), and whatever was changed before it was seen
-        by this save's caller, under the lock; the holder need not look at the run again. If
-        the save raises (ConflictError, StateError), the claim is still held, as after any
-        failed save, and the caller releases it; `claim.release()` after a save that went
-        through does nothing more. A store with transactions ends the lease in the save's own
-        transaction. This default saves, then releases."""
-        if deferred:
-            self.save_deferred(run, events)
-        else:
-            self.save(run, events)
-        claim.release()
-
-    def flush(self) -> None:  # noqa: B027 (a store without deferred saves has nothing to do)
-        """Make every state stored with `save_deferred` durable (StateError on an I/O failure).
-        The default has nothing to do."""
-
-    def make_durable(self, run_ids: list[str]) -> None:
-        """Make the current state and history of these runs durable, whichever process of this
-        machine wrote them (StateError on an I/O failure): `tick` calls it for the runs a dead
-        worker had advanced, whose own `flush` and `sync_history` never came. The default syncs
-        their histories, for a store whose saves are durable anyway."""
-        for run_id in run_ids:
-            self.sync_history(run_id)
-
-    def after_fork(self) -> None:  # noqa: B027 (a store holding nothing per process)
-        """Called first thing in a process forked from one that used this store: drop what must
-        not be shared with the parent (held locks and claims, open connections)."""
+    def batch(self) -> AbstractContextManager[Batch]:
+        """A unit of work over many runs (a tick advancing every due run): saves made with
+        `Durability.BATCH` by this thread while it is open, and the history of each run whose
+        claim the thread released meanwhile, survive a power cut once it closes (the store may
+        share one flush among them). Closing raises StateError on an I/O failure. Batches do
+        not nest: one opened inside another joins it. This default has nothing to do."""
+        return nullcontext(Batch())
 
     @abstractmethod
     def lock(self, run_id: str) -> AbstractContextManager[None]:
@@ -412,27 +407,20 @@ class Store(ABC):
         return []
 
     @abstractmethod
-    def reindex(self, run: Run) -> None:
-        """Make the due index agree with `run.next_due()` (drops stale entries found by
-        `due`). Call it under the run's lock after loading a run that turned out not due."""
-
-    @abstractmethod
-    def drop_index(self, run_id: str) -> None:
-        """Remove the due-index entries of a run that no longer exists (its snapshot was
-        deleted by hand). Call it under the run's lock, after checking `exists` is False."""
+    def reindex(self, run_id: str) -> None:
+        """Make the due index agree with the stored run: its entry as `Run.next_due` says,
+        none if the run no longer exists (its snapshot deleted by hand), stale entries found
+        by `due` dropped. Call it under the run's lock for a run `due` found that turned out
+        not to be due."""
 
     @abstractmethod
     def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
         """Append events to the run's history; the cost does not grow with its length. Only
         for events that belong to no state change (those are given to the save that commits
-        the change: `create`, `save`, `save_started`, `save_deferred`).
+        the change: `create`, `save`).
 
-        Appended events survive the death of this process at once; they reach stable storage
-        at the latest on `sync_history`."""
-
-    @abstractmethod
-    def sync_history(self, run_id: str) -> None:
-        """Make every appended history event of the run durable."""
+        Appended events survive the death of this process at once, and reach stable storage
+        as those of a `save` do."""
 
     @abstractmethod
     def read_history(self, run_id: str) -> list[dict[str, Any]]:
@@ -444,8 +432,8 @@ class Store(ABC):
 
         Each record is a JSON object (`{"at", "step", "runs", "stream", "text", ...}`); the
         cost does not grow with the number of records already kept. Appended records survive
-        the death of this process at once and reach stable storage at the latest on
-        `sync_history`. They are not part of the run's state: losing the tail of the log in a
+        the death of this process at once and reach stable storage as history events do
+        (see `save`). They are not part of the run's state: losing the tail of the log in a
         power cut never affects the run."""
 
     @abstractmethod
@@ -459,10 +447,6 @@ class Store(ABC):
     def secret_key(self) -> bytes:
         """A secret of at least 32 bytes, created on first use and kept private (0600, never in
         a snapshot), used to sign resume and cancel URLs."""
-
-    @abstractmethod
-    def describe(self, run_id: str) -> str:
-        """Where the run lives, for messages (a file path for the file store)."""
 
     # -- start tokens (`wfrun token`, `POST /workflows/W/runs`) ---------------------------------
     # A record is {"name", "workflow", "hash", "created_at", "revoked", "revoked_at"}: `hash` is

@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import wfrun.store._dueindex as _dueindex
+import wfrun.store._filebatch as _filebatch
 import wfrun.store._fsops as _fsops
 import wfrun.store._histories as _histories
 import wfrun.store._keyfile as _keyfile
@@ -38,14 +39,15 @@ from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
 from wfrun.store._statelock import LockTimeout, StateLock
+from wfrun.store.abc import Durability, ExecutionClaim
 
 _SUBDIRS = ("runs", "due", "locks", "keys")
 LOCK_TIMEOUT_SECONDS = 30.0
 KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keeps (see _locked)
 
 
-class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
-                _started.RecordingStore, _transfer.Transfer):
+class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runindex.RunIndex,
+                _histories.Histories, _started.RecordingStore, _transfer.Transfer):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -60,12 +62,13 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
         self._key: bytes | None = None
         self._locks: dict[str, StateLock] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
-        self._unsynced: set[str] = set()  # runs saved with save_deferred, not yet flushed
+        self._unsynced: set[str] = set()  # runs saved for a batch, their rename not yet fsynced
         self._held: dict[str, int] = {}  # run -> depth of this process's hold of its state lock
         self._checked: set[str] = set()  # runs read under their lock during the current hold
         self._claims: dict[str, int] = {}  # run -> descriptor of the claim this process holds
         # the last run state read or written here: run, snapshot and claim-file signatures, bytes
         self._mine: _started.Mine | None = None
+        self._init_batches()
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -126,7 +129,8 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
 
     # -- snapshots ---------------------------------------------------------------------------
 
-    def describe(self, run_id: str) -> str:
+    def snapshot_path(self, run_id: str) -> str:
+        """The file holding a run's snapshot (for file-store tests and tools)."""
         return self._snapshot_path(run_id)
 
     def exists(self, run_id: str) -> bool:
@@ -144,7 +148,14 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
             self._write(run, path)
             self.append_history(run.run_id, events)  # after the state (see Store.save)
 
-    def load(self, run_id: str) -> Run:
+    def load(self, run_id: str, known: Run | None = None) -> Run:
+        if known is not None:
+            held = self._stat.get(run_id)
+            if held is not None and held[1] == known.revision \
+                    and self._unchanged(run_id, self._snapshot_path(run_id)):
+                if run_id in self._held:
+                    self._checked.add(run_id)
+                return known
         path = self._snapshot_path(run_id)
         self._exists_dir()  # never read from a state directory others can write to
         exec_path = self._path("locks", run_id + ".exec")
@@ -178,15 +189,6 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
             self._checked.add(run_id)
         return run
 
-    def reload(self, run: Run) -> Run:
-        known = self._stat.get(run.run_id)
-        if known is not None and known[1] == run.revision \
-                and self._unchanged(run.run_id, self._snapshot_path(run.run_id)):
-            if run.run_id in self._held:
-                self._checked.add(run.run_id)
-            return run
-        return self.load(run.run_id)
-
     def _read_snapshot(self, run_id: str, path: str) -> tuple[os.stat_result, bytes]:
         try:
             return _fsops.read_whole(path)
@@ -195,42 +197,24 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
 
-    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        path = self._snapshot_path(run.run_id)
-        self._check_revision(run, path)
-        self._write(run, path)
-        self.append_history(run.run_id, events)  # durable at the latest on sync_history
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = (), *,
+             durability: Durability = Durability.COMMIT,
+             release: ExecutionClaim | None = None) -> None:
+        if durability is Durability.STEP_START:
+            self._save_started(run, events)  # into the claim file (see _started)
+        else:
+            path = self._snapshot_path(run.run_id)
+            self._check_revision(run, path)
+            deferred = durability is Durability.BATCH and self._in_batch()
+            self._write(run, path, deferred=deferred)
+            self.append_history(run.run_id, events)  # after the state: see Store.save
+        if release is not None:
+            release.release()  # before the caller lets the state lock go
 
-    def save_deferred(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        path = self._snapshot_path(run.run_id)
-        self._check_revision(run, path)
-        self._write(run, path, deferred=True)
-        self.append_history(run.run_id, events)
-
-    def flush(self) -> None:
-        if not self._unsynced:
-            return
-        runs = self._path("runs")
-        try:
-            _fsops.fsync_dir(runs)
-        except OSError as exc:
-            raise StateError(
-                f"cannot sync directory {runs}: {exc.strerror or exc}; the last state of "
-                f"{len(self._unsynced)} run(s) may not survive a power cut") from exc
-        finally:
-            self._unsynced.clear()
-            if len(self._locks) > KNOWN_RUNS_KEPT or len(self._stat) > KNOWN_RUNS_KEPT:
-                self._forget_oldest()  # a tick's runs were kept until now
-
-    def make_durable(self, run_ids: list[str]) -> None:
-        if not run_ids or not self._exists_dir():
-            return
-        runs = self._path("runs")
-        try:
-            _fsops.fsync_dir(runs)  # the renames of the last states they were left in
-        except OSError as exc:
-            raise StateError(f"cannot sync directory {runs}: {exc.strerror or exc}") from exc
-        super().make_durable(run_ids)  # their histories
+    def _flush(self) -> None:
+        super()._flush()
+        if len(self._locks) > KNOWN_RUNS_KEPT or len(self._stat) > KNOWN_RUNS_KEPT:
+            self._forget_oldest()  # a tick's runs were kept until now
 
     def _check_revision(self, run: Run, path: str) -> None:
         known = self._stat.get(run.run_id)
@@ -246,7 +230,7 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
 
     def _write(self, run: Run, path: str, deferred: bool = False) -> None:
         if run.run_id in self._unsynced:
-            self.flush()  # its spare is the inode that version is in: make the swap durable
+            self._flush()  # its spare is the inode that version is in: make the swap durable
         run_data = run.to_dict()
         run_data["revision"] = run.revision + 1
         due = run.next_due()
@@ -335,7 +319,8 @@ class FileStore(_dueindex.DueIndex, _runindex.RunIndex, _histories.Histories,
 
     # -- locks and claims ----------------------------------------------------------------------
 
-    def after_fork(self) -> None:
+    def _after_fork(self) -> None:
+        super()._after_fork()
         self._locks, self._claims = {}, {}  # a parent's holds are not the child's
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:

@@ -47,6 +47,7 @@ from wfrun.store._memory_backing import (
 from wfrun.store._memory_records import MemoryRecords
 from wfrun.store._snapshot import run_from_json
 from wfrun.store.abc import (
+    Durability,
     ExecutionClaim,
     RunPage,
     RunSummary,
@@ -84,12 +85,10 @@ class MemoryStore(MemoryRecords):
         """How long a lease lasts once its holder stops renewing it."""
         return self.backing.lease_seconds
 
-    def describe(self, run_id: str) -> str:
-        return f"memory store run {check_run_id(run_id)}"
+    multiprocess = False  # a forked process would change a copy of it
 
-    def after_fork(self) -> None:
-        raise StateError("the memory store lives in one process: a forked process cannot use "
-                         "it (run tick without --workers)")
+    def _describe(self, run_id: str) -> str:
+        return f"memory store run {check_run_id(run_id)}"
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -105,7 +104,7 @@ class MemoryStore(MemoryRecords):
 
     def _parse(self, run_id: str, stored: StoredRun) -> Run:
         """The run a row holds; StateError (naming it) if it is not a valid run."""
-        run = run_from_json(stored.snapshot, run_id, self.describe(run_id))
+        run = run_from_json(stored.snapshot, run_id, self._describe(run_id))
         run.revision = stored.revision
         return run
 
@@ -128,23 +127,20 @@ class MemoryStore(MemoryRecords):
             self._commit(run.run_id, row, texts)
         run.revision = 1
 
-    def load(self, run_id: str) -> Run:
+    def load(self, run_id: str, known: Run | None = None) -> Run:
         check_run_id(run_id)
         with self.backing.mutex:
             stored = self.backing.runs.get(run_id)
+        if known is not None and stored is not None and stored.revision == known.revision:
+            return known
         if stored is None:
             raise NotFoundError(f"no run {run_id} in the memory store")
         return self._parse(run_id, stored)
 
-    def reload(self, run: Run) -> Run:
-        check_run_id(run.run_id)
-        with self.backing.mutex:
-            stored = self.backing.runs.get(run.run_id)
-        if stored is not None and stored.revision == run.revision:
-            return run
-        return self.load(run.run_id)
-
-    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = (), *,
+             durability: Durability = Durability.COMMIT,
+             release: ExecutionClaim | None = None) -> None:
+        # memory survives what a process survives: every durability is met at once
         run_id = check_run_id(run.run_id)
         row, texts = self._row(run, run.revision + 1), [_record_text(e) for e in events]
         backing = self.backing
@@ -163,12 +159,8 @@ class MemoryStore(MemoryRecords):
                     f"(revision {stored.revision}, expected {run.revision}); try again")
             self._commit(run_id, row, texts)
         run.revision += 1
-
-    def save_started(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        self.save(run, events)  # memory survives what a process survives: nothing to defer
-
-    def save_deferred(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        self.save(run, events)
+        if release is not None:
+            release.release()
 
     def exists(self, run_id: str) -> bool:
         check_run_id(run_id)
@@ -252,16 +244,13 @@ class MemoryStore(MemoryRecords):
             found = list(self.backing.due_ids(now))
         return found if limit is None else found[:max(limit, 0)]
 
-    def reindex(self, run: Run) -> None:
-        check_run_id(run.run_id)
-        with self.backing.mutex:
-            stored = self.backing.runs.get(run.run_id)
-            if stored is not None:
-                old, stored.due = stored.due, run.next_due()
-                self.backing.set_due(run.run_id, old, stored.due)
-
-    def drop_index(self, run_id: str) -> None:
+    def reindex(self, run_id: str) -> None:
         check_run_id(run_id)  # a deleted run's entry went with its row
+        with self.backing.mutex:
+            stored = self.backing.runs.get(run_id)
+            if stored is not None:
+                old, stored.due = stored.due, self._parse(run_id, stored).next_due()
+                self.backing.set_due(run_id, old, stored.due)
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         """Block until a due time is set or changed by any store object of this backing,
@@ -322,9 +311,6 @@ class MemoryStore(MemoryRecords):
             with self.backing.mutex:
                 self.backing.history.setdefault(run_id, []).extend(texts)
                 self.backing.written = True
-
-    def sync_history(self, run_id: str) -> None:
-        check_run_id(run_id)  # every append is as durable as it will be at once
 
     def read_history(self, run_id: str) -> list[dict[str, Any]]:
         check_run_id(run_id)

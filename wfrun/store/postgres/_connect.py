@@ -356,3 +356,7 @@ def _close_all() -> None:
     for url in list(_SERVERS):
         with suppress(Exception):  # exiting: the server ends the sessions anyway
             close(url)
+
+
+if hasattr(os, "register_at_fork"):  # a forked child (tick --workers) opens its own connections
+    os.register_at_fork(after_in_child=forget_inherited)

@@ -14,7 +14,7 @@ the lease length, from one daemon thread (`_Renewer`); claims and renewals go th
 process's main connection, whose session holds the locks.
 
 A claim given up with the run's last save (`RELEASED`, in that save's statement: the store's
-`save_and_release`) ends there for everyone: its row is deleted. Its advisory lock, held by the
+`save` with `release`) ends there for everyone: its row is deleted. Its advisory lock, held by the
 main connection's session, is unlocked with this process's next statement there (a claim, an
 acquire, a renewal: `_on_main`, in the same transaction), so that a tick firing a batch of runs
 spends no transaction per run on releases.

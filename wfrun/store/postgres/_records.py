@@ -56,9 +56,6 @@ class RecordsPart(Store):
 
         self._again(run_id, append, write=True)
 
-    def sync_history(self, run_id: str) -> None:
-        check_run_id(run_id)  # every append is committed: durable when it returns
-
     def read_history(self, run_id: str) -> list[dict[str, Any]]:
         check_run_id(run_id)
         rows = self._fetch(run_id, "SELECT event::text FROM wfrun_history WHERE run_id = %s "

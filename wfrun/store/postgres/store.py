@@ -17,7 +17,7 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
   connection telling others at once that the holder died. While this process holds a claim,
   its saves of that run commit only if the token is still the run's latest (`_FENCE`), so a
   process whose lease ran out (paused, cut off) and was taken over cannot overwrite. The last
-  save under a claim ends it in the same statement (`save_and_release`).
+  save under a claim ends it in the same statement (`save` with `release`).
 - `acquire_due` claims due runs a batch per transaction (`FOR UPDATE SKIP LOCKED`), each claim
   carrying its run as that statement read it (`take_run`: the tick loads none again), and
   `wait_for_work` listens for runs becoming due (see `_listen`).
@@ -42,6 +42,7 @@ from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
 from wfrun.store._snapshot import run_from_json
 from wfrun.store.abc import (
+    Durability,
     ExecutionClaim,
     RunPage,
     RunSummary,
@@ -102,10 +103,7 @@ class PostgresStore(RecordsPart):
         shares them; they reopen on the next use)."""
         _connect.close(self.url)
 
-    def after_fork(self) -> None:
-        _connect.forget_inherited()
-
-    def describe(self, run_id: str) -> str:
+    def _describe(self, run_id: str) -> str:
         return f"{self._label} run {check_run_id(run_id)}"
 
     # -- connections and transactions ------------------------------------------------------------
@@ -273,8 +271,10 @@ class PostgresStore(RecordsPart):
             changed = cursor.fetchone()[0]
             return changed
 
-    def load(self, run_id: str) -> Run:
+    def load(self, run_id: str, known: Run | None = None) -> Run:
         check_run_id(run_id)
+        if known is not None and self._unchanged(run_id, known):
+            return known
         rows = self._fetch(run_id, "SELECT revision, run_schema, snapshot::text FROM wfrun_runs "
                                    "WHERE run_id = %s", [run_id])
         if not rows:
@@ -283,7 +283,7 @@ class PostgresStore(RecordsPart):
 
     def _parse(self, run_id: str, revision: int, run_schema: int, text: str) -> Run:
         """The run a row holds; StateError (naming it) if it is not a valid run."""
-        what = self.describe(run_id)
+        what = self._describe(run_id)
         if run_schema != SCHEMA_VERSION:
             raise StateError(f"{what} has run schema {run_schema}, this wfrun reads "
                              f"{SCHEMA_VERSION}; upgrade wfrun")
@@ -291,31 +291,31 @@ class PostgresStore(RecordsPart):
         run.revision = revision
         return run
 
-    def reload(self, run: Run) -> Run:
-        check_run_id(run.run_id)
-        hold = self._server().holds().get(run.run_id)
+    def _unchanged(self, run_id: str, known: Run) -> bool:
+        """True if `known` is still the stored state of the run (see `load`)."""
+        hold = self._server().holds().get(run_id)
         if hold is not None and not hold.open:
-            with self._conn(run.run_id):
+            with self._conn(run_id):
                 pass  # the lock taken again (a save ended its transaction), its revision read
         if hold is not None and hold.revision is not None:
             # under the run's lock, read as it was taken: no one can have saved since
-            return run if hold.revision == run.revision else self.load(run.run_id)
-        rows = self._fetch(run.run_id, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
-                           [run.run_id])
-        if rows and rows[0][0] == run.revision:
-            return run
-        return self.load(run.run_id)
+            return hold.revision == known.revision
+        rows = self._fetch(run_id, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
+                           [run_id])
+        return bool(rows) and rows[0][0] == known.revision
 
-    def save(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
-        check_run_id(run.run_id)
-        self._save(run, events, self._server().token(run.run_id))
-
-    def save_and_release(self, run: Run, claim: ExecutionClaim,
-                         events: Sequence[dict[str, Any]] = (), deferred: bool = False) -> None:
-        check_run_id(run.run_id)
+    def save(self, run: Run, events: Sequence[dict[str, Any]] = (), *,
+             durability: Durability = Durability.COMMIT,
+             release: ExecutionClaim | None = None) -> None:
+        check_run_id(run.run_id)  # every save is one committed transaction, whatever durability
+        if release is None:
+            self._save(run, events, self._server().token(run.run_id))
+            return
+        claim = release
         if not (isinstance(claim, _leases.LeaseClaim) and claim.of(self._server())
-                and claim.run_id == run.run_id):
-            super().save_and_release(run, claim, events, deferred)  # (not a claim of this store)
+                and claim.run_id == run.run_id):  # (not a claim of this store)
+            self._save(run, events, self._server().token(run.run_id))
+            claim.release()
             return
         # Another thread of this process may save the run as soon as this save's COMMIT lets
         # the state lock go; its save must not carry this claim's token, whose row goes with
@@ -479,16 +479,16 @@ class PostgresStore(RecordsPart):
                                  "ORDER BY next_due, run_id LIMIT %s", [now, limit])
         return [row[0] for row in rows]
 
-    def reindex(self, run: Run) -> None:
-        check_run_id(run.run_id)
-        with self._conn(run.run_id) as conn:
+    def reindex(self, run_id: str) -> None:
+        try:
+            run = self.load(run_id)
+        except NotFoundError:
+            return  # the index is a column of the run's row: gone with it
+        with self._conn(run_id) as conn:
             conn.execute("UPDATE wfrun_runs SET next_due = %s WHERE run_id = %s "
                          "AND next_due IS DISTINCT FROM %s::timestamptz",
-                         [run.next_due(), run.run_id, run.next_due()])
-            self._commit(self._server().holds().get(run.run_id))
-
-    def drop_index(self, run_id: str) -> None:
-        check_run_id(run_id)  # the index is a column of the run's row: gone with it
+                         [run.next_due(), run_id, run.next_due()])
+            self._commit(self._server().holds().get(run_id))
 
     # -- execution claims --------------------------------------------------------------------------
 
@@ -524,12 +524,12 @@ class PostgresStore(RecordsPart):
             try:
                 run = self._parse(run_id, revision, run_schema, text)
             except StateError as exc:
-                problems.append({"path": self.describe(run_id), "kind": "snapshot",
+                problems.append({"path": self._describe(run_id), "kind": "snapshot",
                                  "reason": exc.message})
                 continue
             wanted = run.next_due()
             if (parse_iso(wanted) if wanted else None) != due:
-                problems.append({"path": self.describe(run_id), "kind": "index", "reason": (
+                problems.append({"path": self._describe(run_id), "kind": "index", "reason": (
                     f"run {run_id} is due at {wanted or 'no time'} but its next_due column "
                     f"says {due.isoformat() if due else 'never'}; its next save corrects it")})
         with self._conn() as conn:
