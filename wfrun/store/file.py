@@ -31,7 +31,7 @@ import wfrun.store._filebatch as _filebatch
 import wfrun.store._fsops as _fsops
 import wfrun.store._histories as _histories
 import wfrun.store._keyfile as _keyfile
-import wfrun.store._runindex as _runindex
+import wfrun.store._runqueries as _runqueries
 import wfrun.store._started as _started
 import wfrun.store._transfer as _transfer
 from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
@@ -46,7 +46,7 @@ LOCK_TIMEOUT_SECONDS = 30.0
 KNOWN_RUNS_KEPT = 4096  # runs whose lock object and signatures one process keeps (see _locked)
 
 
-class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runindex.RunIndex,
+class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries,
                 _histories.Histories, _started.RecordingStore, _transfer.Transfer):
     """Runs as files in a local directory (not for NFS: flock and rename semantics differ)."""
 
