@@ -1,6 +1,7 @@
 """The project the PostgreSQL proofs run: small workflows whose steps log every attempt to a
 side file (the *ledger*), and how to read it back.
 
+The workflows are the file-store trials' (`_workflows`), written with the proofs' parameters.
 A ledger line is written when an attempt begins: `RUN STEP RUNS PGID PID UNIXTIME NOTE`. Every
 worker and server is started in a process group of its own, so PGID says which process (or
 forked tick child) executed the attempt, and a worker killed with its group can be told from
@@ -10,133 +11,12 @@ only), which widens the window in which a kill lands mid-step.
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-_LEDGER = '''
-import os
-import time
+from . import _workflows
 
-
-def _log(ctx, note=""):
-    path = os.environ.get("WFRUN_TEST_LEDGER")
-    if path:
-        line = (f"{ctx.run_id} {ctx.step} {ctx.run.runs} {os.getpgid(0)} {os.getpid()} "
-                f"{time.time():.3f} {note}\\n")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-    delay = float(os.environ.get("WFRUN_TEST_STEP_SLEEP") or 0)
-    if delay:
-        time.sleep(delay)
-'''
-
-TOKEN_SCHEMA = "{type: object, required: [token], properties: {token: {type: string}}}"
-
-# name -> (manifest, module): a suspension in code (its link goes to the ledger), a rerun, a
-# sleep, a retry, and all of them in one run (its suspension a `wait` step).
-WORKFLOWS: dict[str, tuple[str, str]] = {
-    "ask": (f"""
-        name: ask
-        steps:
-          - id: ask
-            resume_schema: {TOKEN_SCHEMA}
-          - id: answer
-        """, """
-        def ask(ctx):
-            links = ctx.flow.suspend(timeout="3650d")
-            _log(ctx, links.resume_url)
-            return {"asked": ctx.run.runs}
-
-        def answer(ctx):
-            token = ctx.steps["ask"].resume_data["token"]
-            _log(ctx, token)
-            return token
-        """),
-    "poll": ("""
-        name: poll
-        steps:
-          - id: poll
-          - id: after
-        """, """
-        def poll(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                ctx.flow.rerun("1s", context={"polled": 1})
-            return {"runs": ctx.run.runs}
-
-        def after(ctx):
-            _log(ctx)
-            return "done"
-        """),
-    "nap": ("""
-        name: nap
-        steps:
-          - id: first
-          - id: nap
-            sleep: 1s
-          - id: after
-        """, """
-        def first(ctx):
-            _log(ctx)
-
-        def after(ctx):
-            _log(ctx)
-            return "done"
-        """),
-    "flaky": ("""
-        name: flaky
-        steps:
-          - id: flaky
-            retry: {max_attempts: 5, delay: 1s}
-          - id: after
-        """, """
-        def flaky(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                raise RuntimeError("the first attempt fails")
-            return "ok"
-
-        def after(ctx):
-            _log(ctx)
-            return "done"
-        """),
-    "pipeline": (f"""
-        name: pipeline
-        steps:
-          - id: poll
-          - id: approve
-            wait: true
-            timeout: 3650d
-            resume_schema: {TOKEN_SCHEMA}
-          - id: work
-            retry: {{max_attempts: 5, delay: 1s}}
-          - id: nap
-            sleep: 1s
-          - id: done
-        """, """
-        def poll(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                ctx.flow.rerun("1s")
-
-        def work(ctx):
-            token = ctx.steps["approve"].resume_data["token"]
-            _log(ctx, token)
-            if ctx.run.runs == 1:
-                raise RuntimeError("the first attempt fails")
-            return token
-
-        def done(ctx):
-            _log(ctx)
-            return "done"
-        """),
-}
-
-# what serve prints on stderr besides its sentences: start and stop lines, the access log
+PG_WORKFLOWS = ("ask", "poll", "nap", "flaky", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -157,13 +37,10 @@ class Attempt:
 
 
 def write_project(root: Path) -> Path:
-    """The workflows of the proofs in `root/workflows`."""
-    directory = root / "workflows"
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, (manifest, module) in WORKFLOWS.items():
-        (directory / f"{name}.yaml").write_text(textwrap.dedent(manifest))
-        (directory / f"{name}.py").write_text(_LEDGER + textwrap.dedent(module))
-    return directory
+    """The workflows of the proofs in `root/workflows` (a retry has five attempts, for the
+    ones a killed worker costs; the last steps return what they did, which `_pgverify` checks)."""
+    return _workflows.write_workflows(root / "workflows", PG_WORKFLOWS, max_attempts=5,
+                                      processes=True, sleep_first=False, outputs=True)
 
 
 def read_ledger(path: Path) -> list[Attempt]:

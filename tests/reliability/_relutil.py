@@ -2,7 +2,7 @@
 
 Every workflow step appends `RUN STEP RUNS NOTE` to the ledger file named by the environment
 variable `WFRUN_TEST_LEDGER` (one `write()` with O_APPEND), so a test can count how many times
-each step attempt really executed.
+each step attempt really executed (the workflows: `_workflows`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -23,144 +22,19 @@ from typing import Any
 from wfrun.model import Run
 from wfrun.store.file import FileStore
 
+from . import _workflows
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-_LEDGER = '''
-import os
-import time
-
-
-def _log(ctx, note=""):
-    delay = float(os.environ.get("WFRUN_TEST_STEP_SLEEP") or 0)
-    if delay:
-        time.sleep(delay)
-    path = os.environ.get("WFRUN_TEST_LEDGER")
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, f"{ctx.run_id} {ctx.step} {ctx.run.runs} {note}\\n".encode())
-        finally:
-            os.close(fd)
-'''
-
-TOKEN_SCHEMA = "{type: object, required: [token], properties: {token: {type: string}}}"
-
-# name -> (manifest, module). `flow` suspends; the others each leave one kind of timer due.
-WORKFLOWS: dict[str, tuple[str, str]] = {
-    "flow": (f"""
-        name: flow
-        steps:
-          - id: a
-          - id: approve
-            wait: true
-            timeout: 3650d
-            resume_schema: {TOKEN_SCHEMA}
-          - id: b
-        """, """
-        def a(ctx):
-            _log(ctx)
-            return {"a": ctx.run.runs}
-
-        def b(ctx):
-            token = (ctx.steps["approve"].resume_data or {}).get("token")
-            _log(ctx, token)
-            return {"token": token}
-        """),
-    "poll": ("""
-        name: poll
-        steps:
-          - id: poll
-          - id: after
-        """, """
-        def poll(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                ctx.flow.rerun("1s", context={"polled": 1})
-            return {"runs": ctx.run.runs}
-
-        def after(ctx):
-            _log(ctx)
-        """),
-    "nap": ("""
-        name: nap
-        steps:
-          - id: first
-          - id: nap
-            sleep: 1s
-          - id: after
-        """, """
-        def first(ctx):
-            _log(ctx)
-
-        def after(ctx):
-            _log(ctx)
-        """),
-    "flaky": ("""
-        name: flaky
-        steps:
-          - id: flaky
-            retry: {max_attempts: 3, delay: 1s}
-          - id: after
-        """, """
-        def flaky(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                raise RuntimeError("first attempt fails")
-            return "ok"
-
-        def after(ctx):
-            _log(ctx)
-        """),
-    "lapse": ("""
-        name: lapse
-        steps:
-          - id: approve
-            wait: true
-            timeout: 1s
-            on_timeout: resume
-          - id: after
-        """, """
-        def after(ctx):
-            _log(ctx)
-        """),
-    # the concurrency pipeline: a rerun, a suspension, a retry and a sleep in one run
-    "pipeline": (f"""
-        name: pipeline
-        steps:
-          - id: poll
-          - id: approve
-            wait: true
-            timeout: 3650d
-            resume_schema: {TOKEN_SCHEMA}
-          - id: work
-            retry: {{max_attempts: 3, delay: 1s}}
-          - id: nap
-            sleep: 1s
-          - id: done
-        """, """
-        def poll(ctx):
-            _log(ctx)
-            if ctx.run.runs == 1:
-                ctx.flow.rerun("1s")
-
-        def work(ctx):
-            _log(ctx, ctx.steps["approve"].resume_data["token"])
-            if ctx.run.runs == 1:
-                raise RuntimeError("first attempt fails")
-
-        def done(ctx):
-            _log(ctx)
-        """),
-}
+FILE_STORE_WORKFLOWS = ("flow", "poll", "nap", "flaky", "lapse", "pipeline")
 
 
 def write_workflows(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, (manifest, module) in WORKFLOWS.items():
-        (directory / f"{name}.yaml").write_text(textwrap.dedent(manifest))
-        (directory / f"{name}.py").write_text(_LEDGER + textwrap.dedent(module))
-    return directory
+    """The suite's workflows in `directory`: a ledger line `RUN STEP RUNS NOTE`, written after a
+    step's sleep (an attempt killed mid-step leaves none)."""
+    return _workflows.write_workflows(directory, FILE_STORE_WORKFLOWS, max_attempts=3,
+                                      processes=False, sleep_first=True, outputs=False)
 
 
 def iso(moment: datetime) -> str:
