@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+_NAMES: dict[type, frozenset[str]] = {}  # class -> its __slots__ as a set
+
 
 class Frozen:
     """Attributes named in `__slots__`, set once through `_set` and read-only afterwards;
@@ -14,7 +16,10 @@ class Frozen:
 
     def _set(self, **values: Any) -> None:
         """Set every attribute (only `__init__` calls this)."""
-        if values.keys() != set(self.__slots__):
+        names = _NAMES.get(type(self))
+        if names is None:
+            names = _NAMES[type(self)] = frozenset(self.__slots__)
+        if values.keys() != names:
             raise TypeError(f"{type(self).__name__}: set exactly {sorted(self.__slots__)}")
         for name, value in values.items():
             object.__setattr__(self, name, value)

@@ -35,6 +35,9 @@ Sink = Callable[[list[dict[str, Any]]], None]
 _lock = threading.RLock()
 _active: list[StepOutput] = []
 _saved: tuple[TextIO, TextIO] | None = None  # the streams the routers replaced
+# the routers last installed, kept for the next step that echoes to the same stderr: building
+# two text streams and finalizing them again at every step cost a few percent of a trivial one
+_routers: tuple[TextIO, _Router, _Router] | None = None  # (echo, stdout's, stderr's)
 _current: ContextVar[StepOutput | None] = ContextVar("wfrun_step_output", default=None)
 _echoing = False  # echo what steps write and log to stderr (--verbose)
 
@@ -64,8 +67,7 @@ class StepOutput:
         with _lock:
             if not _active:
                 _saved = (sys.stdout, sys.stderr)
-                echo = sys.stderr
-                sys.stdout, sys.stderr = _Router("stdout", echo), _Router("stderr", echo)
+                sys.stdout, sys.stderr = _routers_to(sys.stderr)
             _active.append(self)
         self._token = _current.set(self)
         return self
@@ -134,6 +136,16 @@ class StepOutput:
                 self._sink([record])
             except Exception as exc:  # a full disk must not fail the step: its output is not state
                 self.broken = f"{type(exc).__name__}: {exc}"
+
+
+def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:
+    """A stdout and a stderr router echoing to `echo`: the last ones made, if they echo there
+    and step code did not close them."""
+    global _routers
+    kept = _routers
+    if kept is None or kept[0] is not echo or kept[1].closed or kept[2].closed:
+        kept = _routers = (echo, _Router("stdout", echo), _Router("stderr", echo))
+    return kept[1], kept[2]
 
 
 def _target() -> StepOutput | None:

@@ -73,7 +73,7 @@ def execute(
         # What a step prints is kept and echoed to stderr: stdout belongs to wfrun (--json).
         with capture:
             result = function(ctx)
-            if inspect.isawaitable(result):
+            if type(result) not in _PLAIN and inspect.isawaitable(result):
                 import asyncio  # only for async steps: asyncio costs ~30 ms to import
 
                 result = asyncio.run(_await(result))
@@ -95,6 +95,10 @@ def execute(
     outcome.logs = ctx.log_records()
     outcome.ask = flow.asked
     return outcome
+
+
+# what steps mostly return: never awaitable (the check for an awaitable is an ABC's, slower)
+_PLAIN = frozenset((type(None), bool, int, float, str, list, dict))
 
 
 async def _await(awaitable: Any) -> Any:
