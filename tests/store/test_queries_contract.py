@@ -25,8 +25,9 @@ from wfrun.model import (
     Run,
     StepState,
 )
-from wfrun.store.abc import RunPage, RunSummary, Store
+from wfrun.store.abc import Store
 from wfrun.store.memory import MemoryStore
+from wfrun.store.queries import RunPage, RunSummary
 
 from ._runs import listed, make_run, run_of
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wfrun.durations import to_iso
 from wfrun.errors import NotFoundError, WfrunError
 from wfrun.model import FINISHED
-from wfrun.store.abc import RunSummary
+from wfrun.store.queries import RunSummary
 
 from .queries import row
 

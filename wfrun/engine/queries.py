@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
 from wfrun.model import Run
-from wfrun.store.abc import RunSummary, Store
+from wfrun.store.abc import Store
+from wfrun.store.queries import RunSummary
 
 from ._ask import expected_schema
 from ._composite import has_composites

@@ -13,7 +13,8 @@ from typing import Any
 
 from wfrun.clock import Clock, SystemClock
 from wfrun.errors import ConflictError
-from wfrun.store.abc import ExecutionClaim, RunSummary
+from wfrun.store.abc import ExecutionClaim
+from wfrun.store.queries import RunSummary
 
 DEFAULT_LEASE_SECONDS = 30.0
 LOCK_TIMEOUT_SECONDS = 30.0

@@ -31,7 +31,7 @@ import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import RUN_STATUSES, Run
-from wfrun.store.abc import RunSummary
+from wfrun.store.queries import RunSummary
 
 INDEX = "status"  # the run index's directory in the state directory
 COMPLETE = "complete"  # its marker: every run has an entry (else the next query rebuilds it)

@@ -37,7 +37,7 @@ from wfrun.store._runindex import (
     tally,
     workflow_token,
 )
-from wfrun.store.abc import RunPage, RunSummary, has_suspension, newest_first, split_cursor
+from wfrun.store.queries import RunPage, RunSummary, has_suspension, newest_first, split_cursor
 
 _FIX_AT_MOST = 64  # stale entries one query corrects (the next ones correct the rest)
 _SETTLED_SECONDS = 2.0  # a day directory unchanged this long has its counts cached (mtimes are

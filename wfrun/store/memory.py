@@ -46,15 +46,8 @@ from wfrun.store._memory_backing import (
 )
 from wfrun.store._memory_records import MemoryRecords
 from wfrun.store._snapshot import run_from_json
-from wfrun.store.abc import (
-    Durability,
-    ExecutionClaim,
-    RunPage,
-    RunSummary,
-    has_suspension,
-    newest_first,
-    split_cursor,
-)
+from wfrun.store.abc import Durability, ExecutionClaim
+from wfrun.store.queries import RunPage, RunSummary, has_suspension, newest_first, split_cursor
 
 _snapshot_text = encoder(allow_nan=False)
 _record_text = encoder(allow_nan=True, default=str)  # history and logs, as the file store's

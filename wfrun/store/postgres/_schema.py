@@ -19,7 +19,7 @@ Step = str | Callable[[Any], None]  # a statement, or a function given the conne
 def _backfill_summaries(conn: Any) -> None:
     """Migration 2's data: the summary columns of the runs stored before it."""
     from wfrun.model import Run
-    from wfrun.store.abc import RunSummary, has_suspension
+    from wfrun.store.queries import RunSummary, has_suspension
 
     rows = conn.execute("SELECT run_id, snapshot::text FROM wfrun_runs").fetchall()
     for run_id, text in rows:

@@ -41,16 +41,10 @@ from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
 from wfrun.store._snapshot import run_from_json
-from wfrun.store.abc import (
-    Durability,
-    ExecutionClaim,
-    RunPage,
-    RunSummary,
-    has_suspension,
-    split_cursor,
-)
+from wfrun.store.abc import Durability, ExecutionClaim
 from wfrun.store.postgres._connect import Hold, errors
 from wfrun.store.postgres._records import RecordsPart
+from wfrun.store.queries import RunPage, RunSummary, has_suspension, split_cursor
 
 _dump = encoder(allow_nan=False)
 T = TypeVar("T")
