@@ -1,44 +1,29 @@
 """The PostgreSQL store's records beside the runs: each run's history and logs, the URL
 signing key, the manifest cache, start tokens and schedule states (a part of PostgresStore,
-which provides the connection helpers declared here)."""
+over its connections, `_transactions`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 
-import wfrun.store.postgres._connect as _connect
 from wfrun.errors import ConflictError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.store._jsonenc import encoder
-from wfrun.store.abc import Store, token_with_hash
+from wfrun.store.abc import token_with_hash
+from wfrun.store.postgres._transactions import TransactionPart
 
 _dump = encoder(allow_nan=False)
-T = TypeVar("T")
 _DIGEST_HEX = frozenset("0123456789abcdef")
 
 
-class RecordsPart(Store):
+class RecordsPart(TransactionPart):
     """History, logs, the URL key, cached manifests, start tokens and schedule states."""
 
     where: str  # the database, for messages
     _key: bytes | None  # the URL signing key, once read
-
-    def _server(self) -> _connect.Server:
-        raise NotImplementedError
-
-    def _conn(self, run_id: str | None = None) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _again(self, run_id: str | None, work: Callable[[], T], write: bool = False) -> T:
-        raise NotImplementedError
-
-    def _fetch(self, run_id: str | None, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     # -- history and logs --------------------------------------------------------------------------
 
