@@ -20,9 +20,15 @@ def stored_form(value: Any) -> Any:
     """`value` as the state will hold it: a detached JSON copy. Raises TypeError or ValueError
     if it cannot be stored as JSON (NaN, lone surrogates, other types), RecursionError if it
     is nested too deeply."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:  # what the encoder would write, without building one (a step's usual output)
+        int.__repr__(value)  # ValueError past the interpreter's limit on digits, as encoding
+        return value
     text = _ENCODE(value)
     text.encode()  # a lone surrogate is valid in a str but not in the UTF-8 file
-    return value if type(value) in _IMMUTABLE else json.loads(text)
+    return value if kind in _IMMUTABLE else json.loads(text)
 
 
 def stored_or_problem(value: Any) -> tuple[Any, str | None]:

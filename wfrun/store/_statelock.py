@@ -17,9 +17,24 @@ from __future__ import annotations
 import os
 import threading
 import time
+from types import ModuleType
 
 FIRST_POLL_SECONDS = 0.001  # a state change holds the lock ~1 ms: look again soon...
 MAX_POLL_SECONDS = 0.05  # ...then back off, as FileLock's own poll interval
+
+
+_module: ModuleType | None = None
+
+
+def _filelock() -> ModuleType:
+    """filelock, imported on first use (a command that takes no lock never loads it) and then
+    kept: an import statement costs a lookup through the import system at every lock."""
+    global _module
+    if _module is None:
+        import filelock
+
+        _module = filelock
+    return _module
 
 
 class LockTimeout(Exception):
@@ -35,8 +50,6 @@ class StateLock:
 
     def acquire(self, timeout: float) -> None:
         """Hold the lock, waiting at most `timeout` seconds; LockTimeout if it stays taken."""
-        from filelock import lock_descriptor
-
         held: tuple[int, int] | None = getattr(self._held, "fd_depth", None)
         if held is not None:
             self._held.fd_depth = (held[0], held[1] + 1)
@@ -46,7 +59,7 @@ class StateLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                if lock_descriptor(fd, blocking=False) and os.fstat(fd).st_nlink:
+                if _filelock().lock_descriptor(fd, blocking=False) and os.fstat(fd).st_nlink:
                     self._held.fd_depth = (fd, 1)
                     return
             except BaseException:
@@ -61,14 +74,12 @@ class StateLock:
 
     def release(self) -> None:
         """Let the lock go (the outermost release of this thread)."""
-        from filelock import unlock_descriptor
-
         fd, depth = self._held.fd_depth
         if depth > 1:
             self._held.fd_depth = (fd, depth - 1)
             return
         del self._held.fd_depth
         try:
-            unlock_descriptor(fd)
+            _filelock().unlock_descriptor(fd)
         finally:
             os.close(fd)  # closing the only descriptor of this open file releases it anyway
