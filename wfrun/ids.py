@@ -15,15 +15,24 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_CHECKED: set[str] = set()  # ids found valid lately (a step checks its run's id several times)
+
+
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it is 1 to 64 of `[A-Za-z0-9_-]`, not starting with '-'; raise
     UsageError otherwise."""
+    if type(run_id) is str and run_id in _CHECKED:
+        return run_id
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         shown = repr(run_id)[:80]
         raise UsageError(
             f"invalid run id {shown}: use 1 to 64 letters, digits, '-' or '_', "
             "not starting with '-'"
         )
+    if type(run_id) is str:
+        if len(_CHECKED) >= 1024:
+            _CHECKED.clear()
+        _CHECKED.add(run_id)
     return run_id
 
 

@@ -140,9 +140,10 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
         _SPARES[path] = other
     else:
         _SPARES.pop(path, None)
-    _installed(path, st)
+    directory = _names(path)[2]
+    _installed(path, st, directory)
     if sync_dir:
-        fsync_dir(os.path.dirname(path))
+        fsync_dir(directory)
 
 
 # The inode `durable_replace` writes into is the one the version before `path`'s current one
@@ -161,7 +162,8 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
 _SYNCS_BEGUN: dict[str, int] = {}  # directory -> fsyncs of it this process began
 _SYNCED_THROUGH: dict[str, int] = {}  # directory -> the last of those that completed
 _SEEN: dict[str, tuple[int, int, int, int]] = {}  # path -> device, inode, ctime, fsyncs begun
-_INSTALLED: dict[str, tuple[int, int]] = {}  # path -> (device, inode) renamed in, not yet synced
+_INSTALLED: dict[str, tuple[int, int, str]] = {}  # path -> (device, inode, its directory)
+# renamed in, not yet synced
 _DURABLE: dict[str, tuple[int, int, int]] = {}  # path -> (device, inode, ctime) known durable
 _MAX_KNOWN = 4096
 
@@ -183,21 +185,21 @@ def observe(path: str, st: os.stat_result | None = None) -> None:
     _SEEN[path] = (*version, _SYNCS_BEGUN.get(os.path.dirname(path), 0))
 
 
-def _installed(path: str, spare: os.stat_result) -> None:
+def _installed(path: str, spare: os.stat_result, directory: str) -> None:
     """Remember the version `durable_replace` just renamed over `path` (durable at the next
     fsync of its directory): the spare's inode, `spare` its stat (a rename keeps the inode,
     and the run's lock keeps other writers out, so no stat of `path` is needed)."""
     if len(_INSTALLED) >= _MAX_KNOWN:
         _INSTALLED.clear()
-    _INSTALLED[path] = (spare.st_dev, spare.st_ino)
+    _INSTALLED[path] = (spare.st_dev, spare.st_ino, directory)
 
 
 def _synced(directory: str, number: int) -> None:
     """The directory fsync numbered `number` completed: the versions installed in the
     directory before it began are durable."""
     _SYNCED_THROUGH[directory] = max(_SYNCED_THROUGH.get(directory, 0), number)
-    for path in [p for p in _INSTALLED if os.path.dirname(p) == directory]:
-        device, inode = _INSTALLED.pop(path)
+    for path in [p for p, known in _INSTALLED.items() if known[2] == directory]:
+        device, inode, _ = _INSTALLED.pop(path)
         with contextlib.suppress(OSError):
             st = os.stat(path)
             if (st.st_dev, st.st_ino) == (device, inode):
@@ -228,15 +230,23 @@ _SPARES: dict[str, str] = {}
 _MAX_SPARES = 4096
 
 
-_SPARE_NAMES: dict[str, tuple[str, str]] = {}  # path -> spare_paths(path), for the paths written
+# path -> its two spare names and its directory, for the paths written
+_SPARE_NAMES: dict[str, tuple[str, str, str]] = {}
 
 
 def spare_paths(path: str) -> tuple[str, str]:
     """The two names the spare of `path` takes in turn: `.NAME.spare` and `.NAME.prev`."""
+    names = _names(path)
+    return names[0], names[1]
+
+
+def _names(path: str) -> tuple[str, str, str]:
+    """`spare_paths(path)` and the directory of `path`, worked out once per path."""
     names = _SPARE_NAMES.get(path)
     if names is None:
         directory, name = os.path.split(path)
-        names = os.path.join(directory, f".{name}.spare"), os.path.join(directory, f".{name}.prev")
+        names = (os.path.join(directory, f".{name}.spare"),
+                 os.path.join(directory, f".{name}.prev"), directory)
         if len(_SPARE_NAMES) >= _MAX_SPARES:
             _SPARE_NAMES.clear()
         _SPARE_NAMES[path] = names
@@ -246,7 +256,7 @@ def spare_paths(path: str) -> tuple[str, str]:
 def _open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
     """The spare, opened for writing, its stat, its name and the other spare name; a fresh
     file if neither name holds a file with no other name."""
-    first, second = spare_paths(path)
+    first, second, _ = _names(path)
     if _SPARES.get(path) == second:
         first, second = second, first
     for spare, other in ((first, second), (second, first)):
