@@ -21,7 +21,8 @@ import wfrun.cli
 from wfrun.cli import COMMAND_MODULES, app_for, command_name
 
 # Heavy modules no one-step resume or start of a schema-less workflow needs.
-NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "wfrun.http", "http.server", "wfrun._templates",
+NOT_ON_THE_PATH = ("jsonschema", "rich", "asyncio", "concurrent.futures", "wfrun.http",
+                   "http.server", "wfrun._templates",
                    "wfrun.cli._serve", "wfrun.cli._doctor", "wfrun.cli._ops", "wfrun.engine._rewind",
                    # the PostgreSQL driver, loaded only for a postgresql:// store
                    "psycopg", "psycopg_pool", "wfrun.store.postgres")

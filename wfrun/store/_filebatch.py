@@ -8,7 +8,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,10 @@ class FileBatch(Batch):
         run_ids = sorted(self.histories)
         self.histories.clear()
         if len(run_ids) > 1:
+            # imported here, not at the top: every command imports this module, few close a
+            # batch of several runs, and concurrent.futures costs a cold start ~2 ms
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(min(SYNC_THREADS, len(run_ids))) as pool:
                 failed = [f for f in pool.map(self._sync, run_ids) if f]
         else:
