@@ -93,20 +93,48 @@ def test_an_entry_whose_old_empty_bucket_a_tick_removes_meanwhile_makes_it_again
     bucket = root / "due" / HOUR.replace("-", "")
     bucket.mkdir(mode=0o700)
     os.utime(bucket, (time.time() - 3600, time.time() - 3600))  # emptied an hour ago
-    real = _fsops.touch
+    real = _fsops.link_blank
     ticks: list[list[str]] = []
 
-    def tick_first(path: str) -> None:
+    def tick_first(directory: str, path: str, *, counted: bool = False) -> None:
         if not ticks:
             ticks.append(FileStore(root).due(LATER))  # another process's tick, right now
             assert not bucket.exists(), "the tick kept the old empty bucket"
-        real(path)
+        real(directory, path, counted=counted)
 
-    monkeypatch.setattr(_fsops, "touch", tick_first)
+    monkeypatch.setattr(_fsops, "link_blank", tick_first)
     store = FileStore(root)
     _toggle(run, executing=True)
     with store.lock("w"):
         store.save(run)  # its entry goes into HOUR's bucket
     assert ticks == [[]]
-    assert [p.name for p in bucket.iterdir()] == ["20260101T093000.000Z~w"]
+    assert sorted(p.name for p in bucket.iterdir()) == [".blank", "20260101T093000.000Z~w"]
     assert FileStore(root).due(LATER) == ["w"]
+
+
+def test_entries_are_names_of_their_buckets_blank_and_a_bucket_left_with_it_goes(
+        tmp_path: Path) -> None:
+    """A due entry is a hard link to its bucket's blank file, not an inode of its own (creating
+    one costs more than an fsync on some file systems); a bucket whose entries all went, left
+    with its blank, is removed once old, as an empty one is."""
+    root = tmp_path / "state"
+    store = FileStore(root)
+    for run_id in ("a", "b"):
+        run = _run(run_id)
+        _toggle(run, executing=True)
+        store.create(run)
+    bucket = root / "due" / HOUR.replace("-", "")
+    blank = os.stat(bucket / ".blank")
+    assert {os.stat(p).st_ino for p in bucket.iterdir()} == {blank.st_ino}
+    assert blank.st_nlink == 3 and blank.st_size == 0 and blank.st_mode & 0o777 == 0o600
+    assert store.due(LATER) == ["a", "b"]
+    for run_id in ("a", "b"):
+        run = store.load(run_id)
+        _toggle(run, executing=False)  # due in 2030: its entry leaves HOUR's bucket
+        with store.lock(run_id):
+            store.save(run)
+    assert [p.name for p in bucket.iterdir()] == [".blank"]
+    os.utime(bucket, (time.time() - 3600, time.time() - 3600))  # emptied an hour ago
+    assert FileStore(root).due(LATER) == []
+    assert not bucket.exists()
+    assert store.check()[1] == []

@@ -94,8 +94,8 @@ def test_a_blank_file_with_all_its_links_is_replaced(store: FileStore,
     real_link, refused = os.link, []
 
     def link(src: str, dst: str) -> None:
-        if not refused:  # the file system's link limit (ext4: 65,000) reached once
-            refused.append(dst)
+        if not refused and "/status/" in dst:  # the file system's link limit (ext4: 65,000)
+            refused.append(dst)  # reached once (by the run index's blank: due entries link too)
             raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
         real_link(src, dst)
 

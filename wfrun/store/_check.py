@@ -7,7 +7,7 @@ import stat
 
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
-from wfrun.store._dueindex import BUCKET_NAME
+from wfrun.store._dueindex import BUCKET_NAME, entries_and_blanks
 from wfrun.store._filestore_parts import FileStoreParts
 from wfrun.store._keyfile import KEY_BYTES, short_key_problem
 from wfrun.store._snapshot import lines_problem
@@ -107,7 +107,7 @@ def _check_due(store: FileStoreParts) -> list[dict[str, str]]:
                 "it: move it out of the state directory")})
             continue
         try:
-            names = sorted(os.listdir(path))
+            names = entries_and_blanks(path)[0]
         except FileNotFoundError:
             continue  # removed by a tick meanwhile
         for name in names:

@@ -1,5 +1,6 @@
 """The file store's due index: `due/YYYYMMDDTHH/TIME~RUN`, one empty file per run tick must
-visit, so that finding due runs lists a few directories and reads no snapshot."""
+visit, so that finding due runs lists a few directories and reads no snapshot. An entry is a
+hard link to its bucket's `.blank` file (`_fsops.link_blank`), not an inode of its own."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ class DueIndex:
                 _fsops.make_dir(bucket)  # (or another process made it meanwhile)
                 made = True
             try:
-                _fsops.touch(entry)
+                _fsops.link_blank(bucket, entry, counted=True)
+                break
+            except FileExistsError:
                 break
             except FileNotFoundError:
                 if attempt == _ATTEMPTS - 1:
@@ -62,11 +65,15 @@ class DueIndex:
         _fsops.fsync_dir(bucket)  # the entry's name
 
     @staticmethod
-    def _remove_bucket(bucket: str) -> None:
-        """Remove an empty bucket that no entry came into or left for a while: one made or
-        emptied just now may be about to get an entry from another process (see _add_index)."""
+    def _remove_bucket(bucket: str, blanks: list[str]) -> None:
+        """Remove an empty bucket (`blanks`: its blank files) that no entry came into or left
+        for a while: one made or emptied just now may be about to get an entry from another
+        process (see _add_index)."""
         with suppress(OSError):
             if time.time() - os.stat(bucket).st_mtime >= BUCKET_GRACE_SECONDS:
+                for name in blanks:  # (an entry linked to one meanwhile keeps its inode)
+                    with suppress(FileNotFoundError):
+                        os.unlink(f"{bucket}/{name}")
                 os.rmdir(bucket)  # (fails if an entry came in since)
 
     def _remove_index(self, name: str) -> None:
@@ -85,11 +92,11 @@ class DueIndex:
             return []
         for bucket in buckets:
             try:
-                names = sorted(os.listdir(self._path("due", bucket)))
+                names, blanks = entries_and_blanks(self._path("due", bucket))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if not names and bucket < cutoff[:11]:
-                self._remove_bucket(self._path("due", bucket))
+                self._remove_bucket(self._path("due", bucket), blanks)
             for name in names:
                 if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
                     break
@@ -142,3 +149,14 @@ class DueIndex:
         for stale in {self._index.pop(run_id, None), *self._seen_entries.pop(run_id, [])}:
             if stale:
                 self._remove_index(stale)
+
+
+def entries_and_blanks(bucket: str) -> tuple[list[str], list[str]]:
+    """A bucket's entries, sorted, and its blank files (`.blank`, and one a process making a
+    fresh blank left behind)."""
+    entries: list[str] = []
+    blanks: list[str] = []
+    for name in os.listdir(bucket):
+        (blanks if name.startswith(_fsops.BLANK) else entries).append(name)
+    entries.sort()
+    return entries, blanks

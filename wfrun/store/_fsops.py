@@ -1,7 +1,7 @@
 """Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
 
 Every write the file store makes goes through `durable_write` / `durable_replace` /
-`touch` / `volatile_write` here, so a test can make the N-th operation kill the process
+`link_blank` / `volatile_write` here, so a test can make the N-th operation kill the process
 or fail with ENOSPC/EIO by setting `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations
 counted: write, fsync, link, replace, dirsync). Without the variable the hook costs one integer
 increment per operation.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import threading
 
 _FAULT_KIND = ""
@@ -355,12 +356,45 @@ def _mkdir(path: str, mode: int, parents_mode: int) -> bool:
     return True
 
 
-def touch(path: str) -> None:
-    """Create an empty marker file (mode 0600) if it is missing; its name is durable only once
-    the caller fsyncs its directory."""
-    _op("write")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
+BLANK = ".blank"  # the empty file an index directory's entries are hard links to
+_MAX_LINKS_TRIES = 3
+
+
+def link_blank(directory: str, path: str, *, counted: bool = False) -> None:
+    """Make the empty marker `path` (an index entry) a hard link to its directory's blank file
+    (made if missing): a new name, not a new inode, so an entry costs what a rename does
+    (creating an inode costs more than an fsync on some file systems). A blank with as many
+    links as the file system allows is replaced by a fresh one. FileExistsError if the entry
+    exists; FileNotFoundError if the directory does not. Its name is durable only once the
+    caller fsyncs the directory. `counted`: a file operation for WFRUN_FAULT (a due-index
+    entry is; a run-index entry, a hint, is not)."""
+    if counted:
+        _op("link")
+    blank = f"{directory}/{BLANK}"
+    for _ in range(_MAX_LINKS_TRIES):
+        try:
+            os.link(blank, path)
+            return
+        except FileNotFoundError:
+            if not os.path.isdir(directory):
+                raise
+            with contextlib.suppress(FileExistsError):  # (or another process made it meanwhile)
+                make_empty(blank)
+        except OSError as exc:
+            if exc.errno != errno.EMLINK:
+                raise
+            fresh = f"{directory}/{BLANK}-{os.getpid()}-{os.urandom(4).hex()}"
+            make_empty(fresh)
+            os.replace(fresh, blank)  # the entries keep the old one; new ones link this
+    make_empty(path)  # the blank kept changing under this process: an inode of its own
+
+
+def make_empty(path: str) -> None:
+    """Create an empty file, 0600, in one system call (mknod); FileExistsError if it exists."""
+    try:
+        os.mknod(path, 0o600 | stat.S_IFREG)
+    except PermissionError:  # a system that allows no mknod: open and close it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def volatile_write(fd: int, data: bytes) -> None:

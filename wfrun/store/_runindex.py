@@ -17,12 +17,10 @@ from the snapshots. The queries over it, and their caches, are in `_runqueries`.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import os
 import re
-import stat
 from collections.abc import Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -168,7 +166,7 @@ class RunIndex:
         path = f"{directory}/{entry[2]}"
         for attempt in range(_ATTEMPTS):
             try:
-                _link_entry(directory, path)
+                _fsops.link_blank(directory, path)
                 return
             except FileExistsError:
                 return
@@ -319,41 +317,7 @@ class RunIndex:
             f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
 
 
-BLANK = ".blank"  # the empty file an index directory's entries are hard links to
-_MAX_LINKS_TRIES = 3
-
-
-def _link_entry(directory: str, path: str) -> None:
-    """Make the entry `path` a hard link to its directory's blank file (made if missing): a
-    new name, not a new inode, so an entry costs what a rename does (creating an inode costs
-    more than an fsync on some file systems). A blank with as many links as the file system
-    allows is replaced by a fresh one. FileExistsError if the entry exists; FileNotFoundError
-    if the directory does not."""
-    blank = f"{directory}/{BLANK}"
-    for _ in range(_MAX_LINKS_TRIES):
-        try:
-            os.link(blank, path)
-            return
-        except FileNotFoundError:
-            if not os.path.isdir(directory):
-                raise
-            with suppress(FileExistsError):  # (or another process made it meanwhile)
-                _make_empty(blank)
-        except OSError as exc:
-            if exc.errno != errno.EMLINK:
-                raise
-            fresh = f"{directory}/.blank-{os.getpid()}-{os.urandom(4).hex()}"
-            _make_empty(fresh)
-            os.replace(fresh, blank)  # the entries keep the old one; new ones link this
-    _make_empty(path)  # the blank kept changing under this process: an inode of its own
-
-
-def _make_empty(path: str) -> None:
-    """Create an empty file, 0600, in one system call (mknod); FileExistsError if it exists."""
-    try:
-        os.mknod(path, 0o600 | stat.S_IFREG)
-    except PermissionError:  # a system that allows no mknod: open and close it
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+BLANK = _fsops.BLANK  # the empty file an index directory's entries are hard links to
 
 
 def listdir_visible(path: str) -> list[str]:
