@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from wfrun._specs import Workflow
 from wfrun.flow import Links
-from wfrun.model import SUSPENDED, WAITING, Run
+from wfrun.model import SUSPENDED, WAITING, Run, StepState
 
 from ._composite import node_of
 from ._inbox import executing_nonce
@@ -28,10 +28,17 @@ def remember_nonces(run: Run) -> None:
     """Keep each step's (and foreach iteration's) current pause nonce in its recent list
     (called before each save)."""
     for step in run.steps.values():
-        for state in [step, *(step.iterations or ())]:
-            nonce = (state.pause or {}).get("nonce")
-            if nonce and nonce not in state.nonces:
-                state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
+        if step.pause is not None:
+            _remember(step)
+        for state in step.iterations or ():
+            if state.pause is not None:
+                _remember(state)
+
+
+def _remember(state: StepState) -> None:
+    nonce = state.pause.get("nonce") if state.pause else None
+    if nonce and nonce not in state.nonces:
+        state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
 
 
 APPROVER_MARK = "~"  # `NAME~HMAC`: the token of one approver (`approvals:`), scoped to them

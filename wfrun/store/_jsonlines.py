@@ -14,7 +14,7 @@ _dump = encoder(allow_nan=True, default=str)
 
 def append(path: str, records: list[dict[str, Any]], what: str = "log") -> None:
     """Append records, one JSON object per line, in one write (O_APPEND)."""
-    lines = "".join(_dump(r) + "\n" for r in records)
+    lines = "".join([_dump(r) + "\n" for r in records])
     try:
         _fsops.append_line(path, lines.encode())
     except OSError as exc:

@@ -25,7 +25,7 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
     Each value goes through json's C encoder (`indent=` would switch json to its pure-Python
     encoder, several times slower on every write). The checksum line covers every other byte of
     the file, so a flipped byte anywhere, even inside a still-valid JSON string, is detected."""
-    dump, text = _dump, encode_basestring
+    dump, text, keys = _dump, encode_basestring, _STEP_KEYS
     head = (f'{{\n "schema_version": {dump(schema_version)},\n'
             f' "revision": {dump(run_data.get("revision", 0))},\n').encode()
     # one join of every piece (most values are strings: their encoder is called directly)
@@ -34,7 +34,8 @@ def render_snapshot(schema_version: int, due: str | None, run_data: dict[str, An
         *[f'  "{key}": {text(value) if type(value) is str else dump(value)},\n'
           for key, value in run_data.items() if key != "steps"],
         '  "steps": {\n',
-        ",\n".join([f"   {_step_key(sid)}{dump(state)}" for sid, state in run_data["steps"].items()]),
+        ",\n".join([f"   {keys.get(sid) or _step_key(sid)}{dump(state)}"
+                   for sid, state in run_data["steps"].items()]),
         "\n  }\n }\n}\n",
     ]).encode()
     digest = hashlib.sha256(head + body).hexdigest()
