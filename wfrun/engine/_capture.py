@@ -143,7 +143,7 @@ def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:
     and step code did not close them."""
     global _routers
     kept = _routers
-    if kept is None or kept[0] is not echo or kept[1].closed or kept[2].closed:
+    if kept is None or kept[0] is not echo or kept[1].shut or kept[2].shut:
         kept = _routers = (echo, _Router("stdout", echo), _Router("stderr", echo))
     return kept[1], kept[2]
 
@@ -164,6 +164,9 @@ class _Router(io.TextIOBase):
         super().__init__()
         self._stream = stream
         self._echo = echo
+        # closed by step code (read here: `closed` looks for an attribute this class lacks,
+        # and the AttributeError __getattr__ raises for it is not cheap)
+        self.shut = False
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -182,6 +185,10 @@ class _Router(io.TextIOBase):
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._echo, name)
+
+    def close(self) -> None:
+        self.shut = True
+        super().close()
 
     def writable(self) -> bool:
         return True

@@ -201,12 +201,14 @@ def _synced(directory: str, number: int) -> None:
     _SYNCED_THROUGH[directory] = max(_SYNCED_THROUGH.get(directory, 0), number)
     for path in [p for p, known in _INSTALLED.items() if known[2] == directory]:
         device, inode, _ = _INSTALLED.pop(path)
-        with contextlib.suppress(OSError):
+        try:
             st = os.stat(path)
-            if (st.st_dev, st.st_ino) == (device, inode):
-                if len(_DURABLE) >= _MAX_KNOWN:
-                    _DURABLE.clear()
-                _DURABLE[path] = (device, inode, st.st_ctime_ns)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (device, inode):
+            if len(_DURABLE) >= _MAX_KNOWN:
+                _DURABLE.clear()
+            _DURABLE[path] = (device, inode, st.st_ctime_ns)
 
 
 def _retired_durably(path: str) -> None:
