@@ -217,7 +217,7 @@ def _record_order(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("dirsync")
         real_sync(path)
 
-    def open_spare(path: str) -> tuple[int, int, str, str]:
+    def open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
         calls.append("spare")
         return real_open(path)
 
