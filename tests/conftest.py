@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.testing
 from hypothesis import settings
+from typer import Typer
 from typer.testing import CliRunner
 
 from wfrun.cli import app
@@ -28,6 +30,28 @@ END_OF_TIME = "9999-12-31T23:59:59.999Z"
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# typer's CliRunner builds the click command tree from the app on every invoke (25-50 ms here,
+# more than most commands take once built: about a fifth of the suite's CPU time). The whole
+# command line's tree is built once and reused, as long as its commands are the same; click
+# makes a new context for every invocation, so nothing of one run is kept for the next. Any
+# other app (`app_for`'s one-command copies) is built on each call as before.
+_build_command = typer.testing._get_command
+_built: dict[str, Any] = {}  # "key": the app's commands when it was built, "command": the tree
+
+
+def _command(typer_app: Typer) -> Any:
+    """`typer.testing`'s command for an app: the full app's tree built once per set of commands."""
+    if typer_app is not app:
+        return _build_command(typer_app)
+    key = (tuple(map(id, typer_app.registered_commands)), tuple(map(id, typer_app.registered_groups)),
+           typer_app.registered_callback)
+    if _built.get("key") != key:
+        _built.update(key=key, command=_build_command(typer_app))
+    return _built["command"]
+
+
+typer.testing._get_command = _command
 
 
 def file_store(state: Path) -> Store:
