@@ -1,7 +1,9 @@
 """SPEC §3 "Early callbacks are never lost": a resume that arrives while the step that handed
 out its link is still executing is kept in the run's inbox and applied when the step pauses.
 Real processes throughout: the executing `wfrun start`, racing `wfrun resume` processes, a
-`wfrun serve` process, and a kill -9 of the executor between "accepted" and "paused"."""
+`wfrun serve` process, and a kill -9 of the executor between "accepted" and "paused". What the
+run looks like in between is read with `wfrun show` in the test's own process (a read takes no
+part in the race, and a cold process per look would cost more than the races)."""
 
 from __future__ import annotations
 
@@ -112,9 +114,8 @@ class Handoff:
         (self.side / "go").touch()
 
     def show(self) -> dict[str, Any]:
-        out = self.cli("show", "r1", "--json")
-        assert out.code == 0, out
-        doc: dict[str, Any] = out.json()
+        """`wfrun show r1 --json`, run in-process (CliRunner)."""
+        doc: dict[str, Any] = self.project.json("show", "r1")
         return doc
 
     def events(self, kind: str) -> list[dict[str, Any]]:
