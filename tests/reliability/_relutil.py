@@ -111,10 +111,11 @@ class Lab:
         return {"WFRUN_TEST_LEDGER": f"{state}.ledger", **(extra or {})}
 
     def cmd(self, state: Path, *args: str, env: dict[str, str] | None = None,
-            kill_after: float | None = None, record: str | None = None) -> Result:
+            kill_after: float | None = None, record: str | None = None,
+            umask: int | None = None) -> Result:
         reply = self.warm.request({"args": [*self.args(state), *args],
                                    "env": self.env(state, env), "kill_after": kill_after,
-                                   "record": record})
+                                   "record": record, "umask": umask})
         return Result(reply["rc"], reply["killed"], reply["stdout"], reply["stderr"])
 
     def ok(self, state: Path, *args: str, env: dict[str, str] | None = None,

@@ -8,7 +8,7 @@ runs the real CLI (`wfrun.cli.main`) with its own argv and environment and is ki
 re-executes `wfrun.store._fsops`, which reads it at import and starts counting from zero.
 
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
-  {"args": [...], "env": {...}, "kill_after": seconds|null, "record": path|null}
+  {"args": [...], "env": {...}, "kill_after": seconds|null, "record": path|null, "umask": int|null}
       -> {"rc": int|null, "killed": bool, "stdout": str, "stderr": str}
   {"race": [[args...], ...], "env": {...}}   children start together (released by one pipe)
       -> {"results": [{"rc", "killed", "stdout", "stderr"}, ...]}
@@ -50,7 +50,7 @@ jsonschema.Draft202012Validator({}, format_checker=jsonschema.Draft202012Validat
 
 
 def _child(args: list[str], env: dict[str, str], out: str, err: str, record: str | None,
-           gate: int | None) -> None:
+           gate: int | None, umask: int | None = None) -> None:
     """Body of a forked child: become `wfrun ARGS` and exit with its code (never returns)."""
     code = 1
     try:
@@ -71,6 +71,8 @@ def _child(args: list[str], env: dict[str, str], out: str, err: str, record: str
         importlib.reload(wfrun.store._fsops)  # reads WFRUN_FAULT, op counter back to 0
         if record:
             _record_writes(record)
+        if umask is not None:  # as `umask 000; exec wfrun ...` in a shell
+            os.umask(umask)
         sys.argv = ["wfrun", *args]
         try:
             _COMMAND.main(args=args, prog_name="wfrun")
@@ -180,7 +182,8 @@ def serve() -> None:
             replies.flush()
             pid = os.fork()
             if pid == 0:
-                _child(request["args"], env, out, err, request.get("record"), None)
+                _child(request["args"], env, out, err, request.get("record"), None,
+                       request.get("umask"))
             rc, killed = _reap(pid, request.get("kill_after"))
             reply = _collect(rc, killed, out, err)
         replies.write(json.dumps(reply) + "\n")

@@ -6,35 +6,28 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shlex
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ._relutil import Lab, future, write_workflows
+from ._relutil import Lab, Result, future
 
 
-def _sh(workflows: Path, state: Path, *args: str, umask: str = "000") -> subprocess.CompletedProcess[str]:
-    command = " ".join(shlex.quote(a) for a in [
-        sys.executable, "-m", "wfrun", "--state-dir", str(state), "--workflows-dir", str(workflows),
-        *args])
-    return subprocess.run(["sh", "-c", f"umask {umask}; exec {command}"], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "WFRUN_TEST_LEDGER": os.devnull})
+def _wfrun(lab: Lab, state: Path, *args: str, umask: int = 0o000) -> Result:
+    """`umask UMASK; exec wfrun ...`: a process of its own (forked warm) with that umask."""
+    return lab.cmd(state, *args, env={"WFRUN_TEST_LEDGER": os.devnull}, umask=umask)
 
 
-def test_umask_000_still_gives_0700_dirs_and_0600_files(tmp_path: Path) -> None:
-    workflows = write_workflows(tmp_path / "workflows")
-    state = tmp_path / "deep" / "state"  # parents created too
+def test_umask_000_still_gives_0700_dirs_and_0600_files(lab: Lab) -> None:
+    state = lab.root / "deep" / "state"  # parents created too
     token = json.dumps({"token": "t"})
     for args in (["start", "flow", "--run-id", "r1"], ["start", "flow", "--run-id", "r2"],
                  ["start", "poll", "--run-id", "r3"], ["resume", "r1", "--data", token],
                  ["cancel", "r2"], ["tick", "--now", future()], ["list"], ["doctor"]):
-        proc = _sh(workflows, state, *args)
-        assert proc.returncode == 0, (args, proc.stderr)
+        proc = _wfrun(lab, state, *args)
+        assert proc.rc == 0, (args, proc.stderr)
     seen = {"dir": 0, "file": 0}
     for path in [state, *state.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
@@ -46,14 +39,13 @@ def test_umask_000_still_gives_0700_dirs_and_0600_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [0o770, 0o707], ids=["group-writable", "world-writable"])
-def test_a_state_dir_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
-    workflows = write_workflows(tmp_path / "workflows")
-    state = tmp_path / "state"
+def test_a_state_dir_others_can_write_is_refused(lab: Lab, mode: int) -> None:
+    state = lab.root / "state"
     state.mkdir()
     state.chmod(mode)
     for args in (["start", "flow"], ["list"], ["tick"], ["show", "r1"], ["doctor"]):
-        proc = _sh(workflows, state, *args, umask="022")
-        assert proc.returncode == 5, (args, proc.returncode, proc.stderr)
+        proc = _wfrun(lab, state, *args, umask=0o022)
+        assert proc.rc == 5, (args, proc.rc, proc.stderr)
         assert "Traceback" not in proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and str(state) in lines[0], proc.stderr
@@ -71,36 +63,34 @@ def test_a_private_but_readable_state_dir_is_tightened_to_0700(lab: Lab) -> None
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a directory owned by another user needs "
                     "root (chown); run the suite as root to cover the ownership check")
-def test_a_state_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+def test_a_state_dir_owned_by_someone_else_is_refused(lab: Lab) -> None:
     try:
         nobody = pwd.getpwnam("nobody").pw_uid
     except KeyError:
         pytest.skip("no 'nobody' user to give the directory to")
-    workflows = write_workflows(tmp_path / "workflows")
-    state = tmp_path / "state"
+    state = lab.root / "state"
     state.mkdir(mode=0o700)
     os.chown(state, nobody, -1)
     for args in (["start", "flow"], ["list"], ["doctor"]):
-        proc = _sh(workflows, state, *args, umask="022")
-        assert proc.returncode == 5, (args, proc.stderr)
+        proc = _wfrun(lab, state, *args, umask=0o022)
+        assert proc.rc == 5, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert "owned by another user" in proc.stderr and str(state) in proc.stderr
     assert list(state.iterdir()) == []
 
 
-def test_missing_parents_of_the_state_dir_are_never_writable_by_others(tmp_path: Path) -> None:
+def test_missing_parents_of_the_state_dir_are_never_writable_by_others(lab: Lab) -> None:
     """`--state-dir a/b/.wfstate` under umask 000 makes `a` and `a/b` as `mkdir -p` would,
     less write access for group and others (issue 18, point 13)."""
-    workflows = write_workflows(tmp_path / "workflows")
-    state = tmp_path / "a" / "b" / ".wfstate"
-    proc = _sh(workflows, state, "start", "flow", "--run-id", "r1")
-    assert proc.returncode == 0, proc.stderr
-    for parent in (tmp_path / "a", tmp_path / "a" / "b"):
+    state = lab.root / "a" / "b" / ".wfstate"
+    proc = _wfrun(lab, state, "start", "flow", "--run-id", "r1")
+    assert proc.rc == 0, proc.stderr
+    for parent in (lab.root / "a", lab.root / "a" / "b"):
         assert stat.S_IMODE(parent.stat().st_mode) == 0o755, parent
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    strict = tmp_path / "c" / "d" / ".wfstate"  # a stricter umask is kept for the parents
-    assert _sh(workflows, strict, "start", "flow", "--run-id", "r1", umask="077").returncode == 0
-    assert stat.S_IMODE((tmp_path / "c").stat().st_mode) == 0o700
+    strict = lab.root / "c" / "d" / ".wfstate"  # a stricter umask is kept for the parents
+    assert _wfrun(lab, strict, "start", "flow", "--run-id", "r1", umask=0o077).rc == 0
+    assert stat.S_IMODE((lab.root / "c").stat().st_mode) == 0o700
 
 
 def _modes(state: Path) -> dict[str, int]:
@@ -109,21 +99,20 @@ def _modes(state: Path) -> dict[str, int]:
 
 
 def test_a_state_dir_restored_with_open_modes_is_reported_and_made_private_again(
-        tmp_path: Path) -> None:
+        lab: Lab) -> None:
     """A backup restored as 0644 files and 0755 directories: doctor reports what others can
     read; the next writes make each file 0600 again, spares (recycled inodes) included."""
-    workflows = write_workflows(tmp_path / "workflows")
-    original = tmp_path / "original"
+    original = lab.root / "original"
     for args in (["start", "flow", "--run-id", "r1"], ["start", "poll", "--run-id", "r2"],
                  ["show", "r1"]):
-        assert _sh(workflows, original, *args, umask="022").returncode == 0
-    state = tmp_path / "restored"
+        assert _wfrun(lab, original, *args, umask=0o022).rc == 0
+    state = lab.root / "restored"
     shutil.copytree(original, state)  # then as a restore under umask 022 leaves it
     for path in [state, *state.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
-    doctor = _sh(workflows, state, "doctor", "--json", umask="022")
-    assert doctor.returncode == 5, doctor.stderr
+    doctor = _wfrun(lab, state, "doctor", "--json", umask=0o022)
+    assert doctor.rc == 5, doctor.stderr
     report = json.loads(doctor.stdout)
     assert {p["kind"] for p in report["problems"]} == {"mode"}
     flagged = {str(Path(p["path"]).relative_to(state)) for p in report["problems"]}
@@ -138,14 +127,14 @@ def test_a_state_dir_restored_with_open_modes_is_reported_and_made_private_again
     token = json.dumps({"token": "t"})
     for args in (["resume", "r1", "--data", token], ["tick", "--now", future()],
                  ["start", "flow", "--run-id", "r3"], ["cancel", "r3"], ["show", "r1"]):
-        proc = _sh(workflows, state, *args, umask="022")
-        assert proc.returncode == 0, (args, proc.stderr)
+        proc = _wfrun(lab, state, *args, umask=0o022)
+        assert proc.rc == 0, (args, proc.stderr)
     # what holds state is private again; empty files and the manifest cache (written once,
     # never again: doctor keeps naming them, with the chmod to run) are as they were
     wrong = {path: f"{mode:o}" for path, mode in _modes(state).items() if mode & 0o077
              and not path.endswith(".lock") and not path.startswith(("due/", "cache"))}
     assert not wrong, wrong
-    left = json.loads(_sh(workflows, state, "doctor", "--json", umask="022").stdout)["problems"]
+    left = json.loads(_wfrun(lab, state, "doctor", "--json", umask=0o022).stdout)["problems"]
     assert {Path(p["path"]).relative_to(state).parts[0] for p in left} <= {"due", "cache"}
     for name in ("runs/r1.json", "runs/r2.json", "runs/r1.history.jsonl", "keys/url.key"):
         assert _modes(state)[name] == 0o600, name
