@@ -336,7 +336,7 @@ def test_a_save_that_lost_its_lease_writes_neither_state_nor_events() -> None:
         run = mine.load("r1")
         with psycopg.connect(_pg.server_url(), autocommit=True) as conn:
             # its claim's session ends under it (a network cut): another process takes over
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                          "WHERE application_name = %s", [name])
         ctx = multiprocessing.get_context("fork")
         ready, stop = ctx.Event(), ctx.Event()

@@ -277,7 +277,7 @@ def test_acquire_due_skips_live_leases_and_takes_over_dead_ones(url: str) -> Non
     assert [c.run_id for c in mine.acquire_due("2026-06-01T00:00:00.000Z")] == ["r3"]
     assert sql(url, "SELECT count(*) FROM wfrun_claims")[0][0] == 4
     # the other holder's session ends (as when its process dies): r0 is free at once
-    sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    sql(url, "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
              "WHERE application_name = 'wfrun_other'")
     taken = mine.acquire_due("2026-06-01T00:00:00.000Z")
     assert [c.run_id for c in taken] == ["r0"] and taken[0].token > held.token
@@ -398,7 +398,7 @@ def test_a_listening_connection_the_server_ended_is_made_again(url: str) -> None
     stop = threading.Event()
     mine.wait_for_work(0, stop)
     listening = _connect.server(mine.url).listener.conn.info.backend_pid
-    sql(url, "SELECT pg_terminate_backend(%s)", listening)
+    sql(url, "SELECT pg_terminate_backend(%s, 10000)", listening)
     started = time.monotonic()
     mine.wait_for_work(0.3, stop)  # the connection is found gone: a plain wait, no error
     assert 0.25 <= time.monotonic() - started < 2

@@ -123,7 +123,7 @@ def test_a_process_that_lost_its_claim_cannot_save_over_the_new_holder(url: str)
                    "(SELECT pid FROM pg_stat_activity WHERE application_name = %s)",
               url.rsplit("=", 1)[1])
     assert len(pid) == 1
-    sql(url, "SELECT pg_terminate_backend(%s)", pid[0][0])
+    sql(url, "SELECT pg_terminate_backend(%s, 10000)", pid[0][0])
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
     other = ctx.Process(target=_hold, args=(url, "r1", ready, stop))
@@ -153,7 +153,7 @@ def test_connections_dropped_between_operations_are_replaced(
     found.create(make_run("r1"))
     assert found.claim("r1") is not None
     name = url.rsplit("=", 1)[1]
-    killed = sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    killed = sql(url, "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                       "WHERE application_name = %s", name)
     assert len(killed) >= 2  # the main connection and a pooled one
     time.sleep(0.3)
@@ -314,7 +314,7 @@ def test_operations_go_on_when_every_connection_was_just_terminated(url: str) ->
     found.append_history("r1", [{"type": "a"}])
     name = url.rsplit("=", 1)[1]
     for _ in range(2):
-        killed = sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        killed = sql(url, "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                           "WHERE application_name = %s", name)
         assert killed
         # used a moment ago, so not checked before use: found lost, then done on another one
