@@ -209,20 +209,26 @@ def test_kept_open_files_follow_a_path_that_now_names_another_file(tmp_path: Pat
 
 
 def _record_order(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What `durable_replace` does, in order: directory fsyncs and opening the spare."""
+    """What `durable_replace` does, in order: directory fsyncs, opening the spare and writing
+    into it."""
     calls: list[str] = []
-    real_sync, real_open = _fsops.fsync_dir, _fsops._open_spare
+    real_sync, real_open, real_pwrite = _fsops.fsync_dir, _fsops._open_spare, os.pwrite
 
     def fsync_dir(path: str) -> None:
         calls.append("dirsync")
         real_sync(path)
 
-    def open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
+    def open_spare(path: str) -> tuple[int, os.stat_result, str, str, bool]:
         calls.append("spare")
         return real_open(path)
 
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        calls.append("write")
+        return real_pwrite(fd, data, offset)
+
     monkeypatch.setattr(_fsops, "fsync_dir", fsync_dir)
     monkeypatch.setattr(_fsops, "_open_spare", open_spare)
+    monkeypatch.setattr(_fsops.os, "pwrite", pwrite)
     return calls
 
 
@@ -234,7 +240,7 @@ def test_steps_of_one_process_cost_one_directory_fsync_each(
     calls = _record_order(monkeypatch)
     for n in range(2, 6):
         _fsops.durable_replace(str(target), f"v{n}".encode())
-    assert calls == ["spare", "dirsync"] * 4  # the previous rename is known durable
+    assert calls == ["spare", "write", "dirsync"] * 4  # the previous rename is known durable
 
 
 def test_a_writer_killed_before_its_directory_fsync_is_made_durable_before_the_spare_is_reused(
@@ -258,7 +264,7 @@ def test_a_writer_killed_before_its_directory_fsync_is_made_durable_before_the_s
     assert got.returncode == 137 and target.read_bytes() == b"v3-from-another-process"
     calls = _record_order(monkeypatch)
     _fsops.durable_replace(str(target), b"v4")
-    assert calls == ["dirsync", "spare", "dirsync"]
+    assert calls == ["spare", "dirsync", "write", "dirsync"]
     assert target.read_bytes() == b"v4"
 
 
@@ -274,10 +280,27 @@ def test_a_version_seen_before_a_directory_fsync_needs_no_other(
     _fsops.read_whole(str(target))  # loading the run sees its version
     calls = _record_order(monkeypatch)
     _fsops.durable_replace(str(target), b"v2")
-    assert calls == ["dirsync", "spare", "dirsync"]  # no fsync began after it was seen
+    assert calls == ["spare", "dirsync", "write", "dirsync"]  # no fsync began after it was seen
     monkeypatch.setattr(_fsops, "_DURABLE", {})
     _fsops.observe(str(target))
     _fsops.fsync_dir(str(tmp_path))  # one fsync for what was seen before it
     calls.clear()
     _fsops.durable_replace(str(target), b"v3")
-    assert calls == ["spare", "dirsync"]
+    assert calls == ["spare", "write", "dirsync"]
+
+
+def test_a_fresh_spare_needs_no_directory_fsync_before_it_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No earlier version was ever in a newly created spare, so no rename has to be made
+    durable before writing into it: a run's first two writes by a cold command cost one
+    directory fsync each, whoever wrote the run before."""
+    target = tmp_path / "r.json"
+    _fsops.durable_write(str(target), b"v1")  # (a run's creation: no spare left behind)
+    monkeypatch.setattr(_fsops, "_DURABLE", {})  # as if another process had written it
+    monkeypatch.setattr(_fsops, "_SEEN", {})
+    calls = _record_order(monkeypatch)
+    _fsops.durable_replace(str(target), b"v2")
+    assert calls == ["spare", "write", "dirsync"]
+    assert target.read_bytes() == b"v2"
+    spare, prev = _fsops.spare_paths(str(target))
+    assert os.path.exists(prev) and not os.path.exists(spare)  # v1's inode: the next spare

@@ -106,10 +106,11 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     `sync_dir=False` the caller owes it (`fsync_dir`).
     On a failed write or fsync the spare is deleted, so fsync is never retried on the same file.
     """
-    _retired_durably(path)
-    fd, st, spare, other = _open_spare(path)
+    fd, st, spare, other, reused = _open_spare(path)
     size = st.st_size
     try:
+        if reused:  # an inode that held an earlier version of `path` (a fresh one needs none)
+            _retired_durably(path)
         _op("write")
         view, offset = memoryview(data), 0
         while offset < len(data):
@@ -159,7 +160,8 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
 #   and ctime of `path` are what they were then): every step after a run's first;
 # - this process saw the current version (`observe`: loading or claiming the run) before a
 #   directory fsync that has completed began: the rename was made before it. A cold command
-#   fsyncs once before its first write; a tick once per batch of runs it claimed.
+#   fsyncs once before its first write into a kept inode; a tick once per batch of runs it
+#   claimed. A spare created afresh (`_open_spare`) held no version: it needs no check.
 _SYNCS_BEGUN: dict[str, int] = {}  # directory -> fsyncs of it this process began
 _SYNCED_THROUGH: dict[str, int] = {}  # directory -> the last of those that completed
 _SEEN: dict[str, tuple[int, int, int, int]] = {}  # path -> device, inode, ctime, fsyncs begun
@@ -256,9 +258,10 @@ def _names(path: str) -> tuple[str, str, str]:
     return names
 
 
-def _open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
-    """The spare, opened for writing, its stat, its name and the other spare name; a fresh
-    file if neither name holds a file with no other name."""
+def _open_spare(path: str) -> tuple[int, os.stat_result, str, str, bool]:
+    """The spare, opened for writing, its stat, its name, the other spare name and whether it
+    is an inode kept from an earlier version; a fresh file if neither name holds a file with no
+    other name."""
     first, second, _ = _names(path)
     if _SPARES.get(path) == second:
         first, second = second, first
@@ -271,7 +274,7 @@ def _open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
         if st.st_nlink == 1:
             if st.st_mode & 0o777 != 0o600:  # an inode restored from a backup keeps its mode
                 os.fchmod(fd, 0o600)
-            return fd, st, spare, other
+            return fd, st, spare, other, True
         # Also named elsewhere: `path` itself (a writer was killed between its link and its
         # rename) or a link made by hand. Never write into a file that may be live.
         os.close(fd)
@@ -281,7 +284,7 @@ def _open_spare(path: str) -> tuple[int, os.stat_result, str, str]:
     _SPARES[path] = first
     fd = os.open(first, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        return fd, os.fstat(fd), first, second
+        return fd, os.fstat(fd), first, second, False
     except BaseException:
         os.close(fd)
         raise
