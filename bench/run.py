@@ -93,6 +93,13 @@ def process_stats(
     return statistics.median(times), max(peaks)
 
 
+def settle() -> None:
+    """Write the page cache out (`sync`): fixtures made without fsync, and the trees the
+    benchmark copies or removes, must not be written back while the next figure is timed (that
+    writeback would be charged to whatever fsyncs next)."""
+    os.sync()
+
+
 def durable_write_floor(tmp: Path, repeat: int) -> float:
     """One atomic durable write of a 2 KB file: temp, fsync, replace, directory fsync."""
     data = os.urandom(1024).hex().encode()  # 2 KB
@@ -194,6 +201,7 @@ def seed_idle_runs(root: Path, state: Path, count: int) -> None:
             engine.start("approve", run_id=f"idle{i:07d}")
     finally:
         os.fsync = real_fsync
+    settle()
 
 
 QUERY_START = "2026-01-01T00:00:00.000Z"
@@ -244,6 +252,7 @@ def seed_query_runs(root: Path, state: Path, count: int, suspended: int) -> None
             store.create(run)
     finally:
         os.fsync = real_fsync
+    settle()
 
 
 def wfrun_cmd(root: Path, state: Path, *args: str) -> list[str]:
@@ -376,6 +385,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int, queries: int) -> dict[s
         r[f"tick_idle_{count}_mib"] = max(m for _, m in samples[count])
         if count:
             shutil.rmtree(ticks[count][1], ignore_errors=True)
+    settle()
     r["tick_idle_max_minus_none_ms"] = r[f"tick_idle_{idle}_ms"] - r["tick_idle_0_ms"]
     r.update(query_figures(tmp, reps, queries))
 
@@ -397,6 +407,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int, queries: int) -> dict[s
         for workers, ratios in (("1", serial), ("default", parallel)):
             state = due_root / f"state-{workers}-{trial}"
             shutil.copytree(due_state, state)
+            settle()
             args = wfrun_cmd(due_root, state, "tick", "--now", "2026-01-01T01:00:00Z",
                              *(["--workers", "1"] if workers == "1" else []))
             beside = durable_write_floor(tmp, reps["write"])  # the floor as the tick finds it
@@ -404,6 +415,7 @@ def _measure(tmp: Path, reps: dict[str, int], idle: int, queries: int) -> dict[s
             ratios.append((reps["due"] / elapsed, beside))
             peaks.append(peak)
             shutil.rmtree(state, ignore_errors=True)
+            settle()
     r["due_reruns"] = reps["due"]
     r["due_trials"] = reps["due_trials"]
     r["due_reruns_one_process_per_s"] = statistics.median(rate for rate, _ in serial)
@@ -448,6 +460,7 @@ def query_figures(tmp: Path, reps: dict[str, int], count: int) -> dict[str, Any]
         r[f"query_{name}_ms"] = statistics.median(t for t, _ in got) * 1000
         r[f"query_{name}_mib"] = max(m for _, m in got)
     shutil.rmtree(root, ignore_errors=True)
+    settle()
     return r
 
 
