@@ -342,6 +342,18 @@ class WfrunServer(ThreadingHTTPServer):
         finally:
             self._give_slot(str(client_address[0]) if client_address else "")
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection's handler raised: a client that went away mid-request (reset, broken
+        pipe, timeout) is one line of the log; anything else is a bug, logged with its traceback
+        (socketserver would print it bare to stderr). The server goes on either way."""
+        client = str(client_address[0]) if client_address else "?"
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            logger.info("connection from %s ended early: %s", client,
+                        error.strerror or type(error).__name__)
+        else:
+            logger.exception("error while serving a connection from %s", client)
+
     def continue_later(self, run_id: str) -> None:
         """Continue an accepted run in a background worker."""
         self.executor.submit(self._continue, run_id)

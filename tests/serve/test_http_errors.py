@@ -1,0 +1,74 @@
+"""What `wfrun serve` says when serving a connection goes wrong: a client that resets its
+connection mid-request is one quiet log line, a bug in a handler is logged with its traceback
+through the `wfrun.http` logger; the server answers the next client either way."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import time
+import urllib.request
+
+import pytest
+from conftest import Project
+
+from wfrun.http import _server
+
+from .conftest import running_server
+
+
+def _healthy(base: str) -> bool:
+    with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
+        return bool(json.loads(resp.read()) == {"ok": True})
+
+
+def _reset_mid_request(port: int) -> None:
+    """Send half a request head, then close with a TCP reset (SO_LINGER 0)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"POST /runs/r/steps/s/resume HTTP/1.1\r\nContent-Length: 10\r\n\r\n{")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_a_client_that_resets_its_connection_is_one_line_not_a_traceback(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="wfrun.http")
+    with running_server(project, monkeypatch) as server:
+        _reset_mid_request(server.httpd.server_port)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+                "ended early" in r.getMessage() for r in caplog.records):
+            time.sleep(0.02)
+        assert _healthy(server.base)
+    ended = [r for r in caplog.records if "ended early" in r.getMessage()]
+    assert ended and ended[0].levelno == logging.INFO and ended[0].exc_info is None
+    assert "127.0.0.1" in ended[0].getMessage()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err
+
+
+def test_a_bug_in_a_handler_is_logged_with_its_traceback_and_the_server_goes_on(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real = _server.Handler._dispatch
+
+    def broken(self: _server.Handler) -> None:
+        if self.path.startswith("/boom"):
+            raise RuntimeError("a bug")
+        real(self)
+
+    monkeypatch.setattr(_server.Handler, "do_GET", broken)
+    caplog.set_level(logging.INFO, logger="wfrun.http")
+    with running_server(project, monkeypatch) as server:
+        with pytest.raises(OSError):  # the connection ends without an answer
+            urllib.request.urlopen(server.base + "/boom", timeout=5)
+        assert _healthy(server.base)
+    bugs = [r for r in caplog.records if r.getMessage().startswith("error while serving")]
+    assert len(bugs) == 1 and bugs[0].levelno == logging.ERROR
+    assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], RuntimeError)
+    assert "Exception occurred" not in capfd.readouterr().err  # not socketserver's bare print
