@@ -27,11 +27,18 @@ _HEX = frozenset("0123456789abcdef")
 _SUBDIR = "cache"
 
 
-def _entry_path(root: str, digest: str) -> str:
-    hex_part = digest[len(_PREFIX):]
-    if not digest.startswith(_PREFIX) or len(hex_part) != 64 or not _HEX.issuperset(hex_part):
+def check_digest(digest: str) -> str:
+    """The hex part of a manifest digest (`sha256:` and 64 lowercase hex digits); ValueError
+    if `digest` is not one (every store refuses it alike)."""
+    hex_part = digest[len(_PREFIX):] if isinstance(digest, str) else ""
+    if not (isinstance(digest, str) and digest.startswith(_PREFIX) and len(hex_part) == 64
+            and _HEX.issuperset(hex_part)):
         raise ValueError(f"not a manifest digest (sha256:HEX): {digest!r}")
-    return os.path.join(root, _SUBDIR, f"manifest-{hex_part}.json")
+    return hex_part
+
+
+def _entry_path(root: str, digest: str) -> str:
+    return os.path.join(root, _SUBDIR, f"manifest-{check_digest(digest)}.json")
 
 
 def _private_dir(path: str) -> bool:

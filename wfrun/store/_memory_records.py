@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
 from wfrun.errors import ConflictError, UsageError
+from wfrun.store._manifest_cache import check_digest
 from wfrun.store._manifest_cache import encode as encode_manifest
 from wfrun.store._memory_backing import MemoryBacking
+from wfrun.store._schedule_state import check_workflow_name, state_json
 from wfrun.store.abc import Store, token_with_hash
 
 KEY_BYTES = 32  # the least a URL signing key has
-_WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class MemoryRecords(Store):
@@ -32,13 +31,13 @@ class MemoryRecords(Store):
             return self.backing.key
 
     def cached_manifest(self, digest: str) -> Any:
-        _check_digest(digest)
+        check_digest(digest)
         with self.backing.mutex:
             text = self.backing.manifests.get(digest)
         return None if text is None else json.loads(text)
 
     def cache_manifest(self, digest: str, document: Any) -> None:
-        _check_digest(digest)
+        check_digest(digest)
         body = encode_manifest(document)
         if body is not None:
             with self.backing.mutex:
@@ -95,7 +94,7 @@ class MemoryRecords(Store):
     # -- schedules ---------------------------------------------------------------------------
 
     def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
-        _check_workflow(workflow)
+        check_workflow_name(workflow)
         with self.backing.mutex:
             kept = self.backing.schedules.get(workflow)
         if kept is None:
@@ -104,12 +103,8 @@ class MemoryRecords(Store):
 
     def save_schedule_state(self, workflow: str, state: dict[str, Any],
                             expected_revision: int) -> int:
-        _check_workflow(workflow)
-        try:
-            text = json.dumps(state, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"the schedule state of workflow '{workflow}' is not JSON: "
-                             f"{exc}") from None
+        check_workflow_name(workflow)
+        text = state_json(workflow, state)
         with self.backing.mutex:
             revision = self.backing.schedules.get(workflow, (0, ""))[0]
             if revision != expected_revision:
@@ -121,12 +116,3 @@ class MemoryRecords(Store):
         return expected_revision + 1
 
 
-def _check_workflow(workflow: str) -> None:
-    if not isinstance(workflow, str) or not _WORKFLOW_NAME.fullmatch(workflow):
-        raise UsageError(f"invalid workflow name {str(workflow)[:80]!r}: use "
-                         "[a-z0-9][a-z0-9_-]*")
-
-
-def _check_digest(digest: str) -> None:
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise ValueError(f"not a manifest digest (sha256:HEX): {digest!r}")

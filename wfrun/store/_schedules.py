@@ -14,25 +14,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from typing import Any
 
 import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError, UsageError
 from wfrun.store._filestore_parts import FileStoreParts
+from wfrun.store._schedule_state import check_workflow_name, state_json
 from wfrun.store._statelock import LockTimeout, StateLock
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _LONGEST_STEM = 120  # longer workflow names are shortened, with a hash of the whole name
 
 
 def _stem(workflow: str) -> str:
     """The file name (without extension) of a workflow's schedule state."""
-    if not isinstance(workflow, str) or not _NAME.fullmatch(workflow):
-        raise UsageError(f"invalid workflow name {str(workflow)[:80]!r}: use "
-                         "[a-z0-9][a-z0-9_-]*")
+    check_workflow_name(workflow)
     if len(workflow) <= _LONGEST_STEM:
         return workflow
     digest = hashlib.sha256(workflow.encode()).hexdigest()[:16]
@@ -84,12 +81,7 @@ def save(store: FileStoreParts, workflow: str, state: dict[str, Any], expected_r
     document = {"revision": expected_revision + 1, "schema_version": SCHEMA_VERSION,
                 "state": state, "workflow": workflow}
     document["checksum"] = _checksum(document)
-    try:
-        data = (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False,
-                           allow_nan=False) + "\n").encode()
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"the schedule state of workflow '{workflow}' is not JSON: {exc}") \
-            from None
+    data = (state_json(workflow, document, indent=1, sort_keys=True) + "\n").encode()
     store._ensure()
     directory = os.path.dirname(where)
     try:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
-from wfrun.errors import ConflictError, StateError, UsageError
+from wfrun.errors import ConflictError, StateError
 from wfrun.ids import check_run_id
 from wfrun.store._jsonenc import encoder
+from wfrun.store._manifest_cache import check_digest
+from wfrun.store._schedule_state import check_workflow_name, state_json
 from wfrun.store.abc import token_with_hash
 from wfrun.store.postgres._transactions import TransactionPart
 
 _dump = encoder(allow_nan=False)
-_DIGEST_HEX = frozenset("0123456789abcdef")
 
 
 class RecordsPart(TransactionPart):
@@ -102,7 +102,7 @@ class RecordsPart(TransactionPart):
         return self._key
 
     def cached_manifest(self, digest: str) -> Any:
-        _check_digest(digest)
+        check_digest(digest)
         try:
             with self._conn() as conn:
                 row = conn.execute("SELECT document::text FROM wfrun_manifests WHERE digest = %s",
@@ -112,7 +112,7 @@ class RecordsPart(TransactionPart):
             return None
 
     def cache_manifest(self, digest: str, document: Any) -> None:
-        _check_digest(digest)
+        check_digest(digest)
         from wfrun.store._manifest_cache import encode
 
         body = encode(document)
@@ -156,7 +156,7 @@ class RecordsPart(TransactionPart):
     # -- schedules -----------------------------------------------------------------------------
 
     def schedule_state(self, workflow: str) -> tuple[dict[str, Any] | None, int]:
-        _check_workflow(workflow)
+        check_workflow_name(workflow)
         with self._conn() as conn:
             row = conn.execute("SELECT revision, state::text FROM wfrun_schedules "
                                "WHERE workflow = %s", [workflow]).fetchone()
@@ -174,12 +174,8 @@ class RecordsPart(TransactionPart):
 
     def save_schedule_state(self, workflow: str, state: dict[str, Any],
                             expected_revision: int) -> int:
-        _check_workflow(workflow)
-        try:
-            text = json.dumps(state, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"the schedule state of workflow '{workflow}' is not JSON: "
-                             f"{exc}") from None
+        check_workflow_name(workflow)
+        text = state_json(workflow, state)
         with self._conn() as conn:
             if expected_revision == 0:
                 saved = conn.execute(
@@ -202,7 +198,6 @@ class RecordsPart(TransactionPart):
 
 
 _TOKEN = "name, workflow, hash, created_at, revoked, revoked_at"
-_WORKFLOW_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def _token(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -210,13 +205,3 @@ def _token(row: tuple[Any, ...]) -> dict[str, Any]:
                     strict=True))
 
 
-def _check_workflow(workflow: str) -> None:
-    if not isinstance(workflow, str) or not _WORKFLOW_NAME.fullmatch(workflow):
-        raise UsageError(f"invalid workflow name {str(workflow)[:80]!r}: use "
-                         "[a-z0-9][a-z0-9_-]*")
-
-
-def _check_digest(digest: str) -> None:
-    hex_part = digest[len("sha256:"):]
-    if not digest.startswith("sha256:") or len(hex_part) != 64 or not _DIGEST_HEX.issuperset(hex_part):
-        raise ValueError(f"not a manifest digest (sha256:HEX): {digest!r}")
