@@ -103,7 +103,7 @@ def test_the_runs_a_dead_worker_reported_are_made_durable_by_the_tick(
 ) -> None:
     """The worker's own batch never closed: the tick process fsyncs the runs directory (the
     renames of their last states) and their histories before it reports them."""
-    from wfrun.store import _fsops
+    from wfrun.store import _appends, _fsops
 
     _start_many(project, 40, die="p011")
     synced: list[str] = []  # this process's fsyncs (the forked workers record in their copies)
@@ -114,7 +114,7 @@ def test_the_runs_a_dead_worker_reported_are_made_durable_by_the_tick(
         return traced
 
     monkeypatch.setattr(_fsops, "fsync_dir", tracing(_fsops.fsync_dir))
-    monkeypatch.setattr(_fsops, "fsync_file", tracing(_fsops.fsync_file))
+    monkeypatch.setattr(_appends, "fsync_file", tracing(_appends.fsync_file))
     out = project.run("tick", "--now", NOW, "--workers", "2", "--json")
     assert out.code == 1
     runs = project.state / "runs"

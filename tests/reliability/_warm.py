@@ -38,6 +38,8 @@ import wfrun.cli
 import wfrun.cli._render
 import wfrun.engine
 import wfrun.engine.queries
+import wfrun.store._appends
+import wfrun.store._faults
 import wfrun.store._fsops
 import wfrun.store.file
 
@@ -68,7 +70,9 @@ def _child(args: list[str], env: dict[str, str], out: str, err: str, record: str
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         os.environ.pop("WFRUN_FAULT", None)
         os.environ.update(env)
-        importlib.reload(wfrun.store._fsops)  # reads WFRUN_FAULT, op counter back to 0
+        importlib.reload(wfrun.store._faults)  # reads WFRUN_FAULT, op counter back to 0
+        for kept in (wfrun.store._fsops, wfrun.store._appends):  # and no inherited descriptors
+            importlib.reload(kept)
         if record:
             _record_writes(record)
         if umask is not None:  # as `umask 000; exec wfrun ...` in a shell

@@ -12,7 +12,7 @@ import pytest
 
 from wfrun.errors import StateError
 from wfrun.model import PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
-from wfrun.store import _fsops
+from wfrun.store import _dirs
 from wfrun.store.abc import Durability
 from wfrun.store.file import FileStore
 
@@ -93,7 +93,7 @@ def test_an_entry_whose_old_empty_bucket_a_tick_removes_meanwhile_makes_it_again
     bucket = root / "due" / HOUR.replace("-", "")
     bucket.mkdir(mode=0o700)
     os.utime(bucket, (time.time() - 3600, time.time() - 3600))  # emptied an hour ago
-    real = _fsops.link_blank
+    real = _dirs.link_blank
     ticks: list[list[str]] = []
 
     def tick_first(directory: str, path: str, *, counted: bool = False) -> None:
@@ -102,7 +102,7 @@ def test_an_entry_whose_old_empty_bucket_a_tick_removes_meanwhile_makes_it_again
             assert not bucket.exists(), "the tick kept the old empty bucket"
         real(directory, path, counted=counted)
 
-    monkeypatch.setattr(_fsops, "link_blank", tick_first)
+    monkeypatch.setattr(_dirs, "link_blank", tick_first)
     store = FileStore(root)
     _toggle(run, executing=True)
     with store.lock("w"):

@@ -13,7 +13,7 @@ import pytest
 
 from wfrun.errors import StateError
 from wfrun.model import Run
-from wfrun.store import _fsops
+from wfrun.store import _appends, _fsops
 from wfrun.store.abc import Durability
 from wfrun.store.file import FileStore
 
@@ -190,13 +190,13 @@ def test_kept_open_files_follow_a_path_that_now_names_another_file(tmp_path: Pat
     """Appends and directory fsyncs reuse descriptors; a file or directory deleted or replaced
     meanwhile is opened again, so nothing goes to an unlinked inode."""
     log = tmp_path / "h.jsonl"
-    _fsops.append_line(str(log), b"one\n")
+    _appends.append_line(str(log), b"one\n")
     log.unlink()  # e.g. a run removed by hand, its id used again
-    _fsops.append_line(str(log), b"two\n")
+    _appends.append_line(str(log), b"two\n")
     assert log.read_bytes() == b"two\n"
     log.rename(tmp_path / "old.jsonl")
     log.write_bytes(b"new\n")
-    _fsops.append_line(str(log), b"three\n")
+    _appends.append_line(str(log), b"three\n")
     assert log.read_bytes() == b"new\nthree\n"
 
     directory = tmp_path / "d"

@@ -1,6 +1,6 @@
 """The file store's due index: `due/YYYYMMDDTHH/TIME~RUN`, one empty file per run tick must
 visit, so that finding due runs lists a few directories and reads no snapshot. An entry is a
-hard link to its bucket's `.blank` file (`_fsops.link_blank`), not an inode of its own."""
+hard link to its bucket's `.blank` file (`_dirs.link_blank`), not an inode of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
 import wfrun.store._started as _started
 from wfrun.errors import NotFoundError
@@ -50,10 +51,10 @@ class DueIndex:
         made = False
         for attempt in range(_ATTEMPTS):
             if not os.path.isdir(bucket):
-                _fsops.make_dir(bucket)  # (or another process made it meanwhile)
+                _dirs.make_dir(bucket)  # (or another process made it meanwhile)
                 made = True
             try:
-                _fsops.link_blank(bucket, entry, counted=True)
+                _dirs.link_blank(bucket, entry, counted=True)
                 break
             except FileExistsError:
                 break
@@ -157,6 +158,6 @@ def entries_and_blanks(bucket: str) -> tuple[list[str], list[str]]:
     entries: list[str] = []
     blanks: list[str] = []
     for name in os.listdir(bucket):
-        (blanks if name.startswith(_fsops.BLANK) else entries).append(name)
+        (blanks if name.startswith(_dirs.BLANK) else entries).append(name)
     entries.sort()
     return entries, blanks

@@ -1,40 +1,14 @@
-"""Durable file operations (temp file, fsync, replace, directory fsync) with fault injection.
-
-Every write the file store makes goes through `durable_write` / `durable_replace` /
-`link_blank` / `volatile_write` here, so a test can make the N-th operation kill the process
-or fail with ENOSPC/EIO by setting `WFRUN_FAULT=kill@N`, `enospc@N` or `eio@N` (operations
-counted: write, fsync, link, replace, dirsync). Without the variable the hook costs one integer
-increment per operation.
-"""
+"""Whole files replaced atomically and durably (temp file, fsync, replace, directory fsync):
+snapshots, keys and tokens, and a snapshot's write into the inode its previous version left
+(`durable_replace`) with what makes that safe; reading them back whole. Each operation passes
+a fault point (`_faults`)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import stat
-import threading
 
-_FAULT_KIND = ""
-_FAULT_AT = 0
-_fault_spec = os.environ.get("WFRUN_FAULT", "")
-if "@" in _fault_spec:
-    _kind, _, _at = _fault_spec.partition("@")
-    if _kind in ("kill", "enospc", "eio") and _at.isdigit():
-        _FAULT_KIND, _FAULT_AT = _kind, int(_at)
-_op_count = 0
-
-
-def _op(name: str) -> None:
-    """Count one file operation and inject the configured fault when its turn comes."""
-    global _op_count
-    _op_count += 1
-    if _FAULT_AT and _op_count == _FAULT_AT:
-        if _FAULT_KIND == "kill":
-            os._exit(137)
-        code = errno.ENOSPC if _FAULT_KIND == "enospc" else errno.EIO
-        raise OSError(code, f"{os.strerror(code)} (injected at {name} #{_op_count})")
-
+from wfrun.store._faults import fault_point
 
 _DIRS: dict[str, tuple[int, int, int]] = {}  # path -> (descriptor, device, inode), a few
 _MAX_DIRS = 8
@@ -45,7 +19,7 @@ def fsync_dir(path: str) -> None:
 
     The directory stays open for the next call (opening a file is not cheap everywhere); a
     stat checks that `path` is still that directory, in case it was replaced meanwhile."""
-    _op("dirsync")
+    fault_point("dirsync")
     number = _SYNCS_BEGUN[path] = _SYNCS_BEGUN.get(path, 0) + 1
     st = os.stat(path)
     kept = _DIRS.get(path)
@@ -73,16 +47,16 @@ def durable_write(path: str, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            _op("write")
+            fault_point("write")
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            _op("fsync")
+            fault_point("fsync")
             os.fsync(fd)
         finally:
             os.close(fd)
-        _op("replace")
+        fault_point("replace")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -111,27 +85,27 @@ def durable_replace(path: str, data: bytes, *, sync_dir: bool = True) -> None:
     try:
         if reused:  # an inode that held an earlier version of `path` (a fresh one needs none)
             _retired_durably(path)
-        _op("write")
+        fault_point("write")
         view, offset = memoryview(data), 0
         while offset < len(data):
             offset += os.pwrite(fd, view[offset:], offset)
         if size > len(data):  # (a run's snapshots mostly grow: the spare is an older version)
             os.ftruncate(fd, len(data))
-        _op("fsync")
+        fault_point("fsync")
         os.fsync(fd)
     except BaseException:
         os.close(fd)
         _forget_spare(path, spare)
         raise
     os.close(fd)
-    _op("link")
+    fault_point("link")
     try:
         kept = _link_old(path, other)
     except BaseException:
         _forget_spare(path, spare)
         raise
     try:
-        _op("replace")
+        fault_point("replace")
         os.replace(spare, path)
     except BaseException:
         if kept:
@@ -334,142 +308,12 @@ def read_whole(path: str) -> tuple[os.stat_result, bytes]:
         os.close(fd)
 
 
-def make_dir(path: str, mode: int = 0o700, parents_mode: int = 0o700) -> bool:
-    """Create a directory with exactly `mode` (whatever the umask), and its missing parents
-    with `parents_mode` less the umask; False if it exists already (left as it is)."""
-    if not _mkdir(path, mode, parents_mode):
-        return False
-    os.chmod(path, mode)  # (the umask may have taken bits away)
-    return True
-
-
-def _mkdir(path: str, mode: int, parents_mode: int) -> bool:
-    """mkdir, making missing parents first (mkdir -p with modes); False if it existed."""
-    try:
-        os.mkdir(path, mode)
-    except FileExistsError:
-        return False
-    except FileNotFoundError:
-        parent = os.path.dirname(path)
-        if not parent or parent == path:
-            raise
-        _mkdir(parent, parents_mode, parents_mode)
-        try:
-            os.mkdir(path, mode)
-        except FileExistsError:
-            return False
-    return True
-
-
-BLANK = ".blank"  # the empty file an index directory's entries are hard links to
-_MAX_LINKS_TRIES = 3
-
-
-def link_blank(directory: str, path: str, *, counted: bool = False) -> None:
-    """Make the empty marker `path` (an index entry) a hard link to its directory's blank file
-    (made if missing): a new name, not a new inode, so an entry costs what a rename does
-    (creating an inode costs more than an fsync on some file systems). A blank with as many
-    links as the file system allows is replaced by a fresh one. FileExistsError if the entry
-    exists; FileNotFoundError if the directory does not. Its name is durable only once the
-    caller fsyncs the directory. `counted`: a file operation for WFRUN_FAULT (a due-index
-    entry is; a run-index entry, a hint, is not)."""
-    if counted:
-        _op("link")
-    blank = f"{directory}/{BLANK}"
-    for _ in range(_MAX_LINKS_TRIES):
-        try:
-            os.link(blank, path)
-            return
-        except FileNotFoundError:
-            if not os.path.isdir(directory):
-                raise
-            with contextlib.suppress(FileExistsError):  # (or another process made it meanwhile)
-                make_empty(blank)
-        except OSError as exc:
-            if exc.errno != errno.EMLINK:
-                raise
-            fresh = f"{directory}/{BLANK}-{os.getpid()}-{os.urandom(4).hex()}"
-            make_empty(fresh)
-            os.replace(fresh, blank)  # the entries keep the old one; new ones link this
-    make_empty(path)  # the blank kept changing under this process: an inode of its own
-
-
-def make_empty(path: str) -> None:
-    """Create an empty file, 0600, in one system call (mknod); FileExistsError if it exists."""
-    try:
-        os.mknod(path, 0o600 | stat.S_IFREG)
-    except PermissionError:  # a system that allows no mknod: open and close it
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-
-
 def volatile_write(fd: int, data: bytes) -> None:
     """Replace an open file's content with `data` without fsync: it survives the death of this
     process (the page cache keeps it) but not a power cut. Never used on a snapshot."""
-    _op("write")
+    fault_point("write")
     view, offset = memoryview(data), 0
     while offset < len(data):
         offset += os.pwrite(fd, view[offset:], offset)
     if os.fstat(fd).st_size > len(data):  # (usually empty: then no truncation to journal)
         os.ftruncate(fd, len(data))  # a crash before this leaves trailing bytes: fails to verify
-
-
-# Files appended to recently, kept open: path -> (descriptor, device, inode, size after this
-# process's last append). Threads (serve) share it under the lock; fsync works on a duplicate,
-# so no descriptor is closed under it.
-_APPENDING: dict[str, tuple[int, int, int, int]] = {}
-_MAX_APPENDING = 64
-_appending_lock = threading.Lock()
-
-
-def append_line(path: str, data: bytes) -> None:
-    """Append lines to a file in one write (O_APPEND), creating it 0600 if needed.
-
-    If the file ends inside a line (a writer died mid-append), a newline goes first, so that
-    the torn line stays alone and unreadable instead of swallowing these lines too. A file
-    still the size this process's last append left it ends with that append's newline: its
-    last byte is not read again."""
-    with _appending_lock:
-        fd, size, mine = _appending(path)
-        if size and size != mine and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-        written = os.write(fd, data)  # (a regular file takes all of it, or raises)
-        _APPENDING[path] = (*_APPENDING[path][:3], size + written if written == len(data) else -1)
-
-
-def _appending(path: str) -> tuple[int, int, int]:
-    """A descriptor appending to `path` (the one kept open if `path` is still that file), the
-    file's size, and its size after this process's last append to it (-1 if none)."""
-    kept = _APPENDING.get(path)
-    if kept is not None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_dev, st.st_ino) == kept[1:3]:
-            return kept[0], st.st_size, kept[3]
-        os.close(_APPENDING.pop(path)[0])  # deleted or replaced: append to the file there now
-    elif len(_APPENDING) >= _MAX_APPENDING:
-        os.close(_APPENDING.pop(next(iter(_APPENDING)))[0])
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)  # read: its last byte
-    opened = os.fstat(fd)
-    if opened.st_mode & 0o077:  # restored from a backup as 0644, say: private again
-        os.fchmod(fd, 0o600)
-    _APPENDING[path] = (fd, opened.st_dev, opened.st_ino, -1)
-    return fd, opened.st_size, -1
-
-
-def fsync_file(path: str) -> None:
-    """fsync an existing file's data (used for history at the end of a command)."""
-    with _appending_lock:
-        kept = _APPENDING.get(path)
-        fd = os.dup(kept[0]) if kept is not None else None
-    if fd is None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-    try:
-        _op("fsync")
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-import wfrun.store._fsops as _fsops
+import wfrun.store._appends as _appends
 import wfrun.store._jsonlines as _jsonlines
 from wfrun.errors import StateError
 from wfrun.ids import check_run_id
@@ -40,10 +40,10 @@ class Histories:
         """Make the run's appended history and log lines durable."""
         try:
             with suppress(FileNotFoundError):  # a run's log may be written before its history
-                _fsops.fsync_file(self._history_path(run_id))
+                _appends.fsync_file(self._history_path(run_id))
             if run_id in self._logged:
                 self._logged.discard(run_id)
-                _fsops.fsync_file(self._log_path(run_id))
+                _appends.fsync_file(self._log_path(run_id))
         except OSError as exc:
             raise StateError(
                 f"cannot sync history {self._history_path(run_id)}: {exc.strerror}"

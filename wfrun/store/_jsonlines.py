@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import wfrun.store._fsops as _fsops
+import wfrun.store._appends as _appends
 from wfrun.errors import StateError
 from wfrun.store._jsonenc import encoder
 
@@ -16,7 +16,7 @@ def append(path: str, records: list[dict[str, Any]], what: str = "log") -> None:
     """Append records, one JSON object per line, in one write (O_APPEND)."""
     lines = "".join([_dump(r) + "\n" for r in records])
     try:
-        _fsops.append_line(path, lines.encode())
+        _appends.append_line(path, lines.encode())
     except OSError as exc:
         raise StateError(f"cannot append to {what} {path}: {exc.strerror}") from exc
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
 from wfrun.errors import StateError
 from wfrun.ids import RUN_ID_PATTERN
@@ -166,14 +167,14 @@ class RunIndex:
         path = f"{directory}/{entry[2]}"
         for attempt in range(_ATTEMPTS):
             try:
-                _fsops.link_blank(directory, path)
+                _dirs.link_blank(directory, path)
                 return
             except FileExistsError:
                 return
             except FileNotFoundError:
                 if attempt == _ATTEMPTS - 1:
                     raise
-                _fsops.make_dir(directory)  # (or another process made it meanwhile)
+                _dirs.make_dir(directory)  # (or another process made it meanwhile)
 
     def _private_run_index(self) -> None:
         """Make the index private again if others may read it (a backup restored as 0755
@@ -191,7 +192,7 @@ class RunIndex:
 
     def _mark_run_index_complete(self) -> None:
         """Say that every run has an entry (a new state directory, or a rebuilt index)."""
-        _fsops.make_dir(self._path(INDEX))
+        _dirs.make_dir(self._path(INDEX))
         with suppress(FileExistsError):
             os.close(os.open(self._path(INDEX, COMPLETE),
                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
@@ -317,7 +318,7 @@ class RunIndex:
             f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
 
 
-BLANK = _fsops.BLANK  # the empty file an index directory's entries are hard links to
+BLANK = _dirs.BLANK  # the empty file an index directory's entries are hard links to
 
 
 def listdir_visible(path: str) -> list[str]:

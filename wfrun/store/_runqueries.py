@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
-import wfrun.store._fsops as _fsops
+import wfrun.store._dirs as _dirs
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import RUN_STATUSES, RUNNING, SUSPENDED, Run
@@ -368,7 +368,7 @@ class _Query:
             kept = {k: v for k, v in self._summaries[shard].items() if k in there}
             directory = self.store._path(INDEX, SUMMARIES)
             with suppress(OSError):
-                _fsops.make_dir(directory)
+                _dirs.make_dir(directory)
                 _write_cache(f"{directory}/{shard}.json", kept)
 
 

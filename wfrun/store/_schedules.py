@@ -16,6 +16,7 @@ import json
 import os
 from typing import Any
 
+import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError, UsageError
 from wfrun.store._filestore_parts import FileStoreParts
@@ -85,7 +86,7 @@ def save(store: FileStoreParts, workflow: str, state: dict[str, Any], expected_r
     store._ensure()
     directory = os.path.dirname(where)
     try:
-        if not _fsops.make_dir(directory) and os.stat(directory).st_mode & 0o077:
+        if not _dirs.make_dir(directory) and os.stat(directory).st_mode & 0o077:
             os.chmod(directory, 0o700)  # restored from a backup, or changed by hand
     except OSError as exc:
         raise StateError(f"cannot create {directory}: {exc.strerror}") from exc

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
+import wfrun.store._dirs as _dirs
 import wfrun.store._dueindex as _dueindex
 import wfrun.store._filebatch as _filebatch
 import wfrun.store._fsops as _fsops
@@ -84,14 +85,14 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
             return
         try:
             # missing parents are made as `mkdir -p` would, but never writable by others
-            _fsops.make_dir(self.root, 0o700, parents_mode=0o755)
+            _dirs.make_dir(self.root, 0o700, parents_mode=0o755)
             self._check_root()
             for sub in _SUBDIRS:
                 path = self._path(sub)
                 try:
                     mode = os.stat(path).st_mode
                 except FileNotFoundError:
-                    _fsops.make_dir(path)
+                    _dirs.make_dir(path)
                     if sub == "runs":  # a new state directory: its run index is complete
                         self._mark_run_index_complete()
                     continue
