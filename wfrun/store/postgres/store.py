@@ -26,7 +26,7 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -38,14 +38,12 @@ from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
-from wfrun.store._snapshot import run_from_json
 from wfrun.store.abc import Durability, ExecutionClaim
 from wfrun.store.postgres._connect import errors
-from wfrun.store.postgres._records import RecordsPart
-from wfrun.store.queries import RunPage, RunSummary, has_suspension, split_cursor
+from wfrun.store.postgres._reads import ReadsPart
+from wfrun.store.queries import RunSummary, has_suspension
 
 _dump = encoder(allow_nan=False)
-_BATCH = 500  # runs read per query by iter_runs and check
 
 _SAVE = """UPDATE wfrun_runs SET workflow = %(workflow)s, status = %(status)s,
     parent_run = %(parent)s, updated_at = %(updated)s, next_due = %(due)s,
@@ -70,7 +68,7 @@ _CHANGE = "WITH changed AS ({} RETURNING run_id), logged AS (" + _EVENTS + \
     "){} SELECT count(*) FROM changed"
 
 
-class PostgresStore(RecordsPart):
+class PostgresStore(ReadsPart):
     """Runs in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
     of processes; the tables are created in the first schema of the connection's search_path
     (`?options=-csearch_path%3DNAME` picks another than `public`)."""
@@ -85,9 +83,6 @@ class PostgresStore(RecordsPart):
         port = f":{info['port']}" if info.get("port") else ""
         self._label = f"postgresql://{host}{port}/{info.get('dbname') or ''}"
         self._key: bytes | None = None
-
-    def _describe(self, run_id: str) -> str:
-        return f"{self._label} run {check_run_id(run_id)}"
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -147,16 +142,6 @@ class PostgresStore(RecordsPart):
         if not rows:
             raise NotFoundError(f"no run {run_id} in {self.where}")
         return self._parse(run_id, *rows[0])
-
-    def _parse(self, run_id: str, revision: int, run_schema: int, text: str) -> Run:
-        """The run a row holds; StateError (naming it) if it is not a valid run."""
-        what = self._describe(run_id)
-        if run_schema != SCHEMA_VERSION:
-            raise StateError(f"{what} has run schema {run_schema}, this wfrun reads "
-                             f"{SCHEMA_VERSION}; upgrade wfrun")
-        run = run_from_json(text, run_id, what)
-        run.revision = revision
-        return run
 
     def _unchanged(self, run_id: str, known: Run) -> bool:
         """True if `known` is still the stored state of the run (see `load`)."""
@@ -252,92 +237,6 @@ class PostgresStore(RecordsPart):
         rows = self._fetch(None, "SELECT run_id FROM wfrun_runs WHERE run_id LIKE %s "
                                  "ORDER BY run_id", [pattern])
         return [row[0] for row in rows]
-
-    def iter_runs(self) -> Iterator[Run | Exception]:
-        for run_id, revision, run_schema, text in self._rows():
-            try:
-                yield self._parse(run_id, revision, run_schema, text)
-            except StateError as exc:
-                yield exc
-
-    def _rows(self, columns: str = "revision, run_schema, snapshot::text"
-              ) -> Iterator[tuple[Any, ...]]:
-        """Every run's row, `_BATCH` at a time in run id order (no transaction held between)."""
-        after = ""
-        while True:
-            rows = self._fetch(None, f"SELECT run_id, {columns} FROM wfrun_runs "
-                                     "WHERE run_id > %s ORDER BY run_id LIMIT %s", [after, _BATCH])
-            yield from rows
-            if len(rows) < _BATCH:
-                return
-            after = rows[-1][0]
-
-    # -- queries across runs (list, pending, prune) -------------------------------------------
-
-    def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
-                  top_level: bool = True, limit: int | None = None,
-                  before: str | None = None) -> RunPage:
-        wanted = None if statuses is None else list(statuses)
-        return self._again(None, lambda: self._find_runs(wanted, workflow, top_level, limit,
-                                                         before))
-
-    def _find_runs(self, statuses: list[str] | None, workflow: str | None, top_level: bool,
-                   limit: int | None, before: str | None) -> RunPage:
-        where: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if statuses is not None:
-            where.append("status = ANY(%s)")
-            params.append(statuses)
-        if workflow is not None:
-            where.append("workflow = %s")
-            params.append(workflow)
-        if top_level:
-            where.append("parent_run IS NULL")
-        condition = " AND ".join(where)
-        after = split_cursor(before) if before is not None else None
-        wanted = None if limit is None else max(limit, 0)
-        runs: list[RunSummary] = []
-        problems: list[Exception] = []
-        # The page's rows are read whole and verified, so that a run that cannot be read is
-        # reported, not listed; if some could not be, the page is filled from the next rows.
-        with self._conn() as conn:
-            while wanted is None or len(runs) < wanted:
-                page = [*where, "(created, run_id) < (%s, %s)"] if after else where
-                need = None if wanted is None else wanted - len(runs)
-                rows = conn.execute(
-                    "SELECT run_id, revision, run_schema, snapshot::text, created FROM wfrun_runs "
-                    f"WHERE {' AND '.join(page)} ORDER BY created DESC, run_id DESC LIMIT %s",
-                    [*params, *(after or ()), need]).fetchall()
-                for run_id, revision, run_schema, text, created in rows:
-                    try:
-                        runs.append(RunSummary.of(self._parse(run_id, revision, run_schema, text)))
-                    except StateError as exc:
-                        problems.append(exc)
-                    after = (created, run_id)
-                if need is None or len(rows) < need:
-                    break
-            more = 0
-            if wanted is not None and len(runs) == wanted:
-                condition += " AND (created, run_id) < (%s, %s)" if after else ""
-                more = conn.execute(f"SELECT count(*) FROM wfrun_runs WHERE {condition}",
-                                    [*params, *(after or ())]).fetchone()[0]
-        return RunPage(runs, more, problems)
-
-    def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
-        query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
-        rows = self._fetch(None, query + (" AND workflow = %s" if workflow is not None else ""),
-                           [] if workflow is None else [workflow])
-        runs: list[Run] = []
-        problems: list[Exception] = []
-        for row in rows:
-            try:
-                run = self._parse(*row)
-            except StateError as exc:
-                problems.append(exc)
-                continue
-            if has_suspension(run):  # (a row changed by hand since: what it holds decides)
-                runs.append(run)
-        return runs, problems
 
     # -- the due index ---------------------------------------------------------------------------
 
