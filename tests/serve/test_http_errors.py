@@ -10,6 +10,7 @@ import socket
 import struct
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import Project
@@ -72,3 +73,54 @@ def test_a_bug_in_a_handler_is_logged_with_its_traceback_and_the_server_goes_on(
     assert len(bugs) == 1 and bugs[0].levelno == logging.ERROR
     assert bugs[0].exc_info is not None and isinstance(bugs[0].exc_info[1], RuntimeError)
     assert "Exception occurred" not in capfd.readouterr().err  # not socketserver's bare print
+
+
+SLOW = """
+    name: slow
+    steps:
+      - id: approve
+        wait: true
+      - id: work
+"""
+SLOW_PY = """
+import os, time
+
+def work(ctx):
+    print("from the step")
+    gate = os.environ["SLOW_GATE"]
+    for _ in range(200):  # until the test has made its request (10 s at most)
+        if os.path.exists(gate):
+            break
+        time.sleep(0.05)
+    return {"done": True}
+"""
+
+
+def test_the_servers_own_output_while_a_step_runs_is_not_kept_as_the_steps(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A step executing in a worker thread has stdout and stderr routed to its log; the access
+    log another request writes meanwhile, from a thread of the server's own, stays the
+    server's (stderr) and is not kept as the step's output."""
+    from .conftest import post_json
+
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("SLOW_GATE", str(gate))
+    project.workflow("slow", SLOW, SLOW_PY)
+    with running_server(project, monkeypatch) as server:
+        doc = server.start("slow")
+        url = (doc["suspended"] or doc["waiting"])[0]["resume_url"]
+        assert post_json(url, {}).status == 202
+        deadline = time.monotonic() + 10
+        while server.load(doc["run_id"]).steps["work"].status != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert _healthy(server.base)  # its access-log line is written while the step runs
+        gate.touch()
+        run = server.wait_until_settled(doc["run_id"])
+    assert run.status == "completed"
+    texts = [r["text"] for r in project.json("logs", doc["run_id"])]
+    assert "from the step" in texts
+    assert not [t for t in texts if "/healthz" in t], texts
+    assert "GET /healthz" in capfd.readouterr().err

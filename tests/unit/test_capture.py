@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 from datetime import UTC, datetime
 
+from wfrun._threads import own_thread
 from wfrun.engine._capture import StepOutput
 
 
@@ -47,6 +49,43 @@ def test_a_thread_the_step_starts_writes_to_the_step() -> None:
         worker.join()
         sys.stdout.write("partial")
     assert [r["text"] for r in capture.records] == ["from a worker", "partial"]
+
+
+def test_a_thread_of_wfrun_s_own_keeps_its_output_while_a_step_executes_elsewhere() -> None:
+    """A server's connection thread (marked with `own_thread`) writing while a step executes
+    in a worker: its lines go to the stream the routers replaced, not into the step's output;
+    a thread the step starts is still the step's."""
+    captured, real = io.StringIO(), sys.stderr
+    capture = StepOutput("a", 1, now, None)
+    executing, written = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with capture:
+            executing.set()
+            assert written.wait(timeout=10)
+            helper = threading.Thread(target=lambda: print("from the step's thread"))
+            helper.start()
+            helper.join()
+
+    def server_thread() -> None:
+        own_thread()
+        assert executing.wait(timeout=10)
+        sys.stderr.write("GET /healthz 200\n")
+        sys.stderr.flush()
+        written.set()
+
+    sys.stderr = captured
+    try:
+        threads = [threading.Thread(target=step), threading.Thread(target=server_thread)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert sys.stderr is captured  # put back
+    finally:
+        sys.stderr = real
+    assert captured.getvalue() == "GET /healthz 200\n"
+    assert [r["text"] for r in capture.records] == ["from the step's thread"]
 
 
 def test_a_failing_sink_does_not_fail_the_step() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from wfrun._threads import own_thread
 from wfrun.errors import WfrunError
 
 from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, settings, use
@@ -84,6 +85,7 @@ def handle_errors(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        own_thread()  # what the command writes outside its steps is never a step's output
         try:
             return function(*args, **kwargs)
         except WfrunError as exc:

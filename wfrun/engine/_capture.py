@@ -10,7 +10,9 @@ While at least one step executes, sys.stdout and sys.stderr are routers that sen
 to the capture of the step executing in the writing thread (a context variable), so steps
 executing at the same time in several threads of one process keep their own output. A thread
 a step started itself has no capture of its own: its writes go to the only step executing,
-or, with several, are echoed without being kept.
+or, with several, are echoed without being kept. A thread of wfrun's own (`wfrun._threads.own_thread`: the
+command's, a server's connections and workers) is never a step's: outside a step of its own,
+what it writes goes to the streams the routers replaced, as it would with no step executing.
 
 Only Python-level writes are seen: a subprocess or C library writing straight to file
 descriptors 1 or 2 (or to `sys.stdout.buffer`) reaches the terminal as usual but is not kept.
@@ -26,6 +28,7 @@ from contextvars import ContextVar, Token
 from datetime import datetime
 from typing import Any, TextIO
 
+from wfrun._threads import is_own_thread
 from wfrun.durations import to_iso
 
 MAX_LINE = 16_384  # longer lines are kept in pieces of this many characters
@@ -149,10 +152,13 @@ def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:
 
 
 def _target() -> StepOutput | None:
-    """The capture of the step executing in this context, or the only one executing."""
+    """The capture of the step executing in this context, or (in a thread that is not
+    wfrun's own) the only one executing."""
     current = _current.get()
     if current is not None:
         return current
+    if is_own_thread():
+        return None
     return _active[0] if len(_active) == 1 else None
 
 
@@ -203,13 +209,25 @@ class _Router(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with _lock:
+            target = _target()
+            if target is None and is_own_thread():
+                self._original().write(text)  # wfrun's own output, not a step's
+                return len(text)
             if _echoing:
                 self._echo.write(text)
-            target = _target()
             if target is not None:
                 target.feed(self._stream, text)
         return len(text)
 
+    def _original(self) -> TextIO:
+        """The stream this router replaced (its echo once none is replaced any more)."""
+        if _saved is None:
+            return self._echo
+        return _saved[0] if self._stream == "stdout" else _saved[1]
+
     def flush(self) -> None:
         if _echoing:
             self._echo.flush()
+        if is_own_thread():
+            with _lock:
+                self._original().flush()

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from wfrun._jsoninput import max_payload
+from wfrun._threads import own_thread
 from wfrun.engine import Engine
 from wfrun.errors import UsageError, WfrunError
 
@@ -83,6 +84,7 @@ class Deadlines:
         self._thread.join(5)
 
     def _watch(self) -> None:
+        own_thread()
         while not self._stopped:
             now = time.monotonic()
             with self._lock:
@@ -289,7 +291,8 @@ class WfrunServer(ThreadingHTTPServer):
         self.body_timeout = body_timeout
         self.deadlines = Deadlines()
         self.engine_factory = engine
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-worker",
+                                           initializer=own_thread)
         self.callbacks = Callbacks(engine, self.continue_later)
         self.starts = _starts.Starts(engine, self.continue_later)  # POST /workflows/W/runs
         self.events = _events.EventSends(engine, self.continue_later)  # POST /runs/R/events/E
@@ -335,8 +338,15 @@ class WfrunServer(ThreadingHTTPServer):
             self._give_slot(client)
             raise
 
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until `shutdown`; the serving thread is one of wfrun's own (see `_threads`)."""
+        own_thread()
+        super().serve_forever(poll_interval)
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Handle one connection, then give its slot back."""
+        """Handle one connection, then give its slot back. What the connection's thread writes
+        (the access log) is the server's, never the output of a step executing meanwhile."""
+        own_thread()
         try:
             super().process_request_thread(request, client_address)
         finally:
