@@ -66,5 +66,10 @@ class StateError(WfrunError):
     exit_code = 5
 
 
+class StoreUnavailable(StateError):
+    """The store cannot be reached for the moment (its database server is down or restarting,
+    the connection was cut, no connection came free): the same request may succeed shortly."""
+
+
 class FlowError(Exception):
     """Raised in step code that misuses the flow API; it fails the step."""

@@ -26,6 +26,7 @@ from wfrun.errors import (
     NotFoundError,
     SchemaViolation,
     StateError,
+    StoreUnavailable,
     UsageError,
     WfrunError,
 )
@@ -44,6 +45,7 @@ MAX_ACTION = 200
 ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 SAFE = ("GET", "HEAD")  # they describe a link, never use it
 logger = logging.getLogger("wfrun.http")
+RETRY_AFTER_SECONDS = 1  # when the store cannot be reached: a restart or a cut connection
 
 
 @dataclass
@@ -72,6 +74,21 @@ class Reply:
 def json_reply(status: int, value: Any) -> Reply:
     """A JSON reply."""
     return Reply(status, (json.dumps(value, ensure_ascii=False) + "\n").encode())
+
+
+def state_failure(exc: StateError, message: str, html: bool = False,
+                  title: str = "Server error") -> Reply:
+    """The answer when the runs' state cannot be read or written, its details left to the
+    server's log: 503 with Retry-After while the store cannot be reached (its database is
+    restarting, a connection was cut: the same request may succeed in a moment), else 500
+    with `message`."""
+    logger.error("%s", exc.message)
+    if isinstance(exc, StoreUnavailable):
+        reply = _error(503, "the runs' store cannot be reached for the moment; send this again "
+                       "shortly", html, "Try again shortly")
+        reply.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return reply
+    return _error(500, message, html, title)
 
 
 def html_reply(status: int, page: tuple[str, str]) -> Reply:
@@ -154,9 +171,8 @@ class Callbacks:
         except NotFoundError:
             return NOT_FOUND
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return _error(500, "the runs' state cannot be read; see the server's log", html,
-                          "Server error")
+            return state_failure(exc, "the runs' state cannot be read; see the server's log",
+                                 html)
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
         if opened.ended:
@@ -168,9 +184,8 @@ class Callbacks:
                 return self._cancel(engine, req, token, html)
             return self._resume(engine, req, opened, token, html)
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return _error(500, "the runs' state cannot be read or written; see the "
-                          "server's log", html, "Server error")
+            return state_failure(exc, "the runs' state cannot be read or written; see the "
+                                 "server's log", html)
         except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
 

@@ -24,7 +24,7 @@ from wfrun.engine import Engine
 from wfrun.errors import NotFoundError, SchemaViolation, StateError, UsageError, WfrunError
 from wfrun.model import RUNNING
 
-from ._callback import NOT_FOUND, Reply, decode_body, json_reply
+from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
 from ._forms import query_data
 
 ROUTE = re.compile(r"/runs/([^/]+)/events/([^/]+)")
@@ -61,8 +61,7 @@ class EventSends:
         except NotFoundError:
             return NOT_FOUND
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return json_reply(500, {"error": "the state cannot be read; see the server's log"})
+            return state_failure(exc, "the state cannot be read; see the server's log")
         if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not send
             return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
         run = link.run
@@ -99,9 +98,7 @@ class EventSends:
         except NotFoundError:  # deleted since its token was checked
             return NOT_FOUND
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return json_reply(500, {"error": "the state cannot be read or written; see the "
-                                             "server's log"})
+            return state_failure(exc, "the state cannot be read or written; see the server's log")
         except WfrunError as exc:  # finished meanwhile, busy, its code gone
             return json_reply(409, {"error": exc.message})
         if result.run.status == RUNNING:

@@ -25,7 +25,7 @@ from wfrun.engine import Engine
 from wfrun.errors import ConflictError, NotFoundError, SchemaViolation, StateError, UsageError
 from wfrun.model import RUNNING
 
-from ._callback import NOT_FOUND, Reply, json_reply
+from ._callback import NOT_FOUND, Reply, json_reply, state_failure
 
 ROUTE = re.compile(r"/workflows/([^/]+)/runs")
 ALLOWED = "POST, OPTIONS"
@@ -89,8 +89,7 @@ class Starts:
             if not tokens.authorizes(engine.store, token, req.workflow):
                 return NOT_FOUND
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return json_reply(500, {"error": "the server cannot read its tokens; see its log"})
+            return state_failure(exc, "the server cannot read its tokens; see its log")
         return self._start(engine, req)
 
     def _start(self, engine: Engine, req: StartRequest) -> Reply:
@@ -122,10 +121,13 @@ class Starts:
             logger.error("%s", exc.message)
             return json_reply(404, {"error": f"workflow '{req.workflow}' is not on this server "
                                              "any more; ask its operator"})
-        except (UsageError, StateError) as exc:  # a manifest that does not load, a full disk
+        except StateError as exc:  # a full disk, a database out of reach
+            return state_failure(exc, f"run of workflow '{req.workflow}' not started: the "
+                                      "server cannot store it; see its log")
+        except UsageError as exc:  # a manifest that does not load
             logger.error("%s", exc.message)
             return json_reply(500, {"error": f"run of workflow '{req.workflow}' not started: "
-                                             "the server cannot load it or store it; see its log"})
+                                             "the server cannot load it; see its log"})
         if result.run.status == RUNNING:
             self.continue_later(result.run.run_id)
         return json_reply(202, {"run_id": result.run.run_id, "status": result.run.status})
@@ -141,8 +143,7 @@ class Starts:
                 f"a request with the Idempotency-Key {key!r} is starting run {run_id} right "
                 "now; send this one again in a moment")}).body, headers={"Retry-After": "1"})
         except StateError as exc:
-            logger.error("%s", exc.message)
-            return json_reply(500, {"error": f"run {run_id} cannot be read; see the server's log"})
+            return state_failure(exc, f"run {run_id} cannot be read; see the server's log")
         if run.input == data:  # the same start, stored by that concurrent request meanwhile
             return json_reply(202, {"run_id": run.run_id, "status": run.status})
         return json_reply(409, {"error": (

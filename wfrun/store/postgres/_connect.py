@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 import wfrun.store.postgres._schema as _schema
-from wfrun.errors import StateError, UsageError
+from wfrun.errors import StateError, StoreUnavailable, UsageError
 from wfrun.store._urls import public_url
 
 T = TypeVar("T")
@@ -66,6 +66,8 @@ def reason_of(exc: BaseException) -> str:
     text = text.rpartition(" failed: ")[2] if " failed: " in text else text
     for prefix in ("connection failed: ", "FATAL:  ", "ERROR:  "):
         text = text.removeprefix(prefix)
+    if "pipeline mode" in text:  # libpq's words for a connection cut with a pipeline in flight
+        return "the connection was cut while a transaction was in flight"
     return text.rstrip(".")
 
 
@@ -127,8 +129,9 @@ class Server:
         try:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StateError(f"cannot connect to PostgreSQL {self.where}: {reason_of(exc)}; "
-                             "check that the server is running and the store URL") from None
+            raise StoreUnavailable(f"cannot connect to PostgreSQL {self.where}: "
+                                   f"{reason_of(exc)}; check that the server is running and "
+                                   "the store URL") from None
 
     def dedicated(self) -> Any:
         """A new autocommit connection of its own, neither main nor pooled (StateError if it
@@ -256,7 +259,7 @@ class Server:
             listener.close()
 
 
-class ConnectionLost(StateError):
+class ConnectionLost(StoreUnavailable):
     """The connection under an operation was lost. `applied` is False when the server said the
     statement was not carried out (it ended the session first: a restart, an administrator),
     True when it may have been (the connection broke while it ran)."""
@@ -282,9 +285,9 @@ def errors(where: str) -> Iterator[None]:
     try:
         yield
     except PoolTimeout:
-        raise StateError(f"no connection to PostgreSQL {where} came free within "
-                         f"{POOL_WAIT_SECONDS:.0f}s; the server may be overloaded or "
-                         "unreachable") from None
+        raise StoreUnavailable(f"no connection to PostgreSQL {where} came free within "
+                               f"{POOL_WAIT_SECONDS:.0f}s; the server may be overloaded or "
+                               "unreachable") from None
     except psycopg.OperationalError as exc:
         message = f"the connection to PostgreSQL {where} failed: {reason_of(exc)}; try again"
         if lost(exc):

@@ -34,7 +34,7 @@ import psycopg
 import wfrun.store.postgres._connect as _connect
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
-from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.errors import ConflictError, NotFoundError, StateError, StoreUnavailable, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
@@ -126,7 +126,7 @@ class PostgresStore(ReadsPart):
                 if not _connect.lost(exc):
                     raise
                 hold.abort()
-                raise StateError(
+                raise StoreUnavailable(
                     f"committing to PostgreSQL {self.where} failed: {_connect.reason_of(exc)}; "
                     "the change may not be saved, check the run before trying again") from None
             hold.open = False  # committed: the lock ends until the next operation
@@ -311,9 +311,9 @@ class PostgresStore(ReadsPart):
         try:  # a connection of its own: the store's first one would create the tables
             conn = psycopg.connect(self._server().conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StateError(f"cannot connect to PostgreSQL {self.where}: "
-                             f"{_connect.reason_of(exc)}; check that the server is running and "
-                             "the store URL") from None
+            raise StoreUnavailable(f"cannot connect to PostgreSQL {self.where}: "
+                                   f"{_connect.reason_of(exc)}; check that the server is "
+                                   "running and the store URL") from None
         with errors(self.where), conn:
             row = conn.execute("SELECT to_regclass(quote_ident(current_schema()) || "
                                "'.wfrun_runs') IS NOT NULL").fetchone()

@@ -1,0 +1,86 @@
+"""While the store cannot be reached (a database restarting, a cut connection), `wfrun serve`
+answers 503 with Retry-After, so a client or a proxy knows to send the same request again; a
+state that cannot be read for any other reason stays a 500. Either way the details go to the
+server's log only."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+from conftest import Project
+
+from wfrun.clock import SystemClock
+from wfrun.engine import Engine
+from wfrun.http import WfrunServer
+from wfrun.store import open_store
+
+from .conftest import http, post_json
+
+# Nothing listens on port 1: every connection is refused at once, as by a server that is down.
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/wfrun_down"
+RUN = "01kdvdna00c86npjd3vaajahsr"
+
+
+@pytest.fixture
+def base(project: Project) -> Iterator[str]:
+    """A server whose store is a PostgreSQL database that cannot be reached."""
+    def engine() -> Engine:
+        return Engine(open_store(UNREACHABLE), SystemClock(), workflows_dir=str(project.workflows))
+
+    httpd = WfrunServer("127.0.0.1", 0, engine, workers=1)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("path", [
+    "/workflows/approval/runs",
+    f"/runs/{RUN}/steps/approve/resume?token=t0ken",
+    f"/runs/{RUN}/steps/approve/cancel?token=t0ken",
+    f"/runs/{RUN}/events/paid?token=t0ken",
+])
+def test_every_endpoint_answers_503_with_retry_after_while_the_store_is_out_of_reach(
+    base: str, path: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="wfrun.http")
+    reply = post_json(base + path, {"approved": True}, {"Authorization": "Bearer wfr_x"})
+    assert reply.status == 503, reply.text
+    assert reply.headers["Retry-After"] == "1"
+    assert reply.json() == {"error": "the runs' store cannot be reached for the moment; send "
+                                     "this again shortly"}
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("127.0.0.1:1" in line and "wfrun_down" in line for line in logged), logged
+    assert "wfrun_down" not in reply.text  # where the database is stays in the log
+
+
+def test_a_browser_gets_a_page_saying_to_try_again(base: str) -> None:
+    reply = http(f"{base}/runs/{RUN}/steps/approve/resume?token=t0ken",
+                 headers={"Accept": "text/html"})
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "1"
+    assert reply.headers["Content-Type"].startswith("text/html")
+    assert "Try again shortly" in reply.text
+
+
+def test_a_state_directory_that_cannot_be_read_is_still_a_500(
+    project: Project, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .conftest import running_server
+
+    project.state.mkdir(parents=True, exist_ok=True)
+    (project.state / "keys").mkdir(mode=0o700, exist_ok=True)
+    (project.state / "keys" / "tokens.json").write_text("{not json")
+    with running_server(project, monkeypatch) as server:
+        reply = post_json(f"{server.base}/workflows/approval/runs", {},
+                          {"Authorization": "Bearer wfr_x"})
+    assert reply.status == 500, reply.text
+    assert "Retry-After" not in reply.headers
+    assert reply.json() == {"error": "the server cannot read its tokens; see its log"}
