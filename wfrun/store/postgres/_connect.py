@@ -45,6 +45,9 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 POOL_SIZE = 16  # connections per process at most (each lock and each claim-holding thread)
 POOL_WAIT_SECONDS = 30.0  # how long an operation waits for a free connection
+# With no free connection after this long, the server is tried once directly: if it cannot be
+# reached the operation fails now (StoreUnavailable), not after POOL_WAIT_SECONDS.
+QUICK_WAIT_SECONDS = 2.0
 LOCK_TIMEOUT = "30s"  # how long a state lock (or a row lock) is waited for: then "busy"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
 CHECK_AFTER_IDLE = 1.0  # seconds a pooled connection may idle before it is checked again
@@ -180,16 +183,32 @@ class Server:
     def connection(self) -> Iterator[Any]:
         """A pooled autocommit connection for one operation."""
         self.start()
-        assert self._pool is not None
-        with self._pool.connection() as conn:
-            try:
-                yield conn
-            except psycopg.OperationalError:
-                if conn.broken or conn.closed:
-                    self.distrust()  # the server may have ended its other sessions too
-                raise
-            finally:
-                self._used[conn] = time.monotonic()
+        pool = self._pool
+        assert pool is not None
+        conn = self._pooled(pool)
+        try:
+            with conn:
+                try:
+                    yield conn
+                except psycopg.OperationalError:
+                    if conn.broken or conn.closed:
+                        self.distrust()  # the server may have ended its other sessions too
+                    raise
+        finally:
+            self._used[conn] = time.monotonic()
+            pool.putconn(conn)
+
+    def _pooled(self, pool: ConnectionPool[Any]) -> Any:
+        """A connection from the pool. When none comes within QUICK_WAIT_SECONDS (all in use,
+        or all lost and the pool reconnecting in the background), one connection is made
+        directly and closed: StoreUnavailable if the server cannot be reached, so a command or
+        an HTTP request hears of an outage in seconds; else the wait goes on (PoolTimeout at
+        POOL_WAIT_SECONDS): the pool's size still bounds the connections of this process."""
+        try:
+            return pool.getconn(timeout=QUICK_WAIT_SECONDS)
+        except PoolTimeout:
+            self._connect().close()
+        return pool.getconn(timeout=POOL_WAIT_SECONDS - QUICK_WAIT_SECONDS)
 
     def on_main(self, work: Callable[[Any], T]) -> T:
         """Run `work` on the main connection; a connection found broken is replaced once (what
