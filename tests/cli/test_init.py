@@ -22,7 +22,8 @@ def wfrun(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WFRUN_", "PYTEST_"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--basetemp={cwd / '.pytest-tmp'}", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=180, env=env)
 
 

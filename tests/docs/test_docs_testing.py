@@ -22,7 +22,7 @@ def test_the_testing_guide_example_passes(tmp_path: Path) -> None:
         (tmp_path / name).write_text(body)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WFRUN_", "PYTEST_"))}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_refund.py"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, env=env)
+                           f"--basetemp={tmp_path / '.pytest-tmp'}", "tests/test_refund.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout

@@ -125,7 +125,8 @@ def test_the_harness_state_works_with_the_cli(harness: Harness) -> None:
 def pytest_in(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run pytest in a subprocess in `directory` (the plugin loads from its entry point)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WFRUN_", "PYTEST_"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--basetemp={directory / '.pytest-tmp'}", *args],
                           cwd=directory, capture_output=True, text=True, timeout=120, env=env)
 
 
