@@ -5,10 +5,12 @@ server's log only."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
 
+import _pg
 import pytest
 from conftest import Project
 
@@ -24,11 +26,11 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1/wfrun_down"
 RUN = "01kdvdna00c86npjd3vaajahsr"
 
 
-@pytest.fixture
-def base(project: Project) -> Iterator[str]:
-    """A server whose store is a PostgreSQL database that cannot be reached."""
+@contextlib.contextmanager
+def serving(project: Project, store_url: str) -> Iterator[str]:
+    """A server whose store is `store_url`; its base URL."""
     def engine() -> Engine:
-        return Engine(open_store(UNREACHABLE), SystemClock(), workflows_dir=str(project.workflows))
+        return Engine(open_store(store_url), SystemClock(), workflows_dir=str(project.workflows))
 
     httpd = WfrunServer("127.0.0.1", 0, engine, workers=1)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -39,6 +41,13 @@ def base(project: Project) -> Iterator[str]:
         httpd.shutdown()
         httpd.close()
         thread.join(5)
+
+
+@pytest.fixture
+def base(project: Project) -> Iterator[str]:
+    """A server whose store is a PostgreSQL database that cannot be reached."""
+    with serving(project, UNREACHABLE) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", [
@@ -84,3 +93,13 @@ def test_a_state_directory_that_cannot_be_read_is_still_a_500(
     assert reply.status == 500, reply.text
     assert "Retry-After" not in reply.headers
     assert reply.json() == {"error": "the server cannot read its tokens; see its log"}
+
+
+def test_a_database_that_does_not_exist_is_a_500_not_a_moment_s_outage(project: Project) -> None:
+    """The server answers, and refuses the database for good: sending again will not help."""
+    _pg.require()
+    missing = _pg.server_url().rsplit("/", 1)[0] + "/wfrun_no_such_database"
+    with serving(project, missing) as url:
+        reply = post_json(f"{url}/workflows/approval/runs", {}, {"Authorization": "Bearer wfr_x"})
+    assert reply.status == 500, reply.text
+    assert "Retry-After" not in reply.headers

@@ -51,6 +51,11 @@ QUICK_WAIT_SECONDS = 2.0
 LOCK_TIMEOUT = "30s"  # how long a state lock (or a row lock) is waited for: then "busy"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
 CHECK_AFTER_IDLE = 1.0  # seconds a pooled connection may idle before it is checked again
+# What the server says when it refuses a connection for a reason that trying again will not
+# mend (the URL, the login or the server's configuration): any other failure to connect is
+# an outage (StoreUnavailable). libpq gives no SQLSTATE for a failed connection.
+_REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no pg_hba.conf entry",
+                     "no password supplied")
 
 
 def where_of(info: dict[str, Any]) -> str:
@@ -132,9 +137,12 @@ class Server:
         try:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL {self.where}: "
-                                   f"{reason_of(exc)}; check that the server is running and "
-                                   "the store URL") from None
+            reason = reason_of(exc)
+            # refused for good (no such database, a login refused): not a moment's outage
+            error = StateError if any(words in reason for words in _REFUSED_FOR_GOOD) \
+                else StoreUnavailable
+            raise error(f"cannot connect to PostgreSQL {self.where}: {reason}; check that the "
+                        "server is running and the store URL") from None
 
     def dedicated(self) -> Any:
         """A new autocommit connection of its own, neither main nor pooled (StateError if it
