@@ -1,0 +1,19 @@
+"""How the PostgreSQL store words a driver's error in its one-sentence messages."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("psycopg")
+
+from wfrun.store.postgres._connect import reason_of
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('connection failed: FATAL:  database "x" does not exist', 'database "x" does not exist'),
+    ("server closed the connection unexpectedly.", "server closed the connection unexpectedly"),
+    # libpq's words after a cut connection with a pipeline in flight say what happened instead
+    ("cannot exit pipeline mode while busy", "the connection was cut while a transaction was in flight"),
+])
+def test_reasons_are_short_and_say_what_happened(text: str, reason: str) -> None:
+    assert reason_of(Exception(text)) == reason
