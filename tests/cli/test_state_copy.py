@@ -177,11 +177,13 @@ def post(base: str, link: str, body: dict[str, Any]) -> int:
 
 def settled(store: str, run_id: str) -> str:
     """The run's status once no process executes it any more (the server continues in the
-    background after answering)."""
+    background after answering; its claim goes last, after the history and the indexes)."""
     deadline = time.monotonic() + 15
     while True:
-        status = open_store(store).load(run_id).status
-        if status != "running" or time.monotonic() > deadline:
+        opened = open_store(store)
+        status = opened.load(run_id).status
+        settled = status != "running" and not opened.is_claimed(run_id)
+        if settled or time.monotonic() > deadline:
             return status
         time.sleep(0.02)
 

@@ -137,11 +137,15 @@ class Server:
         return FileStore(str(self.project.state)).load(run_id)
 
     def wait_until_settled(self, run_id: str, timeout: float = 10.0) -> Run:
-        """Poll the snapshot until the run is no longer running (the worker finished)."""
+        """Poll until the run is no longer running and its worker has let its claim go: the
+        snapshot says "completed" before the worker has finished its bookkeeping (the history's
+        last events, the status index, the due entry), all done before the claim is released."""
+        store = FileStore(str(self.project.state))
         deadline = time.monotonic() + timeout
         while True:
-            run = self.load(run_id)
-            if run.status != "running" or time.monotonic() > deadline:
+            run = store.load(run_id)
+            settled = run.status != "running" and not store.is_claimed(run_id)
+            if settled or time.monotonic() > deadline:
                 return run
             time.sleep(0.02)
 
