@@ -53,8 +53,9 @@ def test_tokens_are_scoped_to_their_approver(server: Server, signoff: dict[str, 
     alice = signoff["alice"]["resume_url"]
     base, token = alice.split("token=")
     secret = token.split("~", 1)[1]
+    altered = secret[:-1] + ("x" if secret[-1] != "x" else "y")
     before = server.project.snapshots()
-    for forged in (f"bob~{secret}", secret, f"dave~{secret}", f"alice~{secret[:-2]}xx"):
+    for forged in (f"bob~{secret}", secret, f"dave~{secret}", f"alice~{altered}"):
         reply = approve(f"{base}token={forged}", "approved")
         assert reply.status == 404, forged
         assert reply.json() == {"error": "not found"}
