@@ -327,3 +327,86 @@ def test_operations_go_on_when_every_connection_was_just_terminated(url: str) ->
         assert [r.run_id for r in found.find_runs().runs] == ["r1"]
     assert [e["type"] for e in found.read_history("r1")] == ["a", "b", "b"]  # never twice
     assert found.load("r1").revision == 3
+
+
+def test_a_create_whose_session_the_server_ended_mid_statement_is_sent_once_more(
+        url: str) -> None:
+    found = store(url)
+    assert not found.exists("r0")  # the tables exist from here on
+    # the first insert into wfrun_runs ends its own session (a sequence is not rolled back)
+    sql(url, "CREATE SEQUENCE cut_once")
+    sql(url, """CREATE FUNCTION cut_first_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF nextval('cut_once') = 1 THEN
+                    PERFORM pg_terminate_backend(pg_backend_pid());
+                    PERFORM pg_sleep(5);
+                  END IF;
+                  RETURN NEW;
+                END $$""")
+    sql(url, "CREATE TRIGGER cut BEFORE INSERT ON wfrun_runs FOR EACH ROW "
+             "EXECUTE FUNCTION cut_first_insert()")
+    found.create(make_run("r1"), [{"type": "started"}])
+    assert sql(url, "SELECT last_value FROM cut_once") == [(2,)]  # sent twice, stored once
+    assert found.load("r1").revision == 1
+    assert [e["type"] for e in found.read_history("r1")] == ["started"]
+
+
+def _answer_lost(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
+    """The next state change of the store loses its connection before the server's answer
+    arrives: before the statement reached the server, or after it committed."""
+    from wfrun.store.postgres import PostgresStore, _connect
+
+    sent = PostgresStore._change
+
+    def change(self: Any, run_id: str, statement: str, params: dict[str, Any]) -> int:
+        monkeypatch.setattr(PostgresStore, "_change", sent)
+        if not before:
+            sent(self, run_id, statement, params)
+        raise _connect.ConnectionLost("the connection to PostgreSQL failed: server closed the "
+                                      "connection unexpectedly; try again", applied=True)
+
+    monkeypatch.setattr(PostgresStore, "_change", change)
+
+
+def test_a_create_that_committed_before_its_answer_was_lost_is_not_made_twice(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = store(url)
+    _answer_lost(monkeypatch, before=False)
+    run = make_run("r1")
+    found.create(run, [{"type": "started"}])
+    assert run.revision == 1 and found.load("r1").revision == 1
+    assert [e["type"] for e in found.read_history("r1")] == ["started"]
+    with found.lock("r1"):  # and the run goes on as any other
+        found.save(run, [{"type": "next"}])
+    assert found.load("r1").revision == 2
+
+
+def test_a_create_lost_while_another_process_created_the_run_is_a_conflict(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = store(url)
+    other = make_run("r1")
+    other.input = {"n": 2}
+    store(url).create(other, [{"type": "started"}])
+    _answer_lost(monkeypatch, before=True)
+    with pytest.raises(ConflictError, match="run r1 already exists"):
+        found.create(make_run("r1"), [{"type": "started"}])
+    assert found.load("r1").input == {"n": 2}
+    assert [e["type"] for e in found.read_history("r1")] == ["started"]
+
+
+def test_a_create_lost_twice_says_the_store_is_out_of_reach(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfrun.errors import StoreUnavailable
+    from wfrun.store.postgres import PostgresStore, _connect
+
+    def change(self: Any, run_id: str, statement: str, params: dict[str, Any]) -> int:
+        raise _connect.ConnectionLost("the connection to PostgreSQL failed: server closed the "
+                                      "connection unexpectedly; try again", applied=True)
+
+    found = store(url)
+    assert not found.exists("r1")
+    monkeypatch.setattr(PostgresStore, "_change", change)
+    with pytest.raises(StoreUnavailable, match="server closed the connection"):
+        found.create(make_run("r1"))
+    monkeypatch.undo()
+    assert not found.exists("r1")

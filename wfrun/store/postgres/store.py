@@ -25,6 +25,7 @@ fencing token) and `wfrun_manifests` (a cache of parsed manifests).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -101,9 +102,28 @@ class PostgresStore(ReadsPart):
         check_run_id(run.run_id)
         row = self._row(run, 1)
         row["events"] = _dump(list(events))
-        if not self._change(run.run_id, _CHANGE.format(_CREATE, ""), row):
+        statement = _CHANGE.format(_CREATE, "")
+        try:
+            created = self._change(run.run_id, statement, row)
+        except _connect.ConnectionLost:
+            if run.run_id in self._server().holds():
+                raise  # the lock's transaction went with the connection: the caller decides
+            created = self._after_lost_create(run.run_id, statement, row)
+        if not created:
             raise ConflictError(f"run {run.run_id} already exists")
         run.revision = 1
+
+    def _after_lost_create(self, run_id: str, statement: str, row: dict[str, Any]) -> int:
+        """Settle a create whose connection was lost before the server's answer came: asked
+        on another connection, the run's row says whether it committed (this very state: 1),
+        another process created the run (0), or nothing was written, and the create is sent
+        once more. A create is never applied twice, and a caller is not told to retry (over
+        HTTP, a 503 that starts a second run) what was in fact stored."""
+        stored = self._fetch(None, "SELECT snapshot::text FROM wfrun_runs WHERE run_id = %s",
+                             [run_id])
+        if stored:
+            return int(json.loads(stored[0][0]) == json.loads(row["snapshot"]))
+        return self._change(run_id, statement, row)
 
     def _change(self, run_id: str, statement: str, params: dict[str, Any]) -> int:
         """Write one state change of a run and commit it (its new row and due entry, and its
