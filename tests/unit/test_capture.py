@@ -88,6 +88,39 @@ def test_a_thread_of_wfrun_s_own_keeps_its_output_while_a_step_executes_elsewher
     assert [r["text"] for r in capture.records] == ["from the step's thread"]
 
 
+def test_a_write_through_a_router_taken_as_the_last_step_ended_reaches_the_right_stream(
+) -> None:
+    """A thread of wfrun's own that read sys.stdout while a step executed and writes once the
+    step has ended (the router is no longer installed): its text reaches the stdout the router
+    had replaced, not stderr. Another swap of sys.stdout meanwhile (a test's CliRunner, which
+    puts back what it found, the router) does not make the next step's routers write to
+    themselves."""
+    out, err, real = io.StringIO(), io.StringIO(), (sys.stdout, sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    try:
+        with StepOutput("a", 1, now, None):
+            taken = sys.stdout, sys.stderr
+        assert (sys.stdout, sys.stderr) == (out, err)
+
+        def late() -> None:
+            own_thread()
+            for stream, text in zip(taken, ("late out\n", "late err\n"), strict=True):
+                stream.write(text)
+                stream.flush()
+
+        thread = threading.Thread(target=late)
+        thread.start()
+        thread.join(timeout=10)
+        sys.stdout, sys.stderr = taken  # put back after the step ended
+        with StepOutput("b", 1, now, None) as again:
+            print("from b")
+        sys.stdout.write("after b\n")
+    finally:
+        sys.stdout, sys.stderr = real
+    assert (out.getvalue(), err.getvalue()) == ("late out\nafter b\n", "late err\n")
+    assert [r["text"] for r in again.records] == ["from b"]
+
+
 def test_a_failing_sink_does_not_fail_the_step() -> None:
     def sink(records: list[dict[str, object]]) -> None:
         raise OSError("disk full")

@@ -69,8 +69,10 @@ class StepOutput:
         global _saved
         with _lock:
             if not _active:
-                _saved = (sys.stdout, sys.stderr)
-                sys.stdout, sys.stderr = _routers_to(sys.stderr)
+                _saved = (_unrouted(sys.stdout), _unrouted(sys.stderr))
+                out, err = _routers_to(_saved[1])
+                out.replaced, err.replaced = _saved
+                sys.stdout, sys.stderr = out, err
             _active.append(self)
         self._token = _current.set(self)
         return self
@@ -151,6 +153,12 @@ def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:
     return kept[1], kept[2]
 
 
+def _unrouted(stream: TextIO) -> TextIO:
+    """The stream itself, or the one it replaced if it is a router left in place (a caller
+    that swapped sys.stdout while a step executed may have put one back after it ended)."""
+    return stream.replaced if isinstance(stream, _Router) and stream.replaced else stream
+
+
 def _target() -> StepOutput | None:
     """The capture of the step executing in this context, or (in a thread that is not
     wfrun's own) the only one executing."""
@@ -173,6 +181,9 @@ class _Router(io.TextIOBase):
         # closed by step code (read here: `closed` looks for an attribute this class lacks,
         # and the AttributeError __getattr__ raises for it is not cheap)
         self.shut = False
+        # the stream this router replaced when it was last installed; kept after the steps
+        # end, for a thread that took the router from sys.stdout just before they did
+        self.replaced: TextIO | None = None
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -220,10 +231,8 @@ class _Router(io.TextIOBase):
         return len(text)
 
     def _original(self) -> TextIO:
-        """The stream this router replaced (its echo once none is replaced any more)."""
-        if _saved is None:
-            return self._echo
-        return _saved[0] if self._stream == "stdout" else _saved[1]
+        """The stream this router replaced, also once it is no longer installed."""
+        return self.replaced if self.replaced is not None else self._echo
 
     def flush(self) -> None:
         if _echoing:
