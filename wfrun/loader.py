@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
@@ -319,7 +320,8 @@ def _import_module(workflow: Workflow) -> ModuleType:
         # Compiled from the bytes just read, not through the import system: a __pycache__ file
         # is trusted by its source's mtime in whole seconds and its size, so a module edited
         # within a second to the same length would run its old code under the new hash.
-        exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
+        with _module_output():
+            exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
     except BaseException as exc:  # sys.exit() or KeyboardInterrupt in it too: not wfrun's exit
         sys.modules.pop(module_name, None)
         raise ManifestError(f"{path}: importing the step module failed: {_raised(exc, path)}; "
@@ -329,6 +331,15 @@ def _import_module(workflow: Workflow) -> ModuleType:
             sys.path.remove(directory)
     _modules[f"{path}:{_hash(source)}"] = module  # what ran, should the file have changed since
     return module
+
+
+def _module_output() -> contextlib.AbstractContextManager[Any]:
+    """Where a step module's top-level prints go while it is imported: stderr, in a command's
+    main thread, since stdout is the command's own (`--json`: one document, nothing else).
+    Other threads (a server's workers) leave sys.stdout alone: it is shared by every thread."""
+    if threading.current_thread() is threading.main_thread():
+        return contextlib.redirect_stdout(sys.stderr)
+    return contextlib.nullcontext()
 
 
 def _raised(exc: BaseException, path: str) -> str:
