@@ -442,7 +442,7 @@ def _in_a_terminal(project: Project, args: list[str], env: dict[str, str]) -> st
     return b"".join(chunks).decode(errors="replace")
 
 
-def test_colour_only_on_a_terminal_and_never_with_no_color(flow: Project) -> None:
+def test_colour_only_on_a_terminal_and_no_escape_codes_with_no_color(flow: Project) -> None:
     run_id = flow.json("start", "flow")["run_id"]
     env = {k: v for k, v in os.environ.items()
            if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
@@ -450,8 +450,10 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(flow: Project) -> Non
     assert _has_colour(_in_a_terminal(flow, ["show", run_id], env))
     assert _has_colour(_in_a_terminal(flow, ["show", "nope"], env))  # the error too
     plain = _in_a_terminal(flow, ["show", run_id], {**env, "NO_COLOR": "1"})
-    assert not _has_colour(plain) and run_id in plain
-    assert not _has_colour(_in_a_terminal(flow, ["show", "nope"], {**env, "NO_COLOR": "1"}))
+    assert "\x1b[" not in plain and run_id in plain  # no colour, and no bold either
+    assert "\x1b[" not in _in_a_terminal(flow, ["show", "nope"], {**env, "NO_COLOR": "1"})
+    listed = _in_a_terminal(flow, ["list"], {**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in listed and run_id in listed
     piped = subprocess.run([sys.executable, "-m", "wfrun", *flow.base_args(), "show", run_id],
                            capture_output=True, text=True, env=env, cwd=flow.root)
     assert piped.returncode == 0 and run_id in piped.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, Any, cast
 
@@ -17,7 +18,9 @@ def _console(stderr: bool = False) -> Any:
     without rich)."""
     from rich.console import Console
 
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    # NO_COLOR (set and not empty, as no-color.org says): no escape codes at all, bold neither
+    plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, **plain)
     if console.is_terminal:
         return console
     return Console(file=cast(IO[str], _Unpadded(console.file)), width=UNWRAPPED, highlight=False,
