@@ -365,6 +365,19 @@ def test_double_resume_exits_3_and_keeps_the_first_data(project: Project) -> Non
     assert project.json("show", run_id)["steps"]["gate"]["resume_data"] == "first"
 
 
+def test_a_cancelled_run_says_it_is_cancelled_whatever_was_resumed_before(
+        project: Project) -> None:
+    project.workflow("w", "steps: [{id: gate, wait: true}, {id: later, wait: true}]\n")
+    run_id = project.json("start", "w")["run_id"]
+    project.json("resume", run_id, "--step", "gate", "--data", '"first"')
+    project.json("cancel", run_id)
+    before = project.snapshots()
+    for step in ("gate", "later"):
+        line = refused(project.run("resume", run_id, "--step", step, "--data", "{}"), 3)
+        assert line == f"error: run {run_id} is cancelled; it cannot be resumed"
+    assert project.snapshots() == before
+
+
 def test_finished_runs_cannot_be_resumed_or_cancelled(flow: Project) -> None:
     run_id = flow.json("start", "flow")["run_id"]
     flow.json("cancel", run_id)

@@ -19,7 +19,7 @@ from wfrun import _schema, loader
 from wfrun._specs import StepSpec, Workflow
 from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.ids import check_run_id
-from wfrun.model import RUNNING, Run, StepState
+from wfrun.model import CANCELLED, RUNNING, Run, StepState
 
 from ._actions import check_resume_action
 from ._approvals import check_approver, decide
@@ -246,8 +246,9 @@ def plain_target(run: Run, step: str | None) -> str:
 
 
 def _finished_message(runner: RunnerAPI, run: Run, step: str | None) -> str:
-    """Why a finished run cannot be resumed, naming when the addressed step was resumed."""
-    if step is not None and ("/" in step or "[" in step):
+    """Why a finished run cannot be resumed, naming when the addressed step was resumed (not
+    for a cancelled run: the cancel is why, whatever was resumed before it)."""
+    if run.status != CANCELLED and step is not None and ("/" in step or "[" in step):
         from ._nested import finished_message
 
         nested = finished_message(runner, run, step)
@@ -260,7 +261,7 @@ def finished_run_message(run: Run, step: str | None) -> str:
     """Why a finished run cannot be resumed, naming when its step was resumed if it was."""
     resumed = [(s.resumed_at, sid) for sid, s in run.steps.items()
                if s.resumed_at and (step is None or sid == step)]
-    if resumed:
+    if resumed and run.status != CANCELLED:
         at, sid = max(resumed)
         return (f"step '{sid}' of run {run.run_id} was already resumed at {at}; the run is "
                 f"{run.status} and its data is kept")
