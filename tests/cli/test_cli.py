@@ -711,3 +711,23 @@ def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
     engine.resume(run_id, None, action="other")
     times = [e["at"] for e in engine.store.read_history(run_id)]
     assert len(times) == 5 and times == sorted(times), times
+
+
+@pytest.mark.parametrize("paused", [
+    "{id: nap, sleep: 1h}",
+    "{id: nap, wait: true, timeout: 1h, on_timeout: resume}",
+])
+def test_tick_refuses_the_due_timer_of_a_removed_step_and_changes_nothing(
+        project: Project, paused: str) -> None:
+    manifest = project.workflow("gone", f"steps:\n  - id: first\n  - {paused}\n  - id: last\n",
+                                "def first(ctx):\n    return 1\n\ndef last(ctx):\n    return 2\n")
+    assert project.json("start", "gone")["status"] in ("waiting", "suspended")
+    manifest.write_text(manifest.read_text().replace("id: nap", "id: nap2"))
+    def state() -> dict[str, bytes]:  # the parsed-manifest cache may grow; the runs may not
+        return {k: v for k, v in project.snapshots().items() if not k.startswith("cache/")}
+    before = state()
+    out = project.run("tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    assert out.code == 1, (out.stdout, out.stderr)
+    errors = out.json()["errors"]
+    assert len(errors) == 1 and "nap" in str(errors[0]) and "no longer exists" in str(errors[0])
+    assert state() == before

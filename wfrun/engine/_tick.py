@@ -7,7 +7,7 @@ from collections.abc import Callable
 import wfrun.engine._timetable as _timetable
 from wfrun.durations import to_iso
 from wfrun.errors import NotFoundError, WfrunError
-from wfrun.model import PENDING, Run
+from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim
 
 from ._children import after_tick
@@ -159,8 +159,8 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
     def mutate(r: Run, events: Events) -> None:
         fired.extend(fire_iterations(r, workflow, runner.clock.now(), events))
         fired.extend(fire_due(r, workflow, runner.clock.now(), events))
-        for sid, _reason in fired:
-            if sid in r.steps and sid not in workflow.steps and r.steps[sid].status == PENDING:
+        for sid, _reason in fired:  # a rerun, a sleep's end or a deadline of a removed step
+            if sid in r.steps and sid not in workflow.steps:
                 raise step_gone(r, sid, workflow, "restore it so the run can continue")
         if not fired:
             runner.store.reindex(r.run_id)
