@@ -108,6 +108,20 @@ def test_the_layer_contracts_hold() -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
 
 
+@pytest.mark.parametrize("command", [
+    ["ruff", "check", "--no-cache", "wfrun", "tests", "bench"],
+    ["mypy", "--cache-dir", "{tmp}", "wfrun", "bench"],
+], ids=["ruff", "mypy"])
+def test_the_code_is_lint_and_type_clean(command: list[str], tmp_path: Path) -> None:
+    tool = shutil.which(command[0], path=str(Path(sys.executable).parent))
+    if tool is None:
+        pytest.skip(f"{command[0]} is not installed (pip install -e '.[dev]')")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in command[1:]]
+    out = subprocess.run([tool, *args], capture_output=True, text=True, cwd=PACKAGE.parent,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
 def test_the_public_api_is_frozen() -> None:
     assert sorted(wfrun.__all__) == [
         "ConflictError", "Context", "Flow", "FlowError", "Links", "ManifestError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 from ._blocks import STATUS_STYLE, Markup, run_blocks, shorten
 
@@ -19,8 +19,9 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     # NO_COLOR (set and not empty, as no-color.org says): no escape codes at all, bold neither
-    plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, **plain)
+    colours: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False,
+                      color_system=colours)
     if console.is_terminal:
         return console
     return Console(file=cast(IO[str], _Unpadded(console.file)), width=UNWRAPPED, highlight=False,
