@@ -222,15 +222,30 @@ def test_a_get_never_uses_a_link_whatever_the_user_agent(server: Server, agent: 
     assert server.wait_until_settled(doc["run_id"]).status == "completed"
 
 
-def test_head_and_options_never_resume_or_cancel(server: Server) -> None:
+def test_head_never_resumes_or_cancels(server: Server) -> None:
     doc = server.start("approval")
     before = server.project.snapshots()
     assert http(_resume_url(doc), "HEAD").status == 200
     assert http(_cancel_url(doc), "HEAD").status == 200
-    assert http(_resume_url(doc), "OPTIONS").status == 204  # a CORS preflight
-    assert http(_cancel_url(doc), "OPTIONS").status == 204
     assert http(_resume_url(doc).replace("token=", "token=x"), "HEAD").status == 404
     assert server.project.snapshots() == before
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "PROPFIND", "NOTIFY"])
+def test_any_method_but_get_and_head_acts_options_and_unknown_ones_included(
+        server: Server, method: str) -> None:
+    doc, other = server.start("approval"), server.start("approval")
+    body = json.dumps({"approved": True}).encode()
+    foreign = http(_resume_url(doc).replace("token=", "token=x"), method, body,
+                   {"Content-Type": "application/json"})
+    assert foreign.status == 404  # the same no-detail answer as a POST, not 501
+    reply = http(_resume_url(doc) + "&action=approved", method, body,
+                 {"Content-Type": "application/json"})
+    assert reply.status == 202, reply.text
+    run = server.wait_until_settled(doc["run_id"])
+    assert run.status == "completed" and run.steps["approve"].output == {"approved": True}
+    assert http(_cancel_url(other), method).status == 200
+    assert server.wait_until_settled(other["run_id"]).status == "cancelled"
 
 
 def test_a_browser_get_shows_the_approval_page_escaped_and_locked_down(server: Server) -> None:

@@ -3,8 +3,8 @@
 Statuses: 202 resume recorded (the run continues in the background), 200 cancelled, a page or
 a description of the link, 400 unreadable body, 404 no such link (no detail: bad, unknown and
 foreign tokens look the same), 409 link already used or its pause ended, 422 data failing
-`resume_schema`, 500 state error. GET, HEAD and OPTIONS never change anything (link previews
-and mail scanners fetch every URL they see); every other method acts.
+`resume_schema`, 500 state error. GET and HEAD never change anything (link previews and mail
+scanners fetch every URL they see); every other method acts, OPTIONS and unknown ones included.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from ._pages import (
 )
 
 MAX_ACTION = 200
-ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 SAFE = ("GET", "HEAD")  # they describe a link, never use it
 logger = logging.getLogger("wfrun.http")
 RETRY_AFTER_SECONDS = 1  # when the store cannot be reached: a restart or a cut connection
@@ -173,8 +172,6 @@ class Callbacks:
         except StateError as exc:
             return state_failure(exc, "the runs' state cannot be read; see the server's log",
                                  html)
-        if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not resume
-            return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
         if opened.ended:
             return _error(409, opened.ended_message(), html, "Link already used")
         try:

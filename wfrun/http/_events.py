@@ -5,10 +5,10 @@ Statuses: 202 `{"status": "accepted", "run_id", "event", "step", "kept"}` once t
 stored: taken by the step waiting for it (`step`; the run continues in a background worker,
 or at the next tick if the server stops first) or kept in the run's inbox for the next step
 that waits for it (`kept`); 200 for GET and HEAD, a JSON description of the URL (nothing is
-sent); 204 OPTIONS; 400 a body that cannot be read; 404 anything that is not a valid event URL
+sent; every other method sends); 400 a body that cannot be read; 404 anything that is not a valid event URL
 of a stored run (bad, unknown or foreign token, unknown run: the same body, and the token is
 checked before the store is read, so the time tells nothing either); 409 the run is finished
-(any method but OPTIONS) or cannot take the event now; 422 data failing the schema of the step
+or cannot take the event now; 422 data failing the schema of the step
 waiting for the event (nothing is stored); 500 the state cannot be read or written.
 """
 
@@ -28,7 +28,6 @@ from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
 from ._forms import query_data
 
 ROUTE = re.compile(r"/runs/([^/]+)/events/([^/]+)")
-ALLOWED = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 SAFE = ("GET", "HEAD")  # they describe the URL, never send the event
 logger = logging.getLogger("wfrun.http")
 
@@ -62,8 +61,6 @@ class EventSends:
             return NOT_FOUND
         except StateError as exc:
             return state_failure(exc, "the state cannot be read; see the server's log")
-        if req.method == "OPTIONS":  # a CORS preflight or a probe: it must not send
-            return Reply(204, b"", "text/plain", {"Allow": ALLOWED})
         run = link.run
         if run.finished:
             return json_reply(409, {"error": f"run {run.run_id} is {run.status}; it takes no "

@@ -34,6 +34,7 @@ from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
+METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP method is a token (RFC 9110)
 REQUEST_TIMEOUT = 30.0  # seconds a client may stay silent while sending its request
 HEADER_DEADLINE = 10.0  # seconds a client may take to send the request line and headers
 BODY_DEADLINE = 60.0  # seconds a client may take to send a whole body
@@ -259,7 +260,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
         self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """`do_METHOD` for every method: a link acts on any method but GET and HEAD (SPEC §7:
+        Pipedream's "any HTTP request"), so none gets the standard library's 501."""
+        if name.startswith("do_") and METHOD.fullmatch(name[3:]):
+            return self._dispatch
+        raise AttributeError(name)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """One access-log line on stderr, with the token hidden."""
