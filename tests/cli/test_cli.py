@@ -731,3 +731,24 @@ def test_tick_refuses_the_due_timer_of_a_removed_step_and_changes_nothing(
     errors = out.json()["errors"]
     assert len(errors) == 1 and "nap" in str(errors[0]) and "no longer exists" in str(errors[0])
     assert state() == before
+
+
+def test_store_and_a_state_dir_naming_another_store_are_refused_even_the_default_spelled_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WFRUN_STATE_DIR", raising=False)
+    monkeypatch.delenv("WFRUN_STORE", raising=False)
+
+    def wfrun(*args: str, env: dict[str, str] | None = None) -> Outcome:
+        result = CliRunner().invoke(app, list(args), env=env)
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    for given in (wfrun("--store", "file:other", "--state-dir", ".wfstate", "list"),
+                  wfrun("--store", "file:other", "list", env={"WFRUN_STATE_DIR": ".wfstate"})):
+        line = refused(given, 2)
+        assert "give only one" in line and ".wfstate" in line
+    for same in (wfrun("--store", "file:./.wfstate", "--state-dir", ".wfstate", "list"),
+                 wfrun("--store", f"file:{tmp_path / 'other'}", "--state-dir", "other", "list"),
+                 wfrun("--store", "file:other", "list")):
+        assert same.code == 0, same.stderr
+    assert not (tmp_path / ".wfstate").exists() and not (tmp_path / "other").exists()

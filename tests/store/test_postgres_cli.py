@@ -148,6 +148,9 @@ def test_wfrun_store_in_the_environment_names_the_store(pg: PgProject) -> None:
     # --state-dir names another store than WFRUN_STORE: refused, not guessed
     both = pg.cli("--state-dir", "elsewhere", "list", store="", env={"WFRUN_STORE": pg.url})
     assert both.code == 2 and "give only one" in both.stderr
+    for default in (pg.cli("--state-dir", ".wfstate", "list"),  # the default, spelled out
+                    pg.cli("list", env={"WFRUN_STATE_DIR": ".wfstate"})):
+        assert default.code == 2 and "give only one" in default.stderr
 
 
 @pytest.mark.parametrize("wrong", ["port", "database"])

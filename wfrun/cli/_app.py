@@ -61,6 +61,7 @@ VerboseOpt = Annotated[bool, typer.Option(
 
 @app.callback()
 def _globals(
+    ctx: typer.Context,
     store: Annotated[str | None, typer.Option(
         envvar="WFRUN_STORE", show_default=False,
         help="Where runs are kept, as a URL: file:PATH (default file:.wfstate) or "
@@ -76,7 +77,10 @@ def _globals(
 
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
-    use(Settings(state_dir, workflows_dir, state_dir != DEFAULT_STATE_DIR, store))
+    # given on the command line or by WFRUN_STATE_DIR, even when equal to the default
+    source = ctx.get_parameter_source("state_dir")
+    explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    use(Settings(state_dir, workflows_dir, explicit, store))
 
 
 def handle_errors(function: F) -> F:

@@ -38,7 +38,7 @@ class Settings:
         from wfrun.store._urls import store_kind
 
         kind, where = store_kind(self.store)
-        if self.explicit_state_dir and (kind != "file" or where != self._dir):
+        if self.explicit_state_dir and (kind != "file" or not _same_path(where, self._dir)):
             raise UsageError(f"--store and --state-dir (or WFRUN_STORE and WFRUN_STATE_DIR) name "
                              f"different stores ({self._dir!r}); give only one")
         return self.store
@@ -80,6 +80,13 @@ class Settings:
         if self.explicit_state_dir:
             return f"wfrun --state-dir {shlex.quote(self.state_dir)}"
         return "wfrun"
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two spellings name one directory (`.wfstate`, `./.wfstate`, its absolute path)."""
+    import os
+
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 _current = Settings(DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, False)
