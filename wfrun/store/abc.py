@@ -439,7 +439,8 @@ class Store(ABC):
         has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
         never read as state), `index` (a run that tick must visit is missing from the due
         index, or the index holds something tick cannot use), `key` (the URL signing key
-        cannot be used) or `mode` (others may read or write it). Reads every run, so its cost
+        cannot be used), `mode` (others may read or write it) or `schema` (a table, column,
+        index or trigger of a database store is missing). Reads every run, so its cost
         grows with all runs; takes no lock, so a run being changed meanwhile may be reported
         and should be checked again. This default knows only `iter_runs`; implementations
         report what else they can see.

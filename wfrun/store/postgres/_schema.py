@@ -182,3 +182,67 @@ def _version(conn: Any) -> int | None:
         return None
     found = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
     return int(found[0]) if found[0] is not None else None
+
+
+# What the migrations leave in the schema and wfrun needs, for `wfrun doctor`
+# (tests/store/test_postgres_schema.py checks that a fresh schema has exactly this).
+TABLES: dict[str, tuple[str, ...]] = {
+    "wfrun_schema": ("version", "migrated_at"),
+    "wfrun_runs": ("run_id", "workflow", "status", "parent_run", "created_at", "updated_at",
+                   "next_due", "revision", "run_schema", "snapshot", "created", "updated",
+                   "waits_until", "suspended"),
+    "wfrun_history": ("seq", "run_id", "event"),
+    "wfrun_logs": ("seq", "run_id", "record"),
+    "wfrun_keys": ("name", "secret", "created_at"),
+    "wfrun_claims": ("run_id", "owner", "token", "acquired_at", "expires_at"),
+    "wfrun_manifests": ("digest", "document", "cached_at"),
+    "wfrun_tokens": ("seq", "name", "workflow", "hash", "created_at", "revoked", "revoked_at"),
+    "wfrun_schedules": ("workflow", "revision", "state"),
+}
+INDEXES = {  # each index, and the table it is on
+    **{f"{table}_pkey": table for table in TABLES},
+    **dict.fromkeys(("wfrun_runs_due", "wfrun_runs_parent", "wfrun_runs_list",
+                     "wfrun_runs_by_status", "wfrun_runs_by_workflow", "wfrun_runs_pending"),
+                    "wfrun_runs"),
+    "wfrun_history_run": "wfrun_history", "wfrun_logs_run": "wfrun_logs",
+}
+SEQUENCES = {  # each sequence, and the table whose identity column owns it (None: its own)
+    "wfrun_claim_tokens": None, "wfrun_history_seq_seq": "wfrun_history",
+    "wfrun_logs_seq_seq": "wfrun_logs", "wfrun_tokens_seq_seq": "wfrun_tokens",
+}
+TRIGGERS = ("wfrun_runs_new", "wfrun_runs_due")  # on wfrun_runs: they wake the workers
+
+
+def schema_problems(conn: Any) -> list[tuple[str, str]]:
+    """What is missing from the wfrun tables of `conn`'s schema (a table, column, index,
+    sequence or enabled trigger), as (relation, sentence) pairs; reads the catalog only."""
+    rows = conn.execute(
+        "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND c.relkind = 'r' AND a.attnum > 0 "
+        "AND NOT a.attisdropped "
+        "WHERE n.nspname = current_schema() AND c.relname LIKE 'wfrun\\_%'").fetchall()
+    kinds = {name: kind for name, kind, _column in rows}
+    columns = {(name, column) for name, _kind, column in rows if column is not None}
+    triggers = {name for (name,) in conn.execute(
+        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+        "AND c.relname = 'wfrun_runs' AND NOT t.tgisinternal AND t.tgenabled <> 'D'").fetchall()}
+    found: list[tuple[str, str]] = []
+    for table, names in TABLES.items():
+        if kinds.get(table) != "r":
+            found.append((table, f"table {table} is missing"))
+            continue
+        found.extend((table, f"column {table}.{name} is missing")
+                     for name in names if (table, name) not in columns)
+    tables = {table for table in TABLES if kinds.get(table) == "r"}  # (the others are said)
+    found.extend((table, f"index {name} on {table} is missing") for name, table in INDEXES.items()
+                 if table in tables and kinds.get(name) != "i")
+    found.extend((owner or name, f"sequence {name} is missing")
+                 for name, owner in SEQUENCES.items()
+                 if (owner is None or owner in tables) and kinds.get(name) != "S")
+    if "wfrun_runs" in tables:
+        found.extend(("wfrun_runs", f"trigger {name} on wfrun_runs is missing or disabled "
+                                    "(workers are not woken when a run becomes due)")
+                     for name in TRIGGERS if name not in triggers)
+    return found

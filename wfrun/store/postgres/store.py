@@ -35,6 +35,7 @@ import psycopg
 import wfrun.store.postgres._connect as _connect
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
+import wfrun.store.postgres._schema as _schema
 from wfrun.errors import ConflictError, NotFoundError, StateError, StoreUnavailable, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
@@ -303,7 +304,16 @@ class PostgresStore(ReadsPart):
     def check(self) -> tuple[int, list[dict[str, str]]]:
         from wfrun.durations import parse_iso
 
-        runs, problems = 0, []
+        with self._conn() as conn:
+            damaged = _schema.schema_problems(conn)
+        problems = [{"path": f"{self._label} {relation}", "kind": "schema", "reason": (
+            f"{sentence}: wfrun's migrations created it and wfrun needs it; restore it from "
+            "a backup (docs/postgresql.md#backups)")} for relation, sentence in damaged]
+        unreadable = {relation for relation, sentence in damaged
+                      if sentence.startswith(("table", "column"))}
+        if unreadable & {"wfrun_runs", "wfrun_keys"}:
+            return 0, problems  # what follows reads them as wfrun wrote them
+        runs = 0
         for run_id, revision, run_schema, text, due in self._rows(
                 "revision, run_schema, snapshot::text, next_due"):
             runs += 1

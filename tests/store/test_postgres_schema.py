@@ -1,0 +1,80 @@
+"""`wfrun doctor` on PostgreSQL checks the schema (SPEC §10): what the migrations create is
+what doctor expects, and a table, column, index or trigger changed by hand is reported (exit 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import _pg
+import pytest
+
+from wfrun.store.postgres import PostgresStore
+from wfrun.store.postgres._schema import INDEXES, SEQUENCES, TABLES, TRIGGERS
+
+from ._runs import make_run
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with _pg.schema() as schema_url:
+        yield schema_url
+
+
+def sql(url: str, query: str) -> list[tuple[Any, ...]]:
+    """One statement as a DBA would run it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(query)
+        return cur.fetchall() if cur.description else []
+
+
+def test_what_doctor_expects_is_exactly_what_the_migrations_create(url: str) -> None:
+    store = PostgresStore(url)
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    relations = sql(url, "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
+                         "ON n.oid = c.relnamespace WHERE n.nspname = current_schema()")
+    assert {name for name, kind in relations if kind == "r"} == set(TABLES)
+    assert {name for name, kind in relations if kind == "i"} == set(INDEXES)
+    assert {name for name, kind in relations if kind == "S"} == set(SEQUENCES)
+    for table, columns in TABLES.items():
+        found = sql(url, "SELECT column_name FROM information_schema.columns WHERE "
+                         f"table_schema = current_schema() AND table_name = '{table}'")
+        assert sorted(name for (name,) in found) == sorted(columns), table
+    triggers = sql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND "
+                        "tgrelid = 'wfrun_runs'::regclass")
+    assert sorted(name for (name,) in triggers) == sorted(TRIGGERS)
+    assert store.check() == (1, [])
+
+
+def _doctor(url: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+    proc = subprocess.run([sys.executable, "-m", "wfrun", "--store", url, "doctor", "--json"],
+                          capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
+    return proc.returncode, json.loads(proc.stdout or "{}"), proc.stderr
+
+
+@pytest.mark.parametrize(("damage", "said"), [
+    ("ALTER TABLE wfrun_history RENAME TO wfrun_history_old", "table wfrun_history is missing"),
+    ("ALTER TABLE wfrun_runs DROP COLUMN waits_until", "column wfrun_runs.waits_until is missing"),
+    ("DROP INDEX wfrun_runs_due", "index wfrun_runs_due on wfrun_runs is missing"),
+    ("ALTER TABLE wfrun_runs DISABLE TRIGGER wfrun_runs_new", "trigger wfrun_runs_new"),
+    ("DROP SEQUENCE wfrun_claim_tokens", "sequence wfrun_claim_tokens is missing"),
+])
+def test_a_schema_changed_by_hand_is_reported_by_doctor(
+        url: str, tmp_path: Path, damage: str, said: str) -> None:
+    PostgresStore(url).create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    code, report, stderr = _doctor(url, tmp_path)
+    assert code == 0 and report["problems"] == [], stderr
+    sql(url, damage)
+    code, report, stderr = _doctor(url, tmp_path)
+    assert code == 5, (report, stderr)
+    problems = [p for p in report["problems"] if p["kind"] == "schema"]
+    assert len(problems) == 1 and said in problems[0]["reason"], report
+    assert "restore" in problems[0]["reason"] and "Traceback" not in stderr
