@@ -78,3 +78,12 @@ def test_a_schema_changed_by_hand_is_reported_by_doctor(
     problems = [p for p in report["problems"] if p["kind"] == "schema"]
     assert len(problems) == 1 and said in problems[0]["reason"], report
     assert "restore" in problems[0]["reason"] and "Traceback" not in stderr
+
+
+def test_tables_whose_version_table_was_dropped_are_refused_not_created_again(
+        url: str, tmp_path: Path) -> None:
+    PostgresStore(url).create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    sql(url, "DROP TABLE wfrun_schema")
+    code, _report, stderr = _doctor(url, tmp_path)
+    assert code == 5 and "lost their version table" in stderr and "Traceback" not in stderr
+    assert sql(url, "SELECT run_id FROM wfrun_runs") == [("r1",)]

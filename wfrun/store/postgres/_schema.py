@@ -152,6 +152,11 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
     if current is not None and current > VERSION:
         raise StateError(f"the wfrun tables in {where} are at schema version {current}, newer "
                          f"than this wfrun knows ({VERSION}); upgrade wfrun")
+    if current is None and conn.execute(
+            "SELECT to_regclass(quote_ident(current_schema()) || '.wfrun_runs')").fetchone()[0]:
+        raise StateError(f"the wfrun tables in {where} have lost their version table, "
+                         "wfrun_schema (dropped by hand?), so wfrun cannot tell which migrations "
+                         "they have; restore it from a backup (docs/postgresql.md#backups)")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
         conn.execute("CREATE TABLE IF NOT EXISTS wfrun_schema ("
