@@ -68,6 +68,18 @@ def test_resume_with_a_form_body_becomes_an_object(server: Server) -> None:
                           "action": None}
 
 
+def test_a_form_body_is_typed_as_the_resume_schema_asks_like_query_parameters(
+        server: Server) -> None:
+    doc = server.start("approval")
+    body = urlencode({"approved": "true", "amount": "12.5", "reviewer": "42"}).encode()
+    reply = http(_resume_url(doc) + "&action=approved", "POST", body,
+                 {"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 202, reply.text
+    run = server.wait_until_settled(doc["run_id"])
+    assert run.status == "completed"  # the schema's boolean was met: "true" became true
+    assert run.steps["approve"].output == {"approved": True, "amount": 12.5, "reviewer": "42"}
+
+
 def test_a_bodiless_post_resumes_and_a_get_only_describes_the_link(server: Server) -> None:
     doc = server.start("suspend-code")
     before = server.project.snapshots()

@@ -63,7 +63,7 @@ def test_a_bug_in_a_handler_is_logged_with_its_traceback_and_the_server_goes_on(
             raise RuntimeError("a bug")
         real(self)
 
-    monkeypatch.setattr(_server.Handler, "do_GET", broken)
+    monkeypatch.setattr(_server.Handler, "_dispatch", broken)
     caplog.set_level(logging.INFO, logger="wfrun.http")
     with running_server(project, monkeypatch) as server:
         with pytest.raises(OSError):  # the connection ends without an answer

@@ -32,7 +32,7 @@ from wfrun.errors import (
 )
 from wfrun.model import COMPLETED
 
-from ._forms import form_data, query_data
+from ._forms import fields_data, form_data, query_data
 from ._pages import (
     ACTION_FIELD,
     FORM_MARKER,
@@ -251,13 +251,15 @@ class Callbacks:
         from_page = form is not None and FORM_MARKER in form
         action: str | None = (req.query.get("action") or [""])[0] or None
         link = Link(None, [], "")
-        if from_page or html or not req.body:  # the form, its page and the query need these
+        if form is not None or html or not req.body:  # forms, pages and the query need these
             link = self._link(engine, opened)
         if from_page and form is not None:
             action = (form.get(ACTION_FIELD) or [""])[0] or action
             data, errors = form_data(link.schema, form, action, link.actions)
             if errors:
                 return self._invalid(opened, req, token, link, data, errors, html)
+        elif form is not None:  # a service's form: its fields, typed as the schema asks
+            data = fields_data(link.schema, form)
         elif not req.body:  # no body: the query parameters are the data
             data = query_data(link.schema, req.query)
         if action is not None and not (0 < len(action) <= MAX_ACTION):

@@ -25,7 +25,7 @@ from wfrun.errors import NotFoundError, SchemaViolation, StateError, UsageError,
 from wfrun.model import RUNNING
 
 from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
-from ._forms import query_data
+from ._forms import fields_data, query_data
 
 ROUTE = re.compile(r"/runs/([^/]+)/events/([^/]+)")
 SAFE = ("GET", "HEAD")  # they describe the URL, never send the event
@@ -80,10 +80,12 @@ class EventSends:
 
     def _send(self, engine: Engine, req: EventRequest, schema: Any) -> Reply:
         try:
-            data, _ = decode_body(req.body, req.headers.get("content-type", ""))
+            data, form = decode_body(req.body, req.headers.get("content-type", ""))
         except UsageError as exc:
             return json_reply(400, {"error": exc.message})
-        if not req.body:  # no body: the query parameters (but the token) are the data
+        if form is not None:  # a form's fields, typed as the waiting step's schema asks
+            data = fields_data(schema, form)
+        elif not req.body:  # no body: the query parameters (but the token) are the data
             data = query_data(schema, req.query)
         query = {k: v[0] if len(v) == 1 else v for k, v in req.query.items() if k != "token"}
         request = {"method": req.method, "headers": dict(req.headers), "query": query,

@@ -173,17 +173,22 @@ def coerce_text(schema: Any, raw: str) -> Any:
 
 def query_data(schema: Any, query: dict[str, list[str]]) -> dict[str, Any] | None:
     """The data of a request with no body: its query parameters other than `token` and
-    `action` (a repeated one is a list), coerced to the types of `schema`'s properties; None
-    when there are none."""
+    `action`, as `fields_data` reads them; None when there are none."""
+    return fields_data(schema, {k: v for k, v in query.items() if k not in ("token", "action")}
+                       ) or None
+
+
+def fields_data(schema: Any, fields: dict[str, list[str]]) -> dict[str, Any]:
+    """Text fields (query parameters, or a form body a service posted) as an object: a
+    repeated field is a list, and each value is coerced to the type `schema`'s property of
+    that name asks for (`approved=true` is true where it asks for a boolean)."""
     props = _properties(schema)
     data: dict[str, Any] = {}
-    for name, values in query.items():
-        if name in ("token", "action"):
-            continue
+    for name, values in fields.items():
         prop = props.get(name)
         if len(values) == 1 and "array" not in _types(prop):
             data[name] = coerce_text(prop, values[0])
         else:
             items = prop.get("items") if isinstance(prop, dict) else None
             data[name] = [coerce_text(items, v) for v in values]
-    return data or None
+    return data
