@@ -1,6 +1,7 @@
 """The house rules, checked: the layer contracts (import-linter, pyproject.toml), no import
-cycle among wfrun's modules (counting imports inside functions and under TYPE_CHECKING), and
-the public API that step authors import."""
+cycle among wfrun's modules (counting imports inside functions and under TYPE_CHECKING), front
+ends (cli, http, testing) that use only the engine's public modules, lint and types, and the
+public API that step authors import."""
 
 from __future__ import annotations
 
@@ -97,6 +98,16 @@ def test_no_import_cycle_beyond_the_known_one() -> None:
     cycles = _cycles()
     assert [c for c in cycles if c not in KNOWN_CYCLES] == []
     assert [c for c in KNOWN_CYCLES if c not in cycles] == []  # fixed: drop it from the list
+
+
+def test_front_ends_use_only_the_engines_public_modules() -> None:
+    modules = _modules()
+    fronts = [m for m in modules if m.split(".")[1:2] in (["cli"], ["http"], ["testing"])]
+    private = {front: sorted(t for t in _imports(front, modules[front], modules)
+                             if t.startswith("wfrun.engine.") and
+                             t.removeprefix("wfrun.engine.").startswith("_"))
+               for front in fronts}
+    assert {front: found for front, found in private.items() if found} == {}
 
 
 def test_the_layer_contracts_hold() -> None:

@@ -139,9 +139,9 @@ def echo_steps(verbose: bool) -> None:
     """With --verbose, what steps print and log is echoed to stderr until the command ends;
     without it, it is only kept (`wfrun logs`)."""
     if verbose:
-        from wfrun.engine import _capture
+        from wfrun.engine import set_echo
 
-        _capture.set_echo(True)
+        set_echo(True)
         _echoing.append(True)
 
 
@@ -151,9 +151,9 @@ _echoing: list[bool] = []  # --verbose set the echo on: the command's end sets i
 def _done_executing() -> None:
     _executing.clear()
     if _echoing:
-        from wfrun.engine import _capture
+        from wfrun.engine import set_echo
 
-        _capture.set_echo(False)
+        set_echo(False)
         _echoing.clear()
     while _handlers:
         signum, handler = _handlers.popitem()

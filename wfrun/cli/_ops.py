@@ -80,9 +80,7 @@ def tick(
 
 def _no_schedule(engine: Any) -> bool:
     """True unless a workflow has a schedule: then tick fires it, making the state directory."""
-    from wfrun.engine import _timetable
-
-    return not _timetable.any_schedule(engine)
+    return not engine.has_schedules()
 
 
 def _default_workers() -> int:

@@ -35,8 +35,6 @@ def schedules(
 
     Example: wfrun schedules pause daily-report
     """
-    from wfrun.engine import _timetable
-
     command = settings().command()
     if action is not None and action not in ACTIONS:
         raise UsageError(f"unknown action {action!r}: '{command} schedules' lists the schedules, "
@@ -47,13 +45,13 @@ def schedules(
                          f"{action}; '{command} schedules' lists them")
     engine = settings().engine(now)
     if action is not None and workflow is not None:
-        row, changed = _timetable.pause(engine, workflow, action == "pause")
+        row, changed = engine.pause_schedule(workflow, action == "pause")
         if as_json:
             emit_json(row)
         else:
             print(_pause_sentence(row, action, changed, command))
         return
-    rows, broken = _timetable.listing(engine)
+    rows, broken = engine.schedules()
     for exc in broken:
         print(f"error: {exc.message} (its schedule cannot fire until this is fixed)",
               file=sys.stderr)

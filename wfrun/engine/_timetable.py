@@ -1,5 +1,5 @@
 """Schedules (SPEC §11): `tick` starts the runs that scheduled workflows are owed; `wfrun
-schedules` lists them, pauses and unpauses them.
+schedules` lists them, pauses and unpauses them (`_schedule_control`).
 
 Each scheduled workflow has a state in the store (`Store.schedule_state`):
 
@@ -197,7 +197,7 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
     if state is not None and state.get("timetable") == schedule.describe() \
             and isinstance(state.get("next_fire"), str) and now < parse_iso(state["next_fire"]):
         return  # the usual tick: nothing due, and no cron library imported to know it
-    timetable = _timetable(workflow)
+    timetable = timetable_of(workflow)
     mine = dict(state or {})
     through = parse_iso(mine["through"]) if mine.get("through") else now - GRACE
     if state is not None and schedule.catchup == "all":
@@ -243,7 +243,7 @@ def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datet
         return
     previous = state.get("last_run")
     if previous and schedule.overlap != "allow":
-        status = _status(engine, previous)
+        status = run_status(engine, previous)
         if status is not None and status not in FINISHED and status != "unreadable":
             if schedule.overlap == "skip":
                 state["last_skip"] = {"fire": to_iso(when), "run_id": previous,
@@ -265,7 +265,7 @@ def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datet
                             "status": result.run.status})
 
 
-def _status(engine: Engine, run_id: str) -> str | None:
+def run_status(engine: Engine, run_id: str) -> str | None:
     """The status of a run; None if it is gone, `unreadable` if it cannot be read."""
     try:
         return engine.store.load(run_id).status
@@ -321,7 +321,8 @@ def run_id_for(name: str, when: datetime, timetable: Timetable) -> str:
     return f"sched-{name}-{stamp}"
 
 
-def _timetable(workflow: Workflow) -> Timetable:
+def timetable_of(workflow: Workflow) -> Timetable:
+    """The fire times of a scheduled workflow's `schedule:`."""
     from wfrun._firetimes import Timetable  # imports croniter and zoneinfo
 
     assert workflow.schedule is not None
@@ -333,87 +334,3 @@ def _stem(path: str) -> str:
     if base == "workflow.yaml":
         return os.path.basename(os.path.dirname(path))
     return os.path.splitext(base)[0]
-
-
-# -- wfrun schedules -----------------------------------------------------------------------------
-
-def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
-    """What `wfrun schedules` shows of one schedule (its `--json` row)."""
-    schedule = workflow.schedule
-    assert schedule is not None
-    now = engine.clock.now()
-    row: dict[str, Any] = {
-        "workflow": workflow.name, "path": workflow.path, "cron": schedule.cron,
-        "every": schedule.every_text, "timezone": schedule.timezone, "input": schedule.input,
-        "overlap": schedule.overlap, "catchup": schedule.catchup, "paused": False,
-        "next_fire": None, "next_fire_local": None, "last_fire": None, "last_run": None,
-        "last_run_status": None, "last_skip": None, "error": None,
-    }
-    try:
-        state, _ = engine.store.schedule_state(workflow.name)
-        state = state or {}
-        row.update(paused=bool(state.get("paused")), last_fire=state.get("last_fire"),
-                   last_run=state.get("last_run"), last_skip=state.get("last_skip"))
-        if row["last_run"]:
-            row["last_run_status"] = _status(engine, row["last_run"]) or "deleted"
-        if not row["paused"]:
-            timetable = _timetable(workflow)
-            upcoming = _upcoming(timetable, state, now)
-            row["next_fire"] = to_iso(upcoming)
-            row["next_fire_local"] = timetable.local(upcoming).isoformat(timespec="seconds")
-    except WfrunError as exc:
-        row["error"] = exc.message
-        row["exit_code"] = exc.exit_code
-    return row
-
-
-def _upcoming(timetable: Timetable, state: dict[str, Any], now: datetime) -> datetime:
-    """The fire time of the next run the schedule starts (in the past when a tick is overdue)."""
-    catchup = timetable.schedule.catchup
-    through = parse_iso(state["through"]) if state.get("through") else now - GRACE
-    if catchup == "none":
-        through = max(through, now - GRACE)
-    if catchup != "all":
-        latest = timetable.latest(through, now)
-        if latest is not None:
-            return latest
-    return timetable.next_after(through)
-
-
-def listing(engine: Engine) -> tuple[list[dict[str, Any]], list[WfrunError]]:
-    """Every schedule of the workflows directory (by workflow name), and the manifests with a
-    `schedule:` that cannot be loaded."""
-    workflows, broken = scheduled(engine)
-    rows = sorted((describe(engine, w) for w in workflows), key=lambda r: r["workflow"])
-    return rows, [exc for _, exc in broken]
-
-
-def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool]:
-    """Pause (or unpause) the schedule of workflow `name`; its row and whether it changed.
-
-    Unpausing moves `through` to now: fire times of the paused interval are not caught up."""
-    workflow = engine.workflow(name, check_code=False)
-    if workflow.schedule is None:
-        raise NotFoundError(f"workflow '{workflow.name}' has no schedule ({workflow.path}); "
-                            "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
-    now = engine.clock.now()
-    for _ in range(SAVE_ATTEMPTS):
-        state, revision = engine.store.schedule_state(workflow.name)
-        mine = dict(state or {"through": to_iso(now)})
-        if bool(mine.get("paused")) == paused:
-            return describe(engine, workflow), False
-        mine["paused"] = paused
-        if paused:
-            mine["paused_at"] = to_iso(now)
-        else:
-            through = parse_iso(mine["through"]) if mine.get("through") else now
-            mine["through"] = to_iso(max(through, now))
-            mine["paused_at"] = None
-            mine.pop("next_fire", None)  # the next tick works it out again
-        try:
-            engine.store.save_schedule_state(workflow.name, mine, revision)
-        except ConflictError:
-            continue
-        engine.manifests.flush()
-        return describe(engine, workflow), True
-    raise ConflictError(f"the schedule of workflow '{workflow.name}' kept changing; try again")

@@ -191,6 +191,29 @@ class Engine:
 
         return tick(self._runner, limit, workers)
 
+    # -- schedules (`wfrun schedules`, SPEC §11) -----------------------------------------------
+
+    def schedules(self) -> tuple[list[dict[str, Any]], list[WfrunError]]:
+        """Each schedule of the workflows directory (its `wfrun schedules --json` row, by
+        workflow name), and the errors of manifests with a `schedule:` that cannot be loaded."""
+        from ._schedule_control import listing
+
+        return listing(self)
+
+    def pause_schedule(self, workflow: str, paused: bool) -> tuple[dict[str, Any], bool]:
+        """Pause (or unpause) the schedule of `workflow`: its row, and whether it changed.
+        Unpausing does not catch up the fire times missed while paused."""
+        from ._schedule_control import pause
+
+        return pause(self, workflow, paused)
+
+    def has_schedules(self) -> bool:
+        """Whether any workflow of the workflows directory may declare a `schedule:` (read
+        cheaply: a tick with none needs no state directory)."""
+        from ._timetable import any_schedule
+
+        return any_schedule(self)
+
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         """Block until a run may have become due (on PostgreSQL: another process committed a
         new due time, or the earliest due time came), `stop` is set, or `timeout` seconds

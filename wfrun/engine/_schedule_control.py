@@ -1,0 +1,98 @@
+"""`wfrun schedules`: each schedule's row (next and last fire, last run, paused), pause and
+unpause. The state each schedule keeps, and how `tick` fires it, are in `_timetable`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wfrun._specs import Workflow
+from wfrun.durations import parse_iso, to_iso
+from wfrun.errors import ConflictError, NotFoundError, WfrunError
+
+from ._timetable import GRACE, SAVE_ATTEMPTS, Engine, run_status, scheduled, timetable_of
+
+if TYPE_CHECKING:
+    from wfrun._firetimes import Timetable
+
+
+def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
+    """What `wfrun schedules` shows of one schedule (its `--json` row)."""
+    schedule = workflow.schedule
+    assert schedule is not None
+    now = engine.clock.now()
+    row: dict[str, Any] = {
+        "workflow": workflow.name, "path": workflow.path, "cron": schedule.cron,
+        "every": schedule.every_text, "timezone": schedule.timezone, "input": schedule.input,
+        "overlap": schedule.overlap, "catchup": schedule.catchup, "paused": False,
+        "next_fire": None, "next_fire_local": None, "last_fire": None, "last_run": None,
+        "last_run_status": None, "last_skip": None, "error": None,
+    }
+    try:
+        state, _ = engine.store.schedule_state(workflow.name)
+        state = state or {}
+        row.update(paused=bool(state.get("paused")), last_fire=state.get("last_fire"),
+                   last_run=state.get("last_run"), last_skip=state.get("last_skip"))
+        if row["last_run"]:
+            row["last_run_status"] = run_status(engine, row["last_run"]) or "deleted"
+        if not row["paused"]:
+            timetable = timetable_of(workflow)
+            upcoming = _upcoming(timetable, state, now)
+            row["next_fire"] = to_iso(upcoming)
+            row["next_fire_local"] = timetable.local(upcoming).isoformat(timespec="seconds")
+    except WfrunError as exc:
+        row["error"] = exc.message
+        row["exit_code"] = exc.exit_code
+    return row
+
+
+def _upcoming(timetable: Timetable, state: dict[str, Any], now: datetime) -> datetime:
+    """The fire time of the next run the schedule starts (in the past when a tick is overdue)."""
+    catchup = timetable.schedule.catchup
+    through = parse_iso(state["through"]) if state.get("through") else now - GRACE
+    if catchup == "none":
+        through = max(through, now - GRACE)
+    if catchup != "all":
+        latest = timetable.latest(through, now)
+        if latest is not None:
+            return latest
+    return timetable.next_after(through)
+
+
+def listing(engine: Engine) -> tuple[list[dict[str, Any]], list[WfrunError]]:
+    """Every schedule of the workflows directory (by workflow name), and the manifests with a
+    `schedule:` that cannot be loaded."""
+    workflows, broken = scheduled(engine)
+    rows = sorted((describe(engine, w) for w in workflows), key=lambda r: r["workflow"])
+    return rows, [exc for _, exc in broken]
+
+
+def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool]:
+    """Pause (or unpause) the schedule of workflow `name`; its row and whether it changed.
+
+    Unpausing moves `through` to now: fire times of the paused interval are not caught up."""
+    workflow = engine.workflow(name, check_code=False)
+    if workflow.schedule is None:
+        raise NotFoundError(f"workflow '{workflow.name}' has no schedule ({workflow.path}); "
+                            "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
+    now = engine.clock.now()
+    for _ in range(SAVE_ATTEMPTS):
+        state, revision = engine.store.schedule_state(workflow.name)
+        mine = dict(state or {"through": to_iso(now)})
+        if bool(mine.get("paused")) == paused:
+            return describe(engine, workflow), False
+        mine["paused"] = paused
+        if paused:
+            mine["paused_at"] = to_iso(now)
+        else:
+            through = parse_iso(mine["through"]) if mine.get("through") else now
+            mine["through"] = to_iso(max(through, now))
+            mine["paused_at"] = None
+            mine.pop("next_fire", None)  # the next tick works it out again
+        try:
+            engine.store.save_schedule_state(workflow.name, mine, revision)
+        except ConflictError:
+            continue
+        engine.manifests.flush()
+        return describe(engine, workflow), True
+    raise ConflictError(f"the schedule of workflow '{workflow.name}' kept changing; try again")
