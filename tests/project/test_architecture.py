@@ -1,7 +1,7 @@
 """The house rules, checked: the layer contracts (import-linter, pyproject.toml), no import
-cycle among wfrun's modules (counting imports inside functions and under TYPE_CHECKING), front
-ends (cli, http, testing) that use only the engine's public modules, lint and types, and the
-public API that step authors import."""
+cycle among wfrun's modules (counting imports inside functions and under TYPE_CHECKING), each
+layer using only the public modules of those below (no `_private` module of engine or store),
+lint and types, and the public API that step authors import."""
 
 from __future__ import annotations
 
@@ -100,14 +100,19 @@ def test_no_import_cycle_beyond_the_known_one() -> None:
     assert [c for c in KNOWN_CYCLES if c not in cycles] == []  # fixed: drop it from the list
 
 
-def test_front_ends_use_only_the_engines_public_modules() -> None:
+def test_each_layer_uses_only_the_public_modules_of_those_below() -> None:
     modules = _modules()
-    fronts = [m for m in modules if m.split(".")[1:2] in (["cli"], ["http"], ["testing"])]
-    private = {front: sorted(t for t in _imports(front, modules[front], modules)
-                             if t.startswith("wfrun.engine.") and
-                             t.removeprefix("wfrun.engine.").startswith("_"))
-               for front in fronts}
-    assert {front: found for front, found in private.items() if found} == {}
+
+    def private_of(layer: str, importer: str) -> list[str]:
+        return sorted(t for t in _imports(importer, modules[importer], modules)
+                      if t.startswith(f"{layer}.")
+                      and t.removeprefix(f"{layer}.").split(".")[0].startswith("_"))
+
+    layer_of = {m: ".".join(m.split(".")[:2]) for m in modules}
+    fronts = [m for m in modules if layer_of[m] in ("wfrun.cli", "wfrun.http", "wfrun.testing")]
+    found = {m: private_of(layer, m) for m in fronts for layer in ("wfrun.engine", "wfrun.store")}
+    found |= {m: private_of("wfrun.store", m) for m in modules if layer_of[m] == "wfrun.engine"}
+    assert {m: names for m, names in found.items() if names} == {}
 
 
 def test_the_layer_contracts_hold() -> None:

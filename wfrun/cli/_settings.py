@@ -21,7 +21,7 @@ class Settings:
         self.store = store  # --store (WFRUN_STORE) as given
         self._kind, self._dir = "file", state_dir
         if store is not None:
-            from wfrun.store._urls import public_url, store_kind
+            from wfrun.store import public_url, store_kind
 
             try:
                 self._kind, where = store_kind(store)
@@ -35,7 +35,7 @@ class Settings:
         an unusable URL, or when --store and --state-dir name different stores."""
         if self.store is None:
             return self.state_dir
-        from wfrun.store._urls import store_kind
+        from wfrun.store import store_kind
 
         kind, where = store_kind(self.store)
         if self.explicit_state_dir and (kind != "file" or not _same_path(where, self._dir)):
@@ -74,7 +74,7 @@ class Settings:
         """How printed commands start: `wfrun`, with `--store` or `--state-dir` when one was
         given (never a URL's password: it belongs in PGPASSWORD or ~/.pgpass)."""
         if self.store is not None:
-            from wfrun.store._urls import public_url
+            from wfrun.store import public_url
 
             return f"wfrun --store {shlex.quote(public_url(self.store))}"
         if self.explicit_state_dir:

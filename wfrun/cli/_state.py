@@ -44,7 +44,7 @@ def state(
     if src is None or dst is None:
         raise UsageError("name the store to copy from and the one to copy into: wfrun state "
                          "copy SRC DST (each file:PATH or postgresql://USER@HOST:PORT/DB)")
-    from wfrun.store._copy import copy_state
+    from wfrun.store import copy_state
 
     report = copy_state(src, dst)
     from . import _render

@@ -13,8 +13,7 @@ from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
 from wfrun.errors import NotFoundError
 from wfrun.model import Run
-from wfrun.store import Store, open_store
-from wfrun.store._urls import store_kind
+from wfrun.store import Store, open_store, store_kind
 
 DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning; every test starts at the same time
 
