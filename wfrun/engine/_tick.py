@@ -18,7 +18,7 @@ from ._result import TickReport
 from ._runner_api import RunnerAPI
 from ._schedule import step_gone
 from ._transitions import fire_due
-from ._workers import tick_in_workers, worth_it
+from ._workers import Share, tick_in_workers, worth_it
 
 BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
 
@@ -32,8 +32,9 @@ def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickR
     due = runner.store.due(now, limit) if workers > 1 else []
     if worth_it(len(due), workers):
         report = TickReport(errors=runner.store.index_errors())
+        share = _acquiring(now) if runner.store.shared_acquire else advance
         with runner.store.batch() as batch:  # owes what a worker that died could not
-            tick_in_workers(runner, due, workers, advance, report, batch)
+            tick_in_workers(runner, due, workers, share, report, batch)
         runner.manifests.flush()
     else:
         report = _report(runner, lambda report: _tick_batches(runner, now, limit, report))
@@ -50,6 +51,18 @@ def advance(runner: RunnerAPI, due: list[str],
     A tick worker's share: each run is claimed in turn, and skipped if another process holds
     it."""
     return _report(runner, lambda report: _tick_runs(runner, due, report, progress))
+
+
+def _acquiring(now: str) -> Share:
+    """A worker's part on a store whose `acquire_due` several processes share (PostgreSQL):
+    it acquires batches of the runs due at `now` itself, as a lone tick does, up to as many
+    runs as its share of those the parent found due (which run goes to which worker is left
+    to the store)."""
+    def part(runner: RunnerAPI, share: list[str],
+             progress: Callable[[TickReport], None] | None = None) -> TickReport:
+        return _report(runner, lambda report: _tick_batches(runner, now, len(share), report,
+                                                            progress))
+    return part
 
 
 def _report(runner: RunnerAPI, work: Callable[[TickReport], None]) -> TickReport:
@@ -76,10 +89,12 @@ def _tick_runs(runner: RunnerAPI, due: list[str], report: TickReport,
             progress(report)
 
 
-def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickReport) -> None:
-    """Acquire the runs due at `now` a batch at a time and advance each (at most `limit`);
-    every run at most once, however often it is found due again (a run that failed to advance
-    is still due: it is acquired again with the next batch and let go)."""
+def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickReport,
+                  progress: Callable[[TickReport], None] | None = None) -> None:
+    """Acquire the runs due at `now` a batch at a time and advance each (at most `limit`),
+    calling `progress` after each; every run at most once, however often it is found due
+    again (a run that failed to advance is still due: it is acquired again with the next batch
+    and let go)."""
     done: set[str] = set()  # the runs this tick advanced (or tried to)
     again = 0  # how many of them may still be due at `now`: found again, so asked for on top
     while limit is None or len(done) < limit:
@@ -104,6 +119,8 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
                     continue  # claimed by the work of a run before it in the batch
                 done.add(claim.run_id)
                 advanced, run = _advance_claimed(runner, claim, report)
+                if progress is not None:
+                    progress(report)
                 due = run.next_due() if run is not None else None
                 if not advanced or (due is not None and due <= now):
                     again += 1

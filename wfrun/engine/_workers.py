@@ -1,7 +1,9 @@
 """`tick --workers N`: the due runs shared among worker processes forked from this one.
 
 Each worker advances its share exactly as a lone tick would (the execution claim still keeps
-two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups)
+two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups;
+on a store whose `acquire_due` processes share, PostgreSQL, a share is only a number of runs,
+which the worker acquires in batches)
 and sends what it did back through a pipe, a line of JSON after each run, then a last line
 once all of it is durable. Workers run step code concurrently, on separate runs only. A worker
 that dies is reported; the parent makes the runs it had reported durable and reports them too,
@@ -150,7 +152,7 @@ def _merge(batch: Batch, report: TickReport, share: list[str], data: bytes,
         runs = sorted({item["run_id"] for item in advanced} | {e["run_id"] for e in errors})
         batch.adopt(runs)
     if not done:
-        left = len(share) - len({item["run_id"] for item in advanced if item["run_id"] in share})
+        left = max(0, len(share) - len({item["run_id"] for item in advanced}))
         how = f"exit status {os.waitstatus_to_exitcode(status)}"
         errors.append({"run_id": share[0], "message": (
             f"a tick worker died ({how}) with {left} of its {len(share)} due run(s) not "

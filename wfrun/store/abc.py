@@ -117,6 +117,12 @@ class Store(ABC):
     then). A process forked from one using the store holds none of its claims, locks or
     connections."""
 
+    shared_acquire = False
+    """True if processes calling `acquire_due` at once each get different runs without
+    getting in each other's way (a database's `SKIP LOCKED`): forked tick workers then acquire
+    batches each, as separate `tick` processes do, rather than share out the runs the parent
+    found due and claim them one by one."""
+
     @abstractmethod
     def create(self, run: Run, events: Sequence[dict[str, Any]] = ()) -> None:
         """Durably store a new run, setting `run.revision` to 1, with `events`, the history

@@ -75,6 +75,8 @@ class PostgresStore(ReadsPart):
     of processes; the tables are created in the first schema of the connection's search_path
     (`?options=-csearch_path%3DNAME` picks another than `public`)."""
 
+    shared_acquire = True  # FOR UPDATE SKIP LOCKED: see _leases
+
     def __init__(self, url: str) -> None:
         self.url = url
         server = _connect.server(url)  # parses the URL: UsageError if malformed
