@@ -35,14 +35,13 @@ import psycopg
 import wfrun.store.postgres._connect as _connect
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
-import wfrun.store.postgres._schema as _schema
 from wfrun.errors import ConflictError, NotFoundError, StateError, StoreUnavailable, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
 from wfrun.store.abc import Durability, ExecutionClaim
 from wfrun.store.postgres._connect import errors
-from wfrun.store.postgres._reads import ReadsPart
+from wfrun.store.postgres._doctor import DoctorPart
 from wfrun.store.queries import RunSummary, has_suspension
 
 _dump = encoder(allow_nan=False)
@@ -70,7 +69,7 @@ _CHANGE = "WITH changed AS ({} RETURNING run_id), logged AS (" + _EVENTS + \
     "){} SELECT count(*) FROM changed"
 
 
-class PostgresStore(ReadsPart):
+class PostgresStore(DoctorPart):
     """Runs in a PostgreSQL database (`postgresql://USER@HOST:PORT/DB`), shared by any number
     of processes; the tables are created in the first schema of the connection's search_path
     (`?options=-csearch_path%3DNAME` picks another than `public`)."""
@@ -300,42 +299,6 @@ class PostgresStore(ReadsPart):
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         _listen.wait_for_work(self._server(), timeout, stop)
-
-    # -- doctor --------------------------------------------------------------------------------
-
-    def check(self) -> tuple[int, list[dict[str, str]]]:
-        from wfrun.durations import parse_iso
-
-        with self._conn() as conn:
-            damaged = _schema.schema_problems(conn)
-        problems = [{"path": f"{self._label} {relation}", "kind": "schema", "reason": (
-            f"{sentence}: wfrun's migrations created it and wfrun needs it; restore it from "
-            "a backup (docs/postgresql.md#backups)")} for relation, sentence in damaged]
-        unreadable = {relation for relation, sentence in damaged
-                      if sentence.startswith(("table", "column"))}
-        if unreadable & {"wfrun_runs", "wfrun_keys"}:
-            return 0, problems  # what follows reads them as wfrun wrote them
-        runs = 0
-        for run_id, revision, run_schema, text, due in self._rows(
-                "revision, run_schema, snapshot::text, next_due"):
-            runs += 1
-            try:
-                run = self._parse(run_id, revision, run_schema, text)
-            except StateError as exc:
-                problems.append({"path": self._describe(run_id), "kind": "snapshot",
-                                 "reason": exc.message})
-                continue
-            wanted = run.next_due()
-            if (parse_iso(wanted) if wanted else None) != due:
-                problems.append({"path": self._describe(run_id), "kind": "index", "reason": (
-                    f"run {run_id} is due at {wanted or 'no time'} but its next_due column "
-                    f"says {due.isoformat() if due else 'never'}; its next save corrects it")})
-        with self._conn() as conn:
-            row = conn.execute("SELECT length(secret) FROM wfrun_keys WHERE name = 'url'").fetchone()
-        if row is not None and row[0] < 32:
-            problems.append({"path": f"{self._label} table wfrun_keys", "kind": "key",
-                             "reason": "the URL signing key is shorter than 32 bytes"})
-        return runs, problems
 
     # -- moving state between stores (wfrun state copy) --------------------------------------
 
