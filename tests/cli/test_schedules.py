@@ -403,6 +403,48 @@ def test_a_tick_names_a_scheduled_manifest_that_cannot_be_loaded(project: Projec
     assert report["errors"][0]["run_id"] is None and report["errors"][0]["workflow"] == "broken"
 
 
+@pytest.mark.parametrize("damage", [
+    {"through": "garbage", "last_fire": 5},
+    {"through": "2026-03-02T09:00:00.000Z", "paused": "yes"},
+    {"through": "2026-03-02T09:00:00.000Z", "last_skip": {"fire": None}},
+])
+def test_a_damaged_schedule_state_is_reported_by_tick_schedules_and_doctor(
+        project: Project, damage: dict[str, Any]) -> None:
+    from conftest import file_store
+
+    scheduled(project, "every: 15m")
+    tick(project, "2026-03-02T09:01:00Z")
+    store = file_store(project.state)
+    _state, revision = store.schedule_state("beat")
+    store.save_schedule_state("beat", damage, revision)  # a valid file: only wfrun can tell
+    fired = run(project, "tick", "--now", "2026-03-02T10:01:00Z", "--json")
+    assert fired.code == 1 and "Traceback" not in fired.stderr
+    [error] = fired.json()["errors"]
+    assert error["workflow"] == "beat" and "schedule state of workflow 'beat' is damaged" in \
+        error["message"]
+    listed = run(project, "schedules", "--json")
+    assert listed.code == 5 and "Traceback" not in listed.stderr
+    assert "is damaged" in listed.json()[0]["error"]
+    human = run(project, "schedules")
+    assert human.code == 5 and "Traceback" not in human.stderr and "is damaged" in human.stderr
+    checked = run(project, "doctor", "--json")
+    assert checked.code == 5
+    assert [(p["kind"], p["path"]) for p in checked.json()["problems"]] == [
+        ("schedule", "schedule of workflow 'beat'")]
+    assert store.schedule_state("beat") == (damage, revision + 1)  # nothing acted on it
+
+
+def test_doctor_reports_a_schedule_state_file_edited_by_hand(project: Project) -> None:
+    scheduled(project, "every: 15m")
+    tick(project, "2026-03-02T09:01:00Z")
+    path = project.state / "schedules" / "beat.json"
+    path.write_text(path.read_text().replace('"every 15m"', '"every 20m"'))
+    checked = run(project, "doctor", "--json")
+    assert checked.code == 5
+    [problem] = checked.json()["problems"]
+    assert problem["kind"] == "schedule" and "does not verify" in problem["reason"]
+
+
 def test_a_scheduled_run_whose_start_fails_is_tried_again(project: Project) -> None:
     scheduled(project, "every: 15m", extra="input_schema: {type: object, required: [n]}\n")
     # the manifest's own check refuses this at validate; tick reports it and changes nothing

@@ -87,3 +87,20 @@ def test_tables_whose_version_table_was_dropped_are_refused_not_created_again(
     code, _report, stderr = _doctor(url, tmp_path)
     assert code == 5 and "lost their version table" in stderr and "Traceback" not in stderr
     assert sql(url, "SELECT run_id FROM wfrun_runs") == [("r1",)]
+
+
+def test_doctor_on_an_empty_schema_creates_nothing(url: str, tmp_path: Path) -> None:
+    code, report, stderr = _doctor(url, tmp_path)
+    assert code == 0 and report["runs"] == 0 and report["problems"] == [], stderr
+    assert sql(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                    "c.relnamespace WHERE n.nspname = current_schema()") == [(0,)]
+
+
+def test_doctor_reports_a_schedule_state_edited_in_its_row(url: str, tmp_path: Path) -> None:
+    store = PostgresStore(url)
+    store.create(make_run("r1", "2026-01-02T00:00:00.000Z"))
+    store.save_schedule_state("beat", {"through": "2026-03-02T09:00:00.000Z"}, 0)
+    sql(url, """UPDATE wfrun_schedules SET state = '{"through": "garbage"}'""")
+    code, report, _stderr = _doctor(url, tmp_path)
+    assert code == 5 and [p["kind"] for p in report["problems"]] == ["schedule"]
+    assert "'through' is not a time" in report["problems"][0]["reason"]

@@ -13,13 +13,14 @@ def doctor(as_json: JsonOpt = False) -> None:
 
     Reports snapshots that cannot be read, parsed or verified, history lines that are not JSON,
     temporary files left by interrupted writes, runs missing from the due index and entries it
-    cannot use, a damaged URL key, and files or directories others may read, each with its path
-    and the reason. Exits 5 if it found any, 0 otherwise.
+    cannot use, a damaged URL key, damaged schedule states, files or directories others may
+    read, and (on PostgreSQL) tables, columns or indexes missing, each with where it is and the
+    reason. Exits 5 if it found any, 0 otherwise.
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """
     engine = settings().engine()
-    runs, problems = engine.store.check()
+    runs, problems = engine.check()
     if as_json:
         emit_json({"state_dir": settings().state_dir, "runs": runs, "ok": not problems,
                    "problems": problems})

@@ -59,6 +59,9 @@ def schedules(
         emit_json([{k: v for k, v in row.items() if k != "exit_code"} for row in rows])
     else:
         _show(rows, engine.workflows_dir, engine.clock.now())
+    for row in rows:
+        if row["error"]:
+            print(f"error: {row['error']}", file=sys.stderr)
     codes = [row["exit_code"] for row in rows if row.get("exit_code")]
     codes += [exc.exit_code for exc in broken]
     if codes:
@@ -95,7 +98,7 @@ def _show(rows: list[dict[str, Any]], workflows_dir: str, now: Any) -> None:
     for row in rows:
         what = f"cron {row['cron']}" if row["cron"] else f"every {row['every']}"
         if row["error"]:
-            upcoming, local = "error", row["error"]
+            upcoming, local = "error", "(on stderr)"
         elif row["paused"]:
             upcoming, local = "paused", "-"
         else:

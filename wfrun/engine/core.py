@@ -191,6 +191,19 @@ class Engine:
 
         return tick(self._runner, limit, workers)
 
+    # -- doctor --------------------------------------------------------------------------------
+
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        """Examine everything stored and change nothing (`wfrun doctor`): the store's own check
+        (`Store.check`: runs, indexes, keys, ...) and each schedule's state. A store that was
+        never set up has nothing to check, and is not created by looking."""
+        if not self.store.has_state():
+            return 0, []
+        from ._timetable import state_problems
+
+        runs, problems = self.store.check()
+        return runs, problems + state_problems(self)
+
     # -- schedules (`wfrun schedules`, SPEC §11) -----------------------------------------------
 
     def schedules(self) -> tuple[list[dict[str, Any]], list[WfrunError]]:
