@@ -67,6 +67,17 @@ def test_suspend_then_timeout_on_the_fake_clock(harness: Harness) -> None:
         harness.resume(doc["run_id"], {"ok": True})
 
 
+def test_advance_to_due_says_when_nothing_is_due(harness: Harness) -> None:
+    with pytest.raises(LookupError, match="no run has a timer or a deadline"):
+        harness.advance_to_due()
+    run_id = harness.start("approval")["run_id"]
+    harness.cancel(run_id)
+    with pytest.raises(LookupError, match=f"run {run_id} and its child runs have no timer"):
+        harness.advance_to_due(run_id)
+    assert harness.start("approval", None)["input"] is None  # as --input null
+    assert harness.start("approval")["input"] == {}  # as without --input
+
+
 def test_resume_checks_data_and_continues(harness: Harness) -> None:
     run_id = harness.start("approval")["run_id"]
     assert [p["step"] for p in harness.pending()] == ["ask"]

@@ -70,8 +70,9 @@ class Harness:
             r for r in self.store.iter_runs() if not isinstance(r, Exception)]
         dues = [d for d in (r.next_due() for r in runs) if d]
         if not dues:
-            who = f"run {run_id} has" if run_id else "no run has"
-            raise LookupError(f"nothing is due: {who} a timer or a deadline")
+            raise LookupError(
+                f"nothing is due: run {run_id} and its child runs have no timer and no deadline"
+                if run_id else "nothing is due: no run has a timer or a deadline")
         if min(dues) > to_iso(self.now):
             self.clock.set(min(dues))
         return self.tick()
