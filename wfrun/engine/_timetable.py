@@ -195,11 +195,13 @@ def _state_problem(state: Any) -> str | None:
 def _time_or_none(value: Any) -> bool:
     if value is None:
         return True
+    if not isinstance(value, str):
+        return False
     try:
         parse_iso(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return False
-    return isinstance(value, str)
+    return True
 
 
 def state_problems(engine: Engine) -> list[dict[str, str]]:
