@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -36,14 +37,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: valid JSON that no JSON writer can give back
+        raise ValueError(f"the number {text[:40]} is too large (beyond ±1.8e308)")
+    return value
+
+
 def parse_json(raw: bytes, option: str) -> Any:
-    """Parse JSON strictly: valid UTF-8, no NaN/Infinity, no duplicate keys, bounded depth."""
+    """Parse JSON strictly: valid UTF-8, no NaN/Infinity (nor a number too large for a float),
+    no duplicate keys, bounded depth."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{option} is not valid UTF-8 (byte {exc.start}); send JSON text") from None
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
+                           parse_float=_finite)
         if "\\u" in text:  # a lone surrogate escape parses, but cannot be stored as UTF-8
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         return value

@@ -142,6 +142,8 @@ NASTY = {
     "nan": '{"magic": NaN}',
     "infinity": "Infinity",
     "minus-infinity": "[-Infinity]",
+    "float-overflow": '{"magic": 1e400}',  # valid JSON; no float holds it
+    "minus-float-overflow": "[-1E+400]",
     "duplicate-keys": '{"magic": "open-sesame-7f3a", "magic": "x"}',
     "bom": "\ufeff" + GOOD_INPUT,
     "trailing-garbage": GOOD_INPUT + " x",
