@@ -257,12 +257,17 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
             from wfrun import _firetimes
 
             _firetimes.check(workflow)
-        needs_code = any(s.kind == "code" for s in workflow.steps.values())
-        if needs_code:
-            for spec in workflow.steps.values():
-                if spec.handler:
-                    _check_signature(workflow, spec.id, handler_for(workflow, spec.id))
+        check_handlers(workflow)
     return workflow
+
+
+def check_handlers(workflow: Workflow) -> None:
+    """ManifestError unless the step module imports and each code step's function exists and
+    can be called as `f(ctx)` (imports the module, once per version of it)."""
+    if any(s.kind == "code" for s in workflow.steps.values()):
+        for spec in workflow.steps.values():
+            if spec.handler:
+                _check_signature(workflow, spec.id, handler_for(workflow, spec.id))
 
 
 def check_schemas(workflow: Workflow) -> None:

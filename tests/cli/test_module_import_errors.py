@@ -63,14 +63,22 @@ def test_validate_reports_the_other_workflows_too(project: Project) -> None:
     assert "bad.py" in out.stderr and "SystemExit" in out.stderr
 
 
-def test_a_module_changed_to_exit_fails_the_step_on_resume(project: Project) -> None:
-    project.workflow("later", "steps: [{id: gate, wait: true}, {id: a}]\n",
-                     "def a(ctx):\n    return 1\n")
+@pytest.mark.parametrize("broken", ["import sys\nsys.exit(0)\n", "def b(ctx):\n    return 1\n",
+                                    "def a(:\n"])
+def test_a_run_whose_code_broke_is_refused_by_resume_and_tick_and_left_as_it_was(
+        project: Project, broken: str) -> None:
+    project.workflow("later", "steps: [{id: gate, wait: true, timeout: 1h, on_timeout: resume},"
+                              " {id: a}]\n", "def a(ctx):\n    return 1\n")
     run_id = project.json("start", "later")["run_id"]
-    (project.workflows / "later.py").write_text("import sys\nsys.exit(0)\n")
-    out = project.run("resume", run_id)  # the step cannot find its code: the run fails
-    assert out.code == 1, (out.code, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    error = project.json("show", run_id)["error"]
-    assert error["step"] == "a" and "later.py" in error["message"]
-    assert "SystemExit (sys.exit(0))" in error["message"]
+    (project.workflows / "later.py").write_text(broken)
+    before = project.snapshots()
+    out = project.run("resume", run_id, "--data", '{"ok": true}')  # as start would: exit 2
+    assert out.code == 2 and "Traceback" not in out.stderr, (out.code, out.stdout, out.stderr)
+    assert "later.py" in out.stderr and out.stderr.count("\n") == 1
+    ticked = project.run("tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    assert ticked.code == 1 and "later.py" in ticked.json()["errors"][0]["message"]
+    changed = {k for k, v in project.snapshots().items()
+               if before.get(k) != v and not k.startswith("cache/")}
+    assert changed == set(), changed  # the data was not taken, the deadline did not fire
+    (project.workflows / "later.py").write_text("def a(ctx):\n    return 1\n")  # fixed
+    assert project.json("resume", run_id, "--data", '{"ok": true}')["status"] == "completed"

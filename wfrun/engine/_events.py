@@ -106,7 +106,7 @@ def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
         raise _finished(run, name)
     _check_data(run, name, data)
     warnings: list[str] = []
-    workflow: Workflow = runner.workflow_of(run, warnings)
+    workflow: Workflow = runner.workflow_to_continue(run, warnings)
     source = str((request or {}).get("source") or "cli")
     kept_request = {k: v for k, v in (request or {}).items() if k not in ("body", "source")}
     taker: list[str | None] = [None]

@@ -88,7 +88,7 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     if not isinstance(found, _Target):
         return found  # resumed inside a child run
     warnings: list[str] = []
-    workflow = runner.workflow_of(run, warnings)
+    workflow = runner.workflow_to_continue(run, warnings)
     spec = workflow.steps.get(found.step_id)
     if spec is None:
         raise step_gone(run, found.step_id, workflow, "restore it to resume this run")

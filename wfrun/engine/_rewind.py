@@ -42,7 +42,7 @@ def retry(runner: RunnerAPI, run_id: str, step: str | None, reason: str | None) 
             f"(to execute it again from a step as a new run, use 'wfrun fork {run_id} --from STEP')"
         )
     warnings: list[str] = []
-    workflow = runner.workflow_of(run, warnings)
+    workflow = runner.workflow_to_continue(run, warnings)
     if step is None:
         step = (run.error or {}).get("step")
         if not step:
@@ -111,7 +111,7 @@ def fork(
         check_run_id(new_id)
     source = runner.store.load(run_id)
     warnings: list[str] = []
-    workflow = runner.workflow_of(source, warnings)
+    workflow = runner.workflow_to_continue(source, warnings)
     target = _step_of(source, workflow, step)
     data = ({} if input is None else input) if replace_input else source.input
     what = "--input" if replace_input else f"input of run {run_id} (replace it with --input)"

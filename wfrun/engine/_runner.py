@@ -81,6 +81,12 @@ class Runner:
             )
         return workflow
 
+    def workflow_to_continue(self, run: Run, warnings: list[str]) -> Workflow:
+        """`workflow_of`, with the code checked as `start` checks it (ManifestError)."""
+        workflow = self.workflow_of(run, warnings)
+        loader.check_handlers(workflow)
+        return workflow
+
     # -- start and cancel ----------------------------------------------------------------------
 
     def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,

@@ -43,6 +43,12 @@ class Reader(Protocol):
 class RunnerAPI(Reader, Protocol):
     """Loads, claims, changes and executes runs: the runner of `_runner.py`."""
 
+    def workflow_to_continue(self, run: Run, warnings: list[str]) -> Workflow:
+        """`workflow_of`, checked as `start` checks a workflow's code (its module imports,
+        each code step's function exists and takes ctx): ManifestError before a command
+        changes a run whose next step could not execute."""
+        ...
+
     reserved: dict[str, ExecutionClaim]  # claims a tick acquired and has not advanced yet
 
     def claim(self, run_id: str) -> ExecutionClaim | None:

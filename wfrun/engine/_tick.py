@@ -170,7 +170,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
         claim.release()
         return None
     warnings: list[str] = []
-    workflow = runner.workflow_of(run, warnings)
+    workflow = runner.workflow_to_continue(run, warnings)
     fired: list[tuple[str, str]] = []
 
     def mutate(r: Run, events: Events) -> None:
