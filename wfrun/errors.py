@@ -71,5 +71,19 @@ class StoreUnavailable(StateError):
     the connection was cut, no connection came free): the same request may succeed shortly."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal (Ctrl-C, SIGTERM) asked the process to stop, raised by a signal handler marked
+    `handler.raises_interrupted = True` (the command line installs such handlers while steps
+    execute). Where one is installed, a KeyboardInterrupt that is not this one was raised by
+    a step itself, and fails the step like any exception."""
+
+
+def interrupts_are_marked() -> bool:
+    """Whether this process's Ctrl-C raises `Interrupted` (see there)."""
+    import signal
+
+    return bool(getattr(signal.getsignal(signal.SIGINT), "raises_interrupted", False))
+
+
 class FlowError(Exception):
     """Raised in step code that misuses the flow API; it fails the step."""

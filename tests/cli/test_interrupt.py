@@ -112,3 +112,28 @@ def test_tick_terminated_mid_step_says_the_run_stays_running(project: Project) -
         f"terminated (SIGTERM): a run this tick was executing stays running; the next "
         f"'wfrun --state-dir {project.state} tick' continues it from the step it was in\n")
     _continued_by_tick(project, "l1", "--now", FAR)
+
+
+def test_a_keyboard_interrupt_a_step_raises_itself_fails_the_step_not_the_command(
+        project: Project) -> None:
+    project.workflow("rude", "steps:\n  - id: a\n    retry: {max_attempts: 2, delay: 1m}\n",
+                     "def a(ctx):\n    raise KeyboardInterrupt('from the step')\n")
+    project.workflow("nap", "steps:\n  - id: nap\n    sleep: 1h\n  - id: b\n",
+                     "def b(ctx):\n    return 'woke'\n")
+
+    def wfrun(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "wfrun", *project.base_args(), *args],
+                              capture_output=True, text=True, cwd=project.root, timeout=60,
+                              preexec_fn=_default_sigint)
+
+    first = wfrun("start", "rude", "--json")
+    assert first.returncode == 0, first.stderr  # waiting for its retry, like any exception
+    rude = json.loads(first.stdout)["run_id"]
+    nap = json.loads(wfrun("start", "nap", "--json").stdout)["run_id"]
+    ticked = wfrun("tick", "--now", FAR, "--json")
+    assert ticked.returncode == 1, ticked.stderr  # the rude run failed; the other went on
+    report = json.loads(ticked.stdout)
+    assert {(a["run_id"], a["status"]) for a in report["advanced"]} == {
+        (rude, "failed"), (nap, "completed")}
+    error = project.json("show", rude)["error"]
+    assert (error["type"], error["message"]) == ("KeyboardInterrupt", "from the step")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from wfrun._threads import own_thread
-from wfrun.errors import WfrunError
+from wfrun.errors import Interrupted, WfrunError
 
 from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, settings, use
 
@@ -106,7 +106,7 @@ def handle_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class Terminated(KeyboardInterrupt):
+class Terminated(Interrupted):
     """SIGTERM, raised wherever the process is, as Ctrl-C raises KeyboardInterrupt."""
 
 
@@ -123,6 +123,10 @@ def executing(engine: Any, run_id: str | None) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and _main_thread():
         _handlers.setdefault(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler and _main_thread():
+        # Ctrl-C raises Interrupted: a KeyboardInterrupt a step raises itself fails the step
+        _handlers.setdefault(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def _main_thread() -> bool:
@@ -133,6 +137,13 @@ def _main_thread() -> bool:
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted
+
+
+_terminate.raises_interrupted = _interrupt.raises_interrupted = True  # type: ignore[attr-defined]
 
 
 def echo_steps(verbose: bool) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from wfrun._detach import detached
 from wfrun.context import Context, RunInfo, StepExports, StepsView
+from wfrun.errors import Interrupted, interrupts_are_marked
 from wfrun.flow import AskSignal, Flow, Links
 from wfrun.model import Run
 
@@ -80,13 +81,12 @@ def execute(
         outcome.output = result
     except AskSignal:
         pass  # an unanswered ask: flow.asked says what the step waits for
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) or not interrupts_are_marked():
+            raise  # a signal: the command stops, and the run is recovered by the next tick
+        _failed(outcome, step_id, exc, capture)  # raised by the step's own code
     except (Exception, SystemExit) as exc:
-        outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
-        outcome.traceback = traceback.format_exc()
-        where = workflow_traceback(exc)
-        if where is not None:
-            outcome.error["traceback"] = where
-        capture.emit("error", f"{type(exc).__name__}: {exc}")
+        _failed(outcome, step_id, exc, capture)
     if flow.misuse and outcome.error is None:
         outcome.error = {"step": step_id, "type": "FlowError", "message": flow.misuse}
     outcome.pause = flow.pause
@@ -95,6 +95,16 @@ def execute(
     outcome.logs = ctx.log_records()
     outcome.ask = flow.asked
     return outcome
+
+
+def _failed(outcome: Outcome, step_id: str, exc: BaseException, capture: StepOutput) -> None:
+    """Record what a step raised as its error (type, message, traceback of workflow code)."""
+    outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
+    outcome.traceback = traceback.format_exc()
+    where = workflow_traceback(exc)
+    if where is not None:
+        outcome.error["traceback"] = where
+    capture.emit("error", f"{type(exc).__name__}: {exc}")
 
 
 # what steps mostly return: never awaitable (the check for an awaitable is an ABC's, slower)
