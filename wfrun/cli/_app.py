@@ -18,6 +18,7 @@ import typer
 from wfrun._threads import own_thread
 from wfrun.errors import Interrupted, WfrunError
 
+from . import _stdout
 from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, settings, use
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,6 +121,7 @@ def executing(engine: Any, run_id: str | None) -> None:
     """Say which run this command executes steps of (None: whichever tick advances), so that
     an interruption can say what became of it; SIGTERM then interrupts as Ctrl-C does."""
     _executing[:] = [(engine, run_id)]
+    _stdout.divert()  # what steps' subprocesses write to descriptor 1 goes to stderr
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and _main_thread():
         _handlers.setdefault(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, _terminate)
@@ -161,6 +163,7 @@ _echoing: list[bool] = []  # --verbose set the echo on: the command's end sets i
 
 def _done_executing() -> None:
     _executing.clear()
+    _stdout.restore()
     if _echoing:
         from wfrun.engine import set_echo
 

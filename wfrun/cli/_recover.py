@@ -6,8 +6,8 @@ import typer
 
 from wfrun.ids import check_run_id
 
-from . import _complete, _input
-from ._app import JsonOpt, app, finish_run, handle_errors
+from . import _complete, _input, _stdout
+from ._app import JsonOpt, app, executing, finish_run, handle_errors
 from ._settings import settings
 
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (kept in history).")]
@@ -32,6 +32,7 @@ def retry(
     _input.check_text(step, "--step")
     _input.check_text(reason, "--reason")
     engine = settings().engine()
+    executing(engine, run_id)
     finish_run(engine, engine.retry(run_id, step, reason), as_json)
 
 
@@ -60,5 +61,6 @@ def fork(
     _input.check_text(reason, "--reason")
     given, data = _input.read_payload(input, "--input")
     engine = settings().engine()
+    _stdout.divert()  # (the new run's id is not known yet: an interruption says no more)
     finish_run(engine, engine.fork(run_id, from_step, data, replace_input=given, new_id=new_id,
                                    reason=reason), as_json)

@@ -15,7 +15,8 @@ command's, a server's connections and workers) is never a step's: outside a step
 what it writes goes to the streams the routers replaced, as it would with no step executing.
 
 Only Python-level writes are seen: a subprocess or C library writing straight to file
-descriptors 1 or 2 (or to `sys.stdout.buffer`) reaches the terminal as usual but is not kept.
+descriptors 1 or 2 (or to `sys.stdout.buffer`) is not kept (the command line points
+descriptor 1 at stderr while steps execute: `wfrun.cli._stdout`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""`--json` prints one document on stdout and nothing else (SPEC §5), even when a step's
+subprocess or C code writes straight to file descriptor 1: while steps execute, descriptor 1
+is stderr's. Real processes: the descriptors are what is under test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import Project
+
+NOISY = """
+import os
+import subprocess
+import sys
+
+
+def loud(ctx):
+    subprocess.run([sys.executable, "-c", "print('from a subprocess')"], check=True)
+    os.write(1, b"straight to fd 1\\n")
+    if ctx.run.runs == 1:
+        ctx.flow.rerun("1m")
+    return "quiet"
+"""
+
+
+def _wfrun(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wfrun", *project.base_args(), *args],
+                          capture_output=True, text=True, cwd=project.root, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["start", "tick", "retry"])
+def test_what_a_step_writes_to_descriptor_1_goes_to_stderr(project: Project,
+                                                            command: str) -> None:
+    project.workflow("noisy", "steps:\n  - id: loud\n", NOISY)
+    started = _wfrun(project, "start", "noisy", "--json")
+    out = started
+    if command == "tick":
+        out = _wfrun(project, "tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    elif command == "retry":
+        run_id = json.loads(started.stdout)["run_id"]
+        project.workflow("noisy", "steps:\n  - id: loud\n",
+                         NOISY.replace('return "quiet"', 'raise RuntimeError("boom")'))
+        _wfrun(project, "tick", "--now", "2099-01-01T00:00:00Z")  # fails the run
+        project.workflow("noisy", "steps:\n  - id: loud\n", NOISY)
+        out = _wfrun(project, "retry", run_id, "--json")
+    assert out.returncode == 0, out.stderr
+    json.loads(out.stdout)  # one document, nothing around it
+    assert "from a subprocess" in out.stderr and "straight to fd 1" in out.stderr
+    human = _wfrun(project, "start", "noisy")
+    assert "from a subprocess" not in human.stdout and "waiting" in human.stdout
