@@ -51,3 +51,27 @@ def test_what_a_step_writes_to_descriptor_1_goes_to_stderr(project: Project,
     assert "from a subprocess" in out.stderr and "straight to fd 1" in out.stderr
     human = _wfrun(project, "start", "noisy")
     assert "from a subprocess" not in human.stdout and "waiting" in human.stdout
+
+
+def test_tick_watch_keeps_stdout_to_its_reports(project: Project) -> None:
+    project.workflow("noisy", "steps:\n  - id: loud\n", NOISY)
+    _wfrun(project, "start", "noisy")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *project.base_args(), "tick", "--watch", "--interval",
+         "0.1", "--now", "2099-01-01T00:00:00Z", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project.root)
+    assert proc.stdout is not None
+    first = ""
+    while '"errors"' not in first or not first.rstrip().endswith("}"):  # the first report
+        line = proc.stdout.readline()
+        assert line, proc.communicate()
+        first += line
+    proc.terminate()
+    rest, err = proc.communicate(timeout=30)
+    decoder, text, docs = json.JSONDecoder(), (first + rest).strip(), []
+    while text:
+        doc, end = decoder.raw_decode(text)
+        docs.append(doc)
+        text = text[end:].strip()
+    assert docs[0]["advanced"][0]["status"] == "completed"
+    assert "from a subprocess" in err

@@ -10,7 +10,7 @@ import typer
 
 from wfrun.errors import ManifestError, StateError, WfrunError
 
-from . import _complete
+from . import _complete, _stdout
 from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
 from ._settings import settings
 
@@ -59,6 +59,7 @@ def tick(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     engine.should_stop = stop.is_set
+    _stdout.divert()  # what steps' subprocesses write to descriptor 1 goes to stderr
     engine.wait_for_work(0, stop)  # listen from now on: what commits during a tick wakes the next
     ticked = False
     while not stop.is_set():
@@ -67,6 +68,7 @@ def tick(
             engine.should_stop = stop.is_set
         try:
             _tick_once(engine, as_json, limit, workers)
+            sys.stdout.flush()  # each tick's report as it is made, through a pipe too
             ticked = True
             # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
             # stop request, or `interval` seconds
