@@ -167,6 +167,7 @@ def test_pending_lists_every_open_suspension(flow: Project) -> None:
     assert [r["run_id"] for r in flow.json("pending")] == [a]
     human = flow.run("pending")
     assert human.code == 0 and a in human.stdout
+    assert "expects: {ok?: boolean}" in human.stdout  # the schema, as SPEC §5 lists it
 
 
 def test_the_printed_resume_command_works(flow: Project) -> None:

@@ -27,6 +27,26 @@ def shorten(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def schema_summary(schema: Any, width: int = 200) -> str:
+    """A resume schema in one line: an object's fields with their types, `?` after the
+    optional ones (`{approved: boolean, comment?: string}`), else the schema as JSON."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict) or not props:
+        return shorten(schema, width)
+    required = set(schema.get("required") or [])
+    fields = []
+    for name, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        kind = prop.get("type")
+        if isinstance(prop.get("enum"), list):
+            kind = " | ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+        elif isinstance(kind, list):
+            kind = " or ".join(str(k) for k in kind)
+        fields.append(f"{name}{'' if name in required else '?'}: {kind or 'any'}")
+    text = "{" + ", ".join(fields) + "}"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class Markup:
     """How run_blocks marks text up: rich markup (with rich's `escape`), or plain text."""
 

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import IO, Any, Literal, cast
 
-from ._blocks import STATUS_STYLE, Markup, run_blocks, shorten
+from ._blocks import STATUS_STYLE, Markup, run_blocks, schema_summary, shorten
 
 UNWRAPPED = 1_000_000  # the console width when no terminal shows the text: nothing wraps
 
@@ -170,6 +170,8 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
         console.print(f"    deadline {r['deadline']}, then {r['on_timeout']}")
         if r.get("suspend_data") is not None:
             console.print(f"    asks:   {escape(shorten(r['suspend_data'], 200))}")
+        if r.get("resume_schema") is not None:
+            console.print(f"    expects: {escape(schema_summary(r['resume_schema']))}")
         if r.get("approvals"):  # N of M approvers: the count and the decisions so far
             gate = r["approvals"]
             done = ", ".join(f"{d['by']} {d['action']}" for d in gate["decisions"])
