@@ -167,7 +167,8 @@ def test_no_action_is_refused_when_every_dependant_waits_for_one(project: Projec
     workflow = _workflow(project, REVIEW.format(actions="actions: [approved, rejected, fine]"))
     with pytest.raises(UsageError) as caught:
         check_resume_action(workflow, "review", None, "R1")
-    assert caught.value.message.endswith("give one with --action (approved, rejected, fine)")
+    assert caught.value.message.endswith(
+        "give one of approved, rejected, fine (--action NAME, or &action=NAME on a resume URL)")
     assert "step 'review' of run R1 needs an action" in caught.value.message
 
 
@@ -246,7 +247,8 @@ def test_expense_approval_refuses_a_resume_without_an_action(project: Project) -
     before = project.snapshots()
     out = project.run("resume", run_id, "--data", '{"approved": true}')
     assert out.code == 2, (out.stdout, out.stderr)
-    assert one_line_error(out).endswith("give one with --action (approved, rejected)")
+    assert one_line_error(out).endswith(
+        "give one of approved, rejected (--action NAME, or &action=NAME on a resume URL)")
     assert project.snapshots() == before
     assert project.json("show", run_id)["status"] == "suspended"
 

@@ -81,7 +81,7 @@ def test_a_second_decision_by_the_same_approver_is_refused(signoff: Project) -> 
 @pytest.mark.parametrize(("args", "words"), [
     (["--as", "dave", "--action", "approved"], "'dave' is not an approver"),
     (["--action", "approved"], "alice, bob, carol"),
-    (["--as", "alice"], "--action approved"),
+    (["--as", "alice"], "approved or rejected (--action NAME"),
     (["--as", "alice", "--action", "maybe"], "approved or rejected"),
 ])
 def test_bad_decisions_exit_2_and_write_nothing(signoff: Project, args: list[str],

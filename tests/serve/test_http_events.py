@@ -110,9 +110,27 @@ def test_an_event_posted_before_the_wait_is_kept_then_taken(shop: Server) -> Non
 
 def test_no_body_takes_the_query_as_data_coerced_to_the_schema(shop: Server) -> None:
     run_id = shop.start("waiter")["run_id"]
-    sent = http(urls(shop, run_id)["url"] + "&amount=7&note=cash", "POST")
+    sent = http(urls(shop, run_id)["url"] + "&amount=7&note=cash&action=x", "POST")
     assert sent.status == 202, sent.text
-    assert shop.wait_until_settled(run_id).output == {"paid": {"amount": 7, "note": "cash"}}
+    assert shop.wait_until_settled(run_id).output == {  # `action` is data here: no actions
+        "paid": {"amount": 7, "note": "cash", "action": "x"}}
+
+
+@pytest.mark.parametrize("how", ["query", "form"])
+def test_text_sent_before_the_wait_is_typed_by_the_schema_of_the_step_that_takes_it(
+        shop: Server, how: str) -> None:
+    doc = shop.start("payment-order", '{"order": "o-9", "amount": 5}')
+    run_id = doc["run_id"]
+    url = doc["steps"]["invoice"]["output"]["callback_url"]
+    fields = "amount=5&reference=psp-1"
+    sent = http(url + "&" + fields, "POST") if how == "query" else http(
+        url, "POST", fields.encode(), {"Content-Type": "application/x-www-form-urlencoded"})
+    assert sent.status == 202 and sent.json()["kept"] is True, sent.text
+    done = shop.project.json("resume", run_id, "--data", '{"parcel": "p-9"}')
+    assert done["status"] == "completed", done  # "5" became 5 when the wait began
+    assert done["output"]["reference"] == "psp-1"
+    paid = shop.load(run_id).steps["await-payment"].resume_data
+    assert paid == {"amount": 5, "reference": "psp-1"}
 
 
 def test_data_failing_the_schema_gets_422_and_nothing_is_stored(shop: Server) -> None:

@@ -7,6 +7,7 @@ from wfrun._specs import StepSpec, Workflow
 from wfrun.errors import UsageError
 from wfrun.model import SUSPENDED, StepState
 
+GIVEN = "--action NAME, or &action=NAME on a resume URL"  # how a resume names its action
 
 def either(actions: list[str] | tuple[str, ...]) -> str:
     """`a`, `a or b`, `a, b or c`: the actions as a sentence names them."""
@@ -35,20 +36,20 @@ def check_resume_action(workflow: Workflow, step_id: str, action: str | None, ru
         if not known:
             raise UsageError(
                 f"step '{step_id}' of run {run_id} takes no action (no step's when: names one "
-                f"for it and it has no actions:), not {action!r}; resume it without --action, "
-                "or list the action in the step's actions: in the manifest"
+                f"for it and it has no actions:), not {action!r}; resume it without one "
+                f"({GIVEN}), or list the action in the step's actions: in the manifest"
             )
         if action not in known:
             raise UsageError(
                 f"step '{step_id}' of run {run_id} takes the action {either(known)}, not "
-                f"{action!r}; give one of those with --action"
+                f"{action!r}; give one of those ({GIVEN})"
             )
         return
     if known and base == step_id and _needs_an_action(workflow, spec, state):
         raise UsageError(
             f"step '{step_id}' of run {run_id} needs an action: every step after it runs only "
-            f"for one (when:), so without one nothing would run; give one with --action "
-            f"({', '.join(known)})"
+            f"for one (when:), so without one nothing would run; give one of "
+            f"{', '.join(known)} ({GIVEN})"
         )
 
 

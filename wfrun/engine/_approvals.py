@@ -15,7 +15,7 @@ from wfrun.durations import to_iso
 from wfrun.errors import ConflictError, UsageError
 from wfrun.model import PAUSE_SUSPEND, SUSPENDED, StepState
 
-from ._actions import either
+from ._actions import GIVEN, either
 from ._history import Events, event
 
 APPROVED = "approved"
@@ -59,11 +59,11 @@ def check_approver(spec: StepSpec, state: StepState | None, name: str, run_id: s
         raise UsageError(f"{approver!r} is not an approver of step '{name}' of run {run_id}; "
                          f"its approvers are {either(approvers)}")
     if action is None:
-        raise UsageError(f"a decision on step '{name}' of run {run_id} needs an action: give "
-                         f"--action {APPROVED} or --action {REJECTED}")
+        raise UsageError(f"a decision on step '{name}' of run {run_id} needs an action: "
+                         f"{APPROVED} or {REJECTED} ({GIVEN})")
     if action not in (APPROVED, REJECTED):
         raise UsageError(f"a decision on step '{name}' of run {run_id} is {APPROVED} or "
-                         f"{REJECTED}, not {action!r}; give one of those with --action")
+                         f"{REJECTED}, not {action!r}; give one of those ({GIVEN})")
     if gate is not None:
         _refuse_second(gate, name, run_id, approver)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from wfrun import _schema
 from wfrun._specs import StepSpec
+from wfrun._textdata import fields_data
 from wfrun.durations import to_iso
 from wfrun.errors import UsageError, WfrunError
 from wfrun.flow import PauseRequest
@@ -82,7 +83,10 @@ def consume_events(run: Run, now: datetime, events: Events) -> list[tuple[dict[s
             continue
         step = steps[0]
         state = run.steps[step]
-        problem = _data_problem((state.pause or {}).get("schema"), entry, step)
+        schema = (state.pause or {}).get("schema")
+        if "fields" in entry:  # sent as text (a form, query parameters): typed as asked now
+            entry["data"] = fields_data(schema, entry.pop("fields"))
+        problem = _data_problem(schema, entry, step)
         if problem is not None:
             events.append(event(now, "discarded", step, event=entry["name"], reason=problem,
                                 data=entry.get("data"), source=entry.get("source"),

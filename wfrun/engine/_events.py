@@ -91,7 +91,8 @@ def _finished(run: Run, name: str) -> ConflictError:
 
 
 def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
-         request: dict[str, Any] | None = None, *, execute: bool = True) -> SendResult:
+         request: dict[str, Any] | None = None, *, execute: bool = True,
+         fields: dict[str, list[str]] | None = None) -> SendResult:
     """Send event `name` to a run: a step waiting for it takes it in the same state change and
     the run continues (with `execute`, in this process if it can claim the run; else it is
     only recorded); otherwise it is kept in the run's inbox, after those kept before.
@@ -120,6 +121,8 @@ def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
                                  "source": source}
         if kept_request:
             entry["request"] = kept_request
+        if fields is not None:
+            entry["fields"] = fields
         r.inbox.append(entry)
         events.append(event(now, "event_sent", None, event=name, source=source))
         taker[0] = next((step for e, step in consume_events(r, now, events) if e is entry), None)

@@ -259,7 +259,8 @@ class Engine:
     # -- events (`wfrun send`, POST /runs/RUN/events/NAME) ---------------------------------------
 
     def send(self, run_id: str, name: str, data: Any = None,
-             request: dict[str, Any] | None = None, *, execute: bool = True) -> SendResult:
+             request: dict[str, Any] | None = None, *, execute: bool = True,
+             fields: dict[str, list[str]] | None = None) -> SendResult:
         """Send event `name` to a run: a step waiting for it (`wait_for_event`) takes it and the
         run continues, executing what follows here unless `execute` is False (then only
         recorded, as a link's resume is); otherwise it is kept in the run's inbox, in order,
@@ -268,10 +269,14 @@ class Engine:
 
         Before anything is written: UsageError for a bad run id or event name, NotFoundError
         for no such run, ConflictError for a finished run, SchemaViolation for data that the
-        waiting step's schema refuses."""
+        waiting step's schema refuses.
+
+        `fields`: the text fields (a form's, or query parameters) `data` was read from; an
+        event kept until a step waits for it is read from them again, typed as that step's
+        schema asks (`wfrun._textdata`)."""
         from ._events import send  # imported on use: keeps every other command's start-up lean
 
-        return send(self._runner, run_id, name, data, request, execute=execute)
+        return send(self._runner, run_id, name, data, request, execute=execute, fields=fields)
 
     def open_event(self, run_id: str, name: str, token: str) -> EventLink:
         """The run an event URL's token opens; NotFoundError (with no detail) for a token that

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wfrun._jsoninput import parse_json
+from wfrun._textdata import fields_data, query_data
 from wfrun.engine import Decoy, Engine, OpenLink, Result
 from wfrun.errors import (
     CodeChangedError,
@@ -32,7 +33,7 @@ from wfrun.errors import (
 )
 from wfrun.model import COMPLETED
 
-from ._forms import fields_data, form_data, query_data
+from ._forms import form_data
 from ._pages import (
     ACTION_FIELD,
     FORM_MARKER,

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wfrun._textdata import fields_data, query_data
 from wfrun.engine import Engine
 from wfrun.errors import NotFoundError, SchemaViolation, StateError, UsageError, WfrunError
 from wfrun.model import RUNNING
 
 from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
-from ._forms import fields_data, query_data
 
 ROUTE = re.compile(r"/runs/([^/]+)/events/([^/]+)")
 SAFE = ("GET", "HEAD")  # they describe the URL, never send the event
@@ -83,15 +83,18 @@ class EventSends:
             data, form = decode_body(req.body, req.headers.get("content-type", ""))
         except UsageError as exc:
             return json_reply(400, {"error": exc.message})
-        if form is not None:  # a form's fields, typed as the waiting step's schema asks
+        fields = form  # text: typed as the schema of the step that takes the event asks
+        if form is not None:
             data = fields_data(schema, form)
         elif not req.body:  # no body: the query parameters (but the token) are the data
-            data = query_data(schema, req.query)
+            fields = {k: v for k, v in req.query.items() if k != "token"}
+            data = query_data(schema, fields, reserved=())
         query = {k: v[0] if len(v) == 1 else v for k, v in req.query.items() if k != "token"}
         request = {"method": req.method, "headers": dict(req.headers), "query": query,
                    "source": "http"}
         try:
-            result = engine.send(req.run_id, req.name, data, request, execute=False)
+            result = engine.send(req.run_id, req.name, data, request, execute=False,
+                                 fields=fields or None)
         except SchemaViolation as exc:
             return json_reply(422, {"error": exc.message, "errors": exc.errors})
         except NotFoundError:  # deleted since its token was checked

@@ -1,10 +1,8 @@
-"""The approval form: fields built from a resume_schema, submitted fields and query parameters
-turned back into data of the types the schema asks for."""
+"""The approval form: fields built from a resume_schema, and the fields it submits turned back
+into data of the types the schema asks for (what services send: `wfrun._textdata`)."""
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,65 +128,3 @@ def form_data(
         if present:
             data[spec.name] = value
     return data, errors
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-
-
-def _types(schema: Any) -> list[str]:
-    if not isinstance(schema, dict):
-        return []
-    kind = schema.get("type")
-    return [kind] if isinstance(kind, str) else [k for k in kind or () if isinstance(k, str)]
-
-
-def _properties(schema: Any) -> dict[str, Any]:
-    """The properties a schema names, its `allOf` parts' included (an ask's schema)."""
-    if not isinstance(schema, dict):
-        return {}
-    found: dict[str, Any] = {}
-    for part in schema.get("allOf") or ():
-        found.update(_properties(part))
-    props = schema.get("properties")
-    if isinstance(props, dict):
-        found.update(props)
-    return found
-
-
-def coerce_text(schema: Any, raw: str) -> Any:
-    """A query parameter's text as the type `schema` asks for (boolean, integer, number), or
-    the text itself when it asks for none of those or the text does not read as one."""
-    for kind in _types(schema):
-        if kind == "boolean" and raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
-        if len(raw) > 100:  # no number a person means is that long
-            continue
-        if kind in ("integer", "number") and _INTEGER.fullmatch(raw):
-            return int(raw)
-        if kind == "number" and _NUMBER.fullmatch(raw) and math.isfinite(float(raw)):
-            return float(raw)
-    return raw
-
-
-def query_data(schema: Any, query: dict[str, list[str]]) -> dict[str, Any] | None:
-    """The data of a request with no body: its query parameters other than `token` and
-    `action`, as `fields_data` reads them; None when there are none."""
-    return fields_data(schema, {k: v for k, v in query.items() if k not in ("token", "action")}
-                       ) or None
-
-
-def fields_data(schema: Any, fields: dict[str, list[str]]) -> dict[str, Any]:
-    """Text fields (query parameters, or a form body a service posted) as an object: a
-    repeated field is a list, and each value is coerced to the type `schema`'s property of
-    that name asks for (`approved=true` is true where it asks for a boolean)."""
-    props = _properties(schema)
-    data: dict[str, Any] = {}
-    for name, values in fields.items():
-        prop = props.get(name)
-        if len(values) == 1 and "array" not in _types(prop):
-            data[name] = coerce_text(prop, values[0])
-        else:
-            items = prop.get("items") if isinstance(prop, dict) else None
-            data[name] = [coerce_text(items, v) for v in values]
-    return data

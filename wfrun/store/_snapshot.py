@@ -168,7 +168,7 @@ _PAUSE_TYPES: dict[str, tuple[type, ...]] = {
 }
 _INBOX_TYPES: dict[str, tuple[type, ...]] = {  # see wfrun/engine/_inbox.py and _events.py
     "kind": (str,), "step": (str,), "nonce": (str,), "action": (str, _N), "request": (dict,),
-    "at": (str,), "name": (str,), "source": (str,),
+    "at": (str,), "name": (str,), "source": (str,), "fields": (dict,),
 }
 _INBOX_REQUIRED = {  # the keys an entry of each kind must have (an unknown kind: kind and at)
     "resume": ("kind", "step", "nonce", "request", "at"),
