@@ -1,8 +1,9 @@
 """approval-link: a code step suspends itself and hands its links to a person.
 
 Pipedream's `$.flow.suspend()`: the step gets its resume/cancel links *before* the run pauses,
-sends them somewhere (here: an "outbox" file standing in for email, and stderr), and the run
-pauses when the step returns. `wfrun resume` (or the URL, answered by `wfrun serve`)
+sends them somewhere (here: an "outbox" file standing in for email, and the step's printed
+output, which `wfrun logs RUN` shows and `--verbose` echoes), and the run pauses when the step
+returns. `wfrun resume` (or the URL, answered by `wfrun serve`)
 continues it; `wfrun cancel` ends it.
 """
 
@@ -22,7 +23,7 @@ def request_approval(ctx):
     if outbox:
         with open(outbox, "a", encoding="utf-8") as fh:  # the simulated email
             fh.write(message)
-    # stderr, not stdout: `wfrun ... --json` keeps stdout for its JSON document.
+    # Kept with the run (`wfrun logs RUN`; echoed to stderr with --verbose), like any print.
     print(message, file=sys.stderr, end="")
     ctx.log.info("approval requested for %s", document)
     # The step's output is still its return value; the run pauses after this.

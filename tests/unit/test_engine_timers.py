@@ -72,6 +72,19 @@ def test_a_suspension_nobody_answers_times_out_as_its_step_says(
         assert run.error is not None and run.error["step"] == "approve"
 
 
+@pytest.mark.parametrize("workflow", ["approval", "approval-fail"])
+def test_a_late_tick_says_the_timeout_the_step_had_not_how_long_it_waited(
+        engine: Engine, workflow: str) -> None:
+    engine.start(workflow, {"amount": 5}, run_id="t1")
+    engine.clock.advance("3d")  # a day after the deadline: cron was down
+    assert fired(engine) == [("t1", "approve", "timeout")]
+    run = engine.store.load("t1")
+    cancelled = [e.get("reason") for e in engine.store.read_history("t1")
+                 if e["type"] == "cancelled"]
+    said = (run.error or {}).get("message") or cancelled[0]
+    assert "2d" in said and "3d" not in said, said
+
+
 def test_a_failing_step_is_retried_after_its_backoff(engine: Engine) -> None:
     result = engine.start("flaky", run_id="f1")
     assert result.run.status == "waiting"

@@ -366,7 +366,8 @@ def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name:
     fails the run, or settles the foreach step), otherwise the run is cancelled."""
     pause = state.pause or {}
     on_timeout = pause.get("on_timeout", "cancel")
-    waited = format_duration(now - parse_iso(pause["since"]))
+    # the timeout it had (a tick may fire it later than its deadline)
+    allowed = format_duration(parse_iso(pause["due_at"]) - parse_iso(pause["since"]))
     events.append(event(now, "timed_out", name, on_timeout=on_timeout, deadline=pause["due_at"]))
     if on_timeout == "resume" and answer_timeout(state):
         pass  # an ask answered with None: the step executes again
@@ -378,7 +379,8 @@ def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name:
             state.output = timed_out_output(state)
         complete(state, name, now, events, note="timed out; resumed with no data")
     elif on_timeout == "fail":
-        message = f"step '{name}' was not resumed before its deadline {pause['due_at']} ({waited})"
+        message = (f"step '{name}' was not resumed before its deadline {pause['due_at']} "
+                   f"(its timeout: {allowed})")
         if pause.get("event"):
             message = message.replace("was not resumed", f"received no event '{pause['event']}'")
         state.status = FAILED
@@ -386,7 +388,7 @@ def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name:
         state.error = _step_error(name, "TimeoutError", message)
         state.finished_at = to_iso(now)
     else:
-        cancel_run(run, now, f"step '{name}' timed out after {waited}", events)
+        cancel_run(run, now, f"step '{name}' timed out (not resumed within {allowed})", events)
 
 
 def _fresh(old: StepState, keep_answers: bool, keep_iterations: bool = False) -> StepState:
