@@ -747,9 +747,27 @@ def test_store_and_a_state_dir_naming_another_store_are_refused_even_the_default
     for given in (wfrun("--store", "file:other", "--state-dir", ".wfstate", "list"),
                   wfrun("--store", "file:other", "list", env={"WFRUN_STATE_DIR": ".wfstate"})):
         line = refused(given, 2)
-        assert "give only one" in line and ".wfstate" in line
+        assert "give only one" in line and "'file:other' and directory '.wfstate'" in line
     for same in (wfrun("--store", "file:./.wfstate", "--state-dir", ".wfstate", "list"),
                  wfrun("--store", f"file:{tmp_path / 'other'}", "--state-dir", "other", "list"),
                  wfrun("--store", "file:other", "list")):
         assert same.code == 0, same.stderr
     assert not (tmp_path / ".wfstate").exists() and not (tmp_path / "other").exists()
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "wfrun", "start", "x", "--state-dir", "d"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("error: --state-dir is a global option: give it before the command, "
+                          "as in 'wfrun --state-dir VALUE start ...'\n")
+
+
+def test_version_and_doctor_without_a_state_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    version = CliRunner().invoke(app, ["--version"])
+    assert version.exit_code == 0 and re.fullmatch(r"wfrun \d+\.\d+\.\d+\S*\n", version.stdout)
+    checked = CliRunner().invoke(app, ["doctor"])
+    assert checked.exit_code == 0 and "does not exist" in checked.stderr
+    assert list(tmp_path.iterdir()) == []  # looked, made nothing

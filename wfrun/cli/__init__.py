@@ -72,6 +72,9 @@ def app_for(argv: list[str]) -> typer.Typer:
     return one
 
 
+GLOBAL_OPTIONS = ("--store", "--state-dir", "--workflows-dir")  # the root command's
+
+
 def main() -> None:
     """Entry point of the `wfrun` console script and `python -m wfrun`.
 
@@ -86,8 +89,14 @@ def main() -> None:
             sys.exit(0)
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx else "wfrun"
-        print(f"error: {exc.format_message()} (see '{where} --help')",  # type: ignore[attr-defined]
-              file=sys.stderr)
+        option = getattr(exc, "option_name", None)
+        if option in GLOBAL_OPTIONS and ctx is not None and ctx.parent is not None:
+            # `wfrun start X --state-dir D`: the option of the root command, after a command
+            print(f"error: {option} is a global option: give it before the command, as in "
+                  f"'wfrun {option} VALUE {ctx.info_name} ...'", file=sys.stderr)
+        else:
+            print(f"error: {exc.format_message()} (see '{where} --help')",  # type: ignore[attr-defined]
+                  file=sys.stderr)
         code = exc.exit_code  # type: ignore[attr-defined]
     except ClickException as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]

@@ -73,6 +73,9 @@ def _globals(
     workflows_dir: Annotated[str, typer.Option(envvar="WFRUN_WORKFLOWS_DIR",
                                                help="Where workflows are found.")]
     = DEFAULT_WORKFLOWS_DIR,
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=lambda shown: _version(shown),
+        help="Print wfrun's version and exit.")] = False,
 ) -> None:
     """wfrun: durable workflows from the command line.
 
@@ -82,6 +85,15 @@ def _globals(
     source = ctx.get_parameter_source("state_dir")
     explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
     use(Settings(state_dir, workflows_dir, explicit, store))
+
+
+def _version(asked: bool) -> None:
+    """`wfrun --version`: the installed distribution's version."""
+    if asked:
+        from importlib.metadata import version
+
+        print(f"wfrun {version('wfrun')}")
+        raise typer.Exit(0)
 
 
 def handle_errors(function: F) -> F:

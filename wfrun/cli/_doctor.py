@@ -1,5 +1,7 @@
 """`wfrun doctor`: examine every file of the state directory and report what is wrong."""
 
+import sys
+
 import typer
 
 from ._app import JsonOpt, app, emit_json, handle_errors
@@ -19,6 +21,9 @@ def doctor(as_json: JsonOpt = False) -> None:
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """
+    missing = settings().missing_state_dir()
+    if missing:  # nothing to check there: said, as list and tick say it (and nothing is made)
+        print(f"warning: {missing}", file=sys.stderr)
     engine = settings().engine()
     runs, problems = engine.check()
     if as_json:

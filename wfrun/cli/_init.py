@@ -77,9 +77,14 @@ def init(
             fh.write(body)
     ignore = _gitignore(".gitignore")
     prefix = "wfrun" if default_dir else f"wfrun --workflows-dir {shlex.quote(workflows)}"
+    import importlib.util
+
+    # the test needs pytest, which wfrun itself does not install
+    test = f"python -m pytest {shlex.quote(test_file)}"
+    if importlib.util.find_spec("pytest") is None:
+        test = f"python -m pip install pytest && {test}"
     commands = [f"{prefix} validate {name}",
-                f"{prefix} start {name} --input {shlex.quote(chosen.sample_input)}",
-                f"python -m pytest {shlex.quote(test_file)}"]
+                f"{prefix} start {name} --input {shlex.quote(chosen.sample_input)}", test]
     result: dict[str, Any] = {"workflow": name, "template": template, "files": list(files),
                               "gitignore": ignore, "next": commands}
     if as_json:

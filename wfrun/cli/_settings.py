@@ -35,12 +35,13 @@ class Settings:
         an unusable URL, or when --store and --state-dir name different stores."""
         if self.store is None:
             return self.state_dir
-        from wfrun.store import store_kind
+        from wfrun.store import public_url, store_kind
 
         kind, where = store_kind(self.store)
         if self.explicit_state_dir and (kind != "file" or not _same_path(where, self._dir)):
             raise UsageError(f"--store and --state-dir (or WFRUN_STORE and WFRUN_STATE_DIR) name "
-                             f"different stores ({self._dir!r}); give only one")
+                             f"different stores ({public_url(self.store)!r} and directory "
+                             f"{self._dir!r}); give only one")
         return self.store
 
     def engine(self, now: str | None = None) -> Any:
@@ -54,7 +55,9 @@ class Settings:
             try:
                 clock = FakeClock(now)
             except ValueError as exc:
-                raise UsageError(f"--now: {exc}") from None
+                relative = "" if now.strip().startswith("+") else \
+                    ", or +DURATION from the clock's time (+7d1m)"
+                raise UsageError(f"--now: {exc}{relative}") from None
         return Engine(open_store(self.store_url()), clock, workflows_dir=self.workflows_dir,
                       command=self.command())
 
