@@ -304,3 +304,27 @@ def test_a_fresh_spare_needs_no_directory_fsync_before_it_is_written(
     assert target.read_bytes() == b"v2"
     spare, prev = _fsops.spare_paths(str(target))
     assert os.path.exists(prev) and not os.path.exists(spare)  # v1's inode: the next spare
+
+
+def test_threads_writing_in_one_directory_share_the_bookkeeping_safely(tmp_path: Path) -> None:
+    """`wfrun serve` executes runs in several threads: their directory fsyncs and what each
+    made durable are one process's bookkeeping (it raised KeyError when two threads settled
+    the same fsync's versions)."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        try:
+            for n in range(200):
+                _fsops.durable_replace(str(tmp_path / f"run{index}.json"), b"x" * (n % 7 + 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all((tmp_path / f"run{i}.json").read_bytes() == b"x" * (199 % 7 + 1) for i in range(8))

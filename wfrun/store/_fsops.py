@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 from wfrun.store._faults import fault_point
 
 _DIRS: dict[str, tuple[int, int, int]] = {}  # path -> (descriptor, device, inode), a few
 _MAX_DIRS = 8
+# The bookkeeping below is shared by the threads of one process (`wfrun serve` executes runs
+# in several): the kept directory descriptors, the fsync numbering and what they made durable.
+_BOOK = threading.RLock()
 
 
 def fsync_dir(path: str) -> None:
@@ -20,19 +24,21 @@ def fsync_dir(path: str) -> None:
     The directory stays open for the next call (opening a file is not cheap everywhere); a
     stat checks that `path` is still that directory, in case it was replaced meanwhile."""
     fault_point("dirsync")
-    number = _SYNCS_BEGUN[path] = _SYNCS_BEGUN.get(path, 0) + 1
-    st = os.stat(path)
-    kept = _DIRS.get(path)
-    if kept is None or kept[1:] != (st.st_dev, st.st_ino):
-        if kept is not None:
-            os.close(kept[0])
-        elif len(_DIRS) >= _MAX_DIRS:
-            os.close(_DIRS.pop(next(iter(_DIRS)))[0])
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        opened = os.fstat(fd)
-        kept = _DIRS[path] = (fd, opened.st_dev, opened.st_ino)
-    os.fsync(kept[0])
-    _synced(path, number)
+    # held through the fsync: no other thread closes (or reuses) the descriptor meanwhile
+    with _BOOK:
+        number = _SYNCS_BEGUN[path] = _SYNCS_BEGUN.get(path, 0) + 1
+        st = os.stat(path)
+        kept = _DIRS.get(path)
+        if kept is None or kept[1:] != (st.st_dev, st.st_ino):
+            if kept is not None:
+                os.close(kept[0])
+            elif len(_DIRS) >= _MAX_DIRS:
+                os.close(_DIRS.pop(next(iter(_DIRS)))[0])
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            opened = os.fstat(fd)
+            kept = _DIRS[path] = (fd, opened.st_dev, opened.st_ino)
+        os.fsync(kept[0])
+        _synced(path, number)
 
 
 def durable_write(path: str, data: bytes) -> None:
@@ -157,26 +163,28 @@ def observe(path: str, st: os.stat_result | None = None) -> None:
     known = _SEEN.get(path)
     if known is not None and known[:3] == version:
         return  # seen before: the first sighting is what counts
-    if len(_SEEN) >= _MAX_KNOWN:
-        _SEEN.clear()
-    _SEEN[path] = (*version, _SYNCS_BEGUN.get(os.path.dirname(path), 0))
+    with _BOOK:
+        if len(_SEEN) >= _MAX_KNOWN:
+            _SEEN.clear()
+        _SEEN[path] = (*version, _SYNCS_BEGUN.get(os.path.dirname(path), 0))
 
 
 def _installed(path: str, spare: os.stat_result, directory: str) -> None:
     """Remember the version `durable_replace` just renamed over `path` (durable at the next
     fsync of its directory): the spare's inode, `spare` its stat (a rename keeps the inode,
     and the run's lock keeps other writers out, so no stat of `path` is needed)."""
-    if len(_INSTALLED) >= _MAX_KNOWN:
-        _INSTALLED.clear()
-    _INSTALLED[path] = (spare.st_dev, spare.st_ino, directory)
+    with _BOOK:
+        if len(_INSTALLED) >= _MAX_KNOWN:
+            _INSTALLED.clear()
+        _INSTALLED[path] = (spare.st_dev, spare.st_ino, directory)
 
 
 def _synced(directory: str, number: int) -> None:
     """The directory fsync numbered `number` completed: the versions installed in the
     directory before it began are durable."""
     _SYNCED_THROUGH[directory] = max(_SYNCED_THROUGH.get(directory, 0), number)
-    for path in [p for p, known in _INSTALLED.items() if known[2] == directory]:
-        device, inode, _ = _INSTALLED.pop(path)
+    for path in [p for p, known in list(_INSTALLED.items()) if known[2] == directory]:
+        device, inode, _ = _INSTALLED.pop(path)  # (the caller holds _BOOK)
         try:
             st = os.stat(path)
         except OSError:
