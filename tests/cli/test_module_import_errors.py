@@ -82,3 +82,31 @@ def test_a_run_whose_code_broke_is_refused_by_resume_and_tick_and_left_as_it_was
     assert changed == set(), changed  # the data was not taken, the deadline did not fire
     (project.workflows / "later.py").write_text("def a(ctx):\n    return 1\n")  # fixed
     assert project.json("resume", run_id, "--data", '{"ok": true}')["status"] == "completed"
+
+
+KID = "name: kid\nsteps:\n  - {id: approve, wait: true, timeout: 1h, on_timeout: resume}\n" \
+      "  - id: done\n"
+PAR = "name: par\nsteps:\n  - {id: review, workflow: kid}\n  - id: after\n"
+
+
+@pytest.mark.parametrize("change", ["break-module", "rename-step"])
+def test_a_parent_whose_code_broke_is_not_continued_by_its_child_but_told_later(
+        project: Project, change: str) -> None:
+    project.workflow("kid", KID, "def done(ctx):\n    return 'kid done'\n")
+    project.workflow("par", PAR, "def after(ctx):\n    return 'after'\n")
+    project.json("start", "par", "--run-id", "A")
+    if change == "break-module":
+        (project.workflows / "par.py").write_text("raise RuntimeError('broken')\n")
+    else:
+        project.workflow("par", PAR.replace("id: review", "id: review2"))
+    out = project.run("resume", "A", "--step", "review/approve", "--data", "{}")
+    assert out.code == 0 and "Traceback" not in out.stderr, (out.stdout, out.stderr)
+    assert "parent run A of run A--review was not updated" in out.stderr  # kept for later
+    assert ("par.py" if change == "break-module" else "step 'review' of run A") in out.stderr
+    parent = project.json("show", "A")
+    assert parent["status"] not in ("failed", "completed"), parent["status"]
+    assert "review2" not in parent["steps"] or parent["steps"]["review2"]["status"] == "pending"
+    assert project.run("tick", "--now", "2099-01-01T00:00:00Z").code == 1  # still not told
+    project.workflow("par", PAR, "def after(ctx):\n    return 'after'\n")  # fixed
+    project.json("tick", "--now", "2099-01-01T00:00:00Z")
+    assert project.json("show", "A")["status"] == "completed"

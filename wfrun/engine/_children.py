@@ -35,6 +35,7 @@ from ._composite import (
 from ._execute import execute
 from ._history import Events, event
 from ._runner_api import RunnerAPI
+from ._schedule import step_gone
 from ._transitions import rewind
 
 MAX_DEPTH = 32  # how far status may travel up a chain of parents in one command
@@ -276,7 +277,12 @@ def _tell_parent(runner: RunnerAPI, child: Run) -> Run | None:
             runner.cancel(child.run_id, f"parent run {parent.run_id} is {parent.status}")
         return None
     warnings: list[str] = []
-    workflow = runner.workflow_of(parent, warnings)
+    # as a resume of the parent would be: refused (the parent left as it is, told by a later
+    # tick) if its code is broken or the step holding the child is gone from it
+    workflow = runner.workflow_to_continue(parent, warnings)
+    if info["step"] not in workflow.steps:
+        raise step_gone(parent, info["step"], workflow,
+                        f"restore it so that the run continues with its child run {child.run_id}")
     agreed: list[bool | None] = [None]
 
     def mutate(r: Run, events: Events) -> None:
