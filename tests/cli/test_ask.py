@@ -410,3 +410,46 @@ def test_snapshots_written_before_answers_existed_still_load() -> None:
     run = Run.from_dict(old)
     assert run.steps["s"].answers == []
     assert StepState().answers is not StepState().answers  # no list shared between steps
+
+
+ASK_TWICE = """
+import os
+import time
+
+
+def s(ctx):
+    first = ctx.flow.ask(data={"q": 1})
+    open(ctx.input["between"], "w").close()  # answered: now between the two asks
+    deadline = time.monotonic() + 20
+    while not os.path.exists(ctx.input["go"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = ctx.flow.ask(data={"q": 2})
+    return [first, second]
+"""
+
+
+def test_a_resume_naming_a_step_between_its_asks_is_refused_not_kept_for_the_next(
+        project: Project, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import time
+
+    project.workflow("twice", "steps:\n  - id: s\n", ASK_TWICE)
+    between, go = tmp_path / "between", tmp_path / "go"
+    data = json.dumps({"between": str(between), "go": str(go)})
+    project.json("start", "twice", "--run-id", "q2", "--input", data)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *project.base_args(), "resume", "q2", "--data", '"A1"'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project.root)
+    deadline = time.monotonic() + 20
+    while not between.exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = project.run("resume", "q2", "--step", "s", "--data", '"dup"')
+    go.touch()
+    assert first.wait(timeout=30) == 0, first.communicate()
+    assert second.code == 3 and "executing again since its ask #1" in second.stderr
+    assert project.json("show", "q2")["status"] == "suspended"  # at the second ask
+    done = project.json("resume", "q2", "--data", '"A2"')
+    assert done["status"] == "completed" and done["output"] == ["A1", "A2"]

@@ -168,8 +168,14 @@ def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Tar
     step = target.name
 
     def keep(r: Run, events: Events) -> None:
-        if executing_nonce(r.steps.get(step)) is None:
+        state = r.steps.get(step)
+        if executing_nonce(state) is None:
             raise StepNotExecuting(step)
+        if state is not None and state.answers:  # executing again since an ask was answered
+            raise ConflictError(
+                f"step '{step}' of run {run_id} is executing again since its ask "
+                f"#{len(state.answers)} was answered; this resume is refused rather than answer "
+                "its next ask by mistake: give it once the step asks ('wfrun pending' shows it)")
         buffer_resume(r, step, req.data, req.action, req.callback, runner.clock.now(), events)
 
     try:
