@@ -10,11 +10,11 @@ from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, WfrunError
 
+from ._schedule_state import read_state
 from ._timetable import (
     GRACE,
     SAVE_ATTEMPTS,
     Engine,
-    read_state,
     run_status,
     scheduled,
     timetable_of,
@@ -37,7 +37,7 @@ def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
         "last_run_status": None, "last_skip": None, "error": None,
     }
     try:
-        state, _ = read_state(engine, workflow.name)
+        state, _ = read_state(engine.store, workflow.name)
         state = state or {}
         row.update(paused=bool(state.get("paused")), last_fire=state.get("last_fire"),
                    last_run=state.get("last_run"), last_skip=state.get("last_skip"))
@@ -85,7 +85,7 @@ def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool
                             "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
     now = engine.clock.now()
     for _ in range(SAVE_ATTEMPTS):
-        state, revision = read_state(engine, workflow.name)
+        state, revision = read_state(engine.store, workflow.name)
         mine = dict(state or {"through": to_iso(now)})
         if bool(mine.get("paused")) == paused:
             return describe(engine, workflow), False
