@@ -10,7 +10,7 @@ from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, WfrunError
 
-from ._schedule_state import read_state
+from ._schedule_reads import read_state
 from ._timetable import (
     GRACE,
     SAVE_ATTEMPTS,

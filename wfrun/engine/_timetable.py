@@ -42,7 +42,7 @@ from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, StateError, WfrunError
 from wfrun.model import FINISHED, Run
 
-from ._schedule_state import read_state
+from ._schedule_reads import read_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -199,7 +199,7 @@ class Engine:
         never set up has nothing to check, and is not created by looking."""
         if not self.store.has_state():
             return 0, []
-        from ._schedule_state import state_problems
+        from ._schedule_reads import state_problems
 
         runs, problems = self.store.check()
         return runs, problems + state_problems(self.store)
