@@ -38,6 +38,9 @@ def test_each_approver_decides_once_with_their_own_link(server: Server,
     assert server.load("rel").status == "suspended"
     again = approve(urls["alice"], "rejected")
     assert again.status == 409 and "already decided" in again.json()["error"]
+    described = http(urls["alice"]).json()  # what her link says now: not "POST this URL"
+    assert described["how"].startswith("alice already decided (approved at ")
+    assert http(urls["bob"]).json()["how"].startswith("POST this URL")
     second = approve(urls["carol"], "approved", "ship it")
     assert second.status == 202 and second.json()["decision"] == "approved"
     run = server.wait_until_settled("rel")

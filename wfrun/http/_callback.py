@@ -215,15 +215,22 @@ class Callbacks:
         state = opened.node
         label = (state.pause or {}).get("label")
         gate = (state.pause or {}).get("approvals")
+        mine = next((d for d in (gate or {}).get("decisions", [])
+                     if d.get("by") == opened.approver), None) if opened.approver else None
+        how = (f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the data "
+               f"as a JSON body, or with no body as query parameters (&name=value){choose}; a "
+               "GET changes nothing")
+        if mine is not None:  # each approver decides once: a POST would get 409
+            how = (f"{opened.approver} already decided ({mine.get('action')} at "
+                   f"{mine.get('at')}); each approver decides once, so this URL takes nothing "
+                   "more: a POST gets 409")
         return json_reply(200, {
             "run_id": run.run_id, "step": req.step, "verb": "resume",
             "resume_schema": link.schema, "actions": link.actions,
             "suspend_data": state.suspend_data,
             **({"label": label} if label else {}),
             **({"approver": opened.approver, "approvals": gate} if opened.approver else {}),
-            "how": f"POST this URL to resume step '{req.step}' of run {run.run_id}: send the "
-                   "data as a JSON body, or with no body as query parameters "
-                   f"(&name=value){choose}; a GET changes nothing"})
+            "how": how})
 
     def _cancel(self, engine: Engine, req: Request, token: str, html: bool) -> Reply:
         try:
