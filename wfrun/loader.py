@@ -261,13 +261,25 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
     return workflow
 
 
+# (manifest path, manifest hash, module hash) of the versions whose handlers passed: a tick
+# checks each due run's workflow, and inspecting every handler's signature each time adds up
+_HANDLERS_OK: set[tuple[str, str, str]] = set()
+
+
 def check_handlers(workflow: Workflow) -> None:
     """ManifestError unless the step module imports and each code step's function exists and
-    can be called as `f(ctx)` (imports the module, once per version of it)."""
+    can be called as `f(ctx)` (imports the module and inspects it once per version of it)."""
+    version = (workflow.path, workflow.code_hash.get("manifest", ""),
+               workflow.code_hash.get("module", ""))
+    if version in _HANDLERS_OK:
+        return
     if any(s.kind == "code" for s in workflow.steps.values()):
         for spec in workflow.steps.values():
             if spec.handler:
                 _check_signature(workflow, spec.id, handler_for(workflow, spec.id))
+    if len(_HANDLERS_OK) >= 1024:
+        _HANDLERS_OK.clear()
+    _HANDLERS_OK.add(version)
 
 
 def check_schemas(workflow: Workflow) -> None:
