@@ -253,6 +253,15 @@ def test_validate_with_no_workflows_and_an_unknown_one(project: Project) -> None
     assert unknown.code == 4 and "ghost" in unknown.stderr
 
 
+def test_a_missing_workflows_directory_is_named_with_what_makes_one(project: Project) -> None:
+    project.workflows.rmdir()
+    for command in ("validate", "workflows"):
+        out = project.run(command)
+        assert out.code == (4 if command == "validate" else 0)
+        said = out.stderr if command == "validate" else out.stdout
+        assert f"there is no directory {project.workflows}" in said and "wfrun init" in said
+
+
 def test_workflows_lists_an_invalid_manifest_with_its_error(project: Project) -> None:
     project.workflow("bad", "steps: [{id: a, color: red}]\n")
     rows = project.json("workflows")

@@ -173,7 +173,7 @@ def validate(
             else:
                 print(f"error: {item['error']}", file=sys.stderr)
     if not targets:
-        print(f"no workflows found in {engine.workflows_dir}", file=sys.stderr)
+        print(_none_found(engine.workflows_dir), file=sys.stderr)
         raise typer.Exit(4)
     bad = [r for r in results if not r["ok"]]
     if bad:
@@ -210,5 +210,13 @@ def list_workflows(as_json: JsonOpt = False) -> None:
         [[r["name"] or f"(invalid) {r['path']}",
           ", ".join(s["id"] for s in r["steps"]) or (r["error"] or ""),
           r["description"]] for r in rows],
-        f"no workflows in {engine.workflows_dir}",
+        _none_found(engine.workflows_dir),
     )
+
+
+def _none_found(directory: str) -> str:
+    """What to say when a workflows directory holds no manifest, or does not exist."""
+    if os.path.isdir(directory):
+        return f"no workflows in {directory} (no NAME.yaml, NAME.yml or NAME/workflow.yaml)"
+    return (f"no workflows: there is no directory {os.path.abspath(directory)}; `wfrun init` "
+            "makes one with an example, --workflows-dir names another")
