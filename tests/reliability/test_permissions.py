@@ -61,6 +61,35 @@ def test_a_private_but_readable_state_dir_is_tightened_to_0700(lab: Lab) -> None
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
 
 
+@pytest.mark.parametrize("mode", [0o755, 0o700])
+def test_a_directory_holding_other_files_is_no_state_dir_and_is_left_alone(
+        lab: Lab, mode: int) -> None:
+    state = lab.root / "somewhere"  # `--state-dir ..` or `/` by mistake
+    state.mkdir()
+    (state / "notes.txt").write_text("mine\n")
+    state.chmod(mode)
+    for args in (["start", "flow"], ["list"], ["tick"], ["show", "r1"], ["doctor"]):
+        proc = _wfrun(lab, state, *args, umask=0o022)
+        assert proc.rc == 5, (args, proc.rc, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert f"{state} is not a wfrun state directory" in proc.stderr
+        assert "notes.txt" in proc.stderr and "new or empty directory" in proc.stderr
+    assert [p.name for p in state.iterdir()] == ["notes.txt"]
+    assert stat.S_IMODE(state.stat().st_mode) == mode
+
+
+def test_a_file_where_the_state_dir_should_be_is_said_to_be_one(lab: Lab) -> None:
+    state = lab.root / "state"
+    state.write_text("not a directory\n")
+    for args in (["start", "flow"], ["list"], ["pending"], ["tick"], ["show", "r1"],
+                 ["doctor"]):
+        proc = _wfrun(lab, state, *args, umask=0o022)
+        assert proc.rc == 5, (args, proc.rc, proc.stderr)
+        assert f"state directory {state} is not a directory" in proc.stderr, proc.stderr
+        assert "does not exist" not in proc.stderr and "Traceback" not in proc.stderr
+    assert state.read_text() == "not a directory\n"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a directory owned by another user needs "
                     "root (chown); run the suite as root to cover the ownership check")
 def test_a_state_dir_owned_by_someone_else_is_refused(lab: Lab) -> None:

@@ -67,7 +67,7 @@ class Settings:
         import os
 
         self.store_url()  # (a bad --store is said first)
-        if self._kind != "file" or os.path.isdir(self.state_dir):
+        if self._kind != "file" or os.path.lexists(self.state_dir):  # (a file: the store says so)
             return None
         return (f"state directory {os.path.abspath(self.state_dir)} does not exist; point "
                 "wfrun at yours with --state-dir DIR or WFRUN_STATE_DIR, or run it from the "

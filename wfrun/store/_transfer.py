@@ -74,9 +74,6 @@ class Transfer(Store):
     def _write(self, run: Run, path: str) -> None:
         raise NotImplementedError
 
-    def has_state(self) -> bool:
-        return os.path.isdir(self.root)
-
     def import_run(self, run: Run, history: list[dict[str, Any]],
                    logs: list[dict[str, Any]]) -> bool:
         path = self._snapshot_path(run.run_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
@@ -85,8 +86,10 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
             return
         try:
             # missing parents are made as `mkdir -p` would, but never writable by others
-            _dirs.make_dir(self.root, 0o700, parents_mode=0o755)
+            made = _dirs.make_dir(self.root, 0o700, parents_mode=0o755)
             self._check_root()
+            if not made:
+                self._check_ours()
             for sub in _SUBDIRS:
                 path = self._path(sub)
                 try:
@@ -105,6 +108,9 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
 
     def _check_root(self) -> None:
         st = os.stat(self.root)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"state directory {self.root} is not a directory; point "
+                             "--state-dir (or --store file:PATH) at a directory")
         if st.st_uid != os.getuid():
             raise StateError(
                 f"state directory {self.root} is owned by another user (uid {st.st_uid}); "
@@ -116,17 +122,36 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
                 f"(mode {st.st_mode & 0o777:o}); run 'chmod 700 {self.root}'"
             )
         if st.st_mode & 0o777 != 0o700:
+            self._check_ours()
             os.chmod(self.root, 0o700)
 
+    def _check_ours(self) -> None:
+        """Refuse a directory that holds other things and no wfrun state (a mistyped
+        --state-dir such as `..` or `/`): wfrun makes its own subdirectories and tightens the
+        mode only of an empty directory or a state directory."""
+        with os.scandir(self.root) as entries:
+            names = {entry.name for entry in entries}
+        if names and not names & {*_SUBDIRS, "status"}:
+            shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+            raise StateError(
+                f"{self.root} is not a wfrun state directory: it holds other files ({shown}) "
+                "and no runs/; point --state-dir (or --store file:PATH) at a new or empty "
+                "directory")
+
     def _exists_dir(self) -> bool:
-        if not self._ready and os.path.isdir(self.root):
+        if not self._ready and os.path.lexists(self.root):
             try:
                 self._check_root()
+                self._ready = all(os.path.isdir(self._path(s)) for s in _SUBDIRS)
+                if not self._ready:
+                    self._check_ours()
             except OSError as exc:
                 raise StateError(f"cannot read state directory {self.root}: {exc}") from exc
-            self._ready = all(os.path.isdir(self._path(s)) for s in _SUBDIRS)
             return True
         return self._ready
+
+    def has_state(self) -> bool:
+        return self._exists_dir()  # (a file in its place, or a foreign directory: StateError)
 
     # -- snapshots ---------------------------------------------------------------------------
 
