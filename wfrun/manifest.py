@@ -76,6 +76,8 @@ def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow
     _check_graph(check, steps)
     steps = with_known_actions(check, steps)
     output = data.get("output")
+    if output is not None and not isinstance(output, str):
+        raise check.fail(f"must name a step (a string), not {kind_of(output)}", key="output")
     if output is not None and output not in steps:
         raise check.fail(f"names no step of this workflow: {output!r}", key="output")
     workflow = Workflow(

@@ -298,3 +298,22 @@ def test_an_edited_module_runs_its_new_code_even_with_stale_bytecode_beside_it(
     os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and same mtime
     doc = project.json("resume", compiled["run_id"])
     assert doc["steps"]["after"]["output"] == "v2"
+
+
+@pytest.mark.parametrize("output", ["[a]", "{a: 1}", "3"])
+def test_an_output_that_is_no_step_name_is_refused_naming_the_key(
+        project: Project, output: str) -> None:
+    project.workflow("good", "steps: [{id: a}]\n", GOOD_PY)
+    project.workflow("odd", f"output: {output}\nsteps: [{{id: a}}]\n", GOOD_PY)
+    out = project.run("validate", "odd")
+    assert out.code == 2 and "output" in out.stderr and "must name a step" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert project.run("validate", "good").code == 0  # the other workflows still load
+    assert project.run("workflows").code == 0
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "1e10", "0"])
+def test_tick_watch_refuses_an_interval_out_of_range(project: Project, interval: str) -> None:
+    out = project.run("tick", "--watch", "--interval", interval)
+    assert out.code == 2 and "--interval" in out.stderr
+    assert not project.state.exists()

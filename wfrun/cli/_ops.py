@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import ManifestError, StateError, WfrunError
+from wfrun.errors import ManifestError, StateError, UsageError, WfrunError
 
 from . import _complete, _stdout
 from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
@@ -24,7 +24,7 @@ def tick(
     as_json: JsonOpt = False,
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
     interval: Annotated[float, typer.Option(
-        min=0.1, help="Longest wait between ticks in seconds (--watch); on PostgreSQL the "
+        min=0.1, max=86400.0, help="Longest wait between ticks in seconds (--watch); on PostgreSQL the "
         "next tick starts as soon as a run becomes due.")] = 15.0,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Worker processes when many runs are due [default: 2 per CPU, at most 4].")]
@@ -39,6 +39,8 @@ def tick(
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
     echo_steps(verbose)
+    if interval != interval:  # NaN passes typer's range check
+        raise UsageError("--interval: nan is not a number of seconds (0.1 to 86400)")
     engine = settings().engine(now)
     workers = workers or _default_workers()
     missing = settings().missing_state_dir()
