@@ -43,6 +43,29 @@ def test_concurrent_resumes_with_one_token_get_one_202_and_the_rest_409(server: 
     assert len(resumed) == 1
 
 
+def test_a_burst_of_connections_gets_answers_not_resets(server: Server) -> None:
+    doc = server.start("approval")
+    url = doc["suspended"][0]["resume_url"] + "&action=approved"
+    clients = 60  # more than socketserver's default backlog of 5 ever let through
+    barrier = threading.Barrier(clients)
+    statuses: list[int | str] = []
+
+    def send() -> None:
+        barrier.wait()
+        try:
+            statuses.append(post_json(url, {"approved": True}).status)
+        except OSError as exc:  # a reset by the kernel: no HTTP answer at all
+            statuses.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=send) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(statuses) == clients and all(isinstance(s, int) for s in statuses), statuses
+    assert statuses.count(202) == 1 and set(statuses) <= {202, 409, 503}, statuses
+
+
 def test_a_link_of_a_timed_out_suspension_gets_409(server: Server) -> None:
     doc = server.start("approval")
     server.project.json("tick", "--now", "2099-01-01T00:00:00Z")  # 24 h passed: cancelled

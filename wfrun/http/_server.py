@@ -283,6 +283,9 @@ class WfrunServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # the kernel's backlog of connections not yet accepted (socketserver's default is 5: a
+    # burst of a few dozen clients saw resets instead of an answer, even a 503)
+    request_queue_size = 1024
 
     def __init__(self, host: str, port: int, engine: Callable[[], Engine], workers: int = 4,
                  max_connections: int = MAX_CONNECTIONS, max_per_client: int = MAX_PER_CLIENT,
