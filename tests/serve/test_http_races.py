@@ -66,6 +66,19 @@ def test_a_burst_of_connections_gets_answers_not_resets(server: Server) -> None:
     assert statuses.count(202) == 1 and set(statuses) <= {202, 409, 503}, statuses
 
 
+def test_a_resume_finishing_while_the_server_stops_is_202_and_left_to_tick(
+        server: Server) -> None:
+    doc = server.start("approval")
+    server.httpd.executor.shutdown(wait=True)  # what SIGTERM's close() does first
+    reply = post_json(doc["suspended"][0]["resume_url"] + "&action=approved",
+                      {"approved": True})
+    assert reply.status == 202, reply.text  # recorded: it was a 500
+    assert server.load(doc["run_id"]).status == "running"
+    advanced = server.project.json("tick")["advanced"]
+    assert [a["run_id"] for a in advanced] == [doc["run_id"]]
+    assert server.load(doc["run_id"]).status == "completed"
+
+
 def test_a_link_of_a_timed_out_suspension_gets_409(server: Server) -> None:
     doc = server.start("approval")
     server.project.json("tick", "--now", "2099-01-01T00:00:00Z")  # 24 h passed: cancelled

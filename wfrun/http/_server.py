@@ -374,8 +374,12 @@ class WfrunServer(ThreadingHTTPServer):
             logger.exception("error while serving a connection from %s", client)
 
     def continue_later(self, run_id: str) -> None:
-        """Continue an accepted run in a background worker."""
-        self.executor.submit(self._continue, run_id)
+        """Continue an accepted run in a background worker; once the server is shutting down
+        the run is left to the next tick (it is durably marked running, hence due)."""
+        try:
+            self.executor.submit(self._continue, run_id)
+        except RuntimeError:  # the pool is shut down: a request finished during SIGTERM
+            logger.info("server stopping: run %s continues at the next 'wfrun tick'", run_id)
 
     def _continue(self, run_id: str) -> None:
         try:
