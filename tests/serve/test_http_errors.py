@@ -17,7 +17,7 @@ from conftest import Project
 
 from wfrun.http import _server
 
-from .conftest import running_server
+from .conftest import Server, http, post_json, running_server
 
 
 def _healthy(base: str) -> bool:
@@ -124,3 +124,19 @@ def test_the_servers_own_output_while_a_step_runs_is_not_kept_as_the_steps(
     assert "from the step" in texts
     assert not [t for t in texts if "/healthz" in t], texts
     assert "GET /healthz" in capfd.readouterr().err
+
+
+def test_a_workflow_whose_code_fails_to_import_is_500_with_details_only_in_the_log(
+    server: Server, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="wfrun.http")
+    doc = server.start("approval")
+    module = server.project.workflows / "approval.py"
+    module.write_text(module.read_text() + "\nimport os\nSECRET = os.environ['WFRUN_NO_SUCH']\n")
+    url = doc["suspended"][0]["resume_url"] + "&action=approved"
+    for reply in (post_json(url, {"approved": True}), http(url + "&approved=true", "POST")):
+        assert reply.status == 500, reply.text  # worth sending again once the deploy is fixed
+        assert "cannot be loaded" in reply.json()["error"]
+        assert "WFRUN_NO_SUCH" not in reply.text and str(module) not in reply.text
+    assert "WFRUN_NO_SUCH" in caplog.text  # the server's log says why
+    assert server.load(doc["run_id"]).status == "suspended"  # the data was not taken

@@ -76,9 +76,10 @@ def json_reply(status: int, value: Any) -> Reply:
     return Reply(status, (json.dumps(value, ensure_ascii=False) + "\n").encode())
 
 
-def state_failure(exc: StateError, message: str, html: bool = False,
+def state_failure(exc: StateError | ManifestError, message: str, html: bool = False,
                   title: str = "Server error") -> Reply:
-    """The answer when the runs' state cannot be read or written, its details left to the
+    """The answer when the runs' state cannot be read or written, or a run's workflow cannot
+    be loaded (a broken deploy: worth sending again once fixed), its details left to the
     server's log: 503 with Retry-After while the store cannot be reached (its database is
     restarting, a connection was cut: the same request may succeed in a moment), else 500
     with `message`."""
@@ -184,7 +185,10 @@ class Callbacks:
         except StateError as exc:
             return state_failure(exc, "the runs' state cannot be read or written; see the "
                                  "server's log", html)
-        except WfrunError as exc:  # the workflow cannot be loaded, the run is busy, ...
+        except ManifestError as exc:  # its module fails to import, a handler is missing
+            return state_failure(exc, "the run's workflow cannot be loaded; see the server's "
+                                 "log", html)
+        except WfrunError as exc:  # the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
 
     def _link(self, engine: Engine, opened: OpenLink) -> Link:
@@ -281,7 +285,7 @@ class Callbacks:
         except (ConflictError, CodeChangedError) as exc:
             return _error(409, exc.message, html, "Link already used")
         except ManifestError:
-            raise  # the workflow cannot be loaded: 409 below
+            raise  # the workflow cannot be loaded: 500 below
         except UsageError as exc:  # an unknown action, or none where one is needed
             return self._invalid(opened, req, token, link, data, [], html, exc.message)
         if result.accepted:  # the step is still executing: the resume applies when it pauses

@@ -22,7 +22,14 @@ from typing import Any
 
 from wfrun._textdata import fields_data, query_data
 from wfrun.engine import Engine
-from wfrun.errors import NotFoundError, SchemaViolation, StateError, UsageError, WfrunError
+from wfrun.errors import (
+    ManifestError,
+    NotFoundError,
+    SchemaViolation,
+    StateError,
+    UsageError,
+    WfrunError,
+)
 from wfrun.model import RUNNING
 
 from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
@@ -101,7 +108,10 @@ class EventSends:
             return NOT_FOUND
         except StateError as exc:
             return state_failure(exc, "the state cannot be read or written; see the server's log")
-        except WfrunError as exc:  # finished meanwhile, busy, its code gone
+        except ManifestError as exc:  # its module fails to import, a handler is missing
+            return state_failure(exc, "the run's workflow cannot be loaded; see the server's "
+                                 "log")
+        except WfrunError as exc:  # finished meanwhile, busy, its step gone
             return json_reply(409, {"error": exc.message})
         if result.run.status == RUNNING:
             self.continue_later(req.run_id)
