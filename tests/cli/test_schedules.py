@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,58 @@ def test_overlapping_tick_processes_start_one_run(project: Project) -> None:
     history = as_json(project, "show", "sched-slow-20260302T0900Z")["history"]
     assert [e["type"] for e in history].count("started") == 1
     assert as_json(project, "show", "sched-slow-20260302T0900Z")["status"] == "completed"
+
+
+HELD = """\
+import os
+import time
+
+
+def work(ctx):
+    hold = os.path.join(os.path.dirname(__file__), "HOLD")
+    started = os.path.join(os.path.dirname(__file__), "STARTED-" + ctx.run_id)
+    open(started, "w").close()
+    deadline = time.monotonic() + 30
+    while os.path.exists(hold) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return ctx.run_id
+"""
+
+
+@pytest.mark.parametrize("overlap", ["skip", "cancel_previous"])
+def test_a_tick_overlapping_one_still_executing_the_previous_run_applies_overlap(
+        project: Project, overlap: str) -> None:
+    project.workflow("slow", f"""
+        schedule: {{every: 1m, overlap: {overlap}}}
+        steps:
+          - id: work
+    """, HELD)
+    assert project.cli("tick", "--now", "2026-09-01T09:59:05Z").code == 0  # 09:59, done
+    (project.workflows / "HOLD").touch()
+    argv = [sys.executable, "-m", "wfrun", *project.base_args(), "tick", "--json", "--now"]
+    first = subprocess.Popen([*argv, "2026-09-01T10:00:05Z"], cwd=project.root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        marker = project.workflows / "STARTED-sched-slow-20260901T1000Z"
+        for _ in range(1500):  # the 10:00 run executes in the first tick (30 s at most)
+            if marker.exists() or first.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert marker.exists(), first.communicate()
+        second = run(project, "tick", "--json", "--now", "2026-09-01T10:01:05Z")
+    finally:
+        (project.workflows / "HOLD").unlink()
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert started(json.loads(out)) == ["sched-slow-20260901T1000Z"]
+    if overlap == "skip":
+        assert second.code == 0 and started(second.json()) == [], second.stdout
+        assert runs(project, "slow") == ["sched-slow-20260901T0959Z", "sched-slow-20260901T1000Z"]
+        skip = listing(project, "2026-09-01T10:01:30Z")["slow"]
+        assert "sched-slow-20260901T1000Z" in json.dumps(skip)
+    else:  # the 10:00 run was cancelled while its step executed, the 10:01 one started
+        assert started(second.json()) == ["sched-slow-20260901T1001Z"]
+        assert as_json(project, "show", "sched-slow-20260901T1000Z")["status"] == "cancelled"
 
 
 def test_overlapping_tick_processes_start_one_run_on_postgresql(project: Project) -> None:

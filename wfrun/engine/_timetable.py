@@ -221,7 +221,7 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
     for when in handled:
         if when in fires:
             try:
-                _start(engine, workflow, timetable, when, mine, report)
+                revision = _start(engine, workflow, timetable, when, mine, revision, report)
             except WfrunError as exc:  # not handled: the next tick tries this fire time again
                 report.errors.append({"run_id": run_id_for(workflow.name, when, timetable),
                                       "message": exc.message})
@@ -234,37 +234,58 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
 
 
 def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datetime,
-           state: dict[str, Any], report: TickReport) -> None:
+           state: dict[str, Any], revision: int, report: TickReport) -> int:
     """Start the run of fire time `when` (unless `overlap` says not to), recording it in
-    `state`; a run that exists already (another tick started it) counts as started."""
+    `state`; a run that exists already (another tick started it) counts as started. Returns
+    the schedule state's revision.
+
+    The fire is claimed before its run executes: the state naming the new run as the last one
+    is saved at the revision this tick read, so a tick overlapping this one (a slow run and
+    the next fire time) sees that run and applies `overlap` to it; a tick that saved first
+    makes this one decide again on what it saved."""
     schedule = workflow.schedule
     assert schedule is not None
     run_id = run_id_for(workflow.name, when, timetable)
     if engine.store.exists(run_id):
         state.update(last_fire=to_iso(when), last_run=run_id)
-        return
-    previous = state.get("last_run")
-    if previous and schedule.overlap != "allow":
-        status = run_status(engine, previous)
-        if status is not None and status not in FINISHED and status != "unreadable":
-            if schedule.overlap == "skip":
-                state["last_skip"] = {"fire": to_iso(when), "run_id": previous,
-                                      "reason": f"run {previous} was {status} (overlap: skip)"}
-                return
-            with contextlib.suppress(ConflictError):  # it finished meanwhile
-                engine.cancel(previous, reason=f"the schedule started run {run_id} "
-                                               "(overlap: cancel_previous)")
+        return revision
+    for _ in range(SAVE_ATTEMPTS):
+        previous = state.get("last_run")
+        # (a claim whose run does not exist yet, or failed to start, is no previous run: the
+        # run id is the fire time's, so a second start of it finds the first)
+        if previous and previous != run_id and schedule.overlap != "allow":
+            status = run_status(engine, previous)
+            if status is not None and status not in FINISHED and status != "unreadable":
+                if schedule.overlap == "skip":
+                    state["last_skip"] = {"fire": to_iso(when), "run_id": previous, "reason":
+                                          f"run {previous} was {status} (overlap: skip)"}
+                    return revision
+                with contextlib.suppress(ConflictError):  # it finished meanwhile
+                    engine.cancel(previous, reason=f"the schedule started run {run_id} "
+                                                   "(overlap: cancel_previous)")
+        claimed = {**state, "last_fire": to_iso(when), "last_run": run_id}
+        try:
+            revision = engine.store.save_schedule_state(workflow.name, claimed, revision)
+            break
+        except ConflictError:
+            theirs, revision = read_state(engine.store, workflow.name)
+            merged = _merge(theirs or {}, state, timetable)
+            state.clear()
+            state.update(merged)
+    else:
+        raise ConflictError(f"the schedule state of workflow '{workflow.name}' kept changing "
+                            "under this tick; the next tick goes on")
+    state.update(last_fire=to_iso(when), last_run=run_id)
     try:
         result = engine.start(workflow.path, input=copy.deepcopy(schedule.input), run_id=run_id)
     except ConflictError:  # another process is starting it right now (or did, differently)
-        state.update(last_fire=to_iso(when), last_run=run_id)
-        return
-    state.update(last_fire=to_iso(when), last_run=run_id)
+        return revision
     if f"run {run_id} already exists; showing it unchanged" in result.warnings:
-        return  # created by another tick between the check above and this start
+        return revision  # created by another tick between the check above and this start
     report.warnings.extend(result.warnings)
     report.advanced.append({"run_id": run_id, "step": None, "reason": REASON,
                             "status": result.run.status})
+    return revision
 
 
 def run_status(engine: Engine, run_id: str) -> str | None:
