@@ -118,6 +118,21 @@ def test_a_missed_hour_is_caught_up_per_catchup(project: Project, catchup: str,
     assert started(tick(project, "2026-03-02T12:04:00Z")) == ["sched-beat-20260302T1200Z"]
 
 
+@pytest.mark.parametrize("catchup", ["all", "latest"])
+def test_a_schedule_whose_timetable_changed_has_missed_nothing(
+        project: Project, catchup: str) -> None:
+    scheduled(project, f"every: 1h, catchup: {catchup}")
+    for now in ("2026-05-01T10:00:30Z", "2026-05-01T10:20:00Z", "2026-05-01T10:49:30Z"):
+        tick(project, now)
+    assert runs(project) == ["sched-beat-20260501T1000Z"]
+    scheduled(project, f"every: 1m, catchup: {catchup}")  # was hourly: not 50 missed minutes
+    assert started(tick(project, "2026-05-01T10:50:30Z")) == ["sched-beat-20260501T1050Z"]
+    assert started(tick(project, "2026-05-01T10:51:30Z")) == ["sched-beat-20260501T1051Z"]
+    scheduled(project, f'cron: "0 10 * * *", catchup: {catchup}')  # 10:00 passed before it
+    assert started(tick(project, "2026-05-01T12:00:00Z")) == []
+    assert listing(project, "2026-05-01T12:00:00Z")["beat"]["next_fire"].startswith("2026-05-02T10:00")
+
+
 def test_catchup_all_starts_at_most_100_runs_a_tick(project: Project) -> None:
     scheduled(project, "every: 1m, catchup: all")
     assert started(tick(project, "2026-03-02T09:00:00Z")) == ["sched-beat-20260302T0900Z"]

@@ -201,8 +201,11 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
         return  # the usual tick: nothing due, and no cron library imported to know it
     timetable = timetable_of(workflow)
     mine = dict(state or {})
-    through = parse_iso(mine["through"]) if mine.get("through") else now - GRACE
-    if state is not None and schedule.catchup == "all":
+    # A schedule whose timetable changed is a new one: the times the old one was caught up
+    # to say nothing of the new one's, and none of its fire times was missed.
+    known = state is not None and state.get("timetable") in (None, schedule.describe())
+    through = parse_iso(mine["through"]) if mine.get("through") and known else now - GRACE
+    if known and schedule.catchup == "all":
         fires = timetable.between(through, now, CATCHUP_ALL_PER_TICK + 1)
         if len(fires) > CATCHUP_ALL_PER_TICK:
             fires = fires[:CATCHUP_ALL_PER_TICK]
@@ -216,7 +219,7 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
         handled = [latest] if latest is not None else []
         # (a new schedule counts as `catchup: none`: only what is due now, once)
         on_time = latest is not None and (
-            (state is not None and schedule.catchup != "none") or now - latest <= GRACE)
+            (known and schedule.catchup != "none") or now - latest <= GRACE)
         fires = handled if on_time else []
     for when in handled:
         if when in fires:
