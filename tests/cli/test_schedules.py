@@ -133,6 +133,18 @@ def test_a_schedule_whose_timetable_changed_has_missed_nothing(
     assert listing(project, "2026-05-01T12:00:00Z")["beat"]["next_fire"].startswith("2026-05-02T10:00")
 
 
+def test_a_scheduled_run_that_cannot_start_is_a_schedule_error_of_its_workflow(
+        project: Project) -> None:
+    project.workflow("beat", "schedule: {every: 1h}\nsteps:\n  - id: beat\n",
+                     "def beat(ctx:\n")  # a module that does not import
+    out = run(project, "tick", "--json", "--now", "2026-08-01T12:00:00Z")
+    assert out.code == 1
+    [error] = out.json()["errors"]
+    assert error["run_id"] is None and error["workflow"] == "beat"
+    assert "sched-beat-20260801T1200Z" in error["message"] and "beat.py" in error["message"]
+    assert runs(project) == []
+
+
 def test_catchup_all_starts_at_most_100_runs_a_tick(project: Project) -> None:
     scheduled(project, "every: 1m, catchup: all")
     assert started(tick(project, "2026-03-02T09:00:00Z")) == ["sched-beat-20260302T0900Z"]

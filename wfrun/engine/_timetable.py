@@ -226,8 +226,9 @@ def _fire(engine: Engine, workflow: Workflow, report: TickReport) -> None:
             try:
                 revision = _start(engine, workflow, timetable, when, mine, revision, report)
             except WfrunError as exc:  # not handled: the next tick tries this fire time again
-                report.errors.append({"run_id": run_id_for(workflow.name, when, timetable),
-                                      "message": exc.message})
+                _error(report, workflow.name, f"schedule of workflow '{workflow.name}' could "
+                       f"not start run {run_id_for(workflow.name, when, timetable)} (fire time "
+                       f"{to_iso(when)}): {exc.message}")
                 break
         through = max(through, when)
     mine["through"] = to_iso(through)
