@@ -99,6 +99,7 @@ def _workflows(max_attempts: int) -> dict[str, tuple[str, str]]:
             """, """
             def poll(ctx):
                 _log(ctx)
+                ctx.log.info(f"poll attempt {ctx.run.runs} done")  # (fenced like saves)
                 if ctx.run.runs == 1:
                     ctx.flow.rerun("1s", context={"polled": 1})
                 return {"runs": ctx.run.runs}

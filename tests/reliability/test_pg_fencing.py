@@ -2,7 +2,7 @@
 its lease; another worker recovers the run (a greater fencing token) and completes it; then the
 paused worker is continued with SIGCONT, finishes the step and tries to commit it.
 
-Its late commit is refused by the fencing token: the run's state and history are exactly as
+Its late commit is refused by the fencing token: the run's state, history and logs are exactly as
 the other worker left them (the step completed once, by the other worker; nothing after it
 executed twice); the paused worker says in one sentence that it lost its lease, and goes on
 working. The figures (how long it was paused, how long the recovery took, the two tokens) are
@@ -66,13 +66,15 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_recovered_th
                 "SELECT status = 'completed' FROM wfrun_runs WHERE run_id = %s",
                 [run_id]).fetchone()[0], 60)
             store = PostgresStore(url)
-            before = (store.load(run_id).to_dict(), store.read_history(run_id))
+            before = (store.load(run_id).to_dict(), store.read_history(run_id),
+                      store.read_logs(run_id)[0])
             second = min(e["at"] for e in before[1] if e["type"] == "recovered")
             paused.signal(signal.SIGCONT)
             continued_at = time.time()
             said = _until("the paused worker saying it lost the run", lambda: [
                 line for line in paused.stderr().splitlines() if "lost its lease" in line], 30)
-            after = (store.load(run_id).to_dict(), store.read_history(run_id))
+            after = (store.load(run_id).to_dict(), store.read_history(run_id),
+                     store.read_logs(run_id)[0])
             store.close()
             alive = paused.alive()
             codes = fleet.shutdown()
@@ -91,11 +93,14 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_recovered_th
     assert first is not None and f"pid {paused.popen.pid}" in first[1], first
     # the lease, renewed every third of its length until the pause, held the run that long
     assert parse_iso(second).timestamp() - stopped_at >= LEASE * 2 / 3 - 0.1, second
-    assert after == before, "the paused worker's late commit changed the run"
+    assert after == before, "the paused worker's late commit changed the run (or its logs)"
+    assert [r["text"] for r in after[2] if "poll attempt" in r.get("text", "")] == [
+        "poll attempt 1 done", "poll attempt 3 done"], after[2]
     assert after[0]["status"] == "completed"
     # attempt 2 (the paused one) was recovered and executed again as attempt 3, by the other
     assert attempt.runs == 2 and steps["poll"]["runs"] == 3, steps["poll"]
-    assert [(e["type"], e.get("runs")) for e in history if e.get("step") == "poll"] == [
+    assert [(e["type"], e.get("runs")) for e in history
+            if e.get("step") == "poll" and e["type"] != "log"] == [
         ("step_started", 1), ("rerun_scheduled", None), ("timer_fired", None),
         ("step_started", 2), ("recovered", 2), ("step_started", 3),
         ("step_completed", 3)], history

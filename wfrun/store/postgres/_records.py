@@ -19,6 +19,8 @@ from wfrun.store.postgres._transactions import TransactionPart
 _dump = encoder(allow_nan=False)
 
 
+_FENCED = " WHERE EXISTS (SELECT 1 FROM wfrun_claims c WHERE c.run_id = %s AND c.token = %s)"
+
 class RecordsPart(TransactionPart):
     """History, logs, the URL key, cached manifests, start tokens and schedule states."""
 
@@ -27,17 +29,20 @@ class RecordsPart(TransactionPart):
 
     # -- history and logs --------------------------------------------------------------------------
 
+    # (history and log records written under this process's lease, fenced by its token as
+    # saves are: a worker that lost its lease adds nothing to the run)
     def append_history(self, run_id: str, events: list[dict[str, Any]]) -> None:
         check_run_id(run_id)
         if not events:
             return
-        text = _dump(events)
+        text, token = _dump(events), self._server().token(run_id)
 
         def append() -> None:
             with self._conn(run_id) as conn:
                 conn.execute("INSERT INTO wfrun_history (run_id, event) SELECT %s, e FROM "
-                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
-                             [run_id, text])
+                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n)"
+                             + (_FENCED if token else "") + " ORDER BY n",
+                             [run_id, text, *([run_id, token] if token else [])])
 
         self._again(run_id, append, write=True)
 
@@ -52,6 +57,8 @@ class RecordsPart(TransactionPart):
         if not records:
             return
         key, text = self._server().key("log", run_id), _dump(records)
+        token = self._server().token(run_id)
+        fence = _FENCED if token else ""
 
         def append() -> None:
             with self._conn() as conn, conn.transaction():
@@ -59,8 +66,9 @@ class RecordsPart(TransactionPart):
                 # and a reader's cursor never passes one that commits later
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
                 conn.execute("INSERT INTO wfrun_logs (run_id, record) SELECT %s, e FROM "
-                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n) ORDER BY n",
-                             [run_id, text])
+                             "json_array_elements(%s::json) WITH ORDINALITY AS t(e, n)"
+                             + fence + " ORDER BY n",
+                             [run_id, text, *([run_id, token] if token else [])])
 
         self._again(None, append, write=True)
 
