@@ -92,8 +92,17 @@ def test_tables_whose_version_table_was_dropped_are_refused_not_created_again(
 def test_doctor_on_an_empty_schema_creates_nothing(url: str, tmp_path: Path) -> None:
     code, report, stderr = _doctor(url, tmp_path)
     assert code == 0 and report["runs"] == 0 and report["problems"] == [], stderr
+    assert "holds no wfrun state yet" in stderr  # not a silent "no problems"
     assert sql(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
                     "c.relnamespace WHERE n.nspname = current_schema()") == [(0,)]
+
+
+def test_doctor_on_a_schema_that_does_not_exist_says_so(url: str, tmp_path: Path) -> None:
+    missing = url.replace("search_path%3D", "search_path%3Dwfrun_no_such_")
+    assert missing != url
+    code, report, stderr = _doctor(missing, tmp_path)
+    assert code == 5 and report == {}, (report, stderr)
+    assert "no schema of search_path" in stderr and "Traceback" not in stderr
 
 
 def test_doctor_reports_a_schedule_state_edited_in_its_row(url: str, tmp_path: Path) -> None:

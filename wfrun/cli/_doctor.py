@@ -25,6 +25,9 @@ def doctor(as_json: JsonOpt = False) -> None:
     if missing:  # nothing to check there: said, as list and tick say it (and nothing is made)
         print(f"warning: {missing}", file=sys.stderr)
     engine = settings().engine()
+    if not missing and not engine.has_state():  # a database whose tables were never made
+        print(f"warning: {settings().state_dir} holds no wfrun state yet (its first write "
+              "makes it): nothing to check", file=sys.stderr)
     runs, problems = engine.check()
     if as_json:
         emit_json({"state_dir": settings().state_dir, "runs": runs, "ok": not problems,

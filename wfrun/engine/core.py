@@ -193,11 +193,16 @@ class Engine:
 
     # -- doctor --------------------------------------------------------------------------------
 
+    def has_state(self) -> bool:
+        """Whether the store holds wfrun's state at all (its directory or tables were made);
+        StateError for a place that cannot hold it (a file, a missing database schema)."""
+        return self.store.has_state()
+
     def check(self) -> tuple[int, list[dict[str, str]]]:
         """Examine everything stored and change nothing (`wfrun doctor`): the store's own check
         (`Store.check`: runs, indexes, keys, ...) and each schedule's state. A store that was
         never set up has nothing to check, and is not created by looking."""
-        if not self.store.has_state():
+        if not self.has_state():
             return 0, []
         from ._schedule_reads import state_problems
 

@@ -172,6 +172,14 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
             conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
 
 
+def no_schema(conn: Any) -> StateError:
+    """The error of a connection whose search_path names no existing schema."""
+    path = conn.execute("SHOW search_path").fetchone()[0]
+    return StateError(f"no schema of search_path {path!r} exists in the database to keep "
+                      "wfrun's tables; create it (CREATE SCHEMA ...) or change the URL's "
+                      "options=-csearch_path=...")
+
+
 def _version(conn: Any) -> int | None:
     """The schema version applied (None: no wfrun tables yet). StateError if the search_path
     names no existing schema to create them in."""
@@ -179,10 +187,7 @@ def _version(conn: Any) -> int | None:
         "SELECT current_schema(), "
         "to_regclass(quote_ident(current_schema()) || '.wfrun_schema') IS NOT NULL").fetchone()
     if row[0] is None:
-        path = conn.execute("SHOW search_path").fetchone()[0]
-        raise StateError(f"no schema of search_path {path!r} exists in the database to keep "
-                         "wfrun's tables; create it (CREATE SCHEMA ...) or change the URL's "
-                         "options=-csearch_path=...")
+        raise no_schema(conn)
     if not row[1]:
         return None
     found = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()

@@ -35,6 +35,7 @@ import psycopg
 import wfrun.store.postgres._connect as _connect
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
+import wfrun.store.postgres._schema as _schema
 from wfrun.errors import ConflictError, NotFoundError, StateError, StoreUnavailable, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
@@ -310,9 +311,11 @@ class PostgresStore(DoctorPart):
                                    f"{_connect.reason_of(exc)}; check that the server is "
                                    "running and the store URL") from None
         with errors(self.where), conn:
-            row = conn.execute("SELECT to_regclass(quote_ident(current_schema()) || "
-                               "'.wfrun_runs') IS NOT NULL").fetchone()
-        return bool(row and row[0])
+            row = conn.execute("SELECT current_schema(), to_regclass(quote_ident("
+                               "current_schema()) || '.wfrun_runs') IS NOT NULL").fetchone()
+            if row is None or row[0] is None:
+                raise _schema.no_schema(conn)
+        return bool(row[1])
 
     def import_run(self, run: Run, history: list[dict[str, Any]],
                    logs: list[dict[str, Any]]) -> bool:
