@@ -5,6 +5,7 @@ is stderr's. Real processes: the descriptors are what is under test."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,3 +76,24 @@ def test_tick_watch_keeps_stdout_to_its_reports(project: Project) -> None:
         text = text[end:].strip()
     assert docs[0]["advanced"][0]["status"] == "completed"
     assert "from a subprocess" in err
+
+
+@pytest.mark.parametrize("args", [["show", "RUN"], ["show", "RUN", "--json"], ["list"],
+                                  ["start", "two"]])
+def test_a_reader_that_closes_stdout_early_is_exit_141_not_a_failed_run(
+        project: Project, args: list[str]) -> None:
+    """`wfrun show RUN | head -1`: exit 1 would say the run failed."""
+    project.workflow("two", "steps:\n  - id: a\n  - id: b\n",
+                     "def a(ctx):\n    return 1\n\ndef b(ctx):\n    return 2\n")
+    run_id = json.loads(_wfrun(project, "start", "two", "--json").stdout)["run_id"]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before wfrun writes a byte
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "wfrun", *project.base_args(),
+             *[run_id if a == "RUN" else a for a in args]],
+            stdout=write, stderr=subprocess.PIPE, text=True, cwd=project.root, timeout=60)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from . import _app
+from . import _app, _stdout
 
 # The module that registers each command. `wfrun resume ...` imports and builds only its own
 # command (typer builds every registered command on each call: ~15 ms for all of them);
@@ -104,6 +104,10 @@ def main() -> None:
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         code = 1
+    try:
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe is a traceback
+    except BrokenPipeError:
+        code = _stdout.reader_gone()
     sys.exit(code if isinstance(code, int) else 0)
 
 

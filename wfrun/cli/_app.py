@@ -113,6 +113,8 @@ def handle_errors(function: F) -> F:
         except KeyboardInterrupt as exc:
             print(_interrupted(exc), file=sys.stderr)
             raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        except BrokenPipeError:
+            raise typer.Exit(_stdout.reader_gone()) from None
         finally:
             _done_executing()
 

@@ -16,7 +16,13 @@ def _console(stderr: bool = False) -> Any:
     nothing wraps, not even inside a table's cell, and no line ends in the spaces a table pads
     its cells with, whatever the width of a terminal elsewhere (wfrun.cli._plain does the same
     without rich)."""
-    from rich.console import Console
+    from rich.console import Console as RichConsole
+
+    class Console(RichConsole):
+        def on_broken_pipe(self) -> None:
+            # (rich's exits 1, which says a run failed: the command's handler decides)
+            self.quiet = True
+            raise BrokenPipeError(32, "the reader of stdout went away")
 
     # NO_COLOR (set and not empty, as no-color.org says): no escape codes at all, bold neither
     colours: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"

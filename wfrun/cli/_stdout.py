@@ -41,3 +41,17 @@ def restore() -> None:
         os.dup2(stream.fileno(), 1)
         stream.close()
         sys.stdout = original
+
+
+CLOSED_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell tool killed by SIGPIPE exits with
+
+
+def reader_gone() -> int:
+    """stdout's reader went away (`wfrun show RUN | head -1`): what is still buffered for it
+    goes nowhere, so that flushing at exit raises no second BrokenPipeError; the exit code to
+    use, not 1 (which says a run failed)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return CLOSED_PIPE_EXIT
