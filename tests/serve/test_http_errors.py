@@ -140,3 +140,16 @@ def test_a_workflow_whose_code_fails_to_import_is_500_with_details_only_in_the_l
         assert "WFRUN_NO_SUCH" not in reply.text and str(module) not in reply.text
     assert "WFRUN_NO_SUCH" in caplog.text  # the server's log says why
     assert server.load(doc["run_id"]).status == "suspended"  # the data was not taken
+
+
+def test_the_access_log_hides_a_token_however_its_name_is_encoded(
+    server: Server, capfd: pytest.CaptureFixture[str],
+) -> None:
+    doc = server.start("approval")
+    url = doc["suspended"][0]["resume_url"]
+    token = url.split("token=")[1].split("&")[0]
+    for name in ("token", "%74oken", "%74%6Fk%65n"):
+        encoded = url.replace("token=", f"{name}=")
+        assert http(encoded).status == 200  # the server reads it as the token
+    err = capfd.readouterr().err
+    assert err.count("=...") >= 3 and token not in err, err

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 from wfrun._jsoninput import max_payload
 from wfrun._threads import own_thread
@@ -50,9 +50,17 @@ SECURITY_HEADERS = {
 logger = logging.getLogger("wfrun.http")
 
 
+_PARAMETER = re.compile(r"([^=&\s\"?/]+)=([^&\s\"]*)")
+
+
 def redact(text: str) -> str:
-    """Hide tokens in text that is logged."""
-    return re.sub(r"token=[^&\s\"]*", "token=...", text)
+    """Hide tokens in text that is logged: the value of every parameter whose name is `token`
+    once percent-decoded, as the server reads it (`%74oken=` is a token too)."""
+    def hide(found: re.Match[str]) -> str:
+        name = found.group(1)
+        return f"{name}=..." if name == "token" or unquote_plus(name) == "token" else found[0]
+
+    return _PARAMETER.sub(hide, text)
 
 
 class Deadlines:
