@@ -194,3 +194,13 @@ def test_piped_output_has_no_padding_and_no_wrapped_values(project: Project) -> 
         row = next(line for line in outputs[name].splitlines() if "charge-the-customer-card" in line)
         assert receipt in row, outputs[name]  # the JSON cell is on its row, whole
     assert long_description.strip() in outputs["workflows"]  # the description on one line
+
+
+@pytest.mark.parametrize("base", ["javascript:alert(1)", "notaurl", "https://"])
+def test_a_base_url_that_is_no_http_url_is_refused_before_anything_is_written(
+        project: Project, monkeypatch: pytest.MonkeyPatch, base: str) -> None:
+    project.workflow("one", "steps:\n  - id: a\n", "def a(ctx):\n    return 1\n")
+    monkeypatch.setenv("WFRUN_BASE_URL", base)
+    out = project.run("start", "one")
+    assert out.code == 2 and "WFRUN_BASE_URL" in out.stderr and "https://" in out.stderr
+    assert not project.state.exists()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
-from wfrun.errors import WfrunError
+from wfrun.errors import UsageError, WfrunError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, Run
 from wfrun.store.abc import Store
@@ -43,6 +44,17 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 
+def _checked_base_url(url: str, given: bool) -> str:
+    """The base of the links runs record (resume, cancel, event URLs): an http(s) URL with a
+    host, or UsageError before anything is written."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        where = "the base URL" if given else "WFRUN_BASE_URL"
+        raise UsageError(f"{where} {url!r} is not an http:// or https:// URL with a host "
+                         "(e.g. https://wf.example.com): the links runs record start with it")
+    return url
+
+
 class Engine:
     """Runs workflows against a store, with time from a clock."""
 
@@ -57,7 +69,8 @@ class Engine:
     ) -> None:
         self._runner = Runner(
             store, clock, workflows_dir=workflows_dir, command=command,
-            base_url=base_url or os.environ.get("WFRUN_BASE_URL") or DEFAULT_BASE_URL)
+            base_url=_checked_base_url(base_url or os.environ.get("WFRUN_BASE_URL")
+                                       or DEFAULT_BASE_URL, given=base_url is not None))
 
     # -- settings ------------------------------------------------------------------------------
 
