@@ -127,6 +127,10 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
         raise check.fail(f"must be one of {', '.join(ON_TIMEOUT)} (got {on_timeout!r})",
                          step=step_id, key="on_timeout")
     sleep_until = None
+    if "sleep_until" in raw and not isinstance(raw["sleep_until"], str):
+        raise check.fail(  # YAML reads an unquoted 2030-01-01 as a date
+            f"must be an ISO-8601 time in quotes, such as '2030-01-01T09:00:00Z', not "
+            f"{kind_of(raw['sleep_until'])}", step=step_id, key="sleep_until")
     if "sleep_until" in raw:
         try:
             sleep_until = parse_iso(raw["sleep_until"])

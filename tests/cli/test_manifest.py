@@ -317,3 +317,11 @@ def test_tick_watch_refuses_an_interval_out_of_range(project: Project, interval:
     out = project.run("tick", "--watch", "--interval", interval)
     assert out.code == 2 and "--interval" in out.stderr
     assert not project.state.exists()
+
+
+def test_an_unquoted_sleep_until_date_is_refused_in_words_not_a_python_repr(
+        project: Project) -> None:
+    project.workflow("later", "steps:\n  - id: a\n    sleep_until: 2030-01-01\n", GOOD_PY)
+    out = project.run("validate", "later")
+    assert out.code == 2 and "key 'sleep_until'" in out.stderr and "in quotes" in out.stderr
+    assert "datetime" not in out.stderr
