@@ -48,5 +48,9 @@ def moment(value: datetime | str) -> datetime:
     """An instant from ISO-8601 text, or from `+DURATION` (`+10m`, `+1d2h`): that long after
     the real time now, so that `tick --now +25h` means the same on any day."""
     if isinstance(value, str) and value.strip().startswith("+"):
-        return datetime.now(UTC) + parse_duration(value.strip()[1:])
+        try:
+            return datetime.now(UTC) + parse_duration(value.strip()[1:])
+        except ValueError:  # (say what was typed, + included)
+            raise ValueError(f"{value.strip()!r} is not +DURATION (use e.g. +30s, +10m, "
+                             "+1h30m, +7d)") from None
     return parse_iso(value)

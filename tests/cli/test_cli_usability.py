@@ -204,3 +204,11 @@ def test_a_base_url_that_is_no_http_url_is_refused_before_anything_is_written(
     out = project.run("start", "one")
     assert out.code == 2 and "WFRUN_BASE_URL" in out.stderr and "https://" in out.stderr
     assert not project.state.exists()
+
+
+@pytest.mark.parametrize(("now", "said"), [("+1x", "'+1x' is not +DURATION"),
+                                           ("yesterday", "'yesterday' is not an ISO-8601")])
+def test_a_bad_now_is_quoted_as_typed(project: Project, now: str, said: str) -> None:
+    out = project.run("tick", "--now", now)
+    assert out.code == 2 and said in out.stderr, out.stderr
+    assert not project.state.exists()
