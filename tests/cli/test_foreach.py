@@ -234,6 +234,8 @@ def test_batch_approval_example(project: Project) -> None:
     assert doc["status"] == "suspended"
     assert [e["step"] for e in doc["suspended"]] == ["review[1]/approve", "review[2]/approve"]
     assert doc["steps"]["review"]["iterations"][0]["output"]["by"] == "auto"
+    wrong = project.run("resume", "b1", "--step", "review[5]/approve", "--data", "{}")
+    assert wrong.code == 4 and "review[0] to review[2]" in wrong.stderr, wrong.stderr
     project.json("resume", "b1", "--step", "review[1]/approve",
                  "--data", '{"approved": false, "by": "bob"}')
     project.json("resume", "b1--review-2", "--data", '{"approved": true, "by": "eve"}')

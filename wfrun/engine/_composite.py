@@ -59,7 +59,10 @@ def node(run: Run, step_id: str, index: int | None) -> StepState:
         return state
     if state.iterations is None or not 0 <= index < len(state.iterations):
         count = len(state.iterations or [])
-        raise IndexError(f"step '{step_id}' has {count} iteration{'s' if count != 1 else ''}")
+        which = (f": {step_id}[0]" if count == 1 else f": {step_id}[0] to {step_id}[{count - 1}]"
+                 if count else " (it is not a foreach step, or none has started)")
+        raise IndexError(f"step '{step_id}' has {count} iteration{'s' if count != 1 else ''}"
+                         + which)
     return state.iterations[index]
 
 
