@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,10 @@ from ._result import NO_INPUT, Mutation, Result
 from ._schedule import schedule
 from ._transitions import apply_outcome, cancel_run
 
+# a claim held by a process with no step executing is tried again this many times, pausing
+# 10, 20, ... ms (about 0.5 s in all; see Runner.continue_if_woken)
+_CLAIM_ATTEMPTS = 10
+_CLAIM_PAUSE_SECONDS = 0.01
 
 class Runner:
     """Runs workflows against a store, with time from a clock (see `RunnerAPI`)."""
@@ -278,12 +283,23 @@ class Runner:
         reserved = self.reserved.pop(run_id, None)
         return reserved if reserved is not None else self.store.claim(run_id)
 
-    def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str]) -> Result:
-        """After letting the claim go, pick up work another process recorded meanwhile."""
+    def continue_if_woken(self, run: Run, workflow: Workflow, warnings: list[str],
+                          patient: bool = False) -> Result:
+        """After letting the claim go, pick up work another process recorded meanwhile.
+
+        `patient`: this process changed the run while another held its claim. A holder with
+        no step executing is about to let go (a resume that lost a race to this one, and
+        releases the claim it took before finding that out), so the claim is tried again for a
+        moment rather than leaving the run to the next tick."""
         if run.finished:  # no process moves a finished run on: no need to read it again
             return Result(run, workflow, warnings)
-        latest = self.store.load(run.run_id, known=run)  # re-read only if it changed
-        if latest.status == RUNNING and not any(s.status == RUNNING for s in latest.steps.values()):
+        for attempt in range(_CLAIM_ATTEMPTS if patient else 1):
+            if attempt:
+                time.sleep(_CLAIM_PAUSE_SECONDS * attempt)
+            latest = self.store.load(run.run_id, known=run)  # re-read only if it changed
+            if latest.status != RUNNING or any(s.status == RUNNING
+                                               for s in latest.steps.values()):
+                break  # finished or paused, or executing elsewhere: nothing to pick up
             claim = self.claim(run.run_id)
             if claim is not None:
                 try:
@@ -294,6 +310,7 @@ class Runner:
                     raise
                 return self.execute_loop(latest, workflow, claim, step, warnings,
                                          released=step is None)
+            run = latest
         return Result(latest, workflow, warnings)
 
     def handler(self, workflow: Workflow, step: str) -> Callable[..., Any]:
@@ -317,7 +334,7 @@ class Runner:
             run, _ = self.transition(run_id, workflow, mutate, execute=False)
             self.manifests.flush()
             if run.status == RUNNING:  # the holder may have just let go (a resume that lost a race)
-                result = self.continue_if_woken(run, workflow, warnings)
+                result = self.continue_if_woken(run, workflow, warnings, patient=True)
                 if result.run.status != RUNNING:
                     return result
                 run = result.run
