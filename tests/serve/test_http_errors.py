@@ -153,3 +153,23 @@ def test_the_access_log_hides_a_token_however_its_name_is_encoded(
         assert http(encoded).status == 200  # the server reads it as the token
     err = capfd.readouterr().err
     assert err.count("=...") >= 3 and token not in err, err
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(120)) + b"\r\n",
+     431),
+])
+def test_a_malformed_request_head_gets_a_json_error_with_the_security_headers(
+    server: Server, head: bytes, status: int,
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.httpd.server_port), timeout=5) as sock:
+        sock.sendall(head)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head_part, _, body = reply.partition(b"\r\n\r\n")
+    assert head_part.split(b"\r\n")[0].split(b" ")[1] == str(status).encode(), reply
+    assert b"content-type: application/json" in head_part.lower(), head_part
+    assert b"x-content-type-options: nosniff" in head_part.lower(), head_part
+    assert "error" in json.loads(body) and reply.count(b"HTTP/1.") == 1

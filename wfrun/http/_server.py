@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
@@ -144,6 +145,21 @@ class Handler(BaseHTTPRequestHandler):
             self._send(json_reply(408, {"error": "the request line and headers did not arrive "
                                         f"within {self.server.header_timeout:g} seconds"}))
         self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """The standard library's own errors (a malformed request line, too many or too long
+        headers) as wfrun's: a JSON body and its security headers, not an HTML page; nothing
+        for a head its deadline cut, which gets the 408 alone."""
+        if self.expired:
+            return
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        self.requestline = getattr(self, "requestline", "")
+        self.command = getattr(self, "command", None) or ""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._send(json_reply(code, {"error": message or HTTPStatus(code).phrase}))
 
     def handle_one_request(self) -> None:
         """Serve one request; a client that sent nothing before the deadline gets 408."""
