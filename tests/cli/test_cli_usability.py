@@ -212,3 +212,12 @@ def test_a_bad_now_is_quoted_as_typed(project: Project, now: str, said: str) -> 
     out = project.run("tick", "--now", now)
     assert out.code == 2 and said in out.stderr, out.stderr
     assert not project.state.exists()
+
+
+def test_tick_with_a_state_directory_but_no_workflows_directory_warns(project: Project) -> None:
+    project.workflow("one", "steps:\n  - id: a\n", "def a(ctx):\n    return 1\n")
+    assert project.run("start", "one").code == 0
+    gone = project.root / "elsewhere"
+    out = project.run("--workflows-dir", str(gone), "tick")
+    assert out.code == 0 and f"no workflows directory {gone}" in out.stderr
+    assert "schedules do not fire" in out.stderr
