@@ -14,6 +14,8 @@ from wfrun.errors import StateError
 from wfrun.model import PENDING, RUN_STATUSES, RUNNING, SCHEMA_VERSION, SKIPPED, Run
 from wfrun.store._jsonenc import encoder
 
+# what a damaged snapshot's holder does (docs/operating.md, "Crashes and recovery")
+_WHAT_TO_DO = ": restore it from a backup, or move it out of runs/ with its due entries"
 _CHECKSUM_KEY = b'\n "checksum": "'
 _REVISION_KEY = b'\n "revision": '
 _dump = encoder(allow_nan=False)
@@ -106,13 +108,15 @@ def parse_snapshot(path: str, raw: bytes, verified: bool = False,
     rendered or already verified). With `run_id`, the run must be that one: a snapshot copied
     or linked under another run's name is refused too."""
     if not raw:
-        raise StateError(f"snapshot {path} is empty; it is left as it is")
+        raise StateError(f"snapshot {path} is empty; it is left as it is" + _WHAT_TO_DO)
     try:
         envelope = json.loads(raw)
     except (ValueError, RecursionError):
-        raise StateError(f"snapshot {path} is not valid JSON; it is left as it is") from None
+        raise StateError(f"snapshot {path} is not valid JSON; it is left as it is"
+                         + _WHAT_TO_DO) from None
     if not isinstance(envelope, dict) or "run" not in envelope:
-        raise StateError(f"snapshot {path} is not a wfrun snapshot; it is left as it is")
+        raise StateError(f"snapshot {path} is not a wfrun snapshot; it is left as it is"
+                         + _WHAT_TO_DO)
     version = envelope.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StateError(
@@ -123,13 +127,13 @@ def parse_snapshot(path: str, raw: bytes, verified: bool = False,
     if not isinstance(data, dict) or not (verified or checksum_ok(raw)):
         raise StateError(
             f"snapshot {path} fails its checksum (changed outside wfrun or damaged); "
-            "it is left as it is"
+            "it is left as it is" + _WHAT_TO_DO
         )
     if not verified:
         problem = shape_problem(data)
         if problem:
             raise StateError(f"snapshot {path} is not a valid run: {problem} (changed outside "
-                             "wfrun or damaged); it is left as it is")
+                             "wfrun or damaged); it is left as it is" + _WHAT_TO_DO)
         if run_id is not None and data["run_id"] != run_id:
             raise StateError(
                 f"snapshot {path} holds run {data['run_id']!r}, not {run_id!r} (copied, renamed "
@@ -138,7 +142,8 @@ def parse_snapshot(path: str, raw: bytes, verified: bool = False,
     try:
         run = Run.from_dict(data)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise StateError(f"snapshot {path} is missing data ({exc}); it is left as it is") from None
+        raise StateError(f"snapshot {path} is missing data ({exc}); it is left as it is"
+                         + _WHAT_TO_DO) from None
     due = envelope.get("due")
     return run, due if isinstance(due, str) else None
 
