@@ -113,7 +113,7 @@ def test_a_corrupt_snapshot_is_reported_untouched_and_isolated(lab: Lab, name: s
         out = lab.cmd(state, *args)
         assert out.rc == 5, (args, out)
         assert out.stdout == ""
-        _one_error(out, str(path), reason, "restore it from a backup")
+        _one_error(out, str(path), reason, "restore")
 
     listed = lab.cmd(state, "list", "--json")
     assert listed.rc == 5
