@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from wfrun.store.postgres._connect import reason_of
+from wfrun.store.postgres._connect import reason_of, where_of
 
 
 @pytest.mark.parametrize(("text", "reason"), [
@@ -17,3 +17,15 @@ from wfrun.store.postgres._connect import reason_of
 ])
 def test_reasons_are_short_and_say_what_happened(text: str, reason: str) -> None:
     assert reason_of(Exception(text)) == reason
+
+
+def test_where_names_what_libpq_uses_for_what_the_url_leaves_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "ann")
+    assert where_of({}) == "database 'ann' on the local socket (default) port 5432"
+    monkeypatch.setenv("PGDATABASE", "app")
+    monkeypatch.setenv("PGHOST", "db.internal")
+    assert where_of({"port": "6432"}) == "database 'app' on db.internal:6432"
+    assert where_of({"host": "h", "dbname": "d"}) == "database 'd' on h:5432"

@@ -17,6 +17,7 @@ referenced so that no finalizer of the child closes the parent's sessions.
 from __future__ import annotations
 
 import atexit
+import getpass
 import hashlib
 import logging
 import os
@@ -59,12 +60,15 @@ _REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no pg_hba.conf 
 
 
 def where_of(info: dict[str, Any]) -> str:
-    """`database 'DB' on HOST:PORT` for messages (the password never appears)."""
-    host = str(info.get("host") or info.get("hostaddr") or "localhost")
-    if host.startswith("/"):
-        host = f"socket {host}"
-    port = str(info.get("port") or "5432")
-    db = info.get("dbname") or info.get("user") or os.environ.get("PGDATABASE") or "postgres"
+    """`database 'DB' on HOST:PORT` for messages (the password never appears), with what
+    libpq uses for what the URL leaves out: PG* variables, the local socket, the OS user."""
+    env = os.environ
+    host = str(info.get("host") or info.get("hostaddr") or env.get("PGHOST") or "")
+    port = str(info.get("port") or env.get("PGPORT") or "5432")
+    user = info.get("user") or env.get("PGUSER") or getpass.getuser()
+    db = info.get("dbname") or env.get("PGDATABASE") or user
+    if not host or host.startswith("/"):
+        return f"database {db!r} on the local socket {host or '(default)'} port {port}"
     return f"database {db!r} on {host}:{port}"
 
 
