@@ -293,7 +293,8 @@ def work(ctx):
     started = os.path.join(os.path.dirname(__file__), "STARTED-" + ctx.run_id)
     open(started, "w").close()
     deadline = time.monotonic() + 30
-    while os.path.exists(hold) and time.monotonic() < deadline:
+    while ctx.run_id.endswith("T1000Z") and os.path.exists(hold) \\
+            and time.monotonic() < deadline:  # (only the 10:00 run is slow)
         time.sleep(0.02)
     return ctx.run_id
 """
