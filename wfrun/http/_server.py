@@ -18,7 +18,6 @@ import socket
 import socketserver
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -33,6 +32,7 @@ from wfrun.errors import UsageError, WfrunError
 
 from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
+from ._deadlines import Deadlines
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
 METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP method is a token (RFC 9110)
@@ -62,50 +62,6 @@ def redact(text: str) -> str:
         return f"{name}=..." if name == "token" or unquote_plus(name) == "token" else found[0]
 
     return _PARAMETER.sub(hide, text)
-
-
-class Deadlines:
-    """One watchdog thread for every connection: when a connection's deadline passes, its read
-    side is shut down, so a read blocked on a client that trickles returns at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._due: dict[int, tuple[float, Handler]] = {}
-        self._wake = threading.Event()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._watch, name="wfrun-deadlines", daemon=True)
-        self._thread.start()
-
-    def arm(self, handler: Handler, seconds: float) -> None:
-        """Cut `handler`'s connection `seconds` from now unless disarmed (or re-armed) first."""
-        with self._lock:
-            self._due[id(handler)] = (time.monotonic() + seconds, handler)
-        self._wake.set()
-
-    def disarm(self, handler: Handler) -> None:
-        """Forget `handler`'s deadline."""
-        with self._lock:
-            self._due.pop(id(handler), None)
-
-    def stop(self) -> None:
-        """End the watchdog thread."""
-        self._stopped = True
-        self._wake.set()
-        self._thread.join(5)
-
-    def _watch(self) -> None:
-        own_thread()
-        while not self._stopped:
-            now = time.monotonic()
-            with self._lock:
-                expired = [h for due, h in self._due.values() if due <= now]
-                for handler in expired:
-                    del self._due[id(handler)]
-                upcoming = min((due for due, _ in self._due.values()), default=now + 1.0)
-            for handler in expired:
-                handler.expire()
-            self._wake.wait(max(0.0, min(upcoming - now, 1.0)))
-            self._wake.clear()
 
 
 class Handler(BaseHTTPRequestHandler):
