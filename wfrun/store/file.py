@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
@@ -33,6 +32,7 @@ import wfrun.store._filebatch as _filebatch
 import wfrun.store._fsops as _fsops
 import wfrun.store._histories as _histories
 import wfrun.store._keyfile as _keyfile
+import wfrun.store._rootdir as _rootdir
 import wfrun.store._runqueries as _runqueries
 import wfrun.store._started as _started
 import wfrun.store._transfer as _transfer
@@ -107,36 +107,10 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         self._ready = True
 
     def _check_root(self) -> None:
-        st = os.stat(self.root)
-        if not stat.S_ISDIR(st.st_mode):
-            raise StateError(f"state directory {self.root} is not a directory; point "
-                             "--state-dir (or --store file:PATH) at a directory")
-        if st.st_uid != os.getuid():
-            raise StateError(
-                f"state directory {self.root} is owned by another user (uid {st.st_uid}); "
-                "use a directory of your own (--state-dir)"
-            )
-        if st.st_mode & 0o022:
-            raise StateError(
-                f"state directory {self.root} is writable by group or others "
-                f"(mode {st.st_mode & 0o777:o}); run 'chmod 700 {self.root}'"
-            )
-        if st.st_mode & 0o777 != 0o700:
-            self._check_ours()
-            os.chmod(self.root, 0o700)
+        _rootdir.check_root(self.root, {*_SUBDIRS, "status"})
 
     def _check_ours(self) -> None:
-        """Refuse a directory that holds other things and no wfrun state (a mistyped
-        --state-dir such as `..` or `/`): wfrun makes its own subdirectories and tightens the
-        mode only of an empty directory or a state directory."""
-        with os.scandir(self.root) as entries:
-            names = {entry.name for entry in entries}
-        if names and not names & {*_SUBDIRS, "status"}:
-            shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
-            raise StateError(
-                f"{self.root} is not a wfrun state directory: it holds other files ({shown}) "
-                "and no runs/; point --state-dir (or --store file:PATH) at a new or empty "
-                "directory")
+        _rootdir.check_ours(self.root, {*_SUBDIRS, "status"})
 
     def _exists_dir(self) -> bool:
         if not self._ready and os.path.lexists(self.root):
