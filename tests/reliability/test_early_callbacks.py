@@ -140,6 +140,32 @@ def test_a_cli_resume_before_the_step_returns_is_kept_and_applied_once(handoff: 
     assert len(resumed) == 1 and resumed[0]["early"] is True
 
 
+def test_an_early_resume_by_nested_path_reaches_the_child_run_that_is_executing(
+        handoff: Handoff) -> None:
+    # The parent records its child's id only when the child's first execution pauses: the
+    # resume by `sub/ask` must find the child meanwhile, as a resume by its URL does.
+    handoff.project.workflow("outer", """
+        name: outer
+        steps:
+          - id: sub
+            workflow: handoff
+    """)
+    starter = handoff.spawn("start", "outer", "--run-id", "p1")
+    deadline = time.monotonic() + 30
+    while not (handoff.side / "link").exists():
+        assert starter.poll() is None, starter.communicate()
+        assert time.monotonic() < deadline, "the child's step never handed out its link"
+        time.sleep(0.01)
+    out = handoff.cli("resume", "p1", "--step", "sub/ask", "--data", '{"n": 2}')
+    assert out.code == 0, out
+    assert "Resume accepted: step 'sub/ask' of run p1 is still executing" in out.stdout
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.project.json("show", "p1")
+    assert doc["status"] == "completed", doc
+    assert doc["output"] == {"got": {"n": 2}}
+
+
 def test_an_early_resume_is_checked_before_it_is_kept(handoff: Handoff) -> None:
     starter, _ = handoff.start()
     bad = handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": "one"}')

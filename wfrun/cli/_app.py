@@ -225,12 +225,14 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def finish_run(engine: Any, result: Any, as_json: bool) -> None:
-    """Print a run document and exit 1 if the run failed."""
+def finish_run(engine: Any, result: Any, as_json: bool, step: str | None = None) -> None:
+    """Print a run document and exit 1 if the run failed (`step`: what a resume named, for
+    saying where data kept for later went when it went into a child run's inbox)."""
     doc = engine.document(result)
     if result.accepted and not as_json:
-        step = doc["inbox"][-1]["step"] if doc.get("inbox") else "the step"
-        print(f"Resume accepted: step '{step}' of run {doc['run_id']} is still executing; "
+        step = doc["inbox"][-1]["step"] if doc.get("inbox") else step
+        where = f"step '{step}'" if step else "the step"
+        print(f"Resume accepted: {where} of run {doc['run_id']} is still executing; "
               "the data applies when it pauses.")
     if as_json:
         emit_json(doc)

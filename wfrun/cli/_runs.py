@@ -73,7 +73,7 @@ def resume(
         raise UsageError("give --step or --label, not both")
     # --label: the suspension's address, wherever it is (a child run included)
     finish_run(engine, engine.resume(run_id, payload, step, action, label=label,
-                                     approver=approver), as_json)
+                                     approver=approver), as_json, step=step or label)
 
 
 @app.command()

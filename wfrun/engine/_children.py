@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from wfrun import loader
@@ -21,6 +22,7 @@ from wfrun.durations import to_iso
 from wfrun.errors import ManifestError, NotFoundError, WfrunError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import CANCELLED, FAILED, FINISHED, RUNNING, SKIPPED, Run
+from wfrun.store.abc import Store
 
 from ._composite import (
     ChildResult,
@@ -194,17 +196,46 @@ def _fresh_child_id(runner: RunnerAPI, parent_id: str, step_id: str, index: int 
     """The id for a node that records no child: the first derived id not taken by a child its
     parent already recorded as finished (an earlier attempt, re-executed by a retry). A child
     started but never recorded (the parent crashed meanwhile) is adopted."""
+    for child_id, child in _derived_children(runner.store, parent_id, step_id, index):
+        if child is None or not _recorded_as_finished(child, parent_id):
+            return child_id
+    return child_run_id(parent_id, step_id, index, 1000)
+
+
+def unrecorded_child(store: Store, parent_id: str, step_id: str, index: int | None) -> str | None:
+    """The child run a running node has started and its parent not yet recorded (the parent
+    records it when the child's first execution pauses or ends), or None if it started none."""
+    for child_id, child in _derived_children(store, parent_id, step_id, index):
+        if child is None:
+            return None
+        owner = child.parent or {}
+        if (owner.get("run_id"), owner.get("step"), owner.get("index")) \
+                != (parent_id, step_id, index):
+            return None  # a run of that name that is not this node's child
+        if not _recorded_as_finished(child, parent_id):
+            return child_id
+    return None
+
+
+def _derived_children(store: Store, parent_id: str, step_id: str,
+                      index: int | None) -> Iterator[tuple[str, Run | None]]:
+    """The node's derived child ids in attempt order, each with its run, up to the first id
+    no run has (given with None)."""
     for attempt in range(1, 1000):
         child_id = child_run_id(parent_id, step_id, index, attempt)
         try:
-            child = runner.store.load(child_id)
+            child = store.load(child_id)
         except NotFoundError:
-            return child_id
-        owner = child.parent or {}
-        if not (child.finished and owner.get("notified") == child.status
-                and owner.get("run_id") == parent_id):
-            return child_id
-    return child_run_id(parent_id, step_id, index, 1000)
+            yield child_id, None
+            return
+        yield child_id, child
+
+
+def _recorded_as_finished(child: Run, parent_id: str) -> bool:
+    """True if `child` finished and its parent `parent_id` recorded that (an earlier attempt)."""
+    owner = child.parent or {}
+    return child.finished and owner.get("notified") == child.status \
+        and owner.get("run_id") == parent_id
 
 
 def ack(runner: RunnerAPI, result: ChildResult) -> None:

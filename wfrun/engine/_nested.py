@@ -5,9 +5,10 @@ suspension anywhere below the run. `_resume.py` imports it only for such runs an
 from __future__ import annotations
 
 from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
-from wfrun.model import Run
+from wfrun.model import RUNNING, Run
 
 from ._address import Segment, join, parse
+from ._children import unrecorded_child
 from ._composite import has_composites, node
 from ._runner_api import Reader
 from ._tree import candidates, labelled
@@ -30,8 +31,12 @@ def locate(runs: Reader, run: Run, step: str | None) -> str | Segment | InChild 
     when nothing, or more than one thing, matches."""
     if not has_composites(run):  # then `step` is an address (`_resume.is_address`)
         if step is not None and ("/" in step or "[" in step):
-            first = parse(step)[0]
+            segments = parse(step)
+            first = segments[0]
             if first.step in run.steps:
+                if first.index is None and len(segments) > 1 \
+                        and _unrecorded(runs, run, first) is not None:
+                    return _below(runs, run, segments)  # a child's first execution, under way
                 raise NotFoundError(f"step '{first.step}' of run {run.run_id} has no "
                                     "iterations or child run to address")
         return step  # not a step of the run: the plain lookup says so
@@ -75,18 +80,32 @@ def _below(runs: Reader, run: Run, segments: list[Segment]) -> Segment | InChild
         it = node(run, first.step, first.index)
     except IndexError as exc:
         raise NotFoundError(f"run {run.run_id}: {exc}") from None
-    if it.child:
+    child = it.child or (_unrecorded(runs, run, first) if rest else None)
+    if child:
         if not rest:
             prefix = f"{first}/"
             under = [c for c in candidates(runs, run) if c.startswith(prefix)]
             if len(under) != 1:
                 raise _choose(run, str(first), under)
             rest = parse(under[0])[1:]
-        return InChild(it.child, join(*map(str, rest)) or None)
+        return InChild(child, join(*map(str, rest)) or None)
     if rest or first.index is None:
         raise NotFoundError(f"step '{first}' of run {run.run_id} has no child run to address "
                             f"with '/'")
     return first
+
+
+def _unrecorded(runs: Reader, run: Run, segment: Segment) -> str | None:
+    """The child run that the running node at `segment` has started and not yet recorded:
+    its first execution is under way, and its steps' links are already out (SPEC §3, early
+    callbacks)."""
+    try:
+        state = node(run, segment.step, segment.index)
+    except (KeyError, IndexError):
+        return None
+    if state.status != RUNNING:
+        return None
+    return unrecorded_child(runs.store, run.run_id, segment.step, segment.index)
 
 
 def _choose(run: Run, where: str, under: list[str]) -> Exception:

@@ -135,7 +135,8 @@ def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result
         child = resume(runner, req.inside(found.run_id, found.address))
         warnings: list[str] = []
         top = runner.store.load(run.run_id)
-        return Result(top, runner.workflow_of(top, warnings), [*child.warnings, *warnings])
+        return Result(top, runner.workflow_of(top, warnings), [*child.warnings, *warnings],
+                      accepted=child.accepted)  # kept in the child's inbox: said so
     if found is None or isinstance(found, str):
         return _Target(run, plain_target(run, found))
     return _Target(run, str(found))  # a foreach iteration
