@@ -14,8 +14,9 @@ _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _DEPTH = 8  # $ref and anyOf levels followed: a schema pointing at itself stops there
 
 
-def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
-    """`schema`, or what its local `$ref` (`#/$defs/NAME`, `#/definitions/NAME`) points at."""
+def resolve_ref(schema: Any, root: Any, depth: int = 0) -> Any:
+    """`schema`, or what its local `$ref` (`#/$defs/NAME`, `#/definitions/NAME`) points at in
+    `root` (the approval page's fields follow it too: wfrun.http._forms)."""
     while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and depth < _DEPTH:
         ref: str = schema["$ref"]
         if not ref.startswith("#/"):
@@ -30,7 +31,7 @@ def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
 
 def _types(schema: Any, root: Any = None, depth: int = 0) -> list[str]:
     """The JSON types `schema` allows, its `$ref`, `anyOf` and `oneOf` followed."""
-    schema = _resolve(schema, root, depth)
+    schema = resolve_ref(schema, root, depth)
     if not isinstance(schema, dict) or depth >= _DEPTH:
         return []
     kind = schema.get("type")
@@ -44,7 +45,7 @@ def _types(schema: Any, root: Any = None, depth: int = 0) -> list[str]:
 def _properties(schema: Any, root: Any = None, depth: int = 0) -> dict[str, Any]:
     """The properties a schema names, its `allOf` parts' (an ask's schema) and `$ref`'s
     included."""
-    schema = _resolve(schema, root, depth)
+    schema = resolve_ref(schema, root, depth)
     if not isinstance(schema, dict) or depth >= _DEPTH:
         return {}
     found: dict[str, Any] = {}
@@ -58,7 +59,7 @@ def _properties(schema: Any, root: Any = None, depth: int = 0) -> dict[str, Any]
 
 def _items(schema: Any, root: Any) -> Any:
     """The schema of an array's items, if `schema` (or one of its branches) is an array's."""
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     if not isinstance(schema, dict):
         return None
     if isinstance(schema.get("items"), dict):

@@ -95,3 +95,51 @@ def test_the_expense_approval_page_shows_who_asks_and_the_amount(server: Server)
     assert 'name="field:approved"' not in html and 'id="f-reviewer"' in html
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert server.load(doc["run_id"]).status == "suspended"  # showing the page resumed nothing
+
+
+REFS = """
+    name: refs
+    steps:
+      - id: review
+        wait: true
+        resume_schema:
+          type: object
+          $defs:
+            count: {type: integer, title: How many}
+            share: {type: number}
+            flag: {type: boolean, description: Tick to agree}
+            size: {enum: [small, large]}
+          required: [count]
+          properties:
+            count: {$ref: "#/$defs/count"}
+            share: {$ref: "#/$defs/share", title: Share}
+            agreed: {$ref: "#/$defs/flag"}
+            size: {$ref: "#/$defs/size"}
+"""
+
+
+def test_a_property_that_refers_to_a_typed_definition_gets_that_types_input(
+        server: Server) -> None:
+    # the page's fields follow a local $ref as a query's and a form's coercion do: an integer
+    # definition is a number input, not a JSON box (which the form then read as JSON)
+    server.project.workflow("refs", REFS)
+    doc = server.start("refs")
+    url = doc["suspended"][0]["resume_url"]
+    html = http(url + "&count=3", headers={"Accept": "text/html"}).text
+    assert "<textarea" not in html
+    assert re.search(r'<label for="f-count">How many <span class="req"[^>]*>\*</span></label>'
+                     r'<input type="number" id="f-count" name="field:count" step="1" value="3" '
+                     r"required>", html), html
+    assert re.search(r'<label for="f-share">Share</label><input type="number" id="f-share" '
+                     r'name="field:share" step="any"', html)
+    assert 'type="checkbox" id="f-agreed" name="field:agreed"' in html
+    assert '<div class="help">Tick to agree</div>' in html
+    assert re.search(r'<select id="f-size" name="field:size"><option value="">\(none\)</option>'
+                     r'<option value="0">small</option><option value="1">large</option>', html)
+    sent = http(url, "POST", b"_wfrun_form=approval&field%3Acount=4&field%3Ashare=0.5"
+                b"&field%3Aagreed=true&field%3Asize=1",
+                {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+    assert sent.status == 202, sent.text
+    run = server.wait_until_settled(doc["run_id"])
+    assert run.steps["review"].resume_data == {"count": 4, "share": 0.5, "agreed": True,
+                                                "size": "large"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfrun._jsoninput import parse_json
+from wfrun._textdata import resolve_ref
 from wfrun.errors import UsageError
 
 FIELD_PREFIX = "field:"
@@ -44,8 +45,12 @@ def fields_for(schema: Any, actions: list[str] | tuple[str, ...] = ()) -> list[F
     result = []
     for name, prop in schema["properties"].items():
         prop = prop if isinstance(prop, dict) else {}
-        kind = _type_of(prop)
-        if isinstance(prop.get("enum"), list) and prop["enum"]:
+        # what a local $ref points at, as query parameters and a service's form are read
+        # (`{"$ref": "#/$defs/amount"}` to an integer is a number input, not a JSON box)
+        target = resolve_ref(prop, schema)
+        target = target if isinstance(target, dict) else {}
+        kind = _type_of(target)
+        if isinstance(target.get("enum"), list) and target["enum"]:
             form_kind = "select"
         elif kind == "boolean":
             form_kind = "action" if name in actions else "checkbox"
@@ -54,9 +59,11 @@ def fields_for(schema: Any, actions: list[str] | tuple[str, ...] = ()) -> list[F
         else:
             form_kind = "json"
         result.append(Field(
-            name=name, label=str(prop.get("title") or name), kind=form_kind,
-            required=name in required, description=str(prop.get("description") or ""),
-            options=list(prop.get("enum") or []), default=prop.get("default"),
+            name=name, label=str(prop.get("title") or target.get("title") or name),
+            kind=form_kind, required=name in required,
+            description=str(prop.get("description") or target.get("description") or ""),
+            options=list(target.get("enum") or []),
+            default=prop["default"] if "default" in prop else target.get("default"),
         ))
     return result
 
