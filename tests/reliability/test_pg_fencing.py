@@ -108,7 +108,7 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_recovered_th
     ledger = [(a.step, a.runs, a.pgid) for a in attempts]
     assert ledger == [("poll", 1, ledger[0][2]), ("poll", 2, paused.pgid),
                       ("poll", 3, other.pgid), ("after", 1, other.pgid)], ledger
-    assert len(said) == 1 and said[0].startswith(f"error: run {run_id}: "), said
+    assert len(said) == 1 and said[0].startswith(f"error: run {run_id} was taken over "), said
     assert "Traceback" not in paused.stderr() and not fleet.bad_output(), fleet.bad_output()
     assert alive, paused.stderr()
     assert codes == {paused.name: 0, other.name: 0}, codes

@@ -1,5 +1,6 @@
 """`wfrun doctor`: examine every file of the state directory and report what is wrong."""
 
+import re
 import sys
 
 import typer
@@ -35,7 +36,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     else:
         from . import _render
 
-        _render.lines([f"{p['path']}  {p['kind']}: {p['reason']}" for p in problems]
+        _render.lines([problem_line(p) for p in problems]
                       + [f"checked {runs} run(s) in {settings().state_dir}: "
                          + (f"{len(problems)} problem(s)" if problems else "no problems")])
     if problems:
@@ -45,3 +46,21 @@ def doctor(as_json: JsonOpt = False) -> None:
             _render.error(f"{len(problems)} problem(s) in {settings().state_dir}; see the list "
                           "above (each with its file and why)")
         raise typer.Exit(5)
+
+
+_CLAUSE_END = re.compile(r"[:;(]")
+
+
+def problem_line(problem: dict[str, str]) -> str:
+    """A problem as one line, `PATH  KIND: REASON`, saying each thing once: a reason that names
+    the path in its first clause (as the messages other commands share do: "snapshot PATH is
+    empty; ...") is the line alone, and one whose first clause names the kind ("mode 644: ...",
+    "cannot read history: ...") goes without the `KIND:` label."""
+    path, kind, reason = problem["path"], problem["kind"], problem["reason"]
+    at = reason.find(path) if path else 0
+    if at >= 0 and not _CLAUSE_END.search(reason, 0, at):
+        return reason
+    end = _CLAUSE_END.search(reason)
+    if re.search(rf"\b{re.escape(kind)}\b", reason[:end.start() if end else None], re.IGNORECASE):
+        return f"{path}  {reason}"
+    return f"{path}  {kind}: {reason}"

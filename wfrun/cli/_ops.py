@@ -1,6 +1,7 @@
 """Operating commands: tick (cron), validate, workflows."""
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -108,8 +109,7 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:
-        what = f"run {err['run_id']}" if err["run_id"] else f"workflow {err.get('workflow')}"
-        print(f"error: {what}: {err['message']}", file=sys.stderr)
+        print(f"error: {tick_error(err)}", file=sys.stderr)
     for run_id in dict.fromkeys(a["run_id"] for a in report.advanced if a["status"] == "failed"):
         _tick_failure(engine, run_id)
     if as_json:
@@ -123,6 +123,18 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
             for a in report.advanced
         ])
     return 1 if failed or report.errors else 0
+
+
+def tick_error(err: dict[str, Any]) -> str:
+    """One of tick's errors as a sentence: its message, after `run RUN: ` (or `workflow NAME: `
+    for a schedule's) unless the message already names that run ("run R was taken over ...")
+    or workflow ("schedule of workflow 'W' could not start ...")."""
+    message = str(err["message"])
+    if err.get("run_id"):
+        named = re.search(rf"\brun {re.escape(err['run_id'])}(?![\w-])", message)
+        return message if named else f"run {err['run_id']}: {message}"
+    workflow = err.get("workflow")
+    return message if f"workflow '{workflow}'" in message else f"workflow {workflow}: {message}"
 
 
 def _tick_failure(engine: Any, run_id: str) -> None:
