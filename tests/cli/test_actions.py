@@ -369,9 +369,20 @@ def test_route_to_a_known_action_or_to_none_is_taken(
     assert [s for s in ("only-a", "a-or-b") if doc["steps"][s]["status"] == "completed"] == ran
 
 
-def test_a_step_with_no_known_actions_may_route_anywhere(project: Project) -> None:
+def test_a_step_with_no_known_actions_cannot_route_as_a_resume_cannot_give_one(
+        project: Project) -> None:
+    # SPEC §2: a route() to an action nobody matches fails the step; with no known actions,
+    # nobody matches any (and `resume --action` is refused the same way)
     project.workflow("free", "steps:\n  - id: tag\n",
                      "def tag(ctx):\n    ctx.flow.route('anything')\n    return 1\n")
+    out = project.run("start", "free", "--json")
+    assert out.code == 1, (out.stdout, out.stderr)
+    error = out.json()["error"]
+    assert error["step"] == "tag" and error["type"] == "FlowError"
+    assert "routed to the action 'anything', which no step matches: it has no known actions" \
+        in error["message"]
+    declared = "steps:\n  - {id: tag, actions: [anything]}\n"
+    project.workflow("free", declared)  # declared: taken, though no when: reads it
     doc = project.json("start", "free")
     assert doc["status"] == "completed" and doc["steps"]["tag"]["action"] == "anything"
 

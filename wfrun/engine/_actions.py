@@ -69,10 +69,15 @@ def _needs_an_action(workflow: Workflow, spec: StepSpec, state: StepState | None
 
 def route_problem(spec: StepSpec, action: str | None) -> str | None:
     """Why `ctx.flow.route(action)` in `spec`'s code must fail the step (an action that is
-    not among the step's known actions, when it has some), or None if it may."""
+    not among the step's known actions: SPEC §2, "an action nobody matches"), or None if it
+    may. A step with no known actions takes none, as a resume's `--action` is refused."""
     known = spec.known_actions
-    if action is None or not known or action in known:
+    if action is None or action in known:
         return None
+    if not known:
+        return (f"step '{spec.id}' routed to the action {action!r}, which no step matches: it "
+                "has no known actions (add the action to the step's actions:, or a when: on a "
+                "step that follows it)")
     return (f"step '{spec.id}' routed to the action {action!r}, which no step matches; its "
             f"known actions are {either(known)} (fix the name, or add it to the step's "
             "actions: and a when: that follows it)")
