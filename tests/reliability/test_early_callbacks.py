@@ -42,7 +42,8 @@ def ask(ctx):
     side = Path(os.environ["HANDOFF_DIR"])
     if mode == "rerun" and ctx.run.runs > 1:
         return {"callback": ctx.run.callback_request, "runs": ctx.run.runs}
-    links = ctx.flow.rerun("1h", {"k": 1}) if mode == "rerun" else ctx.flow.suspend()
+    links = ctx.flow.rerun("1h", {"k": 1}, ctx.input.get("max", 10)) if mode == "rerun" \
+        else ctx.flow.suspend()
     with open(side / "attempts", "a") as f:
         f.write(f"{ctx.run.runs}\\n")
     tmp = side / "link.tmp"
@@ -201,6 +202,22 @@ def test_data_for_a_step_that_raises_instead_of_pausing_is_discarded_with_the_re
     assert doc["status"] == "failed" and "inbox" not in doc
     [discarded] = handoff.events("discarded")
     assert discarded["data"] == {"n": 3} and "ValueError" in discarded["reason"]
+
+
+def test_data_for_a_rerun_ignored_at_its_limit_is_discarded_saying_so(handoff: Handoff) -> None:
+    starter = handoff.spawn("start", "handoff", "--run-id", "r1", "--input",
+                            json.dumps({"mode": "rerun", "max": 0}))
+    deadline = time.monotonic() + 30
+    while not (handoff.side / "link").exists():
+        assert starter.poll() is None and time.monotonic() < deadline, starter.communicate()
+        time.sleep(0.01)
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 5}').code == 0
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    [discarded] = handoff.events("discarded")
+    assert discarded["data"] == {"n": 5}
+    assert discarded["reason"] == ("the step's rerun() was ignored: it had reached its rerun "
+                                   "limit (max_retries=0), so the step completed")
 
 
 def test_data_for_a_run_cancelled_while_its_step_executes_is_discarded(handoff: Handoff) -> None:

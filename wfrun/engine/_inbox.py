@@ -119,6 +119,9 @@ def _why_discarded(run: Run, state: StepState) -> str:
     if state.status == FAILED or pause.get("kind") == PAUSE_RETRY:
         error = state.error or {}
         return f"the step raised {error.get('type', 'an error')} instead of pausing"
+    if state.status == COMPLETED and state.rerun_limit is not None:
+        return (f"the step's rerun() was ignored: it had reached its rerun limit "
+                f"(max_retries={state.rerun_limit}), so the step completed")
     if state.status == COMPLETED:
         return "the step completed without calling suspend() or rerun()"
     if run.status == FAILED:
