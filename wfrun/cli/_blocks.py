@@ -126,6 +126,10 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
              f"{m.raw(entry['on_timeout'])})")
         if entry.get("suspend_data") is not None:
             line(f"    asks: {m.esc(shorten(entry['suspend_data'], 200))}")
+        if entry.get("gone"):  # its step no longer exists in the workflow: resume refuses it
+            line(f"    {m.esc(entry['gone'])}")
+            line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
+            continue
         if "approvals" in entry:  # N of M approvers: each with their own command and link
             _approvers(line, m, entry)
             continue
@@ -152,6 +156,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
                 line("      " + m.esc(text))
         if entry.get("resume_command"):
             line(f"    resume now: {m.esc(entry['resume_command'])}")
+        elif entry.get("gone"):
+            line(f"    {m.esc(entry['gone'])}")
     return out
 
 

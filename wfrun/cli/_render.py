@@ -185,6 +185,9 @@ def suspensions(rows: list[dict[str, Any]]) -> None:
             console.print(f"    approvals: {approved} of {gate['required']} needed from "
                           f"{escape(', '.join(gate['approvers']))}"
                           + (f" ({escape(done)})" if done else ""))
+        if r.get("gone"):  # its step no longer exists in the workflow: resume refuses it
+            console.print(f"    {escape(r['gone'])}")
+            continue
         how = "send:  " if "event" in r else "resume:"  # a wait_for_event: send the event
         console.print(f"    {how} {escape(r['resume_command'])}")
 

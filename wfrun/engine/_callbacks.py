@@ -21,6 +21,7 @@ from ._links import ACTIVE, EARLY, ENDED, ended_message, token_approver, token_s
 from ._result import Result
 from ._resume import ResumeRequest, resume
 from ._runner_api import Reader, RunnerAPI
+from ._schedule import resume_refusal
 
 
 class OpenLink:
@@ -103,14 +104,16 @@ def open_link(runner: RunnerAPI, run_id: str, step: str, verb: str, token: str,
     return OpenLink(run, step, state, token_approver(token))
 
 
-def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str]:
+def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str, str | None]:
     """What a resume link's step takes: the schema its data must match (an ask's included),
-    its known actions, and the workflow's description (loads the workflow)."""
+    its known actions, the workflow's description (loads the workflow), and why a resume
+    is refused, the step no longer existing in the workflow (None: it exists)."""
     workflow = reader.workflow_of(link.run, [])
     spec = workflow.steps.get(link.manifest_step)
     schema = expected_schema(node_of(link.run, link.step), spec)
     actions = list(workflow.actions_for(link.manifest_step)) if spec is not None else []
-    return schema, actions, workflow.description
+    refused = resume_refusal(link.run, link.manifest_step, workflow)
+    return schema, actions, workflow.description, None if refused is None else refused.message
 
 
 def accept_resume(runner: RunnerAPI, run_id: str, step: str, token: str, data: Any,

@@ -9,6 +9,7 @@ from wfrun._specs import Workflow
 from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run
 
 from ._links import LinkMaker
+from ._schedule import resume_refusal
 
 COMPOSITE = ("child", "foreach")  # pauses of composite steps: no timer of their own
 PUBLIC_STEP_KEYS = (
@@ -25,6 +26,7 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
             continue  # a composite step's suspensions are its iterations' or child's (_tree.py)
         pause = state.pause
         made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow, pause.get("schema"))
+        gone = gone_fields(run, sid, pause, workflow)
         entries.append({
             "step": sid, "path": [sid], "since": pause["since"], "deadline": pause["due_at"],
             "on_timeout": pause.get("on_timeout", "cancel"), "suspend_data": state.suspend_data,
@@ -32,9 +34,23 @@ def suspended_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> 
             "resume_command": made.resume_command, "resume_url": made.resume_url,
             "cancel_url": made.cancel_url, **ask_number(pause),
             **event_fields(links, run.run_id, pause),
-            **approval_fields(links, run.run_id, sid, pause, workflow),
+            **(gone or approval_fields(links, run.run_id, sid, pause, workflow)),
         })
     return entries
+
+
+def gone_fields(run: Run, step: str, pause: dict[str, Any],
+                workflow: Workflow | None) -> dict[str, Any]:
+    """For a pause that `resume` refuses because the workflow's current code no longer has its
+    step (`step`, a manifest step): `gone`, the refusal (what it says to do), and no resume
+    command or URL (its cancel URL still cancels the run); else nothing. An event's pause is
+    left as it is: `wfrun send` still sends the event."""
+    if pause.get("kind") == PAUSE_EVENT:
+        return {}
+    refused = resume_refusal(run, step, workflow)
+    if refused is None:
+        return {}
+    return {"resume_command": None, "resume_url": None, "gone": refused.message}
 
 
 def approval_fields(links: LinkMaker, run_id: str, step: str, pause: dict[str, Any],
@@ -109,6 +125,7 @@ def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> li
             made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow)
             entry.update(max_retries=pause.get("max_retries"), resume_url=made.resume_url,
                          cancel_url=made.cancel_url, resume_command=made.resume_command)
+            entry.update(gone_fields(run, sid, pause, workflow))
         entries.append(entry)
     return entries
 

@@ -31,7 +31,7 @@ from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
 from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
 from ._result import Result
 from ._runner_api import RunnerAPI
-from ._schedule import step_gone
+from ._schedule import resume_refusal
 from ._transitions import apply_resume, resumable_steps
 
 
@@ -89,9 +89,10 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
         return found  # resumed inside a child run
     warnings: list[str] = []
     workflow = runner.workflow_to_continue(run, warnings)
-    spec = workflow.steps.get(found.step_id)
-    if spec is None:
-        raise step_gone(run, found.step_id, workflow, "restore it to resume this run")
+    refused = resume_refusal(run, found.step_id, workflow)
+    if refused is not None:
+        raise refused
+    spec = workflow.steps[found.step_id]
     if spec.approvals is not None or req.approver is not None:
         check_approver(spec, found.state, found.name, run.run_id, req.approver, req.action)
     if spec.resume_schema is not None:

@@ -46,6 +46,16 @@ def step_gone(run: Run, step: str, workflow: Workflow, remedy: str) -> CodeChang
                             f"'{run.workflow}' ({workflow.path}); {remedy}")
 
 
+def resume_refusal(run: Run, step: str, workflow: Workflow | None) -> CodeChangedError | None:
+    """Why a resume of `step` (a manifest step: `review` for `review[1]`) of `run` is refused
+    when the workflow's current code no longer has it, else None (None too for no workflow:
+    it could not be loaded). `resume` raises it; the run document, `pending` and a link's
+    description say it in place of how to resume."""
+    if workflow is None or step in workflow.steps:
+        return None
+    return step_gone(run, step, workflow, "restore it to resume this run, or cancel the run")
+
+
 def _when_holds(run: Run, spec: StepSpec) -> bool:
     for target, actions in spec.when.items():
         state = run.steps[target]

@@ -13,7 +13,7 @@ from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAIT
 from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label
-from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields
+from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields, gone_fields
 from ._runner_api import Reader
 
 MAX_DEPTH = 32
@@ -115,6 +115,7 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                 command = links.links(top, address, pause.get("nonce", ""), workflow,
                                       pause.get("schema"), schema_step=sid).resume_command
             extra = {"child_run_id": run.run_id} if top != run.run_id else {}
+            gone = gone_fields(run, sid, pause, workflow)  # resume refuses it: say why
             if it.status == SUSPENDED and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_EVENT):
                 waits = event_fields(links, run.run_id, pause)  # an event: sent to this run
                 out.suspended.append({
@@ -124,8 +125,8 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                     "resume_command": command,
                     "resume_url": made.resume_url, "cancel_url": made.cancel_url,
                     **ask_number(pause), **extra, **waits,
-                    **approval_fields(links, run.run_id, name, pause, workflow, sid, top,
-                                      address),
+                    **(gone or approval_fields(links, run.run_id, name, pause, workflow, sid,
+                                               top, address)),
                 })
                 out.schemas.append(waits["event_schema"] if waits else expected_schema(it, spec))
             elif it.status == WAITING:
@@ -135,6 +136,7 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                     entry.update(max_retries=pause.get("max_retries"),
                                  resume_url=made.resume_url, cancel_url=made.cancel_url,
                                  resume_command=command)
+                    entry.update(gone)
                 if prefix or it is not state:
                     entry["path"] = list(path)
                 entry.update(extra)

@@ -259,9 +259,10 @@ class Engine:
         detail) if it opens none. With `decoy`, an unknown run costs what a wrong token does."""
         return open_link(self._runner, run_id, step, verb, token, decoy)
 
-    def link_expects(self, link: OpenLink) -> tuple[Any, list[str], str]:
+    def link_expects(self, link: OpenLink) -> tuple[Any, list[str], str, str | None]:
         """What a resume link takes: the schema its data must match (an ask's included), the
-        step's known actions, and the workflow's description."""
+        step's known actions, the workflow's description, and why a resume is refused when
+        the step no longer exists in the workflow (None: it exists)."""
         return link_expects(self, link)
 
     def accept_resume(self, run_id: str, step: str, token: str, data: Any, action: str | None,

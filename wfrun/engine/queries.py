@@ -89,6 +89,7 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                 "on_timeout": entry["on_timeout"], "suspend_data": entry["suspend_data"],
                 "resume_schema": schema, "label": entry["label"],
                 "resume_command": entry["resume_command"],
+                **({"gone": entry["gone"]} if "gone" in entry else {}),
                 **ask_number(entry), **({"event": entry["event"]} if "event" in entry else {}),
                 **({"approvals": entry["approvals"]} if "approvals" in entry else {}),
             })

@@ -2,9 +2,10 @@
 
 Statuses: 202 resume recorded (the run continues in the background), 200 cancelled, a page or
 a description of the link, 400 unreadable body, 404 no such link (no detail: bad, unknown and
-foreign tokens look the same), 409 link already used or its pause ended, 422 data failing
-`resume_schema`, 500 state error. GET and HEAD never change anything (link previews and mail
-scanners fetch every URL they see); every other method acts, OPTIONS and unknown ones included.
+foreign tokens look the same), 409 link already used or its pause ended (or its step no longer
+exists in the workflow: GET says so too), 422 data failing `resume_schema`, 500 state error.
+GET and HEAD never change anything (link previews and mail scanners fetch every URL they
+see); every other method acts, OPTIONS and unknown ones included.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ MAX_ACTION = 200
 SAFE = ("GET", "HEAD")  # they describe a link, never use it
 logger = logging.getLogger("wfrun.http")
 RETRY_AFTER_SECONDS = 1  # when the store cannot be reached: a restart or a cut connection
+GONE_TITLE = "Step no longer exists"  # a page's title when the workflow lost the link's step
 
 
 @dataclass
@@ -152,6 +154,7 @@ class Link:
     actions: list[str]
     description: str
     now: datetime | None = None  # the server's clock when the link was opened (page times)
+    gone: str | None = None  # why a resume is refused: the step no longer exists (as POST says)
 
 
 class Callbacks:
@@ -193,8 +196,8 @@ class Callbacks:
 
     def _link(self, engine: Engine, opened: OpenLink) -> Link:
         """The step's schema, known actions and workflow description (loads the workflow)."""
-        schema, actions, description = engine.link_expects(opened)
-        return Link(schema, actions, description, engine.clock.now())
+        schema, actions, description, gone = engine.link_expects(opened)
+        return Link(schema, actions, description, engine.clock.now(), gone)
 
     def _describe(self, engine: Engine, req: Request, opened: OpenLink, token: str,
                   html: bool) -> Reply:
@@ -209,6 +212,8 @@ class Callbacks:
                 "with a reason: &reason=TEXT, or a JSON body {\"reason\": \"...\"}); a GET "
                 "changes nothing"})
         link = self._link(engine, opened)
+        if link.gone is not None:  # a POST is refused: 409, the same sentence (no form)
+            return _error(409, link.gone, html, GONE_TITLE)
         if html:
             values = query_data(link.schema, req.query)
             return html_reply(200, approval_page(
@@ -282,7 +287,9 @@ class Callbacks:
                                           callback_request(req, data))
         except SchemaViolation as exc:
             return self._invalid(opened, req, token, link, data, exc.errors, html, exc.message)
-        except (ConflictError, CodeChangedError) as exc:
+        except CodeChangedError as exc:  # the step no longer exists in the workflow
+            return _error(409, exc.message, html, GONE_TITLE)
+        except ConflictError as exc:
             return _error(409, exc.message, html, "Link already used")
         except ManifestError:
             raise  # the workflow cannot be loaded: 500 below
