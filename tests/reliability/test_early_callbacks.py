@@ -167,6 +167,61 @@ def test_an_early_resume_by_nested_path_reaches_the_child_run_that_is_executing(
     assert doc["output"] == {"got": {"n": 2}}
 
 
+EACH = """
+    name: eachoff
+    steps:
+      - id: items
+      - id: ask
+        foreach: items
+        resume_schema: {type: object, required: [n], properties: {n: {type: integer}}}
+      - id: done
+"""
+EACH_PY = HANDOFF_PY + """
+def items(ctx):
+    return ["early", "late"]
+
+def done(ctx):
+    return ctx.steps["ask"].output
+"""
+
+
+@pytest.mark.parametrize("via", ["cli", "http"])
+def test_an_early_resume_of_a_foreach_iteration_is_kept_and_applied(
+        handoff: Handoff, via: str) -> None:
+    handoff.project.workflow("eachoff", EACH, EACH_PY)
+    env = {"WFRUN_BASE_URL": f"http://127.0.0.1:{_free_port()}"} if via == "http" else {}
+    if env:
+        _serve(handoff, env)
+    starter = handoff.spawn("start", "eachoff", "--run-id", "e1", env=env)
+    deadline = time.monotonic() + 30
+    while not (handoff.side / "link").exists():
+        assert starter.poll() is None and time.monotonic() < deadline, starter.communicate()
+        time.sleep(0.01)
+    if via == "cli":
+        out = handoff.cli("resume", "e1", "--step", "ask[0]", "--data", '{"n": 8}')
+        assert out.code == 0, out
+        assert "Resume accepted: step 'ask[0]' of run e1 is still executing" in out.stdout
+        again = handoff.cli("resume", "e1", "--step", "ask[0]", "--data", '{"n": 9}')
+        assert again.code == 3 and "already has a resume accepted" in again.stderr, again
+    else:
+        link = json.loads((handoff.side / "link").read_text())
+        status, body = _post(link["url"], {"n": 8})
+        assert (status, body["status"]) == (202, "accepted"), body
+        assert _post(link["url"], {"n": 9})[0] == 409  # one winner per suspension
+    handoff.go()  # (and the second iteration, which finds `go`, suspends as usual)
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.project.json("show", "e1")
+    assert doc["status"] == "suspended", doc
+    assert [it["status"] for it in doc["steps"]["ask"]["iterations"]] == ["completed",
+                                                                          "suspended"]
+    assert handoff.cli("resume", "e1", "--step", "ask[1]", "--data", '{"n": 1}').code == 0
+    doc = handoff.project.json("show", "e1")
+    assert doc["status"] == "completed", doc
+    assert doc["steps"]["ask"]["iterations"][0]["resume_data"] == {"n": 8}
+    resumed = [e for e in doc["history"] if e["type"] == "resumed"]
+    assert [(e["step"], e.get("early")) for e in resumed] == [("ask[0]", True), ("ask[1]", None)]
+
+
 def test_an_early_resume_is_checked_before_it_is_kept(handoff: Handoff) -> None:
     starter, _ = handoff.start()
     bad = handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": "one"}')

@@ -14,6 +14,7 @@ from typing import Any
 
 from wfrun._specs import StepSpec, Workflow
 from wfrun.durations import to_iso
+from wfrun.ids import random_token
 from wfrun.model import (
     CANCELLED,
     COMPLETED,
@@ -104,6 +105,8 @@ def begin_next(run: Run, workflow: Workflow, step_id: str, now: datetime,
         it.status = RUNNING
         it.runs += 1
         it.started_at = it.started_at or to_iso(now)
+        if spec.kind == "code" and it.exec_nonce is None:  # (a recovered one keeps its links)
+            it.exec_nonce = random_token()  # the links it hands out: resumes may come early
         events.append(event(now, "step_started", name, runs=it.runs,
                             reason=(it.trigger or {}).get("reason")))
         return index

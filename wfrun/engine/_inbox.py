@@ -30,6 +30,7 @@ from wfrun.model import (
     StepState,
 )
 
+from ._composite import apply_iteration_resume, node_of, step_of
 from ._history import Events, event
 from ._transitions import apply_resume
 
@@ -50,8 +51,9 @@ def executing_nonce(state: StepState | None) -> str | None:
 
 
 def accepted_entry(run: Run, step: str) -> dict[str, Any] | None:
-    """The resume already accepted for the step's current execution, if any."""
-    nonce = executing_nonce(run.steps.get(step))
+    """The resume already accepted for the step's (or iteration's) current execution, if
+    any."""
+    nonce = executing_nonce(node_of(run, step))
     return next((e for e in run.inbox if e["kind"] == RESUME and e["step"] == step
                  and e["nonce"] == nonce), None) if nonce else None
 
@@ -60,11 +62,11 @@ def buffer_resume(
     run: Run, step: str, data: Any, action: str | None, request: dict[str, Any],
     now: datetime, events: Events,
 ) -> None:
-    """Keep a resume for a step that is executing; it applies when the step pauses.
+    """Keep a resume for a step (or foreach iteration, `step[2]`) that is executing; it
+    applies when the step pauses.
 
     Exactly one resume wins per suspension: a second one is refused with ConflictError."""
-    state = run.steps[step]
-    nonce = executing_nonce(state)
+    nonce = executing_nonce(node_of(run, step))
     assert nonce is not None, "buffer_resume needs an executing step"
     earlier = accepted_entry(run, step)
     if earlier is not None:
@@ -86,7 +88,7 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
         return
     kept: list[dict[str, Any]] = []
     for entry in run.inbox:
-        state = run.steps.get(entry["step"]) if entry["kind"] == RESUME else None
+        state = node_of(run, entry["step"]) if entry["kind"] == RESUME else None
         if state is None:
             kept.append(entry)
             continue
@@ -94,13 +96,18 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
             kept.append(entry)  # still executing (or awaiting recovery)
             continue
         pause = state.pause or {}
-        spec = workflow.steps.get(entry["step"])
+        spec = workflow.steps.get(step_of(entry["step"]))
         if spec is not None and pause.get("nonce") == entry["nonce"] and not run.finished \
                 and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_RERUN):
             request = dict(entry["request"])
             request["accepted_at"] = entry["at"]
-            apply_resume(run, spec, entry["data"], entry["action"], request, now, events)
-            events[-1]["early"] = True
+            if entry["step"] == spec.id:
+                apply_resume(run, spec, entry["data"], entry["action"], request, now, events)
+            else:  # a foreach iteration
+                index = int(entry["step"][len(spec.id) + 1:-1])
+                apply_iteration_resume(run, workflow, spec.id, index, entry["data"],
+                                       entry["action"], request, now, events)
+            next(e for e in reversed(events) if e["type"] == "resumed")["early"] = True
             continue
         events.append(event(now, "discarded", entry["step"], reason=_why_discarded(run, state),
                             data=entry["data"], action=entry["action"],

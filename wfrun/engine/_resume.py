@@ -101,7 +101,7 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     check_resume_action(workflow, found.name, req.action, run.run_id, found.state)
     if req.token is not None:
         return _record_link(runner, run.run_id, workflow, spec, found, req, warnings)
-    if found.index is None and executing_nonce(found.state) is not None:
+    if executing_nonce(found.state) is not None:
         early = _keep_early(runner, run.run_id, workflow, found, req, warnings)
         if early is not None:
             return early
@@ -170,7 +170,7 @@ def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Tar
     step = target.name
 
     def keep(r: Run, events: Events) -> None:
-        state = r.steps.get(step)
+        state = node_of(r, step)
         if executing_nonce(state) is None:
             raise StepNotExecuting(step)
         if state is not None and state.answers:  # executing again since an ask was answered
@@ -201,7 +201,7 @@ def _record_link(runner: RunnerAPI, run_id: str, workflow: Workflow, spec: StepS
         nonlocal accepted
         remember_nonces(r)
         found = token_state(key, r, step, "resume", req.token or "")
-        if found == EARLY and target.index is None:
+        if found == EARLY:
             buffer_resume(r, step, req.data, req.action, req.callback, runner.clock.now(),
                           events)
             accepted = True
