@@ -48,3 +48,32 @@ def test_the_tick_json_entry_carries_the_warning(project: Project) -> None:
     doc = project.json("start", "poll", "--run-id", "p0")
     assert doc["status"] == "completed"
     assert "reached its rerun limit (max_retries=0)" in doc["warnings"][0]
+
+
+def test_a_foreach_iteration_reaching_its_limit_is_said_too(project: Project) -> None:
+    project.workflow("polls", """
+        name: polls
+        steps:
+          - id: jobs
+          - id: poll
+            foreach: jobs
+    """, """
+def jobs(ctx):
+    return ["a", "b"]
+
+def poll(ctx):
+    if ctx.item == "b":
+        ctx.flow.rerun("1m", max_retries=1)  # never done: the limit ends it
+    return {"job": ctx.item, "runs": ctx.run.runs}
+""")
+    doc = project.json("start", "polls", "--run-id", "f1")
+    assert doc["status"] == "waiting" and doc["warnings"] == []
+    tick = project.json("tick", "--now", "+2m")
+    [entry] = tick["advanced"]
+    assert (entry["step"], entry["status"]) == ("poll[1]", "completed"), tick
+    warning = ("step 'poll[1]' reached its rerun limit (max_retries=1): its last return value "
+               "was taken as its output and the run went on")
+    assert entry["warning"] == warning
+    doc = project.json("show", "f1")
+    assert doc["output"] == [{"job": "a", "runs": 1}, {"job": "b", "runs": 2}]
+    assert doc["warnings"] == [warning]

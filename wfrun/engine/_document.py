@@ -190,10 +190,16 @@ def rerun_limit_warning(step: str, max_retries: int) -> str:
 
 
 def rerun_limit_warnings(run: Run) -> list[str]:
-    """A warning for each step that reached its rerun limit (the seeds' semantics: the step
-    completes quietly; wfrun says so)."""
-    return [rerun_limit_warning(sid, s.rerun_limit) for sid, s in run.steps.items()
-            if s.rerun_limit is not None]
+    """A warning for each step or foreach iteration that reached its rerun limit (the seeds'
+    semantics: the step completes quietly; wfrun says so)."""
+    found = []
+    for sid, state in run.steps.items():
+        if state.rerun_limit is not None:
+            found.append(rerun_limit_warning(sid, state.rerun_limit))
+        found.extend(rerun_limit_warning(f"{sid}[{index}]", it.rerun_limit)
+                     for index, it in enumerate(state.iterations or ())
+                     if it.rerun_limit is not None)
+    return found
 
 
 def next_due(run: Run) -> str | None:

@@ -11,7 +11,7 @@ from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim
 
 from ._children import after_tick
-from ._composite import fire_iterations
+from ._composite import fire_iterations, node_of
 from ._document import rerun_limit_warning, retry_notes
 from ._history import Events
 from ._result import TickReport
@@ -200,7 +200,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})
-        state = result.run.steps.get(sid) if reason == "rerun" else None  # not an iteration
+        state = node_of(result.run, sid) if reason == "rerun" and sid else None
         limit = state.rerun_limit if state is not None else None
         if limit is not None:  # this rerun was its last: say so on the tick's line
             report.advanced[-1]["warning"] = rerun_limit_warning(sid, limit)
