@@ -161,6 +161,33 @@ def test_labels_reach_into_iterations_and_child_runs(project: Project) -> None:
     assert project.json("resume", "B1", "--label", "item-0")["status"] == "completed"
 
 
+def test_a_second_resume_by_label_says_when_the_first_was(project: Project) -> None:
+    # SPEC §6: a second resume of the same suspension is refused with exit 3, saying when
+    _start(project, code_label="in-code")
+    project.json("resume", "L1", "--label", "boss-ok", "--data", '{"ok": true}')
+    project.json("resume", "L1", "--label", "in-code")
+    project.json("resume", "L1", "--label", "why", "--data", '"because"')
+    before = project.snapshots()
+    for label, step in (("boss-ok", "boss"), ("in-code", "code"), ("why", "asker")):
+        again = project.run("resume", "L1", "--label", label, "--data", '{"ok": false}')
+        assert again.code == 3, (label, again)
+        assert f"step '{step}' (label '{label}') of run L1 was already resumed at " \
+            in one_line_error(again)
+    assert project.snapshots() == before
+    project.workflow("item", "steps:\n  - {id: approve, wait: true, label: approve-item}\n")
+    project.workflow("batch", """
+        steps:
+          - {id: child, workflow: item}
+          - {id: last, wait: true}
+        """)
+    project.json("start", "batch", "--run-id", "B2")
+    project.json("resume", "B2", "--label", "approve-item", "--data", '{"ok": 1}')
+    again = project.run("resume", "B2", "--label", "approve-item", "--data", '{"ok": 2}')
+    assert again.code == 3, again
+    assert "step 'child/approve' (label 'approve-item') of run B2 was already resumed" \
+        in one_line_error(again)
+
+
 @pytest.mark.parametrize(("step", "message"), [
     ("{id: gate, wait: true, label: 'no spaces'}", "key 'label': 'no spaces' is not a valid label"),
     ("{id: gate, wait: true, label: 7}", "key 'label': 7 is not a valid label"),

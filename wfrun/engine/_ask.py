@@ -96,7 +96,7 @@ def apply_ask(
         "ask": number, "schema": ask.schema, **labelled(ask.label, spec),
     }
     events.append(event(now, "suspended", name or spec.id, deadline=state.pause["due_at"],
-                        ask=number))
+                        ask=number, **labelled(ask.label, spec)))
     return True
 
 

@@ -11,7 +11,7 @@ from ._address import Segment, join, parse
 from ._children import unrecorded_child
 from ._composite import has_composites, node
 from ._runner_api import Reader
-from ._tree import candidates, labelled
+from ._tree import candidates, labelled, resumed_labelled
 
 
 class InChild:
@@ -131,6 +131,10 @@ def label_target(runs: Reader, run: Run, label: str, command: str) -> str | None
     if matches:
         raise UsageError(f"label {label!r} names several open suspensions of run {run.run_id} "
                          f"({', '.join(matches)}); choose one with --step")
+    resumed = resumed_labelled(runs, run, label)
+    if resumed is not None:  # a second resume of that suspension (SPEC §6: exit 3, saying when)
+        raise ConflictError(f"step '{resumed[0]}' (label {label!r}) of run {run.run_id} was "
+                            f"already resumed at {resumed[1]}; its data is kept")
     names = sorted({name for _, name in found})
     known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
     raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "

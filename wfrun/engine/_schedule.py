@@ -151,7 +151,8 @@ def _start_wait(state: StepState, spec: StepSpec, now: datetime, events: Events)
         from ._approvals import gate_of
 
         state.pause.update(gate_of(spec))
-    events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"]))
+    events.append(event(now, "suspended", spec.id, deadline=state.pause["due_at"],
+                        **({"label": spec.label} if spec.label else {})))
 
 
 def _start_sleep(state: StepState, spec: StepSpec, now: datetime, events: Events) -> None:

@@ -286,7 +286,8 @@ def apply_pause(state: StepState, name: str, spec: StepSpec, pause: PauseRequest
             "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
             **labelled(pause.label, spec),
         }
-        events.append(event(now, "suspended", name, deadline=state.pause["due_at"]))
+        events.append(event(now, "suspended", name, deadline=state.pause["due_at"],
+                            **labelled(pause.label, spec)))
     elif pause.kind == "rerun":
         _apply_rerun(state, name, pause, now, events)
     elif pause.kind == PAUSE_EVENT:  # wait_for_event (`_events.py`, imported on use)

@@ -12,7 +12,7 @@ from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAIT
 
 from ._address import join
 from ._ask import expected_schema
-from ._composite import has_composites, label
+from ._composite import has_composites, label, node_of
 from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields, gone_fields
 from ._runner_api import Reader
 
@@ -68,6 +68,30 @@ def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
                     and pause.get("label"):
                 found.append((name, str(pause["label"])))
     return found
+
+
+def resumed_labelled(runs: Reader, run: Run, label_name: str,
+                     depth: int = 0) -> tuple[str, str] | None:
+    """(address, resumed_at) of the suspension labelled `label_name` that was last opened in
+    the run or below it, if it has been resumed (its `suspended` event keeps the label)."""
+    try:
+        history = runs.store.read_history(run.run_id)
+    except WfrunError:
+        history = []
+    for entry in reversed(history):
+        if entry.get("type") == "suspended" and entry.get("label") == label_name:
+            state = node_of(run, str(entry.get("step")))
+            if state is not None and state.resumed_at:
+                return str(entry["step"]), state.resumed_at
+            break
+    for sid, state in run.steps.items():
+        for _, name, it in _nodes(sid, state):
+            if it.child and depth < MAX_DEPTH:
+                loaded = _load(runs, it.child)
+                found = loaded and resumed_labelled(runs, loaded[0], label_name, depth + 1)
+                if found:
+                    return join(name, found[0]), found[1]
+    return None
 
 
 @dataclass
