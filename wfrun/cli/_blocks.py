@@ -136,11 +136,13 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         line(f"    {'send:  ' if 'event' in entry else 'resume:'} {m.esc(entry['resume_command'])}")
         line(f"    cancel: {m.esc(settings().command())} cancel {m.raw(doc['run_id'])}")
         line(f"    url:    {m.esc(entry['resume_url'])}")
+    finished = doc["status"] in ("completed", "failed", "cancelled")
     for entry in doc.get("inbox", []):
         if entry.get("kind") == "event":  # sent before any step waited for it (SPEC §3)
+            fate = ("never taken: the run finished before a step waited for it" if finished
+                    else "the next step that waits for it takes it")
             line(f"{m.style('cyan', '✉ ' + m.esc(str(entry.get('name'))))} kept since "
-                 f"{m.raw(entry.get('accepted_at'))} (from {m.raw(entry.get('source'))}): the "
-                 "next step that waits for it takes it")
+                 f"{m.raw(entry.get('accepted_at'))} (from {m.raw(entry.get('source'))}): {fate}")
     for entry in doc.get("waiting", []):
         if entry["kind"] == "child":  # its child run is executing (or awaits recovery by tick)
             line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} child run "
