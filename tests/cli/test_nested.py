@@ -165,6 +165,28 @@ def test_resume_without_step_and_by_the_parent_step_alone(project: Project) -> N
     assert done["output"] == {"review": {"doc": "a.pdf", "ok": True}}
 
 
+def test_a_second_resume_through_the_parent_says_when_the_first_was(project: Project) -> None:
+    # SPEC §6: exit 3 "saying when it was resumed", however the suspension is addressed
+    setup(project)
+    start(project, "p1")
+    assert project.json("resume", "p1", "--data", '{"ok": true}')["status"] == "completed"
+    for step in ([], ["--step", "review"], ["--step", "review/approve"]):
+        again = project.run("resume", "p1", *step, "--data", '{"ok": false}')
+        assert again.code == 3, again
+        assert "step 'review/approve' of run p1 was already resumed at " in again.stderr, again
+    project.workflow("batch", """
+        steps:
+          - id: items
+          - {id: each, foreach: items, workflow: child}
+          - {id: last, wait: true}
+        """, "def items(ctx):\n    return [{'doc': 'a'}, {'doc': 'b'}]\n")
+    project.json("start", "batch", "--run-id", "b1")
+    project.json("resume", "b1", "--step", "each[1]", "--data", '{"ok": true}')
+    again = project.run("resume", "b1", "--step", "each[1]", "--data", '{"ok": true}')
+    assert again.code == 3, again
+    assert "step 'each[1]/approve' of run b1 was already resumed at " in again.stderr, again
+
+
 def test_resuming_the_child_by_its_own_id_continues_the_parent(project: Project) -> None:
     setup(project)
     start(project)

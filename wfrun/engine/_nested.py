@@ -4,14 +4,14 @@ suspension anywhere below the run. `_resume.py` imports it only for such runs an
 
 from __future__ import annotations
 
-from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
+from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.model import RUNNING, Run
 
 from ._address import Segment, join, parse
 from ._children import unrecorded_child
 from ._composite import has_composites, node
 from ._runner_api import Reader
-from ._tree import candidates, labelled, resumed_labelled
+from ._tree import candidates, labelled, latest_resumed, resumed_labelled
 
 
 class InChild:
@@ -71,7 +71,7 @@ def _below(runs: Reader, run: Run, segments: list[Segment]) -> Segment | InChild
         prefix = f"{first.step}["
         under = [c for c in candidates(runs, run) if c.startswith(prefix)]
         if len(under) != 1:
-            raise _choose(run, first.step, under)
+            raise _choose(runs, run, first.step, under)
         return _below(runs, run, parse(under[0]))
     if first.index is not None and state.iterations is None:
         raise NotFoundError(f"step '{first.step}' of run {run.run_id} is not a foreach step "
@@ -86,7 +86,7 @@ def _below(runs: Reader, run: Run, segments: list[Segment]) -> Segment | InChild
             prefix = f"{first}/"
             under = [c for c in candidates(runs, run) if c.startswith(prefix)]
             if len(under) != 1:
-                raise _choose(run, str(first), under)
+                raise _choose(runs, run, str(first), under)
             rest = parse(under[0])[1:]
         return InChild(child, join(*map(str, rest)) or None)
     if rest or first.index is None:
@@ -108,8 +108,13 @@ def _unrecorded(runs: Reader, run: Run, segment: Segment) -> str | None:
     return unrecorded_child(runs.store, run.run_id, segment.step, segment.index)
 
 
-def _choose(run: Run, where: str, under: list[str]) -> Exception:
+def _choose(runs: Reader, run: Run, where: str, under: list[str]) -> Exception:
     if not under:
+        resumed = latest_resumed(runs, run, where)
+        if resumed is not None:  # a second resume (SPEC §6: say when the first was)
+            return ConflictError(f"step '{resumed[1]}' of run {run.run_id} was already resumed "
+                                 f"at {resumed[0]}; nothing under step '{where}' is waiting for "
+                                 "data")
         return ConflictError(f"nothing under step '{where}' of run {run.run_id} is waiting "
                              "for data")
     return UsageError(f"run {run.run_id} has several steps under '{where}' that can take data "
@@ -139,24 +144,3 @@ def label_target(runs: Reader, run: Run, label: str, command: str) -> str | None
     known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
     raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "
                         f"'{command} show {run.run_id}' lists what it waits for")
-
-
-def finished_message(runs: Reader, run: Run, address: str) -> str | None:
-    """For a finished run resumed by address: when that iteration or child step was resumed."""
-    current, segments = run, parse(address)
-    for depth, segment in enumerate(segments):
-        try:
-            it = node(current, segment.step, segment.index)
-        except (KeyError, IndexError):
-            return None
-        last = depth == len(segments) - 1
-        if last and it.resumed_at:
-            return (f"step '{address}' of run {run.run_id} was already resumed at "
-                    f"{it.resumed_at}; the run is {run.status} and its data is kept")
-        if last or not it.child:
-            return None
-        try:
-            current = runs.store.load(it.child)
-        except WfrunError:
-            return None
-    return None

@@ -33,6 +33,7 @@ from ._result import Result
 from ._runner_api import RunnerAPI
 from ._schedule import resume_refusal
 from ._transitions import apply_resume, resumable_steps
+from ._tree import latest_resumed
 
 
 class ResumeRequest:
@@ -256,12 +257,11 @@ def plain_target(run: Run, step: str | None) -> str:
 def _finished_message(runner: RunnerAPI, run: Run, step: str | None) -> str:
     """Why a finished run cannot be resumed, naming when the addressed step was resumed (not
     for a cancelled run: the cancel is why, whatever was resumed before it)."""
-    if run.status != CANCELLED and step is not None and ("/" in step or "[" in step):
-        from ._nested import finished_message
-
-        nested = finished_message(runner, run, step)
-        if nested is not None:
-            return nested
+    if run.status != CANCELLED and is_address(run, step):  # in an iteration or a child run
+        found = latest_resumed(runner, run, step)
+        if found is not None:
+            return (f"step '{found[1]}' of run {run.run_id} was already resumed at {found[0]}; "
+                    f"the run is {run.status} and its data is kept")
     return finished_run_message(run, step)
 
 

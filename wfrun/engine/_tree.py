@@ -94,6 +94,28 @@ def resumed_labelled(runs: Reader, run: Run, label_name: str,
     return None
 
 
+def latest_resumed(runs: Reader, run: Run, under: str | None = None, prefix: str = "",
+                   depth: int = 0) -> tuple[str, str] | None:
+    """(resumed_at, address) of the suspension resumed last in the run, its iterations and its
+    child runs; with `under`, only at that address or below it (`child`, `each[1]`)."""
+    best: tuple[str, str] | None = None
+    for sid, state in run.steps.items():
+        for _, name, it in _nodes(sid, state):
+            address = join(prefix, name) if prefix else name
+            if it.resumed_at and _within(address, under):
+                best = max(best or ("", ""), (it.resumed_at, address))
+            if it.child and depth < MAX_DEPTH:
+                loaded = _load(runs, it.child)
+                found = loaded and latest_resumed(runs, loaded[0], under, address, depth + 1)
+                if found:
+                    best = max(best or ("", ""), found)
+    return best
+
+
+def _within(address: str, under: str | None) -> bool:
+    return under is None or address == under or address.startswith((f"{under}/", f"{under}["))
+
+
 @dataclass
 class Entries:
     """The suspended and waiting entries of a run and everything below it."""
