@@ -247,6 +247,40 @@ def test_an_early_resume_of_a_rerun_executes_it_again_at_once(handoff: Handoff) 
     assert ask["output"]["callback"]["source"] == "cli"
 
 
+def test_a_second_cli_resume_of_a_rerun_executing_with_the_first_is_refused(
+        handoff: Handoff) -> None:
+    # Exactly one resume wins per suspension: the rerun's link says so with 409 once the first
+    # resume won; `wfrun resume --step` (no link) must not take the second as an early one.
+    handoff.project.workflow("poll", "steps:\n  - id: poll\n", """
+import os, time
+from pathlib import Path
+
+def poll(ctx):
+    if ctx.run.runs == 1:
+        ctx.flow.rerun("1h")
+        return "asked"
+    go = Path(os.environ["HANDOFF_DIR"]) / "go"
+    deadline = time.monotonic() + 30
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"callback": ctx.run.callback_request["body"]}
+""")
+    assert handoff.cli("start", "poll", "--run-id", "q1").code == 0
+    first = handoff.spawn("resume", "q1", "--step", "poll", "--data", '{"n": 1}')
+    deadline = time.monotonic() + 30
+    while handoff.project.json("show", "q1")["steps"]["poll"]["runs"] < 2:
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = handoff.cli("resume", "q1", "--step", "poll", "--data", '{"n": 2}')
+    assert second.code == 3, second
+    assert "step 'poll' of run q1 was already resumed at " in second.stderr
+    handoff.go()
+    assert first.wait(30) == 0, first.communicate()
+    doc = handoff.project.json("show", "q1")
+    assert doc["output"] == {"callback": {"n": 1}}
+    assert not [e for e in doc["history"] if e["type"] in ("accepted", "discarded")]
+
+
 def test_data_for_a_step_that_raises_instead_of_pausing_is_discarded_with_the_reason(
         handoff: Handoff) -> None:
     starter, _ = handoff.start("raise")

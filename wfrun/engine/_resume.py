@@ -174,6 +174,12 @@ def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Tar
         state = node_of(r, step)
         if executing_nonce(state) is None:
             raise StepNotExecuting(step)
+        if state is not None and state.resumed_at and (state.trigger or {}).get("reason") \
+                == "resume":  # a rerun resumed a moment ago: this is a second resume of it
+            raise ConflictError(
+                f"step '{step}' of run {run_id} was already resumed at {state.resumed_at}; it "
+                "is executing again with that data, and this resume is refused (resume it "
+                "again once it pauses: 'wfrun pending' shows it)")
         if state is not None and state.answers:  # executing again since an ask was answered
             raise ConflictError(
                 f"step '{step}' of run {run_id} is executing again since its ask "
