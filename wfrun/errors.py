@@ -54,6 +54,11 @@ class ConflictError(WfrunError):
     exit_code = 3
 
 
+class ClaimLost(ConflictError):
+    """Another process took the run over from this one (its lease ran out while it executed a
+    step): the change this process was saving was not saved; the other process goes on."""
+
+
 class NotFoundError(WfrunError):
     """No such run, workflow or step."""
 

@@ -16,7 +16,7 @@ from wfrun import _schema, loader
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
-from wfrun.errors import ConflictError, WfrunError
+from wfrun.errors import ClaimLost, ConflictError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import Durability, ExecutionClaim, Store
@@ -116,7 +116,10 @@ class Runner:
                 claim.release()
                 return self.existing_start(run.run_id, workflow, data)
             self.manifests.flush()  # the state directory exists now
-            result = self.execute_loop(run, workflow, claim, step, [])
+            try:
+                result = self.execute_loop(run, workflow, claim, step, [])
+            except ClaimLost as exc:  # the run was created: another process goes on with it
+                result = self.taken_over(run.run_id, workflow, [], exc)
             if parent is None:  # a child's parent is executing it and records it itself
                 after_change(self, result.run, result.warnings)
             return result
@@ -349,4 +352,15 @@ class Runner:
         except BaseException:
             claim.release()
             raise
-        return self.execute_loop(run, workflow, claim, step, warnings, released=step is None)
+        try:
+            return self.execute_loop(run, workflow, claim, step, warnings, released=step is None)
+        except ClaimLost as exc:  # the mutation was saved: another process goes on with the run
+            return self.taken_over(run_id, workflow, warnings, exc)
+
+    def taken_over(self, run_id: str, workflow: Workflow, warnings: list[str],
+                   lost: ClaimLost) -> Result:
+        """The run as it is now, after another process took it over from this one while it
+        executed the steps that followed this command's own (saved) change; said as a
+        warning, since what the command was asked to do is done."""
+        warnings.append(lost.message)
+        return Result(self.store.load(run_id), workflow, warnings)

@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from wfrun.clock import Clock
-from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.errors import ClaimLost, ConflictError, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import Run
 from wfrun.store._jsonenc import encoder
@@ -140,9 +140,9 @@ class MemoryStore(MemoryRecords):
         with backing.mutex:
             token = self._held.get(run_id)
             if token is not None and backing.issued.get(run_id, 0) > token:
-                raise ConflictError(
+                raise ClaimLost(
                     f"run {run_id} was taken over by another process: this one lost its lease "
-                    f"(fencing token {token}); nothing was saved")
+                    f"(fencing token {token}), so its last change was not saved")
             stored = backing.runs.get(run_id)
             if stored is None:
                 raise NotFoundError(f"no run {run_id} in the memory store")

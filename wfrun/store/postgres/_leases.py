@@ -128,7 +128,8 @@ def lost_lease(run_id: str, lease: float) -> str:
     length = format_duration(timedelta(seconds=lease))
     return (f"run {run_id} was taken over by another process: this one lost its lease (its "
             f"connection to the database was cut, or it stalled for longer than the lease, "
-            f"{length}), so nothing was saved; the other process goes on with the run (wfrun "
+            f"{length}), so its last change was not saved; the other process goes on with "
+            f"the run (wfrun "
             f"show {run_id}), and {ENV} sets a longer lease if such stalls are expected")
 
 

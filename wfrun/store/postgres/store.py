@@ -36,7 +36,14 @@ import wfrun.store.postgres._connect as _connect
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
 import wfrun.store.postgres._schema as _schema
-from wfrun.errors import ConflictError, NotFoundError, StateError, StoreUnavailable, UsageError
+from wfrun.errors import (
+    ClaimLost,
+    ConflictError,
+    NotFoundError,
+    StateError,
+    StoreUnavailable,
+    UsageError,
+)
 from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
@@ -228,7 +235,7 @@ class PostgresStore(DoctorPart):
             if not found:
                 raise NotFoundError(f"no run {run.run_id} in {self.where}")
             if found[0][0] == run.revision:
-                raise ConflictError(_leases.lost_lease(run.run_id, self._server().lease))
+                raise ClaimLost(_leases.lost_lease(run.run_id, self._server().lease))
             raise ConflictError(
                 f"run {run.run_id} changed while this command worked on it "
                 f"(revision {found[0][0]}, expected {run.revision}); try again")
