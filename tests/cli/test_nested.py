@@ -187,6 +187,14 @@ def test_a_second_resume_through_the_parent_says_when_the_first_was(project: Pro
     assert "step 'each[1]/approve' of run b1 was already resumed at " in again.stderr, again
 
 
+def test_resume_data_refused_by_a_child_step_names_it_by_its_path(project: Project) -> None:
+    setup(project)
+    start(project, "p1")
+    out = project.run("resume", "p1", "--step", "review/approve", "--data", '{"ok": "no"}')
+    assert out.code == 2, out
+    assert "resume data for step 'review/approve' is not valid" in out.stderr, out.stderr
+
+
 def test_resuming_the_child_by_its_own_id_continues_the_parent(project: Project) -> None:
     setup(project)
     start(project)

@@ -17,11 +17,12 @@ from ._tree import candidates, labelled, latest_resumed, resumed_labelled
 class InChild:
     """The suspension is inside a child run: resume `address` there (None: its only one)."""
 
-    __slots__ = ("address", "run_id")
+    __slots__ = ("address", "run_id", "via")
 
-    def __init__(self, run_id: str, address: str | None) -> None:
+    def __init__(self, run_id: str, address: str | None, via: str) -> None:
         self.run_id = run_id
         self.address = address
+        self.via = via  # the address of the node that owns the child run (for messages)
 
 
 def locate(runs: Reader, run: Run, step: str | None) -> str | Segment | InChild | None:
@@ -88,7 +89,7 @@ def _below(runs: Reader, run: Run, segments: list[Segment]) -> Segment | InChild
             if len(under) != 1:
                 raise _choose(runs, run, str(first), under)
             rest = parse(under[0])[1:]
-        return InChild(child, join(*map(str, rest)) or None)
+        return InChild(child, join(*map(str, rest)) or None, str(first))
     if rest or first.index is None:
         raise NotFoundError(f"step '{first}' of run {run.run_id} has no child run to address "
                             f"with '/'")

@@ -22,6 +22,7 @@ from wfrun.ids import check_run_id
 from wfrun.model import CANCELLED, RUNNING, Run, StepState
 
 from ._actions import check_resume_action
+from ._address import join
 from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
@@ -42,8 +43,8 @@ class ResumeRequest:
     callback_request`; a CLI one if None), a link's token (None: not from a link), and the
     approver who decides (`approvals:`; from `--as`, or from an approver's link token)."""
 
-    __slots__ = ("action", "approver", "callback", "data", "label", "request", "run_id", "step",
-                 "token")
+    __slots__ = ("action", "approver", "callback", "data", "label", "outer", "request", "run_id",
+                 "step", "token")
 
     def __init__(self, run_id: str, data: Any = None, step: str | None = None,
                  action: str | None = None, *, label: str | None = None,
@@ -60,11 +61,14 @@ class ResumeRequest:
         # what step code sees as `ctx.run.callback_request`
         self.callback: dict[str, Any] = request or {
             "body": data, "headers": {}, "query": {}, "method": None, "source": "cli"}
+        self.outer = ""  # in a child run: the address of its node in the runs above (messages)
 
-    def inside(self, run_id: str, address: str | None) -> ResumeRequest:
-        """The same resume, for `address` in the child run `run_id`."""
-        return ResumeRequest(run_id, self.data, address, self.action, request=self.request,
-                             approver=self.approver)
+    def inside(self, run_id: str, address: str | None, via: str) -> ResumeRequest:
+        """The same resume, for `address` in the child run `run_id` of the node at `via`."""
+        inner = ResumeRequest(run_id, self.data, address, self.action, request=self.request,
+                              approver=self.approver)
+        inner.outer = join(self.outer, via)
+        return inner
 
 
 class _Target:
@@ -98,7 +102,8 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
         check_approver(spec, found.state, found.name, run.run_id, req.approver, req.action)
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
-        _schema.validate(spec.resume_schema, req.data, f"resume data for step '{found.name}'")
+        shown = join(req.outer, found.name)  # the address as the caller wrote it
+        _schema.validate(spec.resume_schema, req.data, f"resume data for step '{shown}'")
     check_resume_action(workflow, found.name, req.action, run.run_id, found.state)
     if req.token is not None:
         return _record_link(runner, run.run_id, workflow, spec, found, req, warnings)
@@ -134,7 +139,7 @@ def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result
 
     found = locate(runner, run, step)
     if isinstance(found, InChild):
-        child = resume(runner, req.inside(found.run_id, found.address))
+        child = resume(runner, req.inside(found.run_id, found.address, found.via))
         warnings: list[str] = []
         top = runner.store.load(run.run_id)
         return Result(top, runner.workflow_of(top, warnings), [*child.warnings, *warnings],
