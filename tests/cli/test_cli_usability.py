@@ -33,6 +33,16 @@ def test_commands_reading_a_state_directory_that_is_not_there_say_so(
     assert not project.state.exists()  # nothing was created
 
 
+@pytest.mark.parametrize("args", [["cancel", "r1"], ["resume", "r1", "--data", "1"],
+                                  ["send", "r1", "go"], ["logs", "r1"], ["retry", "r1"]])
+def test_commands_naming_a_run_in_a_state_directory_that_is_not_there_say_so(
+        project: Project, args: list[str]) -> None:
+    out = project.run(*args)
+    assert out.code == 4, out
+    assert f"no run r1: the state directory {project.state} does not exist" in out.stderr
+    assert not project.state.exists()  # nothing was created
+
+
 def test_a_cron_tick_without_cd_names_the_directory_it_looked_in(project: Project) -> None:
     elsewhere = project.root / "home"
     elsewhere.mkdir()

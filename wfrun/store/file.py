@@ -193,6 +193,10 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         try:
             return _fsops.read_whole(path)
         except FileNotFoundError:
+            if not os.path.lexists(self.root):  # the wrong directory, more likely than no run
+                raise NotFoundError(f"no run {run_id}: the state directory {self.root} does not "
+                                    "exist (--state-dir, --store or WFRUN_STATE_DIR names "
+                                    "another one?)") from None
             raise NotFoundError(f"no run {run_id} (looked for {path})") from None
         except OSError as exc:
             raise StateError(f"cannot read snapshot {path}: {exc.strerror}") from exc
