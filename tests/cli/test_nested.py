@@ -195,6 +195,18 @@ def test_resume_data_refused_by_a_child_step_names_it_by_its_path(project: Proje
     assert "resume data for step 'review/approve' is not valid" in out.stderr, out.stderr
 
 
+def test_list_shows_a_parent_due_when_its_child_is(project: Project) -> None:
+    setup(project)
+    start(project, "p1")
+    child = project.json("show", "p1--review")
+    deadline = child["suspended"][0]["deadline"]
+    [parent] = project.json("list")  # top-level runs only
+    assert (parent["run_id"], parent["status"]) == ("p1", "suspended")
+    assert parent["next_due"] == deadline
+    rows = {r["run_id"]: r["next_due"] for r in project.json("list", "--children")}
+    assert rows == {"p1": deadline, "p1--review": deadline}
+
+
 def test_resuming_the_child_by_its_own_id_continues_the_parent(project: Project) -> None:
     setup(project)
     start(project)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
-from wfrun.model import Run
+from wfrun.model import SUSPENDED, WAITING, Run
 from wfrun.store.abc import Store
 from wfrun.store.queries import RunSummary
 
@@ -45,7 +45,28 @@ def page_of_runs(
 
     Answered by the store (`Store.find_runs`: from an index, in the file store)."""
     page = store.find_runs(statuses or None, workflow, top_level=not children, limit=limit)
-    return [row(r) for r in page.runs], page.more, [str(p) for p in page.problems]
+    rows = [row(r) for r in page.runs]
+    for entry in rows:  # a run waiting on a child run is due when the child is: say when
+        if entry["next_due"] is None and entry["status"] in (SUSPENDED, WAITING):
+            entry["next_due"] = _due_below(store, entry["run_id"])
+    return rows, page.more, [str(p) for p in page.problems]
+
+
+def _due_below(store: Store, run_id: str, depth: int = 0) -> str | None:
+    """The earliest timer or deadline of the run's child runs (and theirs), or None. Read
+    only for a listed paused run with no timer of its own: the cost stays with what is shown."""
+    try:
+        run = store.load(run_id)
+    except WfrunError:
+        return None  # (listed as it was indexed; `show` says what is wrong)
+    dues = [due for state in run.steps.values() for due in state.due_times()]
+    for state in run.steps.values():
+        for node in state.iterations or [state]:
+            if node.child and node.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
+                due = _due_below(store, node.child, depth + 1)
+                if due is not None:
+                    dues.append(due)
+    return min(dues) if dues else None
 
 
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
