@@ -153,7 +153,7 @@ def test_a_step_waiting_for_a_retry_shows_what_it_raised(project: Project) -> No
     failed = project.run("tick", "--now", last)
     assert failed.code == 1
     assert (f"error: run {run_id} failed: step 'call' raised ConnectionError: attempt 3 refused "
-            f"(wfrun show {run_id})") in failed.stderr
+            f"(wfrun --state-dir {project.state} show {run_id})") in failed.stderr
     assert f'    File "{project.workflows / "flaky.py"}", line 2, in call' in failed.stderr
 
 

@@ -225,6 +225,12 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def emit_json_line(value: Any) -> None:
+    """Print a JSON value on stdout as one compact line (JSON Lines: `tick --watch --json`)."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+                     + "\n")
+
+
 def finish_run(engine: Any, result: Any, as_json: bool, step: str | None = None) -> None:
     """Print a run document and exit 1 if the run failed (`step`: what a resume named, for
     saying where data kept for later went when it went into a child run's inbox)."""
@@ -244,4 +250,21 @@ def finish_run(engine: Any, result: Any, as_json: bool, step: str | None = None)
         warnings(doc["warnings"])
         run(doc)
     if doc["status"] == "failed":
+        run_failed(doc["run_id"], doc.get("error"))  # on stderr, with --json too (cron reads it)
         raise typer.Exit(1)
+
+
+def run_failed(run_id: str, error: dict[str, Any] | None) -> None:
+    """On stderr: `error: run R failed: step 'S' raised TYPE: MESSAGE (wfrun show R)` and,
+    indented under it, the frames of the workflow code that raised (SPEC §5); the same for
+    every command that leaves a run failed (start, resume, send, retry, fork, tick)."""
+    from ._blocks import error_text, traceback_lines
+
+    show = f"({settings().command()} show {run_id})"
+    if not error:  # (deleted or damaged since tick advanced it: the line says what is known)
+        print(f"error: run {run_id} failed {show}", file=sys.stderr)
+        return
+    lines = [f"error: run {run_id} failed: step '{error.get('step')}' raised "
+             f"{error_text(error)} {show}"]
+    lines += [f"    {text}" for text in traceback_lines(error)]
+    print("\n".join(lines), file=sys.stderr)

@@ -12,7 +12,17 @@ import typer
 from wfrun.errors import ManifestError, StateError, UsageError, WfrunError
 
 from . import _complete, _stdout
-from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
+from ._app import (
+    JsonOpt,
+    VerboseOpt,
+    app,
+    echo_steps,
+    emit_json,
+    emit_json_line,
+    executing,
+    handle_errors,
+    run_failed,
+)
 from ._settings import settings
 
 
@@ -36,6 +46,10 @@ def tick(
 
     Prints nothing when nothing was due (one line on stderr when the state directory does not
     exist). Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
+
+    With --watch, --json prints JSON Lines: one compact {"advanced": [...], "errors": [...]}
+    object per line, for each tick that advanced a run or had errors; a tick that had nothing
+    to do prints nothing.
 
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
@@ -75,7 +89,7 @@ def tick(
             engine = settings().engine(None)
             engine.should_stop = stop.is_set
         try:
-            _tick_once(engine, as_json, limit, workers)
+            _tick_once(engine, as_json, limit, workers, watching=True)
             sys.stdout.flush()  # each tick's report as it is made, through a pipe too
             ticked = True
             # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
@@ -103,7 +117,10 @@ def _default_workers() -> int:
     return min(4, 2 * cpus)
 
 
-def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> int:
+def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int,
+               watching: bool = False) -> int:
+    """One tick and its report; `watching` (--watch): with --json, one JSON line per tick that
+    advanced a run or had errors, and nothing for a tick that had nothing to do."""
     report = engine.tick(limit=limit, workers=workers)
     failed = any(a["status"] == "failed" for a in report.advanced)
     for warning in dict.fromkeys(report.warnings):
@@ -112,7 +129,10 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int) -> i
         print(f"error: {tick_error(err)}", file=sys.stderr)
     for run_id in dict.fromkeys(a["run_id"] for a in report.advanced if a["status"] == "failed"):
         _tick_failure(engine, run_id)
-    if as_json:
+    if as_json and watching:
+        if report.advanced or report.errors:
+            emit_json_line({"advanced": report.advanced, "errors": report.errors})
+    elif as_json:
         emit_json({"advanced": report.advanced, "errors": report.errors})
     elif report.advanced:
         from . import _render
@@ -139,19 +159,12 @@ def tick_error(err: dict[str, Any]) -> str:
 
 def _tick_failure(engine: Any, run_id: str) -> None:
     """On stderr: a run tick advanced failed, with its step error and the workflow code that
-    raised it (SPEC §5)."""
-    from ._blocks import error_text, traceback_lines
-
-    lines = [f"error: run {run_id} failed (wfrun show {run_id})"]
+    raised it (SPEC §5), as start, resume, retry and fork say theirs."""
     try:
         error = engine.store.load(run_id).error
     except WfrunError:
-        error = None  # deleted or damaged since: the line above says what is known
-    if error:
-        lines = [f"error: run {run_id} failed: step '{error.get('step')}' raised "
-                 f"{error_text(error)} (wfrun show {run_id})"]
-        lines += [f"    {text}" for text in traceback_lines(error)]
-    print("\n".join(lines), file=sys.stderr)
+        error = None  # deleted or damaged since: the line says what is known
+    run_failed(run_id, error)
 
 
 @app.command()

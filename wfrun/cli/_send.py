@@ -8,7 +8,7 @@ import typer
 from wfrun.ids import check_run_id
 
 from . import _complete, _input
-from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors
+from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors, run_failed
 from ._settings import settings
 
 
@@ -53,4 +53,5 @@ def send(
         _render.warnings(doc["warnings"])
         _render.run(doc)
     if doc["status"] == "failed":
+        run_failed(run_id, doc.get("error"))  # on stderr, as start and resume say it
         raise typer.Exit(1)
