@@ -98,8 +98,10 @@ def test_messages_name_the_database_and_the_run(url: str) -> None:
 
     info = psycopg.conninfo.conninfo_to_dict(url)
     found = store(url)
+    schema = info["options"].rpartition("=")[2]  # (the test's own: -csearch_path=SCHEMA)
+    found.exists("r1")  # (connected: the schema of its tables is known)
     assert found._describe("r1") == (
-        f"postgresql://{info['host']}:{info['port']}/{info['dbname']} run r1")
+        f"postgresql://{info['host']}:{info['port']}/{info['dbname']} (schema {schema}) run r1")
     with pytest.raises(NotFoundError, match=f"no run r1 in database '{info['dbname']}' on "
                                             f"{info['host']}:{info['port']}"):
         found.load("r1")

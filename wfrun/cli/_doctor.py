@@ -44,7 +44,7 @@ def doctor(as_json: JsonOpt = False) -> None:
             from . import _render
 
             _render.error(f"{len(problems)} problem(s) in {settings().state_dir}; see the list "
-                          "above (each with its file and why)")
+                          "above (each with where it is and why)")
         raise typer.Exit(5)
 
 

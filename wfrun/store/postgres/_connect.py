@@ -21,19 +21,22 @@ import getpass
 import hashlib
 import logging
 import os
+import re
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 import wfrun.store.postgres._schema as _schema
-from wfrun.errors import StateError, StoreUnavailable, UsageError
+from wfrun.errors import StateError, StoreUnavailable, UsageError, WfrunError
 from wfrun.store._urls import public_url
 
 T = TypeVar("T")
@@ -57,6 +60,12 @@ CHECK_AFTER_IDLE = 1.0  # seconds a pooled connection may idle before it is chec
 # an outage (StoreUnavailable). libpq gives no SQLSTATE for a failed connection.
 _REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no pg_hba.conf entry",
                      "no password supplied")
+# How psycopg and libpq refuse the value of a connection parameter, before the server is asked
+# (the group names the parameter): a usage error when the URL's query gives that parameter
+_BAD_PARAMETER = re.compile(
+    r'bad value for (?P<a>\w+): |invalid integer value "[^"]*" for connection option "(?P<b>\w+)"'
+    r'|invalid (?P<c>\w+) value: |invalid connection option "(?P<d>\w+)"'
+    r'|invalid (?P<e>port) number: ')
 
 
 def where_of(info: dict[str, Any]) -> str:
@@ -76,7 +85,7 @@ def reason_of(exc: BaseException) -> str:
     """The server's or libpq's reason, in a few words (first line, without prefixes)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = text.rpartition(" failed: ")[2] if " failed: " in text else text
-    for prefix in ("connection failed: ", "FATAL:  ", "ERROR:  "):
+    for prefix in ("connection failed: ", "connection is bad: ", "FATAL:  ", "ERROR:  "):
         text = text.removeprefix(prefix)
     if "pipeline mode" in text:  # libpq's words for a connection cut with a pipeline in flight
         return "the connection was cut while a transaction was in flight"
@@ -100,6 +109,51 @@ class Hold:
                 self.conn.execute("ROLLBACK")
 
 
+def bad_parameter(url: str, exc: BaseException) -> UsageError | None:
+    """The usage error of a parameter in the URL's query (`?connect_timeout=x`,
+    `?sslmode=bogus`) whose value psycopg or libpq refused before trying the server; None for
+    any other failure to connect (the address in the URL is tried: a failure to connect)."""
+    text = " ".join(str(exc).split())
+    found = _BAD_PARAMETER.search(text)
+    if found is None:
+        return None
+    name = next(value for value in found.groups() if value)
+    given = {key.lower() for key in _query_keys(url)}
+    if name.lower() not in given:
+        return None
+    return _bad(url, name, text[found.start():])
+
+
+def _bad(url: str, name: str, reason: str) -> UsageError:
+    """The usage error of the URL's parameter `name` (`reason`: psycopg's or libpq's words,
+    which name it and its value)."""
+    if name not in reason:
+        reason = f"{name}: {reason}"
+    return UsageError(f"store URL {public_url(url)!r} has a bad parameter: {reason.rstrip('.')}"
+                      "; correct it in --store or WFRUN_STORE")
+
+
+def _query_keys(url: str) -> list[str]:
+    try:
+        return [key for key, _value in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+    except ValueError:
+        return []
+
+
+def connect_error(url: str, where: str, exc: psycopg.Error) -> WfrunError:
+    """What a failure to connect is: a usage error for a bad parameter in the URL (exit 2),
+    StateError if the server refused for a reason trying again will not mend (no such database,
+    a login refused), else StoreUnavailable (an outage); one sentence naming the database."""
+    bad = bad_parameter(url, exc)
+    if bad is not None:
+        return bad
+    reason = reason_of(exc)
+    error = StateError if any(words in reason for words in _REFUSED_FOR_GOOD) \
+        else StoreUnavailable
+    return error(f"cannot connect to PostgreSQL {where}: {reason}; check that the server is "
+                 "running and the store URL")
+
+
 class Server:
     """The connections of this process to one database, and what it holds there."""
 
@@ -109,6 +163,13 @@ class Server:
         except psycopg.Error as exc:
             raise UsageError(f"store URL {public_url(url)!r} is not a valid PostgreSQL URL: "
                              f"{reason_of(exc)}") from None
+        if "connect_timeout" in info:  # psycopg reads it itself, before any connection
+            try:
+                timeout_from_conninfo(info)
+            except psycopg.Error as exc:
+                raise bad_parameter(url, exc) or _bad(url, "connect_timeout",
+                                                      reason_of(exc)) from None
+        self.url = url
         self.where = where_of(info)
         options = " ".join(filter(None, [str(info.get("options") or ""),
                                           f"-c lock_timeout={LOCK_TIMEOUT}"]))
@@ -134,6 +195,7 @@ class Server:
         self._local = threading.local()
         self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self._distrust = 0.0  # when a connection of this process was last found lost
+        self._warned: set[str] = set()  # the warnings this process printed (see `warn_once`)
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -141,12 +203,14 @@ class Server:
         try:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as exc:
-            reason = reason_of(exc)
-            # refused for good (no such database, a login refused): not a moment's outage
-            error = StateError if any(words in reason for words in _REFUSED_FOR_GOOD) \
-                else StoreUnavailable
-            raise error(f"cannot connect to PostgreSQL {self.where}: {reason}; check that the "
-                        "server is running and the store URL") from None
+            raise connect_error(self.url, self.where, exc) from None
+
+    def warn_once(self, message: str) -> None:
+        """Say `message` on stderr as a warning, once in this process (a `tick --watch` says
+        it at its first tick, as of a state directory that does not exist)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            print(f"warning: {message}", file=sys.stderr, flush=True)
 
     def dedicated(self) -> Any:
         """A new autocommit connection of its own, neither main nor pooled (StateError if it

@@ -19,7 +19,16 @@ _BATCH = 500  # runs read per query by iter_runs and check
 class ReadsPart(RecordsPart):
     """Reading runs from wfrun_runs: one row into a run, many rows, and the queries."""
 
-    _label: str  # the database as a URL without credentials, for messages
+    _address: str  # the database as a URL without credentials or parameters
+
+    @property
+    def _label(self) -> str:
+        """The database as a URL without credentials, with the schema of wfrun's tables unless
+        it is `public` (known once connected: each run's row was read on a connection), for
+        messages: two projects sharing a database with a schema each are told apart."""
+        schema = self._server().schema
+        return f"{self._address} (schema {schema})" if schema not in ("", "public") \
+            else self._address
 
     def _describe(self, run_id: str) -> str:
         return f"{self._label} run {check_run_id(run_id)}"
@@ -59,8 +68,8 @@ class ReadsPart(RecordsPart):
                   top_level: bool = True, limit: int | None = None,
                   before: str | None = None) -> RunPage:
         wanted = None if statuses is None else list(statuses)
-        return self._again(None, lambda: self._find_runs(wanted, workflow, top_level, limit,
-                                                         before))
+        return self._or_nothing(lambda: self._again(None, lambda: self._find_runs(
+            wanted, workflow, top_level, limit, before)), RunPage([], 0, []))
 
     def _find_runs(self, statuses: list[str] | None, workflow: str | None, top_level: bool,
                    limit: int | None, before: str | None) -> RunPage:
@@ -106,8 +115,9 @@ class ReadsPart(RecordsPart):
 
     def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
         query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
-        rows = self._fetch(None, query + (" AND workflow = %s" if workflow is not None else ""),
-                           [] if workflow is None else [workflow])
+        rows: list[tuple[Any, ...]] = self._or_nothing(lambda: self._fetch(
+            None, query + (" AND workflow = %s" if workflow is not None else ""),
+            [] if workflow is None else [workflow]), [])
         runs: list[Run] = []
         problems: list[Exception] = []
         for row in rows:

@@ -146,7 +146,7 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
     Cheap when it is current (one query). Refuses a schema migrated by a newer wfrun, and a
     search_path naming no schema that exists. `lock_key` is the advisory lock serialising
     migrations of this schema; `where` names the database for messages."""
-    current = _version(conn)
+    current = _version(conn, where)
     if current == VERSION:
         return
     if current is not None and current > VERSION:
@@ -172,22 +172,28 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
             conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
 
 
-def no_schema(conn: Any) -> StateError:
-    """The error of a connection whose search_path names no existing schema."""
+class NoSchema(StateError):
+    """The connection's search_path names no schema that exists: wfrun's tables cannot be
+    made, and there are none to read (the store reads as empty: see `_transactions`)."""
+
+
+def no_schema(conn: Any, where: str) -> NoSchema:
+    """The error of a connection whose search_path names no existing schema (`where`: the
+    database, for the message)."""
     path = conn.execute("SHOW search_path").fetchone()[0]
-    return StateError(f"no schema of search_path {path!r} exists in the database to keep "
-                      "wfrun's tables; create it (CREATE SCHEMA ...) or change the URL's "
-                      "options=-csearch_path=...")
+    return NoSchema(f"no schema of search_path {path!r} exists in {where} to keep wfrun's "
+                    "tables; create it (CREATE SCHEMA ...) or change the URL's "
+                    "options=-csearch_path=...")
 
 
-def _version(conn: Any) -> int | None:
-    """The schema version applied (None: no wfrun tables yet). StateError if the search_path
+def _version(conn: Any, where: str) -> int | None:
+    """The schema version applied (None: no wfrun tables yet). NoSchema if the search_path
     names no existing schema to create them in."""
     row = conn.execute(
         "SELECT current_schema(), "
         "to_regclass(quote_ident(current_schema()) || '.wfrun_schema') IS NOT NULL").fetchone()
     if row[0] is None:
-        raise no_schema(conn)
+        raise no_schema(conn, where)
     if not row[1]:
         return None
     found = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()

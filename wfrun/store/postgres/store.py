@@ -92,7 +92,7 @@ class PostgresStore(DoctorPart):
         info = psycopg.conninfo.conninfo_to_dict(url)
         host = info.get("host") or "localhost"
         port = f":{info['port']}" if info.get("port") else ""
-        self._label = f"postgresql://{host}{port}/{info.get('dbname') or ''}"
+        self._address = f"postgresql://{host}{port}/{info.get('dbname') or ''}"
         self._key: bytes | None = None
 
     # -- runs ----------------------------------------------------------------------------------
@@ -271,8 +271,9 @@ class PostgresStore(DoctorPart):
     # -- the due index ---------------------------------------------------------------------------
 
     def due(self, now: str, limit: int | None = None) -> list[str]:
-        rows = self._fetch(None, "SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
-                                 "ORDER BY next_due, run_id LIMIT %s", [now, limit])
+        rows: list[tuple[Any, ...]] = self._or_nothing(lambda: self._fetch(
+            None, "SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
+                  "ORDER BY next_due, run_id LIMIT %s", [now, limit]), [])
         return [row[0] for row in rows]
 
     def reindex(self, run_id: str) -> None:
@@ -303,7 +304,7 @@ class PostgresStore(DoctorPart):
             except StateError:
                 return None  # (the run's `load` says why)
 
-        return _leases.acquire(self._server(), now, limit, parse)
+        return self._or_nothing(lambda: _leases.acquire(self._server(), now, limit, parse), [])
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         _listen.wait_for_work(self._server(), timeout, stop)
@@ -314,14 +315,12 @@ class PostgresStore(DoctorPart):
         try:  # a connection of its own: the store's first one would create the tables
             conn = psycopg.connect(self._server().conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL {self.where}: "
-                                   f"{_connect.reason_of(exc)}; check that the server is "
-                                   "running and the store URL") from None
+            raise _connect.connect_error(self.url, self.where, exc) from None
         with errors(self.where), conn:
             row = conn.execute("SELECT current_schema(), to_regclass(quote_ident("
                                "current_schema()) || '.wfrun_runs') IS NOT NULL").fetchone()
             if row is None or row[0] is None:
-                raise _schema.no_schema(conn)
+                raise _schema.no_schema(conn, self.where)  # (doctor: exit 5)
         return bool(row[1])
 
     def import_run(self, run: Run, history: list[dict[str, Any]],

@@ -1,0 +1,202 @@
+"""The PostgreSQL store URL in the command line's words: messages about a run name the schema
+its tables are in (one database, a schema per project), a search_path naming no schema that
+exists is a missing store for `list`, `pending` and `tick` (a warning, exit 0, as a state
+directory that does not exist: SPEC §5), and a URL parameter whose value libpq or psycopg
+refuses is a usage error (exit 2) naming the parameter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import _pg
+import pytest
+from conftest import Outcome
+
+from wfrun.errors import UsageError
+from wfrun.store.postgres import PostgresStore
+
+from ._runs import make_run
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with _pg.schema() as schema_url:
+        yield schema_url
+
+
+def sql(url: str, query: str) -> None:
+    """One statement as a DBA would run it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query)
+
+
+def wfrun(root: Path, store: str, *args: str) -> Outcome:
+    """`python -m wfrun --store STORE ARGS` in `root`, with no WFRUN_* of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+    proc = subprocess.run([sys.executable, "-m", "wfrun", "--store", store, *args],
+                          capture_output=True, text=True, timeout=60, cwd=root, env=env)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def project(root: Path) -> Path:
+    """A project with one workflow (`hello`), so that nothing is missing but the store."""
+    workflows = root / "workflows"
+    workflows.mkdir()
+    (workflows / "hello.yaml").write_text("steps: [{id: greet}]\n")
+    (workflows / "hello.py").write_text(textwrap.dedent("""
+        def greet(ctx):
+            return "hi"
+    """))
+    return root
+
+
+def schema_of(url: str) -> str:
+    return url.rpartition("search_path%3D")[2].split("&")[0]
+
+
+def address(url: str) -> str:
+    """The database as messages name it: postgresql://HOST:PORT/DB."""
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"postgresql://{info['host']}:{info['port']}/{info['dbname']}"
+
+
+# -- 1: the schema in what names a run or a table ------------------------------------------------
+
+def test_an_unreadable_run_is_named_with_its_schema(url: str, tmp_path: Path) -> None:
+    PostgresStore(url).create(make_run("r01", "2026-01-02T00:00:00.000Z"))
+    sql(url, "UPDATE wfrun_runs SET snapshot = '{\"not\": \"a run\"}'")
+    schema = schema_of(url)
+    assert schema.startswith("wfrun_test_")
+    # e.g. postgresql://127.0.0.1:5432/test (schema wfrun_test_...) run r01
+    label = f"{address(url)} (schema {schema}) run r01"
+
+    shown = wfrun(project(tmp_path), url, "show", "r01")
+    assert shown.code == 5 and label in shown.stderr, shown
+
+    doctor = wfrun(tmp_path, url, "doctor", "--json")
+    assert doctor.code == 5, doctor
+    [problem] = json.loads(doctor.stdout)["problems"]
+    assert problem["path"] == label and problem["kind"] == "snapshot", problem
+    assert "password" not in doctor.stdout
+
+    said = wfrun(tmp_path, url, "doctor")
+    assert said.code == 5 and said.stdout.startswith(label), said
+    assert said.stderr.strip().endswith("see the list above (each with where it is and why)")
+    assert "its file" not in said.stderr  # no files on PostgreSQL
+
+
+def test_a_damaged_table_is_named_with_its_schema(url: str, tmp_path: Path) -> None:
+    PostgresStore(url).create(make_run("r01", "2026-01-02T00:00:00.000Z"))
+    sql(url, "DROP INDEX wfrun_runs_due")
+    doctor = wfrun(tmp_path, url, "doctor", "--json")
+    assert doctor.code == 5, doctor
+    [problem] = json.loads(doctor.stdout)["problems"]
+    assert problem["kind"] == "schema"
+    assert problem["path"].endswith(f"(schema {schema_of(url)}) wfrun_runs"), problem
+
+
+def test_the_public_schema_is_not_named(url: str) -> None:
+    from wfrun.store.postgres import _connect
+
+    store = PostgresStore(url)
+    store.exists("r01")  # connected
+    server = _connect.server(url)
+    assert store._describe("r01") == f"{address(url)} (schema {server.schema}) run r01"
+    own, server.schema = server.schema, "public"  # (as if the URL chose no schema)
+    try:
+        assert store._describe("r01") == f"{address(url)} run r01"
+    finally:
+        server.schema = own
+
+
+# -- 2: a search_path naming no schema: a missing store for list, pending and tick -------------
+
+@pytest.fixture
+def missing(url: str) -> str:
+    """A store URL whose search_path names a schema that does not exist."""
+    gone = url.replace("search_path%3D", "search_path%3Dwfrun_no_such_")
+    assert gone != url
+    return gone
+
+
+@pytest.mark.parametrize(("args", "empty"), [
+    (["list"], "no runs"), (["list", "--json"], []),
+    (["pending"], "nothing is waiting"), (["pending", "--json"], []),
+    (["tick"], ""), (["tick", "--json"], {"advanced": [], "errors": []}),
+])
+def test_list_pending_and_tick_warn_and_exit_0(
+        missing: str, tmp_path: Path, args: list[str], empty: Any) -> None:
+    out = wfrun(project(tmp_path), missing, *args)
+    assert out.code == 0, out
+    assert "Traceback" not in out.stderr
+    [warning] = out.stderr.splitlines()  # one line, as of a state directory that does not exist
+    assert warning.startswith("warning: no schema of search_path") and "wfrun_no_such_" in warning
+    assert f"in database '{address(missing).rpartition('/')[2]}' on " in warning
+    if isinstance(empty, str):
+        assert empty in out.stdout if empty else out.stdout == ""
+    else:
+        assert json.loads(out.stdout) == empty
+
+
+def test_commands_that_need_a_run_or_write_still_exit_5(missing: str, tmp_path: Path) -> None:
+    project(tmp_path)
+    for args in (["show", "r01"], ["cancel", "r01"], ["start", "hello"], ["doctor"]):
+        out = wfrun(tmp_path, missing, *args)
+        assert out.code == 5, (args, out)
+        assert out.stderr.startswith("error: no schema of search_path"), (args, out.stderr)
+        assert "Traceback" not in out.stderr
+
+
+def test_the_store_reads_as_empty_and_says_so_once(missing: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    store = PostgresStore(missing)
+    try:
+        assert list(store.find_runs()) == [[], 0, []]
+        assert store.pending() == ([], [])
+        assert store.due("2099-01-01T00:00:00.000Z") == []
+        assert store.acquire_due("2099-01-01T00:00:00.000Z") == []
+    finally:
+        store.close()
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("warning: no schema of search_path")
+
+
+# -- 3: a URL parameter libpq or psycopg refuses: a usage error naming it -------------------------
+
+def _with(parameter: str) -> str:
+    base = _pg.server_url()
+    return f"{base}{'&' if '?' in base else '?'}{parameter}"
+
+
+@pytest.mark.parametrize(("parameter", "name"), [
+    ("connect_timeout=x", "connect_timeout"),  # psycopg's own: before any connection
+    ("sslmode=bogus", "sslmode"),  # libpq's: before it tries the server
+    ("keepalives=x", "keepalives"),
+])
+def test_a_bad_url_parameter_is_a_usage_error(tmp_path: Path, parameter: str, name: str) -> None:
+    project(tmp_path)
+    for args in (["list"], ["tick"], ["show", "r01"]):
+        out = wfrun(tmp_path, _with(parameter), *args)
+        assert out.code == 2, (args, out)
+        [line] = out.stderr.splitlines()
+        assert line.startswith("error: store URL ") and "bad parameter: " in line, line
+        assert name in line and "cannot connect" not in line, line
+    assert not (tmp_path / ".wfstate").exists()
+
+
+def test_the_store_refuses_a_bad_connect_timeout_before_connecting() -> None:
+    bad = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=soon"  # nothing listens there
+    with pytest.raises(UsageError, match="connect_timeout") as caught:
+        PostgresStore(bad)
+    assert "cannot connect" not in caught.value.message
