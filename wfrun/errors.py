@@ -71,6 +71,12 @@ class StateError(WfrunError):
     exit_code = 5
 
 
+class StoreMissing(StateError):
+    """The store's place does not exist (a PostgreSQL search_path naming no schema): it holds
+    no run. Commands that read across runs (`list`, `pending`, `tick`) say so and find
+    nothing, as for a state directory that does not exist; the others fail (exit 5)."""
+
+
 class StoreUnavailable(StateError):
     """The store cannot be reached for the moment (its database server is down or restarting,
     the connection was cut, no connection came free): the same request may succeed shortly."""

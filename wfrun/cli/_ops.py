@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import ManifestError, StateError, UsageError, WfrunError
+from wfrun.errors import ManifestError, StateError, StoreMissing, UsageError, WfrunError
 
 from . import _complete, _stdout
 from ._app import (
@@ -117,11 +117,22 @@ def _default_workers() -> int:
     return min(4, 2 * cpus)
 
 
+_SAID: set[str] = set()  # warnings a `tick --watch` gave once
+
+
 def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int,
                watching: bool = False) -> int:
     """One tick and its report; `watching` (--watch): with --json, one JSON line per tick that
     advanced a run or had errors, and nothing for a tick that had nothing to do."""
-    report = engine.tick(limit=limit, workers=workers)
+    try:
+        report = engine.tick(limit=limit, workers=workers)
+    except StoreMissing as exc:  # a search_path naming no schema: as a missing directory
+        if exc.message not in _SAID:  # (once, in a `--watch`)
+            _SAID.add(exc.message)
+            print(f"warning: {exc.message}", file=sys.stderr, flush=True)
+        if as_json and not watching:
+            emit_json({"advanced": [], "errors": []})
+        return 0
     failed = any(a["status"] == "failed" for a in report.advanced)
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)

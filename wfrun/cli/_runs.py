@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import NotFoundError, UsageError
+from wfrun.errors import NotFoundError, StoreMissing, UsageError
 from wfrun.ids import check_run_id, new_run_id
 
 from . import _complete, _input
@@ -159,8 +159,11 @@ def list_runs(
     else:
         page = limit if limit is not None or all_runs or as_json else LIST_PAGE
         engine = settings().engine()
-        rows, more, problems = queries.page_of_runs(
-            engine.store, status or None, workflow, page, children=children)
+        try:
+            rows, more, problems = queries.page_of_runs(
+                engine.store, status or None, workflow, page, children=children)
+        except StoreMissing as exc:  # (a search_path naming no schema: as a missing directory)
+            print(f"warning: {exc.message}", file=sys.stderr)
     _render.problems(problems)
     if as_json:
         emit_json(rows)
@@ -197,7 +200,10 @@ def pending(
     if missing:
         print(f"warning: {missing}", file=sys.stderr)
     else:
-        rows, problems = queries.pending(settings().engine(), workflow)
+        try:
+            rows, problems = queries.pending(settings().engine(), workflow)
+        except StoreMissing as exc:  # (a search_path naming no schema: as a missing directory)
+            print(f"warning: {exc.message}", file=sys.stderr)
     _render.problems(problems)
     if as_json:
         emit_json(rows)

@@ -22,7 +22,6 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import threading
 import time
 import weakref
@@ -195,7 +194,6 @@ class Server:
         self._local = threading.local()
         self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self._distrust = 0.0  # when a connection of this process was last found lost
-        self._warned: set[str] = set()  # the warnings this process printed (see `warn_once`)
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -204,13 +202,6 @@ class Server:
             return psycopg.connect(self.conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise connect_error(self.url, self.where, exc) from None
-
-    def warn_once(self, message: str) -> None:
-        """Say `message` on stderr as a warning, once in this process (a `tick --watch` says
-        it at its first tick, as of a state directory that does not exist)."""
-        if message not in self._warned:
-            self._warned.add(message)
-            print(f"warning: {message}", file=sys.stderr, flush=True)
 
     def dedicated(self) -> Any:
         """A new autocommit connection of its own, neither main nor pooled (StateError if it

@@ -68,8 +68,8 @@ class ReadsPart(RecordsPart):
                   top_level: bool = True, limit: int | None = None,
                   before: str | None = None) -> RunPage:
         wanted = None if statuses is None else list(statuses)
-        return self._or_nothing(lambda: self._again(None, lambda: self._find_runs(
-            wanted, workflow, top_level, limit, before)), RunPage([], 0, []))
+        return self._again(None, lambda: self._find_runs(wanted, workflow, top_level, limit,
+                                                         before))
 
     def _find_runs(self, statuses: list[str] | None, workflow: str | None, top_level: bool,
                    limit: int | None, before: str | None) -> RunPage:
@@ -115,9 +115,8 @@ class ReadsPart(RecordsPart):
 
     def pending(self, workflow: str | None = None) -> tuple[list[Run], list[Exception]]:
         query = "SELECT run_id, revision, run_schema, snapshot::text FROM wfrun_runs WHERE suspended"
-        rows: list[tuple[Any, ...]] = self._or_nothing(lambda: self._fetch(
-            None, query + (" AND workflow = %s" if workflow is not None else ""),
-            [] if workflow is None else [workflow]), [])
+        rows = self._fetch(None, query + (" AND workflow = %s" if workflow is not None else ""),
+                           [] if workflow is None else [workflow])
         runs: list[Run] = []
         problems: list[Exception] = []
         for row in rows:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from wfrun.errors import StateError
+from wfrun.errors import StateError, StoreMissing
 
 Step = str | Callable[[Any], None]  # a statement, or a function given the connection
 
@@ -172,9 +172,9 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
             conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
 
 
-class NoSchema(StateError):
+class NoSchema(StoreMissing):
     """The connection's search_path names no schema that exists: wfrun's tables cannot be
-    made, and there are none to read (the store reads as empty: see `_transactions`)."""
+    made, and there are none to read (`list`, `pending` and `tick` say so and find nothing)."""
 
 
 def no_schema(conn: Any, where: str) -> NoSchema:

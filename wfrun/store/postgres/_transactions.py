@@ -13,7 +13,6 @@ import psycopg
 from psycopg import errors as pgerrors
 
 import wfrun.store.postgres._connect as _connect
-import wfrun.store.postgres._schema as _schema
 from wfrun.errors import ConflictError, StateError
 from wfrun.ids import check_run_id
 from wfrun.store.abc import Store
@@ -65,17 +64,6 @@ class TransactionPart(Store):
             if (run_id is not None and run_id in self._server().holds()) or (write and exc.applied):
                 raise
             return work()
-
-    def _or_nothing(self, work: Callable[[], T], nothing: T) -> T:
-        """`work`, a read across runs (`list`, `pending`, the runs `tick` finds due); if the
-        URL's search_path names no schema that exists, `nothing`, with a warning on stderr:
-        as a state directory that does not exist (SPEC §5), the store holds no run yet. What
-        needs a run, or writes, still fails (NoSchema: exit 5), and so does `doctor`."""
-        try:
-            return work()
-        except _schema.NoSchema as exc:
-            self._server().warn_once(exc.message)
-            return nothing
 
     def _fetch(self, run_id: str | None, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
         """The rows of one read (done again once if its connection was lost)."""

@@ -271,9 +271,8 @@ class PostgresStore(DoctorPart):
     # -- the due index ---------------------------------------------------------------------------
 
     def due(self, now: str, limit: int | None = None) -> list[str]:
-        rows: list[tuple[Any, ...]] = self._or_nothing(lambda: self._fetch(
-            None, "SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
-                  "ORDER BY next_due, run_id LIMIT %s", [now, limit]), [])
+        rows = self._fetch(None, "SELECT run_id FROM wfrun_runs WHERE next_due <= %s "
+                                 "ORDER BY next_due, run_id LIMIT %s", [now, limit])
         return [row[0] for row in rows]
 
     def reindex(self, run_id: str) -> None:
@@ -304,7 +303,7 @@ class PostgresStore(DoctorPart):
             except StateError:
                 return None  # (the run's `load` says why)
 
-        return self._or_nothing(lambda: _leases.acquire(self._server(), now, limit, parse), [])
+        return _leases.acquire(self._server(), now, limit, parse)
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         _listen.wait_for_work(self._server(), timeout, stop)
