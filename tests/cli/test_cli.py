@@ -639,10 +639,10 @@ def test_warnings_quoting_brackets_are_printed_verbatim(project: Project) -> Non
 
 def test_text_that_looks_like_markup_is_shown_verbatim(project: Project) -> None:
     nasty = "[/x] [bold]b[/bold] [link=file:///etc]"
-    project.workflow("m", """
+    project.workflow("m", f"""
         steps:
-          - id: talk
-          - {id: gate, wait: true}
+          - {{id: talk, actions: [{json.dumps(nasty)}]}}
+          - {{id: gate, wait: true}}
           - id: boom
         """, f"""
         NASTY = {nasty!r}

@@ -338,7 +338,7 @@ def test_valid_suspend_data_is_kept_and_shown(project: Project) -> None:
 
 CTX = """
 steps:
-  - id: first
+  - {id: first, actions: [go]}
   - {id: gate, wait: true, actions: [opened]}
   - id: asker
   - id: report

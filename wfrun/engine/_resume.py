@@ -22,7 +22,6 @@ from wfrun.ids import check_run_id
 from wfrun.model import CANCELLED, RUNNING, Run, StepState
 
 from ._actions import check_resume_action
-from ._address import join
 from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
 from ._children import after_change
@@ -34,7 +33,6 @@ from ._result import Result
 from ._runner_api import RunnerAPI
 from ._schedule import resume_refusal
 from ._transitions import apply_resume, resumable_steps
-from ._tree import latest_resumed
 
 
 class ResumeRequest:
@@ -67,7 +65,7 @@ class ResumeRequest:
         """The same resume, for `address` in the child run `run_id` of the node at `via`."""
         inner = ResumeRequest(run_id, self.data, address, self.action, request=self.request,
                               approver=self.approver)
-        inner.outer = join(self.outer, via)
+        inner.outer = f"{self.outer}/{via}" if self.outer else via
         return inner
 
 
@@ -102,7 +100,7 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
         check_approver(spec, found.state, found.name, run.run_id, req.approver, req.action)
     if spec.resume_schema is not None:
         loader.check_schemas(workflow)
-        shown = join(req.outer, found.name)  # the address as the caller wrote it
+        shown = f"{req.outer}/{found.name}" if req.outer else found.name  # as the caller wrote it
         _schema.validate(spec.resume_schema, req.data, f"resume data for step '{shown}'")
     check_resume_action(workflow, found.name, req.action, run.run_id, found.state)
     if req.token is not None:
@@ -179,17 +177,17 @@ def _keep_early(runner: RunnerAPI, run_id: str, workflow: Workflow, target: _Tar
         state = node_of(r, step)
         if executing_nonce(state) is None:
             raise StepNotExecuting(step)
+        if state is not None and state.answers:  # executing again since an ask was answered
+            raise ConflictError(
+                f"step '{step}' of run {run_id} is executing again since its ask "
+                f"#{len(state.answers)} was answered; this resume is refused rather than answer "
+                "its next ask by mistake: give it once the step asks ('wfrun pending' shows it)")
         if state is not None and state.resumed_at and (state.trigger or {}).get("reason") \
                 == "resume":  # a rerun resumed a moment ago: this is a second resume of it
             raise ConflictError(
                 f"step '{step}' of run {run_id} was already resumed at {state.resumed_at}; it "
                 "is executing again with that data, and this resume is refused (resume it "
                 "again once it pauses: 'wfrun pending' shows it)")
-        if state is not None and state.answers:  # executing again since an ask was answered
-            raise ConflictError(
-                f"step '{step}' of run {run_id} is executing again since its ask "
-                f"#{len(state.answers)} was answered; this resume is refused rather than answer "
-                "its next ask by mistake: give it once the step asks ('wfrun pending' shows it)")
         buffer_resume(r, step, req.data, req.action, req.callback, runner.clock.now(), events)
 
     try:
@@ -269,6 +267,8 @@ def _finished_message(runner: RunnerAPI, run: Run, step: str | None) -> str:
     """Why a finished run cannot be resumed, naming when the addressed step was resumed (not
     for a cancelled run: the cancel is why, whatever was resumed before it)."""
     if run.status != CANCELLED and is_address(run, step):  # in an iteration or a child run
+        from ._tree import latest_resumed  # imported on use: nested runs' modules
+
         found = latest_resumed(runner, run, step)
         if found is not None:
             return (f"step '{found[1]}' of run {run.run_id} was already resumed at {found[0]}; "
