@@ -149,6 +149,7 @@ def test_a_step_waiting_for_a_retry_shows_what_it_raised(project: Project) -> No
     assert ticked.code == 0 and "retry -> waiting" in ticked.stdout
     assert (f"warning: run {run_id}: step 'call' raised ConnectionError: attempt 2 refused at "
             f"{project.workflows / 'flaky.py'}:2; it is retried at") in ticked.stderr
+    assert f"(wfrun --state-dir {project.state} show {run_id})" in ticked.stderr  # as printed
     last = project.json("show", run_id)["waiting"][0]["due_at"]
     failed = project.run("tick", "--now", last)
     assert failed.code == 1

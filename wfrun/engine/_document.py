@@ -167,9 +167,10 @@ def raised_at(error: dict[str, Any]) -> str | None:
     return f"{found[-1][0]}:{found[-1][1]}" if found else None
 
 
-def retry_notes(run: Run, since: str) -> list[str]:
+def retry_notes(run: Run, since: str, command: str = "wfrun") -> list[str]:
     """A line for each step that began waiting for a retry at or after `since` (an ISO time):
-    what its execution raised, where in the workflow's code, and when it is retried."""
+    what its execution raised, where in the workflow's code, and when it is retried
+    (`command`: how the `show` it suggests starts)."""
     notes = []
     for sid, state in run.steps.items():
         pause, error = state.pause or {}, state.error
@@ -179,7 +180,7 @@ def retry_notes(run: Run, since: str) -> list[str]:
         where = raised_at(error)
         notes.append(f"run {run.run_id}: step '{sid}' raised {error.get('type')}: "
                      f"{error.get('message')}{f' at {where}' if where else ''}; it is retried "
-                     f"at {pause.get('due_at')} (wfrun show {run.run_id})")
+                     f"at {pause.get('due_at')} ({command} show {run.run_id})")
     return notes
 
 

@@ -196,7 +196,7 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
     report.warnings.extend(warnings)
     since = to_iso(runner.clock.now())
     result = runner.execute_loop(run, workflow, claim, step, warnings, released=step is None)
-    report.warnings.extend(retry_notes(result.run, since))  # what raised, and where (SPEC §5)
+    report.warnings.extend(retry_notes(result.run, since, runner.command))  # what raised, and where (SPEC §5)
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})
