@@ -58,7 +58,10 @@ def retry(runner: RunnerAPI, run_id: str, step: str | None, reason: str | None) 
                 f"run {run_id} is {r.status} (since {r.updated_at}); it was retried meanwhile"
             )
         now = runner.clock.now()
+        before = dict(r.steps)
         reset = rewind(r, workflow, target)
+        for sid in reset:
+            _keep_ask_exports(before[sid], r.steps[sid])
         r.status, r.error, r.output = RUNNING, None, None
         r.running_since = to_iso(now)
         events.append(event(now, "retried", target, source="cli", reason=reason, reset=reset))
@@ -69,6 +72,19 @@ def retry(runner: RunnerAPI, run_id: str, step: str | None, reason: str | None) 
             result.warnings.append(f"parent run {moved['run_id']} continues from step "
                                    f"'{moved['step']}' with this run: it is {moved['status']}")
     return result
+
+
+def _keep_ask_exports(old: StepState, new: StepState) -> None:
+    """A node made pending that kept the answers of its asks (`rewind`: it had not completed)
+    keeps what they set, as between the automatic retries of `retry:`: `resume_data` (the
+    latest answer), `suspend_data` (the latest ask's data) and when it was answered; and so do
+    its foreach iterations that kept theirs."""
+    if new.answers:
+        new.resume_data, new.suspend_data = old.resume_data, old.suspend_data
+        new.resumed_at = old.resumed_at
+    for old_it, new_it in zip(old.iterations or [], new.iterations or [], strict=False):
+        if new_it is not old_it:  # a completed iteration is kept as it was
+            _keep_ask_exports(old_it, new_it)
 
 
 def _parent_stays_failed(runner: RunnerAPI, run: Run) -> list[str]:
