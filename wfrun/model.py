@@ -122,6 +122,12 @@ class StepState:
             known["iterations"] = [cls.from_dict(it) for it in known["iterations"]]
         return cls(**known)
 
+    def keep_nonce(self, nonce: str | None) -> None:
+        """Remember the nonce of links this step handed out (the latest `MAX_NONCES`), so that
+        a link of a pause that has ended is told it was used rather than not found."""
+        if nonce and nonce not in self.nonces:
+            self.nonces = [*self.nonces, nonce][-MAX_NONCES:]
+
     def due_times(self) -> list[str]:
         """The due times of this step's timers and deadlines, its iterations' included."""
         dues = [self.pause["due_at"]] if self.pause and self.pause.get("due_at") else []
@@ -130,6 +136,7 @@ class StepState:
         return dues
 
 
+MAX_NONCES = 8  # recent link nonces kept per step (`StepState.keep_nonce`)
 _FRESH = StepState().__dict__
 _STEP_FIELDS = frozenset(_FRESH)
 _OMITTED_WHEN_EMPTY = frozenset(("reruns", "failures", "answers", "nonces"))

@@ -369,6 +369,20 @@ def test_an_http_resume_before_the_step_returns_is_acknowledged_as_accepted(
     handoff.go()
     assert starter.wait(30) == 0
     assert handoff.show()["output"] == {"got": {"n": 5}}
+    status, body = _post(link["url"], {"n": 7})  # applied at once when it paused: still used
+    assert status == 409 and "was already resumed at" in body["error"], body
+
+
+def test_the_link_of_a_step_that_raised_after_handing_it_out_says_it_ended(
+        handoff: Handoff) -> None:
+    env = {"WFRUN_BASE_URL": f"http://127.0.0.1:{_free_port()}"}
+    _serve(handoff, env)
+    starter, link = handoff.start("raise", env=env)
+    handoff.go()
+    assert starter.wait(30) == 1
+    status, body = _post(link["url"], {"n": 1})
+    assert status == 409, body  # a real link of an ended pause, not an unknown one (404)
+    assert body["error"] == "run r1 is failed; this link no longer works", body
 
 
 def _serve(handoff: Handoff, env: dict[str, str]) -> subprocess.Popen[str]:

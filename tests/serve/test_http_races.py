@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from conftest import Project
 
-from wfrun.engine._links import MAX_NONCES, remember_nonces
-from wfrun.model import Run, StepState
+from wfrun.engine._links import remember_nonces
+from wfrun.model import MAX_NONCES, Run, StepState
 
 from .conftest import APPROVAL, APPROVAL_PY, Response, Server, http, post_json
 

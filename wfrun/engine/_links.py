@@ -14,14 +14,13 @@ from urllib.parse import quote
 
 from wfrun._specs import Workflow
 from wfrun.flow import Links
-from wfrun.model import SUSPENDED, WAITING, Run, StepState
+from wfrun.model import SUSPENDED, WAITING, Run
 
 from ._composite import node_of
 from ._inbox import executing_nonce
 
 VERBS = ("resume", "cancel")
 EVENT = "event"  # the verb of an event URL's token: scoped to run and event name, no pause
-MAX_NONCES = 8  # recent pause nonces kept per step: links of ended pauses get "already used"
 
 
 def remember_nonces(run: Run) -> None:
@@ -29,16 +28,10 @@ def remember_nonces(run: Run) -> None:
     (called before each save)."""
     for step in run.steps.values():
         if step.pause is not None:
-            _remember(step)
+            step.keep_nonce(step.pause.get("nonce"))
         for state in step.iterations or ():
             if state.pause is not None:
-                _remember(state)
-
-
-def _remember(state: StepState) -> None:
-    nonce = state.pause.get("nonce") if state.pause else None
-    if nonce and nonce not in state.nonces:
-        state.nonces = [*state.nonces, nonce][-MAX_NONCES:]
+                state.keep_nonce(state.pause.get("nonce"))
 
 
 APPROVER_MARK = "~"  # `NAME~HMAC`: the token of one approver (`approvals:`), scoped to them

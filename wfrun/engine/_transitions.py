@@ -122,6 +122,8 @@ def record_outcome(run: Run, workflow: Workflow, step_id: str, state: StepState,
     if state.status not in (RUNNING, CANCELLED):
         return False  # not ours any more (should not happen while we hold the claim)
     state.trigger = None
+    if outcome.pause is not None:  # links were handed out: a late caller of one hears "used"
+        state.keep_nonce(outcome.pause.nonce)  # even if no pause stays (applied early, an error)
     state.exec_nonce = None  # its pause (if any) carries the nonce from here on
     if outcome.ask is not None and apply_ask(run, spec, state, outcome, now, events, name):
         return False
