@@ -366,6 +366,12 @@ def test_an_http_resume_before_the_step_returns_is_acknowledged_as_accepted(
     status, body = _post(link["url"], {"n": 5})
     assert (status, body["status"]) == (202, "accepted"), body
     assert _post(link["url"], {"n": 6})[0] == 409  # one winner per suspension
+    try:  # its description no longer offers it either
+        urllib.request.urlopen(link["url"], timeout=30)
+        raise AssertionError("GET of a link whose resume was accepted answered 2xx")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 409
+        assert "already has a resume accepted at" in json.loads(exc.read())["error"]
     handoff.go()
     assert starter.wait(30) == 0
     assert handoff.show()["output"] == {"got": {"n": 5}}

@@ -17,6 +17,7 @@ from wfrun.model import RUNNING, SUSPENDED, Run, StepState
 from ._ask import expected_schema
 from ._children import after_change
 from ._composite import node_of, step_of
+from ._inbox import accepted_entry, taken_message
 from ._links import ACTIVE, EARLY, ENDED, ended_message, token_approver, token_state
 from ._result import Result
 from ._resume import ResumeRequest, resume
@@ -29,18 +30,27 @@ class OpenLink:
     iteration it names (`review`, `review[1]`), and whether its pause is open (`status`:
     active; early, for a step still executing; ended)."""
 
-    __slots__ = ("approver", "run", "status", "step")
+    __slots__ = ("approver", "run", "status", "step", "verb")
 
-    def __init__(self, run: Run, step: str, status: str, approver: str | None = None) -> None:
+    def __init__(self, run: Run, step: str, status: str, approver: str | None = None,
+                 verb: str = "resume") -> None:
         self.run = run
         self.step = step
         self.status = status
         self.approver = approver  # whose link it is (`approvals:`), or None
+        self.verb = verb  # "resume" or "cancel"
 
     @property
     def ended(self) -> bool:
-        """True if the pause the link was for has ended (the link no longer works)."""
-        return self.status == ENDED
+        """True if the link no longer works: its pause ended, or (a step still executing) a
+        resume for it was accepted already."""
+        return self.status == ENDED or self.taken is not None
+
+    @property
+    def taken(self) -> dict[str, Any] | None:
+        """The resume already accepted for the executing step this resume link is for."""
+        return accepted_entry(self.run, self.step) \
+            if self.status == EARLY and self.verb == "resume" else None
 
     @property
     def node(self) -> StepState:
@@ -54,7 +64,9 @@ class OpenLink:
 
     def ended_message(self) -> str:
         """Why the link no longer works (told only to holders of a real token)."""
-        return ended_message(self.run, self.step)
+        taken = self.taken
+        return ended_message(self.run, self.step) if taken is None \
+            else taken_message(self.run, self.step, taken)
 
 
 class Decoy:
@@ -101,7 +113,7 @@ def open_link(runner: RunnerAPI, run_id: str, step: str, verb: str, token: str,
     state = token_state(runner.store.secret_key(), run, step, verb, token)
     if state is None:
         raise NotFoundError("not found")
-    return OpenLink(run, step, state, token_approver(token))
+    return OpenLink(run, step, state, token_approver(token), verb)
 
 
 def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str, str | None]:

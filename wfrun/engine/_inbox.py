@@ -58,6 +58,13 @@ def accepted_entry(run: Run, step: str) -> dict[str, Any] | None:
                  and e["nonce"] == nonce), None) if nonce else None
 
 
+def taken_message(run: Run, step: str, entry: dict[str, Any]) -> str:
+    """Why a resume for a step that already has one accepted (`entry`) is refused."""
+    return (f"step '{step}' of run {run.run_id} already has a resume accepted at {entry['at']} "
+            f"(from {entry['request'].get('source')}); it applies when the step pauses and "
+            "this one is refused")
+
+
 def buffer_resume(
     run: Run, step: str, data: Any, action: str | None, request: dict[str, Any],
     now: datetime, events: Events,
@@ -70,11 +77,7 @@ def buffer_resume(
     assert nonce is not None, "buffer_resume needs an executing step"
     earlier = accepted_entry(run, step)
     if earlier is not None:
-        raise ConflictError(
-            f"step '{step}' of run {run.run_id} already has a resume accepted at "
-            f"{earlier['at']} (from {earlier['request'].get('source')}); it applies when the "
-            "step pauses and this one is refused"
-        )
+        raise ConflictError(taken_message(run, step, earlier))
     run.inbox.append({"kind": RESUME, "step": step, "nonce": nonce, "data": data,
                       "action": action, "request": request, "at": to_iso(now)})
     events.append(event(now, "accepted", step, action=action, source=request.get("source"),
