@@ -110,3 +110,40 @@ def test_a_removed_foreach_step_offers_no_resume_for_its_iterations(project: Pro
         assert entry["gone"] == message
     human = project.run("show", run_id).stdout
     assert "resume:" not in human and human.count(message) == 2
+
+
+def test_a_child_run_whose_parent_step_was_removed_is_not_resumed(project: Project) -> None:
+    # the parent could never continue: the child's resume is refused as the parent's would be
+    project.workflow("kid", "steps:\n  - {id: approve, wait: true}\n")
+    parent = project.workflow("outer", """
+        steps:
+          - {id: sub, workflow: kid}
+          - id: fin
+        """, "def fin(ctx):\n    return 1\n")
+    project.json("start", "outer", "--run-id", "o1")
+    parent.write_text("steps:\n  - id: fin\n")
+    before = project.snapshots()
+    for args in (["o1", "--step", "sub/approve"], ["o1--sub"]):
+        out = project.run("resume", *args, "--data", "{}")
+        assert out.code == 2, (args, out)
+        assert "step 'sub' of run o1 no longer exists in workflow" in out.stderr
+    assert project.snapshots() == before
+    [entry] = project.json("show", "o1")["suspended"]
+    assert entry["step"] == "sub/approve"
+    assert entry["resume_command"] is None and entry["resume_url"] is None
+    assert "step 'sub' of run o1 no longer exists" in entry["gone"]
+
+
+def test_a_removed_approvals_step_offers_no_cancel_link_that_opens_nothing(
+        project: Project) -> None:
+    manifest = project.workflow("gate", """
+        steps:
+          - id: sign
+            wait: true
+            approvals: {approvers: [ann, bob], required: 1}
+          - id: after
+        """, "def after(ctx):\n    return 1\n")
+    project.json("start", "gate", "--run-id", "a1")
+    manifest.write_text("steps:\n  - id: after\n")
+    [entry] = project.json("show", "a1")["suspended"]
+    assert entry["gone"] and entry["cancel_url"] is None  # its approvers' links are the ones

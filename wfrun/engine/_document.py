@@ -50,7 +50,9 @@ def gone_fields(run: Run, step: str, pause: dict[str, Any],
     refused = resume_refusal(run, step, workflow)
     if refused is None:
         return {}
-    return {"resume_command": None, "resume_url": None, "gone": refused.message}
+    # (an approvals step's links are its approvers'; the step's own cancel link opens nothing)
+    closed = {"cancel_url": None} if pause.get("approvals") is not None else {}
+    return {"resume_command": None, "resume_url": None, **closed, "gone": refused.message}
 
 
 def approval_fields(links: LinkMaker, run_id: str, step: str, pause: dict[str, Any],

@@ -17,14 +17,14 @@ from typing import Any
 
 from wfrun import _schema, loader
 from wfrun._specs import StepSpec, Workflow
-from wfrun.errors import ConflictError, NotFoundError, UsageError
+from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.ids import check_run_id
 from wfrun.model import CANCELLED, RUNNING, Run, StepState
 
 from ._actions import check_resume_action
 from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
-from ._children import after_change
+from ._children import MAX_DEPTH, after_change
 from ._composite import apply_iteration_resume, has_composites, node_of, step_of
 from ._history import Events
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
@@ -87,6 +87,8 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     if req.token is None:
         check_run_id(req.run_id)  # a link's run id was checked when its token was
     run = runner.store.load(req.run_id)
+    if run.parent is not None:
+        _check_parents(runner, run)
     found = _locate(runner, run, req)
     if not isinstance(found, _Target):
         return found  # resumed inside a child run
@@ -117,6 +119,25 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     result = runner.drive(run.run_id, workflow, mutate, warnings)
     after_change(runner, result.run, result.warnings)
     return result
+
+
+def _check_parents(runner: RunnerAPI, run: Run) -> None:
+    """Refuse to resume a child run whose parent (or any run above it) no longer has the step
+    that owns it: the parent could never continue (CodeChangedError, nothing written)."""
+    child = run
+    for _ in range(MAX_DEPTH):
+        info = child.parent
+        if info is None:
+            return
+        try:
+            parent = runner.store.load(str(info["run_id"]))
+            workflow = runner.workflow_of(parent, [])
+        except WfrunError:
+            return  # (a parent that cannot be read: the resume says nothing of it)
+        refused = resume_refusal(parent, str(info["step"]), workflow)
+        if refused is not None:
+            raise refused
+        child = parent
 
 
 def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result:

@@ -15,6 +15,7 @@ from ._ask import expected_schema
 from ._composite import has_composites, label, node_of
 from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields, gone_fields
 from ._runner_api import Reader
+from ._schedule import resume_refusal
 
 MAX_DEPTH = 32
 _TAKES_DATA = {(SUSPENDED, PAUSE_SUSPEND), (WAITING, PAUSE_RERUN)}
@@ -148,6 +149,12 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                                         "child_run_id": it.child})
                     continue
                 below = entries(runs, loaded[0], loaded[1], top, path, depth + 1)
+                refused = resume_refusal(run, sid, workflow)
+                if refused is not None:  # the parent's step is gone: it could never go on
+                    for open_entry in (*below.suspended, *below.waiting):
+                        if open_entry.get("resume_command") is not None:
+                            open_entry.update(resume_command=None, resume_url=None,
+                                              gone=refused.message)
                 out.suspended.extend(below.suspended)
                 out.waiting.extend(below.waiting)
                 out.schemas.extend(below.schemas)
