@@ -104,7 +104,11 @@ def _parent_stays_failed(runner: RunnerAPI, run: Run) -> list[str]:
 
 
 def forked_steps(source: Run, workflow: Workflow, step: str) -> dict[str, StepState]:
-    """The new run's steps: copies of the settled steps not downstream of `step`, the rest new."""
+    """The new run's steps: copies of the settled steps not downstream of `step`, the rest new.
+
+    A copy keeps the step's result (output, exports, iterations), not its child runs: those
+    are the source's (their `parent` names it, and `prune` deletes them with it), so the copy
+    and its iterations name none (`child` is None)."""
     rewound = {step} | workflow.downstream(step)
     steps: dict[str, StepState] = {}
     for sid in workflow.steps:
@@ -112,7 +116,10 @@ def forked_steps(source: Run, workflow: Workflow, step: str) -> dict[str, StepSt
         if sid in rewound or old is None or old.status not in SETTLED:
             steps[sid] = StepState()
         else:
-            steps[sid] = StepState.from_dict(json.loads(json.dumps(old.to_dict())))
+            copy = StepState.from_dict(json.loads(json.dumps(old.to_dict())))
+            for node in (copy, *(copy.iterations or [])):
+                node.child = None
+            steps[sid] = copy
     return steps
 
 
