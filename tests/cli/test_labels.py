@@ -161,6 +161,32 @@ def test_labels_reach_into_iterations_and_child_runs(project: Project) -> None:
     assert project.json("resume", "B1", "--label", "item-0")["status"] == "completed"
 
 
+def test_a_label_that_is_not_one_is_a_usage_error(project: Project) -> None:
+    _start(project)
+    out = project.run("resume", "L1", "--label", "bad label")
+    assert out.code == 2
+    assert "--label 'bad label' is not a valid label" in one_line_error(out)
+
+
+def test_resume_without_step_when_only_event_waits_are_open_says_to_send(
+        project: Project) -> None:
+    project.workflow("two", """
+        steps:
+          - id: a
+          - {id: b, needs: []}
+        """, """
+def a(ctx):
+    ctx.flow.wait_for_event("go")
+
+def b(ctx):
+    ctx.flow.wait_for_event("go")
+""")
+    project.json("start", "two", "--run-id", "t1")
+    out = project.run("resume", "t1", "--data", "1")
+    assert out.code == 3, out
+    assert "waits for event 'go', not for a resume; send it with 'wfrun" in one_line_error(out)
+
+
 def test_a_second_resume_by_label_says_when_the_first_was(project: Project) -> None:
     # SPEC §6: a second resume of the same suspension is refused with exit 3, saying when
     _start(project, code_label="in-code")

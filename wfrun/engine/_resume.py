@@ -19,7 +19,8 @@ from wfrun import _schema, loader
 from wfrun._specs import StepSpec, Workflow
 from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.ids import check_run_id
-from wfrun.model import CANCELLED, RUNNING, Run, StepState
+from wfrun.manifest import LABEL_PATTERN
+from wfrun.model import CANCELLED, PAUSE_EVENT, RUNNING, SUSPENDED, Run, StepState
 
 from ._actions import check_resume_action
 from ._approvals import check_approver, decide
@@ -147,6 +148,9 @@ def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result
         return _Target(run, req.step or "")  # a link names its step or iteration exactly
     step = req.step
     if req.label is not None:
+        if not LABEL_PATTERN.fullmatch(req.label):
+            raise UsageError(f"--label {req.label!r} is not a valid label: use 1 to 100 letters, "
+                             "digits or '_.:@-', starting with a letter or digit")
         from ._nested import label_target  # imported on use: nested runs' modules
 
         step = label_target(runner, run, req.label, runner.command)
@@ -270,6 +274,12 @@ def plain_target(run: Run, step: str | None) -> str:
     if not candidates:
         if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
             raise ConflictError(finished_run_message(run, None))
+        events = [sid for sid, s in run.steps.items()
+                  if s.status == SUSPENDED and (s.pause or {}).get("kind") == PAUSE_EVENT]
+        if events:  # they take events, not resumes: say how to send one
+            from ._event_waits import event_wait_message  # imported on use, as by _transitions
+
+            raise ConflictError(event_wait_message(run.run_id, events[0], run.steps[events[0]]))
         # A step executing now takes data only when named (SPEC §3): the data is kept until
         # it pauses, and discarded if it ends without pausing.
         executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]

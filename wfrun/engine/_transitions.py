@@ -215,10 +215,12 @@ def cancel_run(run: Run, now: datetime, reason: str | None, events: Events) -> N
 
 
 def resumable_steps(run: Run) -> list[str]:
-    """Steps that can take data now: suspended ones and those waiting for a rerun."""
+    """Steps that can take data now: suspended ones (not those waiting for an event: they
+    take one sent with `wfrun send`) and those waiting for a rerun."""
     return [
         sid for sid, s in run.steps.items()
-        if s.status == SUSPENDED or (s.status == WAITING and (s.pause or {}).get("kind") == PAUSE_RERUN)
+        if (s.status == SUSPENDED and (s.pause or {}).get("kind") != PAUSE_EVENT)
+        or (s.status == WAITING and (s.pause or {}).get("kind") == PAUSE_RERUN)
     ]
 
 
