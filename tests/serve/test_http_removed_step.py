@@ -56,3 +56,24 @@ def test_a_get_on_the_link_of_a_removed_step_says_so_instead_of_offering_the_res
     assert http(cancel).status == 200  # cancelling is still offered
     done = post_json(cancel, {"reason": "the step was removed"})
     assert (done.status, done.json()["status"]) == (200, "cancelled")
+
+
+def test_the_link_of_a_child_run_whose_parent_step_was_removed_is_refused(
+        server: Server) -> None:
+    # the parent could never continue: its child's link answers as a removed step's does
+    server.project.workflow("kid", "steps:\n  - {id: approve, wait: true}\n")
+    outer = server.project.workflow("outer", "steps:\n  - {id: sub, workflow: kid}\n")
+    doc = server.start("outer")
+    [entry] = doc["suspended"]
+    link = entry["resume_url"]
+    assert http(link).status == 200
+    outer.write_text("steps:\n  - id: fin\n")
+    (server.project.workflows / "outer.py").write_text("def fin(ctx):\n    return 1\n")
+    before = runs(server)
+    described = http(link)
+    assert described.status == 409, described.text
+    message = described.json()["error"]
+    assert f"step 'sub' of run {doc['run_id']} no longer exists" in message
+    posted = post_json(link, {})
+    assert (posted.status, posted.json()) == (409, {"error": message})
+    assert runs(server) == before

@@ -17,7 +17,7 @@ from typing import Any
 
 from wfrun import _schema, loader
 from wfrun._specs import StepSpec, Workflow
-from wfrun.errors import ConflictError, NotFoundError, UsageError, WfrunError
+from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError, WfrunError
 from wfrun.ids import check_run_id
 from wfrun.manifest import LABEL_PATTERN
 from wfrun.model import CANCELLED, PAUSE_EVENT, RUNNING, SUSPENDED, Run, StepState
@@ -31,7 +31,7 @@ from ._history import Events
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
 from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
 from ._result import Result
-from ._runner_api import RunnerAPI
+from ._runner_api import Reader, RunnerAPI
 from ._schedule import resume_refusal
 from ._transitions import apply_resume, resumable_steps
 
@@ -89,7 +89,9 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
         check_run_id(req.run_id)  # a link's run id was checked when its token was
     run = runner.store.load(req.run_id)
     if run.parent is not None:
-        _check_parents(runner, run)
+        refused = parent_refusal(runner, run)
+        if refused is not None:
+            raise refused
     found = _locate(runner, run, req)
     if not isinstance(found, _Target):
         return found  # resumed inside a child run
@@ -122,23 +124,24 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     return result
 
 
-def _check_parents(runner: RunnerAPI, run: Run) -> None:
-    """Refuse to resume a child run whose parent (or any run above it) no longer has the step
-    that owns it: the parent could never continue (CodeChangedError, nothing written)."""
+def parent_refusal(reader: Reader, run: Run) -> CodeChangedError | None:
+    """Why a child run is not resumed when its parent (or any run above it) no longer has the
+    step that owns it (the parent could never continue), else None."""
     child = run
     for _ in range(MAX_DEPTH):
         info = child.parent
         if info is None:
-            return
+            return None
         try:
-            parent = runner.store.load(str(info["run_id"]))
-            workflow = runner.workflow_of(parent, [])
+            parent = reader.store.load(str(info["run_id"]))
+            workflow = reader.workflow_of(parent, [])
         except WfrunError:
-            return  # (a parent that cannot be read: the resume says nothing of it)
+            return None  # (a parent that cannot be read: the resume says nothing of it)
         refused = resume_refusal(parent, str(info["step"]), workflow)
         if refused is not None:
-            raise refused
+            return refused
         child = parent
+    return None
 
 
 def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result:
