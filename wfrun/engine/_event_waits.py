@@ -15,6 +15,7 @@ from wfrun.flow import PauseRequest
 from wfrun.manifest import DEFAULT_TIMEOUT, LABEL_PATTERN
 from wfrun.model import PAUSE_EVENT, SUSPENDED, Run, StepState
 
+from ._ask import labelled
 from ._history import Events, complete, event
 
 EVENT = "event"  # the kind of an inbox entry that is an event (and of an event wait's pause)
@@ -48,16 +49,18 @@ def event_schema(run: Run, name: str) -> Any:
 def pause_for_event(state: StepState, name: str, spec: StepSpec, pause: PauseRequest,
                     now: datetime, events: Events) -> None:
     """Suspend a step (`name`) that called `wait_for_event`; the deadline and what happens
-    then are a suspension's (the call's arguments, else the step's keys, else 24 h, cancel)."""
+    then are a suspension's (the call's arguments, else the step's keys, else 24 h, cancel),
+    and so is its label (the step's `label:`, kept in the pause and the `suspended` event)."""
     timeout = next(t for t in (pause.timeout, spec.timeout, DEFAULT_TIMEOUT) if t is not None)
     state.status = SUSPENDED
     state.pause = {
         "kind": PAUSE_EVENT, "since": to_iso(now), "due_at": to_iso(now + timeout),
         "on_timeout": pause.on_timeout or spec.on_timeout or "cancel", "nonce": pause.nonce,
         "event": pause.event, **({"schema": pause.schema} if pause.schema is not None else {}),
+        **labelled(pause.label, spec),
     }
     events.append(event(now, "suspended", name, deadline=state.pause["due_at"],
-                        event=pause.event))
+                        event=pause.event, **labelled(pause.label, spec)))
 
 
 def event_wait_message(run_id: str, step: str, state: StepState) -> str:
