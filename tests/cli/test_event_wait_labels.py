@@ -5,7 +5,6 @@ is: exit 3, saying to send the event."""
 
 from __future__ import annotations
 
-import pytest
 from conftest import Project
 
 MANIFEST = """\
@@ -45,10 +44,6 @@ def test_an_event_wait_carries_its_steps_label(project: Project) -> None:
     assert done["status"] == "completed" and done["output"] == {"amount": 3}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wfrun/engine/_tree.py `labelled()` lists only suspend()/ask() pauses (kind 'suspend'), so "
-    "`resume --label` does not find an event wait's label and exits 4 ('no open suspension "
-    "labelled'); it should list kind 'event' too (outside this change)"))
 def test_resume_by_the_label_of_an_event_wait_says_to_send_the_event(project: Project) -> None:
     run_id = _start(project)
     before = project.snapshots()

@@ -65,7 +65,7 @@ def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
                 if loaded and not loaded[0].finished:
                     found.extend((join(name, address), label)
                                  for address, label in labelled(runs, loaded[0], depth + 1))
-            elif it.status == SUSPENDED and pause.get("kind") == PAUSE_SUSPEND \
+            elif it.status == SUSPENDED and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_EVENT) \
                     and pause.get("label"):
                 found.append((name, str(pause["label"])))
     return found
