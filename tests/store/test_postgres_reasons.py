@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from wfrun.store.postgres._connect import reason_of, where_of
+from wfrun.store.postgres._failures import reason_of, where_of
 
 
 @pytest.mark.parametrize(("text", "reason"), [

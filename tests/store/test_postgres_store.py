@@ -356,7 +356,7 @@ def test_a_create_whose_session_the_server_ended_mid_statement_is_sent_once_more
 def _answer_lost(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
     """The next state change of the store loses its connection before the server's answer
     arrives: before the statement reached the server, or after it committed."""
-    from wfrun.store.postgres import PostgresStore, _connect
+    from wfrun.store.postgres import PostgresStore, _failures
 
     sent = PostgresStore._change
 
@@ -364,7 +364,7 @@ def _answer_lost(monkeypatch: pytest.MonkeyPatch, before: bool) -> None:
         monkeypatch.setattr(PostgresStore, "_change", sent)
         if not before:
             sent(self, run_id, statement, params)
-        raise _connect.ConnectionLost("the connection to PostgreSQL failed: server closed the "
+        raise _failures.ConnectionLost("the connection to PostgreSQL failed: server closed the "
                                       "connection unexpectedly; try again", applied=True)
 
     monkeypatch.setattr(PostgresStore, "_change", change)
@@ -399,10 +399,10 @@ def test_a_create_lost_while_another_process_created_the_run_is_a_conflict(
 def test_a_create_lost_twice_says_the_store_is_out_of_reach(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from wfrun.errors import StoreUnavailable
-    from wfrun.store.postgres import PostgresStore, _connect
+    from wfrun.store.postgres import PostgresStore, _failures
 
     def change(self: Any, run_id: str, statement: str, params: dict[str, Any]) -> int:
-        raise _connect.ConnectionLost("the connection to PostgreSQL failed: server closed the "
+        raise _failures.ConnectionLost("the connection to PostgreSQL failed: server closed the "
                                       "connection unexpectedly; try again", applied=True)
 
     found = store(url)

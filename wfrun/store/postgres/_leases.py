@@ -35,7 +35,8 @@ import psycopg
 from wfrun.errors import StateError, UsageError
 from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim
-from wfrun.store.postgres._connect import Server, errors
+from wfrun.store.postgres._connect import Server
+from wfrun.store.postgres._failures import errors
 
 ENV = "WFRUN_LEASE"
 DEFAULT_SECONDS = 30.0

@@ -13,10 +13,12 @@ import psycopg
 from psycopg import errors as pgerrors
 
 import wfrun.store.postgres._connect as _connect
+import wfrun.store.postgres._failures as _failures
 from wfrun.errors import ConflictError, StateError
 from wfrun.ids import check_run_id
 from wfrun.store.abc import Store
-from wfrun.store.postgres._connect import Hold, errors
+from wfrun.store.postgres._connect import Hold
+from wfrun.store.postgres._failures import errors
 
 T = TypeVar("T")
 
@@ -60,7 +62,7 @@ class TransactionPart(Store):
         transaction is gone), and for a write only if the server said it was not carried out."""
         try:
             return work()
-        except _connect.ConnectionLost as exc:
+        except _failures.ConnectionLost as exc:
             if (run_id is not None and run_id in self._server().holds()) or (write and exc.applied):
                 raise
             return work()
@@ -106,7 +108,7 @@ class TransactionPart(Store):
             hold.conn.execute("COMMIT")
         except psycopg.Error as exc:
             raise StateError(f"committing to PostgreSQL {self.where} failed: "
-                             f"{_connect.reason_of(exc)}; the change may not be saved, check "
+                             f"{_failures.reason_of(exc)}; the change may not be saved, check "
                              "the run before trying again") from None
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
@@ -133,7 +135,7 @@ class TransactionPart(Store):
                         try:
                             self._begin(hold, run_id)
                         except psycopg.OperationalError as exc:
-                            if attempt == 1 and _connect.lost(exc) and (conn.broken or conn.closed):
+                            if attempt == 1 and _failures.lost(exc) and (conn.broken or conn.closed):
                                 raise _LostAtBegin from None  # nothing done yet: another one
                             raise
                         yield

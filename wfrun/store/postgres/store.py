@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 
 import wfrun.store.postgres._connect as _connect
+import wfrun.store.postgres._failures as _failures
 import wfrun.store.postgres._leases as _leases
 import wfrun.store.postgres._listen as _listen
 import wfrun.store.postgres._schema as _schema
@@ -48,8 +49,8 @@ from wfrun.ids import check_run_id
 from wfrun.model import SCHEMA_VERSION, Run
 from wfrun.store._jsonenc import encoder
 from wfrun.store.abc import Durability, ExecutionClaim
-from wfrun.store.postgres._connect import errors
 from wfrun.store.postgres._doctor import DoctorPart
+from wfrun.store.postgres._failures import errors
 from wfrun.store.queries import RunSummary, has_suspension
 
 _dump = encoder(allow_nan=False)
@@ -115,7 +116,7 @@ class PostgresStore(DoctorPart):
         statement = _CHANGE.format(_CREATE, "")
         try:
             created = self._change(run.run_id, statement, row)
-        except _connect.ConnectionLost:
+        except _failures.ConnectionLost:
             if run.run_id in self._server().holds():
                 raise  # the lock's transaction went with the connection: the caller decides
             created = self._after_lost_create(run.run_id, statement, row)
@@ -153,11 +154,11 @@ class PostgresStore(DoctorPart):
                     cursor = conn.execute(statement, params)
                     conn.execute("COMMIT")
             except psycopg.OperationalError as exc:
-                if not _connect.lost(exc):
+                if not _failures.lost(exc):
                     raise
                 hold.abort()
                 raise StoreUnavailable(
-                    f"committing to PostgreSQL {self.where} failed: {_connect.reason_of(exc)}; "
+                    f"committing to PostgreSQL {self.where} failed: {_failures.reason_of(exc)}; "
                     "the change may not be saved, check the run before trying again") from None
             hold.open = False  # committed: the lock ends until the next operation
             changed = cursor.fetchone()[0]
@@ -314,7 +315,7 @@ class PostgresStore(DoctorPart):
         try:  # a connection of its own: the store's first one would create the tables
             conn = psycopg.connect(self._server().conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise _connect.connect_error(self.url, self.where, exc) from None
+            raise _failures.connect_error(self.url, self.where, exc) from None
         with errors(self.where), conn:
             row = conn.execute("SELECT current_schema(), to_regclass(quote_ident("
                                "current_schema()) || '.wfrun_runs') IS NOT NULL").fetchone()
