@@ -22,7 +22,7 @@ from typing import Any
 import _pg
 
 from wfrun.clock import FakeClock
-from wfrun.errors import ConflictError
+from wfrun.errors import ClaimLost
 from wfrun.store.abc import Store
 
 KINDS = ("memory", "file", "postgres")
@@ -87,7 +87,7 @@ class InProcessHolder(Holder):
         try:
             self.save_output("stale holder")
             saved = "saved"
-        except ConflictError as exc:
+        except ClaimLost as exc:  # (any other refusal is not the lost lease's: it fails)
             saved = str(exc)
         return _refused(renewed, lost, saved)
 
@@ -103,7 +103,7 @@ def _refused(renewed: bool, lost: bool, saved: str) -> str:
 
 _HOLD = """
 import json, sys
-from wfrun.errors import ConflictError
+from wfrun.errors import ClaimLost
 from wfrun.store import open_store
 store, run_id = open_store(sys.argv[1]), sys.argv[2]
 claim = store.claim(run_id)
@@ -116,7 +116,7 @@ for line in sys.stdin:
         try:
             store.save(run)
             saved = "saved"
-        except ConflictError as exc:
+        except ClaimLost as exc:  # (any other refusal is not the lost lease's: it fails)
             saved = str(exc)
         print(json.dumps([renewed, lost, saved]), flush=True)
         continue

@@ -56,7 +56,7 @@ class ExecutionClaim(ABC):
     and is renewed by the store while its holder lives (a background thread, every third of
     the length), so only a holder that is paused or cut off for longer than that loses it. A
     run claimed again gets a greater `token`; every save of the run by the old holder is then
-    refused (ConflictError: it "lost its lease") and writes nothing.
+    refused (`ClaimLost`, a ConflictError: it "lost its lease") and writes nothing.
     """
 
     @property
@@ -154,8 +154,9 @@ class Store(ABC):
         history events of this state change, committed with it.
 
         `run.revision` must equal the stored revision (the one it was loaded at), otherwise
-        ConflictError is raised and nothing is written (events included); so is a save of a
-        run whose claim this process held and lost (another process took the run over). When
+        ConflictError is raised and nothing is written (events included); a save of a run
+        whose claim this process held and lost (another process took the run over) raises
+        `ClaimLost` (a ConflictError) and writes nothing either. When
         it returns, the new state is in place atomically (a crash leaves the old or the new
         state, never a mix) and survives what `durability` says, the due index matches
         `run.next_due()`, and `events` follow the run's earlier ones in its history (as
