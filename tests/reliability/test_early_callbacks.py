@@ -102,14 +102,20 @@ class Handoff:
     def start(self, mode: str = "suspend", env: dict[str, str] | None = None
               ) -> tuple[subprocess.Popen[str], dict[str, str]]:
         """Start a run in the background; return it once its step has handed out the link."""
-        proc = self.spawn("start", "handoff", "--run-id", "r1", "--input",
-                          json.dumps({"mode": mode}), env=env)
+        proc = self.spawn_until_link("start", "handoff", "--run-id", "r1", "--input",
+                                     json.dumps({"mode": mode}), env=env)
+        return proc, json.loads((self.side / "link").read_text())
+
+    def spawn_until_link(self, *args: str,
+                         env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """`wfrun ARGS` in the background, once a step it executes has handed out its link."""
+        proc = self.spawn(*args, env=env)
         deadline = time.monotonic() + 30
         while not (self.side / "link").exists():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the step never handed out its link"
             time.sleep(0.01)
-        return proc, json.loads((self.side / "link").read_text())
+        return proc
 
     def go(self) -> None:
         (self.side / "go").touch()
@@ -151,12 +157,7 @@ def test_an_early_resume_by_nested_path_reaches_the_child_run_that_is_executing(
           - id: sub
             workflow: handoff
     """)
-    starter = handoff.spawn("start", "outer", "--run-id", "p1")
-    deadline = time.monotonic() + 30
-    while not (handoff.side / "link").exists():
-        assert starter.poll() is None, starter.communicate()
-        assert time.monotonic() < deadline, "the child's step never handed out its link"
-        time.sleep(0.01)
+    starter = handoff.spawn_until_link("start", "outer", "--run-id", "p1")
     out = handoff.cli("resume", "p1", "--step", "sub/ask", "--data", '{"n": 2}')
     assert out.code == 0, out
     assert "Resume accepted: step 'sub/ask' of run p1 is still executing" in out.stdout
@@ -192,11 +193,7 @@ def test_an_early_resume_of_a_foreach_iteration_is_kept_and_applied(
     env = {"WFRUN_BASE_URL": f"http://127.0.0.1:{_free_port()}"} if via == "http" else {}
     if env:
         _serve(handoff, env)
-    starter = handoff.spawn("start", "eachoff", "--run-id", "e1", env=env)
-    deadline = time.monotonic() + 30
-    while not (handoff.side / "link").exists():
-        assert starter.poll() is None and time.monotonic() < deadline, starter.communicate()
-        time.sleep(0.01)
+    starter = handoff.spawn_until_link("start", "eachoff", "--run-id", "e1", env=env)
     if via == "cli":
         out = handoff.cli("resume", "e1", "--step", "ask[0]", "--data", '{"n": 8}')
         assert out.code == 0, out
@@ -294,12 +291,8 @@ def test_data_for_a_step_that_raises_instead_of_pausing_is_discarded_with_the_re
 
 
 def test_data_for_a_rerun_ignored_at_its_limit_is_discarded_saying_so(handoff: Handoff) -> None:
-    starter = handoff.spawn("start", "handoff", "--run-id", "r1", "--input",
-                            json.dumps({"mode": "rerun", "max": 0}))
-    deadline = time.monotonic() + 30
-    while not (handoff.side / "link").exists():
-        assert starter.poll() is None and time.monotonic() < deadline, starter.communicate()
-        time.sleep(0.01)
+    starter = handoff.spawn_until_link("start", "handoff", "--run-id", "r1", "--input",
+                                       json.dumps({"mode": "rerun", "max": 0}))
     assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 5}').code == 0
     handoff.go()
     assert starter.wait(30) == 0, starter.communicate()
