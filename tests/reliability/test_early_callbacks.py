@@ -158,6 +158,11 @@ def test_an_early_resume_by_nested_path_reaches_the_child_run_that_is_executing(
             workflow: handoff
     """)
     starter = handoff.spawn_until_link("start", "outer", "--run-id", "p1")
+    for action in ([], ["--action", "ok"]):  # the parent's step holds no links: not kept
+        whole = handoff.cli("resume", "p1", "--step", "sub", *action, "--data", '{"n": 1}')
+        assert whole.code == 3, whole
+        assert "step 'sub' of run p1 is running, not suspended; nothing to resume; to hand " \
+            "data to a step of its child run, name it: --step sub/STEP" in whole.stderr
     out = handoff.cli("resume", "p1", "--step", "sub/ask", "--data", '{"n": 2}')
     assert out.code == 0, out
     assert "Resume accepted: step 'sub/ask' of run p1 is still executing" in out.stdout
@@ -166,6 +171,7 @@ def test_an_early_resume_by_nested_path_reaches_the_child_run_that_is_executing(
     doc = handoff.project.json("show", "p1")
     assert doc["status"] == "completed", doc
     assert doc["output"] == {"got": {"n": 2}}
+    assert "inbox" not in doc and not [e for e in doc["history"] if e["type"] == "accepted"]
 
 
 EACH = """

@@ -17,7 +17,7 @@ from typing import Any
 
 from wfrun import _schema, loader
 from wfrun._specs import StepSpec, Workflow
-from wfrun.errors import CodeChangedError, ConflictError, NotFoundError, UsageError, WfrunError
+from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.manifest import LABEL_PATTERN
 from wfrun.model import CANCELLED, PAUSE_EVENT, RUNNING, SUSPENDED, Run, StepState
@@ -25,13 +25,13 @@ from wfrun.model import CANCELLED, PAUSE_EVENT, RUNNING, SUSPENDED, Run, StepSta
 from ._actions import check_resume_action
 from ._approvals import check_approver, decide
 from ._ask import answer_ask, ask_nonce
-from ._children import MAX_DEPTH, after_change
+from ._children import after_change
 from ._composite import apply_iteration_resume, has_composites, node_of, step_of
 from ._history import Events
 from ._inbox import StepNotExecuting, buffer_resume, executing_nonce
 from ._links import ACTIVE, EARLY, ended_message, remember_nonces, token_state
 from ._result import Result
-from ._runner_api import Reader, RunnerAPI
+from ._runner_api import RunnerAPI
 from ._schedule import resume_refusal
 from ._transitions import apply_resume, resumable_steps
 
@@ -89,6 +89,8 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
         check_run_id(req.run_id)  # a link's run id was checked when its token was
     run = runner.store.load(req.run_id)
     if run.parent is not None:
+        from ._tree import parent_refusal  # imported on use: nested runs' modules
+
         refused = parent_refusal(runner, run)
         if refused is not None:
             raise refused
@@ -101,6 +103,13 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     if refused is not None:
         raise refused
     spec = workflow.steps[found.step_id]
+    state = found.state
+    if state is not None and state.status == RUNNING and executing_nonce(state) is None \
+            and req.token is None:  # executing, holding no links (a child run's step, say)
+        inside = f"; to hand data to a step of its child run, name it: --step {found.name}/STEP" \
+            if spec.kind == "workflow" else ""
+        raise ConflictError(f"step '{found.name}' of run {run.run_id} is running, not "
+                            f"suspended; nothing to resume{inside}")
     if spec.approvals is not None or req.approver is not None:
         check_approver(spec, found.state, found.name, run.run_id, req.approver, req.action)
     if spec.resume_schema is not None:
@@ -122,26 +131,6 @@ def resume(runner: RunnerAPI, req: ResumeRequest) -> Result:
     result = runner.drive(run.run_id, workflow, mutate, warnings)
     after_change(runner, result.run, result.warnings)
     return result
-
-
-def parent_refusal(reader: Reader, run: Run) -> CodeChangedError | None:
-    """Why a child run is not resumed when its parent (or any run above it) no longer has the
-    step that owns it (the parent could never continue), else None."""
-    child = run
-    for _ in range(MAX_DEPTH):
-        info = child.parent
-        if info is None:
-            return None
-        try:
-            parent = reader.store.load(str(info["run_id"]))
-            workflow = reader.workflow_of(parent, [])
-        except WfrunError:
-            return None  # (a parent that cannot be read: the resume says nothing of it)
-        refused = resume_refusal(parent, str(info["step"]), workflow)
-        if refused is not None:
-            return refused
-        child = parent
-    return None
 
 
 def _locate(runner: RunnerAPI, run: Run, req: ResumeRequest) -> _Target | Result:
@@ -275,14 +264,19 @@ def plain_target(run: Run, step: str | None) -> str:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
-            raise ConflictError(finished_run_message(run, None))
         events = [sid for sid, s in run.steps.items()
                   if s.status == SUSPENDED and (s.pause or {}).get("kind") == PAUSE_EVENT]
-        if events:  # they take events, not resumes: say how to send one
+        if len(events) == 1:  # it takes an event, not a resume: say how to send it
             from ._event_waits import event_wait_message  # imported on use, as by _transitions
 
             raise ConflictError(event_wait_message(run.run_id, events[0], run.steps[events[0]]))
+        if events:
+            names = ", ".join(f"'{(run.steps[sid].pause or {}).get('event')}' ({sid})"
+                              for sid in events)
+            raise ConflictError(f"run {run.run_id} waits for events {names}, not for a resume; "
+                                f"send one with 'wfrun send {run.run_id} EVENT --data JSON'")
+        if any(s.resumed_at for s in run.steps.values()):  # a resume won the race: say when
+            raise ConflictError(finished_run_message(run, None))
         # A step executing now takes data only when named (SPEC §3): the data is kept until
         # it pauses, and discarded if it ends without pausing.
         executing = [sid for sid, s in run.steps.items() if s.status == RUNNING and s.exec_nonce]

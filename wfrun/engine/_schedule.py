@@ -109,8 +109,10 @@ def schedule(
             elif spec.kind == "sleep":
                 _start_sleep(state, spec, now, events)
             else:
-                if execute:
-                    mark_running(run, spec.id, now, events)
+                if execute:  # (a plain code step hands out links; foreach iterations and
+                    # child runs hand out their own)
+                    mark_running(run, spec.id, now, events,
+                                 links=spec.kind == "code" and spec.foreach is None)
                 else:
                     _set_running(run, now)
                 return spec.id
@@ -124,14 +126,16 @@ def _set_running(run: Run, now: datetime) -> None:
         run.running_since = to_iso(now)
 
 
-def mark_running(run: Run, step_id: str, now: datetime, events: Events) -> None:
-    """Record that this process starts executing the step now."""
+def mark_running(run: Run, step_id: str, now: datetime, events: Events,
+                 links: bool = True) -> None:
+    """Record that this process starts executing the step now (`links`: its code may hand
+    out links, so early resumes are kept for it)."""
     _set_running(run, now)
     state = run.steps[step_id]
     state.status = RUNNING
     state.runs += 1
     state.started_at = state.started_at or to_iso(now)
-    if state.exec_nonce is None:  # a recovered execution keeps the links it handed out
+    if links and state.exec_nonce is None:  # a recovered execution keeps its links
         state.exec_nonce = random_token()
     reason = (state.trigger or {}).get("reason")
     events.append(event(now, "step_started", step_id, runs=state.runs, reason=reason))
