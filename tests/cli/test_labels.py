@@ -184,7 +184,13 @@ def b(ctx):
     project.json("start", "two", "--run-id", "t1")
     out = project.run("resume", "t1", "--data", "1")
     assert out.code == 3, out
-    assert "waits for event 'go', not for a resume; send it with 'wfrun" in one_line_error(out)
+    assert "run t1 waits for events 'go' (a), 'go' (b), not for a resume; send one with " \
+        "'wfrun" in one_line_error(out)
+    project.json("send", "t1", "go")  # a takes it: b is left, and a was never resumed
+    out = project.run("resume", "t1", "--data", "1")
+    assert out.code == 3, out
+    assert "step 'b' of run t1 waits for event 'go', not for a resume; send it with 'wfrun" \
+        in one_line_error(out)
 
 
 def test_a_second_resume_by_label_says_when_the_first_was(project: Project) -> None:

@@ -132,6 +132,9 @@ def test_a_child_run_whose_parent_step_was_removed_is_not_resumed(project: Proje
     assert entry["step"] == "sub/approve"
     assert entry["resume_command"] is None and entry["resume_url"] is None
     assert "step 'sub' of run o1 no longer exists" in entry["gone"]
+    [own] = project.json("show", "o1--sub")["suspended"]  # the child's own document too
+    assert own["resume_command"] is None and own["resume_url"] is None
+    assert own["gone"] == entry["gone"]
 
 
 def test_a_removed_approvals_step_offers_no_cancel_link_that_opens_nothing(

@@ -20,7 +20,7 @@ from ._composite import node_of, step_of
 from ._inbox import accepted_entry, taken_message
 from ._links import ACTIVE, EARLY, ENDED, ended_message, token_approver, token_state
 from ._result import Result
-from ._resume import ResumeRequest, parent_refusal, resume
+from ._resume import ResumeRequest, resume
 from ._runner_api import Reader, RunnerAPI
 from ._schedule import resume_refusal
 
@@ -124,8 +124,11 @@ def link_expects(reader: Reader, link: OpenLink) -> tuple[Any, list[str], str, s
     spec = workflow.steps.get(link.manifest_step)
     schema = expected_schema(node_of(link.run, link.step), spec)
     actions = list(workflow.actions_for(link.manifest_step)) if spec is not None else []
-    refused = resume_refusal(link.run, link.manifest_step, workflow) \
-        or (parent_refusal(reader, link.run) if link.run.parent is not None else None)
+    refused = resume_refusal(link.run, link.manifest_step, workflow)
+    if refused is None and link.run.parent is not None:
+        from ._tree import parent_refusal  # imported on use: nested runs' modules
+
+        refused = parent_refusal(reader, link.run)
     return schema, actions, workflow.description, None if refused is None else refused.message
 
 

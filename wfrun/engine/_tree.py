@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfrun._specs import Workflow
-from wfrun.errors import WfrunError
+from wfrun.errors import CodeChangedError, WfrunError
 from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAITING, Run, StepState
 
 from ._address import join
@@ -197,16 +197,42 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
     return out
 
 
+def parent_refusal(reader: Reader, run: Run) -> CodeChangedError | None:
+    """Why a child run is not resumed when its parent (or any run above it) no longer has the
+    step that owns it (the parent could never continue), else None."""
+    child = run
+    for _ in range(MAX_DEPTH):
+        info = child.parent
+        if info is None:
+            return None
+        try:
+            parent = reader.store.load(str(info["run_id"]))
+            workflow = reader.workflow_of(parent, [])
+        except WfrunError:
+            return None  # (a parent that cannot be read: the resume says nothing of it)
+        refused = resume_refusal(parent, str(info["step"]), workflow)
+        if refused is not None:
+            return refused
+        child = parent
+    return None
+
+
 def extend_document(runs: Reader, doc: dict[str, Any], run: Run,
                     workflow: Workflow | None) -> None:
     """Add to a run document what nesting brings: full-path entries, child run ids,
     iterations, and the parent of a child run."""
     if run.parent is not None:
         doc["parent"] = {k: run.parent.get(k) for k in ("run_id", "step", "index")}
+    if has_composites(run):
+        found = entries(runs, run, workflow)
+        doc["suspended"], doc["waiting"] = found.suspended, found.waiting
+    refused = parent_refusal(runs, run) if run.parent is not None else None
+    if refused is not None:  # a step above it is gone: nothing in it can be resumed
+        for entry in (*doc["suspended"], *doc["waiting"]):
+            if entry.get("resume_command") is not None:
+                entry.update(resume_command=None, resume_url=None, gone=refused.message)
     if not has_composites(run):
         return
-    found = entries(runs, run, workflow)
-    doc["suspended"], doc["waiting"] = found.suspended, found.waiting
     for sid, state in run.steps.items():
         step = doc["steps"].get(sid)
         if step is None:
