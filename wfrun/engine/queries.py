@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfrun._specs import Workflow
 from wfrun.errors import WfrunError
-from wfrun.model import SUSPENDED, WAITING, Run
+from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 from wfrun.store.abc import Store
 from wfrun.store.queries import RunSummary
 
@@ -46,27 +46,30 @@ def page_of_runs(
     Answered by the store (`Store.find_runs`: from an index, in the file store)."""
     page = store.find_runs(statuses or None, workflow, top_level=not children, limit=limit)
     rows = [row(r) for r in page.runs]
-    for entry in rows:  # a run waiting on a child run is due when the child is: say when
-        if entry["next_due"] is None and entry["status"] in (SUSPENDED, WAITING):
-            entry["next_due"] = _due_below(store, entry["run_id"])
+    waiting_below = [entry for entry in rows
+                     if entry["next_due"] is None and entry["status"] in (SUSPENDED, WAITING)]
+    if waiting_below:  # a run waiting on a child run is due when the child is: say when
+        dues = _dues_below(store)
+        for entry in waiting_below:
+            entry["next_due"] = dues.get(entry["run_id"])
     return rows, page.more, [str(p) for p in page.problems]
 
 
-def _due_below(store: Store, run_id: str, depth: int = 0) -> str | None:
-    """The earliest timer or deadline of the run's child runs (and theirs), or None. Read
-    only for a listed paused run with no timer of its own: the cost stays with what is shown."""
-    try:
-        run = store.load(run_id)
-    except WfrunError:
-        return None  # (listed as it was indexed; `show` says what is wrong)
-    dues = [due for state in run.steps.values() for due in state.due_times()]
-    for state in run.steps.values():
-        for node in state.iterations or [state]:
-            if node.child and node.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
-                due = _due_below(store, node.child, depth + 1)
-                if due is not None:
-                    dues.append(due)
-    return min(dues) if dues else None
+def _dues_below(store: Store) -> dict[str, str]:
+    """For each run with child runs not finished, the earliest timer or deadline among them
+    (and theirs): from the run index, as `list` itself, reading no snapshot."""
+    below = store.find_runs([SUSPENDED, WAITING, RUNNING], None, top_level=False, limit=None)
+    parent_of = {summary.run_id: summary.parent for summary in below.runs}
+    dues: dict[str, str] = {}
+    for summary in below.runs:
+        due, above = summary.next_due, summary.parent
+        for _ in range(MAX_DEPTH):
+            if due is None or above is None:
+                break
+            if above not in dues or due < dues[above]:
+                dues[above] = due
+            above = parent_of.get(above)
+    return dues
 
 
 def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]], list[str]]:
