@@ -53,7 +53,9 @@ def resume_refusal(run: Run, step: str, workflow: Workflow | None) -> CodeChange
     description say it in place of how to resume."""
     if workflow is None or step in workflow.steps:
         return None
-    return step_gone(run, step, workflow, "restore it to resume this run, or cancel the run")
+    # (no manifest path: the sentence is also a link's 409 answer, to whoever holds the link)
+    return CodeChangedError(f"step '{step}' of run {run.run_id} no longer exists in workflow "
+                            f"'{run.workflow}'; restore it to resume this run, or cancel the run")
 
 
 def _when_holds(run: Run, spec: StepSpec) -> bool:
