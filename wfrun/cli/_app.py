@@ -250,14 +250,16 @@ def finish_run(engine: Any, result: Any, as_json: bool, step: str | None = None)
         warnings(doc["warnings"])
         run(doc)
     if doc["status"] == "failed":
-        run_failed(doc["run_id"], doc.get("error"))  # on stderr, with --json too (cron reads it)
+        # on stderr, with --json too (cron reads it); the frames once: stdout has them for people
+        run_failed(doc["run_id"], doc.get("error"), frames=as_json)
         raise typer.Exit(1)
 
 
-def run_failed(run_id: str, error: dict[str, Any] | None) -> None:
+def run_failed(run_id: str, error: dict[str, Any] | None, frames: bool = True) -> None:
     """On stderr: `error: run R failed: step 'S' raised TYPE: MESSAGE (wfrun show R)` and,
-    indented under it, the frames of the workflow code that raised (SPEC §5); the same for
-    every command that leaves a run failed (start, resume, send, retry, fork, tick)."""
+    indented under it, the frames of the workflow code that raised (SPEC §5; not with
+    `frames=False`: the run printed for people on stdout shows them); the same for every
+    command that leaves a run failed (start, resume, send, retry, fork, tick)."""
     from ._blocks import error_text, traceback_lines
 
     show = f"({settings().command()} show {run_id})"
@@ -266,5 +268,6 @@ def run_failed(run_id: str, error: dict[str, Any] | None) -> None:
         return
     lines = [f"error: run {run_id} failed: step '{error.get('step')}' raised "
              f"{error_text(error)} {show}"]
-    lines += [f"    {text}" for text in traceback_lines(error)]
+    if frames:
+        lines += [f"    {text}" for text in traceback_lines(error)]
     print("\n".join(lines), file=sys.stderr)

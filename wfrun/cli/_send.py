@@ -53,5 +53,5 @@ def send(
         _render.warnings(doc["warnings"])
         _render.run(doc)
     if doc["status"] == "failed":
-        run_failed(run_id, doc.get("error"))  # on stderr, as start and resume say it
+        run_failed(run_id, doc.get("error"), frames=as_json)  # on stderr, as start says it
         raise typer.Exit(1)
