@@ -37,7 +37,9 @@ RUNS = 300
 MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
 TERMINATE_AT = (2.0, 7.0)  # seconds after the first start request
 DEADLINE = 90.0
-LATE = 5.0  # seconds after a termination a process may still find a connection of its lost
+# seconds after a termination a process may still be on a connection of its lost session, and
+# begin a step attempt there (seen 5+ s late once, a fresh clone's CI run on this 2-core host)
+LATE = 10.0
 TERMINATE = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
