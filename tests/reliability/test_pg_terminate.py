@@ -38,7 +38,8 @@ MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
 TERMINATE_AT = (2.0, 7.0)  # seconds after the first start request
 DEADLINE = 90.0
 # seconds after a termination a process may still be on a connection of its lost session, and
-# begin a step attempt there (seen 5+ s late once, a fresh clone's CI run on this 2-core host)
+# begin a step attempt there (a fresh clone's CI run on this 2-core host once had a recovered
+# attempt begun more than 5 s after the last termination; its cause was not traced further)
 LATE = 10.0
 TERMINATE = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE datname = current_database() AND pid <> pg_backend_pid()")
