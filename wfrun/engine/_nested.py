@@ -8,7 +8,7 @@ from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.model import RUNNING, Run
 
 from ._address import Segment, join, parse
-from ._children import unrecorded_child
+from ._child_runs import unrecorded_child
 from ._composite import has_composites, node
 from ._runner_api import Reader
 from ._tree import candidates, labelled, latest_resumed, resumed_labelled

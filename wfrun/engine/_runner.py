@@ -21,7 +21,8 @@ from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import Durability, ExecutionClaim, Store
 
-from ._children import after_change, check_children, execute_composite
+from ._child_runs import check_children
+from ._children import after_change, execute_composite
 from ._composite import is_composite
 from ._deferred_manifests import DeferredManifestCache
 from ._execute import execute
