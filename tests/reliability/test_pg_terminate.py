@@ -119,9 +119,10 @@ def test_every_connection_terminated_twice_mid_load_loses_nothing_and_doubles_no
     moments = list(terminator.wall)
     cuts = {proc.pgid: moments for proc in fleet.procs}
     cuts[os.getpgid(0)] = moments  # (the `wfrun resume` commands this test forked)
+    stalled = frozenset(p.pgid for p in fleet.procs if "lost its lease" in p.stderr())
     attempt_problems, attempt_figures = check_attempts(fleet.attempts(), load.runs, runs,
                                                        histories, cuts, "terminated connection",
-                                                       window=LATE)
+                                                       window=LATE, stalled=stalled)
     printed = fleet.complaints()
     figures.add("backends terminated (at s after the first start)",
                 ", ".join(f"{n} (at {at:.1f})" for at, n in terminator.done))

@@ -107,9 +107,11 @@ def test_workers_killed_at_random_lose_nothing_and_apply_every_resume_once(
         runs, histories = read_back(store, sorted(load.runs))
         store.close()
     problems, tally = check_runs(load.runs, runs, histories, load.answers)
+    stalled = frozenset(p.pgid for p in fleet.procs if "lost its lease" in p.stderr())
     attempt_problems, attempt_figures = check_attempts(fleet.attempts(), load.runs, runs,
                                                        histories, {g: [t] for g, t in
-                                                                   killer.killed.items()})
+                                                                   killer.killed.items()},
+                                                       stalled=stalled)
     recovered = Counter(bool(e.get("step")) for h in histories.values() for e in h
                         if e["type"] == "recovered")
     figures.add("all runs finished after (s)", f"{finished:.1f}")
