@@ -250,6 +250,24 @@ def test_an_early_resume_of_a_rerun_executes_it_again_at_once(handoff: Handoff) 
     assert ask["output"]["callback"]["source"] == "cli"
 
 
+def test_an_early_resume_of_a_rerun_hands_the_step_the_callback_request_of_spec_2(
+        handoff: Handoff) -> None:
+    # SPEC §2: `callback_request` is {"body", "headers", "query", "method", "source"}, whether
+    # the resume came while the step executed or after it paused; when it came is in history
+    starter, _ = handoff.start("rerun")
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 7}').code == 0
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.show()
+    callback = doc["steps"]["ask"]["output"]["callback"]
+    assert sorted(callback) == ["body", "headers", "method", "query", "source"], callback
+    assert callback == {"body": {"n": 7}, "headers": {}, "query": {}, "method": None,
+                        "source": "cli"}
+    [accepted] = [e for e in doc["history"] if e["type"] == "accepted"]
+    [resumed] = [e for e in doc["history"] if e["type"] == "resumed"]
+    assert accepted["at"] <= resumed["at"] and resumed["early"] is True
+
+
 def test_a_second_cli_resume_of_a_rerun_executing_with_the_first_is_refused(
         handoff: Handoff) -> None:
     # Exactly one resume wins per suspension: the rerun's link says so with 409 once the first

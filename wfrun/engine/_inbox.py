@@ -102,8 +102,8 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
         spec = workflow.steps.get(step_of(entry["step"]))
         if spec is not None and pause.get("nonce") == entry["nonce"] and not run.finished \
                 and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_RERUN):
-            request = dict(entry["request"])
-            request["accepted_at"] = entry["at"]
+            # the request as the step sees it (SPEC §2 keys only): when it came is in history
+            request = entry["request"]  # (`accepted`) and the inbox entry's `at`
             if entry["step"] == spec.id:
                 apply_resume(run, spec, entry["data"], entry["action"], request, now, events)
             else:  # a foreach iteration
