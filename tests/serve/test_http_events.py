@@ -187,3 +187,19 @@ def test_a_run_pruned_after_its_url_was_made_is_404(shop: Server, project: Proje
     assert project.run("prune", "--older-than", "0s").code == 0  # the run is gone
     answer = post_json(url, {"amount": 1})
     assert (answer.status, answer.json()) == (404, {"error": "not found"})
+
+
+def test_a_token_given_twice_is_refused_and_sends_nothing(shop: Server) -> None:
+    run_id = shop.start("waiter")["run_id"]
+    url = urls(shop, run_id)["url"]
+    token = url.split("token=")[1]
+    before = shop.project.snapshots()
+    for target in (f"{url}&token={token}", f"{url}&token=other"):
+        for method in ("GET", "POST"):
+            answer = http(target, method, b'{"amount": 5}' if method == "POST" else None,
+                          {"Content-Type": "application/json"})
+            assert answer.status == 400, answer.text
+            assert answer.json() == {"error": "the token parameter was given more than once "
+                                     "in the URL; nothing was changed: give token= once"}
+    assert shop.project.snapshots() == before
+    assert shop.load(run_id).steps["wait"].status == "suspended"

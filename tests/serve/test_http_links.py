@@ -201,3 +201,34 @@ def test_a_bodyless_post_without_data_is_told_what_the_step_needs(server: Server
                              'with "approved" (true or false)')
     assert body["errors"][0]["path"] == "$"
     assert server.project.snapshots() == before
+
+
+def test_a_parameter_of_one_value_given_twice_is_refused_and_changes_nothing(
+    server: Server
+) -> None:
+    # `&action=a&action=b`: which one was meant cannot be known, so neither is taken; a
+    # repeated token (the same twice, or another beside it) and a repeated cancel reason too
+    doc = server.start("approval")
+    resume, cancel = _links(doc)
+    token = resume.split("token=")[1]
+    before = server.project.snapshots()
+    for url in (resume + "&action=approved&action=rejected",
+                resume + "&action=approved&action=approved",
+                resume + f"&token={token}&action=approved",
+                resume + "&token=nope&action=approved",
+                cancel + "&reason=late&reason=wrong"):
+        name = "token" if url.count("token=") > 1 else "reason" if "reason=" in url else "action"
+        for method, body in (("POST", b'{"approved": true}'), ("POST", b""), ("PUT", b""),
+                             ("GET", b"")):
+            reply = http(url, method, body or None, {"Content-Type": "application/json"})
+            assert reply.status == 400, (url, reply.text)
+            assert reply.json() == {"error": f"the {name} parameter was given more than once "
+                                    f"in the URL; nothing was changed: give {name}= once"}
+        page = http(url, "POST", b"", {"Accept": "text/html"})
+        assert page.status == 400 and "given more than once" in page.text
+    assert server.project.snapshots() == before
+    run = server.load(doc["run_id"])
+    assert run.status == "suspended" and run.steps["approve"].resume_data is None
+    # the same URL with each parameter once still works
+    assert post_json(resume + "&action=rejected", {"approved": False}).status == 202
+    assert server.wait_until_settled(doc["run_id"]).steps["reject"].status == "completed"

@@ -1,7 +1,8 @@
 """What a request to a resume or cancel URL does: token check, body to data, engine call, reply.
 
 Statuses: 202 resume recorded (the run continues in the background), 200 cancelled, a page or
-a description of the link, 400 unreadable body, 404 no such link (no detail: bad, unknown and
+a description of the link, 400 unreadable body (or a `token`, `action` or `reason` query
+parameter given more than once: nothing changed), 404 no such link (no detail: bad, unknown and
 foreign tokens look the same), 409 link already used or its pause ended (or its step no longer
 exists in the workflow: GET says so too), 422 data failing `resume_schema`, 500 state error.
 GET and HEAD never change anything (link previews and mail scanners fetch every URL they
@@ -139,6 +140,22 @@ def decode_body(body: bytes, content_type: str) -> tuple[Any, dict[str, list[str
     raise UsageError(f"a {kind} body cannot be taken; send JSON, a form or text")
 
 
+# the query parameters a link takes one value of, by verb
+ONCE = {"resume": ("token", "action"), "cancel": ("token", "reason")}
+
+
+def given_twice(query: dict[str, list[str]], names: tuple[str, ...],
+                html: bool = False) -> Reply | None:
+    """400 when one of `names` is given more than once in the query (`&action=a&action=b`):
+    which one was meant cannot be known, so the request changes nothing; checked before the
+    token is, so it tells nothing about tokens either."""
+    twice = next((name for name in names if len(query.get(name, ())) > 1), None)
+    if twice is None:
+        return None
+    return _error(400, f"the {twice} parameter was given more than once in the URL; nothing "
+                  f"was changed: give {twice}= once", html, "Bad request")
+
+
 def callback_request(req: Request, body: Any) -> dict[str, Any]:
     """`ctx.run.callback_request` for this request (the token is left out of the query)."""
     query = {k: v[0] if len(v) == 1 else v for k, v in req.query.items() if k != "token"}
@@ -168,8 +185,11 @@ class Callbacks:
     def handle(self, req: Request) -> Reply:
         """Answer one request to `/runs/RUN/steps/STEP/(resume|cancel)?token=...`."""
         engine = self.engine()
-        token = (req.query.get("token") or [""])[0]
         html = wants_html(req.headers)
+        refused = given_twice(req.query, ONCE.get(req.verb, ("token",)), html)
+        if refused is not None:
+            return refused
+        token = (req.query.get("token") or [""])[0]
         try:
             opened = engine.open_link(req.run_id, req.step, req.verb, token, self._decoy)
         except NotFoundError:

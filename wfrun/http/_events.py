@@ -5,7 +5,8 @@ Statuses: 202 `{"status": "accepted", "run_id", "event", "step", "kept"}` once t
 stored: taken by the step waiting for it (`step`; the run continues in a background worker,
 or at the next tick if the server stops first) or kept in the run's inbox for the next step
 that waits for it (`kept`); 200 for GET and HEAD, a JSON description of the URL (nothing is
-sent; every other method sends); 400 a body that cannot be read; 404 anything that is not a valid event URL
+sent; every other method sends); 400 a body that cannot be read, or `token` given more than
+once (nothing sent); 404 anything that is not a valid event URL
 of a stored run (bad, unknown or foreign token, unknown run: the same body, and the token is
 checked before the store is read, so the time tells nothing either); 409 the run is finished
 or cannot take the event now; 422 data failing the schema of the step
@@ -32,7 +33,7 @@ from wfrun.errors import (
 )
 from wfrun.model import RUNNING
 
-from ._callback import NOT_FOUND, Reply, decode_body, json_reply, state_failure
+from ._callback import NOT_FOUND, Reply, decode_body, given_twice, json_reply, state_failure
 
 ROUTE = re.compile(r"/runs/([^/]+)/events/([^/]+)")
 SAFE = ("GET", "HEAD")  # they describe the URL, never send the event
@@ -61,6 +62,9 @@ class EventSends:
     def handle(self, req: EventRequest) -> Reply:
         """Answer one request to `/runs/RUN/events/NAME?token=...`."""
         engine = self.engine()
+        refused = given_twice(req.query, ("token",))
+        if refused is not None:
+            return refused
         token = (req.query.get("token") or [""])[0]
         try:
             link = engine.open_event(req.run_id, req.name, token)
