@@ -4,11 +4,13 @@ server's clock, one button per action and no field repeating one."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from wfrun.http._forms import fields_for, form_data
 from wfrun.http._pages import MAX_DEPTH, MAX_ITEMS, distance, readable_time, value_html
 
 from .conftest import Server, http
@@ -143,3 +145,72 @@ def test_a_property_that_refers_to_a_typed_definition_gets_that_types_input(
     run = server.wait_until_settled(doc["run_id"])
     assert run.steps["review"].resume_data == {"count": 4, "share": 0.5, "agreed": True,
                                                 "size": "large"}
+
+
+MIXED = """
+    name: mixed
+    steps:
+      - id: review
+        wait: true
+        resume_schema:
+          type: object
+          required: [note]
+          properties:
+            note: {type: string}
+            pick: {enum: [1, "1", true, "true", null, "null", 1]}
+            size: {enum: [small, 2, null]}
+"""
+
+
+def _options(html: str, name: str) -> list[tuple[str, bool, str]]:
+    select = re.search(rf'<select id="f-{name}"[^>]*>(.*?)</select>', html)
+    assert select, html
+    return [(value, bool(selected), text) for value, selected, text in re.findall(
+        r'<option value="([^"]*)"( selected)?>([^<]*)</option>', select[1])]
+
+
+def test_an_enum_of_mixed_types_shows_distinct_options_and_gives_back_their_types(
+        server: Server) -> None:
+    # 1, "1" and true were three options all reading 1 or true, and a value 1 also selected
+    # true (1 == True in Python): the page now shows them as JSON where plain text would
+    # look the same, selects only the value itself, and the form posts an option's index, so
+    # what comes back is the enum's value with its JSON type
+    server.project.workflow("mixed", MIXED)
+    doc = server.start("mixed")
+    url = doc["suspended"][0]["resume_url"]
+    html = http(url, headers={"Accept": "text/html"}).text
+    assert [(v, t) for v, _, t in _options(html, "pick")] == [
+        ("", "(none)"), ("0", "1"), ("1", "&quot;1&quot;"), ("2", "true"),
+        ("3", "&quot;true&quot;"), ("4", "null"), ("5", "&quot;null&quot;")]  # one 1
+    assert [t for _, _, t in _options(html, "size")] == ["(none)", "small", "2", "null"]
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    # a form sent back (the note missing) selects what was chosen, and only that
+    for index in range(6):
+        again = http(url, "POST", f"_wfrun_form=approval&field%3Apick={index}".encode(), form)
+        assert again.status == 422
+        assert [s for _, s, _ in _options(again.text, "pick")][1:] == [
+            i == index for i in range(6)], index
+    assert server.load(doc["run_id"]).status == "suspended"
+    sent = http(url, "POST", b"_wfrun_form=approval&field%3Anote=ok&field%3Apick=0"
+                b"&field%3Asize=1", form)
+    assert sent.status == 202, sent.text
+    data = server.wait_until_settled(doc["run_id"]).steps["review"].resume_data
+    assert data == {"note": "ok", "pick": 1, "size": 2}
+    assert type(data["pick"]) is int and type(data["size"]) is int
+
+
+def test_each_option_of_a_mixed_enum_comes_back_with_its_json_type() -> None:
+    schema = {"type": "object", "properties": {"pick": {"enum": [1, "1", True, "true", None,
+                                                                "null", 1.5, [1], {"a": 1}]}}}
+    fields = fields_for(schema)
+    assert fields is not None and fields[0].kind == "select"
+    labels = fields[0].option_labels()
+    assert labels == ["1", '"1"', "true", '"true"', "null", '"null"', "1.5", "[1]", '{"a": 1}']
+    for index, value in enumerate(schema["properties"]["pick"]["enum"]):
+        data, errors = form_data(schema, {"field:pick": [str(index)]})
+        assert not errors and json.dumps(data["pick"]) == json.dumps(value), index
+    assert form_data(schema, {"field:pick": ["²"]})[1][0]["message"] == (
+        "pick: choose one of the listed values")
+    # text alone, or text beside values that read differently, stays plain
+    assert fields_for({"properties": {"p": {"enum": ["a", 2, None]}}})[0].option_labels() == [  # type: ignore[index]
+        "a", "2", "null"]

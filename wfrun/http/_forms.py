@@ -3,6 +3,7 @@ into data of the types the schema asks for (what services send: `wfrun._textdata
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,35 @@ class Field:
     kind: str  # checkbox | select | integer | number | text | json | action
     required: bool
     description: str = ""
-    options: list[Any] = field(default_factory=list)
+    options: list[Any] = field(default_factory=list)  # a select's values; it posts their index
     default: Any = None
+
+    def option_labels(self) -> list[str]:
+        """What a select shows for each of its options, all different: text as itself and
+        other values as JSON (`1`, `true`, `null`), or, where that would show two the same
+        (an enum of `1` and `"1"`), every option as JSON (`1`, `"1"`)."""
+        plain = [o if isinstance(o, str) else json.dumps(o, ensure_ascii=False, default=str)
+                 for o in self.options]
+        if len(set(plain)) == len(plain):
+            return plain
+        return [json.dumps(o, ensure_ascii=False, default=str) for o in self.options]
+
+
+def json_key(value: Any) -> str:
+    """`value` as JSON, object keys sorted: equal only for the same JSON value, its type
+    included (`1`, `"1"`, `true` and `1.0` are four; Python has `1 == True == 1.0`)."""
+    try:
+        return json.dumps(value, sort_keys=True, default=repr)  # (YAML may give a date)
+    except TypeError:  # keys of mixed types
+        return repr(value)
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """`values` without repeats of the same JSON value, in their order."""
+    found: dict[str, Any] = {}
+    for value in values:
+        found.setdefault(json_key(value), value)
+    return list(found.values())
 
 
 def _type_of(schema: dict[str, Any]) -> str | None:
@@ -62,7 +90,7 @@ def fields_for(schema: Any, actions: list[str] | tuple[str, ...] = ()) -> list[F
             name=name, label=str(prop.get("title") or target.get("title") or name),
             kind=form_kind, required=name in required,
             description=str(prop.get("description") or target.get("description") or ""),
-            options=list(target.get("enum") or []),
+            options=_unique(list(target.get("enum") or [])),
             default=prop["default"] if "default" in prop else target.get("default"),
         ))
     return result
@@ -77,7 +105,7 @@ def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
     if raw is None or (raw == "" and not (spec.kind == "text" and spec.required)):
         return False, None
     if spec.kind == "select":
-        if not raw.isdigit() or int(raw) >= len(spec.options):
+        if not (raw.isascii() and raw.isdigit()) or int(raw) >= len(spec.options):
             raise ValueError("choose one of the listed values")
         return True, spec.options[int(raw)]
     if spec.kind == "integer":

@@ -16,7 +16,7 @@ from wfrun.durations import parse_iso
 from wfrun.engine import OpenLink
 from wfrun.model import COMPLETED, Run
 
-from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for
+from ._forms import FIELD_PREFIX, JSON_FIELD, Field, fields_for, json_key
 
 FORM_MARKER = "_wfrun_form"
 ACTION_FIELD = "_wfrun_action"
@@ -197,9 +197,10 @@ def _field_html(spec: Field, value: Any) -> str:
                 f'value="true"{checked}> {escape(spec.label)}{mark}</label>{help_}')
     if spec.kind == "select":
         options = "" if spec.required else '<option value="">(none)</option>'
-        for index, option in enumerate(spec.options):
-            text = option if isinstance(option, str) else json.dumps(option)
-            selected = " selected" if value == option else ""
+        chosen = json_key(value)  # 1 selects the option 1, not also true (1 == True)
+        for index, (option, text) in enumerate(zip(spec.options, spec.option_labels(),
+                                                   strict=True)):
+            selected = " selected" if json_key(option) == chosen else ""
             options += f'<option value="{index}"{selected}>{escape(text)}</option>'
         return f'{label}<select id="{ident}" name="{name}"{req}>{options}</select>{help_}'
     if spec.kind == "json":
