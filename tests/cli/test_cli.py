@@ -600,7 +600,7 @@ def test_history_records_each_event_in_order(project: Project) -> None:
     assert [(e["type"], e["step"]) for e in history] == [
         ("started", None), ("step_started", "work"), ("log", "work"),
         ("step_completed", "work"), ("suspended", "gate"), ("resumed", "gate"),
-        ("step_skipped", "skipped"), ("completed", None)]
+        ("step_completed", "gate"), ("step_skipped", "skipped"), ("completed", None)]
     assert [e["at"] for e in history] == sorted(e["at"] for e in history)
     assert history[5]["action"] == "other" and history[5]["source"] == "cli"
 
@@ -711,7 +711,7 @@ def test_history_stays_in_time_order_when_the_clock_moves_within_a_command(
     run_id = engine.start("h").run.run_id
     engine.resume(run_id, None, action="other")
     times = [e["at"] for e in engine.store.read_history(run_id)]
-    assert len(times) == 5 and times == sorted(times), times
+    assert len(times) == 6 and times == sorted(times), times
 
 
 @pytest.mark.parametrize("paused", [

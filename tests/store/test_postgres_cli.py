@@ -109,7 +109,8 @@ def test_a_run_suspends_resumes_and_completes_on_postgresql(pg: PgProject) -> No
     assert again.code == 3 and "Traceback" not in again.stderr
     shown = pg.json("show", run_id)
     assert [e["type"] for e in shown["history"]] == [
-        "started", "suspended", "resumed", "step_started", "step_completed", "completed"]
+        "started", "suspended", "resumed", "step_completed", "step_started", "step_completed",
+        "completed"]
     logs = pg.cli("logs", run_id)
     assert logs.code == 0 and "after ran with {'ok': True}" in logs.stdout
     doctor = pg.cli("doctor")

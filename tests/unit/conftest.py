@@ -139,6 +139,30 @@ FLOWS: dict[str, tuple[str, str | None]] = {
         def total(ctx):
             return sum(entry["double"] for entry in ctx.steps["double"].output)
         """),
+    "gates": ("""\
+        name: gates
+        steps:
+          - id: hold
+          - id: split
+          - id: each
+            foreach: split
+          - id: pay
+        """, """\
+        def hold(ctx):
+            ctx.flow.suspend()
+            return "held"
+
+        def split(ctx):
+            return ["a", "b"]
+
+        def each(ctx):
+            ctx.flow.suspend()
+            return ctx.item
+
+        def pay(ctx):
+            ctx.flow.wait_for_event("paid")
+            return "paid"
+        """),
     "parent": ("""\
         name: parent
         output: finish

@@ -44,6 +44,9 @@ def test_a_child_run_suspends_its_parent_and_resumes_it_when_answered(engine: En
         "completed", {"reviewed": {"item": "lamp", "ok": True}})
     assert engine.store.load(child_id).status == "completed"
     assert engine.store.load("p1").status == "completed"
+    in_child = [(e["type"], e["step"]) for e in engine.store.read_history(child_id)]
+    resumed = in_child.index(("resumed", "ask"))  # completed by the resume: it says so
+    assert in_child[resumed + 1] == ("step_completed", "ask"), in_child
 
 
 def test_cancelling_the_parent_cancels_its_open_child(engine: Engine) -> None:

@@ -63,6 +63,38 @@ def test_a_suspended_run_continues_with_the_data_it_is_resumed_with(engine: Engi
     assert engine.store.load("a1").output == {"amount": 12.5, "approved": True}
 
 
+def test_a_step_completed_by_a_resume_records_step_completed_after_resumed(
+        engine: Engine) -> None:
+    # SPEC §4: as `on_timeout: resume` does (`timed_out`, then `step_completed`), a step or
+    # iteration a resume completes (`wfrun resume`, a link, an event) logs `resumed`, then
+    # `step_completed`
+    engine.start("gates", run_id="g1")
+    engine.resume("g1", {"by": "cli"}, "hold")
+    engine.resume("g1", {"by": "cli"}, "each[0]")
+    [link] = [s["resume_url"] for s in engine.document(engine.get("g1"))["suspended"]
+              if s["step"] == "each[1]"]
+    engine.accept_resume("g1", "each[1]", link.split("token=")[1], {"by": "http"}, None,
+                         {"body": {"by": "http"}, "headers": {}, "query": {},
+                          "method": "POST", "source": "http"})
+    engine.continue_run("g1")
+    engine.send("g1", "paid", {"amount": 1})
+    assert engine.store.load("g1").status == "completed"
+    seen = [(e["type"], e["step"]) for e in engine.store.read_history("g1")
+            if e["type"] in ("resumed", "step_completed")]
+    assert seen == [("resumed", "hold"), ("step_completed", "hold"),
+                    ("step_completed", "split"),
+                    ("resumed", "each[0]"), ("step_completed", "each[0]"),
+                    ("resumed", "each[1]"), ("step_completed", "each[1]"),
+                    ("step_completed", "each"),
+                    ("resumed", "pay"), ("step_completed", "pay")], seen
+    history = engine.store.read_history("g1")
+    for i, e in enumerate(history):  # each completion right after its resume, at its time
+        if e["type"] == "resumed":
+            after = history[i + 1]
+            assert (after["type"], after["step"], after["at"], after["runs"]) == (
+                "step_completed", e["step"], e["at"], 1), history[i:i + 2]
+
+
 @pytest.mark.parametrize("data", [{"approved": "yes"}, {}, None, [True]])
 def test_resume_data_the_schema_refuses_changes_nothing(engine: Engine, data: object) -> None:
     engine.start("approval", {"amount": 3}, run_id="a1")

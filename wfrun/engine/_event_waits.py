@@ -116,6 +116,6 @@ def _deliver(state: StepState, step: str, entry: dict[str, Any], now: datetime,
     """The step waiting for the event completes, with the event's data as its resume data."""
     state.resume_data = entry.get("data")
     state.resumed_at = to_iso(now)
-    complete(state, step, now, [])
     events.append(event(now, "resumed", step, event=entry["name"], source=entry.get("source"),
                         sent_at=entry["at"]))
+    complete(state, step, now, events)  # as a resume's does (`resume_node`)

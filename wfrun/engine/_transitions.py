@@ -248,8 +248,8 @@ def resume_node(run_id: str, spec: StepSpec, state: StepState, name: str, data: 
         if action is not None:
             state.action = action
         state.resumed_at = to_iso(now)
-        complete(state, name, now, [])
         events.append(event(now, "resumed", name, action=action, source=request["source"]))
+        complete(state, name, now, events)  # as a deadline's `on_timeout: resume` records it
     elif state.status == WAITING and kind == PAUSE_RERUN:
         state.status = PENDING
         state.pause = None
