@@ -99,6 +99,21 @@ def test_doctor_names_each_problem_s_kind_and_path_once(project: Project) -> Non
      "postgresql://h:5432/db wfrun_runs"),
     ({"path": "", "kind": "snapshot", "reason": "memory store run r1 is not valid JSON"},
      "memory store run r1 is not valid JSON"),
+    # a schedule's path is a phrase, not a place: a reason naming its workflow is the line
+    ({"path": "schedule of workflow 'beat'", "kind": "schedule",
+      "reason": "the schedule state of workflow 'beat' is damaged ('through' is not a time); "
+                "remove it"},
+     "the schedule state of workflow 'beat' is damaged ('through' is not a time); remove it"),
+    ({"path": "schedule of workflow 'beat'", "kind": "schedule",
+      "reason": "schedule state /s/schedules/beat.json is damaged (it does not verify); move it "
+                "away and the schedule of workflow 'beat' starts afresh"},
+     "schedule state /s/schedules/beat.json is damaged (it does not verify); move it away and "
+     "the schedule of workflow 'beat' starts afresh"),
+    ({"path": "schedule of workflow 'beat'", "kind": "schedule",
+      "reason": "cannot read it: Permission denied"},
+     "schedule of workflow 'beat'  schedule: cannot read it: Permission denied"),
+    ({"path": "/s/of/x.json", "kind": "snapshot", "reason": "it is empty; x.json is left"},
+     "/s/of/x.json  snapshot: it is empty; x.json is left"),
 ])
 def test_a_doctor_line_says_what_the_reason_does_not(problem: dict[str, str], line: str) -> None:
     from wfrun.cli._doctor import problem_line
@@ -126,6 +141,29 @@ def test_doctor_on_postgresql_names_a_damaged_row_once(tmp_path: Path) -> None:
     assert problem["kind"] == "snapshot" and problem["reason"].startswith(problem["path"])
     assert out.stdout.splitlines()[0] == problem["reason"]
     assert out.stdout.count(problem["path"]) == 1
+
+
+def test_doctor_on_postgresql_names_a_run_whose_due_column_drifted_once(tmp_path: Path) -> None:
+    import psycopg
+
+    (tmp_path / "workflows").mkdir()
+    for suffix, text in zip((".yaml", ".py"), HELLO, strict=True):
+        (tmp_path / "workflows" / f"hello{suffix}").write_text(text)
+    with _pg.schema() as url:
+        def wfrun(*args: str) -> Any:
+            return CliRunner().invoke(app, ["--store", url, "--workflows-dir",
+                                            str(tmp_path / "workflows"), *args])
+
+        assert wfrun("start", "hello", "--run-id", "r1").exit_code == 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE wfrun_runs SET next_due = now() WHERE run_id = 'r1'")
+        out = wfrun("doctor")
+        [problem] = json.loads(wfrun("doctor", "--json").stdout)["problems"]
+    assert out.exit_code == 5, out.stdout
+    assert problem["kind"] == "index" and problem["reason"].startswith(
+        f"{problem['path']} is due at no time but its next_due column says ")
+    assert out.stdout.splitlines()[0] == problem["reason"]
+    assert out.stdout.count("r1") == 1, out.stdout
 
 
 class _Engine:

@@ -512,6 +512,9 @@ def test_a_damaged_schedule_state_is_reported_by_tick_schedules_and_doctor(
     assert checked.code == 5
     assert [(p["kind"], p["path"]) for p in checked.json()["problems"]] == [
         ("schedule", "schedule of workflow 'beat'")]
+    said = run(project, "doctor")  # the line names the schedule once, as its reason does
+    assert said.code == 5 and said.stdout.splitlines()[0] == checked.json()["problems"][0]["reason"]
+    assert said.stdout.count("workflow 'beat'") == 1, said.stdout
     assert store.schedule_state("beat") == (damage, revision + 1)  # nothing acted on it
 
 

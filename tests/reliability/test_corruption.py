@@ -191,5 +191,8 @@ def test_doctor_finds_temp_files_torn_history_and_logs_and_missing_index(lab: La
     human = lab.cmd(crashed, "doctor")
     assert human.rc == 5 and str(leftover) in human.stdout and str(history) in human.stdout
     assert len(human.error_lines()) == 1 and "4 problem(s)" in human.stderr
+    missed = next(line for line in human.stdout.splitlines() if "due-index" in line)
+    assert missed.startswith(f"snapshot {crashed / 'runs' / 'bad.json'} is of a suspended run "
+                             "whose due-index entry ") and "run bad" not in missed, missed
     after = {p: p.read_bytes() for p in crashed.rglob("*") if p.is_file()}
     assert after == before, "doctor changed the state directory"

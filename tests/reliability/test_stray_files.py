@@ -143,3 +143,18 @@ def test_a_step_started_record_of_another_run_is_never_taken_for_this_one(lab: L
     lab.ok(state, "resume", "beta", "--data", '{"token": "t"}')
     assert load(state, "beta").status == "completed"
     assert load(state, "alpha").status == "suspended"
+
+
+def test_a_due_entry_in_another_hours_bucket_is_one_line_naming_it_once(lab: Lab) -> None:
+    state = _napping(lab, "n1")
+    [entry] = (state / "due").glob("*/*~n1")
+    other = state / "due" / "20991231T23"
+    other.mkdir(mode=0o700)
+    moved = other / entry.name
+    entry.rename(moved)
+    doctor = lab.cmd(state, "doctor")
+    assert doctor.rc == 5, doctor
+    [line] = [line for line in doctor.stdout.splitlines() if "another hour" in line]
+    assert line.startswith(f"due-index entry {moved} is in the bucket of another hour; tick "
+                           "visits its run but never removes the entry: delete it"), line
+    assert "run n1" not in line

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
+from wfrun.cli._doctor import problem_line
 from wfrun.model import COMPLETED, RUN_STATUSES, RUNNING, SUSPENDED, WAITING, Run
 from wfrun.store import _runindex
 from wfrun.store.file import FileStore
@@ -223,6 +224,9 @@ def test_a_run_whose_entry_was_lost_is_found_again(store: FileStore) -> None:
     assert [(p["kind"], p["path"]) for p in problems] == [
         ("index", str(Path(store.root) / "status" / entry))]
     assert "status/complete" in problems[0]["reason"]
+    assert problem_line(problems[0]).startswith(
+        f"run-index entry {Path(store.root) / 'status' / entry} is missing, so list and pending "
+        "may not show that suspended run; ")
     (Path(store.root) / "status" / "complete").unlink()
     assert [r.run_id for r in FileStore(store.root).find_runs(statuses=[SUSPENDED]).runs] \
         == ["lost", "kept"]
@@ -247,6 +251,13 @@ def test_doctor_reports_drift_and_changes_nothing(store: FileStore) -> None:
         ("index", str(stale)), ("index", str(gone)), ("index", str(index / "notes"))}
     assert all("\n" not in p["reason"] for p in problems)
     assert {p: p.read_bytes() for p in Path(store.root).rglob("*") if p.is_file()} == before
+    # doctor's lines name each entry once, and the run only in it (its path holds the run id)
+    lines = sorted(problem_line(p) for p in problems if p["path"] != str(index / "notes"))
+    how = ("; queries skip it; `wfrun list` and `wfrun pending` correct the entries they come "
+           f"across; to rebuild the whole index, delete {index / 'complete'}")
+    assert lines == sorted([
+        f"run-index entry {stale} is under completed, but that run is suspended{how}",
+        f"run-index entry {gone} is under running, but there is no such run{how}"])
 
 
 def test_a_state_dir_without_index_is_indexed_on_first_use(tmp_path: Path) -> None:

@@ -55,12 +55,24 @@ def problem_line(problem: dict[str, str]) -> str:
     """A problem as one line, `PATH  KIND: REASON`, saying each thing once: a reason that names
     the path in its first clause (as the messages other commands share do: "snapshot PATH is
     empty; ...") is the line alone, and one whose first clause names the kind ("mode 644: ...",
-    "cannot read history: ...") goes without the `KIND:` label."""
+    "cannot read history: ...") goes without the `KIND:` label. A path that is no place but a
+    phrase ("schedule of workflow 'beat'") is left out where the reason names what it is of
+    ("the schedule state of workflow 'beat' is damaged ...")."""
     path, kind, reason = problem["path"], problem["kind"], problem["reason"]
     at = reason.find(path) if path else 0
     if at >= 0 and not _CLAUSE_END.search(reason, 0, at):
+        return reason
+    if _named_anyway(path, reason):
         return reason
     end = _CLAUSE_END.search(reason)
     if re.search(rf"\b{re.escape(kind)}\b", reason[:end.start() if end else None], re.IGNORECASE):
         return f"{path}  {reason}"
     return f"{path}  {kind}: {reason}"
+
+
+def _named_anyway(path: str, reason: str) -> bool:
+    """True if `path` is a phrase naming a thing of something ("schedule of workflow 'beat'",
+    not a file or a database row) and `reason` names that something ("workflow 'beat'")."""
+    if "/" in path or " of " not in path:
+        return False
+    return path.split(" of ", 1)[1] in reason

@@ -119,9 +119,9 @@ def _check_due(store: FileStoreParts) -> list[dict[str, str]]:
                     "finds it due removes it and reports it")})
             elif not time_part.startswith(bucket):
                 problems.append({"path": entry, "kind": "index", "reason": (
-                    f"a due-index entry of run {run_id} in the bucket of another hour; tick "
-                    f"visits the run but never removes the entry: delete it (wfrun doctor "
-                    "reports the run if it misses its entry)")})
+                    f"due-index entry {entry} is in the bucket of another hour; tick visits "
+                    "its run but never removes the entry: delete it (wfrun doctor reports the "
+                    "run if it misses its entry)")})
     return problems
 
 
@@ -155,6 +155,6 @@ def _check_snapshot(store: FileStoreParts, run_id: str, path: str) -> list[dict[
     entry = store._index.get(run_id)
     if run.next_due() and not (entry and os.path.exists(store._path("due", entry[:11], entry))):
         return [{"path": path, "kind": "index", "reason": (
-            f"run {run_id} is {run.status} but its due-index entry {entry or '(none)'} is "
-            "missing, so tick will not visit it")}]
+            f"snapshot {path} is of a {run.status} run whose due-index entry "
+            f"{entry or '(none)'} is missing, so tick will not visit it")}]
     return []

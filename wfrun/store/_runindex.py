@@ -296,14 +296,15 @@ class RunIndex:
                 continue
             wanted = (run.status, *entry_of(run))
             entries = present.pop(stem, [])
-            if wanted not in entries:
-                problems.append({"path": self._path(INDEX, *wanted), "kind": "index", "reason": (
-                    f"run {stem} is {run.status} but has no entry in the run index, so list and "
-                    f"pending may not show it; {how}")})
-            problems.extend(self._stray_entry(e, f"run {stem} is {run.status}", how)
+            if wanted not in entries:  # (the entry's path names the run: said once)
+                missing = self._path(INDEX, *wanted)
+                problems.append({"path": missing, "kind": "index", "reason": (
+                    f"run-index entry {missing} is missing, so list and pending may not show "
+                    f"that {run.status} run; {how}")})
+            problems.extend(self._stray_entry(e, f"that run is {run.status}", how)
                             for e in entries if e != wanted)
-        for run_id, entries in present.items():
-            problems.extend(self._stray_entry(e, f"there is no run {run_id}", how)
+        for entries in present.values():
+            problems.extend(self._stray_entry(e, "there is no such run", how)
                             for e in entries)
         for status in os.listdir(self._path(INDEX)) if os.path.isdir(self._path(INDEX)) else ():
             if status not in RUN_STATUSES and status not in (COMPLETE, COUNTS, SUMMARIES) \
@@ -314,8 +315,9 @@ class RunIndex:
         return problems
 
     def _stray_entry(self, entry: Entry, why: str, how: str) -> dict[str, str]:
-        return {"path": self._path(INDEX, *entry), "kind": "index", "reason": (
-            f"a run-index entry under {entry[0]}, but {why}; queries skip it; {how}")}
+        path = self._path(INDEX, *entry)
+        return {"path": path, "kind": "index", "reason": (
+            f"run-index entry {path} is under {entry[0]}, but {why}; queries skip it; {how}")}
 
 
 BLANK = _dirs.BLANK  # the empty file an index directory's entries are hard links to

@@ -34,9 +34,10 @@ class DoctorPart(ReadsPart):
                 continue
             wanted = run.next_due()
             if (parse_iso(wanted) if wanted else None) != due:
-                problems.append({"path": self._describe(run_id), "kind": "index", "reason": (
-                    f"run {run_id} is due at {wanted or 'no time'} but its next_due column "
-                    f"says {due.isoformat() if due else 'never'}; its next save corrects it")})
+                what = self._describe(run_id)
+                problems.append({"path": what, "kind": "index", "reason": (
+                    f"{what} is due at {wanted or 'no time'} but its next_due column says "
+                    f"{due.isoformat() if due else 'never'}; its next save corrects it")})
         with self._conn() as conn:
             row = conn.execute("SELECT length(secret) FROM wfrun_keys WHERE name = 'url'").fetchone()
         if row is not None and row[0] < 32:
