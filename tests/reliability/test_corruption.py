@@ -154,7 +154,7 @@ def test_doctor_on_a_healthy_and_on_a_missing_state_dir(lab: Lab) -> None:
     assert out.rc == 0, out
     assert "checked 3 run(s)" in out.stdout and "no problems" in out.stdout
     assert lab.cmd(state, "doctor", "--json").json() == {
-        "state_dir": str(state), "runs": 3, "ok": True, "problems": []}
+        "state_dir": str(state), "runs": 3, "ok": True, "problems": [], "notes": []}
 
 
 def test_doctor_finds_temp_files_torn_history_and_logs_and_missing_index(lab: Lab) -> None:

@@ -1,7 +1,12 @@
 """The URL signing key (`keys/url.key`): a damaged one is refused, never used to sign links nor
-replaced behind the user's back, and `wfrun doctor` reports it (issue 18, point 8)."""
+replaced behind the user's back, and `wfrun doctor` reports it (issue 18, point 8); a temporary
+key a kill left while the key was made is harmless, and doctor says so without failing."""
 
 from __future__ import annotations
+
+import os
+import re
+import shutil
 
 import pytest
 from conftest import Project
@@ -55,3 +60,62 @@ def test_a_longer_key_is_used_as_it_is(suspended: Project) -> None:
     after = suspended.run("show", "r1", "--json").json()["suspended"][0]["resume_url"]
     assert after != before and key.read_bytes().endswith(b"more")
     assert suspended.run("doctor").code == 0
+
+
+def test_a_kill_while_the_first_start_makes_the_key_leaves_a_harmless_leftover(
+        project: Project) -> None:
+    # the very first start makes keys/url.key: killed at each file operation in turn, it may
+    # leave the key's temporary file (durable_write's own, or the one linked into place, then
+    # beside the key); doctor warns of it with the rm to run, and exits 0
+    project.workflow("flow", FLOW)
+    shapes = set()
+    for n in range(1, 60):
+        shutil.rmtree(project.state, ignore_errors=True)
+        started = project.cli("start", "flow", "--run-id", "r1", env={"WFRUN_FAULT": f"kill@{n}"})
+        if started.code == 0:
+            break
+        assert started.code == 137, started
+        keys = project.state / "keys"
+        leftovers = sorted(p for p in keys.glob("*") if ".tmp-" in p.name) if keys.is_dir() else []
+        if not leftovers:
+            continue
+        shapes.add((leftovers[0].name.startswith("."), (keys / "url.key").exists()))
+        doctor = project.run("doctor")
+        assert doctor.code == 0, (n, doctor)
+        assert doctor.stdout.strip().endswith(f"no problems; {len(leftovers)} harmless warning(s)")
+        assert doctor.stderr.splitlines() == [
+            f"warning: {p} is a temporary file left by a process killed while it made the URL "
+            f"signing key; it is never read and is harmless: remove it with 'rm {p}'"
+            for p in leftovers], (n, doctor.stderr)
+        doc = project.run("doctor", "--json").json()
+        assert doc["ok"] is True and doc["problems"] == []
+        assert [(d["kind"], d["path"]) for d in doc["notes"]] == [
+            ("temp", str(p)) for p in leftovers]
+        # the next start signs its links with one key, and the leftover stays harmless
+        assert project.run("start", "flow", "--run-id", "r2").code == 0
+        assert "token=" in project.run("show", "r2").stdout
+        assert project.run("doctor").code == 0
+        for path in leftovers:
+            path.unlink()  # what the warning says to do
+        assert project.run("doctor").stderr == ""
+    else:
+        pytest.fail("the start never completed")
+    # each shape: durable_write's temporary name, the key's before and after its link
+    assert shapes == {(True, False), (False, False), (False, True)}, shapes
+
+
+def test_only_the_keys_own_leftover_is_harmless(suspended: Project) -> None:
+    keys = suspended.state / "keys"
+    leftover = keys / f"url.key.tmp-{os.urandom(6).hex()}"
+    os.link(keys / "url.key", leftover)
+    other = keys / "tokens.json.tmp-0123456789ab"  # not the key's: a problem, as before
+    other.write_bytes(b"{}")
+    other.chmod(0o600)
+    doctor = suspended.run("doctor", "--json")
+    assert doctor.code == 5
+    doc = doctor.json()
+    assert [(p["kind"], p["path"]) for p in doc["problems"]] == [("temp", str(other))]
+    assert [(p["kind"], p["path"]) for p in doc["notes"]] == [("temp", str(leftover))]
+    human = suspended.run("doctor")
+    assert human.code == 5 and re.search(r"1 problem\(s\); 1 harmless warning\(s\)", human.stdout)
+    assert f"warning: {leftover} is a temporary file" in human.stderr

@@ -18,7 +18,9 @@ def doctor(as_json: JsonOpt = False) -> None:
     temporary files left by interrupted writes, runs missing from the due index and entries it
     cannot use, a damaged URL key, damaged schedule states, files or directories others may
     read, and (on PostgreSQL) tables, columns or indexes missing, each with where it is and the
-    reason. Exits 5 if it found any, 0 otherwise.
+    reason. Exits 5 if it found any, 0 otherwise. What is harmless (a temporary URL key left
+    by a process killed while it made the key) is a warning with how to remove it, and counts
+    as no problem.
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """
@@ -29,16 +31,21 @@ def doctor(as_json: JsonOpt = False) -> None:
     if not missing and not engine.has_state():  # a database whose tables were never made
         print(f"warning: {settings().state_dir} holds no wfrun state yet (its first write "
               "makes it): nothing to check", file=sys.stderr)
-    runs, problems = engine.check()
+    runs, found = engine.check()
+    problems = [p for p in found if p.get("severity") != "note"]
+    notes = [{k: v for k, v in p.items() if k != "severity"} for p in found
+             if p.get("severity") == "note"]
     if as_json:
         emit_json({"state_dir": settings().state_dir, "runs": runs, "ok": not problems,
-                   "problems": problems})
+                   "problems": problems, "notes": notes})
     else:
         from . import _render
 
+        _render.warnings([problem_line(p) for p in notes])
         _render.lines([problem_line(p) for p in problems]
                       + [f"checked {runs} run(s) in {settings().state_dir}: "
-                         + (f"{len(problems)} problem(s)" if problems else "no problems")])
+                         + (f"{len(problems)} problem(s)" if problems else "no problems")
+                         + (f"; {len(notes)} harmless warning(s)" if notes else "")])
     if problems:
         if not as_json:
             from . import _render

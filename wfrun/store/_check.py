@@ -9,13 +9,13 @@ from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.store._dueindex import BUCKET_NAME, entries_and_blanks
 from wfrun.store._filestore_parts import FileStoreParts
-from wfrun.store._keyfile import KEY_BYTES, short_key_problem
+from wfrun.store._keyfile import KEY_BYTES, TEMP_NAME, leftover_note, short_key_problem
 from wfrun.store._snapshot import lines_problem
 
 
 def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     """`Store.check` for the file store: snapshots, histories, logs, leftovers and the due
-    index."""
+    index (a temporary URL key a killed process left is a note: harmless)."""
     runs, problems = 0, []
     for sub in ("runs", "keys"):
         try:
@@ -24,7 +24,10 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
             continue
         for name in names:
             path = store._path(sub, name)
-            if ".tmp-" in name:
+            if sub == "keys" and TEMP_NAME.fullmatch(name):  # harmless: a note
+                problems.append({"path": path, "kind": "temp", "severity": "note",
+                                 "reason": leftover_note(path)})
+            elif ".tmp-" in name:
                 problems.append({"path": path, "kind": "temp", "reason": (
                     "a temporary file left by an interrupted write; it is never read as "
                     "state and can be deleted")})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from contextlib import suppress
 
@@ -11,6 +12,23 @@ import wfrun.store._fsops as _fsops
 from wfrun.errors import ConflictError, StateError, UsageError
 
 KEY_BYTES = 32
+# the names a new key is written under before it is linked into place (`_temp_name`, and
+# durable_write's own temporary file for that name)
+TEMP_NAME = re.compile(r"(\.tmp-[0-9a-f]{12}-)?url\.key\.tmp-[0-9a-f]{12}")
+
+
+def _temp_name(path: str) -> str:
+    return path + f".tmp-{os.urandom(6).hex()}"
+
+
+def leftover_note(path: str) -> str:
+    """What `doctor` says of a temporary key file at `path` (a name TEMP_NAME matches): a
+    process killed while it made the key left it. It is harmless: never read (the key is
+    `url.key` alone; this one is either the same key, a second name of it, or one that never
+    became it), so it is a note, not a problem."""
+    return (f"{path} is a temporary file left by a process killed while it made the URL "
+            f"signing key; it is never read and is harmless: remove it with "
+            f"'rm {path}'")
 
 
 def load_or_create(path: str) -> bytes:
@@ -60,7 +78,7 @@ def _create(path: str) -> bytes:
     """Make a new key at `path`, or read the one another process made first."""
     # Write the key under a temporary name, then link it into place: a concurrent process
     # either wins the link or reads the complete key the winner wrote.
-    tmp = path + f".tmp-{os.urandom(6).hex()}"
+    tmp = _temp_name(path)
     try:
         _fsops.durable_write(tmp, os.urandom(KEY_BYTES))
         try:
@@ -98,7 +116,7 @@ def adopt(path: str, key: bytes) -> bool:
     found = existing(path)
     adopted = False
     if found is None:
-        tmp = path + f".tmp-{os.urandom(6).hex()}"
+        tmp = _temp_name(path)
         try:
             _fsops.durable_write(tmp, key)
             try:

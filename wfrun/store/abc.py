@@ -447,7 +447,9 @@ class Store(ABC):
         never read as state), `index` (a run that tick must visit is missing from the due
         index, or the index holds something tick cannot use), `key` (the URL signing key
         cannot be used), `mode` (others may read or write it) or `schema` (a table, column,
-        index or trigger of a database store is missing). Reads every run, so its cost
+        index or trigger of a database store is missing). One with `"severity": "note"` is
+        harmless (a temporary URL key a killed process left): doctor says it and how to
+        remove it, and does not count it as a problem. Reads every run, so its cost
         grows with all runs; takes no lock, so a run being changed meanwhile may be reported
         and should be checked again. This default knows only `iter_runs`; implementations
         report what else they can see.
