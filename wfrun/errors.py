@@ -15,6 +15,8 @@ pause calls in one execution) and fails that step like any other exception.
 
 from __future__ import annotations
 
+import re
+
 
 class WfrunError(Exception):
     """Base of every error wfrun reports to a user; `exit_code` is the process exit code."""
@@ -56,7 +58,20 @@ class ConflictError(WfrunError):
 
 class ClaimLost(ConflictError):
     """Another process took the run over from this one (its lease ran out while it executed a
-    step): the change this process was saving was not saved; the other process goes on."""
+    step): the change this process was saving was not saved; the other process goes on.
+
+    Its message begins with `taken_over(run_id)` and says the fact only: the command that
+    prints it (or a warning made of it) adds how to look at the run (`TAKEN_OVER` finds it),
+    with the options that reach this store."""
+
+    @staticmethod
+    def taken_over(run_id: str) -> str:
+        """How the message of a ClaimLost for run `run_id` begins."""
+        return f"run {run_id} was taken over by another process"
+
+
+# finds `ClaimLost.taken_over(RUN)` in a message (a warning is only its text), RUN in group 1
+TAKEN_OVER = re.compile(r"\brun ([A-Za-z0-9_-]{1,64}) was taken over by another process\b")
 
 
 class NotFoundError(WfrunError):

@@ -176,7 +176,11 @@ class _Engine:
         return self.report
 
 
-def test_tick_names_the_run_of_an_error_once(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tick_names_the_run_of_an_error_once(capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfrun.cli import _settings
+
+    monkeypatch.setattr(_settings, "_current", _settings.Settings(".wfstate", "workflows", False))
     taken = ("run r1 was taken over by another process: this one lost its lease (fencing "
              "token 3); nothing was saved")
     errors = [
@@ -191,7 +195,7 @@ def test_tick_names_the_run_of_an_error_once(capsys: pytest.CaptureFixture[str])
     assert _tick_once(_Engine(TickReport(errors=list(errors))), True, None, 1) == 1
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
-        f"error: {taken}",
+        f"error: {taken} (wfrun show r1)",  # the store says the fact, the command the hint
         "error: run r2: snapshot /s/runs/r2.json is empty; it is left as it is",
         "error: run r: run r1 is busy",
         "error: the parent run p1 of run c1 was not updated: gone",
@@ -214,3 +218,18 @@ def test_a_schedule_that_cannot_start_its_run_is_named_once(project: Project) ->
     assert error["run_id"] is None and error["workflow"] == "beat"
     assert error["message"].startswith("schedule of workflow 'beat' could not start run ")
     assert out.stderr.splitlines() == [f"error: {error['message']}"]
+
+
+
+def test_a_run_taken_over_is_said_with_the_options_that_reach_its_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfrun.cli import _settings
+    from wfrun.errors import ClaimLost
+
+    message = ClaimLost.taken_over("r1") + ": this one lost its lease (fencing token 3)"
+    monkeypatch.setattr(_settings, "_current", _settings.Settings("/srv/my state", "workflows",
+                                                                  True))
+    assert _settings.with_hint(message) == f"{message} (wfrun --state-dir '/srv/my state' show r1)"
+    monkeypatch.setattr(_settings, "_current", _settings.Settings(".wfstate", "workflows", False))
+    assert _settings.with_hint(message) == f"{message} (wfrun show r1)"
+    assert _settings.with_hint("run r1 is busy") == "run r1 is busy"

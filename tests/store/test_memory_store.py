@@ -11,7 +11,7 @@ import time
 import pytest
 
 from wfrun.clock import FakeClock
-from wfrun.errors import ConflictError, StateError
+from wfrun.errors import TAKEN_OVER, ClaimLost, ConflictError, StateError
 from wfrun.store.memory import MemoryBacking, MemoryStore
 
 from ._runs import make_run
@@ -125,3 +125,21 @@ def test_any_damage_to_a_stored_run_is_a_state_error(store: MemoryStore, damage:
 
 def test_it_is_not_shared_with_forked_processes(store: MemoryStore) -> None:
     assert not store.multiprocess  # a tick forks no workers over it
+
+
+def test_a_lost_lease_is_said_as_a_fact_and_the_command_adds_how_to_see_the_run(
+        store: MemoryStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfrun.cli import _settings
+
+    store.create(make_run("r1"))
+    assert store.claim("r1") is not None
+    store.stop_renewing()
+    clock.advance("31s")
+    assert MemoryStore(store).claim("r1") is not None  # another "process" takes it over
+    with pytest.raises(ClaimLost) as raised:
+        store.save(store.load("r1"))
+    message = raised.value.message
+    found = TAKEN_OVER.search(message)
+    assert found is not None and found[1] == "r1" and "show" not in message
+    monkeypatch.setattr(_settings, "_current", _settings.Settings("/srv/state", "workflows", True))
+    assert _settings.with_hint(message) == f"{message} (wfrun --state-dir /srv/state show r1)"

@@ -19,7 +19,14 @@ from wfrun._threads import own_thread
 from wfrun.errors import Interrupted, WfrunError
 
 from . import _stdout
-from ._settings import DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR, Settings, settings, use
+from ._settings import (
+    DEFAULT_STATE_DIR,
+    DEFAULT_WORKFLOWS_DIR,
+    Settings,
+    settings,
+    use,
+    with_hint,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,7 +115,7 @@ def handle_errors(function: F) -> F:
         except WfrunError as exc:
             from ._render import error
 
-            error(exc.message)
+            error(with_hint(exc.message))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             print(_interrupted(exc), file=sys.stderr)
@@ -235,6 +242,7 @@ def finish_run(engine: Any, result: Any, as_json: bool, step: str | None = None)
     """Print a run document and exit 1 if the run failed (`step`: what a resume named, for
     saying where data kept for later went when it went into a child run's inbox)."""
     doc = engine.document(result)
+    doc["warnings"] = [with_hint(w) for w in doc["warnings"]]  # (a run taken over: how to see it)
     if result.accepted and not as_json:
         step = doc["inbox"][-1]["step"] if doc.get("inbox") else step
         where = f"step '{step}'" if step else "the step"

@@ -23,7 +23,7 @@ from ._app import (
     handle_errors,
     run_failed,
 )
-from ._settings import settings
+from ._settings import settings, with_hint
 
 
 @app.command()
@@ -134,6 +134,11 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int,
             emit_json({"advanced": [], "errors": []})
         return 0
     failed = any(a["status"] == "failed" for a in report.advanced)
+    report.warnings = [with_hint(w) for w in report.warnings]  # (a run taken over: how to see it)
+    for said in (*report.errors, *report.advanced):
+        for key in ("message", "warning"):
+            if isinstance(said.get(key), str):
+                said[key] = with_hint(said[key])
     for warning in dict.fromkeys(report.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:

@@ -9,7 +9,7 @@ from wfrun.ids import check_run_id
 
 from . import _complete, _input
 from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, handle_errors, run_failed
-from ._settings import settings
+from ._settings import settings, with_hint
 
 
 @app.command()
@@ -36,6 +36,7 @@ def send(
     executing(engine, run_id)
     result = engine.send(run_id, event, payload)
     doc = engine.document(result)
+    doc["warnings"] = [with_hint(w) for w in doc["warnings"]]  # (a run taken over: how to see it)
     if as_json:
         doc["sent"] = {"event": event, "status": result.status, "step": result.step}
         emit_json(doc)

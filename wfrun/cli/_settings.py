@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from wfrun.errors import UsageError
+from wfrun.errors import TAKEN_OVER, UsageError
 
 DEFAULT_STATE_DIR, DEFAULT_WORKFLOWS_DIR = ".wfstate", "workflows"
 
@@ -83,6 +83,16 @@ class Settings:
         if self.explicit_state_dir:
             return f"wfrun --state-dir {shlex.quote(self.state_dir)}"
         return "wfrun"
+
+
+def with_hint(message: str) -> str:
+    """`message` as the user sees it: one saying that another process took a run over from
+    this one (a lost lease: `ClaimLost`, which the store says as a fact) ends with how to look
+    at that run, with this invocation's --store or --state-dir (`Settings.command`)."""
+    found = TAKEN_OVER.search(message)
+    if found is None:
+        return message
+    return f"{message} ({settings().command()} show {found[1]})"
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -141,8 +141,8 @@ class MemoryStore(MemoryRecords):
             token = self._held.get(run_id)
             if token is not None and backing.issued.get(run_id, 0) > token:
                 raise ClaimLost(
-                    f"run {run_id} was taken over by another process: this one lost its lease "
-                    f"(fencing token {token}), so its last change was not saved")
+                    f"{ClaimLost.taken_over(run_id)}: this one lost its lease (fencing token "
+                    f"{token}), so its last change was not saved")
             stored = backing.runs.get(run_id)
             if stored is None:
                 raise NotFoundError(f"no run {run_id} in the memory store")

@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from wfrun.errors import StateError, UsageError
+from wfrun.errors import ClaimLost, StateError, UsageError
 from wfrun.model import Run
 from wfrun.store.abc import ExecutionClaim
 from wfrun.store.postgres._connect import Server
@@ -127,11 +127,10 @@ def lost_lease(run_id: str, lease: float) -> str:
     from wfrun.durations import format_duration
 
     length = format_duration(timedelta(seconds=lease))
-    return (f"run {run_id} was taken over by another process: this one lost its lease (its "
-            f"connection to the database was cut, or it stalled for longer than the lease, "
-            f"{length}), so its last change was not saved; the other process goes on with "
-            f"the run (wfrun "
-            f"show {run_id}), and {ENV} sets a longer lease if such stalls are expected")
+    return (f"{ClaimLost.taken_over(run_id)}: this one lost its lease (its connection to the "
+            f"database was cut, or it stalled for longer than the lease, {length}), so its "
+            f"last change was not saved; the other process goes on with the run, and {ENV} "
+            "sets a longer lease if such stalls are expected")
 
 
 def _owner() -> str:
