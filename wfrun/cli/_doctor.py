@@ -18,9 +18,9 @@ def doctor(as_json: JsonOpt = False) -> None:
     temporary files left by interrupted writes, runs missing from the due index and entries it
     cannot use, a damaged URL key, damaged schedule states, files or directories others may
     read, and (on PostgreSQL) tables, columns or indexes missing, each with where it is and the
-    reason. Exits 5 if it found any, 0 otherwise. What is harmless (a temporary URL key left
-    by a process killed while it made the key) is a warning with how to remove it, and counts
-    as no problem.
+    reason. Exits 5 if it found any, 0 otherwise. What is harmless (a temporary file or a second
+    name of a snapshot, left by an interrupted write) is a warning with how to remove it, and
+    counts as no problem.
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """

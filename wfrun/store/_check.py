@@ -15,7 +15,8 @@ from wfrun.store._snapshot import lines_problem
 
 def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     """`Store.check` for the file store: snapshots, histories, logs, leftovers and the due
-    index (a temporary URL key a killed process left is a note: harmless)."""
+    index. Leftovers of interrupted writes (temporary files, a second name of a snapshot) are
+    notes, not problems: they are never read as state, and deleting them is safe."""
     runs, problems = 0, []
     for sub in ("runs", "keys"):
         try:
@@ -24,18 +25,18 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
             continue
         for name in names:
             path = store._path(sub, name)
-            if sub == "keys" and TEMP_NAME.fullmatch(name):  # harmless: a note
-                problems.append({"path": path, "kind": "temp", "severity": "note",
-                                 "reason": leftover_note(path)})
+            if sub == "keys" and TEMP_NAME.fullmatch(name):
+                problems.append(_note(path, leftover_note(path)))
             elif ".tmp-" in name:
-                problems.append({"path": path, "kind": "temp", "reason": (
-                    "a temporary file left by an interrupted write; it is never read as "
-                    "state and can be deleted")})
+                problems.append(_note(path, (
+                    f"{path} is a temporary file left by an interrupted write; it is never read "
+                    f"as state and is harmless: remove it with 'rm {path}'")))
             elif name.startswith(".") and name.endswith((".spare", ".prev")):
                 if _has_other_names(path):  # a spare is normal; a second name of a snapshot not
-                    problems.append({"path": path, "kind": "temp", "reason": (
-                        "a second name of a snapshot, left by an interrupted write; it is "
-                        "never read as state, and the run's next write tidies it")})
+                    problems.append(_note(path, (
+                        f"{path} is a second name of a snapshot, left by an interrupted write; "
+                        "it is never read as state and is harmless: the run's next write "
+                        f"tidies it, or remove it with 'rm {path}'")))
             elif sub == "keys" and name == "url.key":
                 problems.extend(_check_key(path))
             elif sub == "runs" and name.endswith((".history.jsonl", ".log.jsonl")):
@@ -55,6 +56,11 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     problems.extend(store._check_run_index())
     problems.extend(_check_modes(store))
     return runs, problems
+
+
+def _note(path: str, reason: str) -> dict[str, str]:
+    """A leftover `doctor` reports as harmless (a note: exit 0 if nothing else is found)."""
+    return {"path": path, "kind": "temp", "severity": "note", "reason": reason}
 
 
 def _check_modes(store: FileStoreParts) -> list[dict[str, str]]:
