@@ -134,15 +134,18 @@ def _timer_problems(run_id: str, workflow: str, run: Run) -> list[str]:
 def check_attempts(attempts: list[Attempt], workflows: dict[str, str], runs: dict[str, Run],
                    histories: dict[str, list[dict[str, Any]]], cuts: dict[int, list[float]],
                    cause: str = "kill", window: float = 0.0,
-                   stalled: frozenset[int] = frozenset()) -> tuple[list[str], dict[str, Any]]:
+                   stalled: frozenset[int] = frozenset(), lease: float | None = None
+                   ) -> tuple[list[str], dict[str, Any]]:
     """No step attempt executed twice, except by a process whose work was cut (`cuts`: process
     group -> the moments it was killed or its connections terminated) before the attempt was
     executed again, and at most `window` seconds before the attempt began (0 for a kill; a
     terminated connection may be found lost only when next used); the last attempt of every
     step is in the ledger; none went past it; every attempt history says was recovered was
     cut so, or begun by a process in `stalled` (one that said it lost its lease: it stalled
-    past the lease, which SPEC §10 allows another to take over). Figures: attempts, those cut,
-    and how long after the cut their run was recovered."""
+    past the lease, which SPEC §10 allows another to take over), or recovered at least `lease`
+    seconds after it began (its process stalled that long, the renewals included, and may
+    have been killed before it could say so; a step here takes a fraction of a second).
+    Figures: attempts, those cut, and how long after the cut their run was recovered."""
     problems: list[str] = []
     by_key: dict[tuple[str, str, int], list[Attempt]] = defaultdict(list)
     for attempt in attempts:
@@ -171,7 +174,7 @@ def check_attempts(attempts: list[Attempt], workflows: dict[str, str], runs: dic
             if last.get((run_id, step), 0) > state.runs:
                 problems.append(f"run {run_id} step {step}: the ledger has attempt "
                                 f"{last[run_id, step]}, the run says {state.runs}")
-    cut, waits = _recoveries(by_key, histories, cuts, problems, cause, window, stalled)
+    cut, waits = _recoveries(by_key, histories, cuts, problems, cause, window, stalled, lease)
     figures = {
         "step attempts (ledger lines)": len(attempts),
         "attempts executed again with the same number": redone,
@@ -193,8 +196,8 @@ def _cut(attempt: Attempt, cuts: dict[int, list[float]], until: float, window: f
 
 def _recoveries(by_key: dict[tuple[str, str, int], list[Attempt]],
                 histories: dict[str, list[dict[str, Any]]], cuts: dict[int, list[float]],
-                problems: list[str], cause: str, window: float, stalled: frozenset[int]
-                ) -> tuple[tuple[int, int], list[float]]:
+                problems: list[str], cause: str, window: float, stalled: frozenset[int],
+                lease: float | None) -> tuple[tuple[int, int], list[float]]:
     """The attempts history says were recovered: each must have been begun by a process cut
     before the recovery (or not have reached the step's code). (How many had begun, how many
     had not), and the seconds from each cut to the `recovered` event of the step it cut."""
@@ -213,8 +216,9 @@ def _recoveries(by_key: dict[tuple[str, str, int], list[Attempt]],
             began += 1
             at = parse_iso(event["at"]).timestamp()
             moment = _cut(lines[0], cuts, at, window)
-            if moment is None and lines[0].pgid in stalled:
-                continue  # its process stalled past its lease and said so: taken over rightly
+            if moment is None and (lines[0].pgid in stalled or (
+                    lease is not None and at - lines[0].at >= lease)):
+                continue  # its process stalled past its lease: taken over rightly
             if moment is None:
                 problems.append(f"run {run_id} step {event['step']} attempt {event['runs']} "
                                 f"was recovered, but process group {lines[0].pgid} that "

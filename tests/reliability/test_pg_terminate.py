@@ -37,6 +37,7 @@ RUNS = 300
 MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
 TERMINATE_AT = (2.0, 7.0)  # seconds after the first start request
 DEADLINE = 90.0
+LEASE_SECONDS = 2.0
 # seconds after a termination a process may still be on a connection of its lost session, and
 # begin a step attempt there (a fresh clone's CI run on this 2-core host once had a recovered
 # attempt begun more than 5 s after the last termination; its cause was not traced further)
@@ -83,7 +84,7 @@ def test_every_connection_terminated_twice_mid_load_loses_nothing_and_doubles_no
     figures = Figures(f"PostgreSQL: every connection terminated twice, {RUNS} runs, 2 workers "
                       f"+ 2 servers (seed {seed})", [])
     with exclusive(), database() as url:
-        fleet = Fleet(tmp_path, url, lease="2s", step_sleep=0.1)
+        fleet = Fleet(tmp_path, url, lease=f"{LEASE_SECONDS:g}s", step_sleep=0.1)
         load: Load | None = None
         try:
             fleet.cli("list")  # the schema, made once before the processes start at once
@@ -122,7 +123,8 @@ def test_every_connection_terminated_twice_mid_load_loses_nothing_and_doubles_no
     stalled = frozenset(p.pgid for p in fleet.procs if "lost its lease" in p.stderr())
     attempt_problems, attempt_figures = check_attempts(fleet.attempts(), load.runs, runs,
                                                        histories, cuts, "terminated connection",
-                                                       window=LATE, stalled=stalled)
+                                                       window=LATE, stalled=stalled,
+                                                       lease=LEASE_SECONDS)
     printed = fleet.complaints()
     figures.add("backends terminated (at s after the first start)",
                 ", ".join(f"{n} (at {at:.1f})" for at, n in terminator.done))

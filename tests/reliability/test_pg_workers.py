@@ -34,7 +34,8 @@ from ._pgverify import check_attempts, check_runs, read_back, unfinished
 
 RUNS = 1000
 MIX = {"ask": 0.35, "poll": 0.15, "nap": 0.15, "flaky": 0.15, "pipeline": 0.20}
-LEASE = "2s"
+LEASE_SECONDS = 2.0
+LEASE = f"{LEASE_SECONDS:g}s"
 KILL_EVERY = (2.0, 4.0)  # seconds between two kills, drawn uniformly
 DEADLINE = 110.0  # seconds for the whole load to finish
 
@@ -111,7 +112,7 @@ def test_workers_killed_at_random_lose_nothing_and_apply_every_resume_once(
     attempt_problems, attempt_figures = check_attempts(fleet.attempts(), load.runs, runs,
                                                        histories, {g: [t] for g, t in
                                                                    killer.killed.items()},
-                                                       stalled=stalled)
+                                                       stalled=stalled, lease=LEASE_SECONDS)
     recovered = Counter(bool(e.get("step")) for h in histories.values() for e in h
                         if e["type"] == "recovered")
     figures.add("all runs finished after (s)", f"{finished:.1f}")
