@@ -666,3 +666,33 @@ def test_the_examples_directory_lists_daily_report(tmp_path: Path) -> None:
                           env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 0, proc.stderr
     assert [row["workflow"] for row in json.loads(proc.stdout)] == ["daily-report"]
+
+
+def test_the_first_ticks_of_a_new_schedule_racing_each_other_start_its_run_once(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ticks see a schedule no tick has seen before (no state saved); the other saves its
+    claim of the fire time (which has no `through` yet) between this one's read and save."""
+    from wfrun.clock import FakeClock
+    from wfrun.engine import Engine
+    from wfrun.store.file import FileStore
+
+    scheduled(project, "every: 1h, overlap: allow")
+    store = FileStore(project.state)
+    engine = Engine(store, FakeClock("2027-01-01T00:00:10Z"),
+                    workflows_dir=str(project.workflows))
+    saves = store.save_schedule_state
+
+    def other_tick_claims_first(workflow: str, state: dict[str, Any], revision: int) -> int:
+        if revision == 0:  # what the other tick's claim saved, before this save
+            saves(workflow, {"last_fire": "2027-01-01T00:00:00Z",
+                             "last_run": "sched-beat-20270101T0000Z"}, 0)
+        return saves(workflow, state, revision)
+
+    monkeypatch.setattr(store, "save_schedule_state", other_tick_claims_first)
+    report = engine.tick()
+    assert report.errors == [], report.errors
+    monkeypatch.undo()
+    assert runs(project) == ["sched-beat-20270101T0000Z"]
+    [row] = as_json(project, "schedules", "--now", "2027-01-01T00:00:20Z")
+    assert row["last_run"] == "sched-beat-20270101T0000Z"
+    assert row["next_fire"] == "2027-01-01T01:00:00.000Z"

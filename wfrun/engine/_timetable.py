@@ -327,7 +327,10 @@ def _merge(theirs: dict[str, Any], mine: dict[str, Any], timetable: Timetable) -
         merged.update(last_fire=mine["last_fire"], last_run=mine.get("last_run"))
     if _later((mine.get("last_skip") or {}).get("fire"), (theirs.get("last_skip") or {}).get("fire")):
         merged["last_skip"] = mine["last_skip"]
-    merged["next_fire"] = to_iso(timetable.next_after(parse_iso(merged["through"])))
+    if merged.get("through"):
+        merged["next_fire"] = to_iso(timetable.next_after(parse_iso(merged["through"])))
+    else:  # only claims were saved yet (the first ticks of a new schedule): `_fire` sets it
+        merged.pop("next_fire", None)
     merged["timetable"] = timetable.schedule.describe()
     return merged
 
