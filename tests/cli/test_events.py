@@ -500,3 +500,55 @@ def wait(ctx):
     assert times == sorted(times)
     [resumed] = [e for e in final["history"] if e["type"] == "resumed" and e["step"] == "wait"]
     assert resumed["sent_at"] <= times[0]
+
+
+# -- a child run waits --------------------------------------------------------------------------
+
+GATED = """
+    name: gated
+    steps:
+      - id: gate
+        wait: true
+      - id: pay
+      - id: done
+"""
+GATED_PY = """
+def pay(ctx):
+    ctx.flow.wait_for_event("paid", schema={"type": "object", "required": ["n"],
+                                            "properties": {"n": {"type": "integer"}}})
+
+def done(ctx):
+    return ctx.steps["pay"].resume_data
+"""
+PARENT = """
+    name: parent
+    steps:
+      - id: sub
+        workflow: gated
+      - id: after
+"""
+PARENT_PY = "def after(ctx):\n    return ctx.steps['sub'].output\n"
+
+
+def test_an_event_sent_to_a_run_goes_to_the_child_run_that_waits_for_it(project: Project) -> None:
+    project.workflow("gated", GATED, GATED_PY)
+    project.workflow("parent", PARENT, PARENT_PY)
+    start(project, "parent", run_id="p1")
+    # nothing waits for it yet, anywhere: kept by the run it was sent to
+    kept = send(project, "p1", "paid", {"n": 1})
+    assert kept["sent"] == {"event": "paid", "status": "kept", "step": None}
+    assert [e["name"] for e in kept["inbox"]] == ["paid"]
+    project.json("resume", "p1", "--step", "sub/gate")
+    assert [p["step"] for p in project.json("pending")] == ["sub/pay"]
+    # the child's wait decides the schema, named by its path from the run sent to
+    bad = project.cli("send", "p1", "paid", "--data", '{"n": "x"}')
+    assert bad.code == 2 and "step 'sub/pay' waits for it" in bad.stderr, bad.stderr
+    out = project.cli("send", "p1", "paid", "--data", '{"n": 4}')
+    assert out.code == 0, out.stderr
+    assert out.stdout.startswith("Event 'paid' taken by step 'sub/pay' of run p1."), out.stdout
+    done = project.json("show", "p1")
+    assert done["status"] == "completed" and done["output"] == {"n": 4}, done
+    assert [e["name"] for e in done["inbox"]] == ["paid"]  # the early one stays the parent's
+    child = project.json("show", "p1--sub")
+    assert child["steps"]["pay"]["resume_data"] == {"n": 4}
+    assert [e["type"] for e in child["history"]].count("event_sent") == 1

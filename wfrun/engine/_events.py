@@ -27,6 +27,8 @@ from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.ids import check_run_id
 from wfrun.model import Run
 
+from ._address import join
+from ._composite import has_composites
 from ._event_waits import EVENT, check_event_name, consume_events, event_schema, waiting_steps
 from ._history import Events, event
 from ._result import Result
@@ -77,12 +79,14 @@ class EventLink:
                    and e.get("name") == self.name)
 
 
-def _check_data(run: Run, name: str, data: Any) -> None:
-    """SchemaViolation if a step waits for the event with a schema its data does not match."""
+def _check_data(run: Run, name: str, data: Any, outer: str = "") -> None:
+    """SchemaViolation if a step waits for the event with a schema its data does not match
+    (`outer`: the address of `run`'s node in the run the event was sent to, for the message)."""
     steps = waiting_steps(run, name)
     schema = (run.steps[steps[0]].pause or {}).get("schema") if steps else None
     if schema is not None:
-        _schema.validate(schema, data, f"data of event '{name}' (step '{steps[0]}' waits for it)")
+        _schema.validate(schema, data, f"data of event '{name}' (step '{join(outer, steps[0])}' "
+                                       "waits for it)")
 
 
 def _finished(run: Run, name: str) -> ConflictError:
@@ -92,20 +96,26 @@ def _finished(run: Run, name: str) -> ConflictError:
 
 def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
          request: dict[str, Any] | None = None, *, execute: bool = True,
-         fields: dict[str, list[str]] | None = None) -> SendResult:
+         fields: dict[str, list[str]] | None = None, outer: str = "") -> SendResult:
     """Send event `name` to a run: a step waiting for it takes it in the same state change and
     the run continues (with `execute`, in this process if it can claim the run; else it is
     only recorded); otherwise it is kept in the run's inbox, after those kept before.
 
-    Raises UsageError (bad run id or name), NotFoundError (no such run), ConflictError (the run
-    is finished) and SchemaViolation (data a waiting step's schema refuses) before anything
-    is written."""
+    When no step of the run waits for the event but one of a child run below it does, the
+    event goes to that child run (`_to_waiting_child`; `outer`: the address of the child's
+    node, for messages). Raises UsageError (bad run id or name), NotFoundError (no such run),
+    ConflictError (the run is finished) and SchemaViolation (data a waiting step's schema
+    refuses) before anything is written."""
     check_run_id(run_id)
     check_event_name(name)
     run = runner.store.load(run_id)
     if run.finished:
         raise _finished(run, name)
-    _check_data(run, name, data)
+    if not waiting_steps(run, name) and has_composites(run):
+        forwarded = _to_waiting_child(runner, run, name, data, request, execute, fields, outer)
+        if forwarded is not None:
+            return forwarded
+    _check_data(run, name, data, outer)
     warnings: list[str] = []
     workflow: Workflow = runner.workflow_to_continue(run, warnings)
     source = str((request or {}).get("source") or "cli")
@@ -116,7 +126,7 @@ def send(runner: RunnerAPI, run_id: str, name: str, data: Any,
         now = runner.clock.now()
         if r.finished:
             raise _finished(r, name)
-        _check_data(r, name, data)  # the steps waiting may have changed since
+        _check_data(r, name, data, outer)  # the steps waiting may have changed since
         entry: dict[str, Any] = {"kind": EVENT, "name": name, "data": data, "at": to_iso(now),
                                  "source": source}
         if kept_request:
@@ -153,3 +163,25 @@ def open_event(reader: Reader, run_id: str, name: str, token: str) -> EventLink:
         return EventLink(reader.store.load(run_id), name)
     except NotFoundError:
         raise NotFoundError("not found") from None
+
+
+def _to_waiting_child(runner: RunnerAPI, run: Run, name: str, data: Any,
+                      request: dict[str, Any] | None, execute: bool,
+                      fields: dict[str, list[str]] | None, outer: str) -> SendResult | None:
+    """Send the event to the child run below `run` that waits for it now (the first in
+    manifest order), when no step of `run` itself does: the sender needs only the run it
+    knows. The result is `run` as it is then, with the full path of the step that took it;
+    None if no child run waits for the event (it is then kept in `run`'s inbox)."""
+    from ._tree import event_waiter  # imported on use: nested runs' modules
+
+    found = event_waiter(runner, run, name)
+    if found is None:
+        return None
+    child_id, address = found
+    taken = send(runner, child_id, name, data, request, execute=execute, fields=fields,
+                 outer=join(outer, address))
+    warnings: list[str] = []
+    top = runner.store.load(run.run_id)
+    result = Result(top, runner.workflow_of(top, warnings), [*taken.warnings, *warnings])
+    step = join(address, taken.step) if taken.step is not None else None
+    return SendResult(result, name, step)

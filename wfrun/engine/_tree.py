@@ -53,6 +53,26 @@ def candidates(runs: Reader, run: Run, depth: int = 0) -> list[str]:
     return found
 
 
+def event_waiter(runs: Reader, run: Run, name: str, depth: int = 0) -> tuple[str, str] | None:
+    """(child run id, address of its node in `run`) of the first child run below `run`, in
+    manifest order, with a step waiting for event `name` now; None if there is none."""
+    for sid, state in run.steps.items():
+        for _, node, it in _nodes(sid, state):
+            if not it.child or it.status not in (SUSPENDED, WAITING) or depth >= MAX_DEPTH:
+                continue
+            loaded = _load(runs, it.child)
+            if loaded is None or loaded[0].finished:
+                continue
+            child = loaded[0]
+            if any(s.status == SUSPENDED and (s.pause or {}).get("kind") == PAUSE_EVENT
+                   and (s.pause or {}).get("event") == name for s in child.steps.values()):
+                return child.run_id, node
+            below = event_waiter(runs, child, name, depth + 1)
+            if below is not None:
+                return below[0], join(node, below[1])
+    return None
+
+
 def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
     """(address, label) of every open suspension that has a label, in the run, its
     iterations and its child runs (addresses as `candidates` gives them)."""
