@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from wfrun._manifest_checker import Checker
+from wfrun._manifest_checker import Checker, shown
 from wfrun._specs import Approvals, StepSpec
 
 MAX_ACTION = 100  # characters in an action's name (as `resume --action` takes)
@@ -21,9 +21,9 @@ def parse_approvals(check: Checker, raw: dict[str, Any], step_id: str) -> Approv
     if not isinstance(value, dict):
         raise check.fail("must be a mapping such as {required: 2, approvers: [alice, bob, "
                          "carol]}", step=step_id, key="approvals")
-    unknown = [str(k) for k in value if k not in ("required", "approvers")]
+    unknown = [k for k in value if k not in ("required", "approvers")]
     if unknown:
-        raise check.fail(f"has the unknown key {unknown[0]!r} (known keys: required, "
+        raise check.fail(f"has the unknown key {shown(unknown[0])} (known keys: required, "
                          "approvers)", step=step_id, key="approvals")
     approvers = value.get("approvers")
     if not isinstance(approvers, list) or not approvers:
@@ -31,7 +31,7 @@ def parse_approvals(check: Checker, raw: dict[str, Any], step_id: str) -> Approv
                          step=step_id, key="approvals")
     for name in approvers:
         if not isinstance(name, str) or not APPROVER_PATTERN.fullmatch(name):
-            raise check.fail(f"the approver {name!r} is not a name (1 to 100 letters, digits "
+            raise check.fail(f"the approver {shown(name)} is not a name (1 to 100 letters, digits "
                              "or '_.@-')", step=step_id, key="approvals")
         if approvers.count(name) > 1:
             raise check.fail(f"lists the approver {name!r} twice", step=step_id,
@@ -40,7 +40,7 @@ def parse_approvals(check: Checker, raw: dict[str, Any], step_id: str) -> Approv
     if isinstance(required, bool) or not isinstance(required, int) \
             or not 1 <= required <= len(approvers):
         raise check.fail(f"'required' must be a whole number from 1 to {len(approvers)} (the "
-                         f"number of approvers), not {required!r}", step=step_id,
+                         f"number of approvers), not {shown(required)}", step=step_id,
                          key="approvals")
     return Approvals(required, tuple(approvers))
 

@@ -4,7 +4,9 @@ by the parts of a manifest."""
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
+from wfrun.durations import parse_duration
 from wfrun.errors import ManifestError
 
 
@@ -34,3 +36,29 @@ def json_value(value: object) -> bool:
 def kind_of(value: object) -> str:
     """What a YAML value is, for messages: "nothing", "a list", "a str"..."""
     return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def shown(value: object) -> str:
+    """A manifest value for messages, as YAML reads it: a string quoted ('text'), any other
+    value as JSON (null, true, 3, ["a"]; a YAML date as written: 2026-01-01), never a Python
+    repr such as None or ['a']."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+def duration(value: object) -> timedelta:
+    """`parse_duration` of a manifest value, whose ValueError shows the value as `shown` does
+    (`null is not a duration`, not `None is not a duration`)."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        message, python = str(exc), repr(value)
+        if isinstance(value, str) or not message.startswith(python):
+            raise
+        raise ValueError(shown(value) + message[len(python):]) from None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wfrun._manifest_checker import Checker, json_value
+from wfrun._manifest_checker import Checker, duration, json_value, shown
 from wfrun._specs import Schedule
-from wfrun.durations import format_duration, parse_duration
+from wfrun.durations import format_duration
 
 SCHEDULE_KEYS = ("cron", "every", "timezone", "input", "overlap", "catchup")
 OVERLAP = ("skip", "allow", "cancel_previous")
@@ -21,26 +21,26 @@ def parse_schedule(check: Checker, raw: object) -> Schedule:
         raise check.fail(f"must be a mapping, {example}", key="schedule")
     for key in raw:
         if key not in SCHEDULE_KEYS:
-            raise check.fail(f"unknown key {key!r} (known: {', '.join(SCHEDULE_KEYS)})",
+            raise check.fail(f"unknown key {shown(key)} (known: {', '.join(SCHEDULE_KEYS)})",
                              key="schedule")
     if ("cron" in raw) == ("every" in raw):
         raise check.fail(f"needs either 'cron' or 'every' (not both), {example}", key="schedule")
     cron, every, every_text = raw.get("cron"), None, None
-    if cron is not None:
+    if "cron" in raw:  # (`cron: null` too: not a cron expression)
         fields = cron.split() if isinstance(cron, str) else []
         if not (len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in CRON_NICKNAMES)):
-            raise check.fail(f"cron: {cron!r} is not a cron expression of 5 fields (minute hour "
+            raise check.fail(f"cron: {shown(cron)} is not a cron expression of 5 fields (minute hour "
                              "day-of-month month day-of-week, such as \"0 9 * * 1-5\")",
                              key="schedule")
         cron = " ".join(fields)
     else:
         try:
-            every = parse_duration(raw["every"])
+            every = duration(raw["every"])
         except ValueError as exc:
             raise check.fail(f"every: {exc}", key="schedule") from None
         seconds = every.total_seconds()
         if seconds < 1 or seconds != int(seconds):
-            raise check.fail(f"every: {raw['every']!r} must be a whole number of seconds, at "
+            raise check.fail(f"every: {shown(raw['every'])} must be a whole number of seconds, at "
                              "least 1s", key="schedule")
         every_text = format_duration(every)
         if "timezone" in raw:
@@ -56,7 +56,7 @@ def parse_schedule(check: Checker, raw: object) -> Schedule:
         if value not in allowed:
             hint = (" (YAML reads yes/no/on/off/true/false as booleans: quote it)"
                     if isinstance(value, bool) else "")
-            raise check.fail(f"{key}: must be one of {', '.join(allowed)} (got {value!r}){hint}",
+            raise check.fail(f"{key}: must be one of {', '.join(allowed)} (got {shown(value)}){hint}",
                              key="schedule")
     run_input = raw.get("input", {})
     if not json_value(run_input):

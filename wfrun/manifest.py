@@ -15,10 +15,10 @@ from wfrun._manifest_actions import (
     parse_approvals,
     with_known_actions,
 )
-from wfrun._manifest_checker import Checker, kind_of
+from wfrun._manifest_checker import Checker, duration, kind_of, shown
 from wfrun._manifest_schedule import parse_schedule
 from wfrun._specs import RetryPolicy, StepSpec, Workflow
-from wfrun.durations import parse_duration, parse_iso
+from wfrun.durations import parse_iso
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 STEP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
@@ -55,7 +55,7 @@ def parse_manifest(data: object, path: str, default_name: str) -> tuple[Workflow
             raise check.fail(f"unknown key (known keys: {', '.join(TOP_KEYS)})", key=str(key))
     name = data.get("name", default_name)
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise check.fail(f"{name!r} is not a valid name (use [a-z0-9][a-z0-9_-]*)", key="name")
+        raise check.fail(f"{shown(name)} is not a valid name (use [a-z0-9][a-z0-9_-]*)", key="name")
     module = data.get("module")
     if module is not None and (not isinstance(module, str) or not module.endswith(".py")):
         raise check.fail("must be the file name of a .py module", key="module")
@@ -94,7 +94,7 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
     step_id = raw.get("id")
     if not isinstance(step_id, str) or not STEP_ID_PATTERN.fullmatch(step_id):
         raise check.fail(
-            f"step #{position + 1} needs an id of letters, digits, '-' or '_' (got {step_id!r})",
+            f"step #{position + 1} needs an id of letters, digits, '-' or '_' (got {shown(step_id)})",
             key="id",
         )
     for key in raw:
@@ -118,13 +118,13 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
                          step=step_id, key=key)
     handler = raw.get("handler", step_id.replace("-", "_")) if kind == "code" else None
     if handler is not None and (not isinstance(handler, str) or not handler.isidentifier()):
-        raise check.fail(f"{handler!r} is not a Python function name", step=step_id, key="handler")
+        raise check.fail(f"{shown(handler)} is not a Python function name", step=step_id, key="handler")
     needs = _parse_needs(check, raw, step_id, previous)
     when = _parse_when(check, raw.get("when"), step_id)
     timeout = _duration(check, raw, "timeout", step_id)
     on_timeout = raw.get("on_timeout")
     if on_timeout is not None and on_timeout not in ON_TIMEOUT:
-        raise check.fail(f"must be one of {', '.join(ON_TIMEOUT)} (got {on_timeout!r})",
+        raise check.fail(f"must be one of {', '.join(ON_TIMEOUT)} (got {shown(on_timeout)})",
                          step=step_id, key="on_timeout")
     sleep_until = None
     if "sleep_until" in raw and not isinstance(raw["sleep_until"], str):
@@ -142,7 +142,7 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
     approvals = parse_approvals(check, raw, step_id)
     label = raw.get("label")
     if label is not None and (not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label)):
-        raise check.fail(f"{label!r} is not a valid label (1 to 100 letters, digits, or "
+        raise check.fail(f"{shown(label)} is not a valid label (1 to 100 letters, digits, or "
                          "'_.:@-', starting with a letter or digit)", step=step_id, key="label")
     return StepSpec(
         id=step_id, kind=kind, handler=handler, needs=needs, when=when,
@@ -162,7 +162,7 @@ def _parse_nesting(
     """`workflow`, `input_from` and `foreach` of a step, checked on their own."""
     child = raw.get("workflow")
     if child is not None and (not isinstance(child, str) or not NAME_PATTERN.fullmatch(child)):
-        raise check.fail(f"must name a workflow ([a-z0-9][a-z0-9_-]*), not {child!r}",
+        raise check.fail(f"must name a workflow ([a-z0-9][a-z0-9_-]*), not {shown(child)}",
                          step=step_id, key="workflow")
     if child is not None and (wait or has_sleep):
         raise check.fail(f"a step cannot both {'wait' if wait else 'sleep'} and run a workflow",
@@ -171,7 +171,7 @@ def _parse_nesting(
     for key in ("input_from", "foreach"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not STEP_ID_PATTERN.fullmatch(value)):
-            raise check.fail(f"must be a step id, not {value!r}", step=step_id, key=key)
+            raise check.fail(f"must be a step id, not {shown(value)}", step=step_id, key=key)
         refs.append(value)
     input_from, foreach = refs
     if "input_from" in raw and child is None:
@@ -191,7 +191,7 @@ def _duration(check: Checker, raw: dict[str, Any], key: str, step_id: str) -> ti
     if key not in raw:
         return None
     try:
-        return parse_duration(raw[key])
+        return duration(raw[key])
     except ValueError as exc:
         raise check.fail(str(exc), step=step_id, key=key) from None
 
@@ -225,7 +225,7 @@ def _parse_when(check: Checker, when: object, step_id: str) -> dict[str, tuple[s
             if isinstance(actions, bool) or (isinstance(actions, list)
                                              and any(isinstance(a, bool) for a in actions)):
                 hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the action)"
-            raise check.fail(f"actions for {target!r} must be a string or a list of strings"
+            raise check.fail(f"actions for {shown(target)} must be a string or a list of strings"
                              f"{hint}", step=step_id, key="when")
         parsed[str(target)] = tuple(values)
     return parsed
@@ -239,7 +239,7 @@ def _parse_retry(check: Checker, retry: object, step_id: str) -> RetryPolicy | N
                          step=step_id, key="retry")
     for key in retry:
         if key not in RETRY_KEYS:
-            raise check.fail(f"unknown key {key!r} (known: {', '.join(RETRY_KEYS)})",
+            raise check.fail(f"unknown key {shown(key)} (known: {', '.join(RETRY_KEYS)})",
                              step=step_id, key="retry")
     attempts = retry.get("max_attempts", 3)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
@@ -250,11 +250,11 @@ def _parse_retry(check: Checker, retry: object, step_id: str) -> RetryPolicy | N
     policy = RetryPolicy(max_attempts=attempts, backoff=float(backoff))
     try:
         if "delay" in retry:
-            policy = RetryPolicy(attempts, parse_duration(retry["delay"]), float(backoff),
+            policy = RetryPolicy(attempts, duration(retry["delay"]), float(backoff),
                                  policy.max_delay)
         if "max_delay" in retry:
             policy = RetryPolicy(attempts, policy.delay, float(backoff),
-                                 parse_duration(retry["max_delay"]))
+                                 duration(retry["max_delay"]))
     except ValueError as exc:
         raise check.fail(str(exc), step=step_id, key="retry") from None
     return policy
