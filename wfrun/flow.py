@@ -104,6 +104,9 @@ class Flow:
         self._make_links = make_links
         # makes the URL that sends an event to this run (set by the engine before the step runs)
         self.make_event_url: Callable[[str], str] | None = None
+        # why route(action) must fail the step (an action nobody matches), None if it may: set
+        # by the engine, so the FlowError is raised where the step code routed
+        self.route_problem: Callable[[str], str | None] | None = None
         self.in_iteration = False  # a foreach iteration: it cannot wait for an event
         # the nonce of the links this execution hands out (the engine records it before the
         # step starts, so a callback that arrives before the step returns is recognised)
@@ -270,6 +273,10 @@ class Flow:
         """Set this step's action, which `when:` of later steps matches."""
         if action is not None and not isinstance(action, str):
             raise FlowError(f"an action must be a string, not {type(action).__name__}")
+        problem = self.route_problem(action) if action is not None and self.route_problem \
+            else None
+        if problem is not None:
+            raise FlowError(problem)
         self.action = action
         self.action_set = True
 

@@ -353,6 +353,8 @@ def test_route_to_an_action_nobody_matches_fails_the_step_naming_the_known_ones(
     assert "routed to the action 'c', which no step matches" in doc["error"]["message"]
     assert "known actions are a or b" in doc["error"]["message"]
     assert doc["steps"]["only-a"]["status"] == doc["steps"]["a-or-b"]["status"] == "cancelled"
+    # raised where the step code routed, so the failure shows that line (SPEC §5)
+    assert 'line 4, in decide\n    ctx.flow.route(ctx.input["route"])' in doc["error"]["traceback"]
 
 
 @pytest.mark.parametrize(("actions", "route", "ran"), [

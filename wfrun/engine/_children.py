@@ -11,6 +11,7 @@ are released.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from wfrun._specs import StepSpec, Workflow
@@ -18,6 +19,7 @@ from wfrun.durations import to_iso
 from wfrun.errors import NotFoundError, WfrunError
 from wfrun.model import CANCELLED, FAILED, FINISHED, RUNNING, SKIPPED, Run
 
+from ._actions import route_problem
 from ._child_runs import child_run_id, fresh_child_id, resolve_child
 from ._composite import (
     ChildResult,
@@ -89,6 +91,7 @@ def execute_composite(runner: RunnerAPI, run: Run, workflow: Workflow,
                                                      schema_step=step_id),
             runner.clock.now, lambda records: runner.store.append_log(run_id, records),
             index=index, item=item, event_url=lambda n: runner.links.event_url(run_id, n),
+            route_problem=functools.partial(route_problem, workflow.steps[step_id]),
         )
 
         def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:

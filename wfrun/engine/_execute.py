@@ -47,11 +47,13 @@ def execute(
     index: int | None = None,
     item: Any = None,
     event_url: Callable[[str], str] | None = None,
+    route_problem: Callable[[str], str | None] | None = None,
 ) -> Outcome:
     """Call the step's function once and describe what happened; never raises for step errors.
 
     For a foreach iteration, `index` and `item` say which (`ctx.index`, `ctx.item`);
-    `event_url` makes the URLs of `ctx.flow.event_url(name)`."""
+    `event_url` makes the URLs of `ctx.flow.event_url(name)`; `route_problem` says why
+    `ctx.flow.route(action)` must fail (raised there, in the step's code)."""
     state = run.steps[step_id]
     if index is not None:
         state = (state.iterations or [])[index]
@@ -60,6 +62,7 @@ def execute(
     flow.answers = [detached(answer) for answer in state.answers]
     flow.links_nonce = state.exec_nonce
     flow.make_event_url, flow.in_iteration = event_url, index is not None
+    flow.route_problem = route_problem
     capture = StepOutput(step_id if index is None else f"{step_id}[{index}]", state.runs, now,
                          sink)  # what it prints, for `wfrun logs`
     ctx = Context(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import Durability, ExecutionClaim, Store
 
+from ._actions import route_problem
 from ._child_runs import check_children
 from ._children import after_change, execute_composite
 from ._composite import is_composite
@@ -261,6 +263,7 @@ class Runner:
                     lambda nonce, s=step: self.links.links(run_id, s, nonce, workflow),  # type: ignore[misc]
                     self.clock.now, lambda records: self.store.append_log(run_id, records),
                     event_url=lambda name: self.links.event_url(run_id, name),
+                    route_problem=functools.partial(route_problem, workflow.steps[step]),
                 )
 
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
