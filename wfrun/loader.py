@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from wfrun import _schema
 from wfrun._specs import Workflow
 from wfrun.errors import ManifestError, NotFoundError
-from wfrun.manifest import SCHEMA_KEYS, parse_manifest
+from wfrun.manifest import NAME_PATTERN, SCHEMA_KEYS, parse_manifest
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_NODES = 100_000  # after alias expansion: stops YAML alias bombs
@@ -107,6 +107,20 @@ def discover(workflows_dir: str) -> list[str]:
         elif os.path.isfile(os.path.join(path, "workflow.yaml")):
             found.append(os.path.abspath(os.path.join(path, "workflow.yaml")))
     return found
+
+
+def stated_name(path: str) -> str:
+    """The name of the workflow of manifest `path`, valid or not: its `name:` if that can be
+    read and is a valid name, else its file stem (as for a manifest without `name:`); for a
+    report that names a manifest which does not load."""
+    with contextlib.suppress(ManifestError, OSError):
+        if os.path.getsize(path) <= MAX_MANIFEST_BYTES:
+            with open(path, "rb") as fh:
+                data = _read_yaml(path, fh.read())
+            name = data.get("name") if isinstance(data, dict) else None
+            if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+                return name
+    return _default_name(path)
 
 
 def _default_name(path: str) -> str:

@@ -239,11 +239,40 @@ def test_validate_json_reports_each_workflow_and_exits_2_if_one_is_bad(project: 
     rows = {r["workflow"]: r for r in json.loads(out.stdout)}
     assert rows["good"] == {"workflow": "good", "path": str(project.workflows / "good.yaml"),
                             "ok": True, "error": None, "steps": 2}
-    bad = rows[str(project.workflows / "bad.yaml")]
+    bad = rows["bad"]  # named and placed as a valid one is: its name, its manifest file
+    assert bad["path"] == str(project.workflows / "bad.yaml")
     assert bad["ok"] is False and "key 'color'" in bad["error"] and bad["exit_code"] == 2
     ok = project.run("validate", "good")
     assert ok.code == 0 and "ok" in ok.stdout and "good" in ok.stdout
     assert not (project.workflows / "EXECUTED").exists()  # validate runs no step
+
+
+def test_an_invalid_manifest_is_listed_by_its_name_and_file(project: Project) -> None:
+    """validate --json and workflows --json: `workflow`/`name` is the workflow's name (its
+    `name:` when it can be read, else the file's stem) and `path` its manifest, valid or not."""
+    project.workflow("billing-v2", "name: billing\nsteps: [{id: a, color: red}]\n", GOOD_PY)
+    project.workflow("broken", "steps: [\n", GOOD_PY)  # not YAML: the stem
+    project.workflow("odd", "name: Not Valid\nsteps: [{id: a}]\n", GOOD_PY)  # not a name
+    project.workflow("good", "steps: [{id: a}]\n", GOOD_PY)
+    files = {name: str(project.workflows / f"{name}.yaml")
+             for name in ("billing-v2", "broken", "odd", "good")}
+    expected = {"billing": files["billing-v2"], "broken": files["broken"], "odd": files["odd"],
+                "good": files["good"]}
+    out = project.run("validate", "--json")
+    assert out.code == 2
+    rows = json.loads(out.stdout)
+    assert {r["workflow"]: r["path"] for r in rows} == expected
+    assert [r["ok"] for r in rows] == [False, False, True, False]
+    assert all(r["exit_code"] == 2 and r["path"] in r["error"] for r in rows if not r["ok"])
+    named = json.loads(project.run("validate", "billing-v2", "--json").stdout)
+    assert [(r["workflow"], r["path"]) for r in named] == [("billing", files["billing-v2"])]
+    unknown = json.loads(project.run("validate", "nothing", "--json").stdout)
+    assert [(r["workflow"], r["path"], r["exit_code"]) for r in unknown] == [("nothing", None, 4)]
+    listed = project.json("workflows")
+    assert {r["name"]: r["path"] for r in listed} == expected
+    assert [r["error"] is None for r in listed] == [False, False, True, False]
+    table = project.run("workflows").stdout
+    assert "billing (invalid)" in table and "broken (invalid)" in table and "good " in table
 
 
 def test_validate_with_no_workflows_and_an_unknown_one(project: Project) -> None:
@@ -265,7 +294,7 @@ def test_a_missing_workflows_directory_is_named_with_what_makes_one(project: Pro
 def test_workflows_lists_an_invalid_manifest_with_its_error(project: Project) -> None:
     project.workflow("bad", "steps: [{id: a, color: red}]\n")
     rows = project.json("workflows")
-    assert rows[0]["name"] is None and "key 'color'" in rows[0]["error"]
+    assert rows[0]["name"] == "bad" and "key 'color'" in rows[0]["error"]
 
 
 def test_anchors_and_merge_keys_are_still_fine(project: Project) -> None:

@@ -202,6 +202,7 @@ def validate(
     results = []
     conflicts = loader.name_conflicts(engine.workflows_dir)
     for target in targets:
+        workflow = None
         try:
             workflow = engine.workflow(target)
             if workflow.path in conflicts:
@@ -209,7 +210,10 @@ def validate(
             results.append({"workflow": workflow.name, "path": workflow.path, "ok": True,
                             "error": None, "steps": len(workflow.steps)})
         except WfrunError as exc:
-            results.append({"workflow": target, "path": None, "ok": False,
+            # as for a valid one: the workflow's name and its manifest (null if none was found)
+            path = workflow.path if workflow else _manifest_path(target, engine.workflows_dir)
+            name = workflow.name if workflow else loader.stated_name(path) if path else target
+            results.append({"workflow": name, "path": path, "ok": False,
                             "error": exc.message, "exit_code": exc.exit_code})
     if as_json:
         emit_json(results)
@@ -246,8 +250,8 @@ def list_workflows(as_json: JsonOpt = False) -> None:
                          "steps": [{"id": s.id, "kind": s.kind} for s in wf.steps.values()],
                          "error": None})
         except WfrunError as exc:
-            rows.append({"name": None, "path": path, "description": "", "steps": [],
-                         "error": exc.message})
+            rows.append({"name": loader.stated_name(path), "path": path, "description": "",
+                         "steps": [], "error": exc.message})
     if as_json:
         emit_json(rows)
         return
@@ -255,11 +259,22 @@ def list_workflows(as_json: JsonOpt = False) -> None:
 
     _render.table(
         ["workflow", "steps", "description"],
-        [[r["name"] or f"(invalid) {r['path']}",
+        [[r["name"] + (" (invalid)" if r["error"] else ""),
           ", ".join(s["id"] for s in r["steps"]) or (r["error"] or ""),
           r["description"]] for r in rows],
         _none_found(engine.workflows_dir),
     )
+
+
+def _manifest_path(target: str, workflows_dir: str) -> str | None:
+    """The manifest that `validate TARGET` names, or None if there is none (or it is
+    ambiguous: two manifests with that `name:`)."""
+    from wfrun import loader
+
+    try:
+        return loader.find_manifest(target, workflows_dir)
+    except WfrunError:
+        return None
 
 
 def _none_found(directory: str) -> str:
