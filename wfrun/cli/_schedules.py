@@ -51,10 +51,7 @@ def schedules(
         else:
             print(_pause_sentence(row, action, changed, command))
         return
-    rows, broken = engine.schedules()
-    for exc in broken:
-        print(f"error: {exc.message} (its schedule cannot fire until this is fixed)",
-              file=sys.stderr)
+    rows = engine.schedules()
     if as_json:
         emit_json([{k: v for k, v in row.items() if k != "exit_code"} for row in rows])
     else:
@@ -63,7 +60,6 @@ def schedules(
         if row["error"]:
             print(f"error: {row['error']}", file=sys.stderr)
     codes = [row["exit_code"] for row in rows if row.get("exit_code")]
-    codes += [exc.exit_code for exc in broken]
     if codes:
         raise typer.Exit(max(codes))
 
@@ -96,7 +92,8 @@ def _show(rows: list[dict[str, Any]], workflows_dir: str, now: Any) -> None:
     table = []
     notes = []
     for row in rows:
-        what = f"cron {row['cron']}" if row["cron"] else f"every {row['every']}"
+        what = (f"cron {row['cron']}" if row["cron"] else f"every {row['every']}"
+                if row["every"] else "-")  # (a manifest that does not load: not known)
         if row["error"]:
             upcoming, local = "error", "(on stderr)"
         elif row["paused"]:

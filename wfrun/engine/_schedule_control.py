@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from wfrun import loader
 from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, WfrunError
@@ -24,18 +25,25 @@ if TYPE_CHECKING:
     from wfrun._firetimes import Timetable
 
 
+def _blank(name: str, path: str) -> dict[str, Any]:
+    """A `wfrun schedules --json` row of the schedule of workflow `name` (manifest `path`),
+    with nothing known yet."""
+    return {
+        "workflow": name, "path": path, "cron": None, "every": None, "timezone": None,
+        "input": None, "overlap": None, "catchup": None, "paused": False, "next_fire": None,
+        "next_fire_local": None, "last_fire": None, "last_run": None, "last_run_status": None,
+        "last_skip": None, "error": None,
+    }
+
+
 def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
     """What `wfrun schedules` shows of one schedule (its `--json` row)."""
     schedule = workflow.schedule
     assert schedule is not None
     now = engine.clock.now()
-    row: dict[str, Any] = {
-        "workflow": workflow.name, "path": workflow.path, "cron": schedule.cron,
-        "every": schedule.every_text, "timezone": schedule.timezone, "input": schedule.input,
-        "overlap": schedule.overlap, "catchup": schedule.catchup, "paused": False,
-        "next_fire": None, "next_fire_local": None, "last_fire": None, "last_run": None,
-        "last_run_status": None, "last_skip": None, "error": None,
-    }
+    row = _blank(workflow.name, workflow.path)
+    row.update(cron=schedule.cron, every=schedule.every_text, timezone=schedule.timezone,
+               input=schedule.input, overlap=schedule.overlap, catchup=schedule.catchup)
     try:
         state, _ = read_state(engine.store, workflow.name)
         state = state or {}
@@ -67,12 +75,23 @@ def _upcoming(timetable: Timetable, state: dict[str, Any], now: datetime) -> dat
     return timetable.next_after(through)
 
 
-def listing(engine: Engine) -> tuple[list[dict[str, Any]], list[WfrunError]]:
-    """Every schedule of the workflows directory (by workflow name), and the manifests with a
-    `schedule:` that cannot be loaded."""
+def unloadable(path: str, exc: WfrunError) -> dict[str, Any]:
+    """The row of a manifest with a `schedule:` that cannot be loaded: its `error` is what
+    tick reports of it (its kept state is not read: which schedule it is is not certain)."""
+    row = _blank(loader.stated_name(path), path)
+    row.update(error=f"{exc.message} (its schedule cannot fire until this is fixed)",
+               exit_code=exc.exit_code)
+    return row
+
+
+def listing(engine: Engine) -> list[dict[str, Any]]:
+    """A row for every manifest of the workflows directory with a `schedule:` (by workflow
+    name), one with `error` set for a schedule that cannot be evaluated, its manifest's
+    included."""
     workflows, broken = scheduled(engine)
-    rows = sorted((describe(engine, w) for w in workflows), key=lambda r: r["workflow"])
-    return rows, [exc for _, exc in broken]
+    rows = [describe(engine, w) for w in workflows]
+    rows += [unloadable(path, exc) for path, exc in broken]
+    return sorted(rows, key=lambda r: (r["workflow"], r["path"]))
 
 
 def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool]:

@@ -224,9 +224,10 @@ class Engine:
 
     # -- schedules (`wfrun schedules`, SPEC §11) -----------------------------------------------
 
-    def schedules(self) -> tuple[list[dict[str, Any]], list[WfrunError]]:
-        """Each schedule of the workflows directory (its `wfrun schedules --json` row, by
-        workflow name), and the errors of manifests with a `schedule:` that cannot be loaded."""
+    def schedules(self) -> list[dict[str, Any]]:
+        """Each schedule of the workflows directory: its `wfrun schedules --json` row (plus
+        `exit_code` when its `error` is set), by workflow name, one for every manifest with a
+        `schedule:`, one that cannot be loaded included."""
         from ._schedule_control import listing
 
         return listing(self)
