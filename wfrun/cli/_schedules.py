@@ -56,9 +56,8 @@ def schedules(
         emit_json([{k: v for k, v in row.items() if k != "exit_code"} for row in rows])
     else:
         _show(rows, engine.workflows_dir, engine.clock.now())
-    for row in rows:
-        if row["error"]:
-            print(f"error: {row['error']}", file=sys.stderr)
+    for error in dict.fromkeys(row["error"] for row in rows if row["error"]):
+        print(f"error: {error}", file=sys.stderr)  # (once: manifests of one name share theirs)
     codes = [row["exit_code"] for row in rows if row.get("exit_code")]
     if codes:
         raise typer.Exit(max(codes))

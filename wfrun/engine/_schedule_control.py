@@ -11,6 +11,7 @@ from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, WfrunError
 
+from ._schedule_names import shared_names
 from ._schedule_reads import read_state
 from ._timetable import (
     GRACE,
@@ -36,14 +37,20 @@ def _blank(name: str, path: str) -> dict[str, Any]:
     }
 
 
-def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
-    """What `wfrun schedules` shows of one schedule (its `--json` row)."""
+def _manifest_row(workflow: Workflow) -> dict[str, Any]:
+    """The row of a scheduled workflow with what its manifest says, nothing of its state."""
     schedule = workflow.schedule
     assert schedule is not None
-    now = engine.clock.now()
     row = _blank(workflow.name, workflow.path)
     row.update(cron=schedule.cron, every=schedule.every_text, timezone=schedule.timezone,
                input=schedule.input, overlap=schedule.overlap, catchup=schedule.catchup)
+    return row
+
+
+def describe(engine: Engine, workflow: Workflow) -> dict[str, Any]:
+    """What `wfrun schedules` shows of one schedule (its `--json` row)."""
+    now = engine.clock.now()
+    row = _manifest_row(workflow)
     try:
         state, _ = read_state(engine.store, workflow.name)
         state = state or {}
@@ -84,12 +91,22 @@ def unloadable(path: str, exc: WfrunError) -> dict[str, Any]:
     return row
 
 
+def _sharing(workflow: Workflow, exc: WfrunError) -> dict[str, Any]:
+    """The row of a schedule whose workflow name another scheduled manifest states too: its
+    `error` is what tick reports of the name (the state they would share is not read)."""
+    row = _manifest_row(workflow)
+    row.update(error=exc.message, exit_code=exc.exit_code)
+    return row
+
+
 def listing(engine: Engine) -> list[dict[str, Any]]:
     """A row for every manifest of the workflows directory with a `schedule:` (by workflow
     name), one with `error` set for a schedule that cannot be evaluated, its manifest's
     included."""
     workflows, broken = scheduled(engine)
-    rows = [describe(engine, w) for w in workflows]
+    unique, shared = shared_names(workflows)
+    rows = [describe(engine, w) for w in unique]
+    rows += [_sharing(w, shared[w.name]) for w in workflows if w.name in shared]
     rows += [unloadable(path, exc) for path, exc in broken]
     return sorted(rows, key=lambda r: (r["workflow"], r["path"]))
 
@@ -102,6 +119,9 @@ def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool
     if workflow.schedule is None:
         raise NotFoundError(f"workflow '{workflow.name}' has no schedule ({workflow.path}); "
                             "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
+    _, shared = shared_names(scheduled(engine)[0])  # (given by its path: the state is not its)
+    if workflow.name in shared:
+        raise shared[workflow.name]
     now = engine.clock.now()
     for _ in range(SAVE_ATTEMPTS):
         state, revision = read_state(engine.store, workflow.name)
