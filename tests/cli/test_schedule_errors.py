@@ -105,8 +105,6 @@ def test_schedules_lists_two_manifests_of_one_name_as_errors(project: Project) -
     assert project.store().schedule_state("dup")[0] is None
 
 
-@pytest.mark.xfail(strict=True, reason="waits for wfrun/engine/_timetable.py's fire() to leave "
-                   "out (and report) scheduled manifests of one name: engine._schedule_names")
 def test_tick_fires_neither_of_two_manifests_of_one_name_and_says_why(project: Project) -> None:
     first, second = two_of_one_name(project)
     for now in ("2027-01-01T00:00:10Z", "2027-01-01T02:00:10Z"):
@@ -122,3 +120,12 @@ def test_tick_fires_neither_of_two_manifests_of_one_name_and_says_why(project: P
     assert project.store().schedule_state("dup")[0] is None  # no state they would share
     assert [r["run_id"] for r in run(project, "list", "--all", "--json").json()] == [
         "sched-beat-20270101T0200Z", "sched-beat-20270101T0000Z"]
+
+
+def test_tick_names_an_invalid_scheduled_manifest_as_schedules_does(project: Project) -> None:
+    scheduled(project, "nightly-v2", "{every: 1h, overlap: never}", name="nightly")
+    out = run(project, "tick", "--now", "2027-01-01T00:00:10Z", "--json")
+    assert out.code == 1
+    [error] = out.json()["errors"]
+    [row] = run(project, "schedules", "--json").json()
+    assert error == {"run_id": None, "workflow": "nightly", "message": row["error"]}

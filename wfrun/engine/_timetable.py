@@ -42,6 +42,7 @@ from wfrun.durations import parse_iso, to_iso
 from wfrun.errors import ConflictError, NotFoundError, StateError, WfrunError
 from wfrun.model import FINISHED, Run
 
+from ._schedule_names import shared_names
 from ._schedule_reads import read_state
 
 if TYPE_CHECKING:
@@ -165,8 +166,11 @@ def fire(engine: Engine, report: TickReport) -> None:
     after the due runs; adds to `report`)."""
     workflows, broken = scheduled(engine)
     for path, exc in broken:
-        _error(report, _stem(path), f"{exc.message} (its schedule cannot fire until this is "
-                                    "fixed)")
+        _error(report, loader.stated_name(path), f"{exc.message} (its schedule cannot fire "
+                                                 "until this is fixed)")
+    workflows, shared = shared_names(workflows)  # one state, one run id: none of them fires
+    for name, exc in shared.items():
+        _error(report, name, exc.message)
     for workflow in workflows:
         if engine.should_stop():
             break
@@ -358,9 +362,3 @@ def timetable_of(workflow: Workflow) -> Timetable:
     assert workflow.schedule is not None
     return Timetable(workflow.schedule, workflow.path)
 
-
-def _stem(path: str) -> str:
-    base = os.path.basename(path)
-    if base == "workflow.yaml":
-        return os.path.basename(os.path.dirname(path))
-    return os.path.splitext(base)[0]
