@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -203,3 +204,57 @@ def test_a_token_given_twice_is_refused_and_sends_nothing(shop: Server) -> None:
                                      "in the URL; nothing was changed: give token= once"}
     assert shop.project.snapshots() == before
     assert shop.load(run_id).steps["wait"].status == "suspended"
+
+
+PAYS = """
+    name: pays
+    steps:
+      - id: gate
+        wait: true
+      - id: wait
+    """
+PAYS_PY = """
+def wait(ctx):
+    ctx.flow.wait_for_event("paid", schema={
+        "type": "object", "required": ["amount"], "properties": {"amount": {"type": "integer"}}})
+    return {"waiting": True}
+"""
+SHIPS = """
+    name: ships
+    steps:
+      - id: hello
+      - id: sub
+        workflow: pays
+      - id: after
+    """
+SHIPS_PY = """
+def hello(ctx):
+    return {"url": ctx.flow.event_url("paid")}
+
+def after(ctx):
+    return {"paid": ctx.steps["sub"].output}
+"""
+
+
+def test_a_runs_event_url_reaches_the_child_run_that_waits_and_it_goes_on(shop: Server) -> None:
+    shop.project.workflow("pays", PAYS, PAYS_PY)
+    shop.project.workflow("ships", SHIPS, SHIPS_PY)
+    run_id = shop.start("ships")["run_id"]
+    url = urls(shop, run_id)["url"]  # the parent's URL: the sender knows only that run
+    assert http(url).json()["waiting"] == []  # the child waits at its gate, not for the event
+    shop.project.json("resume", run_id, "--step", "sub/gate")
+    about = http(url).json()
+    assert about["waiting"] == ["sub/wait"] and about["schema"]["required"] == ["amount"]
+    assert "Step 'sub/wait' waits for it" in about["how"]
+    # no body: the query is the data, typed by the child's wait's schema
+    sent = http(url + "&amount=7", "POST")
+    assert sent.status == 202, sent.json()
+    assert sent.json() == {"status": "accepted", "run_id": run_id, "event": "paid",
+                           "step": "sub/wait", "kept": False}
+    child = shop.wait_until_settled(f"{run_id}--sub")  # continued by the server: the child
+    assert child.status == "completed" and child.steps["wait"].resume_data == {"amount": 7}
+    deadline = time.monotonic() + 10  # ... and its parent, told by the child when it ended
+    while shop.load(run_id).status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run = shop.wait_until_settled(run_id)
+    assert run.status == "completed" and run.output == {"paid": {"waiting": True}}, run.status

@@ -42,35 +42,60 @@ TAKEN = "taken"  # taken by a waiting step
 
 class SendResult(Result):
     """A run after `send`: the event's name and what became of it (`status` kept or taken, and
-    the `step` that took it). `accepted` is True when the event was kept in the inbox."""
+    the `step` that took it, by its path from the run). `taker` is the run whose step took it
+    (the run itself, or a child run below it), as it is then. `accepted` is True when the
+    event was kept in the inbox."""
 
-    __slots__ = ("event", "status", "step")
+    __slots__ = ("event", "status", "step", "taker")
 
-    def __init__(self, result: Result, name: str, step: str | None) -> None:
+    def __init__(self, result: Result, name: str, step: str | None,
+                 taker: Run | None = None) -> None:
         super().__init__(result.run, result.workflow, result.warnings, accepted=step is None)
         self.event = name
         self.step = step
         self.status = KEPT if step is None else TAKEN
+        self.taker = taker if taker is not None or step is None else result.run
 
 
 class EventLink:
-    """An event URL whose token is its run's: the run as loaded and the event's name."""
+    """An event URL whose token is its run's: the run as loaded and the event's name (and, when
+    no step of the run waits for it, the child run below it that does: `send` gives it there)."""
 
-    __slots__ = ("name", "run")
+    __slots__ = ("_below", "_reader", "name", "run")
 
-    def __init__(self, run: Run, name: str) -> None:
+    def __init__(self, run: Run, name: str, reader: Reader | None = None) -> None:
         self.run = run
         self.name = name
+        self._reader = reader
+        self._below: tuple[Run, str] | bool | None = False  # False: not looked for yet
+
+    def _waiting_below(self) -> tuple[Run, str] | None:
+        """(child run, address of its node) below the run whose step waits for the event."""
+        if self._below is False:
+            self._below = None
+            if self._reader is not None and has_composites(self.run):
+                from ._tree import event_waiter  # imported on use: nested runs' modules
+
+                found = event_waiter(self._reader, self.run, self.name)
+                if found is not None:
+                    self._below = (self._reader.store.load(found[0]), found[1])
+        return self._below if isinstance(self._below, tuple) else None
 
     @property
     def waiting(self) -> list[str]:
-        """The steps waiting for the event, the one that takes it next first."""
-        return waiting_steps(self.run, self.name)
+        """The steps waiting for the event, the one that takes it next first (by their path
+        from the run, for a child run's)."""
+        own = waiting_steps(self.run, self.name)
+        below = None if own else self._waiting_below()
+        if below is None:
+            return own
+        return [join(below[1], step) for step in waiting_steps(below[0], self.name)]
 
     @property
     def schema(self) -> Any:
         """The JSON Schema the event's data must match now (None: anything)."""
-        return event_schema(self.run, self.name)
+        below = None if waiting_steps(self.run, self.name) else self._waiting_below()
+        return event_schema(below[0] if below else self.run, self.name)
 
     @property
     def kept(self) -> int:
@@ -160,7 +185,7 @@ def open_event(reader: Reader, run_id: str, name: str, token: str) -> EventLink:
     if not reader.links.event_token_matches(run_id, name, token):
         raise NotFoundError("not found")
     try:
-        return EventLink(reader.store.load(run_id), name)
+        return EventLink(reader.store.load(run_id), name, reader)
     except NotFoundError:
         raise NotFoundError("not found") from None
 
@@ -184,4 +209,4 @@ def _to_waiting_child(runner: RunnerAPI, run: Run, name: str, data: Any,
     top = runner.store.load(run.run_id)
     result = Result(top, runner.workflow_of(top, warnings), [*taken.warnings, *warnings])
     step = join(address, taken.step) if taken.step is not None else None
-    return SendResult(result, name, step)
+    return SendResult(result, name, step, taken.taker)

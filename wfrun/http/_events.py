@@ -117,7 +117,9 @@ class EventSends:
                                  "log")
         except WfrunError as exc:  # finished meanwhile, busy, its step gone
             return json_reply(409, {"error": exc.message})
-        if result.run.status == RUNNING:
+        if result.taker is not None:  # this run, or a child run below it, took the event:
+            self.continue_later(result.taker.run_id)  # it goes on, or tells its parent it ended
+        elif result.run.status == RUNNING:
             self.continue_later(req.run_id)
         return json_reply(202, {"status": "accepted", "run_id": req.run_id, "event": req.name,
                                 "step": result.step, "kept": result.step is None})
