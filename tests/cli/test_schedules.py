@@ -608,12 +608,42 @@ def test_tick_in_a_new_project_with_a_schedule_makes_the_state_directory(
     tick makes are private."""
     scheduled(project, "every: 15m")
     out = run(project, "tick", "--now", "2026-03-02T09:00:30Z")
-    assert (out.code, out.stderr) == (0, "")
+    assert out.code == 0 and f"state directory {project.state} did not exist" in out.stderr
     assert out.stdout.split() == ["sched-beat-20260302T0900Z", "-", "schedule", "->", "completed"]
     assert project.state.stat().st_mode & 0o777 == 0o700
     schedules = project.state / "schedules"
     assert schedules.stat().st_mode & 0o777 == 0o700
     assert (schedules / "beat.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_tick_says_once_that_it_created_a_state_directory_for_the_schedules(
+        project: Project, as_json: bool) -> None:
+    """A mistyped --state-dir in cron must not silently start a second store (SPEC §5): the
+    tick that makes it says so, in one line naming the directory and the schedules' workflows."""
+    scheduled(project, "every: 15m")
+    scheduled(project, "every: 1h", name="hourly")
+    typo = project.root / "srv" / "app" / ".wfstat"
+    args = ["--state-dir", str(typo), "tick", *(["--json"] if as_json else [])]
+    out = run(project, *args)
+    assert out.code == 0 and typo.is_dir()
+    [line] = out.stderr.splitlines()
+    assert line.startswith(f"warning: state directory {typo} did not exist; tick created it "
+                           "to keep the schedules of workflows beat, hourly"), line
+    assert "--state-dir" in line and "WFRUN_STATE_DIR" in line
+    if as_json:
+        assert out.json() == {"advanced": [], "errors": []}
+    again = run(project, *args)
+    assert again.code == 0 and again.stderr == ""  # once: it exists now
+
+
+def test_tick_whose_schedules_cannot_load_says_the_state_directory_does_not_exist(
+        project: Project) -> None:
+    project.workflow("broken", "schedule: {every: 0m}\nsteps:\n  - id: beat\n", BEAT)
+    out = run(project, "tick")
+    assert out.code == 1 and not project.state.exists()
+    assert f"warning: state directory {project.state} does not exist" in out.stderr
+    assert "did not exist" not in out.stderr
 
 
 def test_tick_without_a_state_directory_or_a_schedule_still_warns(project: Project) -> None:

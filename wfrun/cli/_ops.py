@@ -45,7 +45,8 @@ def tick(
     """Fire due timers, recover interrupted runs, and continue them until they pause.
 
     Prints nothing when nothing was due (one line on stderr when the state directory does not
-    exist). Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
+    exist, or when this tick created it to keep a schedule's state).
+    Cron: * * * * * cd /srv/app && .venv/bin/wfrun tick
 
     With --watch, --json prints JSON Lines: one compact {"advanced": [...], "errors": [...]}
     object per line, for each tick that advanced a run or had errors; a tick that had nothing
@@ -70,9 +71,15 @@ def tick(
             if as_json:
                 emit_json({"advanced": [], "errors": []})
             raise typer.Exit(0)
+        missing = None  # said
+    # a missing state directory that the schedules' tick makes: said once, after that tick
+    scheduled = engine.schedule_names() if missing else []
     if not watch:
         executing(engine, None)
-        raise typer.Exit(_tick_once(engine, as_json, limit, workers))
+        code = _tick_once(engine, as_json, limit, workers)
+        if missing:
+            _said_state_dir(missing, scheduled)
+        raise typer.Exit(code)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -91,6 +98,8 @@ def tick(
         try:
             _tick_once(engine, as_json, limit, workers, watching=True)
             sys.stdout.flush()  # each tick's report as it is made, through a pipe too
+            if missing and not ticked:
+                _said_state_dir(missing, scheduled)
             ticked = True
             # until a run may have become due (PostgreSQL: a NOTIFY, the earliest due time), a
             # stop request, or `interval` seconds
@@ -100,6 +109,15 @@ def tick(
                 raise  # the store cannot be used at all (a wrong URL): exit 5, as any command
             print(f"error: {exc.message}", file=sys.stderr, flush=True)  # an outage: go on
             stop.wait(interval)
+
+
+def _said_state_dir(missing: str, scheduled: list[str]) -> None:
+    """On stderr, after the first tick over a state directory that did not exist: that the
+    tick created it for the schedules (a mistyped --state-dir in cron is not silently a second
+    store), or, if nothing was kept, that it does not exist."""
+    made = os.path.isdir(settings().state_dir)
+    said = settings().created_state_dir(scheduled) if made and scheduled else missing
+    print(f"warning: {said}", file=sys.stderr, flush=True)
 
 
 def _no_schedule(engine: Any) -> bool:

@@ -73,6 +73,20 @@ class Settings:
                 "wfrun at yours with --state-dir DIR or WFRUN_STATE_DIR, or run it from the "
                 "project directory (cron: cd /path/to/project && wfrun tick)")
 
+    def created_state_dir(self, workflows: list[str]) -> str:
+        """A sentence saying that a tick created the state directory, which did not exist, to
+        keep the schedules of `workflows` (a mistyped --state-dir must not silently start a
+        second store)."""
+        import os
+
+        whose = (f"workflow {workflows[0]}" if len(workflows) == 1
+                 else f"workflows {', '.join(workflows)}")
+        what = "schedules" if len(workflows) > 1 else "schedule"
+        return (f"state directory {os.path.abspath(self.state_dir)} did not exist; tick created "
+                f"it to keep the {what} of {whose} (if your state directory is another one, "
+                "point wfrun at it with --state-dir DIR or WFRUN_STATE_DIR, or run tick from the "
+                "project directory, and delete this one)")
+
     def command(self) -> str:
         """How printed commands start: `wfrun`, with `--store` or `--state-dir` when one was
         given (never a URL's password: it belongs in PGPASSWORD or ~/.pgpass)."""

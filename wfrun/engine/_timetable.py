@@ -159,6 +159,11 @@ def any_schedule(engine: Engine) -> bool:
     return bool(found or broken)
 
 
+def schedule_names(engine: Engine) -> list[str]:
+    """The names of the workflows of the workflows directory whose schedule loads, sorted."""
+    return sorted({workflow.name for workflow in scheduled(engine)[0]})
+
+
 # -- tick ----------------------------------------------------------------------------------------
 
 def fire(engine: Engine, report: TickReport) -> None:

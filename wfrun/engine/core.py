@@ -246,6 +246,13 @@ class Engine:
 
         return any_schedule(self)
 
+    def schedule_names(self) -> list[str]:
+        """The names of the workflows of the workflows directory with a schedule that loads
+        (those a tick keeps a schedule state for), sorted."""
+        from ._timetable import schedule_names
+
+        return schedule_names(self)
+
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         """Block until a run may have become due (on PostgreSQL: another process committed a
         new due time, or the earliest due time came), `stop` is set, or `timeout` seconds
