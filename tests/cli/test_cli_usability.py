@@ -231,3 +231,18 @@ def test_tick_with_a_state_directory_but_no_workflows_directory_warns(project: P
     out = project.run("--workflows-dir", str(gone), "tick")
     assert out.code == 0 and f"no workflows directory {gone}" in out.stderr
     assert "schedules do not fire" in out.stderr
+
+
+def test_tick_without_a_workflows_directory_says_due_runs_still_continue(
+        project: Project) -> None:
+    """Each run remembers its manifest's path: the warning says what really happens to them."""
+    project.workflow("nap", "steps:\n  - {id: a, sleep: 1h}\n  - id: b\n",
+                     "def b(ctx):\n    return 2\n")
+    assert project.run("start", "nap", "--run-id", "n1").code == 0
+    out = project.run("--workflows-dir", str(project.root / "elsewhere"), "tick", "--now", "+2h")
+    assert out.code == 0, out.stderr
+    assert out.stdout.split() == ["n1", "a", "sleep", "->", "completed"]
+    [warning] = out.stderr.splitlines()
+    assert "schedules do not fire; due runs continue with the manifests they were started " \
+        "from" in warning
+    assert "cannot be continued" not in warning

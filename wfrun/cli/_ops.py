@@ -62,7 +62,8 @@ def tick(
     missing = settings().missing_state_dir()
     if not missing and not os.path.isdir(engine.workflows_dir):  # (cron: a wrong directory)
         print(f"warning: no workflows directory {os.path.abspath(engine.workflows_dir)}: "
-              "schedules do not fire and due runs cannot be continued; run tick from the "
+              "schedules do not fire; due runs continue with the manifests they were started "
+              "from (a run whose manifest is gone is reported as an error); run tick from the "
               "project directory, or name it with --workflows-dir or WFRUN_WORKFLOWS_DIR",
               file=sys.stderr)
     if missing and _no_schedule(engine):  # a cron line without `cd`: say so, not be idle
