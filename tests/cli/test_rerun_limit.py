@@ -1,6 +1,6 @@
 """A "poll until done" loop that reaches its rerun limit keeps the seeds' semantics (the step's
-return value becomes its output and the run goes on) but says so: on the tick's line, in
-`show` and in the run document's warnings."""
+return value becomes its output and the run goes on) but says so: in the tick's warnings (on
+stderr; in its `advanced` entry with --json), in `show` and in the run document's warnings."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ def test_reaching_the_rerun_limit_is_loud_in_tick_show_and_the_document(project:
     assert first.code == 0 and "warning" not in first.stdout + first.stderr
     last = project.run("tick", "--now", "+4m")
     assert last.code == 0
-    assert "p1  poll  rerun -> completed" in last.stdout
-    assert "reached its rerun limit (max_retries=2)" in last.stdout
+    assert last.stdout.split() == ["p1", "poll", "rerun", "->", "completed"]  # the advance only
+    assert last.stderr.splitlines() == [  # a warning goes to stderr (SPEC §4), as show's does
+        "warning: run p1: step 'poll' reached its rerun limit (max_retries=2): its last return "
+        "value was taken as its output and the run went on"]
     doc = project.json("show", "p1")
     assert doc["status"] == "completed" and doc["output"] == {"state": "PENDING", "runs": 3}
     assert doc["warnings"] == [

@@ -158,7 +158,10 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int,
         for key in ("message", "warning"):
             if isinstance(said.get(key), str):
                 said[key] = with_hint(said[key])
-    for warning in dict.fromkeys(report.warnings):
+    # a step's own warning (its rerun limit) too: on stderr, as show says it (SPEC §4); with
+    # --json it is also in its `advanced` entry
+    steps = [f"run {a['run_id']}: {a['warning']}" for a in report.advanced if a.get("warning")]
+    for warning in dict.fromkeys([*report.warnings, *steps]):
         print(f"warning: {warning}", file=sys.stderr)
     for err in report.errors:
         print(f"error: {tick_error(err)}", file=sys.stderr)
@@ -172,11 +175,8 @@ def _tick_once(engine: Any, as_json: bool, limit: int | None, workers: int,
     elif report.advanced:
         from . import _render
 
-        _render.lines([
-            f"{a['run_id']}  {a['step'] or '-'}  {a['reason']} -> {a['status']}"
-            + (f"  (warning: {a['warning']})" if a.get("warning") else "")
-            for a in report.advanced
-        ])
+        _render.lines([f"{a['run_id']}  {a['step'] or '-'}  {a['reason']} -> {a['status']}"
+                       for a in report.advanced])
     return 1 if failed or report.errors else 0
 
 
