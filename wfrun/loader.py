@@ -41,6 +41,9 @@ def find_manifest(name_or_path: str, workflows_dir: str) -> str:
             f"manifest file {name_or_path} does not exist; give the path of a manifest, or a "
             f"workflow's name ('wfrun workflows' lists them){hint}"
         )
+    problem = directory_problem(workflows_dir)
+    if problem is not None:
+        raise NotFoundError(f"no workflow {name_or_path!r}: {problem}")
     candidates = [
         os.path.join(workflows_dir, name_or_path + ".yaml"),
         os.path.join(workflows_dir, name_or_path + ".yml"),
@@ -61,6 +64,23 @@ def find_manifest(name_or_path: str, workflows_dir: str) -> str:
         f"no workflow {name_or_path!r}: looked for {', '.join(candidates)} and for a manifest "
         f"with 'name: {name_or_path}'; run 'wfrun workflows' to see what is there"
     )
+
+
+def directory_problem(workflows_dir: str, advice: bool = True) -> str | None:
+    """What is wrong with a workflows directory (it does not exist, or is a file), with what
+    to do unless `advice` is false; None when it is a directory."""
+    where = os.path.abspath(workflows_dir)
+    if os.path.isdir(workflows_dir):
+        return None
+    if os.path.lexists(workflows_dir):
+        what = "a file, not a directory" if os.path.isfile(workflows_dir) else "not a directory"
+        fact, todo = (f"the workflows directory {where} is {what}", "name the directory that "
+                      "holds your manifests with --workflows-dir or WFRUN_WORKFLOWS_DIR")
+    else:
+        fact, todo = (f"the workflows directory {where} does not exist", "run wfrun from the "
+                      "project directory, name yours with --workflows-dir or "
+                      "WFRUN_WORKFLOWS_DIR, or create it with a first workflow: 'wfrun init NAME'")
+    return f"{fact}; {todo}" if advice else fact
 
 
 def manifest_names(workflows_dir: str) -> list[tuple[str, str]]:

@@ -288,7 +288,8 @@ def test_a_missing_workflows_directory_is_named_with_what_makes_one(project: Pro
         out = project.run(command)
         assert out.code == (4 if command == "validate" else 0)
         said = out.stderr if command == "validate" else out.stdout
-        assert f"there is no directory {project.workflows}" in said and "wfrun init" in said
+        assert f"the workflows directory {project.workflows} does not exist" in said
+        assert "wfrun init" in said and "--workflows-dir" in said
 
 
 def test_workflows_lists_an_invalid_manifest_with_its_error(project: Project) -> None:

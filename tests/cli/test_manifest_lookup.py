@@ -111,3 +111,54 @@ def test_a_handler_that_needs_two_arguments_or_keyword_only_ctx_is_refused(proje
     for name, shown in (("two", "a(ctx, other)"), ("kw", "a(*, ctx)")):
         out = project.run("validate", name)
         assert out.code == 2 and shown in out.stderr, out.stderr
+
+
+# -- the workflows directory itself: missing, a file, or missing the manifest a run remembers --
+
+
+def test_a_workflows_directory_that_is_a_file_is_named_as_a_file(project: Project) -> None:
+    wfile = project.root / "wfile"
+    wfile.touch()
+    listed = project.run("--workflows-dir", str(wfile), "workflows")
+    assert f"the workflows directory {wfile} is a file, not a directory" in listed.stdout
+    assert "there is no directory" not in listed.stdout
+    for args in (["validate"], ["validate", "foo"], ["start", "foo"]):
+        out = project.run("--workflows-dir", str(wfile), *args)
+        assert out.code == 4, (args, out)
+        assert f"the workflows directory {wfile} is a file, not a directory" in out.stderr, args
+        assert "--workflows-dir" in out.stderr and "looked for" not in out.stderr, args
+    project.workflow("one", "steps:\n  - id: a\n", "def a(ctx):\n    return 1\n")
+    assert project.run("start", "one").code == 0  # (a state directory, for tick)
+    ticked = project.run("--workflows-dir", str(wfile), "tick")
+    assert ticked.code == 0
+    assert f"warning: the workflows directory {wfile} is not a directory: schedules do not " \
+        "fire" in ticked.stderr
+
+
+def test_start_in_a_missing_workflows_directory_says_the_directory_is_missing(
+        project: Project) -> None:
+    gone = project.root / "nonexistent"
+    out = project.run("--workflows-dir", str(gone), "start", "expense-approval")
+    assert out.code == 4
+    assert out.stderr.startswith(f"error: no workflow 'expense-approval': the workflows "
+                                 f"directory {gone} does not exist; ")
+    assert "--workflows-dir" in out.stderr and "looked for" not in out.stderr
+
+
+def test_resume_of_a_run_whose_manifest_was_deleted_names_the_path_it_remembered(
+        project: Project) -> None:
+    manifest = project.workflow("gone", "steps:\n  - id: a\n  - id: b\n",
+                                "def a(ctx):\n    ctx.flow.suspend()\n\n"
+                                "def b(ctx):\n    return ctx.steps['a'].resume_data\n")
+    assert project.json("start", "gone", "--run-id", "g1")["status"] == "suspended"
+    manifest.unlink()
+    out = project.run("resume", "g1", "--data", "1")
+    assert out.code == 4
+    assert (f"run g1's manifest {manifest} (workflow 'gone') is gone, and the workflows "
+            f"directory {project.workflows} has no workflow 'gone'") in out.stderr
+    assert "restore that file" in out.stderr and "looked for" not in out.stderr
+    elsewhere = project.run("--workflows-dir", str(project.root / "nowhere"), "resume", "g1",
+                            "--data", "1")
+    assert elsewhere.code == 4
+    assert (f"run g1's manifest {manifest} (workflow 'gone') is gone, and the workflows "
+            f"directory {project.root / 'nowhere'} does not exist") in elsewhere.stderr

@@ -61,10 +61,13 @@ def tick(
     workers = workers or _default_workers()
     missing = settings().missing_state_dir()
     if not missing and not os.path.isdir(engine.workflows_dir):  # (cron: a wrong directory)
-        print(f"warning: no workflows directory {os.path.abspath(engine.workflows_dir)}: "
-              "schedules do not fire; due runs continue with the manifests they were started "
-              "from (a run whose manifest is gone is reported as an error); run tick from the "
-              "project directory, or name it with --workflows-dir or WFRUN_WORKFLOWS_DIR",
+        where = os.path.abspath(engine.workflows_dir)
+        what = (f"the workflows directory {where} is not a directory"
+                if os.path.lexists(where) else f"no workflows directory {where}")
+        print(f"warning: {what}: schedules do not fire; due runs continue with the manifests "
+              "they were started from (a run whose manifest is gone is reported as an error); "
+              "run tick from the project directory, or name it with --workflows-dir or "
+              "WFRUN_WORKFLOWS_DIR",
               file=sys.stderr)
     if missing and _no_schedule(engine):  # a cron line without `cd`: say so, not be idle
         print(f"warning: {missing}", file=sys.stderr)
@@ -297,8 +300,11 @@ def _manifest_path(target: str, workflows_dir: str) -> str | None:
 
 
 def _none_found(directory: str) -> str:
-    """What to say when a workflows directory holds no manifest, or does not exist."""
-    if os.path.isdir(directory):
+    """What to say when a workflows directory holds no manifest, does not exist, or is not a
+    directory."""
+    from wfrun import loader
+
+    problem = loader.directory_problem(directory)
+    if problem is None:
         return f"no workflows in {directory} (no NAME.yaml, NAME.yml or NAME/workflow.yaml)"
-    return (f"no workflows: there is no directory {os.path.abspath(directory)}; `wfrun init` "
-            "makes one with an example, --workflows-dir names another")
+    return f"no workflows: {problem}"

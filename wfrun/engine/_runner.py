@@ -17,7 +17,7 @@ from wfrun import _schema, loader
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
-from wfrun.errors import ClaimLost, ConflictError, WfrunError
+from wfrun.errors import ClaimLost, ConflictError, NotFoundError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import Durability, ExecutionClaim, Store
@@ -79,7 +79,12 @@ class Runner:
         """The current code of a run's workflow; warns if it changed since the run started."""
         path = run.manifest_path
         if not path or not os.path.isfile(path):
-            path = loader.find_manifest(run.workflow, self.workflows_dir)
+            try:
+                path = loader.find_manifest(run.workflow, self.workflows_dir)
+            except NotFoundError:
+                if not run.manifest_path:
+                    raise
+                raise NotFoundError(self._manifest_gone(run)) from None
         workflow = loader.load_workflow(path, check_code=False, cache=self.manifests)
         changed = [k for k, v in run.code_hash.items() if workflow.code_hash.get(k) != v]
         if changed:
@@ -88,6 +93,16 @@ class Runner:
                 f"({' and '.join(changed)}); continuing with the current code"
             )
         return workflow
+
+    def _manifest_gone(self, run: Run) -> str:
+        """What to say when the manifest a run was started from is gone and the workflows
+        directory has none of its name either: the path the run remembers, and what to do."""
+        problem = loader.directory_problem(self.workflows_dir, advice=False) or (
+            f"the workflows directory {os.path.abspath(self.workflows_dir)} has no workflow "
+            f"'{run.workflow}'")
+        return (f"run {run.run_id}'s manifest {run.manifest_path} (workflow '{run.workflow}') "
+                f"is gone, and {problem}; restore that file, or put a manifest "
+                f"with 'name: {run.workflow}' in the workflows directory")
 
     def workflow_to_continue(self, run: Run, warnings: list[str]) -> Workflow:
         """`workflow_of`, with the code checked as `start` checks it (ManifestError)."""
