@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Project
+from conftest import REPO, Project
 
 GATE = "steps:\n  - id: ask\n    wait: true\n"
 
@@ -246,3 +246,23 @@ def test_tick_without_a_workflows_directory_says_due_runs_still_continue(
     assert "schedules do not fire; due runs continue with the manifests they were started " \
         "from" in warning
     assert "cannot be continued" not in warning
+
+
+# -- the exit codes docs/cli.md gives tick are the ones it uses (SPEC §5: for every command) ----
+
+
+def _tick_exit_codes() -> dict[str, str]:
+    """docs/cli.md's exit-code table: code -> what it means for tick."""
+    table = (REPO / "docs" / "cli.md").read_text().split("## Exit codes", 1)[1]
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ")]
+    return {code.strip(): meaning.strip() for code, meaning in rows[1:]}
+
+
+def test_tick_on_a_state_directory_that_is_a_file_exits_5_as_docs_cli_md_says(
+        project: Project) -> None:
+    afile = project.root / "afile"
+    afile.write_text("")
+    out = project.run("--state-dir", str(afile), "tick")
+    assert out.code == 5 and f"state directory {afile} is not a directory" in out.stderr
+    assert _tick_exit_codes()["5"] not in ("", "–", "-")
+    assert "state directory is a file" in _tick_exit_codes()["5"]
