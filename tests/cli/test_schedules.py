@@ -89,6 +89,24 @@ def test_a_new_schedule_fires_from_the_first_tick_that_sees_it(project: Project)
     assert started(tick(project, "2026-03-02T09:15:30Z")) == ["sched-beat-20260302T0915Z"]
 
 
+def test_a_tick_now_in_the_future_handles_the_fire_times_up_to_then_for_good(
+        project: Project) -> None:
+    """What docs/operating.md warns of: after a `tick --now` a day ahead, the fire times of that
+    day do not fire when they really come, and the run it started is stamped with its time."""
+    scheduled(project, "every: 1h, catchup: all")
+    assert started(tick(project, "2026-03-02T09:00:10Z")) == ["sched-beat-20260302T0900Z"]
+    ahead = started(tick(project, "2026-03-03T09:00:10Z"))  # `tick --now +1d`
+    assert len(ahead) == 24 and ahead[-1] == "sched-beat-20260303T0900Z"
+    doc = as_json(project, "show", "sched-beat-20260303T0900Z")
+    assert doc["created_at"].startswith("2026-03-03T09:00:10")
+    for real in ("2026-03-02T10:00:10Z", "2026-03-02T15:30:00Z", "2026-03-03T09:00:10Z"):
+        assert started(tick(project, real)) == [], real  # the hours in between: handled
+    assert started(tick(project, "2026-03-03T10:00:10Z")) == ["sched-beat-20260303T1000Z"]
+    said = " ".join((REPO / "docs" / "operating.md").read_text().split())
+    assert "those fire times do **not** fire again when that time really comes" in said
+    assert "not use it for a demonstration on a live state directory" in said
+
+
 def test_a_run_that_exists_already_counts_as_started(project: Project) -> None:
     """A tick that created the run and died before recording it: the next one starts nothing."""
     scheduled(project, "every: 15m")
