@@ -4,7 +4,7 @@ by the parts of a manifest."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from wfrun.durations import parse_duration
 from wfrun.errors import ManifestError
@@ -33,9 +33,18 @@ def json_value(value: object) -> bool:
         return False
 
 
+_KINDS: dict[type, str] = {bool: "a boolean", int: "an integer", float: "a number",
+                          str: "a string", list: "a list", dict: "a mapping", date: "a date",
+                          datetime: "a date and time"}
+
+
 def kind_of(value: object) -> str:
-    """What a YAML value is, for messages: "nothing", "a list", "a str"..."""
-    return "nothing" if value is None else f"a {type(value).__name__}"
+    """What a YAML value is, in YAML's words, for messages: "nothing", "a list", "a string",
+    "an integer"..."""
+    if value is None:
+        return "nothing"
+    name = type(value).__name__
+    return _KINDS.get(type(value), f"{'an' if name[:1] in 'aeiou' else 'a'} {name}")
 
 
 def shown(value: object) -> str:

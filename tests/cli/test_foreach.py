@@ -142,6 +142,8 @@ def test_foreach_over_a_non_list_is_a_clear_step_error(project: Project) -> None
     assert doc["error"]["type"] == "TypeError"
     assert "foreach: items" in doc["error"]["message"]
     assert "a dict, not a list" in doc["error"]["message"]
+    number = project.run("start", "fe", "--input", '{"items": 3}', "--json").json()
+    assert "whose output is an int, not a list" in number["error"]["message"]
 
 
 def test_a_failing_iteration_fails_the_step_naming_its_index(project: Project) -> None:

@@ -34,6 +34,13 @@ WAIT = "steps:\n  - id: a\n    wait: true\n"
      "(the number of approvers), not null"),
     (WAIT + "    approvals: {approvers: [null, b]}\n", "the approver null is not a name"),
     (WAIT + "    approvals: {approvers: [a], null: 1}\n", "has the unknown key null"),
+    # a value of the wrong kind is named in YAML's words, with the right article
+    ("output: 3\n" + STEP, "key 'output': must name a step (a string), not an integer"),
+    ("steps: [3]\n", "key 'steps': step #1 must be a mapping, not an integer"),
+    ("steps: [[a]]\n", "step #1 must be a mapping, not a list"),
+    ("- a\n", "the manifest must be a YAML mapping, not a list"),
+    (STEP + "    sleep_until: 2030-01-01\n", "such as '2030-01-01T09:00:00Z', not a date"),
+    (STEP + "    sleep_until: 2030-01-01T09:00:00Z\n", "not a date and time"),
 ])
 def test_a_manifest_error_shows_the_value_as_yaml_has_it(project: Project, manifest: str,
                                                          words: str) -> None:
@@ -41,7 +48,7 @@ def test_a_manifest_error_shows_the_value_as_yaml_has_it(project: Project, manif
     out = project.run("validate", "bad")
     assert out.code == 2 and "Traceback" not in out.stderr, out
     assert out.stderr.startswith(f"error: {path}: ") and words in out.stderr, out.stderr
-    for python in ("None", "True", "False", "['", "datetime"):
+    for python in ("None", "True", "False", "['", "datetime", " a int"):
         assert python not in out.stderr, out.stderr
 
 

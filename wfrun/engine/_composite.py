@@ -172,7 +172,11 @@ def _fail_step(run: Run, state: StepState, error: dict[str, str], now: datetime,
 
 
 def _kind(value: Any) -> str:
-    return "null" if value is None else f"a {type(value).__name__}"
+    """What a step's output is, for messages: "null", "a dict", "an int"..."""
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
 
 
 # -- what an iteration's code or a child run produced -----------------------------------------
