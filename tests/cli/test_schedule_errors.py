@@ -103,6 +103,11 @@ def test_schedules_lists_two_manifests_of_one_name_as_errors(project: Project) -
     by_path = run(project, "schedules", "pause", first)  # the state is not that manifest's
     assert by_path.code == 2 and "manifests are named 'dup'" in by_path.stderr
     assert project.store().schedule_state("dup")[0] is None
+    for verb in ("pause", "unpause"):  # by name: what to do is what works, renaming one
+        by_name = run(project, "schedules", verb, "dup")
+        assert by_name.code == 2 and "manifests are named 'dup'" in by_name.stderr
+        assert "rename all but one" in by_name.stderr and "by its path" not in by_name.stderr
+    assert project.store().schedule_state("dup")[0] is None
 
 
 def test_tick_fires_neither_of_two_manifests_of_one_name_and_says_why(project: Project) -> None:

@@ -115,12 +115,16 @@ def pause(engine: Engine, name: str, paused: bool) -> tuple[dict[str, Any], bool
     """Pause (or unpause) the schedule of workflow `name`; its row and whether it changed.
 
     Unpausing moves `through` to now: fire times of the paused interval are not caught up."""
+    # two scheduled manifests of this name share one state: renaming one is the way out (by
+    # name, before the lookup, whose "give one of them by its path" would be refused too)
+    _, shared = shared_names(scheduled(engine)[0])
+    if name in shared:
+        raise shared[name]
     workflow = engine.workflow(name, check_code=False)
     if workflow.schedule is None:
         raise NotFoundError(f"workflow '{workflow.name}' has no schedule ({workflow.path}); "
                             "give it a 'schedule:' key ('wfrun schedules' lists the schedules)")
-    _, shared = shared_names(scheduled(engine)[0])  # (given by its path: the state is not its)
-    if workflow.name in shared:
+    if workflow.name in shared:  # (given by its path: the state is not its)
         raise shared[workflow.name]
     now = engine.clock.now()
     for _ in range(SAVE_ATTEMPTS):
