@@ -212,6 +212,7 @@ def test_tick_names_the_run_of_an_error_once(capsys: pytest.CaptureFixture[str],
 def test_a_schedule_that_cannot_start_its_run_is_named_once(project: Project) -> None:
     project.workflow("beat", "schedule: {every: 15m}\ninput_schema: {type: object, required: [n]}"
                      "\nsteps:\n  - id: beat\n", "def beat(ctx):\n    return 1\n")
+    project.state.mkdir(mode=0o700)  # (a tick that makes it says so too)
     out = project.run("tick", "--now", "2026-03-02T09:00:30Z", "--json")
     assert out.code == 1, out
     [error] = out.json()["errors"]
