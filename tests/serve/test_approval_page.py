@@ -136,8 +136,9 @@ def test_a_property_that_refers_to_a_typed_definition_gets_that_types_input(
                      r'name="field:share" step="any"', html)
     assert 'type="checkbox" id="f-agreed" name="field:agreed"' in html
     assert '<div class="help">Tick to agree</div>' in html
-    assert re.search(r'<select id="f-size" name="field:size"><option value="">\(none\)</option>'
-                     r'<option value="0">small</option><option value="1">large</option>', html)
+    assert re.search(r'<select id="f-size" name="field:size"><option value="" selected>\(none\)'
+                     r'</option><option value="0">small</option><option value="1">large</option>',
+                     html)
     sent = http(url, "POST", b"_wfrun_form=approval&field%3Acount=4&field%3Ashare=0.5"
                 b"&field%3Aagreed=true&field%3Asize=1",
                 {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
@@ -214,3 +215,39 @@ def test_each_option_of_a_mixed_enum_comes_back_with_its_json_type() -> None:
     # text alone, or text beside values that read differently, stays plain
     assert fields_for({"properties": {"p": {"enum": ["a", 2, None]}}})[0].option_labels() == [  # type: ignore[index]
         "a", "2", "null"]
+
+
+REQUIRED_CHOICE = """
+steps:
+  - id: review
+    wait: true
+    resume_schema:
+      type: object
+      required: [decision]
+      properties:
+        decision: {enum: [approve, reject]}
+        level: {enum: [null, low, high]}
+"""
+
+
+def test_a_select_starts_on_no_choice_so_a_careless_submit_sends_nothing(server: Server) -> None:
+    # a required select with its first option preselected let a click send "approve" unread,
+    # and a null first in an enum was preselected as if chosen
+    server.project.workflow("choose", REQUIRED_CHOICE)
+    doc = server.start("choose")
+    url = doc["suspended"][0]["resume_url"]
+    html = http(url, headers={"Accept": "text/html"}).text
+    assert re.search(r'<select id="f-decision" name="field:decision" required><option value="" '
+                     r'selected>\(choose one\)</option><option value="0">approve</option>', html)
+    assert [s for _, s, _ in _options(html, "level")] == [True, False, False, False]
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    blank = http(url, "POST", b"_wfrun_form=approval&field%3Adecision=&field%3Alevel=", form)
+    assert blank.status == 422 and server.load(doc["run_id"]).status == "suspended"
+    # what was chosen stays chosen when the page comes back, a null too
+    again = http(url, "POST", b"_wfrun_form=approval&field%3Adecision=&field%3Alevel=0", form)
+    assert again.status == 422
+    assert [s for _, s, _ in _options(again.text, "level")] == [False, True, False, False]
+    sent = http(url, "POST", b"_wfrun_form=approval&field%3Adecision=1&field%3Alevel=0", form)
+    assert sent.status == 202, sent.text
+    data = server.wait_until_settled(doc["run_id"]).steps["review"].resume_data
+    assert data == {"decision": "reject", "level": None}

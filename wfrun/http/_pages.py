@@ -184,7 +184,12 @@ def _facts(link: OpenLink, now: datetime | None) -> str:
     return f'<dl id="facts">{items}</dl>'
 
 
+_UNSET: Any = object()  # a field with no value yet (posted back, or a schema default)
+
+
 def _field_html(spec: Field, value: Any) -> str:
+    unset = value is _UNSET
+    value = None if unset else value
     name = escape(FIELD_PREFIX + spec.name)
     ident = escape("f-" + spec.name)
     mark = ' <span class="req" title="required">*</span>' if spec.required else ""
@@ -196,11 +201,15 @@ def _field_html(spec: Field, value: Any) -> str:
         return (f'<label for="{ident}"><input type="checkbox" id="{ident}" name="{name}" '
                 f'value="true"{checked}> {escape(spec.label)}{mark}</label>{help_}')
     if spec.kind == "select":
-        options = "" if spec.required else '<option value="">(none)</option>'
-        chosen = json_key(value)  # 1 selects the option 1, not also true (1 == True)
+        # Nothing is chosen for the person until they choose (no value yet): a required select
+        # starts on a placeholder the browser will not submit, so a careless click cannot send
+        # the first option (an "approve", say), nor a null one that happens to come first.
+        blank = "(choose one)" if spec.required else "(none)"
+        options = f'<option value=""{" selected" if unset else ""}>{blank}</option>'
+        chosen = None if unset else json_key(value)  # 1 selects 1, not also true (1 == True)
         for index, (option, text) in enumerate(zip(spec.options, spec.option_labels(),
                                                    strict=True)):
-            selected = " selected" if json_key(option) == chosen else ""
+            selected = " selected" if not unset and json_key(option) == chosen else ""
             options += f'<option value="{index}"{selected}>{escape(text)}</option>'
         return f'{label}<select id="{ident}" name="{name}"{req}>{options}</select>{help_}'
     if spec.kind == "json":
@@ -279,8 +288,9 @@ def approval_page(
                   f'<textarea id="f-json" name="{JSON_FIELD}">{escape(shown)}</textarea>')
     else:
         values = values if isinstance(values, dict) else {}
-        inputs = "\n".join(_field_html(f, values.get(f.name, f.default)) for f in fields
-                           if f.kind != "action")
+        inputs = "\n".join(
+            _field_html(f, values.get(f.name, _UNSET if f.default is None else f.default))
+            for f in fields if f.kind != "action")
     action = escape(f"resume?token={token}")
     parts.append(
         f'<h2>Your answer</h2><form method="post" action="{action}" id="approval">'
