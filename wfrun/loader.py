@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
 
-from wfrun import _schema
+from wfrun import _neighbours, _schema
 from wfrun._specs import Workflow
 from wfrun.errors import ManifestError, NotFoundError
 from wfrun.manifest import NAME_PATTERN, SCHEMA_KEYS, parse_manifest
@@ -349,7 +349,7 @@ def _file_hash(path: str) -> str:
 def _import_module(workflow: Workflow) -> ModuleType:
     path = workflow.module_path
     key = f"{path}:{workflow.code_hash.get('module')}"
-    if key in _modules:
+    if key in _modules and _neighbours.unchanged(key):
         return _modules[key]
     try:
         with open(path, "rb") as fh:
@@ -365,6 +365,8 @@ def _import_module(workflow: Workflow) -> ModuleType:
         raise ManifestError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     directory = os.path.dirname(path)
+    _neighbours.forget(directory)  # a helper beside it that changed is imported afresh
+    before = set(sys.modules)
     sys.path.insert(0, directory)  # so a workflow module can import its neighbours
     sys.modules[module_name] = module
     try:
@@ -380,7 +382,9 @@ def _import_module(workflow: Workflow) -> ModuleType:
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)
-    _modules[f"{path}:{_hash(source)}"] = module  # what ran, should the file have changed since
+    ran = f"{path}:{_hash(source)}"  # what ran, should the file have changed since
+    _modules[ran] = module
+    _neighbours.remember(ran, directory, module_name, before)
     return module
 
 
