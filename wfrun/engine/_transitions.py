@@ -396,13 +396,16 @@ def time_out(run: Run, workflow: Workflow, step_id: str, state: StepState, name:
         cancel_run(run, now, f"step '{name}' timed out (not resumed within {allowed})", events)
 
 
-def _fresh(old: StepState, keep_answers: bool, keep_iterations: bool = False) -> StepState:
-    """A step made pending again; it keeps its `runs` (they count every execution), and with
+def _fresh(old: StepState, unfinished: bool, keep_iterations: bool = False) -> StepState:
+    """A step made pending again; it keeps its `runs` (they count every execution), if it had
+    not completed what its automatic retries keep (its asks' answers, and the context of its
+    latest `rerun()`, `ctx.run.context`: a polling cursor is not lost), and with
     `keep_iterations` its completed foreach iterations (the others made pending again)."""
     fresh = StepState(runs=old.runs, started_at=old.started_at,
-                      answers=list(old.answers) if keep_answers else [])
+                      answers=list(old.answers) if unfinished else [],
+                      context=old.context if unfinished else None)
     if keep_iterations and old.iterations is not None:
-        fresh.iterations = [it if it.status == COMPLETED else _fresh(it, keep_answers=True)
+        fresh.iterations = [it if it.status == COMPLETED else _fresh(it, unfinished=True)
                             for it in old.iterations]
     return fresh
 
@@ -411,7 +414,8 @@ def rewind(run: Run, workflow: Workflow, step: str) -> list[str]:
     """Make `step`, every step downstream of it, and every step the failure ended pending.
 
     A step that had not completed (failed, cancelled) keeps the answers of its `ask()`s, so a
-    retry does not ask again what was already answered, and, for a foreach step whose list is
+    retry does not ask again what was already answered, the context of its latest `rerun()`,
+    and, for a foreach step whose list is
     not made again, its completed iterations, so that only the others execute again; a
     completed step starts afresh. Returns the ids of the steps made pending, in manifest order.
     """
@@ -423,7 +427,7 @@ def rewind(run: Run, workflow: Workflow, step: str) -> list[str]:
             unfinished = state.status != COMPLETED
             source_kept = spec is not None and spec.foreach is not None \
                 and spec.foreach not in targets
-            run.steps[sid] = _fresh(state, keep_answers=unfinished,
+            run.steps[sid] = _fresh(state, unfinished=unfinished,
                                     keep_iterations=unfinished and source_kept)
             reset.append(sid)
     return reset
