@@ -93,6 +93,35 @@ def test_logs_errors(project: Project) -> None:
     assert project.run("logs", "../etc").code == 2
 
 
+def test_the_step_filter_selects_a_foreach_step_or_one_iteration(project: Project) -> None:
+    project.workflow("lg", """
+        name: lg
+        steps:
+          - id: make
+          - id: each
+            foreach: make
+    """, """
+        def make(ctx):
+            print("making")
+            return [1, 2]
+
+        def each(ctx):
+            print(f"item {ctx.item}")
+            return ctx.item
+    """)
+    assert project.run("start", "lg", "--run-id", "lg1").code == 0
+    each = project.json("logs", "lg1", "--step", "each")
+    assert [(r["step"], r["text"]) for r in each] == [("each[0]", "item 1"), ("each[1]", "item 2")]
+    one = project.run("logs", "lg1", "--step", "each[1]")
+    assert one.code == 0 and one.stdout.endswith("  each[1]  stdout  item 2\n")
+    assert len(one.stdout.splitlines()) == 1
+    out_of_range = project.run("logs", "lg1", "--step", "each[2]")
+    assert out_of_range.code == 4
+    assert "each[2]" in out_of_range.stderr and "each[0] to each[1]" in out_of_range.stderr
+    not_foreach = project.run("logs", "lg1", "--step", "make[0]")
+    assert not_foreach.code == 4 and "no iterations" in not_foreach.stderr
+
+
 def test_a_run_without_output_has_no_logs(project: Project) -> None:
     project.workflow("quiet", """
         name: quiet

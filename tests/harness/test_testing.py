@@ -41,12 +41,30 @@ def poll(ctx):
     return ctx.run.runs
 """
 
+EACH = """
+    name: each
+    steps:
+      - id: make
+      - id: each
+        foreach: make
+"""
+EACH_PY = """
+def make(ctx):
+    print("making")
+    return ["a", "b"]
+
+def each(ctx):
+    print("item", ctx.item)
+    return ctx.index
+"""
+
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Harness:
     workflows = tmp_path / "workflows"
     workflows.mkdir()
-    for name, manifest, module in (("approval", APPROVAL, APPROVAL_PY), ("poll", POLL, POLL_PY)):
+    for name, manifest, module in (("approval", APPROVAL, APPROVAL_PY), ("poll", POLL, POLL_PY),
+                                   ("each", EACH, EACH_PY)):
         (workflows / f"{name}.yaml").write_text(textwrap.dedent(manifest))
         (workflows / f"{name}.py").write_text(module)
     return Harness(workflows, tmp_path / ".wfstate")
@@ -118,6 +136,17 @@ def test_cancel_set_time_and_errors(harness: Harness) -> None:
     with pytest.raises(NotFoundError):
         harness.logs(run_id, "nope")
     assert DEFAULT_START in repr(Harness(".", "x")).replace(".000Z", "Z")
+
+
+def test_logs_of_a_foreach_step_and_of_one_iteration(harness: Harness) -> None:
+    run_id = harness.start("each")["run_id"]
+    assert [r["step"] for r in harness.logs(run_id)] == ["make", "each[0]", "each[1]"]
+    assert harness.output(run_id, "each") == "item a\nitem b\n"  # its iterations' records
+    assert harness.output(run_id, "each[1]") == "item b\n"
+    with pytest.raises(NotFoundError, match=r"each\[2\].*2 iterations \(each\[0\] to each\[1\]\)"):
+        harness.logs(run_id, "each[2]")
+    with pytest.raises(NotFoundError, match=r"'make'.*no iterations"):
+        harness.output(run_id, "make[0]")
 
 
 def test_the_harness_state_works_with_the_cli(harness: Harness) -> None:

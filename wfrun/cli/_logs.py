@@ -3,6 +3,7 @@
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -22,8 +23,9 @@ def _line(record: dict[str, Any]) -> str:
     return f"{record.get('at', '')}  {step}  {stream}  {record.get('text', '')}"
 
 
-def _print(records: list[dict[str, Any]], step: str | None, as_json: bool, follow: bool) -> None:
-    shown = [r for r in records if step is None or r.get("step") == step]
+def _print(records: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool], as_json: bool,
+           follow: bool) -> None:
+    shown = [r for r in records if keep(r)]
     if as_json and follow:  # JSON Lines: one object per record, as it comes
         out = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in shown)
     else:
@@ -38,7 +40,9 @@ def _print(records: list[dict[str, Any]], step: str | None, as_json: bool, follo
 def logs(
     run_id: Annotated[str, typer.Argument(
         help="The run whose step output to show.", autocompletion=_complete.run_ids)],
-    step: Annotated[str | None, typer.Option(help="Only this step's output.")] = None,
+    step: Annotated[str | None, typer.Option(
+        help="Only this step's output (a foreach step's: its iterations'; STEP[INDEX]: one "
+             "iteration's).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f",
                                          help="Keep printing new output until the run finishes.")]
     = False,
@@ -54,25 +58,24 @@ def logs(
 
     Example: wfrun logs RUN --step poll --follow
     """
-    from wfrun.errors import NotFoundError
+    from wfrun.engine.queries import log_filter
     from wfrun.ids import check_run_id
 
     check_run_id(run_id)
     store = settings().engine().store
     run = store.load(run_id)
-    if step is not None and step not in run.steps:
-        raise NotFoundError(f"run {run_id} has no step '{step}' (steps: {', '.join(run.steps)})")
+    keep = log_filter(run, step)
     records, cursor = store.read_logs(run_id)
     if as_json and not follow:
-        emit_json([r for r in records if step is None or r.get("step") == step])
+        emit_json([r for r in records if keep(r)])
         return
-    _print(records, step, as_json, follow)
+    _print(records, keep, as_json, follow)
     if not records and not follow:
         print(f"run {run_id} ({run.status}) has no step output yet", file=sys.stderr)
     while follow:
         finished = store.load(run_id).finished  # read before the log: nothing written after is lost
         records, cursor = store.read_logs(run_id, cursor)
-        _print(records, step, as_json, follow)
+        _print(records, keep, as_json, follow)
         if finished:
             return
         time.sleep(interval)

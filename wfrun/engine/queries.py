@@ -1,17 +1,19 @@
-"""Read-only questions across runs: the run list and the open suspensions."""
+"""Read-only questions across runs: the run list, the open suspensions, a step's log records."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wfrun._specs import Workflow
-from wfrun.errors import WfrunError
+from wfrun.errors import NotFoundError, WfrunError
 from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
 from wfrun.store.abc import Store
 from wfrun.store.queries import RunSummary
 
 from ._ask import expected_schema
-from ._composite import has_composites
+from ._composite import has_composites, label
 from ._document import ask_number, suspended_entries
 from ._tree import MAX_DEPTH, entries
 
@@ -148,3 +150,32 @@ def workflow_of(store: Store, run_id: str | None, known: dict[str, Run]) -> str 
         except WfrunError:
             return None
     return known[run_id].workflow
+
+
+_ITERATION = re.compile(r"(.+)\[(\d{1,9})\]")
+
+
+def log_filter(run: Run, step: str | None) -> Callable[[dict[str, Any]], bool]:
+    """Which `wfrun logs` records `--step STEP` keeps: a step's, with its foreach iterations'
+    (`STEP[INDEX]`), or one iteration's; NotFoundError for a step or iteration the run lacks."""
+    if step is None:
+        return lambda record: True
+    match = _ITERATION.fullmatch(step)
+    sid = match.group(1) if match else step
+    state = run.steps.get(sid)
+    if state is None:
+        raise NotFoundError(
+            f"run {run.run_id} has no step '{sid}' (steps: {', '.join(run.steps) or 'none'})")
+    if match is None:  # the step's own records and its iterations' (a step id has no '[')
+        prefix = f"{step}["
+        return lambda record: (str(record.get("step")) == step
+                               or str(record.get("step")).startswith(prefix))
+    index, count = int(match.group(2)), len(state.iterations or ())
+    if index >= count:
+        has = (f"it has {count} iteration{'s' * (count != 1)} ({label(sid, 0)} to "
+               f"{label(sid, count - 1)})" if count
+               else "it has no iterations (it is not a foreach step, or has not run yet)"
+               if state.iterations is None else "it has no iterations (its list was empty)")
+        raise NotFoundError(f"run {run.run_id} has no iteration '{step}' of step '{sid}': {has}")
+    wanted = label(sid, index)
+    return lambda record: record.get("step") == wanted

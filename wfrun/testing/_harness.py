@@ -119,12 +119,11 @@ class Harness:
         return [e for e in events if type is None or e.get("type") == type]
 
     def logs(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
-        """`wfrun logs --json`: what the run's steps printed and logged, oldest first."""
-        run = self.store.load(run_id)
-        if step is not None and step not in run.steps:
-            raise NotFoundError(f"run {run_id} has no step '{step}'")
+        """`wfrun logs --json`: what the run's steps printed and logged, oldest first (`step`:
+        as `--step`, a foreach step's iterations included, or `STEP[INDEX]` for one)."""
+        keep = queries.log_filter(self.store.load(run_id), step)
         records, _ = self.store.read_logs(run_id)
-        return [r for r in records if step is None or r.get("step") == step]
+        return [r for r in records if keep(r)]
 
     def output(self, run_id: str, step: str | None = None) -> str:
         """The text of `logs()`, one line per record (what a step printed or logged)."""
