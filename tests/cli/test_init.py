@@ -89,6 +89,11 @@ def test_init_refuses_to_overwrite_and_bad_names(project: Project,
     assert "test_taken.py already exists" in out.stderr
     (project.workflows / "other.yml").write_text("steps: []\n")
     assert project.run("init", "other").code == 3
+    # a name another manifest states in `name:` is taken too ('validate foo' would then fail)
+    (project.workflows / "named.yaml").write_text("name: foo\nsteps: []\n")
+    named = project.run("init", "foo")
+    assert named.code == 3
+    assert "named.yaml already has 'name: foo'" in named.stderr
     for bad in ("Bad", "_x", "a b", "x" * 65, "../up"):
         result = project.run("init", bad)
         assert result.code == 2, bad
@@ -97,7 +102,7 @@ def test_init_refuses_to_overwrite_and_bad_names(project: Project,
     assert wrong.code == 2
     assert "hello, approval, polling" in wrong.stderr
     after = {p: p.read_bytes() for p in project.root.rglob("*") if p.is_file()}
-    del after[project.workflows / "other.yml"]
+    del after[project.workflows / "other.yml"], after[project.workflows / "named.yaml"]
     assert after == before  # nothing written, not even .gitignore
 
 

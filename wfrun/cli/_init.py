@@ -29,6 +29,17 @@ def _gitignore(path: str) -> str:
     return "added"
 
 
+def _named(workflows: str, name: str) -> str | None:
+    """The manifest in `workflows` whose `name:` is `name` (as given under `workflows`), if any."""
+    from wfrun.loader import discover, stated_name
+
+    where = os.path.abspath(workflows)
+    for path in discover(workflows):
+        if stated_name(path) == name:
+            return os.path.join(workflows, os.path.relpath(path, where))
+    return None
+
+
 @app.command()
 @handle_errors
 def init(
@@ -40,7 +51,7 @@ def init(
 ) -> None:
     """Create a workflow from a template: NAME.yaml and NAME.py in the workflows directory, a
     test using the wfrun_harness pytest fixture, and `.wfstate/` in .gitignore. Existing files
-    are never overwritten.
+    are never overwritten, and a name another manifest has in its `name:` is refused (exit 3).
 
     Example: wfrun init expense-check --template approval
     """
@@ -67,6 +78,10 @@ def init(
     if taken:
         raise ConflictError(f"{taken[0]} already exists; choose another name or remove it "
                             "(wfrun init never overwrites files)")
+    named = _named(workflows, name)
+    if named is not None:
+        raise ConflictError(f"{named} already has 'name: {name}' (workflow names must be "
+                            "unique); choose another name, or rename that workflow")
     default_dir = os.path.normpath(workflows) == "workflows"
     relative = None if default_dir else os.path.relpath(workflows, tests_dir)
     test_file = os.path.join(tests_dir, f"test_{ident}.py")
