@@ -39,3 +39,12 @@ def stored_or_problem(value: Any) -> tuple[Any, str | None]:
         return None, str(exc)
     except RecursionError:
         return None, "it is nested too deeply"
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """True if two JSON values are the same JSON text (object keys in any order): unlike `==`,
+    `true` is not `1` and `1` is not `1.0` (an idempotent start compares inputs so)."""
+    if a is b:
+        return True
+    return bool(json.dumps(a, sort_keys=True, ensure_ascii=False, default=repr)
+                == json.dumps(b, sort_keys=True, ensure_ascii=False, default=repr))

@@ -405,6 +405,10 @@ def test_idempotent_start_with_run_id(flow: Project) -> None:
     assert human.code == 0 and "order-42" in human.stdout
     line = refused(flow.run("start", "flow", "--run-id", "order-42", "--input", '{"n": 2}'), 3)
     assert "order-42" in line and "input" in line
+    # another JSON value is another input, though Python's == says true == 1 == 1.0
+    for other in ('{"n": true}', '{"n": 1.0}'):
+        assert refused(flow.run("start", "flow", "--run-id", "order-42", "--input", other), 3)
+    assert flow.run("start", "flow", "--run-id", "order-42", "--input", '{ "n" : 1 }').code == 0
     flow.workflow("other", "steps: [{id: only}]\n", "def only(ctx):\n    return 1\n")
     line = refused(flow.run("start", "other", "--run-id", "order-42", "--input", '{"n": 1}'), 3)
     assert "workflow" in line

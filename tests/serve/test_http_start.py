@@ -169,6 +169,10 @@ def test_the_same_key_with_another_body_gets_409_and_starts_nothing(shop: Server
         f"the Idempotency-Key 'order-o-1001' already started run {run_id} with another input; "
         "send a new key to start another run")
     assert shop.project.snapshots() == before
+    # 12.0 for 12 is another JSON body, though Python's == says they are equal
+    floats = {**ORDER, "items": [ORDER["items"][0], {**ORDER["items"][1], "price": 12.0}]}
+    assert start(shop, "webhook-order", token, floats, key).status == 409
+    assert shop.project.snapshots() == before
     bad_key = start(shop, "webhook-order", token, headers={"Idempotency-Key": "x" * 256})
     assert bad_key.status == 400 and "Idempotency-Key" in bad_key.json()["error"]
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from wfrun import _schema, loader
+from wfrun._detach import same_json
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
@@ -196,7 +197,7 @@ class Runner:
         """A start (or create) of a run id that exists: the run unchanged, with a warning,
         if it is the same workflow and input; ConflictError otherwise."""
         run = self.store.load(run_id)
-        if run.workflow != workflow.name or run.input != data:
+        if run.workflow != workflow.name or not same_json(run.input, data):
             raise ConflictError(
                 f"run {run_id} already exists with a different "
                 f"{'workflow' if run.workflow != workflow.name else 'input'}; "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wfrun import tokens
+from wfrun._detach import same_json
 from wfrun._jsoninput import parse_json
 from wfrun.engine import Engine
 from wfrun.errors import ConflictError, NotFoundError, SchemaViolation, StateError, UsageError
@@ -144,7 +145,7 @@ class Starts:
                 "now; send this one again in a moment")}).body, headers={"Retry-After": "1"})
         except StateError as exc:
             return state_failure(exc, f"run {run_id} cannot be read; see the server's log")
-        if run.input == data:  # the same start, stored by that concurrent request meanwhile
+        if same_json(run.input, data):  # the same start, stored by that concurrent request
             return json_reply(202, {"run_id": run.run_id, "status": run.status})
         return json_reply(409, {"error": (
             f"the Idempotency-Key {key!r} already started run {run_id} with another input; send "
