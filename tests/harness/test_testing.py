@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,35 @@ def test_logs_of_a_foreach_step_and_of_one_iteration(harness: Harness) -> None:
         harness.output(run_id, "make[0]")
 
 
+def test_misuse_raises_usage_errors_as_the_command_exits_2(harness: Harness) -> None:
+    run_id = harness.start("approval")["run_id"]
+    with pytest.raises(UsageError, match="'two days' is not a duration"):
+        harness.advance("two days")
+    for backwards in ("-1h", -5, timedelta(seconds=-1)):
+        with pytest.raises(UsageError, match="only moves forward"):
+            harness.advance(backwards)
+    with pytest.raises(UsageError, match="only moves forward"):
+        harness.set_time("2026-01-05T08:59:59Z")
+    with pytest.raises(UsageError, match="not an ISO-8601 time"):
+        harness.set_time("garbage")
+    harness.set_time(harness.now)  # staying put is fine
+    assert harness.now == datetime(2026, 1, 5, 9, tzinfo=UTC)
+    with pytest.raises(UsageError, match="data is not JSON: Object of type set"):
+        harness.resume(run_id, {1, 2})
+    with pytest.raises(UsageError, match="NaN"):
+        harness.resume(run_id, float("nan"))
+    with pytest.raises(UsageError, match="lone surrogate"):
+        harness.send(run_id, "ev", "\udcff")
+    with pytest.raises(UsageError, match="input is not JSON: Object of type set"):
+        harness.start("poll", {1, 2})
+    with pytest.raises(UsageError, match="input is not acceptable JSON"):
+        harness.start("poll", {"n": float("inf")})
+    assert [r["run_id"] for r in harness.runs()] == [run_id]  # nothing was started
+    assert harness.show(run_id)["status"] == "suspended"  # nor resumed
+    # what JSON makes of it, as from the command: {1: ...} has key "1"
+    assert harness.start("poll", {1: (2, 3)})["input"] == {"1": [2, 3]}
+
+
 def test_the_harness_state_works_with_the_cli(harness: Harness) -> None:
     """The same files as the command: a run started in a test can be resumed by `wfrun`."""
     doc = harness.start("approval")
@@ -194,6 +224,30 @@ def test_the_fixture_finds_the_project_workflows(tmp_path: Path) -> None:
     proc = pytest_in(tmp_path, "tests/test_flow.py")
     assert "1 failed, 2 passed" in proc.stdout, proc.stdout + proc.stderr
     assert "assert 'suspended' == 'completed'" in proc.stdout
+
+
+def test_the_marker_keywords_add_up_and_an_unknown_one_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "approval.yaml").write_text(textwrap.dedent(APPROVAL))
+    (tmp_path / "flows" / "approval.py").write_text(APPROVAL_PY)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_marks.py").write_text(textwrap.dedent("""
+        import pytest
+
+        pytestmark = pytest.mark.wfrun(workflows_dir="../flows")
+
+        @pytest.mark.wfrun(start="2030-06-01T12:00:00Z")
+        def test_module_dir_and_test_start(wfrun_harness):
+            assert wfrun_harness.start("approval")["created_at"] == "2030-06-01T12:00:00.000Z"
+
+        @pytest.mark.wfrun(workflow_dir="elsewhere")
+        def test_typo(wfrun_harness):
+            pass
+    """))
+    proc = pytest_in(tmp_path, "tests/test_marks.py")
+    assert "1 passed, 1 error" in proc.stdout, proc.stdout + proc.stderr
+    assert ("@pytest.mark.wfrun(...) has unknown keyword 'workflow_dir'; it takes "
+            "workflows_dir=... and start=...") in proc.stdout
 
 
 def test_the_plugin_changes_nothing_for_other_projects(tmp_path: Path) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
+from wfrun._jsoninput import max_payload, parse_json
 from wfrun.clock import FakeClock
-from wfrun.durations import to_iso
+from wfrun.durations import parse_duration, parse_iso, to_iso
 from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
-from wfrun.errors import NotFoundError
+from wfrun.errors import NotFoundError, UsageError
 from wfrun.model import Run
 from wfrun.store import Store, open_store, store_kind
 
@@ -25,7 +27,8 @@ class Harness:
     command, so a workflow behaves here exactly as it does from the shell; only the clock is
     fake: it moves when the test says so, never by itself. Methods return the run document
     of `wfrun ... --json` (a dict), and raise the errors of `wfrun.errors` where the command
-    would exit non-zero (`ConflictError` for exit 3, `NotFoundError` for 4, `UsageError` for 2).
+    would exit non-zero (`ConflictError` for exit 3, `NotFoundError` for 4, `UsageError` for 2,
+    also for misuse: data JSON cannot carry, a bad duration, moving the clock back).
     """
 
     def __init__(
@@ -38,7 +41,10 @@ class Harness:
     ) -> None:
         self.workflows_dir = os.fspath(workflows_dir)
         self.state_dir = os.fspath(state_dir)
-        self.clock = FakeClock(start)
+        try:
+            self.clock = FakeClock(start)
+        except ValueError as exc:  # not an ISO-8601 time
+            raise UsageError(f"start: {exc}") from None
         self.store = open_store(self.state_dir)  # a directory, or a store URL (--store)
         flag = "--state-dir" if store_kind(self.state_dir) == ("file", self.state_dir) else "--store"
         self.engine = Engine(
@@ -54,13 +60,29 @@ class Harness:
         return self.clock.now()
 
     def set_time(self, moment: datetime | str) -> None:
-        """Put the clock at `moment` (ISO-8601 text or an aware datetime); nothing runs."""
-        self.clock.set(moment)
+        """Put the clock at `moment` (ISO-8601 text or an aware datetime), not before its
+        current time (UsageError); nothing runs."""
+        try:
+            when = parse_iso(moment)
+        except ValueError as exc:
+            raise UsageError(f"set_time: {exc}") from None
+        if when < self.now:
+            raise UsageError(
+                f"set_time({to_iso(when)}) would move the clock back from {to_iso(self.now)}; "
+                "the fake clock only moves forward (runs' timers and history are already later)")
+        self.clock.set(when)
 
     def advance(self, duration: timedelta | str | float, *, tick: bool = True) -> dict[str, Any]:
         """Move the clock forward by `duration` (`"7d"`, `"1h30m"`, seconds or a timedelta),
         then run `tick` (unless `tick=False`); returns the tick report."""
-        self.clock.advance(duration)
+        if _negative(duration):
+            raise UsageError(f"advance({duration!r}) would move the clock back; the fake clock "
+                             "only moves forward: give a duration of 0 or more")
+        try:
+            step = parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"advance: {exc}") from None
+        self.clock.advance(step)
         return self.tick() if tick else {"advanced": [], "errors": []}
 
     def advance_to_due(self, run_id: str | None = None) -> dict[str, Any]:
@@ -88,6 +110,8 @@ class Harness:
               run_id: str | None = None) -> dict[str, Any]:
         """`wfrun start`: create a run and execute it until it completes, fails or pauses
         (without `input` the run's input is `{}`, as without `--input`)."""
+        if input is not NO_INPUT:
+            input = _as_json(input, "input")
         return self.engine.document(self.engine.start(workflow, input, run_id))
 
     def resume(
@@ -96,13 +120,13 @@ class Harness:
     ) -> dict[str, Any]:
         """`wfrun resume` (`approver`: `--as NAME`, for a step with `approvals:`): hand data to a
         suspended (or rerun-pending) step and continue."""
-        return self.engine.document(self.engine.resume(run_id, data, step, action,
-                                                       approver=approver))
+        return self.engine.document(self.engine.resume(run_id, _as_json(data, "data"), step,
+                                                       action, approver=approver))
 
     def send(self, run_id: str, event: str, data: Any = None) -> dict[str, Any]:
         """`wfrun send`: send an event to a run; a step waiting for it takes it, else the run
         keeps it in its inbox until one waits (SPEC §3)."""
-        return self.engine.document(self.engine.send(run_id, event, data))
+        return self.engine.document(self.engine.send(run_id, event, _as_json(data, "data")))
 
     def cancel(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """`wfrun cancel`: cancel a run that has not finished."""
@@ -141,6 +165,41 @@ class Harness:
 
     def __repr__(self) -> str:
         return f"<Harness workflows={self.workflows_dir} state={self.state_dir} now={to_iso(self.now)}>"
+
+
+def _negative(duration: object) -> bool:
+    """Whether `duration` would move a clock back: `"-1h"`, a negative number or timedelta."""
+    if isinstance(duration, str):
+        return duration.strip().startswith("-")
+    if isinstance(duration, timedelta):
+        return duration < timedelta(0)
+    return isinstance(duration, int | float) and not isinstance(duration, bool) and duration < 0
+
+
+def _as_json(value: Any, option: str) -> Any:
+    """`value` as the command would read it from JSON text (`--input`, `--data`): UsageError,
+    as there, for what JSON cannot carry (a set, NaN, a lone surrogate) or a payload too large."""
+    try:
+        raw = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except TypeError as exc:  # a set, bytes, an object: "Object of type set is not ..."
+        raise UsageError(f"{option} is not JSON: {exc}; pass dicts, lists, strings, numbers, "
+                         "booleans and None") from None
+    except UnicodeEncodeError:
+        raise UsageError(f"{option} has a lone surrogate (\\ud800-\\udfff) in a string, which "
+                         "is not text; pass valid Unicode") from None
+    except ValueError as exc:  # NaN, Infinity (allow_nan=False), a circular reference
+        if "ircular" in str(exc):
+            raise UsageError(f"{option} is not JSON: it contains itself (a circular "
+                             "reference)") from None
+        raise UsageError(f"{option} is not acceptable JSON: NaN and Infinity are not valid "
+                         "JSON numbers") from None
+    except RecursionError:
+        raise UsageError(f"{option} is nested too deeply to be accepted") from None
+    limit = max_payload()
+    if len(raw) > limit:
+        raise UsageError(f"{option} is over the {limit} byte limit; pass less data or raise "
+                         "WFRUN_MAX_PAYLOAD")
+    return parse_json(raw, option)
 
 
 def _with_children(store: Store, run: Run) -> list[Run]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -36,12 +36,33 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+MARKER_KEYWORDS = ("workflows_dir", "start")
+
+
+def marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The `wfrun` marker's keywords for the requesting test, from every `wfrun` marker that
+    applies (the test's, its class's, its module's `pytestmark`), the nearest winning for each
+    keyword; the test errors out on a positional argument or an unknown keyword."""
+    options: dict[str, Any] = {}
+    for marker in request.node.iter_markers("wfrun"):  # the nearest first
+        unknown = [key for key in marker.kwargs if key not in MARKER_KEYWORDS]
+        if marker.args or unknown:
+            what = (f"unknown keyword {', '.join(map(repr, unknown))}" if unknown
+                    else f"positional argument {marker.args[0]!r}")
+            pytest.fail(f"@pytest.mark.wfrun(...) has {what}; it takes "
+                        f"{' and '.join(f'{key}=...' for key in MARKER_KEYWORDS)}", pytrace=False)
+        for key, value in marker.kwargs.items():
+            if value is not None:
+                options.setdefault(key, value)
+    return options
+
+
 def workflows_dir_for(request: pytest.FixtureRequest) -> Path:
     """The workflows directory for the requesting test (see the module docstring)."""
     test_dir = Path(request.path).parent
-    marker = request.node.get_closest_marker("wfrun")
-    if marker is not None and marker.kwargs.get("workflows_dir"):
-        return test_dir / str(marker.kwargs["workflows_dir"])
+    marked = marker_options(request).get("workflows_dir")
+    if marked:
+        return test_dir / str(marked)
     config = request.config
     ini = str(config.getini("wfrun_workflows_dir") or "")
     if ini:
@@ -61,6 +82,5 @@ def wfrun_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     `tmp_path` and a fake clock starting at `DEFAULT_START` (or the marker's `start`)."""
     from wfrun.testing import DEFAULT_START, Harness
 
-    marker = request.node.get_closest_marker("wfrun")
-    start = (marker.kwargs.get("start") if marker is not None else None) or DEFAULT_START
+    start = marker_options(request).get("start") or DEFAULT_START
     return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start)
