@@ -202,7 +202,7 @@ def failed_documents(draw: Any) -> dict[str, Any]:
         if draw(st.booleans()):
             step["error"] = {"step": sid, "type": "E", "message": draw(text), "traceback": trace()}
             doc["waiting"].append({"step": sid, "kind": "retry", "due_at": "2026-01-01T00:00:00Z",
-                                   "runs": 1})
+                                   "runs": 1, "error": step["error"]})
     return doc
 
 

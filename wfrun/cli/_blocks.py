@@ -151,8 +151,8 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
         line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
              f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); "
              f"'{m.esc(settings().command())} tick' fires it")
-        failed = (doc["steps"].get(entry["step"]) or {}).get("error")
-        if entry["kind"] == "retry" and failed:  # what made it wait for a retry
+        failed = entry.get("error")  # a retry's: what made it wait (an iteration's, a child's)
+        if entry["kind"] == "retry" and failed:
             line(f"    its last execution raised {m.style('red', m.esc(error_text(failed)))}")
             for text in traceback_lines(failed):
                 line("      " + m.esc(text))

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from wfrun._specs import Workflow
-from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run
+from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_RETRY, SUSPENDED, WAITING, Run, StepState
 
 from ._links import LinkMaker
 from ._schedule import resume_refusal
@@ -114,6 +114,14 @@ def ask_number(source: dict[str, Any]) -> dict[str, Any]:
     return {"ask": source["ask"]} if "ask" in source else {}
 
 
+def retry_error(node: StepState) -> dict[str, Any]:
+    """`{"error": ...}`, what its last execution raised, for a node (a step, an iteration, a
+    step of a child run) waiting for a retry under `retry:`; else nothing."""
+    if node.status == WAITING and (node.pause or {}).get("kind") == PAUSE_RETRY and node.error:
+        return {"error": node.error}
+    return {}
+
+
 def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> list[dict[str, Any]]:
     """One entry per step waiting on a timer (rerun, sleep, retry backoff)."""
     entries = []
@@ -122,7 +130,7 @@ def waiting_entries(run: Run, workflow: Workflow | None, links: LinkMaker) -> li
             continue
         pause = state.pause
         entry: dict[str, Any] = {"step": sid, "kind": pause["kind"], "due_at": pause["due_at"],
-                                 "runs": state.runs}
+                                 "runs": state.runs, **retry_error(state)}
         if pause["kind"] == PAUSE_RERUN:
             made = links.links(run.run_id, sid, pause.get("nonce", ""), workflow)
             entry.update(max_retries=pause.get("max_retries"), resume_url=made.resume_url,
@@ -169,21 +177,15 @@ def raised_at(error: dict[str, Any]) -> str | None:
     return f"{found[-1][0]}:{found[-1][1]}" if found else None
 
 
-def retry_notes(run: Run, since: str, command: str = "wfrun") -> list[str]:
-    """A line for each step that began waiting for a retry at or after `since` (an ISO time):
-    what its execution raised, where in the workflow's code, and when it is retried
+def retry_note(run_id: str, address: str, node: StepState, command: str = "wfrun") -> str:
+    """What to say of a node waiting for a retry (`address` in run `run_id`, a top-level
+    run): what its execution raised, where in the workflow's code, and when it is retried
     (`command`: how the `show` it suggests starts)."""
-    notes = []
-    for sid, state in run.steps.items():
-        pause, error = state.pause or {}, state.error
-        if state.status != WAITING or pause.get("kind") != PAUSE_RETRY or not error \
-                or pause.get("since", "") < since:
-            continue
-        where = raised_at(error)
-        notes.append(f"run {run.run_id}: step '{sid}' raised {error.get('type')}: "
-                     f"{error.get('message')}{f' at {where}' if where else ''}; it is retried "
-                     f"at {pause.get('due_at')} ({command} show {run.run_id})")
-    return notes
+    error, pause = node.error or {}, node.pause or {}
+    where = raised_at(error)
+    return (f"run {run_id}: step '{address}' raised {error.get('type')}: "
+            f"{error.get('message')}{f' at {where}' if where else ''}; it is retried "
+            f"at {pause.get('due_at')} ({command} show {run_id})")
 
 
 def rerun_limit_warning(step: str, max_retries: int) -> str:

@@ -12,12 +12,13 @@ from wfrun.store.abc import ExecutionClaim
 
 from ._children import after_tick
 from ._composite import fire_iterations, node_of
-from ._document import rerun_limit_warning, retry_notes
+from ._document import rerun_limit_warning
 from ._history import Events
 from ._result import TickReport
 from ._runner_api import RunnerAPI
 from ._schedule import step_gone
 from ._transitions import fire_due
+from ._tree import retry_notes
 from ._workers import Share, tick_in_workers, worth_it
 
 BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
@@ -196,7 +197,8 @@ def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
     report.warnings.extend(warnings)
     since = to_iso(runner.clock.now())
     result = runner.execute_loop(run, workflow, claim, step, warnings, released=step is None)
-    report.warnings.extend(retry_notes(result.run, since, runner.command))  # what raised, and where (SPEC §5)
+    # what raised, and where (SPEC §5): its steps', iterations' and child runs' retries
+    report.warnings.extend(retry_notes(runner, result.run, since, runner.command))
     for sid, reason in fired:
         report.advanced.append({"run_id": run_id, "step": sid or None, "reason": reason,
                                 "status": result.run.status})

@@ -13,7 +13,15 @@ from wfrun.model import PAUSE_EVENT, PAUSE_RERUN, PAUSE_SUSPEND, SUSPENDED, WAIT
 from ._address import join
 from ._ask import expected_schema
 from ._composite import has_composites, label, node_of
-from ._document import PUBLIC_STEP_KEYS, approval_fields, ask_number, event_fields, gone_fields
+from ._document import (
+    PUBLIC_STEP_KEYS,
+    approval_fields,
+    ask_number,
+    event_fields,
+    gone_fields,
+    retry_error,
+    retry_note,
+)
 from ._runner_api import Reader
 from ._schedule import resume_refusal
 
@@ -88,6 +96,30 @@ def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
             elif it.status == SUSPENDED and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_EVENT) \
                     and pause.get("label"):
                 found.append((name, str(pause["label"])))
+    return found
+
+
+def retry_notes(runs: Reader, run: Run, since: str, command: str = "wfrun") -> list[str]:
+    """A line (`retry_note`) for each node of the run, its iterations and its child runs that
+    began waiting for a retry at or after `since` (an ISO time), addressed from the run."""
+    return [retry_note(run.run_id, address, node, command)
+            for address, node in _retrying(runs, run, since)]
+
+
+def _retrying(runs: Reader, run: Run, since: str,
+              depth: int = 0) -> list[tuple[str, StepState]]:
+    found: list[tuple[str, StepState]] = []
+    for sid, state in run.steps.items():
+        for _, name, it in _nodes(sid, state):
+            if it.child and it.status in (SUSPENDED, WAITING) and depth < MAX_DEPTH:
+                try:
+                    child = runs.store.load(it.child)  # (its workflow is not needed)
+                except WfrunError:
+                    continue
+                found.extend((join(name, address), node) for address, node
+                             in _retrying(runs, child, since, depth + 1))
+            elif retry_error(it) and (it.pause or {}).get("since", "") >= since:
+                found.append((name, it))
     return found
 
 
@@ -204,7 +236,8 @@ def entries(runs: Reader, run: Run, workflow: Workflow | None, top: str | None =
                 out.schemas.append(waits["event_schema"] if waits else expected_schema(it, spec))
             elif it.status == WAITING:
                 entry: dict[str, Any] = {"step": address, "kind": pause["kind"],
-                                         "due_at": pause["due_at"], "runs": it.runs}
+                                         "due_at": pause["due_at"], "runs": it.runs,
+                                         **retry_error(it)}
                 if pause["kind"] == PAUSE_RERUN:
                     entry.update(max_retries=pause.get("max_retries"),
                                  resume_url=made.resume_url, cancel_url=made.cancel_url,
