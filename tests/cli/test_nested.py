@@ -572,6 +572,36 @@ def test_pending_by_workflow_finds_a_child_runs_suspension(project: Project) -> 
     assert {r["run_id"] for r in project.json("pending")} == {"p1", "o1"}
 
 
+def test_pending_by_workflow_keeps_a_suspension_for_every_workflow_on_its_path(
+        project: Project) -> None:
+    """top -> each (foreach, workflow: mid) -> inner (workflow: leaf) -> gate (wait): the
+    suspension is listed for top, for the middle workflow mid, and for leaf; a second top-level
+    run's suspension with no mid on its path is not listed for mid."""
+    project.workflow("top", """
+        name: top
+        steps:
+          - id: make
+          - id: each
+            foreach: make
+            workflow: mid
+          - id: direct
+            needs: []
+            workflow: leaf
+    """, "def make(ctx):\n    return [1]\n")
+    project.workflow("mid", "name: mid\nsteps:\n  - {id: inner, workflow: leaf}\n")
+    project.workflow("leaf", "name: leaf\nsteps:\n  - {id: gate, wait: true}\n")
+    assert project.run("start", "top", "--run-id", "t5").code == 0
+    listed = {(r["run_id"], r["step"]) for r in project.json("pending")}
+    assert listed == {("t5", "each[0]/inner/gate"), ("t5", "direct/gate")}
+    assert {(r["run_id"], r["step"]) for r in project.json("pending", "--workflow", "top")} \
+        == listed
+    assert {(r["run_id"], r["step"]) for r in project.json("pending", "--workflow", "leaf")} \
+        == listed
+    by_mid = project.json("pending", "--workflow", "mid")
+    assert [(r["run_id"], r["workflow"], r["step"]) for r in by_mid] == [
+        ("t5", "top", "each[0]/inner/gate")]
+
+
 def test_retrying_an_older_child_run_says_that_its_parent_stays_failed(project: Project) -> None:
     _start_parent_whose_child_fails(project, times=2)
     assert project.run("retry", "p1").code == 1  # its second child run, p1--call-r2, fails too

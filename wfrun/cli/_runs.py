@@ -183,7 +183,8 @@ def list_runs(
 @app.command()
 @handle_errors
 def pending(
-    workflow: Annotated[str | None, typer.Option(help="Only this workflow's suspensions.")] = None,
+    workflow: Annotated[str | None, typer.Option(
+        help="Only suspensions in a run of this workflow or in a child run below one.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every open suspension across all runs, with how to resume it.

@@ -78,7 +78,8 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
     """Every open suspension, oldest first, with the schema its resume data must match.
 
     A suspension inside a child run is listed once, under its top-level run, by full path;
-    `workflow` keeps the suspensions of runs of that workflow, child runs' included."""
+    `workflow` keeps the suspensions on whose path a run of that workflow is: the top-level
+    run, a child run between it and the suspension, or the child run suspended there."""
     found, unreadable = engine.store.pending(workflow)
     problems = [str(p) for p in unreadable]
     known = {r.run_id: r for r in found}
@@ -106,9 +107,9 @@ def pending(engine: Engine, workflow: str | None) -> tuple[list[dict[str, Any]],
                            else None))
                       for e in suspended_entries(run, current, engine.links)]
         for entry, schema in listed:
-            if workflow is not None and workflow not in (
-                    run.workflow, workflow_of(engine.store, entry.get("child_run_id"), known)):
-                continue  # neither this run nor the child run suspended there is of `workflow`
+            if workflow is not None and workflow != run.workflow and workflow not in (
+                    workflows_above(engine.store, entry.get("child_run_id"), known)):
+                continue  # no run on the suspension's path is of `workflow`
             rows.append({
                 "run_id": run.run_id, "workflow": run.workflow, "step": entry["step"],
                 "path": entry["path"], "since": entry["since"], "deadline": entry["deadline"],
@@ -140,16 +141,22 @@ def top_of(store: Store, run: Run, known: dict[str, Run]) -> Run:
     return run
 
 
-def workflow_of(store: Store, run_id: str | None, known: dict[str, Run]) -> str | None:
-    """The workflow of a child run a suspension is in (None if there is none, or it is gone)."""
-    if not run_id:
-        return None
-    if run_id not in known:
-        try:
-            known[run_id] = store.load(run_id)
-        except WfrunError:
-            return None
-    return known[run_id].workflow
+def workflows_above(store: Store, run_id: str | None, known: dict[str, Run]) -> set[str]:
+    """The workflows of the child run a suspension is in and of every run above it (none if
+    there is no such run; those of the runs that can be read)."""
+    found: set[str] = set()
+    for _ in range(MAX_DEPTH + 1):
+        if not isinstance(run_id, str) or not run_id:
+            break
+        if run_id not in known:
+            try:
+                known[run_id] = store.load(run_id)
+            except WfrunError:
+                break
+        run = known[run_id]
+        found.add(run.workflow)
+        run_id = (run.parent or {}).get("run_id")
+    return found
 
 
 _ITERATION = re.compile(r"(.+)\[(\d{1,9})\]")
