@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,6 +109,28 @@ def test_a_person_rejects_in_a_browser(
     assert run.steps["approve"].action == "rejected"
     assert run.steps["approve"].resume_data == {"approved": False}  # the Reject button
     assert run.steps["reject"].status == "completed" and run.steps["pay"].status == "skipped"
+
+
+def test_enter_in_a_text_field_approves_nothing(server: Server, browser: Any) -> None:
+    # HTML's implicit submission clicked the first submit button, Approve, when a person
+    # pressed Enter in the reviewer's box: only a click on an action may decide
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    doc = server.start("approval")
+    url = doc["suspended"][0]["resume_url"]
+    browser.get(url)
+    browser.find_element(By.ID, "f-reviewer").send_keys("Ann" + Keys.ENTER)
+    browser.find_element(By.ID, "f-amount").send_keys("42" + Keys.ENTER)
+    threading.Event().wait(0.5)
+    assert not browser.find_elements(By.ID, "message")
+    assert browser.current_url == url
+    assert server.load(doc["run_id"]).status == "suspended"
+    browser.find_element(By.ID, "action-rejected").click()  # a click still decides
+    assert "resumed with action rejected" in _message(browser)
+    run = server.wait_until_settled(doc["run_id"])
+    assert run.steps["approve"].resume_data == {"approved": False, "reviewer": "Ann",
+                                                "amount": 42}
 
 
 def _at_width(browser: Any, width: int, height: int, mobile: bool) -> None:

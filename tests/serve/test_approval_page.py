@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 from wfrun.http._forms import fields_for, form_data
@@ -251,3 +252,46 @@ def test_a_select_starts_on_no_choice_so_a_careless_submit_sends_nothing(server:
     assert sent.status == 202, sent.text
     data = server.wait_until_settled(doc["run_id"]).steps["review"].resume_data
     assert data == {"decision": "reject", "level": None}
+
+
+class _SubmitButtons(HTMLParser):
+    """The submit buttons of the approval form, in tree order: (tag, attributes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "form" and named.get("id") == "approval":
+            self.inside = True
+        elif self.inside and ((tag == "button" and named.get("type", "submit") == "submit")
+                              or (tag == "input" and named.get("type") == "submit")):
+            self.found.append((tag, named))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+
+
+def _default_button(html: str) -> dict[str, str | None]:
+    """The form's default button: the one HTML's implicit submission (Enter in a field) uses."""
+    parser = _SubmitButtons()
+    parser.feed(html)
+    return parser.found[0][1]
+
+
+def test_enter_in_a_field_of_a_page_with_actions_decides_nothing(server: Server) -> None:
+    # Enter in the reviewer's text box clicked the first button, Approve (HTML's implicit
+    # submission): the default button is now a disabled one, which makes Enter do nothing
+    doc = server.start("approval")
+    html = http(doc["suspended"][0]["resume_url"], headers={"Accept": "text/html"}).text
+    default = _default_button(html)
+    assert "disabled" in default and "name" not in default and "hidden" in default
+    assert re.findall(r"<button[^>]*>([^<]*)</button>", html) == ["Approve", "Reject"]
+    # a step without actions keeps its Submit, which Enter uses as before
+    plain = server.start("suspend-code")
+    html = http(plain["suspended"][0]["resume_url"], headers={"Accept": "text/html"}).text
+    default = _default_button(html)
+    assert default.get("id") == "submit" and "disabled" not in default

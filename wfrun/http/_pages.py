@@ -241,6 +241,14 @@ def _earlier(run: Run, step: str) -> str:
     return "".join(parts)
 
 
+# The form's first submit button where the step has actions: disabled, so that pressing Enter
+# in a field (HTML's implicit submission, which clicks the form's first submit button) does
+# nothing, and only a click on an action's button decides (HTML: implicit submission with a
+# disabled default button does nothing).
+NO_IMPLICIT_SUBMIT = ('<input type="submit" id="no-implicit-submit" disabled hidden '
+                      'aria-hidden="true" tabindex="-1">')
+
+
 def _buttons(actions: list[str]) -> str:
     """One submit button per known action, or one Submit where the step has none."""
     if not actions:
@@ -294,7 +302,8 @@ def approval_page(
     action = escape(f"resume?token={token}")
     parts.append(
         f'<h2>Your answer</h2><form method="post" action="{action}" id="approval">'
-        f'<input type="hidden" name="{FORM_MARKER}" value="approval">\n{inputs}\n'
+        f'<input type="hidden" name="{FORM_MARKER}" value="approval">'
+        f'{NO_IMPLICIT_SUBMIT if actions else ""}\n{inputs}\n'
         f'<div class="buttons">{_buttons(actions)}</div></form>'
     )
     return page(f"Approval requested: {link.step}", "\n".join(parts))
