@@ -31,6 +31,7 @@ from wfrun.model import (
 
 from ._ask import is_ask, record_answer
 from ._history import Events, complete, event
+from ._schedule import complete_foreach
 from ._transitions import Outcome, cancel_run, fail_run, fire_node, record_outcome, resume_node
 
 PAUSE_CHILD = "child"
@@ -145,9 +146,7 @@ def settle(run: Run, workflow: Workflow, step_id: str, now: datetime, events: Ev
                  **{k: error[k] for k in ("traceback",) if k in error}}  # where it raised
         _fail_step(run, state, error, now, events)
     elif statuses <= SETTLED:
-        state.output = [it.output for it in its]
-        state.error = None
-        complete(state, step_id, now, events, iterations=len(its))
+        complete_foreach(state, step_id, now, events)
     elif statuses & {PENDING, RUNNING}:
         state.pause = None
         if not executing:

@@ -26,7 +26,7 @@ from wfrun.model import (
     StepState,
 )
 
-from ._history import Events, event
+from ._history import Events, complete, event
 
 
 def ensure_steps(run: Run, workflow: Workflow) -> None:
@@ -208,10 +208,25 @@ def end_open_steps(run: Run, now: datetime, status: str = CANCELLED) -> None:
     """Drop every timer and close every step that has not finished (cancel, fail, exit)."""
     for state in run.steps.values():
         for node in [state, *(state.iterations or ())]:  # foreach iterations close with it
-            if node.status in (PENDING, SUSPENDED, WAITING, RUNNING):
-                node.status = status
-                node.pause = None
-                node.trigger = None
-                node.exec_nonce = None
-                node.finished_at = node.finished_at or to_iso(now)
+            close_node(node, now, status)
     run.running_since = None
+
+
+def complete_foreach(state: StepState, step_id: str, now: datetime, events: Events,
+                     **note: Any) -> None:
+    """Complete a foreach step: its output is the list of its iterations' outputs, in order
+    (null for an iteration that never returned)."""
+    its = state.iterations or []
+    state.output = [it.output for it in its]
+    state.error = None
+    complete(state, step_id, now, events, iterations=len(its), **note)
+
+
+def close_node(node: StepState, now: datetime, status: str) -> None:
+    """Close a step or iteration that has not finished with `status`; its timer is dropped."""
+    if node.status in (PENDING, SUSPENDED, WAITING, RUNNING):
+        node.status = status
+        node.pause = None
+        node.trigger = None
+        node.exec_nonce = None
+        node.finished_at = node.finished_at or to_iso(now)

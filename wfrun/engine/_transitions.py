@@ -39,7 +39,7 @@ from wfrun.model import (
 from ._actions import route_problem
 from ._ask import answer_timeout, apply_ask, labelled
 from ._history import Events, complete, event
-from ._schedule import end_open_steps, run_output
+from ._schedule import close_node, complete_foreach, end_open_steps, run_output
 
 
 class Outcome:
@@ -144,11 +144,24 @@ def record_outcome(run: Run, workflow: Workflow, step_id: str, state: StepState,
     pause = None if outcome.exit_requested else outcome.pause
     apply_pause(state, name, spec, pause, now, events)
     if outcome.exit_requested and not run.finished:
+        owner = run.steps[step_id]
+        if owner is not state:  # an iteration: its foreach step completes with what it has
+            _end_iterations(owner, step_id, name, now, events)
         end_open_steps(run, now, SKIPPED)
         run.status = COMPLETED
         run.output = run_output(run, workflow)
         events.append(event(now, "completed", name, reason=outcome.exit_reason, exit=True))
     return False
+
+
+def _end_iterations(state: StepState, step_id: str, name: str, now: datetime,
+                    events: Events) -> None:
+    """An iteration (`name`) asked for exit(): the iterations not started are skipped, those
+    paused are cancelled (their timers dropped), and the foreach step completes with the
+    iterations' outputs so far (null for those that never returned)."""
+    for it in state.iterations or ():
+        close_node(it, now, SKIPPED if it.status == PENDING else CANCELLED)
+    complete_foreach(state, step_id, now, events, note=f"{name} exited the run")
 
 
 def _apply_rerun(
