@@ -21,6 +21,8 @@ class _Collector(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format string must not fail the step
             message = str(record.msg)
+        if not message.isascii():  # a lone surrogate: kept escaped, as UTF-8 can store it
+            message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         self.records.append({"level": record.levelname.lower(), "message": message})
         if self.forward is not None:
             self.forward(self.records[-1])

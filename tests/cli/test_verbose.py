@@ -88,6 +88,32 @@ def test_verbose_echoes_prints_and_log_records_on_stderr(project: Project) -> No
     assert "printed by" not in resumed.stdout + ticked.stdout
 
 
+def test_a_lone_surrogate_is_kept_and_echoed_escaped(project: Project) -> None:
+    """A str with a lone surrogate cannot be written as UTF-8: the line is kept, and echoed,
+    with the surrogate escaped as backslashreplace writes it, never dropped."""
+    project.workflow("odd", "steps: [{id: a}]\n", """\
+import sys
+
+
+def a(ctx):
+    print("before")
+    print("\u00e9 \\udcff")
+    print("err \\udcfe", file=sys.stderr)
+    ctx.log.info("log \\udcfd")
+    print("after")
+    return 1
+""")
+    started = project.cli("start", "odd", "--run-id", "o1", "--verbose")
+    assert started.code == 0, started.stderr
+    assert started.stderr.splitlines()[:5] == [
+        "before", "\u00e9 \\udcff", "err \\udcfe", "a  info  log \\udcfd", "after"]
+    kept = [(r["stream"], r["text"]) for r in project.json("logs", "o1")]
+    assert kept == [("stdout", "before"), ("stdout", "\u00e9 \\udcff"), ("stderr", "err \\udcfe"),
+                    ("log", "log \\udcfd"), ("stdout", "after")]
+    history = project.json("show", "o1")["history"]
+    assert [e["message"] for e in history if e["type"] == "log"] == ["log \\udcfd"]
+
+
 def test_verbose_lasts_for_its_command_only(project: Project) -> None:
     project.workflow("talk", MANIFEST, MODULE)
     loud = project.run("start", "talk", "--verbose")  # in one process, like a CliRunner test

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 from wfrun._threads import own_thread
+from wfrun.engine import set_echo
 from wfrun.engine._capture import StepOutput
 
 
@@ -130,3 +131,33 @@ def test_a_failing_sink_does_not_fail_the_step() -> None:
         print("one")
         print("two")
     assert capture.broken == "OSError: disk full"
+
+
+def test_a_lone_surrogate_is_kept_and_echoed_escaped_not_dropped() -> None:
+    """A sink that writes UTF-8 (as the stores do) and a strict stderr both take the line."""
+    kept: list[str] = []
+
+    def sink(records: list[dict[str, object]]) -> None:
+        kept.extend(str(r["text"]).encode("utf-8").decode("utf-8") for r in records)
+
+    echo = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    saved = sys.stderr
+    sys.stderr = echo
+    set_echo(True)
+    try:
+        capture = StepOutput("a", 1, now, sink)
+        with capture:
+            print("\u00e9 \udcff")
+            print("x" * 20_000 + "\udcff")  # escaped, then cut: no piece over the limit
+            capture.log({"level": "info", "message": "log \udcfd"})
+            print("after")
+    finally:
+        set_echo(False)
+        sys.stderr = saved
+    assert capture.broken is None
+    assert kept[0] == "\u00e9 \\udcff"
+    assert kept[1:3] == ["x" * 16_384, "x" * (20_000 - 16_384) + "\\udcff"]
+    assert kept[3:] == ["log \\udcfd", "after"]
+    echo.flush()
+    assert echo.buffer.getvalue().decode("utf-8").splitlines() == [  # type: ignore[attr-defined]
+        "\u00e9 \\udcff", "x" * 20_000 + "\\udcff", "a  info  log \\udcfd", "after"]

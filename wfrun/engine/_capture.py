@@ -14,6 +14,10 @@ or, with several, are echoed without being kept. A thread of wfrun's own (`wfrun
 command's, a server's connections and workers) is never a step's: outside a step of its own,
 what it writes goes to the streams the routers replaced, as it would with no step executing.
 
+A lone surrogate (`"\\udcff"`, as `surrogateescape` decoding leaves for a byte that is not
+UTF-8) is valid in a Python str but cannot be stored as UTF-8: it is kept, and echoed, escaped
+as `backslashreplace` writes it (the six characters `\\udcff`), never dropped.
+
 Only Python-level writes are seen: a subprocess or C library writing straight to file
 descriptors 1 or 2 (or to `sys.stdout.buffer`) is not kept (the command line points
 descriptor 1 at stderr while steps execute: `wfrun.cli._stdout`).
@@ -44,6 +48,18 @@ _saved: tuple[TextIO, TextIO] | None = None  # the streams the routers replaced
 _routers: tuple[TextIO, _Router, _Router] | None = None  # (echo, stdout's, stderr's)
 _current: ContextVar[StepOutput | None] = ContextVar("wfrun_step_output", default=None)
 _echoing = False  # echo what steps write and log to stderr (--verbose)
+
+
+def storable(text: str) -> str:
+    """`text` as UTF-8 can carry it: each lone surrogate escaped as `\\udcff`
+    (`backslashreplace`), everything else as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def set_echo(on: bool) -> None:
@@ -109,6 +125,7 @@ class StepOutput:
             self._partial[stream] = rest
 
     def _keep(self, stream: str, line: str) -> None:
+        line = storable(line)  # escaped before it is cut: no piece is over MAX_LINE
         for start in range(0, max(len(line), 1), MAX_LINE):
             self.emit(stream, line[start:start + MAX_LINE].rstrip("\r"))
 
@@ -116,7 +133,7 @@ class StepOutput:
         """Keep a `ctx.log` record (`{"level", "message"}`), one record per line of message;
         with echo on, also write it to stderr as `STEP  LEVEL  MESSAGE` (as `wfrun logs` does)."""
         level = record.get("level", "info")
-        lines = str(record.get("message", "")).splitlines() or [""]
+        lines = storable(str(record.get("message", ""))).splitlines() or [""]
         for line in lines:
             self.emit("log", line, level=level)
         if _echoing:
@@ -129,9 +146,9 @@ class StepOutput:
                     pass  # a closed or broken stderr must not fail the step
 
     def emit(self, stream: str, text: str, **extra: Any) -> None:
-        """Keep one line of output."""
+        """Keep one line of output (a lone surrogate in it escaped: see `storable`)."""
         record = {"at": to_iso(self._now()), "step": self.step, "runs": self.runs,
-                  "stream": stream, "text": text, **extra}
+                  "stream": stream, "text": storable(text), **extra}
         with _lock:
             if self._sink is None:
                 self.records.append(record)
@@ -226,7 +243,7 @@ class _Router(io.TextIOBase):
                 self._original().write(text)  # wfrun's own output, not a step's
                 return len(text)
             if _echoing:
-                self._echo.write(text)
+                self._echo.write(storable(text))  # as kept: a strict stderr would refuse it
             if target is not None:
                 target.feed(self._stream, text)
         return len(text)
