@@ -122,6 +122,20 @@ def test_the_step_filter_selects_a_foreach_step_or_one_iteration(project: Projec
     assert not_foreach.code == 4 and "no iterations" in not_foreach.stderr
 
 
+def test_an_exception_message_with_a_lone_surrogate_fails_the_run_and_is_kept(
+        project: Project) -> None:
+    """Not a crash of the command with the run left 'running': its text is kept escaped."""
+    project.workflow("odd", "steps: [{id: a}]\n",
+                     'def a(ctx):\n    raise ValueError("bad \\udcff")\n')
+    out = project.cli("start", "odd", "--run-id", "o1")
+    assert out.code == 1, out.stderr
+    assert "raised ValueError: bad \\udcff" in out.stderr and "Traceback" not in out.stderr
+    doc = project.json("show", "o1")
+    assert (doc["status"], doc["error"]["message"]) == ("failed", "bad \\udcff")
+    assert [(r["stream"], r["text"]) for r in project.json("logs", "o1")] == [
+        ("error", "ValueError: bad \\udcff")]
+
+
 def test_a_run_without_output_has_no_logs(project: Project) -> None:
     project.workflow("quiet", """
         name: quiet

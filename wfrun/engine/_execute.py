@@ -16,7 +16,7 @@ from wfrun.errors import Interrupted, interrupts_are_marked
 from wfrun.flow import AskSignal, Flow, Links
 from wfrun.model import Run
 
-from ._capture import Sink, StepOutput
+from ._capture import Sink, StepOutput, storable
 from ._transitions import Outcome
 
 
@@ -101,12 +101,13 @@ def execute(
 
 
 def _failed(outcome: Outcome, step_id: str, exc: BaseException, capture: StepOutput) -> None:
-    """Record what a step raised as its error (type, message, traceback of workflow code)."""
-    outcome.error = {"step": step_id, "type": type(exc).__name__, "message": str(exc)}
-    outcome.traceback = traceback.format_exc()
+    """Record what a step raised as its error (type, message, traceback of workflow code); a
+    lone surrogate in them escaped, as UTF-8 can store it (`storable`)."""
+    outcome.error = {"step": step_id, "type": type(exc).__name__, "message": storable(str(exc))}
+    outcome.traceback = storable(traceback.format_exc())
     where = workflow_traceback(exc)
     if where is not None:
-        outcome.error["traceback"] = where
+        outcome.error["traceback"] = storable(where)
     capture.emit("error", f"{type(exc).__name__}: {exc}")
 
 
