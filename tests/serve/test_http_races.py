@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import Project
 
-from wfrun.engine._links import remember_nonces
+from wfrun.engine._links import make_token, remember_nonces, token_state
 from wfrun.model import MAX_NONCES, Run, StepState
 
 from .conftest import APPROVAL, APPROVAL_PY, Response, Server, http, post_json
@@ -105,6 +105,23 @@ def test_recent_pause_nonces_are_kept_and_bounded() -> None:
     assert Run.from_dict(run.to_dict()).steps["s"].nonces == run.steps["s"].nonces
 
 
+def test_an_executions_links_are_remembered_only_while_they_may_still_be_held() -> None:
+    run = Run("r", "w", {}, "t", "t", steps={"s": StepState(status="running", exec_nonce="e1"),
+                                              "p": StepState(status="running", exec_nonce="e2")})
+    remember_nonces(run)
+    assert run.steps["s"].nonces == ["exec:e1"] and run.steps["p"].nonces == ["exec:e2"]
+    # `s` ends without pausing (no links handed out): nothing stays in its snapshot
+    run.steps["s"].status, run.steps["s"].exec_nonce = "completed", None
+    # `p` is closed while executing (the run was cancelled): its links are remembered
+    run.steps["p"].status, run.steps["p"].exec_nonce = "cancelled", None
+    remember_nonces(run)
+    assert run.steps["s"].nonces == [] and run.steps["p"].nonces == ["exec:e2"]
+    key = b"k" * 32
+    token = make_token(key, "resume", "r", "p", "e2")
+    assert token_state(key, run, "p", "resume", token) == "ended"
+    assert token_state(key, run, "p", "resume", make_token(key, "resume", "r", "p", "e3")) is None
+
+
 def test_a_server_killed_after_answering_202_loses_nothing(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,3 +188,63 @@ def test_connections_over_the_limit_get_503_and_a_freed_slot_serves_again(projec
     finally:
         httpd.shutdown()
         httpd.close()
+
+
+HANDS_OUT = """
+    name: hands-out
+    steps:
+      - id: ask
+      - id: after
+"""
+HANDS_OUT_PY = """
+import json, os, time
+
+def ask(ctx):
+    links = ctx.flow.suspend()
+    with open(os.environ["LINKS_FILE"] + ".tmp", "w") as out:
+        json.dump({"resume": links.resume_url, "cancel": links.cancel_url}, out)
+    os.replace(os.environ["LINKS_FILE"] + ".tmp", os.environ["LINKS_FILE"])
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"asked": True}
+
+def after(ctx):
+    return {}
+"""
+
+
+def test_links_of_a_run_cancelled_while_their_step_executes_get_409(
+    server: Server, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the links a still-executing step handed out answered 404 once the run was cancelled
+    # (as if they were wrong tokens), and 409 only after the step returned
+    import json
+    import time
+
+    links_file, go = tmp_path / "links.json", tmp_path / "go"
+    monkeypatch.setenv("LINKS_FILE", str(links_file))
+    monkeypatch.setenv("GO_FILE", str(go))
+    server.project.workflow("hands-out", HANDS_OUT, HANDS_OUT_PY)
+    started = threading.Thread(target=server.project.cli, args=(
+        "start", "hands-out", "--run-id", "handed", "--json"))
+    started.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not links_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        links = json.loads(links_file.read_text())
+        assert server.project.run("cancel", "handed").code == 0
+        assert server.load("handed").status == "cancelled"
+        for url in (links["resume"], links["cancel"]):
+            for method in ("GET", "POST"):
+                reply = http(url, method, headers={"Accept": "application/json"})
+                assert reply.status == 409, (url, method, reply.text)
+                assert reply.json()["error"] == "run handed is cancelled; this link no longer works"
+        assert not go.exists()  # all of it while the step was still executing
+    finally:
+        go.touch()
+        started.join(30)
+    assert server.load("handed").status == "cancelled"
+    reply = post_json(links["resume"], {"ok": 1})
+    assert reply.status == 409 and "is cancelled" in reply.json()["error"]
