@@ -173,3 +173,36 @@ def test_a_malformed_request_head_gets_a_json_error_with_the_security_headers(
     assert b"content-type: application/json" in head_part.lower(), head_part
     assert b"x-content-type-options: nosniff" in head_part.lower(), head_part
     assert "error" in json.loads(body) and reply.count(b"HTTP/1.") == 1
+
+
+def _raw(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_control_characters_a_client_sends_are_escaped_in_the_log(
+    server: Server, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the request line went into the access log as sent: ESC sequences recoloured (or
+    # rewrote) the operator's terminal, BEL rang it; escaped as Python 3.12's http.server does
+    port = server.httpd.server_port
+    assert b" 404 " in _raw(port, b"GET /x\x1b[31mRED\x1b[0m\x07\\\x9b HTTP/1.1\r\n\r\n")
+    err = capfd.readouterr().err
+    assert '"GET /x\\x1b[31mRED\\x1b[0m\\x07\\\\\\x9b HTTP/1.1" 404' in err, err
+    assert not any(c in err for c in "\x1b\x07\x9b")
+    # a path logged with an internal error is escaped too
+    caplog.set_level(logging.INFO, logger="wfrun.http")
+
+    def broken(request: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server.httpd.callbacks, "handle", broken)
+    assert b" 500 " in _raw(port, b"POST /runs/r\x1b[2J/steps/s/resume HTTP/1.1\r\n\r\n")
+    logged = [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()]
+    assert logged == ["internal error answering /runs/r\\x1b[2J/steps/s/resume"]
+    assert "\x1b" not in capfd.readouterr().err

@@ -33,6 +33,7 @@ from wfrun.errors import UsageError, WfrunError
 from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 from ._deadlines import Deadlines
+from ._logtext import printable
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
 METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP method is a token (RFC 9110)
@@ -168,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
                     headers=headers, body=body,
                 ))
         except Exception:  # a bug: answer 500 and keep serving; the run is as it was or recorded
-            logger.exception("internal error answering %s", redact(self.path))
+            logger.exception("internal error answering %s", printable(redact(self.path)))
             reply = json_reply(500, {"error": "internal error; see the server's log"})
         self._send(reply)
 
@@ -252,8 +253,8 @@ class Handler(BaseHTTPRequestHandler):
         self.log_message('"%s" %s', redact(self.requestline), str(code))
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Log to stderr with tokens hidden."""
-        line = redact(format % args)
+        """Log to stderr with tokens hidden and control characters escaped (`\\xNN`)."""
+        line = printable(redact(format % args))
         sys.stderr.write(f"{self.address_string()} [{self.log_date_time_string()}] {line}\n")
 
 
