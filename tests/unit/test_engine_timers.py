@@ -4,7 +4,9 @@ of a failed run. Nothing fires a moment early; state is read back through the st
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +123,36 @@ def test_retry_executes_a_failed_run_again_from_its_failed_step(
     run = engine.store.load("r1")
     assert (run.steps["prepare"].runs, run.steps["work"].runs, run.error) == (1, 2, None)
     assert "retried" in [e["type"] for e in engine.store.read_history("r1")]
+
+
+def test_after_a_slow_run_a_tick_lets_go_of_the_runs_of_its_batch_not_begun(
+        engine: Engine, backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick acquires due runs a batch at a time; once a run was slow, the runs of the batch
+    it has not begun are let go for another worker (each is acquired alone afterwards), not
+    held under its claims while it works through the batch."""
+    from wfrun.engine import _tick
+
+    ids = [engine.start("poll", run_id=f"p{i}").run.run_id for i in range(3)]
+    engine.clock.advance(timedelta(seconds=10))
+    other = backend.open()  # another worker, on the same storage
+    held_while_advancing: list[list[str]] = []
+    advance = _tick._advance_claimed
+
+    def watched(runner: Any, claim: Any, report: Any) -> Any:
+        held = []
+        for run_id in ids:
+            if run_id != claim.run_id and run_id not in done:
+                taken = other.claim(run_id)
+                if taken is None:
+                    held.append(run_id)
+                else:
+                    taken.release()
+        held_while_advancing.append(held)
+        done.add(claim.run_id)
+        return advance(runner, claim, report)
+
+    done: set[str] = set()
+    monkeypatch.setattr(_tick, "_advance_claimed", watched)
+    monkeypatch.setattr(_tick, "SLOW", 0.0)  # every run counts as slow
+    assert sorted(r for r, _, _ in fired(engine)) == ids
+    assert held_while_advancing == [["p1", "p2"], [], []]

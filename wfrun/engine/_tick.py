@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import wfrun.engine._timetable as _timetable
@@ -22,6 +23,11 @@ from ._tree import retry_notes
 from ._workers import Share, tick_in_workers, worth_it
 
 BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
+# A batch's runs wait under this process's claims for their turn, where another worker could
+# be advancing them: once a run took longer than SLOW, or the batch has been held for HOLD
+# seconds, the runs not yet begun are let go and the tick acquires one run at a time.
+SLOW = 0.25
+HOLD = 1.0
 
 
 def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickReport:
@@ -98,8 +104,9 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
     and let go)."""
     done: set[str] = set()  # the runs this tick advanced (or tried to)
     again = 0  # how many of them may still be due at `now`: found again, so asked for on top
+    size = BATCH  # 1 once a run was slow: a batch would hold runs another worker could take
     while limit is None or len(done) < limit:
-        want = BATCH if limit is None else min(BATCH, limit - len(done))
+        want = size if limit is None else min(size, limit - len(done))
         batch: list[ExecutionClaim] = []
         for claim in runner.store.acquire_due(now, want + again):
             if claim.run_id in done or len(batch) >= want:
@@ -112,6 +119,7 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
         # child): the runner takes that claim from `reserved`, and the run is not advanced
         # again here.
         runner.reserved = {claim.run_id: claim for claim in batch}
+        held = time.monotonic()
         try:
             for claim in batch:
                 if runner.should_stop():
@@ -119,12 +127,18 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
                 if runner.reserved.pop(claim.run_id, None) is None:
                     continue  # claimed by the work of a run before it in the batch
                 done.add(claim.run_id)
+                began = time.monotonic()
                 advanced, run = _advance_claimed(runner, claim, report)
                 if progress is not None:
                     progress(report)
                 due = run.next_due() if run is not None else None
                 if not advanced or (due is not None and due <= now):
                     again += 1
+                ended = time.monotonic()
+                if ended - began > SLOW:
+                    size = 1
+                if runner.reserved and (size == 1 or ended - held > HOLD):
+                    break  # the rest are let go below, for whichever worker is free first
         finally:
             for left in runner.reserved.values():
                 left.release()
