@@ -185,6 +185,43 @@ def test_a_password_in_the_url_is_never_printed(pg: PgProject) -> None:
     assert json.dumps(pg.json("pending")).count("s3cret") == 0
 
 
+@pytest.mark.parametrize("form", ["query", "host-in-query"])
+def test_a_password_given_as_a_parameter_is_never_printed(pg: PgProject, form: str) -> None:
+    parts = urlsplit(pg.url)
+    if form == "query":
+        url = f"{pg.url}&password=QsecretQ&sslpassword=QsslQ"
+    else:  # postgresql:///DB?host=...: libpq's other spelling
+        url = (f"postgresql://{parts.path}?host={parts.hostname}&port={parts.port}&"
+               f"user={parts.username}&password=QsecretQ&{parts.query}&sslpassword=QsslQ")
+    said = []
+    started = pg.cli("start", "approve", store=url)  # trust auth: the password is unused
+    assert started.code == 0, started.stderr
+    assert "resume:" in started.stdout and "cancel:" in started.stdout
+    run_id = started.stdout.split()[1]
+    said.append(started)
+    shown = pg.cli("show", run_id, "--json", store=url)
+    assert shown.code == 0 and "resume_command" in shown.stdout, shown
+    said += [shown, pg.cli("pending", "--json", store=url)]
+    doctor, doctor_json = pg.cli("doctor", store=url), pg.cli("doctor", "--json", store=url)
+    assert doctor.code == 0 and "checked 1 run(s) in postgresql://" in doctor.stdout, doctor
+    assert doctor_json.code == 0 and doctor_json.json()["state_dir"].startswith("postgresql:")
+    said += [doctor, doctor_json]
+    copied = pg.cli("state", "copy", url, f"file:{pg.root / 'copy'}", "--json", store=url)
+    assert copied.code == 0 and copied.json()["source"].startswith("postgresql:"), copied
+    back = pg.cli("state", "copy", f"file:{pg.root / 'copy'}", url, "--json", store=url)
+    assert back.code == 0 and back.json()["destination"].startswith("postgresql:"), back
+    said += [copied, back]
+    for out in said:
+        assert "Qsecret" not in out.stdout + out.stderr and "QsslQ" not in out.stdout + out.stderr
+        assert "password=" not in out.stdout + out.stderr, out
+    # the printed command works as printed, with the password from elsewhere (PGPASSWORD)
+    [line] = [line for line in started.stdout.splitlines() if "cancel:" in line]
+    command = shlex.split(line.partition("cancel:")[2])
+    assert command[0] == "wfrun"
+    cancelled = pg.run([sys.executable, "-m", "wfrun", *command[1:], "--json"])
+    assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled", cancelled
+
+
 def _serve(pg: PgProject) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
     proc = subprocess.Popen([sys.executable, "-m", "wfrun", "--store", pg.url, "serve", "--port",

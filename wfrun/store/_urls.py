@@ -4,13 +4,17 @@ show (no password); nothing here opens a store."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from wfrun.errors import UsageError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCHEME_ONLY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")  # `memory:`, `sqlite:x`: no path
+_USERINFO = re.compile(r"([^@/]*)@")
+# libpq parameters whose value is a secret, left out wherever a URL is shown (`passfile`,
+# `sslkey` and the like name a file, and are shown)
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"})
 
 
 def store_kind(url: str) -> tuple[str, str]:
@@ -37,7 +41,7 @@ def store_kind(url: str) -> tuple[str, str]:
                              "wfrun.store.memory.MemoryStore); a command needs file:PATH or "
                              "postgresql://USER@HOST:PORT/DB")
         if named is not None:
-            raise UsageError(f"store URL {url[:100]!r} has scheme {named.group(1)!r}, which "
+            raise UsageError(f"store URL {public_url(url)[:100]!r} has scheme {named.group(1)!r}, which "
                              "wfrun has no store for; use file:PATH (for a directory whose name "
                              "has a colon, file:./NAME) or postgresql://USER@HOST:PORT/DB")
         return "file", url  # a bare path
@@ -50,14 +54,20 @@ def store_kind(url: str) -> tuple[str, str]:
 def public_url(url: str) -> str:
     """The URL without its password (for messages and printed commands: the password belongs
     in PGPASSWORD or ~/.pgpass, not in a terminal's scrollback)."""
-    if not _SCHEME.match(url):
-        return url
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-    except ValueError:  # a malformed port or netloc: say nothing of what it holds
-        return f"{url.split(':', 1)[0]}://..."
+    scheme = _SCHEME.match(url) or _SCHEME_ONLY.match(url)
+    if scheme is None or scheme.group(1).lower() == "file":
+        return url  # a path
+    # read as libpq reads it: the user information runs to an `@` before any `/` (a password
+    # may hold `?`, `#` or `:`), and parameters follow the first `?` after it
+    head, rest = url[:scheme.end()], url[scheme.end():]
+    userinfo = _USERINFO.match(rest) if head.endswith("://") else None
+    if userinfo is not None:
+        user = userinfo.group(1).partition(":")[0]
+        head += f"{user}@" if user else ""
+        rest = rest[userinfo.end():]
+    address, question, query = rest.partition("?")
+    if question:
+        kept = [item for item in query.split("&")
+                if unquote(item.partition("=")[0]).strip() not in SECRET_PARAMETERS]
+        rest = f"{address}?{'&'.join(kept)}" if kept else address
+    return head + rest
