@@ -195,6 +195,22 @@ def test_a_bad_url_parameter_is_a_usage_error(tmp_path: Path, parameter: str, na
     assert not (tmp_path / ".wfstate").exists()
 
 
+@pytest.mark.parametrize("port", ["notaport", "99999", "-1"])
+def test_a_bad_port_after_the_host_is_a_usage_error(tmp_path: Path, port: str) -> None:
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(_pg.server_url())
+    url = f"postgresql://{info.get('user', 'postgres')}@{info['host']}:{port}/{info['dbname']}"
+    project(tmp_path)
+    for args in (["list"], ["start", "hello"], ["tick"]):
+        out = wfrun(tmp_path, url, *args)
+        assert out.code == 2, (args, out)
+        [line] = out.stderr.splitlines()
+        assert line.startswith(f"error: store URL {url!r} has a bad parameter: "), line
+        assert "port" in line.partition("bad parameter: ")[2] and f'"{port}"' in line, line
+        assert "cannot connect" not in line and "server is running" not in line, line
+
+
 def test_the_store_refuses_a_bad_connect_timeout_before_connecting() -> None:
     bad = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=soon"  # nothing listens there
     with pytest.raises(UsageError, match="connect_timeout") as caught:

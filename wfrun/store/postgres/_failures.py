@@ -58,15 +58,16 @@ def reason_of(exc: BaseException) -> str:
 
 
 def bad_parameter(url: str, exc: BaseException) -> UsageError | None:
-    """The usage error of a parameter in the URL's query (`?connect_timeout=x`,
-    `?sslmode=bogus`) whose value psycopg or libpq refused before trying the server; None for
-    any other failure to connect (the address in the URL is tried: a failure to connect)."""
+    """The usage error of a parameter in the URL (`?connect_timeout=x`, `?sslmode=bogus`, a
+    port `:x` after the host) whose value psycopg or libpq refused before trying the server;
+    None for any other failure to connect (the address in the URL is tried: a failure to
+    connect)."""
     text = " ".join(str(exc).split())
     found = _BAD_PARAMETER.search(text)
     if found is None:
         return None
     name = next(value for value in found.groups() if value)
-    given = {key.lower() for key in _query_keys(url)}
+    given = {key.lower() for key in _given_keys(url)}
     if name.lower() not in given:
         return None
     return parameter_error(url, name, text[found.start():])
@@ -81,11 +82,18 @@ def parameter_error(url: str, name: str, reason: str) -> UsageError:
                       "; correct it in --store or WFRUN_STORE")
 
 
-def _query_keys(url: str) -> list[str]:
+def _given_keys(url: str) -> list[str]:
+    """The parameters the URL itself gives: in its query, and those its address spells (a port
+    after the host, the user, the database); not those libpq takes from PG* variables."""
     try:
-        return [key for key, _value in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+        keys = list(psycopg.conninfo.conninfo_to_dict(url))
+    except psycopg.Error:
+        keys = []
+    try:
+        return keys + [key for key, _value in parse_qsl(urlsplit(url).query,
+                                                         keep_blank_values=True)]
     except ValueError:
-        return []
+        return keys
 
 
 def connect_error(url: str, where: str, exc: psycopg.Error) -> WfrunError:
