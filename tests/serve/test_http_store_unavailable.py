@@ -103,3 +103,48 @@ def test_a_database_that_does_not_exist_is_a_500_not_a_moment_s_outage(project: 
         reply = post_json(f"{url}/workflows/approval/runs", {}, {"Authorization": "Bearer wfr_x"})
     assert reply.status == 500, reply.text
     assert "Retry-After" not in reply.headers
+
+
+def test_a_wrong_token_for_a_run_that_cannot_be_read_is_the_same_404_as_for_no_run(
+    project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a damaged snapshot answered 500 where an unknown run answers 404: anyone could tell
+    # which run ids exist; the operator reads what is wrong in the log
+    from .conftest import APPROVAL, APPROVAL_PY, running_server
+
+    project.workflow("approval", APPROVAL, APPROVAL_PY)
+    caplog.set_level(logging.ERROR, logger="wfrun.http")
+    with running_server(project, monkeypatch) as server:
+        doc = server.start("approval")
+        url = doc["suspended"][0]["resume_url"]
+        cancel = doc["suspended"][0]["cancel_url"]
+        snapshot = next(project.state.rglob(f"{doc['run_id']}.json"))
+        snapshot.write_text("{not json")
+        wrong = url[:-5] + ("AAAAA" if not url.endswith("AAAAA") else "BBBBB")
+        unknown = wrong.replace(doc["run_id"], "0" * len(doc["run_id"]))
+        for target in (wrong, url, cancel, unknown):
+            for method in ("GET", "POST"):
+                reply = http(target, method, headers={"Accept": "text/html"})
+                assert (reply.status, reply.json()) == (404, {"error": "not found"}), reply.text
+                assert "Retry-After" not in reply.headers
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 6, logged  # one line for each request to the damaged run
+    assert all(str(snapshot) in line and "\n" not in line and "not valid JSON" in line
+               for line in logged), logged
+
+
+def test_a_url_key_that_cannot_be_read_is_still_a_500_for_every_run(
+    project: Project, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .conftest import APPROVAL, APPROVAL_PY, running_server
+
+    project.workflow("approval", APPROVAL, APPROVAL_PY)
+    with running_server(project, monkeypatch) as server:
+        doc = server.start("approval")
+        url = doc["suspended"][0]["resume_url"]
+        (project.state / "keys" / "url.key").write_bytes(b"short")
+        snapshot = next(project.state.rglob(f"{doc['run_id']}.json"))
+        for target in (url, url.replace(doc["run_id"], "0" * len(doc["run_id"]))):
+            assert http(target, "POST").status == 500
+        snapshot.write_text("{not json")  # the store as a whole is broken: not a 404 either
+        assert http(url, "POST").status == 500

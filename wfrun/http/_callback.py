@@ -3,7 +3,8 @@
 Statuses: 202 resume recorded (the run continues in the background), 200 cancelled, a page or
 a description of the link, 400 unreadable body (or a `token`, `action` or `reason` query
 parameter given more than once: nothing changed), 404 no such link (no detail: bad, unknown and
-foreign tokens look the same), 409 link already used or its pause ended (or its step no longer
+foreign tokens look the same, and so does a run whose snapshot cannot be read: its token
+cannot be checked), 409 link already used or its pause ended (or its step no longer
 exists in the workflow: GET says so too), 422 data failing `resume_schema`, 500 state error.
 GET and HEAD never change anything (link previews and mail scanners fetch every URL they
 see); every other method acts, OPTIONS and unknown ones included.
@@ -29,6 +30,7 @@ from wfrun.errors import (
     NotFoundError,
     SchemaViolation,
     StateError,
+    StoreMissing,
     StoreUnavailable,
     UsageError,
     WfrunError,
@@ -195,8 +197,7 @@ class Callbacks:
         except NotFoundError:
             return NOT_FOUND
         except StateError as exc:
-            return state_failure(exc, "the runs' state cannot be read; see the server's log",
-                                 html)
+            return self._unreadable(engine, req, token, exc, html)
         if opened.ended:
             return _error(409, opened.ended_message(), html, "Link already used")
         try:
@@ -213,6 +214,28 @@ class Callbacks:
                                  "log", html)
         except WfrunError as exc:  # the run is busy, ...
             return _error(409, exc.message, html, "Cannot continue")
+
+    def _unreadable(self, engine: Engine, req: Request, token: str, exc: StateError,
+                    html: bool) -> Reply:
+        """The answer when the link's token could not be checked because its run cannot be
+        read (a damaged snapshot): the 404 of a wrong token, as for a run that does not exist
+        (the answer must not tell which runs exist), with the state error in the server's log
+        for its operator. A store that cannot be read as a whole (out of reach: 503; its
+        place or its URL key unreadable: 500) is answered as such: a token checked against
+        the decoy, as for an unknown run (which also costs what that does), tells them apart."""
+        if isinstance(exc, StoreUnavailable | StoreMissing):
+            return state_failure(exc, "the runs' state cannot be read; see the server's log",
+                                 html)
+        try:
+            engine.open_link("", req.step, req.verb, token, self._decoy)  # never a run id
+        except StateError as whole:
+            return state_failure(whole, "the runs' state cannot be read; see the server's log",
+                                 html)
+        except NotFoundError:
+            pass
+        logger.error("a link of run %s was answered 404, its token unchecked: %s", req.run_id,
+                     " ".join(exc.message.splitlines()))
+        return NOT_FOUND
 
     def _link(self, engine: Engine, opened: OpenLink) -> Link:
         """The step's schema, known actions and workflow description (loads the workflow)."""
