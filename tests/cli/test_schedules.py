@@ -454,6 +454,24 @@ def test_schedules_usage_errors(project: Project, args: list[str], code: int, wo
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+def test_a_command_in_a_sentence_keeps_its_own_quoting(project: Project, tmp_path: Path) -> None:
+    scheduled(project, "every: 15m")
+    state = tmp_path / "my state"  # shell-quoted in the commands wfrun suggests
+
+    def invoke(*args: str) -> Any:
+        argv = ["--state-dir", str(state), "--workflows-dir", str(project.workflows), *args]
+        return CliRunner().invoke(app_for(argv), argv)
+
+    out = invoke("schedules", "pause", "beat")
+    assert out.exit_code == 0, out.output
+    command = f"wfrun --state-dir '{state}' schedules unpause beat"
+    assert out.stdout.strip() == ("Paused the schedule of beat: tick starts no run of it until "
+                                  f'"{command}".')
+    refused = invoke("schedules", "stop")
+    assert refused.exit_code == 2
+    assert f"\"wfrun --state-dir '{state}' schedules\" lists the schedules" in refused.stderr
+
+
 # -- manifest errors ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("schedule", "words"), [

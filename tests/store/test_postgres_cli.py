@@ -222,6 +222,15 @@ def test_a_password_given_as_a_parameter_is_never_printed(pg: PgProject, form: s
     assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled", cancelled
 
 
+def test_a_command_in_a_sentence_can_be_copied_as_printed(pg: PgProject) -> None:
+    started = pg.cli("start", "poll")  # a rerun in 10s: "...; COMMAND fires it"
+    assert started.code == 0, started.stderr
+    [line] = [line for line in started.stdout.splitlines() if line.endswith(" fires it")]
+    said = line.partition("(runs so far: 1); ")[2].removesuffix(" fires it")
+    assert said[0] == said[-1] == '"', line  # the URL's own quotes inside: double quotes around
+    assert shlex.split(said[1:-1]) == ["wfrun", "--store", pg.url, "tick"]
+
+
 def _serve(pg: PgProject) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
     proc = subprocess.Popen([sys.executable, "-m", "wfrun", "--store", pg.url, "serve", "--port",

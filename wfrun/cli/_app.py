@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from wfrun._cite import cited
 from wfrun._threads import own_thread
 from wfrun.errors import Interrupted, WfrunError
 
@@ -205,7 +206,7 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
         return what
     engine, run_id = _executing[0]
     command = settings().command()
-    tick = f"'{command} tick'"
+    tick = cited(f"{command} tick")
     if run_id is None:
         return (f"{what}: a run this tick was executing stays running; the next {tick} "
                 "continues it from the step it was in")
@@ -217,14 +218,14 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
         return f"{what} before run {run_id} was created; nothing was saved"
     except (WfrunError, OSError):
         return (f"{what}: run {run_id} may still be running; the next {tick} continues it "
-                f"('{command} show {run_id}' says)")
+                f"({cited(f'{command} show {run_id}')} says)")
     if run.status != "running":
-        return f"{what}: run {run_id} is {run.status} ('{command} show {run_id}')"
+        return f"{what}: run {run_id} is {run.status} ({cited(f'{command} show {run_id}')})"
     steps = [sid for sid, state in run.steps.items() if state.status == "running"]
     where = f" from step '{steps[0]}'" if len(steps) == 1 else (
         f" from steps {', '.join(repr(s) for s in steps)}" if steps else "")
     return (f"{what}: run {run_id} stays running; the next {tick} continues it{where} "
-            f"(or '{command} cancel {run_id}' stops it)")
+            f"(or {cited(f'{command} cancel {run_id}')} stops it)")
 
 
 def emit_json(value: Any) -> None:

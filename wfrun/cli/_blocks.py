@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+from wfrun._cite import cited
+
 from ._settings import settings
 
 # Patterns are compiled on first use (re's cache): most documents need none of them, and
@@ -150,7 +152,7 @@ def run_blocks(doc: dict[str, Any], with_steps: bool, m: Markup) -> list[tuple[s
             continue
         line(f"{m.style('blue', '⏲ ' + m.esc(entry['step']))} {m.raw(entry['kind'])} due at "
              f"{m.raw(entry['due_at'])} (runs so far: {m.raw(entry['runs'])}); "
-             f"'{m.esc(settings().command())} tick' fires it")
+             f"{m.esc(cited(settings().command() + ' tick'))} fires it")
         failed = entry.get("error")  # a retry's: what made it wait (an iteration's, a child's)
         if entry["kind"] == "retry" and failed:
             line(f"    its last execution raised {m.style('red', m.esc(error_text(failed)))}")

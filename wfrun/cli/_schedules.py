@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wfrun._cite import cited
 from wfrun.errors import UsageError
 
 from . import _complete
@@ -37,12 +38,12 @@ def schedules(
     """
     command = settings().command()
     if action is not None and action not in ACTIONS:
-        raise UsageError(f"unknown action {action!r}: '{command} schedules' lists the schedules, "
-                         f"'{command} schedules pause WORKFLOW' and '{command} schedules unpause "
-                         "WORKFLOW' pause and unpause one")
+        raise UsageError(f"unknown action {action!r}: {cited(f'{command} schedules')} lists "
+                         f"the schedules, {cited(f'{command} schedules pause WORKFLOW')} and "
+                         f"{cited(f'{command} schedules unpause WORKFLOW')} pause and unpause one")
     if action is not None and workflow is None:
-        raise UsageError(f"'{command} schedules {action}' needs the workflow whose schedule to "
-                         f"{action}; '{command} schedules' lists them")
+        raise UsageError(f"{cited(f'{command} schedules {action}')} needs the workflow whose "
+                         f"schedule to {action}; {cited(f'{command} schedules')} lists them")
     engine = settings().engine(now)
     if action is not None and workflow is not None:
         row, changed = engine.pause_schedule(workflow, action == "pause")
@@ -74,7 +75,7 @@ def _pause_sentence(row: dict[str, Any], action: str, changed: bool, command: st
         if not changed:
             return f"The schedule of {name} is already paused."
         return (f"Paused the schedule of {name}: tick starts no run of it until "
-                f"'{command} schedules unpause {name}'.")
+                f"{cited(f'{command} schedules unpause {name}')}.")
     upcoming = (f"its next run is at {_time(row['next_fire'])} ({row['next_fire_local']})"
                 if row["next_fire"] else "")
     if not changed:

@@ -4,6 +4,7 @@ suspension anywhere below the run. `_resume.py` imports it only for such runs an
 
 from __future__ import annotations
 
+from wfrun._cite import cited
 from wfrun.errors import ConflictError, NotFoundError, UsageError
 from wfrun.model import RUNNING, Run
 
@@ -144,4 +145,4 @@ def label_target(runs: Reader, run: Run, label: str, command: str) -> str | None
     names = sorted({name for _, name in found})
     known = f"its labels: {', '.join(names)}" if names else "none of its suspensions has a label"
     raise NotFoundError(f"run {run.run_id} has no open suspension labelled {label!r} ({known}); "
-                        f"'{command} show {run.run_id}' lists what it waits for")
+                        f"{cited(f'{command} show {run.run_id}')} lists what it waits for")
