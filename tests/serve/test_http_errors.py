@@ -206,3 +206,50 @@ def test_control_characters_a_client_sends_are_escaped_in_the_log(
     logged = [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()]
     assert logged == ["internal error answering /runs/r\\x1b[2J/steps/s/resume"]
     assert "\x1b" not in capfd.readouterr().err
+
+
+def _parts(reply: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert int(headers["content-length"]) == len(body), reply
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def test_over_the_per_client_limit_the_503_says_why_and_when_to_send_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # it had `Content-Length: 0` and no body: SPEC §7, error bodies are sentences for people
+    with running_server(project, monkeypatch, max_per_client=1, header_timeout=30) as server:
+        port = server.httpd.server_port
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as held:
+            held.sendall(b"GET /healthz HTTP/1.1\r\n")  # holds its address's only slot
+            time.sleep(0.2)
+            status, headers, body = _parts(_raw(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
+    assert (status, headers["retry-after"]) == (503, "5")
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert json.loads(body) == {"error": "your address already holds 1 connection to this "
+                                         "server, the most one address may; close some (or let "
+                                         "them finish), then send this again in a few seconds"}
+
+
+def test_the_standard_librarys_own_errors_are_sentences_saying_what_to_do(
+    server: Server,
+) -> None:
+    # a 70 KB URL got {"error": "Request-URI Too Long"}
+    port = server.httpd.server_port
+    status, _, body = _parts(_raw(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"))
+    assert status == 414
+    assert json.loads(body)["error"] == (
+        "the request line is over 65536 bytes; send a shorter URL (data goes in the body, up "
+        "to WFRUN_MAX_PAYLOAD bytes)")
+    status, _, body = _parts(_raw(port, b"GARBAGE\r\n\r\n"))
+    assert status == 400
+    assert json.loads(body)["error"] == (
+        "the request line is not valid HTTP (Bad request syntax ('GARBAGE')); send a method, a "
+        "path and the HTTP version, separated by spaces")
+    many = b"".join(b"X-H%d: 1\r\n" % i for i in range(120))
+    status, _, body = _parts(_raw(port, b"GET /healthz HTTP/1.1\r\n" + many + b"\r\n"))
+    assert status == 431 and json.loads(body)["error"].startswith(
+        "the request's headers are too long or too many (Too many headers); send at most 100")

@@ -178,7 +178,11 @@ def test_connections_over_the_limit_get_503_and_a_freed_slot_serves_again(projec
         with socket.create_connection(("127.0.0.1", httpd.server_port), timeout=5) as slow:
             slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # holds the only slot, headers unfinished
             threading.Event().wait(0.2)
-            assert http(base + "/healthz").status == 503
+            busy = http(base + "/healthz")
+            assert busy.status == 503 and busy.headers["Retry-After"] == "5"
+            assert busy.json() == {"error": "the server is already answering 1 connection, the "
+                                            "most it takes at once; send this again in a few "
+                                            "seconds"}
         for _ in range(50):  # the slow client left: its slot comes back
             if http(base + "/healthz").status == 200:
                 break

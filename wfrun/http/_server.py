@@ -43,6 +43,7 @@ BODY_DEADLINE = 60.0  # seconds a client may take to send a whole body
 MAX_CONNECTIONS = 128  # connections served at once; more get 503 at once
 MAX_PER_CLIENT = 32  # connections from one address at once; more from it get 503 at once
 LINGER_BYTES = 4 * 1024 * 1024  # after a 413, read at most this much so the client sees it
+BUSY_RETRY_AFTER = 5  # seconds a connection over the limits is told to wait (503)
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -63,6 +64,48 @@ def redact(text: str) -> str:
         return f"{name}=..." if name == "token" or unquote_plus(name) == "token" else found[0]
 
     return _PARAMETER.sub(hide, text)
+
+
+# what the standard library's own errors say, as sentences (its `message` is a phrase, or none)
+LIBRARY_ERRORS = {
+    400: "the request line is not valid HTTP ({message}); send a method, a path and the HTTP "
+         "version, separated by spaces",
+    414: "the request line is over 65536 bytes; send a shorter URL (data goes in the body, up "
+         "to WFRUN_MAX_PAYLOAD bytes)",
+    431: "the request's headers are too long or too many ({message}); send at most 100 "
+         "headers of under 64 KiB each",
+    505: "this HTTP version is not supported ({message}); use version 1.1 or 1.0 of HTTP",
+}
+
+
+def library_error(code: int, message: str | None = None) -> str:
+    """What to answer for an error the standard library's server found in a request: a
+    sentence saying what was wrong and what to do."""
+    phrase = message or HTTPStatus(code).phrase
+    phrase = phrase if len(phrase) <= 200 else phrase[:200] + "…"  # (it may quote the request)
+    sentence = LIBRARY_ERRORS.get(code)
+    if sentence is None:
+        return f"the request cannot be served ({phrase}); check it and send it again"
+    return sentence.format(message=phrase)
+
+
+def busy_reply(per_client: bool, limit: int) -> bytes:
+    """The whole 503 response for a connection over the server's or its address's limit:
+    a JSON sentence saying which, and to send again in a few seconds (Retry-After)."""
+    connections = f"{limit} connection{'' if limit == 1 else 's'}"
+    if per_client:
+        error = (f"your address already holds {connections} to this server, the most one "
+                 "address may; close some (or let them finish), then send this again in a "
+                 "few seconds")
+    else:
+        error = (f"the server is already answering {connections}, the most it takes at once; "
+                 "send this again in a few seconds")
+    body = json_reply(503, {"error": error}).body
+    head = "".join(f"{name}: {value}\r\n" for name, value in {
+        "Content-Type": "application/json", "Content-Length": str(len(body)),
+        **SECURITY_HEADERS, "Retry-After": str(BUSY_RETRY_AFTER), "Connection": "close",
+    }.items())
+    return b"HTTP/1.0 503 Service Unavailable\r\n" + head.encode() + b"\r\n" + body
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -106,8 +149,9 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
         """The standard library's own errors (a malformed request line, too many or too long
-        headers) as wfrun's: a JSON body and its security headers, not an HTML page; nothing
-        for a head its deadline cut, which gets the 408 alone."""
+        headers) as wfrun's: a JSON body saying what was wrong and what to do, and its
+        security headers, not an HTML page; nothing for a head its deadline cut, which gets
+        the 408 alone."""
         if self.expired:
             return
         if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
@@ -116,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
         self.command = getattr(self, "command", None) or ""
         self.close_connection = True
         with contextlib.suppress(OSError):
-            self._send(json_reply(code, {"error": message or HTTPStatus(code).phrase}))
+            self._send(json_reply(code, {"error": library_error(code, message)}))
 
     def handle_one_request(self) -> None:
         """Serve one request; a client that sent nothing before the deadline gets 408."""
@@ -274,6 +318,7 @@ class WfrunServer(ThreadingHTTPServer):
                  body_timeout: float = BODY_DEADLINE) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
         self._per_client: dict[str, int] = {}
         self._clients_lock = threading.Lock()
         self.max_per_client = max_per_client
@@ -293,15 +338,16 @@ class WfrunServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
-    def _take_slot(self, client: str) -> bool:
-        """Count a new connection from `client`: False if it, or the server, has no slot left."""
+    def _take_slot(self, client: str) -> bytes | None:
+        """Count a new connection from `client`: None, or the 503 to send when it, or the
+        server, has no slot left."""
         with self._clients_lock:
             if self._per_client.get(client, 0) >= self.max_per_client:
-                return False
+                return busy_reply(True, self.max_per_client)
             if not self._slots.acquire(blocking=False):
-                return False
+                return busy_reply(False, self.max_connections)
             self._per_client[client] = self._per_client.get(client, 0) + 1
-            return True
+            return None
 
     def _give_slot(self, client: str) -> None:
         with self._clients_lock:
@@ -316,10 +362,10 @@ class WfrunServer(ThreadingHTTPServer):
         """Serve the connection in its own thread, or answer 503 when the server's slots, or
         those of the client's address, are all taken."""
         client = str(client_address[0]) if client_address else ""
-        if not self._take_slot(client):
+        refused = self._take_slot(client)
+        if refused is not None:
             with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                b"Retry-After: 5\r\nConnection: close\r\n\r\n")
+                request.sendall(refused)
             self.shutdown_request(request)
             return
         try:
