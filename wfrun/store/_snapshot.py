@@ -192,24 +192,26 @@ _RUN_STATUSES = frozenset(RUN_STATUSES)
 _STEP_STATUSES = frozenset((*RUN_STATUSES, PENDING, SKIPPED))
 
 
-def run_from_json(text: str | bytes, run_id: str, what: str) -> Run:
+def run_from_json(text: str | bytes, run_id: str, what: str, what_to_do: str = "") -> Run:
     """The run a stored JSON document holds (a database row's, not a snapshot file's: no
     header); StateError naming `what` if it is not valid JSON, not a valid run, or another
-    run's. Its `revision` is left for the caller to set."""
+    run's, ending with `what_to_do` (`: restore ...`). Its `revision` is left for the caller
+    to set."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
-        raise StateError(f"{what} is not valid JSON; it is left as it is") from None
+        raise StateError(f"{what} is not valid JSON; it is left as it is{what_to_do}") from None
     problem = shape_problem(data) if isinstance(data, dict) else "it is not a JSON object"
     if problem is None and data["run_id"] != run_id:
         problem = f"it holds run {data['run_id']!r}"
     if problem is not None:
         raise StateError(f"{what} is not a valid run: {problem} (changed outside wfrun); "
-                         "it is left as it is")
+                         f"it is left as it is{what_to_do}")
     try:
         return Run.from_dict(data)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise StateError(f"{what} is missing data ({exc}); it is left as it is") from None
+        raise StateError(f"{what} is missing data ({exc}); it is left as it is"
+                         f"{what_to_do}") from None
 
 
 def shape_problem(data: dict[str, Any]) -> str | None:

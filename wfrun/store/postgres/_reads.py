@@ -14,6 +14,9 @@ from wfrun.store.postgres._records import RecordsPart
 from wfrun.store.queries import RunPage, RunSummary, has_suspension, split_cursor
 
 _BATCH = 500  # runs read per query by iter_runs and check
+# what the holder of a damaged row does (docs/postgresql.md, "Looking at runs with SQL")
+_WHAT_TO_DO = (": restore its row from a backup, or move the row out of wfrun_runs "
+               "(docs/postgresql.md#looking-at-runs-with-sql)")
 
 
 class ReadsPart(RecordsPart):
@@ -39,7 +42,7 @@ class ReadsPart(RecordsPart):
         if run_schema != SCHEMA_VERSION:
             raise StateError(f"{what} has run schema {run_schema}, this wfrun reads "
                              f"{SCHEMA_VERSION}; upgrade wfrun")
-        run = run_from_json(text, run_id, what)
+        run = run_from_json(text, run_id, what, _WHAT_TO_DO)
         run.revision = revision
         return run
 
