@@ -106,6 +106,44 @@ def test_a_damaged_table_is_named_with_its_schema(url: str, tmp_path: Path) -> N
     assert problem["path"].endswith(f"(schema {schema_of(url)}) wfrun_runs"), problem
 
 
+def test_a_missing_run_and_doctor_name_the_schema(url: str, tmp_path: Path) -> None:
+    schema = schema_of(url)
+    database = f"database '{address(url).rpartition('/')[2]}' on "
+    empty = wfrun(tmp_path, url, "doctor")  # no tables yet
+    assert empty.code == 0 and f"{address(url)} (schema {schema}) holds no wfrun state yet" \
+        in empty.stderr, empty
+    PostgresStore(url).create(make_run("r01", "2026-01-02T00:00:00.000Z"))
+    shown = wfrun(project(tmp_path), url, "show", "nosuch")
+    assert shown.code == 4, shown
+    assert shown.stderr.startswith(f"error: no run nosuch in {database}"), shown.stderr
+    assert shown.stderr.rstrip().endswith(f" (schema {schema})"), shown.stderr
+    doctor = wfrun(tmp_path, url, "doctor")
+    assert doctor.code == 0, doctor
+    assert doctor.stdout == f"checked 1 run(s) in {address(url)} (schema {schema}): no problems\n"
+
+
+def test_state_copy_conflicts_name_the_schema(url: str, tmp_path: Path) -> None:
+    with _pg.schema() as other:
+        theirs = make_run("r01", "2026-01-02T00:00:00.000Z")
+        theirs.input = {"n": 2}
+        for where, run in ((url, make_run("r01", "2026-01-02T00:00:00.000Z")), (other, theirs)):
+            PostgresStore(where).create(run)
+        PostgresStore(other).adopt_secret_key(PostgresStore(url).secret_key())
+        conflict = wfrun(tmp_path, url, "state", "copy", url, other)
+        assert conflict.code == 3, conflict
+        assert "run r01 exists already in database '" in conflict.stderr
+        assert f" (schema {schema_of(other)}) with " in conflict.stderr, conflict.stderr
+
+        sql(other, "DELETE FROM wfrun_keys")
+        PostgresStore(other).close()
+        PostgresStore(other).secret_key()  # another key
+        keys = wfrun(tmp_path, url, "state", "copy", url, other)
+        assert keys.code == 3, keys
+        assert (f"the URL signing key in database '{address(other).rpartition('/')[2]}' on "
+                in keys.stderr)
+        assert f" (schema {schema_of(other)}, table wfrun_keys) differs" in keys.stderr, keys
+
+
 def test_the_public_schema_is_not_named(url: str) -> None:
     from wfrun.store.postgres import _connect
 

@@ -29,9 +29,10 @@ def doctor(as_json: JsonOpt = False) -> None:
         print(f"warning: {missing}", file=sys.stderr)
     engine = settings().engine()
     if not missing and not engine.has_state():  # a database whose tables were never made
-        print(f"warning: {settings().state_dir} holds no wfrun state yet (its first write "
-              "makes it): nothing to check", file=sys.stderr)
+        print(f"warning: {engine.store_label() or settings().state_dir} holds no wfrun state "
+              "yet (its first write makes it): nothing to check", file=sys.stderr)
     runs, found = engine.check()
+    where = engine.store_label() or settings().state_dir  # (a database: with its schema)
     problems = [p for p in found if p.get("severity") != "note"]
     notes = [{k: v for k, v in p.items() if k != "severity"} for p in found
              if p.get("severity") == "note"]
@@ -43,15 +44,15 @@ def doctor(as_json: JsonOpt = False) -> None:
 
         _render.warnings([problem_line(p) for p in notes])
         _render.lines([problem_line(p) for p in problems]
-                      + [f"checked {runs} run(s) in {settings().state_dir}: "
+                      + [f"checked {runs} run(s) in {where}: "
                          + (f"{len(problems)} problem(s)" if problems else "no problems")
                          + (f"; {len(notes)} harmless warning(s)" if notes else "")])
     if problems:
         if not as_json:
             from . import _render
 
-            _render.error(f"{len(problems)} problem(s) in {settings().state_dir}; see the list "
-                          "above (each with where it is and why)")
+            _render.error(f"{len(problems)} problem(s) in {where}; see the list above (each "
+                          "with where it is and why)")
         raise typer.Exit(5)
 
 

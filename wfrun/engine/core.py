@@ -211,6 +211,10 @@ class Engine:
         StateError for a place that cannot hold it (a file, a missing database schema)."""
         return self.store.has_state()
 
+    def store_label(self) -> str | None:
+        """How messages name the store when it knows better than its URL (`Store.label`)."""
+        return self.store.label()
+
     def check(self) -> tuple[int, list[dict[str, str]]]:
         """Examine everything stored and change nothing (`wfrun doctor`): the store's own check
         (`Store.check`: runs, indexes, keys, ...) and each schedule's state. A store that was

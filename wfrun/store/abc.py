@@ -461,6 +461,12 @@ class Store(ABC):
                 problems.append({"path": "", "kind": "snapshot", "reason": str(item)})
         return runs, problems
 
+    def label(self) -> str | None:
+        """How messages name the whole store when it knows better than the URL or directory it
+        was opened with (a database as `postgresql://HOST:PORT/DB (schema S)`, without the
+        URL's user and parameters); None: by that URL or directory."""
+        return None
+
     # -- moving state between stores (`wfrun state copy`, SPEC §10) ---------------------------
 
     @abstractmethod

@@ -103,7 +103,7 @@ class RecordsPart(TransactionPart):
 
             key = bytes(self._again(None, read_or_create))
             if len(key) < 32:
-                raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
+                raise StateError(f"the URL signing key in {self._table('wfrun_keys')} is "
                                  "shorter than 32 bytes; delete its row to make a new one "
                                  "(links already sent stop working)")
             self._key = key
@@ -175,8 +175,8 @@ class RecordsPart(TransactionPart):
         except (ValueError, RecursionError):
             state = None
         if not isinstance(state, dict) or row[0] < 1:
-            raise StateError(f"the schedule state of workflow '{workflow}' in {self.where} "
-                             "(table wfrun_schedules) is damaged; delete its row and the "
+            raise StateError(f"the schedule state of workflow '{workflow}' in "
+                             f"{self._table('wfrun_schedules')} is damaged; delete its row and the "
                              "schedule starts afresh from the next tick")
         return state, int(row[0])
 

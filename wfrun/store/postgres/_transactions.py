@@ -28,9 +28,29 @@ class TransactionPart(Store):
 
     url: str  # the store's URL: its server's key
     where: str  # the database, for messages
+    _schema_seen = ""  # current_schema() as `has_state` found it, on a connection of its own
 
     def _server(self) -> _connect.Server:
         return _connect.server(self.url)
+
+    @property
+    def _place(self) -> str:
+        """`where`, with the schema of wfrun's tables, for messages naming a run or a table."""
+        return self._with_schema(self.where)
+
+    def _table(self, table: str) -> str:
+        """`where`, with the schema and `table`, for messages naming a row of that table."""
+        return self._with_schema(self.where, table)
+
+    def _with_schema(self, database: str, table: str = "") -> str:
+        """`database` (as messages name it) followed by `(schema S)`, the schema of wfrun's
+        tables, unless it is `public` or not known yet (it is once connected), and the table
+        (`(schema S, table T)`): two projects sharing a database with a schema each are told
+        apart."""
+        schema = self._server().schema or self._schema_seen
+        said = [f"schema {schema}"] if schema not in ("", "public") else []
+        said += [f"table {table}"] if table else []
+        return f"{database} ({', '.join(said)})" if said else database
 
     def close(self) -> None:
         """Close this process's connections to the database (every store object of this URL

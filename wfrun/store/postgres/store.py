@@ -171,7 +171,7 @@ class PostgresStore(DoctorPart):
         rows = self._fetch(run_id, "SELECT revision, run_schema, snapshot::text FROM wfrun_runs "
                                    "WHERE run_id = %s", [run_id])
         if not rows:
-            raise NotFoundError(f"no run {run_id} in {self.where}")
+            raise NotFoundError(f"no run {run_id} in {self._place}")
         return self._parse(run_id, *rows[0])
 
     def _unchanged(self, run_id: str, known: Run) -> bool:
@@ -234,7 +234,7 @@ class PostgresStore(DoctorPart):
             found = self._fetch(None, "SELECT revision FROM wfrun_runs WHERE run_id = %s",
                                 [run.run_id])
             if not found:
-                raise NotFoundError(f"no run {run.run_id} in {self.where}")
+                raise NotFoundError(f"no run {run.run_id} in {self._place}")
             if found[0][0] == run.revision:
                 raise ClaimLost(_leases.lost_lease(run.run_id, self._server().lease))
             raise ConflictError(
@@ -321,7 +321,11 @@ class PostgresStore(DoctorPart):
                                "current_schema()) || '.wfrun_runs') IS NOT NULL").fetchone()
             if row is None or row[0] is None:
                 raise _schema.no_schema(conn, self.where)  # (doctor: exit 5)
+        self._schema_seen = str(row[0])
         return bool(row[1])
+
+    def label(self) -> str:
+        return self._with_schema(self._address)
 
     def import_run(self, run: Run, history: list[dict[str, Any]],
                    logs: list[dict[str, Any]]) -> bool:
@@ -333,7 +337,7 @@ class PostgresStore(DoctorPart):
             row = self._row(run, run.revision)
             events, records = _dump(history), _dump(logs)
         except (TypeError, ValueError) as exc:
-            raise StateError(f"run {run.run_id} cannot be stored in {self.where}: it holds a "
+            raise StateError(f"run {run.run_id} cannot be stored in {self._place}: it holds a "
                              f"value PostgreSQL's json cannot keep ({exc})") from None
         key = self._server().key("lock", run.run_id)
 
@@ -352,7 +356,7 @@ class PostgresStore(DoctorPart):
 
         if self._again(None, store, write=True):  # (done twice, the second finds it there)
             return True
-        check_stored(self, run, history, logs, self.where)
+        check_stored(self, run, history, logs, self._place)
         return False
 
     def stored_secret_key(self) -> bytes | None:
@@ -361,7 +365,7 @@ class PostgresStore(DoctorPart):
             return None
         key = bytes(rows[0][0])
         if len(key) < 32:
-            raise StateError(f"the URL signing key in {self.where} (table wfrun_keys) is "
+            raise StateError(f"the URL signing key in {self._table('wfrun_keys')} is "
                              "shorter than 32 bytes; delete its row to make a new one "
                              "(links already sent stop working)")
         return key
@@ -381,7 +385,7 @@ class PostgresStore(DoctorPart):
         adopted = self._again(None, adopt, write=True)
         if self.stored_secret_key() != key:
             raise ConflictError(
-                f"the URL signing key in {self.where} (table wfrun_keys) differs from the one "
+                f"the URL signing key in {self._table('wfrun_keys')} differs from the one "
                 "being copied: resume and cancel links signed by either would stop working; "
                 "copy into a store that has no key yet or the same one")
         self._key = key
