@@ -9,8 +9,12 @@ import math
 import re
 from typing import Any
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# A number as text: ASCII digits with an optional minus sign, fraction and exponent, as JSON
+# writes numbers (and an HTML number input sends them: `007` and `.5` too); not what int() and
+# float() also take (`1_000`, full-width or other scripts' digits, spaces, `+1`, `inf`, `nan`).
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?([0-9]+(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+MAX_NUMBER_TEXT = 100  # characters: no number a person means is that long
 _DEPTH = 8  # $ref and anyOf levels followed: a schema pointing at itself stops there
 
 
@@ -72,18 +76,29 @@ def _items(schema: Any, root: Any) -> Any:
     return None
 
 
+def read_number(raw: str, integer: bool = False) -> int | float | None:
+    """The number `raw` writes (an int for digits alone; with `integer`, only those), or None
+    for text that is not an ASCII number (see `_NUMBER`), or one too long or not finite."""
+    if len(raw) > MAX_NUMBER_TEXT:
+        return None
+    if _INTEGER.fullmatch(raw):
+        return int(raw)
+    if integer or not _NUMBER.fullmatch(raw):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) else None
+
+
 def coerce_text(schema: Any, raw: str, root: Any = None) -> Any:
     """A text field as the type `schema` asks for (boolean, integer, number), or the text
     itself when it asks for none of those or the text does not read as one."""
     for kind in _types(schema, root if root is not None else schema):
         if kind == "boolean" and raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        if len(raw) > 100:  # no number a person means is that long
-            continue
-        if kind in ("integer", "number") and _INTEGER.fullmatch(raw):
-            return int(raw)
-        if kind == "number" and _NUMBER.fullmatch(raw) and math.isfinite(float(raw)):
-            return float(raw)
+        if kind in ("integer", "number"):
+            number = read_number(raw, integer=kind == "integer")
+            if number is not None:
+                return number
     return raw
 
 

@@ -8,9 +8,14 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlencode
 
+import pytest
+
+from wfrun._textdata import query_data
 from wfrun.http._forms import fields_for, form_data
 from wfrun.http._pages import MAX_DEPTH, MAX_ITEMS, distance, readable_time, value_html
 
@@ -295,3 +300,62 @@ def test_enter_in_a_field_of_a_page_with_actions_decides_nothing(server: Server)
     html = http(plain["suspended"][0]["resume_url"], headers={"Accept": "text/html"}).text
     default = _default_button(html)
     assert default.get("id") == "submit" and "disabled" not in default
+
+
+NESTED = """
+steps:
+  - id: review
+    wait: true
+    resume_schema:
+      type: object
+      properties:
+        nested: {type: object}
+        count: {type: integer}
+        share: {type: number}
+"""
+
+
+def test_a_json_box_prefilled_from_the_query_holds_the_value_not_its_text(server: Server) -> None:
+    # `&nested={"a":1}` showed "{\"a\":1}" (a JSON string), which the box then sent as is
+    server.project.workflow("nested", NESTED)
+    doc = server.start("nested")
+    url = doc["suspended"][0]["resume_url"]
+    html = http(url + "&nested=%7B%22a%22%3A1%7D&count=3",
+                headers={"Accept": "text/html"}).text
+    box = re.search(r'<textarea id="f-nested" name="field:nested">([^<]*)</textarea>', html)
+    assert box is not None and unescape(box[1]) == '{"a": 1}', html
+    assert re.search(r'id="f-count" name="field:count" step="1" value="3"', html)
+    text = http(url + "&nested=not-json", headers={"Accept": "text/html"}).text
+    assert '>&quot;not-json&quot;</textarea>' in text  # text that is not JSON: as before
+    sent = http(url, "POST", urlencode({"_wfrun_form": "approval",
+                                        "field:nested": unescape(box[1])}).encode(),
+                {"Content-Type": "application/x-www-form-urlencoded"})
+    assert sent.status == 202, sent.text  # the box sent unchanged: the object
+    assert server.wait_until_settled(doc["run_id"]).steps["review"].resume_data == {
+        "nested": {"a": 1}}
+
+
+@pytest.mark.parametrize("raw", ["1_000", "１", "٣", " 12", "12 ", "+5", "0x10", "1e3_0",
+                                 "inf", "nan", "1" * 101])
+def test_number_fields_take_ascii_number_text_only(raw: str) -> None:
+    # int() took `1_000` (stored 1000) and full-width digits; float() `1_0.5` and spaces
+    schema = {"type": "object", "properties": {"count": {"type": "integer"},
+                                               "share": {"type": "number"}}}
+    for name, message in (("count", "count: enter a whole number"),
+                          ("share", "share: enter a number")):
+        data, errors = form_data(schema, {f"field:{name}": [raw]})
+        assert errors == [{"path": f"$.{name}", "message": message}], (raw, data)
+        assert query_data(schema, {name: [raw]}) == {name: raw}  # stays text: the schema refuses it
+
+
+def test_number_fields_take_what_json_and_a_number_input_write() -> None:
+    schema = {"type": "object", "properties": {"count": {"type": "integer"},
+                                               "share": {"type": "number"}}}
+    for raw, count, share in (("12", 12, 12), ("-3", -3, -3), ("007", 7, 7)):
+        assert form_data(schema, {"field:count": [raw], "field:share": [raw]}) == (
+            {"count": count, "share": share}, [])
+    for raw, share in (("0.5", 0.5), (".5", 0.5), ("-1.5e3", -1500.0), ("2E-1", 0.2)):
+        assert form_data(schema, {"field:share": [raw]}) == ({"share": share}, [])
+        assert query_data(schema, {"share": [raw]}) == {"share": share}
+        assert form_data(schema, {"field:count": [raw]})[1][0]["message"] == (
+            "count: enter a whole number")

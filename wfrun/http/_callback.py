@@ -37,7 +37,7 @@ from wfrun.errors import (
 )
 from wfrun.model import COMPLETED
 
-from ._forms import form_data
+from ._forms import form_data, page_values
 from ._pages import (
     ACTION_FIELD,
     FORM_MARKER,
@@ -258,7 +258,7 @@ class Callbacks:
         if link.gone is not None:  # a POST is refused: 409, the same sentence (no form)
             return _error(409, link.gone, html, GONE_TITLE)
         if html:
-            values = query_data(link.schema, req.query)
+            values = page_values(link.schema, req.query, link.actions)
             return html_reply(200, approval_page(
                 opened, token, link.schema, link.actions, values, description=link.description,
                 now=link.now))

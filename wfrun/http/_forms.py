@@ -3,12 +3,13 @@ into data of the types the schema asks for (what services send: `wfrun._textdata
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from wfrun._jsoninput import parse_json
-from wfrun._textdata import resolve_ref
+from wfrun._textdata import query_data, read_number, resolve_ref
 from wfrun.errors import UsageError
 
 FIELD_PREFIX = "field:"
@@ -96,6 +97,23 @@ def fields_for(schema: Any, actions: list[str] | tuple[str, ...] = ()) -> list[F
     return result
 
 
+def page_values(schema: Any, query: dict[str, list[str]],
+                actions: list[str] | tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """What the approval page's fields start with, from the URL's query parameters: typed as
+    a body-less request's are (`query_data`), except that a JSON box's parameter holding JSON
+    is that value (`{"a":1}` an object, not the text of one), as the box sends it."""
+    values = query_data(schema, query)
+    fields = fields_for(schema, actions)
+    if values is None or fields is None:
+        return values
+    for spec in fields:
+        raw = query.get(spec.name)
+        if spec.kind == "json" and spec.name in values and raw is not None and len(raw) == 1:
+            with contextlib.suppress(UsageError):  # not JSON: shown as the text it is
+                values[spec.name] = parse_json(raw[0].encode(), spec.name)
+    return values
+
+
 def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
     """(present, value) for one submitted field; raises ValueError with a message."""
     if spec.kind == "action":
@@ -108,23 +126,12 @@ def _coerce(spec: Field, raw: str | None) -> tuple[bool, Any]:
         if not (raw.isascii() and raw.isdigit()) or int(raw) >= len(spec.options):
             raise ValueError("choose one of the listed values")
         return True, spec.options[int(raw)]
-    if spec.kind == "integer":
-        try:
-            return True, int(raw)
-        except ValueError:
-            raise ValueError("enter a whole number") from None
-    if spec.kind == "number":
-        try:
-            return True, int(raw)
-        except ValueError:
-            pass
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError("enter a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("enter a finite number")
-        return True, value
+    if spec.kind in ("integer", "number"):  # ASCII number text only, as for query parameters
+        number = read_number(raw, integer=spec.kind == "integer")
+        if number is None:
+            raise ValueError("enter a whole number" if spec.kind == "integer" else
+                             "enter a number")
+        return True, number
     if spec.kind == "json":
         try:
             return True, parse_json(raw.encode(), spec.name)
