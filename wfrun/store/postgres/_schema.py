@@ -11,7 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
 from wfrun.errors import StateError, StoreMissing
+from wfrun.store.postgres._failures import reason_of
 
 Step = str | Callable[[Any], None]  # a statement, or a function given the connection
 
@@ -152,24 +155,38 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
     if current is not None and current > VERSION:
         raise StateError(f"the wfrun tables in {where} are at schema version {current}, newer "
                          f"than this wfrun knows ({VERSION}); upgrade wfrun")
-    if current is None and conn.execute(
-            "SELECT to_regclass(quote_ident(current_schema()) || '.wfrun_runs')").fetchone()[0]:
-        raise StateError(f"the wfrun tables in {where} have lost their version table, "
-                         "wfrun_schema (dropped by hand?), so wfrun cannot tell which migrations "
-                         "they have; restore it from a backup (docs/postgresql.md#backups)")
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
-        conn.execute("CREATE TABLE IF NOT EXISTS wfrun_schema ("
-                     "version integer PRIMARY KEY, migrated_at timestamptz NOT NULL DEFAULT now())")
-        row = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
-        done = row[0] or 0  # another process may have migrated while this one waited
-        for version in range(done + 1, VERSION + 1):
-            for step in MIGRATIONS[version - 1]:
-                if callable(step):
-                    step(conn)
-                else:
-                    conn.execute(step)
-            conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
+    if current is None:
+        orphans, may_create = conn.execute(
+            "SELECT to_regclass(quote_ident(current_schema()) || '.wfrun_runs') IS NOT NULL, "
+            "has_schema_privilege(current_schema(), 'CREATE')").fetchone()
+        if orphans:
+            raise StateError(f"the wfrun tables in {where} have lost their version table, "
+                             "wfrun_schema (dropped by hand?), so wfrun cannot tell which "
+                             "migrations they have; restore it from a backup "
+                             "(docs/postgresql.md#backups)")
+        if not may_create:
+            raise no_create(conn, where)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
+            conn.execute("CREATE TABLE IF NOT EXISTS wfrun_schema (version integer PRIMARY KEY, "
+                         "migrated_at timestamptz NOT NULL DEFAULT now())")
+            row = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()
+            done = row[0] or 0  # another process may have migrated while this one waited
+            for version in range(done + 1, VERSION + 1):
+                for step in MIGRATIONS[version - 1]:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        conn.execute(step)
+                conn.execute("INSERT INTO wfrun_schema (version) VALUES (%s)", [version])
+    except psycopg.errors.InsufficientPrivilege as exc:  # tables another user owns, say
+        schema, user = _names(conn)
+        raise StateError(f"user {user} may not migrate wfrun's tables in schema {schema} of "
+                         f"{where} to version {VERSION} ({reason_of(exc)}); run this wfrun "
+                         "once as the user who owns them, or grant this one CREATE on the "
+                         f"schema and ownership of them (GRANT USAGE, CREATE ON SCHEMA {schema} "
+                         f"TO {user})") from None
 
 
 class NoSchema(StoreMissing):
@@ -177,13 +194,55 @@ class NoSchema(StoreMissing):
     made, and there are none to read (`list`, `pending` and `tick` say so and find nothing)."""
 
 
-def no_schema(conn: Any, where: str) -> NoSchema:
-    """The error of a connection whose search_path names no existing schema (`where`: the
-    database, for the message)."""
+def no_schema(conn: Any, where: str) -> StateError:
+    """The error of a connection whose search_path names no schema it may use (`where`: the
+    database, for the message): NoSchema if none of them exists, else a StateError saying
+    which one the user has no USAGE on, and what to grant."""
     path = conn.execute("SHOW search_path").fetchone()[0]
+    names = _path_names(path, conn)
+    row = conn.execute(
+        "SELECT quote_ident(n.nspname), quote_ident(current_user) FROM pg_namespace n "
+        "WHERE n.nspname = ANY(%s) ORDER BY array_position(%s, n.nspname::text) LIMIT 1",
+        [names, names]).fetchone()
+    if row is not None:  # (current_schema() skips a schema the user may not use)
+        return StateError(f"user {row[1]} may not use schema {row[0]} of {where} (the first of "
+                          f"search_path {path!r}), where wfrun's tables are kept; grant it "
+                          f"(GRANT USAGE, CREATE ON SCHEMA {row[0]} TO {row[1]}) or change "
+                          "the URL's options=-csearch_path=...")
     return NoSchema(f"no schema of search_path {path!r} exists in {where} to keep wfrun's "
                     "tables; create it (CREATE SCHEMA ...) or change the URL's "
                     "options=-csearch_path=...")
+
+
+def no_create(conn: Any, where: str) -> StateError:
+    """The error of a connection whose schema holds no wfrun tables yet and that may not create
+    them there (no CREATE on the schema)."""
+    schema, user = _names(conn)
+    return StateError(f"user {user} may not create wfrun's tables in schema {schema} of {where} "
+                      f"(it has no CREATE on that schema); grant it (GRANT USAGE, CREATE ON "
+                      f"SCHEMA {schema} TO {user}), or run wfrun there once as a user who may")
+
+
+def _names(conn: Any) -> tuple[str, str]:
+    """The current schema and user, quoted as SQL identifiers (for a GRANT to copy)."""
+    row = conn.execute("SELECT quote_ident(current_schema()), quote_ident(current_user)"
+                       ).fetchone()
+    return str(row[0]), str(row[1])
+
+
+def _path_names(path: str, conn: Any) -> list[str]:
+    """The schema names a search_path lists, in order (`"$user"`: the current user's)."""
+    names = []
+    for item in (part.strip() for part in path.split(",")):
+        if item.startswith('"') and item.endswith('"') and len(item) > 1:
+            item = item[1:-1].replace('""', '"')
+            if item == "$user":
+                item = str(conn.execute("SELECT current_user").fetchone()[0])
+        else:
+            item = item.lower()
+        if item:
+            names.append(item)
+    return names
 
 
 def _version(conn: Any, where: str) -> int | None:

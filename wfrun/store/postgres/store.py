@@ -318,10 +318,13 @@ class PostgresStore(DoctorPart):
             raise _failures.connect_error(self.url, self.where, exc) from None
         with errors(self.where), conn:
             row = conn.execute("SELECT current_schema(), to_regclass(quote_ident("
-                               "current_schema()) || '.wfrun_runs') IS NOT NULL").fetchone()
+                               "current_schema()) || '.wfrun_runs') IS NOT NULL, "
+                               "has_schema_privilege(current_schema(), 'CREATE')").fetchone()
             if row is None or row[0] is None:
                 raise _schema.no_schema(conn, self.where)  # (doctor: exit 5)
-        self._schema_seen = str(row[0])
+            self._schema_seen = str(row[0])
+            if not row[1] and not row[2]:  # its first write could not make the tables
+                raise _schema.no_create(conn, self.where)
         return bool(row[1])
 
     def label(self) -> str:

@@ -1,0 +1,128 @@
+"""A PostgreSQL user without the privileges wfrun needs on its schema is told what is wrong and
+what to grant, in one sentence (exit 5): no USAGE on a schema that exists (not "no schema
+exists"), no CREATE on a schema where wfrun's tables are still to be made (not "refused a
+query", and not doctor's "holds no wfrun state yet"), tables another user owns to migrate."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import _pg
+import pytest
+from conftest import Outcome
+
+
+def sql(url: str, *statements: str) -> None:
+    """Statements as a DBA would run them."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with _pg.schema() as schema_url:
+        yield schema_url
+
+
+@pytest.fixture
+def role(url: str) -> Iterator[str]:
+    """A new login role with no privileges, dropped afterwards."""
+    import psycopg
+
+    name = f"wfrun_test_role_{secrets.token_hex(4)}"
+    sql(_pg.server_url(), f"CREATE ROLE {name} LOGIN")
+    try:
+        try:
+            psycopg.connect(as_role(url, name), connect_timeout=5).close()
+        except psycopg.Error as exc:
+            pytest.skip(f"the test server does not let a new role log in: {exc}")
+        yield name
+    finally:
+        sql(_pg.server_url(), f"DROP OWNED BY {name}", f"DROP ROLE {name}")
+
+
+def as_role(url: str, role: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+
+
+def schema_of(url: str) -> str:
+    return url.rpartition("search_path%3D")[2].split("&")[0]
+
+
+def wfrun(root: Path, store: str, *args: str) -> Outcome:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+    proc = subprocess.run([sys.executable, "-m", "wfrun", "--store", store, *args],
+                          capture_output=True, text=True, timeout=60, cwd=root, env=env)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def project(root: Path) -> Path:
+    (root / "workflows").mkdir()
+    (root / "workflows" / "hello.yaml").write_text("steps: [{id: greet}]\n")
+    (root / "workflows" / "hello.py").write_text(textwrap.dedent("""
+        def greet(ctx):
+            return "hi"
+    """))
+    return root
+
+
+COMMANDS = (["list"], ["start", "hello"], ["tick"], ["doctor"], ["show", "r01"])
+
+
+def said_once(out: Outcome, args: list[str]) -> str:
+    assert out.code == 5, (args, out)
+    assert "Traceback" not in out.stderr and "refused a query" not in out.stderr, out.stderr
+    [line] = out.stderr.splitlines()
+    return line
+
+
+def test_no_usage_on_a_schema_that_exists(url: str, role: str, tmp_path: Path) -> None:
+    schema = schema_of(url)
+    project(tmp_path)
+    for args in COMMANDS:
+        line = said_once(wfrun(tmp_path, as_role(url, role), *args), args)
+        assert line.startswith(f"error: user {role} may not use schema {schema} of "), line
+        assert "no schema of search_path" not in line
+        assert f"(GRANT USAGE, CREATE ON SCHEMA {schema} TO {role})" in line, line
+
+
+def test_no_create_on_a_schema_without_wfrun_tables(url: str, role: str, tmp_path: Path) -> None:
+    schema = schema_of(url)
+    sql(url, f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    project(tmp_path)
+    for args in COMMANDS:
+        line = said_once(wfrun(tmp_path, as_role(url, role), *args), args)
+        assert line.startswith(f"error: user {role} may not create wfrun's tables in schema "
+                               f"{schema} of "), line
+        assert f"(GRANT USAGE, CREATE ON SCHEMA {schema} TO {role})" in line, line
+        assert "holds no wfrun state" not in line
+
+    sql(url, f"GRANT CREATE ON SCHEMA {schema} TO {role}")  # as the sentence says
+    assert wfrun(tmp_path, as_role(url, role), "start", "hello").code == 0
+
+
+def test_tables_another_user_owns_cannot_be_migrated(url: str, role: str, tmp_path: Path) -> None:
+    from wfrun.store.postgres import PostgresStore, _schema
+
+    store = PostgresStore(url)
+    store.exists("r01")  # the tables, made by the test server's user
+    store.close()
+    schema = schema_of(url)
+    sql(url, f"DELETE FROM wfrun_schema WHERE version = {_schema.VERSION}",  # one to apply
+        f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}",
+        f"GRANT SELECT ON wfrun_schema TO {role}")
+    line = said_once(wfrun(project(tmp_path), as_role(url, role), "list"), ["list"])
+    assert line.startswith(f"error: user {role} may not migrate wfrun's tables in schema "
+                           f"{schema} of "), line
+    assert f"to version {_schema.VERSION} (" in line and "as the user who owns them" in line
