@@ -1,5 +1,5 @@
 """The modules a workflow's step module imports from its own directory (`import helpers`), kept
-track of so that a long-lived process (`tick --watch`, `serve`, a test session) runs their
+track of so that a long-lived process (`tick --watch`, `serve`, a pytest run) runs their
 current code: Python keeps an imported module for the life of the process, so a helper edited
 after its first import, or one of the same name in another project's directory, would
 otherwise go on being used."""
