@@ -105,17 +105,19 @@ def test_recent_pause_nonces_are_kept_and_bounded() -> None:
     assert Run.from_dict(run.to_dict()).steps["s"].nonces == run.steps["s"].nonces
 
 
-def test_an_executions_links_are_remembered_only_while_they_may_still_be_held() -> None:
+def test_an_execution_closed_under_way_keeps_its_links_as_ended() -> None:
+    from datetime import UTC, datetime
+
+    from wfrun.engine._schedule import close_node
+
     run = Run("r", "w", {}, "t", "t", steps={"s": StepState(status="running", exec_nonce="e1"),
                                               "p": StepState(status="running", exec_nonce="e2")})
-    remember_nonces(run)
-    assert run.steps["s"].nonces == ["exec:e1"] and run.steps["p"].nonces == ["exec:e2"]
-    # `s` ends without pausing (no links handed out): nothing stays in its snapshot
-    run.steps["s"].status, run.steps["s"].exec_nonce = "completed", None
+    remember_nonces(run)  # executing: nothing is written for its links on each save
+    assert run.steps["s"].nonces == [] and run.steps["p"].nonces == []
     # `p` is closed while executing (the run was cancelled): its links are remembered
-    run.steps["p"].status, run.steps["p"].exec_nonce = "cancelled", None
+    close_node(run.steps["p"], datetime(2026, 1, 1, tzinfo=UTC), "cancelled")
     remember_nonces(run)
-    assert run.steps["s"].nonces == [] and run.steps["p"].nonces == ["exec:e2"]
+    assert run.steps["p"].exec_nonce is None and run.steps["p"].nonces == ["e2"]
     key = b"k" * 32
     token = make_token(key, "resume", "r", "p", "e2")
     assert token_state(key, run, "p", "resume", token) == "ended"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from wfrun._specs import Workflow
 from wfrun.flow import Links
-from wfrun.model import CANCELLED, SKIPPED, SUSPENDED, WAITING, Run
+from wfrun.model import SUSPENDED, WAITING, Run
 
 from ._composite import node_of
 from ._inbox import executing_nonce
@@ -23,27 +23,15 @@ VERBS = ("resume", "cancel")
 EVENT = "event"  # the verb of an event URL's token: scoped to run and event name, no pause
 
 
-EXECUTING_MARK = "exec:"  # a `nonces` entry that is an executing step's (see remember_nonces)
-
-
 def remember_nonces(run: Run) -> None:
     """Keep each step's (and foreach iteration's) current pause nonce in its recent list
-    (called before each save), and, marked, the nonce of the links its current execution
-    holds: a run cancelled (or failed, or exited) while the step executes closes it and drops
-    `exec_nonce`, and the links it handed out must then answer 409, not 404. The marked entry
-    is dropped once the execution has ended otherwise (a pause it handed links for is kept
-    plain by the outcome)."""
+    (called before each save)."""
     for step in run.steps.values():
-        for state in (step, *(step.iterations or ())):
+        if step.pause is not None:
+            step.keep_nonce(step.pause.get("nonce"))
+        for state in step.iterations or ():
             if state.pause is not None:
                 state.keep_nonce(state.pause.get("nonce"))
-            closed = state.status in (CANCELLED, SKIPPED)  # closed, maybe while executing
-            mine = EXECUTING_MARK + state.exec_nonce if state.exec_nonce else None
-            if not closed and any(n.startswith(EXECUTING_MARK) and n != mine
-                                  for n in state.nonces):
-                state.nonces = [n for n in state.nonces
-                                if not n.startswith(EXECUTING_MARK) or n == mine]
-            state.keep_nonce(mine)
 
 
 APPROVER_MARK = "~"  # `NAME~HMAC`: the token of one approver (`approvals:`), scoped to them
@@ -94,8 +82,7 @@ def token_state(key: bytes, run: Run, step: str, verb: str, token: str) -> str |
     executing = executing_nonce(state)
     if executing and token_matches(key, token, verb, run.run_id, step, executing):
         return EARLY
-    for kept in state.nonces:
-        nonce = kept.removeprefix(EXECUTING_MARK)
+    for nonce in state.nonces:
         if nonce != current and token_matches(key, token, verb, run.run_id, step, nonce):
             return ENDED
     return None

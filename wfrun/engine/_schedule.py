@@ -223,10 +223,12 @@ def complete_foreach(state: StepState, step_id: str, now: datetime, events: Even
 
 
 def close_node(node: StepState, now: datetime, status: str) -> None:
-    """Close a step or iteration that has not finished with `status`; its timer is dropped."""
+    """Close a step or iteration that has not finished with `status`; its timer is dropped.
+    The links an execution under way holds are kept as ended (a 409 for them, not a 404)."""
     if node.status in (PENDING, SUSPENDED, WAITING, RUNNING):
         node.status = status
         node.pause = None
         node.trigger = None
+        node.keep_nonce(node.exec_nonce)
         node.exec_nonce = None
         node.finished_at = node.finished_at or to_iso(now)
