@@ -25,7 +25,8 @@ from ._workers import Share, Tried, tick_in_workers, worth_it
 BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
 # A batch's runs wait under this process's claims for their turn, where another worker could
 # be advancing them: once a run took longer than SLOW, or the batch has been held for HOLD
-# seconds, the runs not yet begun are let go and the tick acquires one run at a time.
+# seconds, the runs not yet begun are let go and the tick acquires one run at a time (a tick
+# that takes every due run it can; a forked worker's share is kept whole).
 SLOW = 0.25
 HOLD = 1.0
 
@@ -155,9 +156,11 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
                 if not advanced or (due is not None and due <= now):
                     again += 1
                 ended = time.monotonic()
-                if ended - began > SLOW:
+                if ended - began > SLOW and limit is None:
                     size = 1
-                if runner.reserved and (size == 1 or ended - held > HOLD):
+                # (not for a forked worker's share, `limit`: the runs it let go could be left
+                # to workers that have taken their share already, and wait for the next tick)
+                if runner.reserved and limit is None and (size == 1 or ended - held > HOLD):
                     break  # the rest are let go below, for whichever worker is free first
         finally:
             for left in runner.reserved.values():
