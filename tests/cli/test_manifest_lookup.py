@@ -119,9 +119,10 @@ def test_a_handler_that_needs_two_arguments_or_keyword_only_ctx_is_refused(proje
 def test_a_workflows_directory_that_is_a_file_is_named_as_a_file(project: Project) -> None:
     wfile = project.root / "wfile"
     wfile.touch()
-    listed = project.run("--workflows-dir", str(wfile), "workflows")
-    assert f"the workflows directory {wfile} is a file, not a directory" in listed.stdout
-    assert "there is no directory" not in listed.stdout
+    listed = project.run("--workflows-dir", str(wfile), "workflows")  # an error, as validate's
+    assert listed.code == 4 and listed.stdout == ""
+    assert f"the workflows directory {wfile} is a file, not a directory" in listed.stderr
+    assert "there is no directory" not in listed.stderr
     for args in (["validate"], ["validate", "foo"], ["start", "foo"]):
         out = project.run("--workflows-dir", str(wfile), *args)
         assert out.code == 4, (args, out)

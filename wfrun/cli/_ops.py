@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wfrun.errors import ManifestError, StateError, StoreMissing, UsageError, WfrunError
+from wfrun.errors import ManifestError, NotFoundError, StateError, StoreMissing, UsageError, WfrunError
 
 from . import _complete, _stdout
 from ._app import (
@@ -264,6 +264,9 @@ def list_workflows(as_json: JsonOpt = False) -> None:
     from wfrun import loader
 
     engine = settings().engine()
+    problem = loader.directory_problem(engine.workflows_dir)
+    if problem is not None:  # missing, or a file: an error (exit 4), as for validate
+        raise NotFoundError(problem)
     rows: list[dict[str, Any]] = []
     for path in loader.discover(engine.workflows_dir):
         try:
