@@ -121,7 +121,12 @@ def test_a_doctor_line_says_what_the_reason_does_not(problem: dict[str, str], li
     assert problem_line(problem) == line
 
 
-def test_doctor_on_postgresql_names_a_damaged_row_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("damage", "kind", "begins"), [
+    ("run_schema = 99", "snapshot", ""),  # a damaged row
+    ("next_due = now()", "index", " is due at no time but its next_due column says "),
+])
+def test_doctor_on_postgresql_names_a_damaged_row_once(
+        tmp_path: Path, damage: str, kind: str, begins: str) -> None:
     import psycopg
 
     (tmp_path / "workflows").mkdir()
@@ -134,35 +139,13 @@ def test_doctor_on_postgresql_names_a_damaged_row_once(tmp_path: Path) -> None:
 
         assert wfrun("start", "hello", "--run-id", "r1").exit_code == 0
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("UPDATE wfrun_runs SET run_schema = 99 WHERE run_id = 'r1'")
+            conn.execute(f"UPDATE wfrun_runs SET {damage} WHERE run_id = 'r1'")
         out = wfrun("doctor")
         [problem] = json.loads(wfrun("doctor", "--json").stdout)["problems"]
     assert out.exit_code == 5, out.stdout
-    assert problem["kind"] == "snapshot" and problem["reason"].startswith(problem["path"])
+    assert problem["kind"] == kind and problem["reason"].startswith(problem["path"] + begins)
     assert out.stdout.splitlines()[0] == problem["reason"]
     assert out.stdout.count(problem["path"]) == 1
-
-
-def test_doctor_on_postgresql_names_a_run_whose_due_column_drifted_once(tmp_path: Path) -> None:
-    import psycopg
-
-    (tmp_path / "workflows").mkdir()
-    for suffix, text in zip((".yaml", ".py"), HELLO, strict=True):
-        (tmp_path / "workflows" / f"hello{suffix}").write_text(text)
-    with _pg.schema() as url:
-        def wfrun(*args: str) -> Any:
-            return CliRunner().invoke(app, ["--store", url, "--workflows-dir",
-                                            str(tmp_path / "workflows"), *args])
-
-        assert wfrun("start", "hello", "--run-id", "r1").exit_code == 0
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("UPDATE wfrun_runs SET next_due = now() WHERE run_id = 'r1'")
-        out = wfrun("doctor")
-        [problem] = json.loads(wfrun("doctor", "--json").stdout)["problems"]
-    assert out.exit_code == 5, out.stdout
-    assert problem["kind"] == "index" and problem["reason"].startswith(
-        f"{problem['path']} is due at no time but its next_due column says ")
-    assert out.stdout.splitlines()[0] == problem["reason"]
     assert out.stdout.count("r1") == 1, out.stdout
 
 
