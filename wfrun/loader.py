@@ -1,25 +1,19 @@
-"""Finding workflows on disk, reading manifests safely, importing step modules."""
+"""Finding workflows on disk and reading their manifests safely (their step code: `_stepcode`)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.util
 import os
-import sys
-import threading
-from collections.abc import Callable
-from types import ModuleType
 from typing import Any, Protocol
 
-from wfrun import _neighbours, _schema
+from wfrun import _schema
 from wfrun._specs import Workflow
+from wfrun._stepcode import check_handlers, code_hash, file_hash
 from wfrun.errors import ManifestError, NotFoundError
 from wfrun.manifest import NAME_PATTERN, SCHEMA_KEYS, parse_manifest
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MANIFEST_NODES = 100_000  # after alias expansion: stops YAML alias bombs
-_modules: dict[str, ModuleType] = {}
 _workflows: dict[tuple[str, bool], tuple[tuple[tuple[int, int, int] | None, ...], Workflow]] = {}
 
 
@@ -270,7 +264,7 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
         raise NotFoundError(f"no workflow manifest at {path}") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
-    digest = _hash(raw)
+    digest = code_hash(raw)
     data = cache.cached_manifest(digest) if cache is not None else None
     parsed = data is None
     if parsed:
@@ -284,7 +278,7 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
     directory = os.path.dirname(path)
     default_module = "workflow.py" if stem == "workflow" else stem + ".py"
     workflow.module_path = os.path.join(directory, module or default_module)
-    workflow.code_hash = {"manifest": digest, "module": _file_hash(workflow.module_path)}
+    workflow.code_hash = {"manifest": digest, "module": file_hash(workflow.module_path)}
     if check_code:
         check_schemas(workflow)
         if workflow.schedule is not None:  # cron, time zone and input (imports croniter)
@@ -297,23 +291,6 @@ def _load_workflow(path: str, check_code: bool, cache: ManifestCache | None) -> 
 
 # (manifest path, manifest hash, module hash) of the versions whose handlers passed: a tick
 # checks each due run's workflow, and inspecting every handler's signature each time adds up
-_HANDLERS_OK: set[tuple[str, str, str]] = set()
-
-
-def check_handlers(workflow: Workflow) -> None:
-    """ManifestError unless the step module imports and each code step's function exists and
-    can be called as `f(ctx)` (imports the module and inspects it once per version of it)."""
-    version = (workflow.path, workflow.code_hash.get("manifest", ""),
-               workflow.code_hash.get("module", ""))
-    if version in _HANDLERS_OK:
-        return
-    if any(s.kind == "code" for s in workflow.steps.values()):
-        for spec in workflow.steps.values():
-            if spec.handler:
-                _check_signature(workflow, spec.id, handler_for(workflow, spec.id))
-    if len(_HANDLERS_OK) >= 1024:
-        _HANDLERS_OK.clear()
-    _HANDLERS_OK.add(version)
 
 
 def check_schemas(workflow: Workflow) -> None:
@@ -334,112 +311,3 @@ def check_schemas(workflow: Workflow) -> None:
                     )
 
 
-def _hash(raw: bytes) -> str:
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def _file_hash(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            return _hash(fh.read())
-    except OSError:
-        return ""
-
-
-def _import_module(workflow: Workflow) -> ModuleType:
-    path = workflow.module_path
-    key = f"{path}:{workflow.code_hash.get('module')}"
-    if key in _modules and _neighbours.unchanged(key):
-        return _modules[key]
-    try:
-        with open(path, "rb") as fh:
-            source = fh.read()
-    except OSError:
-        raise ManifestError(
-            f"{workflow.path}: key 'module': the step module {path} does not exist; create it "
-            "or set 'module:' in the manifest"
-        ) from None
-    module_name = "wfrun_workflow_" + workflow.name.replace("-", "_")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ManifestError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    directory = os.path.dirname(path)
-    _neighbours.forget(directory)  # a helper beside it that changed is imported afresh
-    before = set(sys.modules)
-    sys.path.insert(0, directory)  # so a workflow module can import its neighbours
-    sys.modules[module_name] = module
-    try:
-        # Compiled from the bytes just read, not through the import system: a __pycache__ file
-        # is trusted by its source's mtime in whole seconds and its size, so a module edited
-        # within a second to the same length would run its old code under the new hash.
-        with _module_output():
-            exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
-    except BaseException as exc:  # sys.exit() or KeyboardInterrupt in it too: not wfrun's exit
-        sys.modules.pop(module_name, None)
-        raise ManifestError(f"{path}: importing the step module failed: {_raised(exc, path)}; "
-                            "fix the module so that importing it succeeds") from None
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(directory)
-    ran = f"{path}:{_hash(source)}"  # what ran, should the file have changed since
-    _modules[ran] = module
-    _neighbours.remember(ran, directory, module_name, before)
-    return module
-
-
-def _module_output() -> contextlib.AbstractContextManager[Any]:
-    """Where a step module's top-level prints go while it is imported: stderr, in a command's
-    main thread, since stdout is the command's own (`--json`: one document, nothing else).
-    Other threads (a server's workers) leave sys.stdout alone: it is shared by every thread."""
-    if threading.current_thread() is threading.main_thread():
-        return contextlib.redirect_stdout(sys.stderr)
-    return contextlib.nullcontext()
-
-
-def _raised(exc: BaseException, path: str) -> str:
-    """What importing a module raised, as `Type: message (line N)`; `sys.exit()` is named."""
-    import traceback
-
-    if isinstance(exc, SystemExit):
-        what = f"SystemExit (sys.exit({'' if exc.code is None else repr(exc.code)}))"
-    elif isinstance(exc, SyntaxError) and exc.filename == path:
-        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    else:
-        message = " ".join(str(exc).splitlines())  # the error is one line
-        what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
-             if frame.filename == path]
-    return f"{what} (line {lines[-1]})" if lines else what
-
-
-def handler_for(workflow: Workflow, step_id: str) -> Callable[..., Any]:
-    """The step's function, importing the module on first use; ManifestError if missing."""
-    spec = workflow.steps[step_id]
-    module = _import_module(workflow)
-    function = getattr(module, spec.handler or "", None)
-    if not callable(function):
-        raise ManifestError(
-            f"{workflow.path}: step '{step_id}': key 'handler': no function "
-            f"{spec.handler!r} in {workflow.module_path}; define it or set 'handler:'"
-        )
-    return function  # type: ignore[no-any-return]
-
-
-def _check_signature(workflow: Workflow, step_id: str, function: Callable[..., Any]) -> None:
-    """ManifestError unless the step's function can be called as wfrun calls it: `f(ctx)`."""
-    import inspect
-
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):  # a builtin or an object without one: let it run
-        return
-    try:
-        signature.bind(None)
-    except TypeError:
-        name = getattr(function, "__name__", workflow.steps[step_id].handler)
-        raise ManifestError(
-            f"{workflow.path}: step '{step_id}': key 'handler': function {name}{signature} in "
-            f"{workflow.module_path} cannot be called with the one argument wfrun passes "
-            f"(ctx); define it as 'def {name}(ctx):'"
-        ) from None

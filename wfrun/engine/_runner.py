@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from wfrun import _schema, loader
+from wfrun import _schema, _stepcode, loader
 from wfrun._detach import same_json
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
@@ -108,7 +108,7 @@ class Runner:
     def workflow_to_continue(self, run: Run, warnings: list[str]) -> Workflow:
         """`workflow_of`, with the code checked as `start` checks it (ManifestError)."""
         workflow = self.workflow_of(run, warnings)
-        loader.check_handlers(workflow)
+        _stepcode.check_handlers(workflow)
         return workflow
 
     # -- start and cancel ----------------------------------------------------------------------
@@ -340,7 +340,7 @@ class Runner:
         """The function of a code step; one that raises LookupError (the step fails) if it
         cannot be found."""
         try:
-            return loader.handler_for(workflow, step)
+            return _stepcode.handler_for(workflow, step)
         except WfrunError as exc:
             message = exc.message
 
