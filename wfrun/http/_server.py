@@ -20,10 +20,9 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from wfrun._jsoninput import max_payload
 from wfrun._threads import own_thread
@@ -33,7 +32,8 @@ from wfrun.errors import UsageError, WfrunError
 from . import _events, _starts
 from ._callback import NOT_FOUND, Callbacks, Reply, Request, json_reply
 from ._deadlines import Deadlines
-from ._logtext import printable
+from ._logtext import printable, redact
+from ._refusals import SECURITY_HEADERS, busy_reply, library_error
 
 ROUTE = re.compile(r"/runs/([^/]+)/steps/([^/]+)/(resume|cancel)")
 METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP method is a token (RFC 9110)
@@ -43,69 +43,7 @@ BODY_DEADLINE = 60.0  # seconds a client may take to send a whole body
 MAX_CONNECTIONS = 128  # connections served at once; more get 503 at once
 MAX_PER_CLIENT = 32  # connections from one address at once; more from it get 503 at once
 LINGER_BYTES = 4 * 1024 * 1024  # after a 413, read at most this much so the client sees it
-BUSY_RETRY_AFTER = 5  # seconds a connection over the limits is told to wait (503)
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 logger = logging.getLogger("wfrun.http")
-
-
-_PARAMETER = re.compile(r"([^=&\s\"?/]+)=([^&\s\"]*)")
-
-
-def redact(text: str) -> str:
-    """Hide tokens in text that is logged: the value of every parameter whose name is `token`
-    once percent-decoded, as the server reads it (`%74oken=` is a token too)."""
-    def hide(found: re.Match[str]) -> str:
-        name = found.group(1)
-        return f"{name}=..." if name == "token" or unquote_plus(name) == "token" else found[0]
-
-    return _PARAMETER.sub(hide, text)
-
-
-# what the standard library's own errors say, as sentences (its `message` is a phrase, or none)
-LIBRARY_ERRORS = {
-    400: "the request line is not valid HTTP ({message}); send a method, a path and the HTTP "
-         "version, separated by spaces",
-    414: "the request line is over 65536 bytes; send a shorter URL (data goes in the body, up "
-         "to WFRUN_MAX_PAYLOAD bytes)",
-    431: "the request's headers are too long or too many ({message}); send at most 100 "
-         "headers of under 64 KiB each",
-    505: "this HTTP version is not supported ({message}); use version 1.1 or 1.0 of HTTP",
-}
-
-
-def library_error(code: int, message: str | None = None) -> str:
-    """What to answer for an error the standard library's server found in a request: a
-    sentence saying what was wrong and what to do."""
-    phrase = message or HTTPStatus(code).phrase
-    phrase = phrase if len(phrase) <= 200 else phrase[:200] + "…"  # (it may quote the request)
-    sentence = LIBRARY_ERRORS.get(code)
-    if sentence is None:
-        return f"the request cannot be served ({phrase}); check it and send it again"
-    return sentence.format(message=phrase)
-
-
-def busy_reply(per_client: bool, limit: int) -> bytes:
-    """The whole 503 response for a connection over the server's or its address's limit:
-    a JSON sentence saying which, and to send again in a few seconds (Retry-After)."""
-    connections = f"{limit} connection{'' if limit == 1 else 's'}"
-    if per_client:
-        error = (f"your address already holds {connections} to this server, the most one "
-                 "address may; close some (or let them finish), then send this again in a "
-                 "few seconds")
-    else:
-        error = (f"the server is already answering {connections}, the most it takes at once; "
-                 "send this again in a few seconds")
-    body = json_reply(503, {"error": error}).body
-    head = "".join(f"{name}: {value}\r\n" for name, value in {
-        "Content-Type": "application/json", "Content-Length": str(len(body)),
-        **SECURITY_HEADERS, "Retry-After": str(BUSY_RETRY_AFTER), "Connection": "close",
-    }.items())
-    return b"HTTP/1.0 503 Service Unavailable\r\n" + head.encode() + b"\r\n" + body
 
 
 class Handler(BaseHTTPRequestHandler):
