@@ -5,11 +5,7 @@ query", and not doctor's "holds no wfrun state yet"), tables another user owns t
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -18,14 +14,7 @@ import _pg
 import pytest
 from conftest import Outcome
 
-
-def sql(url: str, *statements: str) -> None:
-    """Statements as a DBA would run them."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
+from ._pgcli import project, schema_of, sql, wfrun
 
 
 @pytest.fixture
@@ -56,25 +45,10 @@ def as_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
 
 
-def schema_of(url: str) -> str:
-    return url.rpartition("search_path%3D")[2].split("&")[0]
 
 
-def wfrun(root: Path, store: str, *args: str) -> Outcome:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
-    proc = subprocess.run([sys.executable, "-m", "wfrun", "--store", store, *args],
-                          capture_output=True, text=True, timeout=60, cwd=root, env=env)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
-def project(root: Path) -> Path:
-    (root / "workflows").mkdir()
-    (root / "workflows" / "hello.yaml").write_text("steps: [{id: greet}]\n")
-    (root / "workflows" / "hello.py").write_text(textwrap.dedent("""
-        def greet(ctx):
-            return "hi"
-    """))
-    return root
 
 
 COMMANDS = (["list"], ["start", "hello"], ["tick"], ["doctor"], ["show", "r01"])

@@ -7,21 +7,17 @@ refuses is a usage error (exit 2) naming the parameter."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import _pg
 import pytest
-from conftest import Outcome
 
 from wfrun.errors import StoreMissing, UsageError
 from wfrun.store.postgres import PostgresStore
 
+from ._pgcli import project, schema_of, sql, wfrun
 from ._runs import make_run
 
 
@@ -31,36 +27,12 @@ def url() -> Iterator[str]:
         yield schema_url
 
 
-def sql(url: str, query: str) -> None:
-    """One statement as a DBA would run it."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(query)
 
 
-def wfrun(root: Path, store: str, *args: str) -> Outcome:
-    """`python -m wfrun --store STORE ARGS` in `root`, with no WFRUN_* of the caller's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
-    proc = subprocess.run([sys.executable, "-m", "wfrun", "--store", store, *args],
-                          capture_output=True, text=True, timeout=60, cwd=root, env=env)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
-def project(root: Path) -> Path:
-    """A project with one workflow (`hello`), so that nothing is missing but the store."""
-    workflows = root / "workflows"
-    workflows.mkdir()
-    (workflows / "hello.yaml").write_text("steps: [{id: greet}]\n")
-    (workflows / "hello.py").write_text(textwrap.dedent("""
-        def greet(ctx):
-            return "hi"
-    """))
-    return root
 
 
-def schema_of(url: str) -> str:
-    return url.rpartition("search_path%3D")[2].split("&")[0]
 
 
 def address(url: str) -> str:
