@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
+from wfrun.durations import to_iso
 from wfrun.errors import UsageError, WfrunError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, Run
@@ -30,7 +31,7 @@ from ._callbacks import (
 )
 from ._composite import has_composites
 from ._deferred_manifests import DeferredManifestCache
-from ._document import run_document
+from ._document import retry_error, run_document
 from ._links import LinkMaker
 from ._result import NO_INPUT, Result, TickReport
 from ._resume import ResumeRequest, resume
@@ -144,12 +145,29 @@ class Engine:
 
     # -- commands ------------------------------------------------------------------------------
 
+    def _since(self) -> str:
+        return to_iso(self.clock.now())
+
+    def _retries_noted(self, result: Result, since: str) -> Result:
+        """`result` with a warning for each step of its run, its iterations and its child runs
+        that began waiting for a retry at or after `since` (what it raised, SPEC §5), as
+        `tick` says it of the runs it advanced."""
+        run = result.run
+        if run.finished or not (has_composites(run) or any(map(retry_error, run.steps.values()))):
+            return result
+        from ._tree import retry_notes  # imported on use, as for `document`
+
+        result.warnings.extend(retry_notes(self._runner, run, since, self.command))
+        return result
+
     def start(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None,
               parent: dict[str, Any] | None = None) -> Result:
         """Create a run and execute it until it completes, fails or pauses (input: `{}` if
         not given; an explicit None is kept as JSON null). `parent` makes it the child run
         of a `workflow:` step (the parent records it)."""
-        return self._runner.start(name_or_path, input, run_id, parent)
+        since = self._since()
+        result = self._runner.start(name_or_path, input, run_id, parent)
+        return result if parent is not None else self._retries_noted(result, since)
 
     def create(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
         """Create and durably store a run, as `start` does, without executing any step: its
@@ -172,8 +190,9 @@ class Engine:
         """Hand data to a suspended (or rerun-pending) step and continue the run. `step` may
         be an address (`review[1]`, `review/approve`); `label` names the one open
         suspension with that label instead; `approver` decides on a step with `approvals:`."""
-        return resume(self._runner, ResumeRequest(run_id, data, step, action, label=label,
-                                                  request=request, approver=approver))
+        since = self._since()
+        return self._retries_noted(resume(self._runner, ResumeRequest(
+            run_id, data, step, action, label=label, request=request, approver=approver)), since)
 
     def cancel(self, run_id: str, reason: str | None = None,
                check: Callable[[Run], None] | None = None) -> Result:
@@ -186,15 +205,18 @@ class Engine:
         """Re-execute a failed run from its failed step (or `step`), in the same run."""
         from ._rewind import retry  # imported on use: keeps every other command's start-up lean
 
-        return retry(self._runner, run_id, step, reason)
+        since = self._since()
+        return self._retries_noted(retry(self._runner, run_id, step, reason), since)
 
     def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
              new_id: str | None = None, reason: str | None = None) -> Result:
         """A new run keeping the outputs of the steps not downstream of `step`, run from it."""
         from ._rewind import fork
 
-        return fork(self._runner, run_id, step, input=input, replace_input=replace_input,
-                    new_id=new_id, reason=reason)
+        since = self._since()
+        return self._retries_noted(fork(self._runner, run_id, step, input=input,
+                                        replace_input=replace_input, new_id=new_id,
+                                        reason=reason), since)
 
     def tick(self, limit: int | None = None, workers: int = 1) -> TickReport:
         """Fire due timers, recover abandoned runs, and continue each until it pauses; with
@@ -307,7 +329,10 @@ class Engine:
         schema asks (`wfrun._textdata`)."""
         from ._events import send  # imported on use: keeps every other command's start-up lean
 
-        return send(self._runner, run_id, name, data, request, execute=execute, fields=fields)
+        since = self._since()
+        sent = send(self._runner, run_id, name, data, request, execute=execute, fields=fields)
+        self._retries_noted(sent, since)
+        return sent
 
     def open_event(self, run_id: str, name: str, token: str) -> EventLink:
         """The run an event URL's token opens; NotFoundError (with no detail) for a token that
