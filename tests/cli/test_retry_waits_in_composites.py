@@ -89,3 +89,35 @@ def test_a_step_of_a_child_run_waiting_for_a_retry_says_what_it_raised(
     assert _raised_lines(project.run("show", "pr1").stdout, "kid/a") == [
         "    its last execution raised KeyError: 'nope 1'",
         f'      File "{where}", line 2, in a']
+
+
+def test_a_tick_advancing_a_parent_and_its_child_says_the_childs_retry_once(
+        project: Project) -> None:
+    """The child's retry fires before the parent's sleep ends, and one tick advances both: the
+    child's step raises again, and the tick says so once, addressed from the parent."""
+    project.workflow("kid", """\
+        steps:
+          - id: a
+            retry: {max_attempts: 3, delay: 1m}
+        """, """\
+        def a(ctx):
+            raise KeyError(f"nope {ctx.run.runs}")
+        """)
+    project.workflow("pr", """\
+        steps:
+          - id: nap
+            sleep: 2m
+          - id: kid
+            workflow: kid
+            needs: []
+        """, "")
+    started = project.run("start", "pr", "--run-id", "pr1")
+    assert started.code == 0
+    ticked = project.run("tick", "--now", "+3m")
+    assert ticked.code == 0
+    assert ticked.stdout.splitlines() == ["pr1--kid  a  retry -> waiting",
+                                          "pr1  nap  sleep -> waiting"]
+    where = project.workflows / "kid.py"
+    [said] = [line for line in ticked.stderr.splitlines() if "nope 2" in line]
+    assert said.startswith(f"warning: run pr1: step 'kid/a' raised KeyError: 'nope 2' at "
+                           f"{where}:2; it is retried at ")

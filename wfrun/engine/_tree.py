@@ -101,9 +101,29 @@ def labelled(runs: Reader, run: Run, depth: int = 0) -> list[tuple[str, str]]:
 
 def retry_notes(runs: Reader, run: Run, since: str, command: str = "wfrun") -> list[str]:
     """A line (`retry_note`) for each node of the run, its iterations and its child runs that
-    began waiting for a retry at or after `since` (an ISO time), addressed from the run."""
-    return [retry_note(run.run_id, address, node, command)
-            for address, node in _retrying(runs, run, since)]
+    began waiting for a retry at or after `since` (an ISO time), addressed from the top-level
+    run above it: the same line whichever of them a tick advanced (said once)."""
+    found = _retrying(runs, run, since)
+    if not found:
+        return []
+    top, above = _from_top(runs, run)
+    return [retry_note(top, join(above, address), node, command) for address, node in found]
+
+
+def _from_top(runs: Reader, run: Run) -> tuple[str, str]:
+    """The id of the top-level run above `run` and the address of `run` in it (`run` and ""
+    for a top-level run; the highest run that can be read if a parent cannot)."""
+    top, address = run, ""
+    for _ in range(MAX_DEPTH):
+        info = top.parent
+        if not info:
+            break
+        try:
+            parent = runs.store.load(info["run_id"])
+        except WfrunError:
+            break
+        top, address = parent, join(label(info["step"], info.get("index")), address)
+    return top.run_id, address
 
 
 def _retrying(runs: Reader, run: Run, since: str,
