@@ -226,3 +226,67 @@ def test_steps_may_use_the_streams_like_files(project: Project) -> None:
     assert "raw bytes" in out.stderr
     assert [r["text"] for r in project.json("logs", out.json()["run_id"])] == [
         "encoding True", "0-1-2!"]
+
+
+def test_the_step_filter_takes_a_path_into_a_child_run(project: Project) -> None:
+    """`--step PARENT-STEP/CHILD-STEP` (and `STEP[INDEX]/CHILD-STEP`), as resume takes it: the
+    child run's records of that step, named by their path from the run asked about."""
+    project.workflow("kid", """
+        steps:
+          - id: hello
+          - id: approve
+            needs: [hello]
+    """, """
+        def hello(ctx):
+            print(f"hello {ctx.input}")
+            return 1
+
+        def approve(ctx):
+            ctx.log.info("approving")
+            return ctx.flow.suspend()
+    """)
+    project.workflow("parent", """
+        steps:
+          - id: first
+          - id: review
+            workflow: kid
+            needs: [first]
+          - id: each
+            foreach: first
+            workflow: kid
+            needs: [review]
+    """, """
+        def first(ctx):
+            print("first")
+            return [1, 2]
+    """)
+    assert project.run("start", "parent", "--run-id", "pa").code == 0
+    approve = project.run("logs", "pa", "--step", "review/approve")
+    assert approve.code == 0, approve.stderr
+    assert [line.split("  ", 1)[1] for line in approve.stdout.splitlines()] == [
+        "review/approve  info  approving"]
+    doc = project.json("logs", "pa", "--step", "review/hello")
+    assert [(r["step"], r["text"]) for r in doc] == [("review/hello", "hello {}")]
+    assert project.run("resume", "pa", "--step", "review/approve").code == 0
+    one = project.json("logs", "pa", "--step", "each[1]/hello")
+    assert [(r["step"], r["text"]) for r in one] == [("each[1]/hello", "hello 2")]
+    review = project.run("logs", "pa", "--step", "review")  # its own: none, its child's: where
+    assert (review.code, review.stdout) == (0, "")
+    assert "its child run print their own (--step review/STEP)" in review.stderr
+    for step, code, said in [
+            ("each/hello", 2, "step 'each' of run pa is a foreach step"),
+            ("each[5]/hello", 4, "run pa has no iteration 'each[5]' of step 'each'"),
+            ("first/hello", 4, "step 'first' of run pa has no child run to address with '/'"),
+            ("review/nope", 4, "run pa--review has no step 'nope' (steps: hello, approve)"),
+            ("review/no pe", 2, "--step 'review/no pe' is not a step address")]:
+        out = project.run("logs", "pa", "--step", step)
+        assert (out.code, out.stdout) == (code, ""), (step, out.stderr)
+        assert said in out.stderr, (step, out.stderr)
+
+
+def test_an_empty_step_filter_is_a_usage_error(project: Project) -> None:
+    run_id, _ = start_noisy(project)
+    for args in ([], ["--json"], ["--follow"]):
+        out = project.run("logs", run_id, "--step", "", *args)
+        assert (out.code, out.stdout) == (2, "")
+        assert out.stderr.startswith("error: --step '' names no step: give a step id (STEP)")

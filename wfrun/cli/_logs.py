@@ -3,7 +3,6 @@
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -23,13 +22,11 @@ def _line(record: dict[str, Any]) -> str:
     return f"{record.get('at', '')}  {step}  {stream}  {record.get('text', '')}"
 
 
-def _print(records: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool], as_json: bool,
-           follow: bool) -> None:
-    shown = [r for r in records if keep(r)]
+def _print(records: list[dict[str, Any]], as_json: bool, follow: bool) -> None:
     if as_json and follow:  # JSON Lines: one object per record, as it comes
-        out = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in shown)
+        out = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     else:
-        out = "".join(_line(r) + "\n" for r in shown)
+        out = "".join(_line(r) + "\n" for r in records)
     if out:
         sys.stdout.write(out)
         sys.stdout.flush()
@@ -42,7 +39,8 @@ def logs(
         help="The run whose step output to show.", autocompletion=_complete.run_ids)],
     step: Annotated[str | None, typer.Option(
         help="Only this step's output (a foreach step's: its iterations'; STEP[INDEX]: one "
-             "iteration's).")] = None,
+             "iteration's; PARENT-STEP/CHILD-STEP: a step of the child run, as resume takes "
+             "it).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f",
                                          help="Keep printing new output until the run finishes.")]
     = False,
@@ -58,24 +56,29 @@ def logs(
 
     Example: wfrun logs RUN --step poll --follow
     """
-    from wfrun.engine.queries import log_filter
+    from wfrun.engine.queries import log_scope, nothing_logged
     from wfrun.ids import check_run_id
 
     check_run_id(run_id)
     store = settings().engine().store
     run = store.load(run_id)
-    keep = log_filter(run, step)
-    records, cursor = store.read_logs(run_id)
+    scope = log_scope(store, run, step)
+    records, cursor = store.read_logs(scope.run.run_id)
     if as_json and not follow:
-        emit_json([r for r in records if keep(r)])
+        emit_json(scope.shown(records))
         return
-    _print(records, keep, as_json, follow)
+    shown = scope.shown(records)
+    _print(shown, as_json, follow)
     if not records and not follow:
-        print(f"run {run_id} ({run.status}) has no step output yet", file=sys.stderr)
+        print(f"run {scope.run.run_id} ({scope.run.status}) has no step output yet",
+              file=sys.stderr)
+    elif not shown and not follow and step is not None:
+        print(nothing_logged(scope.run, step.rsplit("/", 1)[-1]), file=sys.stderr)
     while follow:
-        finished = store.load(run_id).finished  # read before the log: nothing written after is lost
-        records, cursor = store.read_logs(run_id, cursor)
-        _print(records, keep, as_json, follow)
+        # read before the log: nothing written after is lost
+        finished = store.load(scope.run.run_id).finished
+        records, cursor = store.read_logs(scope.run.run_id, cursor)
+        _print(scope.shown(records), as_json, follow)
         if finished:
             return
         time.sleep(interval)

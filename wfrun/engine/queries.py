@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wfrun._specs import Workflow
-from wfrun.errors import NotFoundError, WfrunError
-from wfrun.model import RUNNING, SUSPENDED, WAITING, Run
+from wfrun.errors import NotFoundError, UsageError, WfrunError
+from wfrun.model import RUNNING, SUSPENDED, WAITING, Run, StepState
 from wfrun.store.abc import Store
 from wfrun.store.queries import RunSummary
 
 from ._ask import expected_schema
-from ._composite import has_composites, label
+from ._composite import has_composites, label, node
 from ._document import ask_number, suspended_entries
 from ._tree import MAX_DEPTH, entries
 
@@ -162,6 +162,100 @@ def workflows_above(store: Store, run_id: str | None, known: dict[str, Run]) -> 
 _ITERATION = re.compile(r"(.+)\[(\d{1,9})\]")
 
 
+class LogScope:
+    """What `wfrun logs --step STEP` shows: the records of `run` (the run asked about, or the
+    child run a `PARENT-STEP/CHILD-STEP` path leads to) that `keep` keeps, each named by its
+    address from the run asked about (`above`: the path to `run`, "" for that run itself)."""
+
+    __slots__ = ("above", "keep", "run")
+
+    def __init__(self, run: Run, keep: Callable[[dict[str, Any]], bool], above: str = "") -> None:
+        self.run = run
+        self.keep = keep
+        self.above = above
+
+    def shown(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records kept, a child run's named from the run asked about (`review/approve`)."""
+        if not self.above:
+            return [r for r in records if self.keep(r)]
+        return [{**r, "step": f"{self.above}/{r.get('step')}"} for r in records if self.keep(r)]
+
+
+def log_scope(store: Store, run: Run, step: str | None) -> LogScope:
+    """Where `wfrun logs --step STEP` finds its records: `log_filter` of the run, or for a
+    path into a child run (`review/approve`, `each[1]/approve`, as `resume` takes them) the
+    child run's records of that step; UsageError for an empty or malformed `step`,
+    NotFoundError for a step, iteration or child run that the path does not lead to."""
+    if step == "":
+        raise UsageError("--step '' names no step: give a step id (STEP), a foreach iteration "
+                         "(STEP[INDEX]) or a step of a child run (PARENT-STEP/CHILD-STEP), or "
+                         "leave --step out for every step's output")
+    if step is None or "/" not in step:
+        return LogScope(run, log_filter(run, step))
+    from ._address import parse
+    from ._child_runs import unrecorded_child
+
+    *path, last = parse(step)
+    above: list[str] = []
+    for segment in path:
+        state = _step_of(run, segment.step)
+        if segment.index is None and state.iterations is not None:
+            raise UsageError(f"step '{segment.step}' of run {run.run_id} is a foreach step: "
+                             f"name one iteration's child run ({segment.step}[INDEX]/...)")
+        if segment.index is not None:
+            _check_iteration(run, segment.step, segment.index)
+        it = node(run, segment.step, segment.index)
+        child = it.child or (unrecorded_child(store, run.run_id, segment.step, segment.index)
+                             if it.status == RUNNING else None)
+        if not child:
+            raise NotFoundError(f"step '{segment}' of run {run.run_id} has no child run to "
+                                "address with '/' (it is not a workflow: step, or has not "
+                                "started one yet)")
+        run = store.load(child)
+        above.append(str(segment))
+    return LogScope(run, log_filter(run, str(last)), "/".join(above))
+
+
+def nothing_logged(run: Run, step: str) -> str:
+    """What `wfrun logs --step STEP` says when the step (or iteration) has no records: for a
+    `workflow:` step, where its child run's output is found."""
+    said = f"step '{step}' of run {run.run_id} ({run.status}) has no output yet"
+    match = _ITERATION.fullmatch(step)
+    state = run.steps.get(match.group(1) if match else step)
+    if state is None:
+        return said
+    if match is not None:
+        nodes, where = (state.iterations or [])[int(match.group(2)):][:1], f"{step}/STEP"
+    elif state.iterations is not None:
+        nodes, where = state.iterations, f"{step}[INDEX]/STEP"
+    else:
+        nodes, where = [state], f"{step}/STEP"
+    if any(it.child for it in nodes):
+        said += f"; the steps of its child run print their own (--step {where})"
+    return said
+
+
+def _step_of(run: Run, sid: str) -> StepState:
+    state = run.steps.get(sid)
+    if state is None:
+        raise NotFoundError(
+            f"run {run.run_id} has no step '{sid}' (steps: {', '.join(run.steps) or 'none'})")
+    return state
+
+
+def _check_iteration(run: Run, sid: str, index: int) -> None:
+    """NotFoundError unless step `sid` of the run has an iteration `index`."""
+    state = run.steps[sid]
+    count = len(state.iterations or ())
+    if index >= count:
+        has = (f"it has {count} iteration{'s' * (count != 1)} ({label(sid, 0)} to "
+               f"{label(sid, count - 1)})" if count
+               else "it has no iterations (it is not a foreach step, or has not run yet)"
+               if state.iterations is None else "it has no iterations (its list was empty)")
+        raise NotFoundError(f"run {run.run_id} has no iteration '{label(sid, index)}' of step "
+                            f"'{sid}': {has}")
+
+
 def log_filter(run: Run, step: str | None) -> Callable[[dict[str, Any]], bool]:
     """Which `wfrun logs` records `--step STEP` keeps: a step's, with its foreach iterations'
     (`STEP[INDEX]`), or one iteration's; NotFoundError for a step or iteration the run lacks."""
@@ -169,20 +263,12 @@ def log_filter(run: Run, step: str | None) -> Callable[[dict[str, Any]], bool]:
         return lambda record: True
     match = _ITERATION.fullmatch(step)
     sid = match.group(1) if match else step
-    state = run.steps.get(sid)
-    if state is None:
-        raise NotFoundError(
-            f"run {run.run_id} has no step '{sid}' (steps: {', '.join(run.steps) or 'none'})")
+    _step_of(run, sid)
     if match is None:  # the step's own records and its iterations' (a step id has no '[')
         prefix = f"{step}["
         return lambda record: (str(record.get("step")) == step
                                or str(record.get("step")).startswith(prefix))
-    index, count = int(match.group(2)), len(state.iterations or ())
-    if index >= count:
-        has = (f"it has {count} iteration{'s' * (count != 1)} ({label(sid, 0)} to "
-               f"{label(sid, count - 1)})" if count
-               else "it has no iterations (it is not a foreach step, or has not run yet)"
-               if state.iterations is None else "it has no iterations (its list was empty)")
-        raise NotFoundError(f"run {run.run_id} has no iteration '{step}' of step '{sid}': {has}")
+    index = int(match.group(2))
+    _check_iteration(run, sid, index)
     wanted = label(sid, index)
     return lambda record: record.get("step") == wanted

@@ -144,10 +144,11 @@ class Harness:
 
     def logs(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
         """`wfrun logs --json`: what the run's steps printed and logged, oldest first (`step`:
-        as `--step`, a foreach step's iterations included, or `STEP[INDEX]` for one)."""
-        keep = queries.log_filter(self.store.load(run_id), step)
-        records, _ = self.store.read_logs(run_id)
-        return [r for r in records if keep(r)]
+        as `--step`, a foreach step's iterations included, `STEP[INDEX]` for one, or
+        `PARENT-STEP/CHILD-STEP` for a step of a child run)."""
+        scope = queries.log_scope(self.store, self.store.load(run_id), step)
+        records, _ = self.store.read_logs(scope.run.run_id)
+        return scope.shown(records)
 
     def output(self, run_id: str, step: str | None = None) -> str:
         """The text of `logs()`, one line per record (what a step printed or logged)."""
