@@ -266,3 +266,27 @@ def test_tick_on_a_state_directory_that_is_a_file_exits_5_as_docs_cli_md_says(
     assert out.code == 5 and f"state directory {afile} is not a directory" in out.stderr
     assert _tick_exit_codes()["5"] not in ("", "–", "-")
     assert "state directory is a file" in _tick_exit_codes()["5"]
+
+
+@pytest.mark.parametrize(("args", "env", "said", "documented"), [
+    (["tick", "--now", "yesterday"], {}, "--now: 'yesterday'", "`--now`"),
+    (["tick", "--limit", "0"], {}, "'--limit': 0", "`--limit`"),
+    (["tick", "--limit", "many"], {}, "'--limit': 'many'", "`--limit`"),
+    (["tick", "--workers", "0"], {}, "'--workers': 0", "`--workers`"),
+    (["tick", "--watch", "--interval", "0"], {}, "'--interval': 0.0", "`--interval`"),
+    (["tick", "--watch", "--interval", "nan"], {}, "--interval: nan", "`--interval`"),
+    (["tick", "--bogus"], {}, "No such option: --bogus", "unknown option"),
+    (["tick", "extra"], {}, "unexpected extra argument", "extra argument"),
+    (["--store", "mysql://db/x", "tick"], {}, "no store for", "no store wfrun knows"),
+    # (the project's --state-dir names another store)
+    (["--store", "file:elsewhere", "tick"], {}, "name different stores", "another store"),
+    (["tick"], {"WFRUN_BASE_URL": "ftp://example.com"}, "WFRUN_BASE_URL 'ftp://example.com'",
+     "`WFRUN_BASE_URL`"),
+])
+def test_tick_exits_2_for_what_docs_cli_md_lists(project: Project, args: list[str],
+                                                  env: dict[str, str], said: str,
+                                                  documented: str) -> None:
+    out = project.cli(*args, env=env)
+    assert out.code == 2, out.stderr
+    assert out.stderr.startswith("error: ") and said in out.stderr and out.stdout == ""
+    assert documented in _tick_exit_codes()["2"]
