@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
 import time
 
+import pytest
 from conftest import Project
 
 MANIFEST = """
@@ -290,3 +292,95 @@ def test_an_empty_step_filter_is_a_usage_error(project: Project) -> None:
         out = project.run("logs", run_id, "--step", "", *args)
         assert (out.code, out.stdout) == (2, "")
         assert out.stderr.startswith("error: --step '' names no step: give a step id (STEP)")
+
+
+def _log_writes_fail(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """Appending to a run's log (what its steps print) fails with `code`; its history and
+    snapshot are still written."""
+    import wfrun.store._appends as appends
+
+    append_line = appends.append_line
+
+    def failing(path: str, data: bytes) -> None:
+        if path.endswith(".log.jsonl"):
+            raise OSError(code, os.strerror(code))
+        append_line(path, data)
+
+    monkeypatch.setattr(appends, "append_line", failing)
+
+
+LOUD = ("""
+    steps:
+      - id: talk
+      - id: ask
+        wait: true
+        needs: [talk]
+      - id: after
+        needs: [ask]
+""", """
+    def talk(ctx):
+        print("talking")
+        ctx.log.warning("careful")
+        return 1
+
+    def after(ctx):
+        print("after")
+        return 2
+""")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_output_that_cannot_be_stored_is_said_and_the_run_goes_on(
+        project: Project, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    project.workflow("loud", *LOUD)
+    _log_writes_fail(monkeypatch, code)
+    log = project.state / "runs" / "l1.log.jsonl"
+    said = (f"run l1: what step '{{step}}' printed or logged could not be kept (cannot append to "
+            f"log {log}: {os.strerror(code)}); 'wfrun --state-dir {project.state} logs l1' lacks it "
+            "from that line on, and the run went on")
+    started = project.run("start", "loud", "--run-id", "l1")
+    assert started.code == 0, started.stderr
+    assert started.stderr == f"warning: {said.format(step='talk')}\n"
+    assert "Run l1 (loud) is suspended." in started.stdout
+    resumed = project.run("resume", "l1", "--json")
+    assert resumed.code == 0
+    doc = resumed.json()
+    assert doc["warnings"] == [said.format(step="after")]
+    assert resumed.stderr == f"warning: {said.format(step='after')}\n"
+    assert (doc["status"], doc["steps"]["talk"]["output"], doc["output"]) == ("completed", 1, 2)
+    monkeypatch.undo()
+    assert project.json("logs", "l1") == []
+    assert project.json("show", "l1")["warnings"] == []  # what the commands said, not state
+
+
+def test_a_tick_says_which_steps_output_could_not_be_stored(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.workflow("nap", """
+        steps:
+          - id: nap
+            sleep: 1m
+          - id: talk
+            needs: [nap]
+          - id: each
+            foreach: talk
+            needs: [talk]
+    """, """
+        def talk(ctx):
+            print("talking")
+            return [1, 2]
+
+        def each(ctx):
+            print(f"item {ctx.item}")
+            return ctx.item
+    """)
+    assert project.run("start", "nap", "--run-id", "n1").code == 0
+    _log_writes_fail(monkeypatch, errno.ENOSPC)
+    ticked = project.run("tick", "--now", "+2m")
+    assert ticked.code == 0, ticked.stderr
+    assert ticked.stdout == "n1  nap  sleep -> completed\n"
+    assert [line.split(" could not be kept")[0] for line in ticked.stderr.splitlines()] == [
+        f"warning: run n1: what step '{step}' printed or logged"
+        for step in ("talk", "each[0]", "each[1]")]
+    assert "No space left on device" in ticked.stderr
+    monkeypatch.undo()
+    assert project.json("show", "n1")["output"] == [1, 2]

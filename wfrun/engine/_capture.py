@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from wfrun._threads import is_own_thread
 from wfrun.durations import to_iso
+from wfrun.errors import WfrunError
 
 MAX_LINE = 16_384  # longer lines are kept in pieces of this many characters
 
@@ -158,7 +159,8 @@ class StepOutput:
             try:
                 self._sink([record])
             except Exception as exc:  # a full disk must not fail the step: its output is not state
-                self.broken = f"{type(exc).__name__}: {exc}"
+                self.broken = exc.message if isinstance(exc, WfrunError) \
+                    else f"{type(exc).__name__}: {exc}"
 
 
 def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:

@@ -31,6 +31,7 @@ from ._composite import (
     node,
     settle,
 )
+from ._document import output_lost_warning
 from ._execute import execute
 from ._history import Events, event
 from ._runner_api import RunnerAPI
@@ -93,6 +94,9 @@ def execute_composite(runner: RunnerAPI, run: Run, workflow: Workflow,
             index=index, item=item, event_url=lambda n: runner.links.event_url(run_id, n),
             route_problem=functools.partial(route_problem, workflow.steps[step_id]),
         )
+        if outcome.output_lost:
+            runner.note(output_lost_warning(run_id, name, outcome.output_lost,
+                                            runner.command))
 
         def record_code(r: Run, events: Events, i: int = index, o: Any = outcome) -> None:
             now = runner.clock.now()
@@ -310,7 +314,8 @@ def close_children(runner: RunnerAPI, run: Run) -> None:
 
 def after_tick(runner: RunnerAPI, run_id: str, report: Any, run: Run | None = None) -> None:
     """After tick advanced a run (`run`, if known), its parents continue; reported with the
-    run's reason."""
+    run's reason. The warnings noted while the run and its parents executed go to the
+    report."""
     if run is None:
         try:
             run = runner.store.load(run_id)
@@ -321,3 +326,4 @@ def after_tick(runner: RunnerAPI, run_id: str, report: Any, run: Run | None = No
         reasons = [a["reason"] for a in report.advanced if a["run_id"] == run_id]
         report.advanced.append({**item, "reason": reasons[-1] if reasons else "recovered"})
     report.errors.extend({"run_id": run_id, "message": p} for p in problems)
+    report.warnings.extend(runner.take_notes())

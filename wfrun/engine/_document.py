@@ -188,6 +188,13 @@ def retry_note(run_id: str, address: str, node: StepState, command: str = "wfrun
             f"at {pause.get('due_at')} ({command} show {run_id})")
 
 
+def output_lost_warning(run_id: str, step: str, why: str, command: str = "wfrun") -> str:
+    """What to say of a step execution whose output could not be stored (`why`: the error
+    of the write to the run's log): from that line on it is missing from `wfrun logs`."""
+    return (f"run {run_id}: what step '{step}' printed or logged could not be kept ({why}); "
+            f"'{command} logs {run_id}' lacks it from that line on, and the run went on")
+
+
 def rerun_limit_warning(step: str, max_retries: int) -> str:
     """What to say of a step whose rerun() was ignored because its limit was reached."""
     return (f"step '{step}' reached its rerun limit (max_retries={max_retries}): its last "

@@ -97,6 +97,7 @@ def execute(
     outcome.exit_requested, outcome.exit_reason = flow.exit_requested, flow.exit_reason
     outcome.logs = ctx.log_records()
     outcome.ask = flow.asked
+    outcome.output_lost = capture.broken
     return outcome
 
 

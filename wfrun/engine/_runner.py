@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -28,6 +29,7 @@ from ._child_runs import check_children
 from ._children import after_change, execute_composite
 from ._composite import is_composite
 from ._deferred_manifests import DeferredManifestCache
+from ._document import output_lost_warning
 from ._execute import execute
 from ._history import Events, event
 from ._inbox import settle_inbox
@@ -57,6 +59,7 @@ class Runner:
         # claims a tick acquired and has not advanced yet: a run they are on is claimed from
         # here when another run's work needs it (a parent starting or waking its child)
         self.reserved: dict[str, ExecutionClaim] = {}
+        self._notes = threading.local()  # each thread's `note`s, for the command it runs
 
     @property
     def links(self) -> LinkMaker:
@@ -281,6 +284,8 @@ class Runner:
                     event_url=lambda name: self.links.event_url(run_id, name),
                     route_problem=functools.partial(route_problem, workflow.steps[step]),
                 )
+                if outcome.output_lost:
+                    self.note(output_lost_warning(run_id, step, outcome.output_lost, self.command))
 
                 def record(r: Run, events: Events, s: str = step, o: Any = outcome) -> None:
                     apply_outcome(r, workflow, s, o, self.clock.now(), events)
@@ -348,6 +353,24 @@ class Runner:
                 raise LookupError(message)
 
             return missing
+
+    def note(self, warning: str) -> None:
+        """Keep a warning about a step this thread executed for the command that executed it
+        (`take_notes`), however deep below the command's run the step was."""
+        self._kept().append(warning)
+
+    def take_notes(self) -> list[str]:
+        """The warnings `note` kept in this thread since they were last taken."""
+        kept = self._kept()
+        taken = list(kept)
+        kept.clear()
+        return taken
+
+    def _kept(self) -> list[str]:
+        kept: list[str] | None = getattr(self._notes, "kept", None)
+        if kept is None:
+            kept = self._notes.kept = []
+        return kept
 
     def drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
               warnings: list[str]) -> Result:

@@ -118,6 +118,15 @@ class RunnerAPI(Reader, Protocol):
         """The function of a code step (one that raises LookupError if it cannot be found)."""
         ...
 
+    def note(self, warning: str) -> None:
+        """Keep a warning about a step this thread executed for the command that executed it
+        (`take_notes`), however deep below the command's run the step was."""
+        ...
+
+    def take_notes(self) -> list[str]:
+        """The warnings `note` kept in this thread since they were last taken."""
+        ...
+
     def drive(self, run_id: str, workflow: Workflow, mutate: Mutation,
               warnings: list[str]) -> Result:
         """Apply a mutation and, if this process can claim the run, execute what follows."""

@@ -46,7 +46,7 @@ class Outcome:
     """What one execution of a step's code produced (a plain class: see wfrun._specs)."""
 
     __slots__ = ("action", "action_set", "ask", "error", "exit_reason", "exit_requested", "logs",
-                 "output", "pause", "traceback")
+                 "output", "output_lost", "pause", "traceback")
 
     def __init__(self) -> None:
         self.output: Any = None
@@ -59,6 +59,8 @@ class Outcome:
         self.traceback: str | None = None
         self.logs: list[dict[str, Any]] = []
         self.ask: Any = None  # the unanswered AskRequest the execution stopped at
+        # why what the execution printed and logged stopped being kept (the log write failed)
+        self.output_lost: str | None = None
 
 
 def _step_error(step: str, kind: str, message: str) -> dict[str, str]:

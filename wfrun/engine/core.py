@@ -148,12 +148,15 @@ class Engine:
     def _since(self) -> str:
         return to_iso(self.clock.now())
 
-    def _retries_noted(self, result: Result, since: str) -> Result:
-        """`result` with a warning for each step of its run, its iterations and its child runs
+    def _noted(self, result: Result, since: str | None = None) -> Result:
+        """`result` with the warnings noted while its command executed steps (`Runner.note`)
+        and, given `since`, one for each step of its run, its iterations and its child runs
         that began waiting for a retry at or after `since` (what it raised, SPEC §5), as
-        `tick` says it of the runs it advanced."""
+        `tick` says them of the runs it advanced."""
+        result.warnings.extend(self._runner.take_notes())
         run = result.run
-        if run.finished or not (has_composites(run) or any(map(retry_error, run.steps.values()))):
+        if since is None or run.finished or not (
+                has_composites(run) or any(map(retry_error, run.steps.values()))):
             return result
         from ._tree import retry_notes  # imported on use, as for `document`
 
@@ -167,7 +170,7 @@ class Engine:
         of a `workflow:` step (the parent records it)."""
         since = self._since()
         result = self._runner.start(name_or_path, input, run_id, parent)
-        return result if parent is not None else self._retries_noted(result, since)
+        return result if parent is not None else self._noted(result, since)
 
     def create(self, name_or_path: str, input: Any = NO_INPUT, run_id: str | None = None) -> Result:
         """Create and durably store a run, as `start` does, without executing any step: its
@@ -191,7 +194,7 @@ class Engine:
         be an address (`review[1]`, `review/approve`); `label` names the one open
         suspension with that label instead; `approver` decides on a step with `approvals:`."""
         since = self._since()
-        return self._retries_noted(resume(self._runner, ResumeRequest(
+        return self._noted(resume(self._runner, ResumeRequest(
             run_id, data, step, action, label=label, request=request, approver=approver)), since)
 
     def cancel(self, run_id: str, reason: str | None = None,
@@ -199,14 +202,14 @@ class Engine:
         """Cancel a run that has not finished; a step executing right now finishes first.
 
         `check` may refuse the cancel (by raising) after the run is loaded under its lock."""
-        return self._runner.cancel(run_id, reason, check)
+        return self._noted(self._runner.cancel(run_id, reason, check))  # its parent may go on
 
     def retry(self, run_id: str, step: str | None = None, reason: str | None = None) -> Result:
         """Re-execute a failed run from its failed step (or `step`), in the same run."""
         from ._rewind import retry  # imported on use: keeps every other command's start-up lean
 
         since = self._since()
-        return self._retries_noted(retry(self._runner, run_id, step, reason), since)
+        return self._noted(retry(self._runner, run_id, step, reason), since)
 
     def fork(self, run_id: str, step: str, input: Any = None, *, replace_input: bool = False,
              new_id: str | None = None, reason: str | None = None) -> Result:
@@ -214,7 +217,7 @@ class Engine:
         from ._rewind import fork
 
         since = self._since()
-        return self._retries_noted(fork(self._runner, run_id, step, input=input,
+        return self._noted(fork(self._runner, run_id, step, input=input,
                                         replace_input=replace_input, new_id=new_id,
                                         reason=reason), since)
 
@@ -224,7 +227,9 @@ class Engine:
         single-threaded process: fork copies no other thread)."""
         from ._tick import tick
 
-        return tick(self._runner, limit, workers)
+        report = tick(self._runner, limit, workers)
+        report.warnings.extend(self._runner.take_notes())  # of a run whose advance then failed
+        return report
 
     # -- doctor --------------------------------------------------------------------------------
 
@@ -307,7 +312,7 @@ class Engine:
 
     def accept_cancel(self, run_id: str, step: str, token: str, reason: str | None) -> Result:
         """Cancel the run if the cancel link's pause is still open (checked under the lock)."""
-        return accept_cancel(self._runner, run_id, step, token, reason)
+        return self._noted(accept_cancel(self._runner, run_id, step, token, reason))
 
     # -- events (`wfrun send`, POST /runs/RUN/events/NAME) ---------------------------------------
 
@@ -331,7 +336,7 @@ class Engine:
 
         since = self._since()
         sent = send(self._runner, run_id, name, data, request, execute=execute, fields=fields)
-        self._retries_noted(sent, since)
+        self._noted(sent, since)
         return sent
 
     def open_event(self, run_id: str, name: str, token: str) -> EventLink:
@@ -344,7 +349,7 @@ class Engine:
     def continue_run(self, run_id: str) -> Result:
         """Execute what an accepted resume made ready, if no other process is executing the
         run (`wfrun serve` calls it in a background worker after answering 202)."""
-        return continue_run(self._runner, run_id)
+        return self._noted(continue_run(self._runner, run_id))
 
     # -- reading -------------------------------------------------------------------------------
 
