@@ -253,3 +253,37 @@ def test_the_standard_librarys_own_errors_are_sentences_saying_what_to_do(
     status, _, body = _parts(_raw(port, b"GET /healthz HTTP/1.1\r\n" + many + b"\r\n"))
     assert status == 431 and json.loads(body)["error"].startswith(
         "the request's headers are too long or too many (Too many headers); send at most 100")
+
+
+FLAKY = """
+    name: flaky
+    steps:
+      - id: ask
+        wait: true
+      - id: charge
+        retry: {max_attempts: 3, delay: 1h}
+"""
+FLAKY_PY = """
+def charge(ctx):
+    raise ConnectionError("the bank did not answer")
+"""
+
+
+def test_what_a_run_continued_in_the_background_left_to_say_is_logged(
+    project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warnings a command prints on stderr (here: the step left waiting for a retry, and
+    what it raised) are the server's log lines when the run continues after a 202."""
+    caplog.set_level(logging.WARNING, logger="wfrun.http")
+    project.workflow("flaky", FLAKY, FLAKY_PY)
+    with running_server(project, monkeypatch) as server:
+        doc = server.start("flaky")
+        answer = post_json(doc["suspended"][0]["resume_url"], {"ok": True})
+        assert answer.status == 202
+        run = server.wait_until_settled(doc["run_id"])
+    assert run.status == "waiting" and run.steps["charge"].failures == 1
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"run {doc['run_id']}: step 'charge' raised ConnectionError: "
+                              "the bank did not answer")
+    assert "it is retried at" in said[0]

@@ -349,7 +349,8 @@ class Engine:
     def continue_run(self, run_id: str) -> Result:
         """Execute what an accepted resume made ready, if no other process is executing the
         run (`wfrun serve` calls it in a background worker after answering 202)."""
-        return self._noted(continue_run(self._runner, run_id))
+        since = self._since()
+        return self._noted(continue_run(self._runner, run_id), since)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -348,12 +348,16 @@ class WfrunServer(ThreadingHTTPServer):
 
     def _continue(self, run_id: str) -> None:
         try:
-            self.engine_factory().continue_run(run_id)
+            result = self.engine_factory().continue_run(run_id)
         except WfrunError as exc:  # (the state could not be read or written): one sentence
             logger.error("could not continue run %s (%s); the next 'wfrun tick' will", run_id,
                          exc.message.rstrip("."))
         except Exception:  # a bug: the run stays due; the next tick continues it
             logger.exception("could not continue run %s; the next 'wfrun tick' will", run_id)
+        else:  # what a command would print on stderr (a retry wait, lost output, changed code)
+            for warning in result.warnings:
+                named = warning.startswith(f"run {run_id}")
+                logger.warning("%s", warning if named else f"run {run_id}: {warning}")
 
     def close(self) -> None:
         """Stop listening and wait for the workers' running steps (queued ones are left to
