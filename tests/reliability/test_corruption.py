@@ -157,6 +157,28 @@ def test_doctor_on_a_healthy_and_on_a_missing_state_dir(lab: Lab) -> None:
         "state_dir": str(state), "runs": 3, "ok": True, "problems": [], "notes": []}
 
 
+def test_doctor_notes_the_history_and_log_of_a_snapshot_moved_away(lab: Lab) -> None:
+    state = _state(lab)
+    runs = state / "runs"
+    history, log = runs / "good.history.jsonl", runs / "good.log.jsonl"
+    log.write_bytes(b'{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "hi"}\n')
+    log.chmod(0o600)  # as wfrun makes it
+    (runs / "good.json").rename(lab.root / "good.json")  # moved away by hand
+    lab.ok(state, "list")  # drops the run-index entry of the run it no longer finds
+
+    before = {p: p.read_bytes() for p in state.rglob("*") if p.is_file()}
+    doctor = lab.cmd(state, "doctor", "--json")
+    assert doctor.rc == 0 and doctor.json()["ok"] and doctor.json()["runs"] == 2, doctor
+    assert {(n["kind"], n["path"]) for n in doctor.json()["notes"]} == {
+        ("orphan", str(history)), ("orphan", str(log))}
+    human = lab.cmd(state, "doctor")
+    assert human.rc == 0 and "no problems; 2 harmless warning(s)" in human.stdout, human
+    assert (f"warning: {history} is the history of run good, whose snapshot {runs / 'good.json'} "
+            "is missing") in human.stderr and f"'rm {history}'" in human.stderr
+    assert f"warning: {log} is the log of run good" in human.stderr and f"'rm {log}'" in human.stderr
+    assert {p: p.read_bytes() for p in state.rglob("*") if p.is_file()} == before
+
+
 def test_doctor_finds_temp_files_torn_history_and_logs_and_missing_index(lab: Lab) -> None:
     state = _state(lab)
     # a real crash between writing a snapshot's temporary file and renaming it

@@ -1,7 +1,7 @@
 """What only the memory store does beyond the Store contract (test_*_contract.py): leases that
 a live holder keeps and one that stopped renewing loses by the clock, store objects that share
-one backing, waking waiters when a due time changes, its lock's timeout, and refusing to be
-shared with a forked process."""
+one backing, waking waiters when a due time changes, its lock's timeout, refusing to be
+shared with a forked process, and `check` noting history and logs whose run's row is gone."""
 
 from __future__ import annotations
 
@@ -121,6 +121,18 @@ def test_any_damage_to_a_stored_run_is_a_state_error(store: MemoryStore, damage:
     with pytest.raises(StateError, match="memory store run r1"):
         store.load("r1")
     assert store.backing.runs["r1"].snapshot == damage
+
+
+def test_check_notes_the_history_and_logs_of_a_row_removed_by_hand(store: MemoryStore) -> None:
+    for run_id in ("r1", "r2", "r3"):
+        store.create(make_run(run_id), [{"type": "started"}])
+    store.append_log("r2", [{"text": "hi"}])
+    del store.backing.runs["r2"], store.backing.runs["r3"]  # a hand edit
+    runs, found = store.check()
+    assert runs == 1
+    assert [(p["kind"], p["path"], p["severity"]) for p in found] == [
+        ("orphan", "memory store run r2", "note"), ("orphan", "memory store run r3", "note")]
+    assert "history or logs of run r2 are kept" in found[0]["reason"]
 
 
 def test_it_is_not_shared_with_forked_processes(store: MemoryStore) -> None:

@@ -1,5 +1,6 @@
 """`wfrun doctor` on PostgreSQL checks the schema (SPEC §10): what the migrations create is
-what doctor expects, and a table, column, index or trigger changed by hand is reported (exit 5)."""
+what doctor expects, and a table, column, index or trigger changed by hand is reported (exit 5);
+history and logs left by a run's row deleted by hand are a harmless warning (exit 0)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,35 @@ def test_doctor_reports_a_schedule_state_edited_in_its_row(url: str, tmp_path: P
     code, report, _stderr = _doctor(url, tmp_path)
     assert code == 5 and [p["kind"] for p in report["problems"]] == ["schedule"]
     assert "'through' is not a time" in report["problems"][0]["reason"]
+
+
+def test_doctor_notes_history_and_logs_of_a_row_deleted_by_hand(url: str, tmp_path: Path) -> None:
+    store = PostgresStore(url)
+    for run_id in ("r1", "r2", "r3"):
+        store.create(make_run(run_id, "2026-01-02T00:00:00.000Z"), [{"type": "started"}])
+    store.append_log("r2", [{"text": "hi"}])
+    store.close()
+    sql(url, "DELETE FROM wfrun_runs WHERE run_id IN ('r2', 'r3')")  # by hand
+    code, report, stderr = _doctor(url, tmp_path)
+    assert code == 0 and report["ok"] and report["runs"] == 1, (report, stderr)
+    notes = report["notes"]
+    assert [(n["kind"], n["path"].rpartition(" run ")[2]) for n in notes] == [
+        ("orphan", "r2"), ("orphan", "r3")], notes
+    schema = url.rpartition("search_path%3D")[2]
+    assert notes[0]["reason"].endswith(
+        f"remove them with DELETE FROM {schema}.wfrun_history WHERE run_id = 'r2'; "
+        f"DELETE FROM {schema}.wfrun_logs WHERE run_id = 'r2';"), notes[0]
+    assert "history events in wfrun_history and log records in wfrun_logs" in notes[0]["reason"]
+    assert notes[1]["reason"].endswith(
+        f"DELETE FROM {schema}.wfrun_history WHERE run_id = 'r3';"), notes[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
+    human = subprocess.run([sys.executable, "-m", "wfrun", "--store", url, "doctor"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert human.returncode == 0 and "no problems; 2 harmless warning(s)" in human.stdout
+    assert human.stderr.count("warning: ") == 2 and "has no row in wfrun_runs" in human.stderr
+
+    for note in notes:  # as the notes say
+        sql(url, note["reason"].rpartition(" remove them with ")[2])
+    code, report, stderr = _doctor(url, tmp_path)
+    assert code == 0 and report["notes"] == [] and report["problems"] == [], (report, stderr)
+    assert sql(url, "SELECT DISTINCT run_id FROM wfrun_history") == [("r1",)]

@@ -19,8 +19,8 @@ def doctor(as_json: JsonOpt = False) -> None:
     cannot use, a damaged URL key, damaged schedule states, files or directories others may
     read, and (on PostgreSQL) tables, columns or indexes missing, each with where it is and the
     reason. Exits 5 if it found any, 0 otherwise. What is harmless (a temporary file or a second
-    name of a snapshot, left by an interrupted write) is a warning with how to remove it, and
-    counts as no problem.
+    name of a snapshot, left by an interrupted write; the history or logs of a run whose
+    snapshot or row is gone) is a warning with how to remove it, and counts as no problem.
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """

@@ -15,9 +15,11 @@ from wfrun.store._snapshot import lines_problem
 
 def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     """`Store.check` for the file store: snapshots, histories, logs, leftovers and the due
-    index. Leftovers of interrupted writes (temporary files, a second name of a snapshot) are
-    notes, not problems: they are never read as state, and deleting them is safe."""
+    index. Leftovers of interrupted writes (temporary files, a second name of a snapshot) and
+    histories or logs of no snapshot are notes, not problems: they are never read as state."""
     runs, problems = 0, []
+    snapshots: set[str] = set()  # the stems of runs/*.json
+    records: list[tuple[str, str, str]] = []  # (run id, history or log, path) in runs/
     for sub in ("runs", "keys"):
         try:
             names = sorted(os.listdir(store._path(sub)))
@@ -41,17 +43,20 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
                 problems.extend(_check_key(path))
             elif sub == "runs" and name.endswith((".history.jsonl", ".log.jsonl")):
                 what = "history" if name.endswith(".history.jsonl") else "log"
+                records.append((name[: -len(f".{what}.jsonl")], what, path))
                 reason = lines_problem(path, what)
                 if reason:
                     problems.append({"path": path, "kind": what, "reason": reason})
             elif sub == "runs" and name.endswith(".json"):
                 stem = name[: -len(".json")]
+                snapshots.add(stem)
                 if not RUN_ID_PATTERN.fullmatch(stem):
                     problems.append({"path": path, "kind": "snapshot",
                                      "reason": store.stray_snapshot(stem)})
                     continue
                 runs += 1
                 problems.extend(_check_snapshot(store, stem, path))
+    problems.extend(_orphans(store, records, snapshots))
     problems.extend(_check_due(store))
     problems.extend(store._check_run_index())
     problems.extend(_check_modes(store))
@@ -61,6 +66,26 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
 def _note(path: str, reason: str) -> dict[str, str]:
     """A leftover `doctor` reports as harmless (a note: exit 0 if nothing else is found)."""
     return {"path": path, "kind": "temp", "severity": "note", "reason": reason}
+
+
+def _orphans(store: FileStoreParts, records: list[tuple[str, str, str]],
+             snapshots: set[str]) -> list[dict[str, str]]:
+    """Histories and logs whose run has no snapshot (moved or deleted by hand, or a `state copy`
+    interrupted before it wrote the snapshot): no command reads them, so they are notes. The
+    run ids listed are compared, no file is read; each one found is looked at again, as the
+    listing may have missed a snapshot made meanwhile (a run's snapshot comes before its
+    history)."""
+    found = []
+    for run_id, what, path in records:
+        snapshot = store._path("runs", run_id + ".json")
+        if run_id in snapshots or os.path.exists(snapshot) or not os.path.exists(path):
+            continue
+        found.append({"path": path, "kind": "orphan", "severity": "note", "reason": (
+            f"{path} is the {what} of run {run_id}, whose snapshot {snapshot} is missing "
+            "(moved or deleted by hand, or a 'wfrun state copy' interrupted before it): no "
+            f"command reads it, but a run started again as {run_id} would take it as its own; "
+            f"put the snapshot back, or remove it with 'rm {path}'")})
+    return found
 
 
 def _check_modes(store: FileStoreParts) -> list[dict[str, str]]:

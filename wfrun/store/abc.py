@@ -446,10 +446,12 @@ class Store(ABC):
         has lines that are not JSON), `temp` (a temporary file an interrupted write left; it is
         never read as state), `index` (a run that tick must visit is missing from the due
         index, or the index holds something tick cannot use), `key` (the URL signing key
-        cannot be used), `mode` (others may read or write it) or `schema` (a table, column,
-        index or trigger of a database store is missing). One with `"severity": "note"` is
-        harmless (a temporary URL key a killed process left): doctor says it and how to
-        remove it, and does not count it as a problem. Reads every run, so its cost
+        cannot be used), `mode` (others may read or write it), `schema` (a table, column,
+        index or trigger of a database store is missing) or `orphan` (history or logs kept for
+        a run id that has no run: its snapshot or row was moved or deleted by hand; found by
+        comparing the run ids kept, never by reading histories). One with `"severity": "note"`
+        is harmless (a temporary URL key a killed process left, an orphan): doctor says it and
+        how to remove it, and does not count it as a problem. Reads every run, so its cost
         grows with all runs; takes no lock, so a run being changed meanwhile may be reported
         and should be checked again. This default knows only `iter_runs`; implementations
         report what else they can see.

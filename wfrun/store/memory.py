@@ -191,6 +191,17 @@ class MemoryStore(MemoryRecords):
             except StateError as exc:
                 yield exc
 
+    def check(self) -> tuple[int, list[dict[str, str]]]:
+        runs, problems = super().check()
+        with self.backing.mutex:  # history and logs of no run (its row removed by hand)
+            orphans = sorted((set(self.backing.history) | set(self.backing.logs))
+                             - set(self.backing.runs))
+        problems.extend({"path": self._describe(run_id), "kind": "orphan", "severity": "note",
+                         "reason": f"the history or logs of run {run_id} are kept, but its row "
+                                   "is gone: no command reads them, but a run started again as "
+                                   f"{run_id} would take them as its own"} for run_id in orphans)
+        return runs, problems
+
     # -- queries: the rows' columns first, then only the matching snapshots ---------------------
 
     def find_runs(self, statuses: Iterable[str] | None = None, workflow: str | None = None,
