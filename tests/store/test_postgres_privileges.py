@@ -1,10 +1,12 @@
 """A PostgreSQL user without the privileges wfrun needs on its schema is told what is wrong and
 what to grant, in one sentence (exit 5): no USAGE on a schema that exists (not "no schema
 exists"), no CREATE on a schema where wfrun's tables are still to be made (not "refused a
-query", and not doctor's "holds no wfrun state yet"), tables another user owns to migrate."""
+query", and not doctor's "holds no wfrun state yet"), tables another user owns to migrate, and
+no rights on the tables and sequences another user made (not "permission denied for table")."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +102,37 @@ def test_tables_another_user_owns_cannot_be_migrated(url: str, role: str, tmp_pa
     assert line.startswith(f"error: user {role} may not migrate wfrun's tables in schema "
                            f"{schema} of "), line
     assert f"to version {_schema.VERSION} (" in line and "as the user who owns them" in line
+
+
+def test_no_rights_on_tables_another_user_made(url: str, role: str, tmp_path: Path) -> None:
+    from wfrun.store.postgres import PostgresStore
+
+    store = PostgresStore(url)
+    store.exists("r01")  # the tables, made by the test server's user
+    store.close()
+    schema = schema_of(url)
+    sql(url, f"GRANT USAGE ON SCHEMA {schema} TO {role}")  # the schema, not its tables
+    tables = f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"
+    sequences = f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"
+    project(tmp_path)
+    as_it = as_role(url, role)
+    for args in COMMANDS:
+        line = said_once(wfrun(tmp_path, as_it, *args), args)
+        assert line.startswith(f"error: user {role} may not use table wfrun_schema in schema "
+                               f"{schema} of database "), line
+        assert f"(GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO " \
+               f"{role}; {sequences})" in line, line
+        assert "permission denied" not in line
+
+    sql(url, f"GRANT SELECT ON wfrun_schema TO {role}")  # the version table only: the next
+    line = said_once(wfrun(tmp_path, as_it, "list"), ["list"])
+    assert line.startswith(f"error: user {role} may not use table wfrun_runs in schema "), line
+    sql(url, tables)  # the first GRANT alone: the claim's sequence is still refused
+    line = said_once(wfrun(tmp_path, as_it, "start", "hello"), ["start", "hello"])
+    assert line.startswith(f"error: user {role} may not use sequence wfrun_claim_tokens in "
+                           f"schema {schema} of "), line
+    sql(url, sequences)  # as the sentence says
+    assert wfrun(tmp_path, as_it, "start", "hello").code == 0
+    assert wfrun(tmp_path, as_it, "doctor").code == 0
+    listed = wfrun(tmp_path, as_it, "list", "--json")
+    assert [r["status"] for r in json.loads(listed.stdout)] == ["completed"], listed

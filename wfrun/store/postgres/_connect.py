@@ -105,6 +105,7 @@ class Server:
         self.conninfo = make_conninfo(url, **extra)
         self.pid = os.getpid()
         self.schema = ""  # current_schema(), known once connected
+        self.grantee: tuple[str, str] | None = None  # that schema and the user, SQL-quoted
         self.claims: dict[str, int] = {}  # run -> fencing token of the claim this process holds
         self.lost: dict[str, int] = {}  # the same, for claims lost (session gone, or taken over)
         self.claims_mutex = threading.Lock()
@@ -149,13 +150,21 @@ class Server:
                 timeout=POOL_WAIT_SECONDS, name="wfrun")
             pool.open(wait=False)  # its first connection is made while the schema is checked
             try:
-                with errors(self.where):
-                    self.schema = main.execute("SELECT current_schema()").fetchone()[0] or ""
+                with errors(self.where, self.names):
+                    row = main.execute("SELECT current_schema(), quote_ident(current_schema()), "
+                                       "quote_ident(current_user)").fetchone()
+                    self.schema = row[0] or ""
+                    self.grantee = (row[1], row[2]) if row[0] else None
                     _schema.migrate(main, self._key("migrate", ""), self.where)
             except BaseException:
                 pool.close(timeout=5)
                 raise
             self._pool = pool
+
+    def names(self) -> tuple[str, str] | None:
+        """The schema of wfrun's tables and the user, quoted as SQL identifiers (for a GRANT
+        to copy), once connected; for `errors`."""
+        return self.grantee
 
     def _check(self, conn: Any) -> None:
         """The pool's check of a connection it hands out: one that was idle for a while may

@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -31,6 +31,10 @@ _BAD_PARAMETER = re.compile(
     r'bad value for (?P<a>\w+): |invalid integer value "[^"]*" for connection option "(?P<b>\w+)"'
     r'|invalid (?P<c>\w+) value: |invalid connection option "(?P<d>\w+)"'
     r'|invalid (?P<e>port) number: ')
+
+# How the server refuses a statement on a table or sequence the user has no privilege on
+# ("relation" before PostgreSQL 11)
+_DENIED = re.compile(r"permission denied for (?P<kind>table|relation|sequence) (?P<name>\S+)")
 
 
 def where_of(info: dict[str, Any]) -> str:
@@ -130,9 +134,29 @@ def lost(exc: psycopg.OperationalError) -> bool:
     return state is None or state.startswith("08") or state in _NOT_APPLIED
 
 
+def denied(exc: psycopg.Error, where: str, schema: str, user: str) -> StateError | None:
+    """The error of a statement refused for want of a privilege on a table or sequence of
+    wfrun's (made by another user, who granted this one none), naming it and the GRANTs that
+    give `user` what wfrun needs in `schema` (both quoted); None for another refusal."""
+    found = _DENIED.search(reason_of(exc))
+    if found is None:
+        return None
+    kind = "sequence" if found["kind"] == "sequence" else "table"
+    return StateError(
+        f"user {user} may not use {kind} {found['name']} in schema {schema} of {where}, where "
+        "wfrun's tables are kept (another user made them and has not granted it what wfrun "
+        "needs); "
+        f"grant them (GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO "
+        f"{user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {user}), or run wfrun as "
+        "the user who made them")
+
+
 @contextmanager
-def errors(where: str) -> Iterator[None]:
-    """Turn the driver's errors into one sentence naming the database (StateError, exit 5)."""
+def errors(where: str, names: Callable[[], tuple[str, str] | None] | None = None
+           ) -> Iterator[None]:
+    """Turn the driver's errors into one sentence naming the database (StateError, exit 5).
+    `names` gives the schema of wfrun's tables and the user, quoted (None: not connected yet),
+    for the GRANT a statement refused for want of a privilege needs."""
     try:
         yield
     except PoolTimeout:
@@ -145,4 +169,9 @@ def errors(where: str) -> Iterator[None]:
             raise ConnectionLost(message, applied=exc.sqlstate not in _NOT_APPLIED) from None
         raise StateError(message) from None
     except psycopg.Error as exc:
+        known = names() if names is not None else None
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege) and known is not None:
+            refused = denied(exc, where, *known)
+            if refused is not None:
+                raise refused from None
         raise StateError(f"PostgreSQL {where} refused a query: {reason_of(exc)}") from None

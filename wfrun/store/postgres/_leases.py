@@ -193,7 +193,7 @@ def acquire(server: Server, now: str, limit: int | None,
 def is_claimed(server: Server, run_id: str) -> bool:
     """True if the run has a live lease."""
     params = {"run_id": run_id, "base": server.key("lease", "")}
-    with errors(server.where), _main(server):
+    with errors(server.where, server.names), _main(server):
         row = server.on_main(lambda c: c.execute(_HELD, params).fetchone())
     return bool(row[0])
 
@@ -228,7 +228,7 @@ def _on_main(server: Server, statement: str, params: dict[str, Any]) -> tuple[in
     """The rows of `statement` on the main connection, and which connection that was (its
     generation). The advisory locks of claims that ended with a save are unlocked in the same
     transaction (BEGIN, the unlocks, the statement, COMMIT: one round trip, a pipeline)."""
-    with _main(server), errors(server.where):
+    with _main(server), errors(server.where, server.names):
         with server.claims_mutex:
             pending = _UNLOCKS.pop(server, [])
         return server.on_main(lambda conn: _statement(server, conn, pending, statement, params))

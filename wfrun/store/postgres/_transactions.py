@@ -63,7 +63,7 @@ class TransactionPart(Store):
         hold's transaction (begun again if a save ended it), else a pooled autocommit one."""
         server = self._server()
         hold = server.holds().get(run_id) if run_id is not None else None
-        with errors(self.where):
+        with errors(self.where, server.names):
             if hold is None:
                 with server.connection() as conn:
                     yield conn
@@ -149,7 +149,7 @@ class TransactionPart(Store):
             return
         for attempt in (1, 2):
             try:
-                with errors(self.where), server.connection() as conn:
+                with errors(self.where, server.names), server.connection() as conn:
                     hold = holds[run_id] = Hold(conn)
                     try:
                         try:
