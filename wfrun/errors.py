@@ -87,9 +87,10 @@ class StateError(WfrunError):
 
 
 class StoreMissing(StateError):
-    """The store's place does not exist (a PostgreSQL search_path naming no schema): it holds
-    no run. Commands that read across runs (`list`, `pending`, `tick`) say so and find
-    nothing, as for a state directory that does not exist; the others fail (exit 5)."""
+    """The store's place does not exist (a PostgreSQL search_path naming no schema, or whose
+    first schema does not exist): it holds no run. Commands that read across runs (`list`,
+    `pending`, `tick`) say so and find nothing, as for a state directory that does not exist;
+    the others fail (exit 5)."""
 
 
 class StoreUnavailable(StateError):

@@ -1,8 +1,10 @@
 """A PostgreSQL user without the privileges wfrun needs on its schema is told what is wrong and
 what to grant, in one sentence (exit 5): no USAGE on a schema that exists (not "no schema
 exists"), no CREATE on a schema where wfrun's tables are still to be made (not "refused a
-query", and not doctor's "holds no wfrun state yet"), tables another user owns to migrate, and
-no rights on the tables and sequences another user made (not "permission denied for table")."""
+query", and not doctor's "holds no wfrun state yet"), tables another user owns to migrate,
+no rights on the tables and sequences another user made (not "permission denied for table"),
+and no USAGE on the first schema of a search_path that names others after it (not its tables
+made and used in the next one, as PostgreSQL's search_path would have it)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import _pg
@@ -136,3 +139,31 @@ def test_no_rights_on_tables_another_user_made(url: str, role: str, tmp_path: Pa
     assert wfrun(tmp_path, as_it, "doctor").code == 0
     listed = wfrun(tmp_path, as_it, "list", "--json")
     assert [r["status"] for r in json.loads(listed.stdout)] == ["completed"], listed
+
+
+def test_a_first_schema_the_user_may_not_use_is_not_skipped_for_the_next(
+        url: str, role: str, tmp_path: Path) -> None:
+    schema = schema_of(url)
+    with _pg.schema() as other_url:  # the next schema of the path, where the role may create
+        other = schema_of(other_url)
+        sql(other_url, f"GRANT USAGE, CREATE ON SCHEMA {other} TO {role}")
+        both = as_role(url, role).replace(f"search_path%3D{schema}",
+                                          f"search_path%3D{schema}%2C{other}")
+        project(tmp_path)
+        for args in COMMANDS:
+            line = said_once(wfrun(tmp_path, both, *args), args)
+            assert line.startswith(f"error: user {role} may not use schema {schema} of "), line
+            assert f"(the first of search_path '{schema},{other}')" in line, line
+            assert f"(GRANT USAGE, CREATE ON SCHEMA {schema} TO {role})" in line, line
+        with psycopg_connect(other_url) as conn:  # nothing was made in the next one
+            assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                                "n.oid = c.relnamespace WHERE n.nspname = %s",
+                                [other]).fetchone() == (0,)
+        sql(url, f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")  # as the sentence says
+        assert wfrun(tmp_path, both, "start", "hello").code == 0
+
+
+def psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)

@@ -1,8 +1,9 @@
 """The PostgreSQL store URL in the command line's words: messages about a run name the schema
 its tables are in (one database, a schema per project), a search_path naming no schema that
-exists is a missing store for `list`, `pending` and `tick` (a warning, exit 0, as a state
-directory that does not exist: SPEC §5), and a URL parameter whose value libpq or psycopg
-refuses is a usage error (exit 2) naming the parameter."""
+exists, or whose first schema does not exist, is a missing store for `list`, `pending` and
+`tick` (a warning, exit 0, as a state directory that does not exist: SPEC §5), and a URL
+parameter whose value libpq or psycopg refuses is a usage error (exit 2) naming the
+parameter."""
 
 from __future__ import annotations
 
@@ -180,6 +181,37 @@ def test_the_store_says_it_is_missing_and_the_cli_reads_that_as_empty(missing: s
                 read()
     finally:
         store.close()
+
+
+def test_a_first_schema_that_does_not_exist_is_not_skipped_for_the_next(
+        url: str, tmp_path: Path) -> None:
+    # PostgreSQL would use the next schema of the search_path (here the test's own; usually
+    # public): wfrun says the first is missing instead of keeping its tables in another one
+    schema = schema_of(url)
+    first = url.replace("search_path%3D", "search_path%3Dwfrun_no_such_")
+    fallback = first.replace(f"search_path%3Dwfrun_no_such_{schema}",
+                             f"search_path%3Dwfrun_no_such_{schema}%2C{schema}")
+    assert fallback != first
+    said = (f"schema wfrun_no_such_{schema}, the first of search_path 'wfrun_no_such_{schema},"
+            f"{schema}', does not exist in database ")
+    project(tmp_path)
+    out = wfrun(tmp_path, fallback, "list")
+    assert out.code == 0 and out.stdout.startswith("no runs"), out
+    [warning] = out.stderr.splitlines()
+    assert warning.startswith(f"warning: {said}") and f"(CREATE SCHEMA wfrun_no_such_{schema})" \
+        in warning, warning
+    for args in (["start", "hello"], ["doctor"]):
+        out = wfrun(tmp_path, fallback, *args)
+        assert out.code == 5 and out.stderr.startswith(f"error: {said}"), (args, out)
+    assert sql_rows(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                         "c.relnamespace WHERE n.nspname = current_schema()") == [(0,)]
+
+
+def sql_rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(query).fetchall()
 
 
 # -- 3: a URL parameter libpq or psycopg refuses: a usage error naming it -------------------------

@@ -147,8 +147,9 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
     """Bring the schema `conn` writes to (the first of its search_path) to `VERSION`.
 
     Cheap when it is current (one query). Refuses a schema migrated by a newer wfrun, and a
-    search_path naming no schema that exists. `lock_key` is the advisory lock serialising
-    migrations of this schema; `where` names the database for messages."""
+    search_path whose first schema does not exist or may not be used (see `check_path`).
+    `lock_key` is the advisory lock serialising migrations of this schema; `where` names the
+    database for messages."""
     current = _version(conn, where)
     if current == VERSION:
         return
@@ -190,28 +191,59 @@ def migrate(conn: Any, lock_key: int, where: str) -> None:
 
 
 class NoSchema(StoreMissing):
-    """The connection's search_path names no schema that exists: wfrun's tables cannot be
-    made, and there are none to read (`list`, `pending` and `tick` say so and find nothing)."""
+    """The connection's search_path names no schema that exists, or its first schema does not
+    exist: wfrun's tables cannot be made, and there are none to read (`list`, `pending` and
+    `tick` say so and find nothing)."""
 
 
 def no_schema(conn: Any, where: str) -> StateError:
     """The error of a connection whose search_path names no schema it may use (`where`: the
     database, for the message): NoSchema if none of them exists, else a StateError saying
     which one the user has no USAGE on, and what to grant."""
-    path = conn.execute("SHOW search_path").fetchone()[0]
-    names = _path_names(path, conn)
+    path, user = conn.execute("SELECT current_setting('search_path'), current_user").fetchone()
+    names = [name for name, _named in _path_names(path, user)]
     row = conn.execute(
         "SELECT quote_ident(n.nspname), quote_ident(current_user) FROM pg_namespace n "
         "WHERE n.nspname = ANY(%s) ORDER BY array_position(%s, n.nspname::text) LIMIT 1",
         [names, names]).fetchone()
     if row is not None:  # (current_schema() skips a schema the user may not use)
-        return StateError(f"user {row[1]} may not use schema {row[0]} of {where} (the first of "
-                          f"search_path {path!r}), where wfrun's tables are kept; grant it "
-                          f"(GRANT USAGE, CREATE ON SCHEMA {row[0]} TO {row[1]}) or change "
-                          "the URL's options=-csearch_path=...")
+        return _no_usage(row[0], row[1], where, path)
     return NoSchema(f"no schema of search_path {path!r} exists in {where} to keep wfrun's "
                     "tables; create it (CREATE SCHEMA ...) or change the URL's "
                     "options=-csearch_path=...")
+
+
+def check_path(conn: Any, where: str, current: str, path: str, user: str) -> None:
+    """Refuse a search_path whose first schema, named in it, is not `current` (the schema the
+    connection uses, current_schema()): PostgreSQL skips a schema that does not exist or that
+    the user may not use for the next one (`public`, say), where wfrun would then make and read
+    its tables unsaid. A StateError saying what to grant for a schema the user may not use,
+    NoSchema for one that does not exist. `"$user"` (the default search_path's first entry)
+    and `pg_temp` are skipped, as PostgreSQL skips them. Costs a query only when `current` is
+    not the first schema named."""
+    for name, named in _path_names(path, user):
+        if name == current:
+            return
+        if not named or name == "pg_temp":
+            continue
+        quoted, exists, user_q = conn.execute(
+            "SELECT quote_ident(%s), EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s), "
+            "quote_ident(current_user)", [name, name]).fetchone()
+        if exists:
+            raise _no_usage(quoted, user_q, where, path)
+        raise NoSchema(f"schema {quoted}, the first of search_path {path!r}, does not exist in "
+                       f"{where} to keep wfrun's tables (they would go to schema {current} "
+                       f"instead); create it (CREATE SCHEMA {quoted}) or change the URL's "
+                       "options=-csearch_path=...")
+
+
+def _no_usage(schema: str, user: str, where: str, path: str) -> StateError:
+    """The error of a search_path whose first schema, `schema`, `user` may not use (both
+    quoted as SQL identifiers)."""
+    return StateError(f"user {user} may not use schema {schema} of {where} (the first of "
+                      f"search_path {path!r}), where wfrun's tables are kept; grant it "
+                      f"(GRANT USAGE, CREATE ON SCHEMA {schema} TO {user}) or change the URL's "
+                      "options=-csearch_path=...")
 
 
 def no_create(conn: Any, where: str) -> StateError:
@@ -230,29 +262,33 @@ def _names(conn: Any) -> tuple[str, str]:
     return str(row[0]), str(row[1])
 
 
-def _path_names(path: str, conn: Any) -> list[str]:
-    """The schema names a search_path lists, in order (`"$user"`: the current user's)."""
+def _path_names(path: str, user: str) -> list[tuple[str, bool]]:
+    """The schema names a search_path lists, in order, each with whether the path names it
+    (False: `"$user"`, the current user's)."""
     names = []
     for item in (part.strip() for part in path.split(",")):
         if item.startswith('"') and item.endswith('"') and len(item) > 1:
             item = item[1:-1].replace('""', '"')
-            if item == "$user":
-                item = str(conn.execute("SELECT current_user").fetchone()[0])
         else:
             item = item.lower()
-        if item:
-            names.append(item)
+        if item == "$user":
+            names.append((user, False))
+        elif item:
+            names.append((item, True))
     return names
 
 
 def _version(conn: Any, where: str) -> int | None:
     """The schema version applied (None: no wfrun tables yet). NoSchema if the search_path
-    names no existing schema to create them in."""
+    names no existing schema to create them in, or its first schema does not exist;
+    StateError if the user may not use it."""
     row = conn.execute(
         "SELECT current_schema(), "
-        "to_regclass(quote_ident(current_schema()) || '.wfrun_schema') IS NOT NULL").fetchone()
+        "to_regclass(quote_ident(current_schema()) || '.wfrun_schema') IS NOT NULL, "
+        "current_setting('search_path'), current_user").fetchone()
     if row[0] is None:
         raise no_schema(conn, where)
+    check_path(conn, where, row[0], row[2], row[3])
     if not row[1]:
         return None
     found = conn.execute("SELECT max(version) FROM wfrun_schema").fetchone()

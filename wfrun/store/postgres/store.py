@@ -319,9 +319,11 @@ class PostgresStore(DoctorPart):
         with errors(self.where), conn:
             row = conn.execute("SELECT current_schema(), to_regclass(quote_ident("
                                "current_schema()) || '.wfrun_runs') IS NOT NULL, "
-                               "has_schema_privilege(current_schema(), 'CREATE')").fetchone()
+                               "has_schema_privilege(current_schema(), 'CREATE'), "
+                               "current_setting('search_path'), current_user").fetchone()
             if row is None or row[0] is None:
                 raise _schema.no_schema(conn, self.where)  # (doctor: exit 5)
+            _schema.check_path(conn, self.where, row[0], row[3], row[4])
             self._schema_seen = str(row[0])
             if not row[1] and not row[2]:  # its first write could not make the tables
                 raise _schema.no_create(conn, self.where)
