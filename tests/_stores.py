@@ -200,6 +200,10 @@ class Backend:
         """Another process that claims the run (and holds the claim until it goes away)."""
         raise NotImplementedError
 
+    def remove_state(self, run_id: str) -> None:
+        """Remove a run's state by hand, as a user might (its history and logs stay)."""
+        raise NotImplementedError
+
 
 class MemoryBackend(Backend):
     kind = "memory"
@@ -226,6 +230,10 @@ class MemoryBackend(Backend):
 
     def hold(self, run_id: str) -> Holder:
         return InProcessHolder(self.open(), run_id, self.clock)
+
+    def remove_state(self, run_id: str) -> None:
+        with self.backing.mutex:
+            del self.backing.runs[run_id]
 
 
 class FileBackend(Backend):
@@ -257,6 +265,9 @@ class FileBackend(Backend):
 
     def hold(self, run_id: str) -> Holder:
         return ProcessHolder(os.fspath(self.root), run_id)  # a flock ends with its process
+
+    def remove_state(self, run_id: str) -> None:
+        self.snapshot(run_id).rename(self.root / f"{run_id}.json.moved-away")
 
 
 class PostgresBackend(Backend):
@@ -291,6 +302,9 @@ class PostgresBackend(Backend):
         # a paused process keeps its session (and the session's locks): its lease runs out,
         # 2 s after its last renewal (long enough that a busy machine still renews it in time)
         return ProcessHolder(self.url, run_id, pause=True, lease="2s")
+
+    def remove_state(self, run_id: str) -> None:
+        self._sql("DELETE FROM wfrun_runs WHERE run_id = %s", run_id)
 
 
 @contextmanager

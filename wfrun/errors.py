@@ -74,6 +74,12 @@ class ClaimLost(ConflictError):
 TAKEN_OVER = re.compile(r"\brun ([A-Za-z0-9_-]{1,64}) was taken over by another process\b")
 
 
+class LeftoverRecords(ConflictError):
+    """A run cannot be created under its id: the history or logs of an earlier run of that id,
+    whose state was removed by hand, are still kept (`wfrun doctor` notes them), and a new run
+    must not take them as its own. The message says how to remove them."""
+
+
 class NotFoundError(WfrunError):
     """No such run, workflow or step."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import _stores
 import pytest
 
-from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.errors import ConflictError, LeftoverRecords, NotFoundError, StateError, UsageError
 from wfrun.model import PAUSE_EVENT, PAUSE_SUSPEND, RUNNING, SUSPENDED, Run, StepState
 from wfrun.store.abc import Durability, Store
 
@@ -82,6 +82,27 @@ def test_create_refuses_an_existing_id(store: Store) -> None:
     store.create(make_run("r1"))
     with pytest.raises(ConflictError):
         store.create(make_run("r1"))
+
+
+def test_create_refuses_an_id_whose_history_or_logs_outlived_its_state(
+    store: Store, open_store: Callable[[], Store], backend: _stores.Backend
+) -> None:
+    """A run whose state was removed by hand leaves its history and logs: a new run of that
+    id must not take them as its own, and nothing is written."""
+    store.create(make_run("r1"), [{"type": "started", "n": 1}])
+    store.append_log("r1", [{"text": "old"}])
+    backend.remove_state("r1")
+    reader = open_store()
+    with pytest.raises(LeftoverRecords, match="r1") as refused:
+        reader.create(make_run("r1"), [{"type": "started", "n": 2}])
+    assert isinstance(refused.value, ConflictError)
+    assert not reader.exists("r1")
+    assert reader.read_history("r1") == [{"type": "started", "n": 1}]
+    assert [r["text"] for r in reader.read_logs("r1")[0]] == ["old"]
+    with pytest.raises(ConflictError) as plain:  # an existing run: not that
+        store.create(make_run("r2"))
+        store.create(make_run("r2"))
+    assert not isinstance(plain.value, LeftoverRecords)
 
 
 def test_load_of_unknown_run_is_not_found(store: Store) -> None:

@@ -19,7 +19,7 @@ from wfrun._detach import same_json
 from wfrun._specs import Workflow
 from wfrun.clock import Clock
 from wfrun.durations import to_iso
-from wfrun.errors import ClaimLost, ConflictError, NotFoundError, WfrunError
+from wfrun.errors import ClaimLost, ConflictError, LeftoverRecords, NotFoundError, WfrunError
 from wfrun.ids import check_run_id, new_run_id
 from wfrun.model import FINISHED, RUNNING, Run, StepState
 from wfrun.store.abc import Durability, ExecutionClaim, Store
@@ -134,6 +134,8 @@ class Runner:
             remember_nonces(run)
             try:
                 self.store.create(run, events)
+            except LeftoverRecords:
+                raise
             except ConflictError:
                 claim.release()
                 return self.existing_start(run.run_id, workflow, data)
@@ -164,6 +166,8 @@ class Runner:
             remember_nonces(run)
             try:
                 self.store.create(run, events)
+            except LeftoverRecords:
+                raise
             except ConflictError:
                 return self.existing_start(run.run_id, workflow, data)
             self.manifests.flush()

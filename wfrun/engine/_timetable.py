@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from wfrun import loader
 from wfrun._specs import Workflow
 from wfrun.durations import parse_iso, to_iso
-from wfrun.errors import ConflictError, NotFoundError, StateError, WfrunError
+from wfrun.errors import ConflictError, LeftoverRecords, NotFoundError, StateError, WfrunError
 from wfrun.model import FINISHED, Run
 
 from ._schedule_names import shared_names
@@ -291,6 +291,9 @@ def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datet
     state.update(last_fire=to_iso(when), last_run=run_id)
     try:
         result = engine.start(workflow.path, input=copy.deepcopy(schedule.input), run_id=run_id)
+    except LeftoverRecords as exc:  # not started by anyone: said, as a run tick cannot advance
+        report.errors.append({"run_id": run_id, "message": exc.message})
+        return revision
     except ConflictError:  # another process is starting it right now (or did, differently)
         return revision
     if f"run {run_id} already exists; showing it unchanged" in result.warnings:

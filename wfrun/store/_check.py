@@ -83,7 +83,7 @@ def _orphans(store: FileStoreParts, records: list[tuple[str, str, str]],
         found.append({"path": path, "kind": "orphan", "severity": "note", "reason": (
             f"{path} is the {what} of run {run_id}, whose snapshot {snapshot} is missing "
             "(moved or deleted by hand, or a 'wfrun state copy' interrupted before it): no "
-            f"command reads it, but a run started again as {run_id} would take it as its own; "
+            f"command reads it, and no run can be started again as {run_id} until it is gone; "
             f"put the snapshot back, or remove it with 'rm {path}'")})
     return found
 

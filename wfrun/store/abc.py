@@ -129,8 +129,10 @@ class Store(ABC):
         events of its creation (see `save`).
 
         Raises ConflictError if a run with that id exists (nothing is written, events
-        included). The run is durable (and present in the due index if `run.next_due()` is
-        set) when this returns.
+        included), and LeftoverRecords (a ConflictError) if the history or logs of an earlier
+        run of that id are kept while its state is gone (removed by hand): a new run never takes
+        an earlier one's records as its own. The run is durable (and present in the due index
+        if `run.next_due()` is set) when this returns.
         """
 
     @abstractmethod

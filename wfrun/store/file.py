@@ -36,7 +36,7 @@ import wfrun.store._rootdir as _rootdir
 import wfrun.store._runqueries as _runqueries
 import wfrun.store._started as _started
 import wfrun.store._transfer as _transfer
-from wfrun.errors import ConflictError, NotFoundError, StateError, UsageError
+from wfrun.errors import ConflictError, LeftoverRecords, NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
 from wfrun.store._snapshot import head_revision, parse_snapshot, render_snapshot
@@ -142,6 +142,14 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         with self.lock(run.run_id):
             if os.path.exists(path):
                 raise ConflictError(f"run {run.run_id} already exists")
+            left = [p for p in (self._history_path(run.run_id), self._log_path(run.run_id))
+                    if os.path.exists(p)]
+            if left:  # (`wfrun doctor` notes them): never a new run's history
+                raise LeftoverRecords(
+                    f"run {run.run_id} cannot be created: {' and '.join(left)} "
+                    f"{'is' if len(left) == 1 else 'are'} left from an earlier run "
+                    f"{run.run_id} whose snapshot is gone; move {'it' if len(left) == 1 else 'them'}"
+                    f" away (or rm {' '.join(left)}), or choose another run id")
             self._index[run.run_id] = None
             self._stat.pop(run.run_id, None)
             run.revision = 0

@@ -34,7 +34,14 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from wfrun.clock import Clock
-from wfrun.errors import ClaimLost, ConflictError, NotFoundError, StateError, UsageError
+from wfrun.errors import (
+    ClaimLost,
+    ConflictError,
+    LeftoverRecords,
+    NotFoundError,
+    StateError,
+    UsageError,
+)
 from wfrun.ids import RUN_ID_PATTERN, check_run_id
 from wfrun.model import Run
 from wfrun.store._jsonenc import encoder
@@ -117,6 +124,10 @@ class MemoryStore(MemoryRecords):
         with self.backing.mutex:
             if run.run_id in self.backing.runs:
                 raise ConflictError(f"run {run.run_id} already exists")
+            if run.run_id in self.backing.history or run.run_id in self.backing.logs:
+                raise LeftoverRecords(
+                    f"run {run.run_id} cannot be created: the history or logs of an earlier run "
+                    f"{run.run_id}, whose row is gone, are still kept; choose another run id")
             self._commit(run.run_id, row, texts)
         run.revision = 1
 
@@ -198,8 +209,8 @@ class MemoryStore(MemoryRecords):
                              - set(self.backing.runs))
         problems.extend({"path": self._describe(run_id), "kind": "orphan", "severity": "note",
                          "reason": f"the history or logs of run {run_id} are kept, but its row "
-                                   "is gone: no command reads them, but a run started again as "
-                                   f"{run_id} would take them as its own"} for run_id in orphans)
+                                   "is gone: no command reads them, and no run can be started "
+                                   f"again as {run_id} while they are"} for run_id in orphans)
         return runs, problems
 
     # -- queries: the rows' columns first, then only the matching snapshots ---------------------

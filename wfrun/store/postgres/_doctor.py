@@ -78,6 +78,6 @@ class DoctorPart(ReadsPart):
                               for table, literal, schema in tables)
             found.append({"path": what, "kind": "orphan", "severity": "note", "reason": (
                 f"{what} has no row in wfrun_runs (deleted by hand?), but its {rows} are still "
-                f"kept: no command reads them, but a run started again as {run_id} would take "
-                f"them as its own; remove them with {delete}")})
+                f"kept: no command reads them, and no run can be started again as {run_id} "
+                f"until they are removed; remove them with {delete}")})
         return found

@@ -40,6 +40,7 @@ import wfrun.store.postgres._schema as _schema
 from wfrun.errors import (
     ClaimLost,
     ConflictError,
+    LeftoverRecords,
     NotFoundError,
     StateError,
     StoreUnavailable,
@@ -68,6 +69,17 @@ _CREATE = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, creat
             %(revision)s, %(schema)s, %(snapshot)s::json, %(created_text)s, %(updated_text)s,
             %(waits)s,
             %(suspended)s)
+    ON CONFLICT (run_id) DO NOTHING"""
+# A new run's row, unless history or logs of an earlier run of its id are kept (its row was
+# deleted by hand): a new run must not take them as its own (`LeftoverRecords`)
+_CREATE_NEW = """INSERT INTO wfrun_runs (run_id, workflow, status, parent_run, created_at,
+    updated_at, next_due, revision, run_schema, snapshot, created, updated, waits_until, suspended)
+    SELECT %(run_id)s::text, %(workflow)s::text, %(status)s::text, %(parent)s::text,
+        %(created)s::timestamptz, %(updated)s::timestamptz, %(due)s::timestamptz,
+        %(revision)s::bigint, %(schema)s::integer, %(snapshot)s::json, %(created_text)s::text,
+        %(updated_text)s::text, %(waits)s::text, %(suspended)s::boolean
+    WHERE NOT EXISTS (SELECT 1 FROM wfrun_history WHERE run_id = %(run_id)s)
+      AND NOT EXISTS (SELECT 1 FROM wfrun_logs WHERE run_id = %(run_id)s)
     ON CONFLICT (run_id) DO NOTHING"""
 # A state change is one statement: the run's row (with its due entry) and its history events
 # are written together, or not at all (nothing is inserted unless the row was); the second
@@ -113,7 +125,7 @@ class PostgresStore(DoctorPart):
         check_run_id(run.run_id)
         row = self._row(run, 1)
         row["events"] = _dump(list(events))
-        statement = _CHANGE.format(_CREATE, "")
+        statement = _CHANGE.format(_CREATE_NEW, "")
         try:
             created = self._change(run.run_id, statement, row)
         except _failures.ConnectionLost:
@@ -121,8 +133,27 @@ class PostgresStore(DoctorPart):
                 raise  # the lock's transaction went with the connection: the caller decides
             created = self._after_lost_create(run.run_id, statement, row)
         if not created:
-            raise ConflictError(f"run {run.run_id} already exists")
+            raise self._not_created(run.run_id)
         run.revision = 1
+
+    def _not_created(self, run_id: str) -> ConflictError:
+        """Why a create inserted nothing: the run exists, or what an earlier run of its id left
+        is still kept (`LeftoverRecords`, with the DELETE that removes it)."""
+        kept = self._fetch(None, """SELECT t.name, quote_ident(current_schema()), quote_literal(%s)
+            FROM (VALUES ('wfrun_history'), ('wfrun_logs')) AS t(name)
+            WHERE NOT EXISTS (SELECT 1 FROM wfrun_runs WHERE run_id = %s)
+              AND CASE t.name WHEN 'wfrun_history'
+                  THEN EXISTS (SELECT 1 FROM wfrun_history WHERE run_id = %s)
+                  ELSE EXISTS (SELECT 1 FROM wfrun_logs WHERE run_id = %s) END
+            ORDER BY t.name""", [run_id] * 4)
+        if not kept:
+            return ConflictError(f"run {run_id} already exists")
+        delete = " ".join(f"DELETE FROM {schema}.{table} WHERE run_id = {literal};"
+                          for table, schema, literal in kept)
+        return LeftoverRecords(
+            f"run {run_id} cannot be created: the history or logs of an earlier run {run_id} "
+            f"in {self.label()}, whose row was deleted, are still kept; remove them ({delete}) "
+            "or choose another run id")
 
     def _after_lost_create(self, run_id: str, statement: str, row: dict[str, Any]) -> int:
         """Settle a create whose connection was lost before the server's answer came: asked
