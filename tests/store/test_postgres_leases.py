@@ -283,6 +283,47 @@ def test_acquire_due_skips_live_leases_and_takes_over_dead_ones(url: str) -> Non
     assert [c.run_id for c in taken] == ["r0"] and taken[0].token > held.token
 
 
+def test_an_acquire_that_began_before_another_committed_still_takes_the_free_runs(
+    url: str
+) -> None:
+    """Two acquirers at once, each asking for 20 of 40 due runs (as the two workers of a tick
+    do): B's statement finds the due runs before A commits, and locks their rows after, so it
+    selects A's runs and finds their leases live only when it gives its own. It is held there
+    by a third session's lease of the first run, given in a transaction still open (B's lease
+    of that run waits for it, B holding the run's row, which A therefore skips); on its own,
+    the same happens whenever A commits while B's statement is under way. B gets the runs
+    still free, not none."""
+    import psycopg
+
+    mine, a, b = store(url), store(url, "a"), store(url, "b")
+    due = [f"r{i:02d}" for i in range(40)]
+    for i, run_id in enumerate(due):
+        mine.create(suspended_run(run_id, f"2026-01-02T00:00:{i:02d}.000Z"))
+    now = "2026-06-01T00:00:00.000Z"
+    for acquirer in (a, b):
+        assert acquirer.acquire_due(now, 0) == []  # connected
+    base = mine._server().key("lease", "")
+    got: dict[str, list[str]] = {}
+    with psycopg.connect(url) as third:  # a transaction, open until its commit
+        third.execute("INSERT INTO wfrun_claims (run_id, owner, token, acquired_at, expires_at) "
+                      "VALUES ('r00', 'third', nextval('wfrun_claim_tokens'), now(), "
+                      "now() + interval '1 minute') "
+                      "RETURNING pg_try_advisory_lock(%s::bigint # token)", [base])
+        thread = threading.Thread(target=lambda: got.update(
+            b=[claim.run_id for claim in b.acquire_due(now, 20)]))
+        thread.start()
+        try:
+            wait_until(lambda: sql(url, "SELECT 1 FROM pg_stat_activity WHERE application_name "
+                                        "= 'wfrun_b' AND wait_event_type = 'Lock'"))
+            got["a"] = [claim.run_id for claim in a.acquire_due(now, 20)]
+            assert got["a"] == due[1:21]  # r00's row is B's: skipped
+        finally:
+            third.commit()  # the third's lease of r00: live while its session lasts
+            thread.join(10)
+        assert got["b"] == due[21:]  # the 19 left free (as of B's statement, it had 20)
+        assert sql(url, "SELECT count(*) FROM wfrun_claims")[0][0] == 40
+
+
 def test_a_bad_lease_length_names_the_variable(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WFRUN_LEASE", "soon")
     with pytest.raises(UsageError, match="WFRUN_LEASE='soon' is not a lease length"):

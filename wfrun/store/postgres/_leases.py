@@ -95,8 +95,9 @@ taken AS (
     INSERT INTO wfrun_claims AS c (run_id, owner, token, acquired_at, expires_at)
     SELECT run_id, %(owner)s, nextval('wfrun_claim_tokens'), now(), {_EXPIRY} FROM due
     {_TAKE})
-    SELECT t.run_id, t.token, {_LOCK}, d.revision, d.run_schema, d.snapshot
-    FROM taken t JOIN due d ON d.run_id = t.run_id
+    SELECT d.run_id, t.token, {_LOCK}, d.revision, d.run_schema,
+        CASE WHEN t.token IS NOT NULL THEN d.snapshot END
+    FROM due d LEFT JOIN taken t ON t.run_id = d.run_id
     ORDER BY d.next_due, d.run_id"""
 _RENEW = f"""UPDATE wfrun_claims c SET expires_at = {_EXPIRY}
     FROM unnest(%(runs)s::text[], %(tokens)s::bigint[]) AS m(run_id, token)
@@ -167,7 +168,16 @@ def acquire(server: Server, now: str, limit: int | None,
     """Claims of the runs due at `now` with no live lease, in due order, at most `limit`: a
     transaction per `BATCH` runs, whose rows are locked `FOR UPDATE SKIP LOCKED`, so that
     processes acquiring at once take different runs. Each claim carries its run as that
-    statement read it (`parse(run_id, revision, run_schema, snapshot)`: None if unreadable)."""
+    statement read it (`parse(run_id, revision, run_schema, snapshot)`: None if unreadable).
+    Fewer than `limit` only if no more due runs were free.
+
+    The statement finds the due runs as of its start, and locks their rows afterwards: a run
+    another process acquired in between (its transaction committed after this statement
+    began, so its lease was not seen, and its row lock was gone) is selected, and its lease
+    found live only when it is given (`_TAKE`'s `WHERE`). All of a batch can be such runs
+    (two workers of one tick acquiring at the same moment), with other due runs free: so
+    the statement returns each run it selected, with no token if it was not taken, and is
+    made again (its new start sees those leases) until every run it selects is taken."""
     claims: list[ExecutionClaim] = []
     base = server.key("lease", "")
     while limit is None or len(claims) < limit:
@@ -177,14 +187,17 @@ def acquire(server: Server, now: str, limit: int | None,
         params = {"now": now, "mine": mine, "limit": size, "owner": _owner(),
                   "lease": server.lease, "base": base}
         session, rows = _on_main(server, _ACQUIRE, params)
+        taken = [row for row in rows if row[1] is not None]
         with server.claims_mutex:
-            for run_id, token, *_ in rows:
+            for run_id, token, *_ in taken:
                 server.claims[run_id] = token
                 server.lost.pop(run_id, None)
         claims.extend(LeaseClaim(server, run_id, token, session, parse(run_id, *read))
-                      for run_id, token, _locked, *read in rows)
+                      for run_id, token, _locked, *read in taken)
+        if len(taken) < len(rows):
+            continue  # leased by another process since the statement began: select again
         if len(rows) < size:
-            break  # no more due runs free (or another process took some meanwhile: next time)
+            break  # no more due runs free (rows being acquired by another process: theirs)
     if claims:
         _Renewer.start_for(server)
     return claims
