@@ -20,7 +20,7 @@ from ._runner_api import RunnerAPI
 from ._schedule import step_gone
 from ._transitions import fire_due
 from ._tree import retry_notes
-from ._workers import Share, tick_in_workers, worth_it
+from ._workers import Share, Tried, tick_in_workers, worth_it
 
 BATCH = 32  # runs claimed at a time: the next batch is acquired once these are advanced
 # A batch's runs wait under this process's claims for their turn, where another worker could
@@ -40,9 +40,16 @@ def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickR
     due = runner.store.due(now, limit) if workers > 1 else []
     if worth_it(len(due), workers):
         report = TickReport(errors=runner.store.index_errors())
-        share = _acquiring(now) if runner.store.shared_acquire else advance
-        with runner.store.batch() as batch:  # owes what a worker that died could not
-            tick_in_workers(runner, due, workers, share, report, batch)
+        tried = Tried()  # the runs the workers took: each tried once in the tick
+        share: Share = advance
+        if runner.store.shared_acquire:
+            tried.share()
+            share = _acquiring(now, tried)
+        try:
+            with runner.store.batch() as batch:  # owes what a worker that died could not
+                tick_in_workers(runner, due, workers, share, report, batch)
+        finally:
+            tried.close()
         runner.manifests.flush()
     else:
         report = _report(runner, lambda report: _tick_batches(runner, now, limit, report))
@@ -61,15 +68,16 @@ def advance(runner: RunnerAPI, due: list[str],
     return _report(runner, lambda report: _tick_runs(runner, due, report, progress))
 
 
-def _acquiring(now: str) -> Share:
+def _acquiring(now: str, tried: Tried) -> Share:
     """A worker's part on a store whose `acquire_due` several processes share (PostgreSQL):
     it acquires batches of the runs due at `now` itself, as a lone tick does, up to as many
     runs as its share of those the parent found due (which run goes to which worker is left
-    to the store)."""
+    to the store), skipping those any worker took already (`tried`, shared by them all: a run
+    that could not be read or advanced is still due, and is tried once in the tick)."""
     def part(runner: RunnerAPI, share: list[str],
              progress: Callable[[TickReport], None] | None = None) -> TickReport:
         return _report(runner, lambda report: _tick_batches(runner, now, len(share), report,
-                                                            progress))
+                                                            progress, tried))
     return part
 
 
@@ -98,24 +106,35 @@ def _tick_runs(runner: RunnerAPI, due: list[str], report: TickReport,
 
 
 def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickReport,
-                  progress: Callable[[TickReport], None] | None = None) -> None:
+                  progress: Callable[[TickReport], None] | None = None,
+                  tried: Tried | None = None) -> None:
     """Acquire the runs due at `now` a batch at a time and advance each (at most `limit`),
     calling `progress` after each; every run at most once, however often it is found due
     again (a run that failed to advance is still due: it is acquired again with the next batch
-    and let go)."""
-    done: set[str] = set()  # the runs this tick advanced (or tried to)
-    again = 0  # how many of them may still be due at `now`: found again, so asked for on top
+    and let go). `tried`: the runs taken already, by this tick's other workers too."""
+    done = Tried() if tried is None else tried  # the runs this tick advanced (or tried to)
+    taken = 0  # how many of them this process took
+    again = 0  # how many of its own may still be due at `now`: found again, so asked for on top
+    found = 0  # how many the last acquire found that were taken already (by any worker)
     size = BATCH  # 1 once a run was slow: a batch would hold runs another worker could take
-    while limit is None or len(done) < limit:
-        want = size if limit is None else min(size, limit - len(done))
+    while limit is None or taken < limit:
+        want = size if limit is None else min(size, limit - taken)
+        asked = want + max(again, found)
         batch: list[ExecutionClaim] = []
-        for claim in runner.store.acquire_due(now, want + again):
-            if claim.run_id in done or len(batch) >= want:
+        found = 0
+        claims = runner.store.acquire_due(now, asked)
+        for claim in claims:
+            if claim.run_id in done:
+                found += 1
+                claim.release()  # let go at once: taken, and tried, already this tick
+            elif len(batch) >= want:
                 claim.release()
             else:
                 batch.append(claim)
         if not batch:
-            return
+            if len(claims) < asked:
+                return  # no more due runs free
+            continue  # all taken already (by other workers too): ask for more
         # Advancing one run may need another of the batch (a parent starting or waking its
         # child): the runner takes that claim from `reserved`, and the run is not advanced
         # again here.
@@ -128,6 +147,7 @@ def _tick_batches(runner: RunnerAPI, now: str, limit: int | None, report: TickRe
                 if runner.reserved.pop(claim.run_id, None) is None:
                     continue  # claimed by the work of a run before it in the batch
                 done.add(claim.run_id)
+                taken += 1
                 began = time.monotonic()
                 advanced, run = _advance_claimed(runner, claim, report)
                 if progress is not None:

@@ -3,7 +3,7 @@
 Each worker advances its share exactly as a lone tick would (the execution claim still keeps
 two processes off one run, so this is the same as N overlapping cron ticks, minus N start-ups;
 on a store whose `acquire_due` processes share, PostgreSQL, a share is only a number of runs,
-which the worker acquires in batches)
+which the worker acquires in batches, skipping those another worker took: `Tried`)
 and sends what it did back through a pipe, a line of JSON after each run, then a last line
 once all of it is durable. Workers run step code concurrently, on separate runs only. A worker
 that dies is reported; the parent makes the runs it had reported durable and reports them too,
@@ -28,6 +28,69 @@ from ._runner_api import RunnerAPI
 
 Share = Callable[[RunnerAPI, list[str], Callable[[TickReport], None] | None], TickReport]
 MIN_SHARE = 16  # fewer due runs than this per worker: forking costs more than it saves
+
+
+class Tried:
+    """The runs a tick took to advance (advanced, or failed to), each skipped for the rest of
+    the tick if it is acquired again: a run that could not be read or advanced is still due.
+
+    A shared one (`share`, before the workers are forked) is one set for all of them: on a
+    store whose `acquire_due` processes share, a run one worker took is skipped by the
+    others too, so it is tried once per tick and uses up no other worker's share. They share
+    an unlinked temporary file, a line per run, each appended with one write."""
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+        self._fd = -1  # the shared file (-1: none)
+        self._read = 0  # how much of it `_known` holds
+
+    def share(self) -> None:
+        """Share this set with the processes forked from now on (not shared if no file can be
+        made: each then keeps its own, as a lone tick does)."""
+        import fcntl
+        import tempfile
+
+        try:
+            fd, path = tempfile.mkstemp(prefix="wfrun-tick-")
+        except OSError:
+            return
+        try:
+            os.unlink(path)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        except OSError:
+            os.close(fd)
+            return
+        self._fd = fd
+
+    def add(self, run_id: str) -> None:
+        """Note that this process took the run (before it is advanced and its claim let go)."""
+        self._known.add(run_id)
+        if self._fd >= 0:
+            try:
+                os.write(self._fd, run_id.encode() + b"\n")  # a run id is ASCII
+            except OSError:  # (a full disk) the others may take it too, as without a share
+                self.close()
+
+    def __contains__(self, run_id: object) -> bool:
+        """True if this process or, once shared, any worker of the tick took the run."""
+        if self._fd >= 0:
+            try:
+                size = os.fstat(self._fd).st_size
+                data = os.pread(self._fd, size - self._read, self._read) \
+                    if size > self._read else b""
+            except OSError:
+                data = b""
+            whole = data.rfind(b"\n") + 1  # a line still being written is read next time
+            self._known.update(line.decode() for line in data[:whole].split(b"\n") if line)
+            self._read += whole
+        return run_id in self._known
+
+    def close(self) -> None:
+        """Stop sharing (the set is kept); idempotent."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def worth_it(due: int, workers: int) -> bool:
