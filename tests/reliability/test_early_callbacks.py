@@ -42,18 +42,23 @@ def ask(ctx):
     side = Path(os.environ["HANDOFF_DIR"])
     if mode == "rerun" and ctx.run.runs > 1:
         return {"callback": ctx.run.callback_request, "runs": ctx.run.runs}
+    if mode == "ask" and ctx.run.runs > 1:
+        return {"answer": ctx.flow.ask()}
     links = ctx.flow.rerun("1h", {"k": 1}, ctx.input.get("max", 10)) if mode == "rerun" \
-        else ctx.flow.suspend()
+        else None if mode == "ask" else ctx.flow.suspend()
     with open(side / "attempts", "a") as f:
         f.write(f"{ctx.run.runs}\\n")
     tmp = side / "link.tmp"
-    tmp.write_text(json.dumps({"url": links.resume_url, "cancel": links.cancel_url}))
+    tmp.write_text(json.dumps({"url": links.resume_url, "cancel": links.cancel_url} if links
+                              else {}))
     tmp.rename(side / "link")
     deadline = time.monotonic() + 30
     while ctx.run.runs == 1 and not (side / "go").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     if mode == "raise":
         raise ValueError("the service is down")
+    if mode == "ask":  # (an ask hands out no link while the step executes)
+        return {"answer": ctx.flow.ask(data="which n?")}
     return {"asked": True}
 
 def after(ctx):
@@ -324,6 +329,60 @@ def test_data_for_a_rerun_ignored_at_its_limit_is_discarded_saying_so(handoff: H
     assert discarded["data"] == {"n": 5}
     assert discarded["reason"] == ("the step's rerun() was ignored: it had reached its rerun "
                                    "limit (max_retries=0), so the step completed")
+
+
+GATE = """
+    name: gate
+    module: handoff.py
+    steps:
+      - id: ask
+      - id: pay
+        handler: after
+        when: {ask: approved}
+      - id: refuse
+        handler: after
+        when: {ask: rejected}
+"""
+
+
+def test_an_early_resume_with_no_action_for_a_step_that_routed_to_none_is_discarded(
+        handoff: Handoff) -> None:
+    """Accepted while the step could still route (SPEC §2: an action is checked); the step
+    suspended without routing, so the resume would run nothing: it is discarded saying so, and
+    the suspension waits for a resume that names an action."""
+    handoff.project.workflow("gate", GATE)
+    starter = handoff.spawn_until_link("start", "gate", "--run-id", "r1")
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 6}').code == 0
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    doc = handoff.show()
+    assert doc["status"] == "suspended" and doc["steps"]["ask"]["status"] == "suspended"
+    [discarded] = handoff.events("discarded")
+    assert discarded["data"] == {"n": 6} and discarded["action"] is None
+    assert discarded["reason"].startswith("it gave no action, and every step after this one "
+                                          "runs only for one (when:)")
+    assert "approved or rejected" in discarded["reason"]
+    late = handoff.cli("resume", "r1", "--step", "ask", "--action", "approved", "--data", "7")
+    assert late.code == 0, late
+    doc = handoff.show()
+    assert doc["status"] == "completed"
+    assert [doc["steps"][s]["status"] for s in ("pay", "refuse")] == ["completed", "skipped"]
+
+
+def test_data_for_a_step_that_asks_instead_of_suspending_is_discarded_saying_so(
+        handoff: Handoff) -> None:
+    starter = handoff.spawn_until_link("start", "handoff", "--run-id", "r1", "--input",
+                                       json.dumps({"mode": "ask"}))
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 8}').code == 0
+    handoff.go()
+    assert starter.wait(30) == 0, starter.communicate()
+    assert handoff.show()["steps"]["ask"]["status"] == "suspended"
+    [discarded] = handoff.events("discarded")
+    assert discarded["reason"] == ("the step asked (ask #1) instead of suspending; its question "
+                                   "takes an answer once it is asked: resume the step again")
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 9}').code == 0
+    doc = handoff.show()
+    assert doc["status"] == "completed" and doc["steps"]["ask"]["output"] == {"answer": {"n": 9}}
 
 
 def test_data_for_a_run_cancelled_while_its_step_executes_is_discarded(handoff: Handoff) -> None:

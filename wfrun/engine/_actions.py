@@ -45,7 +45,7 @@ def check_resume_action(workflow: Workflow, step_id: str, action: str | None, ru
                 f"{action!r}; give one of those ({GIVEN})"
             )
         return
-    if known and base == step_id and _needs_an_action(workflow, spec, state):
+    if known and base == step_id and needs_an_action(workflow, spec, state):
         raise UsageError(
             f"step '{step_id}' of run {run_id} needs an action: every step after it runs only "
             f"for one (when:), so without one nothing would run; give one of "
@@ -53,7 +53,7 @@ def check_resume_action(workflow: Workflow, step_id: str, action: str | None, ru
         )
 
 
-def _needs_an_action(workflow: Workflow, spec: StepSpec, state: StepState | None) -> bool:
+def needs_an_action(workflow: Workflow, spec: StepSpec, state: StepState | None) -> bool:
     """True if a resume without an action would leave the step with none, and every step
     that needs it waits for one with `when:`."""
     dependants = workflow.dependants(spec.id)

@@ -21,8 +21,10 @@ from wfrun.model import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PAUSE_EVENT,
     PAUSE_RERUN,
     PAUSE_RETRY,
+    PAUSE_SLEEP,
     PAUSE_SUSPEND,
     SUSPENDED,
     WAITING,
@@ -30,6 +32,7 @@ from wfrun.model import (
     StepState,
 )
 
+from ._actions import either, needs_an_action
 from ._composite import apply_iteration_resume, node_of, step_of
 from ._history import Events, event
 from ._transitions import apply_resume
@@ -102,6 +105,14 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
         spec = workflow.steps.get(step_of(entry["step"]))
         if spec is not None and pause.get("nonce") == entry["nonce"] and not run.finished \
                 and pause.get("kind") in (PAUSE_SUSPEND, PAUSE_RERUN):
+            if entry["action"] is None and entry["step"] == spec.id \
+                    and needs_an_action(workflow, spec, state):
+                # checked when accepted, while the step could still route: it suspended without
+                events.append(_discarded(entry, now, (
+                    "it gave no action, and every step after this one runs only for one (when:) "
+                    f"while the step routed to none; resume it again with one of "
+                    f"{either(workflow.actions_for(spec.id))}")))
+                continue
             # the request as the step sees it (SPEC §2 keys only): when it came is in history
             request = entry["request"]  # (`accepted`) and the inbox entry's `at`
             if entry["step"] == spec.id:
@@ -112,14 +123,19 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
                                        entry["action"], request, now, events)
             next(e for e in reversed(events) if e["type"] == "resumed")["early"] = True
             continue
-        events.append(event(now, "discarded", entry["step"], reason=_why_discarded(run, state),
-                            data=entry["data"], action=entry["action"],
-                            source=entry["request"].get("source"), accepted_at=entry["at"]))
+        events.append(_discarded(entry, now, _why_discarded(run, state)))
     run.inbox = kept
     if any(entry["kind"] == EVENT for entry in kept):  # events kept until a step waits for them
         from ._event_waits import consume_events
 
         consume_events(run, now, events)
+
+
+def _discarded(entry: dict[str, Any], now: datetime, reason: str) -> dict[str, Any]:
+    """The history event of an accepted resume that was not applied, and why."""
+    return event(now, "discarded", entry["step"], reason=reason, data=entry["data"],
+                 action=entry["action"], source=entry["request"].get("source"),
+                 accepted_at=entry["at"])
 
 
 def _why_discarded(run: Run, state: StepState) -> str:
@@ -136,4 +152,13 @@ def _why_discarded(run: Run, state: StepState) -> str:
         return "the step completed without calling suspend() or rerun()"
     if run.status == FAILED:
         return "the run failed before the step paused"
+    kind = pause.get("kind")
+    if "ask" in pause:  # an ask hands out no links while the step executes
+        return (f"the step asked (ask #{pause['ask']}) instead of suspending; its question "
+                "takes an answer once it is asked: resume the step again")
+    if kind == PAUSE_EVENT:
+        return (f"the step waits for event '{pause.get('event')}', which takes no resume: "
+                "send the event ('wfrun send')")
+    if kind == PAUSE_SLEEP:
+        return "the step sleeps, which takes no data"
     return f"the step is {state.status} with a pause that takes no data"
