@@ -275,6 +275,8 @@ def test_tick_on_a_state_directory_that_is_a_file_exits_5_as_docs_cli_md_says(
     (["tick", "--workers", "0"], {}, "'--workers': 0", "`--workers`"),
     (["tick", "--watch", "--interval", "0"], {}, "'--interval': 0.0", "`--interval`"),
     (["tick", "--watch", "--interval", "nan"], {}, "--interval: nan", "`--interval`"),
+    (["tick", "--interval", "5"], {}, "--interval is the wait between ticks of --watch",
+     "without `--watch`"),
     (["tick", "--bogus"], {}, "No such option: --bogus", "unknown option"),
     (["tick", "extra"], {}, "unexpected extra argument", "extra argument"),
     (["--store", "mysql://db/x", "tick"], {}, "no store for", "no store wfrun knows"),

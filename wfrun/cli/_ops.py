@@ -34,9 +34,10 @@ def tick(
     limit: Annotated[int | None, typer.Option(min=1, help="Advance at most N runs.")] = None,
     as_json: JsonOpt = False,
     watch: Annotated[bool, typer.Option(help="Keep ticking until SIGTERM/SIGINT.")] = False,
-    interval: Annotated[float, typer.Option(
-        min=0.1, max=86400.0, help="Longest wait between ticks in seconds (--watch); on PostgreSQL the "
-        "next tick starts as soon as a run becomes due.")] = 15.0,
+    interval: Annotated[float | None, typer.Option(
+        min=0.1, max=86400.0, help="Longest wait between ticks in seconds, with --watch "
+        "[default: 15]; on PostgreSQL the next tick starts as soon as a run becomes due.",
+        show_default=False)] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Worker processes when many runs are due [default: 2 per CPU, at most 4].")]
     = None,
@@ -55,8 +56,12 @@ def tick(
     Example: wfrun tick --now 2026-11-22T15:00:00Z --json
     """
     echo_steps(verbose)
+    if interval is not None and not watch:
+        raise UsageError("--interval is the wait between ticks of --watch; add --watch, or "
+                         "leave --interval out for one tick")
     if interval != interval:  # NaN passes typer's range check
         raise UsageError("--interval: nan is not a number of seconds (0.1 to 86400)")
+    interval = 15.0 if interval is None else interval
     engine = settings().engine(now)
     workers = workers or _default_workers()
     missing = settings().missing_state_dir()
