@@ -412,6 +412,11 @@ def test_idempotent_start_with_run_id(flow: Project) -> None:
     flow.workflow("other", "steps: [{id: only}]\n", "def only(ctx):\n    return 1\n")
     line = refused(flow.run("start", "other", "--run-id", "order-42", "--input", '{"n": 1}'), 3)
     assert "workflow" in line
+    # an input the other workflow would refuse: still a conflict with the run of that id
+    flow.workflow("strict", "input_schema: {type: object, required: [user]}\n"
+                  "steps: [{id: only}]\n", "def only(ctx):\n    return 1\n")
+    line = refused(flow.run("start", "strict", "--run-id", "order-42", "--input", '{"n": 1}'), 3)
+    assert "workflow" in line
     assert flow.snapshots() == before
 
 

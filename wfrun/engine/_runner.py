@@ -185,9 +185,9 @@ class Runner:
             check_run_id(run_id)
         workflow = self.workflow(name_or_path)
         data = {} if input is NO_INPUT else input
-        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
-        if run_id is not None and self.store.exists(run_id):
+        if run_id is not None and self.store.exists(run_id):  # (its input was checked)
             return self.existing_start(run_id, workflow, data)
+        _schema.validate(workflow.input_schema, data, f"input of workflow '{workflow.name}'")
         now = self.clock.now()
         run = Run(
             run_id=run_id or new_run_id(now), workflow=workflow.name, input=data,
