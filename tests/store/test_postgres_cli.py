@@ -146,12 +146,18 @@ def test_wfrun_store_in_the_environment_names_the_store(pg: PgProject) -> None:
     listed = pg.cli("list", "--json", store="", env={"WFRUN_STORE": pg.url})
     assert listed.code == 0, listed.stderr
     assert [r["run_id"] for r in listed.json()] == [run_id]
-    # --state-dir names another store than WFRUN_STORE: refused, not guessed
-    both = pg.cli("--state-dir", "elsewhere", "list", store="", env={"WFRUN_STORE": pg.url})
+    # an option on the command line wins over the other one's environment variable
+    local = pg.cli("--state-dir", "elsewhere", "list", "--json", store="",
+                   env={"WFRUN_STORE": pg.url})
+    assert local.code == 0 and local.json() == [], local.stderr
+    assert "elsewhere does not exist" in local.stderr
+    over = pg.cli("list", "--json", env={"WFRUN_STATE_DIR": "elsewhere"})  # --store URL given
+    assert over.code == 0 and [r["run_id"] for r in over.json()] == [run_id], over.stderr
+    # both on the command line, or both in the environment, naming two stores: refused
+    both = pg.cli("--state-dir", ".wfstate", "list")  # (the default, spelled out)
     assert both.code == 2 and "give only one" in both.stderr
-    for default in (pg.cli("--state-dir", ".wfstate", "list"),  # the default, spelled out
-                    pg.cli("list", env={"WFRUN_STATE_DIR": ".wfstate"})):
-        assert default.code == 2 and "give only one" in default.stderr
+    both = pg.cli("list", store="", env={"WFRUN_STORE": pg.url, "WFRUN_STATE_DIR": ".wfstate"})
+    assert both.code == 2 and "give only one" in both.stderr
 
 
 @pytest.mark.parametrize("wrong", ["port", "database"])

@@ -90,8 +90,16 @@ def _globals(
     Example: wfrun start expense-approval --input '{"user": "ann", "amount": 42}'
     """
     # given on the command line or by WFRUN_STATE_DIR, even when equal to the default
-    source = ctx.get_parameter_source("state_dir")
-    explicit = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    source = getattr(ctx.get_parameter_source("state_dir"), "name", None)
+    explicit = source in ("COMMANDLINE", "ENVIRONMENT")
+    # an option on the command line wins over the other one's environment variable (the
+    # environment is a default; both named in one place, differently, are refused)
+    store_source = getattr(ctx.get_parameter_source("store"), "name", None)
+    if store is not None and {store_source, source} == {"COMMANDLINE", "ENVIRONMENT"}:
+        if source == "COMMANDLINE":
+            store = None
+        else:
+            explicit = False
     use(Settings(state_dir, workflows_dir, explicit, store))
 
 
