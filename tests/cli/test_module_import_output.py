@@ -55,3 +55,29 @@ def test_a_module_printing_at_import_leaves_json_on_stdout_alone(project: Projec
     logs = project.cli("logs", "n1")
     assert logs.code == 0 and "inside the step" in logs.stdout
     assert "loading the module" not in logs.stdout
+
+
+SHELL_MODULE = """\
+import os
+
+os.system("echo from a shell at import")  # straight to descriptor 1, past sys.stdout
+
+
+def first(ctx):
+    return 1
+"""
+
+
+def test_what_a_module_writes_to_descriptor_1_at_import_goes_to_stderr(project: Project) -> None:
+    """`validate` and `token create` import the step module: a subprocess it starts at import
+    writes to descriptor 1 itself, which is stderr's while they do."""
+    project.workflow("shell", "steps:\n  - id: first\n", SHELL_MODULE)
+    for args in (["validate", "--json"], ["validate", "shell", "--json"],
+                 ["token", "create", "--workflow", "shell", "--json"]):
+        out = project.cli(*args)
+        assert out.code == 0, (args, out.stdout, out.stderr)
+        assert "from a shell at import" in out.stderr, args
+        json.loads(out.stdout)  # one document, alone
+    human = project.cli("validate", "shell")
+    assert human.code == 0 and human.stdout.startswith("ok      shell (1 step)")
+    assert "from a shell at import" in human.stderr

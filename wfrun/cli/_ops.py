@@ -225,6 +225,7 @@ def validate(
     from wfrun import loader
 
     engine = settings().engine()
+    _stdout.divert()  # what a module writes to descriptor 1 as it is imported goes to stderr
     targets = workflows or loader.discover(engine.workflows_dir)
     results = []
     conflicts = loader.name_conflicts(engine.workflows_dir)

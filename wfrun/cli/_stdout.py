@@ -1,4 +1,5 @@
-"""File descriptor 1 while a command executes steps: stderr's. A step's subprocess, or a C
+"""File descriptor 1 while a command executes steps or imports step modules (`validate`,
+`token create`): stderr's. A step's subprocess, a module's `os.system` at import, or a C
 library, writing straight to descriptor 1 cannot then break `--json` (one document on
 stdout, nothing else); wfrun's own output reaches the command's stdout through a copy of the
 descriptor, which is put back when the command ends."""

@@ -7,6 +7,7 @@ import typer
 
 from wfrun.errors import UsageError
 
+from . import _stdout
 from ._app import JsonOpt, app, emit_json, handle_errors
 from ._settings import settings
 
@@ -79,6 +80,7 @@ def _create(engine: Any, workflow: str | None, name: str | None, as_json: bool) 
                          "/workflows/NAME/runs), not a path; 'wfrun workflows' lists them")
     if name is not None:
         tokens.check_name(name)
+    _stdout.divert()  # what its module writes to descriptor 1 as it is imported goes to stderr
     engine.workflow(workflow)  # it must exist and load: exit 4 or 2 now, not on a request
     token, record = tokens.create(engine.store, workflow, name, _now(engine))
     url = f"{engine.base_url.rstrip('/')}/workflows/{workflow}/runs"
