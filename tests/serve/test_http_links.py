@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import pytest
+
 from .conftest import Server, http, post_json
 
 BRANCHING = """
@@ -74,6 +76,46 @@ def test_a_get_describes_a_resume_link_as_json_and_changes_nothing(server: Serve
     assert http(resume, "HEAD").status == 200
     assert server.project.snapshots() == before
     assert server.load(doc["run_id"]).status == "suspended"
+
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(("accept", "page"), [
+    (BROWSER, True),
+    ("text/html", True),
+    ("text/*", True),
+    ("application/json, text/html", True),  # as welcome as JSON: the page
+    ("application/json;q=0.5, text/html;q=0.6", True),
+    (None, False),  # urllib sends none
+    ("*/*", False),  # curl's default
+    ("application/json", False),
+    ("application/json, text/html;q=0", False),  # q=0: not acceptable (RFC 9110)
+    ("text/html;q=0", False),
+    ("text/html;q=0, */*", False),
+    ("text/*;q=0.5, application/json", False),  # JSON preferred
+    ("*/*;q=0.9, text/html;q=0.8", False),
+])
+def test_the_page_goes_to_a_client_that_accepts_html_at_least_as_much_as_json(
+        server: Server, accept: str | None, page: bool) -> None:
+    """SPEC §7: the approval page for a client that accepts text/html; the JSON description
+    for any other, whichever the link's error or description is."""
+    doc = server.start("approval")
+    resume, cancel = _links(doc)
+    headers = {} if accept is None else {"Accept": accept}
+    for url in (resume, cancel):
+        reply = http(url, headers=headers)
+        assert reply.status == 200
+        kind = reply.headers["Content-Type"]
+        assert kind.startswith("text/html" if page else "application/json"), (url, kind)
+    if not page:
+        assert http(resume, headers=headers).json()["verb"] == "resume"
+    used = http(resume + "&action=approved&approved=true", "POST", headers=headers)
+    assert used.status == 202
+    server.wait_until_settled(doc["run_id"])
+    refused = http(resume, headers=headers)  # 409: a page, or {"error"}
+    assert refused.status == 409
+    assert refused.headers["Content-Type"].startswith("text/html" if page else "application/json")
 
 
 def test_a_get_describes_a_cancel_link_and_cancels_nothing(server: Server) -> None:
