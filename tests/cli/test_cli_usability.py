@@ -18,7 +18,12 @@ GATE = "steps:\n  - id: ask\n    wait: true\n"
 
 
 @pytest.mark.parametrize("args", [["tick"], ["list"], ["pending"], ["tick", "--json"],
-                                  ["list", "--json"], ["pending", "--json"]])
+                                  ["list", "--json"], ["pending", "--json"],
+                                  ["prune", "--older-than", "30d"],
+                                  ["prune", "--older-than", "30d", "--json"],
+                                  ["prune", "--older-than", "1d", "--dry-run", "--json"],
+                                  ["token", "list"], ["token", "list", "--json"],
+                                  ["schedules"], ["schedules", "--json"]])
 def test_commands_reading_a_state_directory_that_is_not_there_say_so(
         project: Project, args: list[str]) -> None:
     out = project.run(*args)
@@ -43,6 +48,18 @@ def test_commands_naming_a_run_in_a_state_directory_that_is_not_there_say_so(
     assert not project.state.exists()  # nothing was created
 
 
+def test_schedules_lists_the_manifests_schedules_and_says_the_state_directory_is_not_there(
+        project: Project) -> None:
+    project.workflow("hourly", "steps:\n  - id: a\nschedule:\n  every: 1h\n",
+                     "def a(ctx):\n    return 1\n")
+    out = project.run("schedules", "--json")
+    assert out.code == 0, out.stderr
+    assert [(row["workflow"], row["every"], row["last_run"]) for row in out.json()] == [
+        ("hourly", "1h", None)]
+    assert f"state directory {project.state} does not exist" in out.stderr
+    assert not project.state.exists()
+
+
 def test_a_cron_tick_without_cd_names_the_directory_it_looked_in(project: Project) -> None:
     elsewhere = project.root / "home"
     elsewhere.mkdir()
@@ -65,7 +82,8 @@ def test_show_in_a_state_directory_that_is_not_there_says_so(project: Project) -
 def test_an_existing_state_directory_is_quiet_as_before(project: Project) -> None:
     project.workflow("gate", GATE)
     project.run("start", "gate", "--run-id", "g1")
-    for args in (["tick"], ["pending"], ["list"]):
+    for args in (["tick"], ["pending"], ["list"], ["prune", "--older-than", "1d"],
+                 ["token", "list"], ["schedules"]):
         assert "does not exist" not in project.run(*args).stderr
 
 

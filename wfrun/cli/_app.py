@@ -236,6 +236,15 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
             f"(or {cited(f'{command} cancel {run_id}')} stops it)")
 
 
+def said_missing_state_dir() -> bool:
+    """If the file store's state directory does not exist, say so in one line on stderr (a
+    cron line without `cd` is not silently idle) and return True; nothing is created."""
+    missing = settings().missing_state_dir()
+    if missing:
+        print(f"warning: {missing}", file=sys.stderr)
+    return missing is not None
+
+
 def emit_json(value: Any) -> None:
     """Print a JSON document on stdout, and nothing else."""
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from ._app import JsonOpt, app, emit_json, handle_errors
+from ._app import JsonOpt, app, emit_json, handle_errors, said_missing_state_dir
 from ._settings import settings
 
 
@@ -24,9 +24,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 
     Example: wfrun doctor --json | jq '.problems[].path'
     """
-    missing = settings().missing_state_dir()
-    if missing:  # nothing to check there: said, as list and tick say it (and nothing is made)
-        print(f"warning: {missing}", file=sys.stderr)
+    missing = said_missing_state_dir()  # nothing to check there: said, as list and tick say it
     engine = settings().engine()
     if not missing and not engine.has_state():  # a database whose tables were never made
         print(f"warning: {engine.store_label() or settings().state_dir} holds no wfrun state "

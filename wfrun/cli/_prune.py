@@ -7,7 +7,7 @@ import typer
 
 from wfrun.errors import UsageError
 
-from ._app import JsonOpt, app, emit_json, handle_errors
+from ._app import JsonOpt, app, emit_json, handle_errors, said_missing_state_dir
 from ._settings import settings
 
 
@@ -33,6 +33,7 @@ def prune(
     Example: wfrun prune --older-than 30d --status completed
     """
     from wfrun.durations import parse_duration
+    from wfrun.engine.prune import PruneReport, cutoff
     from wfrun.engine.prune import prune as prune_runs
     from wfrun.model import FINISHED
 
@@ -49,7 +50,10 @@ def prune(
             raise UsageError(f"--status {value!r}: only finished runs are pruned "
                              f"({', '.join(sorted(FINISHED))})")
     engine = settings().engine()
-    report = prune_runs(engine, age, status or FINISHED, workflow, dry_run)
+    if said_missing_state_dir():  # no run to prune there (and nothing is made)
+        report = PruneReport(cutoff(engine, age))
+    else:
+        report = prune_runs(engine, age, status or FINISHED, workflow, dry_run)
     from . import _render
 
     _render.problems([*report.unreadable, *(f"run {e['run_id']} was kept: {e['message']}"

@@ -9,7 +9,17 @@ from wfrun.errors import NotFoundError, StoreMissing, UsageError
 from wfrun.ids import check_run_id, new_run_id
 
 from . import _complete, _input
-from ._app import JsonOpt, VerboseOpt, app, echo_steps, emit_json, executing, finish_run, handle_errors
+from ._app import (
+    JsonOpt,
+    VerboseOpt,
+    app,
+    echo_steps,
+    emit_json,
+    executing,
+    finish_run,
+    handle_errors,
+    said_missing_state_dir,
+)
 from ._settings import settings
 
 
@@ -153,10 +163,7 @@ def list_runs(
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     more = 0
-    missing = settings().missing_state_dir()
-    if missing:
-        print(f"warning: {missing}", file=sys.stderr)
-    else:
+    if not said_missing_state_dir():
         page = limit if limit is not None or all_runs or as_json else LIST_PAGE
         engine = settings().engine()
         try:
@@ -197,10 +204,7 @@ def pending(
 
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    missing = settings().missing_state_dir()
-    if missing:
-        print(f"warning: {missing}", file=sys.stderr)
-    else:
+    if not said_missing_state_dir():
         try:
             rows, problems = queries.pending(settings().engine(), workflow)
         except StoreMissing as exc:  # (a search_path naming no schema: as a missing directory)

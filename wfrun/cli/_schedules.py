@@ -9,7 +9,7 @@ from wfrun._cite import cited
 from wfrun.errors import UsageError
 
 from . import _complete
-from ._app import JsonOpt, app, emit_json, handle_errors
+from ._app import JsonOpt, app, emit_json, handle_errors, said_missing_state_dir
 from ._settings import settings
 
 ACTIONS = ("pause", "unpause")
@@ -52,6 +52,7 @@ def schedules(
         else:
             print(_pause_sentence(row, action, changed, command))
         return
+    said_missing_state_dir()  # no schedule paused nor run there: listed from the manifests
     rows = engine.schedules()
     if as_json:
         emit_json([{k: v for k, v in row.items() if k != "exit_code"} for row in rows])

@@ -8,7 +8,7 @@ import typer
 from wfrun.errors import UsageError
 
 from . import _stdout
-from ._app import JsonOpt, app, emit_json, handle_errors
+from ._app import JsonOpt, app, emit_json, handle_errors, said_missing_state_dir
 from ._settings import settings
 
 ACTIONS = ("create", "list", "revoke")
@@ -98,7 +98,8 @@ def _create(engine: Any, workflow: str | None, name: str | None, as_json: bool) 
 def _list(engine: Any, as_json: bool) -> None:
     from wfrun import tokens
 
-    records = [tokens.public(r) for r in engine.store.tokens()]
+    said = said_missing_state_dir()  # no token there (and nothing is made)
+    records = [] if said else [tokens.public(r) for r in engine.store.tokens()]
     if as_json:
         emit_json(records)
         return

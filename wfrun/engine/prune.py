@@ -35,7 +35,7 @@ def prune(engine: Engine, older_than: timedelta, statuses: Iterable[str] = FINIS
 
     A child run is never deleted on its own while its parent is kept: the parent's document
     names it. One whose parent is gone counts as a top-level run."""
-    report = PruneReport(cutoff=to_iso(engine.clock.now() - older_than))
+    report = PruneReport(cutoff(engine, older_than))
     # Every run's summary (`Store.find_runs`): the family of a run is known by its children's
     # parent, whatever their status, and age is each run's last change.
     page = engine.store.find_runs(top_level=False)
@@ -65,6 +65,11 @@ def prune(engine: Engine, older_than: timedelta, statuses: Iterable[str] = FINIS
                     break
             report.runs.append(row(member))
     return report
+
+
+def cutoff(engine: Engine, older_than: timedelta) -> str:
+    """The time before which a finished run last changed is pruned: now - `older_than`."""
+    return to_iso(engine.clock.now() - older_than)
 
 
 def _family(run: RunSummary, children: dict[str, list[RunSummary]]) -> list[RunSummary]:
