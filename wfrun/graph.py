@@ -1,4 +1,5 @@
-"""A workflow as a graph, in Mermaid or Graphviz DOT text: steps, `needs` edges, `when` actions.
+"""A workflow as a graph, in Mermaid or Graphviz DOT text or as a JSON-ready document: steps,
+`needs` edges, `when` actions.
 
 Pure functions of a loaded `Workflow` (and, for `wfrun graph --run`, each step's status in a
 run); no I/O. What a step is shows in its shape: a rectangle for code, a hexagon for a `wait`
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from wfrun._specs import StepSpec, Workflow
 from wfrun.durations import format_duration, to_iso
@@ -76,10 +78,20 @@ class Node:
 
 
 class Edge:
-    """`source` -> `target`, with a label (the `when` actions) and dotted when not a `needs`."""
+    """`source` -> `target`: the `when` actions of `source` that let `target` run, whether
+    `target` iterates over `source`'s output (foreach), and dotted when not a `needs`."""
 
-    def __init__(self, source: str, target: str, label: str | None, dotted: bool) -> None:
-        self.source, self.target, self.label, self.dotted = source, target, label, dotted
+    def __init__(self, source: str, target: str, actions: tuple[str, ...], foreach: bool,
+                 dotted: bool) -> None:
+        self.source, self.target, self.actions = source, target, actions
+        self.foreach, self.dotted = foreach, dotted
+
+    @property
+    def label(self) -> str | None:
+        """The text on the arrow: `for each`, the actions joined by `or`; None for neither."""
+        parts = (["for each"] if self.foreach else []) + (
+            [" or ".join(self.actions)] if self.actions else [])
+        return ", ".join(parts) or None
 
 
 def _details(spec: StepSpec) -> list[str]:
@@ -117,13 +129,8 @@ def _edges(workflow: Workflow) -> list[Edge]:
         sources = list(spec.needs) + [s for s in (*spec.when, spec.foreach)
                                       if s is not None and s not in spec.needs]
         for source in dict.fromkeys(sources):
-            parts = []
-            if source == spec.foreach:
-                parts.append("for each")
-            if source in spec.when:
-                parts.append(" or ".join(spec.when[source]))
-            edges.append(Edge(source, spec.id, ", ".join(parts) or None,
-                              dotted=source not in spec.needs))
+            edges.append(Edge(source, spec.id, spec.when.get(source, ()),
+                              foreach=source == spec.foreach, dotted=source not in spec.needs))
     return edges
 
 
@@ -142,6 +149,42 @@ def render(workflow: Workflow, statuses: Mapping[str, str] | None = None,
     if fmt == "mermaid":
         return _mermaid(title, nodes, edges)
     raise ValueError(f"unknown graph format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def document(workflow: Workflow, statuses: Mapping[str, str] | None = None,
+             run_id: str | None = None) -> dict[str, Any]:
+    """The graph as a JSON-ready document (`wfrun graph --json`): the steps in manifest order
+    with what the drawing shows of each, and the edges; with `statuses` (as for `render`), each
+    step's status in run `run_id` (else null)."""
+    steps = []
+    for spec in workflow.steps.values():
+        suspends = spec.kind in ("code", "wait")  # (sleep and workflow steps take no timeout)
+        retry = spec.retry
+        steps.append({
+            "id": spec.id,
+            "kind": spec.kind,
+            "needs": list(spec.needs),
+            "when": {source: list(actions) for source, actions in spec.when.items()},
+            "foreach": spec.foreach,
+            "workflow": spec.workflow,
+            "input_from": spec.input_from,
+            "timeout": format_duration(spec.timeout if spec.timeout is not None
+                                       else DEFAULT_TIMEOUT) if suspends else None,
+            "on_timeout": (spec.on_timeout or DEFAULT_ON_TIMEOUT) if suspends else None,
+            "sleep": format_duration(spec.sleep) if spec.sleep is not None else None,
+            "sleep_until": to_iso(spec.sleep_until) if spec.sleep_until is not None else None,
+            "retry": None if retry is None else {
+                "max_attempts": retry.max_attempts, "delay": format_duration(retry.delay),
+                "backoff": retry.backoff, "max_delay": format_duration(retry.max_delay)},
+            "actions": None if spec.actions is None else list(spec.actions),
+            "label": spec.label,
+            "status": None if statuses is None else statuses.get(spec.id, "pending"),
+        })
+    edges = [{"from": edge.source, "to": edge.target, "when": list(edge.actions) or None,
+              "foreach": edge.foreach, "needs": not edge.dotted}
+             for edge in _edges(workflow)]
+    return {"workflow": workflow.name, "description": workflow.description, "run_id": run_id,
+            "steps": steps, "edges": edges}
 
 
 # -- Mermaid ------------------------------------------------------------------------------------

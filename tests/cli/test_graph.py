@@ -3,6 +3,7 @@ foreach and child workflows; `--run` colours each step by its status; its errors
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -355,6 +356,116 @@ def test_a_run_of_a_changed_workflow_warns_of_steps_no_longer_drawn(project: Pro
     assert out.code == 0
     assert "has steps the workflow no longer has, not drawn: schedule" in out.stderr
     assert Mermaid(out.stdout).of("plan") == {"pending"}
+
+
+def _json(*args: str, project: Project | None = None) -> dict:
+    out = graph(*args, "--json", project=project)
+    assert out.code == 0 and out.stderr == "", out
+    document: dict = json.loads(out.stdout)  # one document, nothing else
+    return document
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_is_a_json_document_of_its_steps_and_edges(name: str) -> None:
+    """`--json`: one entry per step in manifest order and one edge per `needs`, as drawn."""
+    workflow = load_workflow(str(REPO / "workflows" / f"{name}.yaml"), check_code=False)
+    doc = _json(name)
+    assert (doc["workflow"], doc["description"], doc["run_id"]) == (
+        workflow.name, workflow.description, None)
+    assert [(s["id"], s["kind"], s["needs"], s["status"]) for s in doc["steps"]] == [
+        (spec.id, spec.kind, list(spec.needs), None) for spec in workflow.steps.values()]
+    assert sorted((e["from"], e["to"]) for e in doc["edges"] if e["needs"]) == sorted(
+        (need, spec.id) for spec in workflow.steps.values() for need in spec.needs)
+
+
+def test_the_json_document_says_what_the_drawing_shows() -> None:
+    """Kinds, when actions on edges, the wait's timeout, retry, sleep, foreach, child."""
+    doc = _json("expense-approval")
+    steps = {s["id"]: s for s in doc["steps"]}
+    assert steps["manager-approval"] == {
+        "id": "manager-approval", "kind": "wait", "needs": ["submit"], "when": {},
+        "foreach": None, "workflow": None, "input_from": None, "timeout": "7d",
+        "on_timeout": "cancel", "sleep": None, "sleep_until": None, "retry": None,
+        "actions": None, "label": None, "status": None}
+    assert steps["pay"]["when"] == {"manager-approval": ["approved"]}
+    assert steps["pay"]["retry"] == {"max_attempts": 3, "delay": "5s", "backoff": 2.0,
+                                     "max_delay": "10m"}
+    assert doc["edges"] == [
+        {"from": "submit", "to": "manager-approval", "when": None, "foreach": False,
+         "needs": True},
+        {"from": "manager-approval", "to": "pay", "when": ["approved"], "foreach": False,
+         "needs": True},
+        {"from": "manager-approval", "to": "reject", "when": ["rejected"], "foreach": False,
+         "needs": True},
+        {"from": "pay", "to": "notify", "when": None, "foreach": False, "needs": True},
+        {"from": "reject", "to": "notify", "when": None, "foreach": False, "needs": True}]
+
+    review = {s["id"]: s for s in _json("batch-approval")["steps"]}["review"]
+    assert (review["kind"], review["workflow"], review["foreach"]) == (
+        "workflow", "approve-item", "split")
+    assert review["timeout"] is None and review["on_timeout"] is None  # (takes none)
+    assert {"from": "split", "to": "review", "when": None, "foreach": True, "needs": True} in \
+        _json("batch-approval")["edges"]
+    delay = {s["id"]: s for s in _json("delayed-notification")["steps"]}["delay"]
+    assert (delay["kind"], delay["sleep"], delay["timeout"]) == ("sleep", "1h", None)
+    edges = _json("escalation")["edges"]
+    assert {"from": "triage", "to": "escalation-timer", "when": ["pending"], "foreach": False,
+            "needs": True} in edges
+
+
+def test_a_when_on_a_step_not_needed_is_an_edge_that_is_no_need(project: Project) -> None:
+    """The dotted arrow of the drawing: `needs: false`; declared actions and labels."""
+    project.workflow("labelled", """\
+        name: labelled
+        steps:
+          - id: check
+            actions: [auto, manual]
+          - id: ask
+            wait: true
+            label: manager
+            on_timeout: fail
+            when: {check: [manual, auto]}
+          - id: after
+            needs: [ask]
+            when: {check: auto}
+        """, "def check(ctx):\n    return None\ndef after(ctx):\n    return None\n")
+    doc = _json("labelled", project=project)
+    steps = {s["id"]: s for s in doc["steps"]}
+    assert (steps["check"]["actions"], steps["check"]["timeout"]) == (["auto", "manual"], "1d")
+    assert (steps["ask"]["label"], steps["ask"]["on_timeout"]) == ("manager", "fail")
+    assert doc["edges"] == [
+        {"from": "check", "to": "ask", "when": ["manual", "auto"], "foreach": False,
+         "needs": True},
+        {"from": "ask", "to": "after", "when": None, "foreach": False, "needs": True},
+        {"from": "check", "to": "after", "when": ["auto"], "foreach": False, "needs": False}]
+
+
+def test_json_with_run_gives_each_step_its_status(project: Project) -> None:
+    """`--run` with `--json`: each step's status in the run (pending until reached), as a
+    real process prints it."""
+    _copy_examples(project, "expense-approval")
+    started = project.cli("start", "expense-approval", "--run-id", "exp-1",
+                          "--input", '{"user": "ann", "amount": 42}')
+    assert started.code == 0, started
+    out = project.cli("graph", "expense-approval", "--run", "exp-1", "--json")
+    assert out.code == 0 and out.stderr == "", out
+    doc = json.loads(out.stdout)
+    assert doc["run_id"] == "exp-1"
+    assert {s["id"]: s["status"] for s in doc["steps"]} == {
+        "submit": "completed", "manager-approval": "suspended", "pay": "pending",
+        "reject": "pending", "notify": "pending"}
+    assert project.cli("resume", "exp-1", "--action", "rejected", "--data",
+                       '{"approved": false}').code == 0
+    doc = project.json("graph", "expense-approval", "--run", "exp-1")
+    assert {s["id"]: s["status"] for s in doc["steps"]} == {
+        "submit": "completed", "manager-approval": "completed", "pay": "skipped",
+        "reject": "completed", "notify": "completed"}
+
+
+def test_json_and_a_format_are_refused_together() -> None:
+    for fmt in ("dot", "mermaid"):
+        out = graph("expense-approval", "--json", "--format", fmt)
+        assert out.code == 2 and out.stdout == "" and "--json" in out.stderr, out
 
 
 def test_the_docs_page_shows_the_graph_the_command_prints() -> None:
