@@ -34,13 +34,29 @@ def _registry() -> Any:
     return Registry(retrieve=_refuse)  # type: ignore[call-arg]
 
 
+@lru_cache(maxsize=1)
+def format_checker() -> Any:
+    """The format checker wfrun validates with: jsonschema's checks that need only the
+    standard library, and wfrun's own for date-time, time, hostname, uri and uri-reference
+    (wfrun._formats); every other format is an annotation. A copy: jsonschema's stays as it is."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from wfrun._formats import ADDED, KEPT
+
+    ours = FormatChecker(formats=())
+    theirs = Draft202012Validator.FORMAT_CHECKER.checkers
+    ours.checkers.update({name: theirs[name] for name in KEPT if name in theirs})
+    for name, check in ADDED.items():
+        ours.checks(name)(check)
+    return ours
+
+
 @lru_cache(maxsize=64)
 def _compiled(schema_text: str) -> Any:
     from jsonschema import Draft202012Validator
 
     schema = json.loads(schema_text)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER,
-                                registry=_registry())
+    return Draft202012Validator(schema, format_checker=format_checker(), registry=_registry())
 
 
 def ref_problem(schema: object) -> str | None:
@@ -192,7 +208,9 @@ def describe(error: Any, what: str) -> str:
     if keyword == "pattern":
         return f"{where} must match the pattern {value}, not {_shown(instance)}"
     if keyword == "format":
-        return f"{where} must be a valid {value}, not {_shown(instance)}"
+        from wfrun._formats import WORDS
+
+        return f"{where} must be {WORDS.get(value, f'a valid {value}')}, not {_shown(instance)}"
     if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
         known = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
         extra = [k for k in instance if k not in known]
