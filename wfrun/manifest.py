@@ -6,7 +6,7 @@ The top level and the steps are checked here; `schedule:` in wfrun._manifest_sch
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from wfrun._manifest_actions import (
@@ -126,16 +126,7 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
     if on_timeout is not None and on_timeout not in ON_TIMEOUT:
         raise check.fail(f"must be one of {', '.join(ON_TIMEOUT)} (got {shown(on_timeout)})",
                          step=step_id, key="on_timeout")
-    sleep_until = None
-    if "sleep_until" in raw and not isinstance(raw["sleep_until"], str):
-        raise check.fail(  # YAML reads an unquoted 2030-01-01 as a date
-            f"must be an ISO-8601 time in quotes, such as '2030-01-01T09:00:00Z', not "
-            f"{kind_of(raw['sleep_until'])}", step=step_id, key="sleep_until")
-    if "sleep_until" in raw:
-        try:
-            sleep_until = parse_iso(raw["sleep_until"])
-        except ValueError as exc:
-            raise check.fail(str(exc), step=step_id, key="sleep_until") from None
+    sleep_until = _parse_sleep_until(check, raw, step_id) if "sleep_until" in raw else None
     for key in SCHEMA_KEYS:
         if key in raw and not isinstance(raw[key], dict | bool):
             raise check.fail("must be a JSON Schema (a mapping)", step=step_id, key=key)
@@ -154,6 +145,22 @@ def _parse_step(check: Checker, raw: object, position: int, previous: str | None
         actions=parse_actions(check, raw, step_id) if approvals is None
         else approval_actions(check, raw, step_id), label=label, approvals=approvals,
     )
+
+
+def _parse_sleep_until(check: Checker, raw: dict[str, Any], step_id: str) -> datetime:
+    """`sleep_until:` as an aware UTC datetime. YAML reads an unquoted 2030-01-01T09:00:00Z as
+    a timestamp and 2030-01-01 as a date: a timestamp is taken as it is (one without an offset
+    as UTC, YAML's rule), a date as its midnight UTC, as the same text in quotes is."""
+    value = raw["sleep_until"]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time(), UTC)
+    if not isinstance(value, str | datetime):
+        raise check.fail(f"must be an ISO-8601 time, such as 2030-01-01T09:00:00Z, not "
+                         f"{kind_of(value)}", step=step_id, key="sleep_until")
+    try:
+        return parse_iso(value)
+    except ValueError as exc:
+        raise check.fail(str(exc), step=step_id, key="sleep_until") from None
 
 
 def _parse_nesting(

@@ -349,9 +349,9 @@ def test_tick_watch_refuses_an_interval_out_of_range(project: Project, interval:
     assert not project.state.exists()
 
 
-def test_an_unquoted_sleep_until_date_is_refused_in_words_not_a_python_repr(
+def test_a_sleep_until_of_the_wrong_kind_is_refused_in_words_not_a_python_repr(
         project: Project) -> None:
-    project.workflow("later", "steps:\n  - id: a\n    sleep_until: 2030-01-01\n", GOOD_PY)
+    project.workflow("later", "steps:\n  - id: a\n    sleep_until: [2030-01-01]\n", GOOD_PY)
     out = project.run("validate", "later")
-    assert out.code == 2 and "key 'sleep_until'" in out.stderr and "in quotes" in out.stderr
+    assert out.code == 2 and "key 'sleep_until'" in out.stderr and "not a list" in out.stderr
     assert "datetime" not in out.stderr

@@ -39,8 +39,7 @@ WAIT = "steps:\n  - id: a\n    wait: true\n"
     ("steps: [3]\n", "key 'steps': step #1 must be a mapping, not an integer"),
     ("steps: [[a]]\n", "step #1 must be a mapping, not a list"),
     ("- a\n", "the manifest must be a YAML mapping, not a list"),
-    (STEP + "    sleep_until: 2030-01-01\n", "such as '2030-01-01T09:00:00Z', not a date"),
-    (STEP + "    sleep_until: 2030-01-01T09:00:00Z\n", "not a date and time"),
+    (STEP + "    sleep_until: {at: 2030-01-01}\n", "such as 2030-01-01T09:00:00Z, not a mapping"),
 ])
 def test_a_manifest_error_shows_the_value_as_yaml_has_it(project: Project, manifest: str,
                                                          words: str) -> None:

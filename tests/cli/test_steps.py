@@ -204,6 +204,34 @@ def test_sleep_steps_record_their_due_time_in_the_state(project: Project) -> Non
     assert stored.next_due() == waiting["nap"]["due_at"]  # what tick visits the run at
 
 
+@pytest.mark.parametrize(("written", "due"), [
+    ("2099-01-01T09:00:00Z", "2099-01-01T09:00:00.000Z"),  # YAML: an aware timestamp
+    ("2099-01-01T09:00:00+02:00", "2099-01-01T07:00:00.000Z"),  # taken to UTC
+    ("2099-01-01 09:00:00.5", "2099-01-01T09:00:00.500Z"),  # no offset: UTC, as YAML says
+    ("2099-01-01", "2099-01-01T00:00:00.000Z"),  # a YAML date: its midnight UTC
+    ('"2099-01-01"', "2099-01-01T00:00:00.000Z"),  # ...as the same text in quotes
+])
+def test_sleep_until_takes_an_unquoted_yaml_timestamp(project: Project, written: str, due: str) -> None:
+    project.workflow("later", f"steps:\n  - id: nap\n    sleep_until: {written}\n")
+    assert project.run("validate", "later").code == 0
+    doc = project.json("start", "later")
+    assert doc["status"] == "waiting" and doc["waiting"][0]["due_at"] == due
+    assert project.json("show", doc["run_id"])["waiting"][0]["due_at"] == due  # read again
+    assert project.json("tick", "--now", due)["advanced"][0]["step"] == "nap"
+    assert project.json("show", doc["run_id"])["status"] == "completed"
+
+
+@pytest.mark.parametrize(("written", "kind"), [("5", "an integer"), ("[2099-01-01]", "a list"),
+                                               ("null", "nothing")])
+def test_sleep_until_of_another_kind_is_refused_in_words(project: Project, written: str,
+                                                         kind: str) -> None:
+    path = project.workflow("later", f"steps:\n  - id: nap\n    sleep_until: {written}\n")
+    out = project.run("validate", "later")
+    assert out.code == 2
+    assert out.stderr.strip() == (f"error: {path}: step 'nap': key 'sleep_until': must be an "
+                                  f"ISO-8601 time, such as 2030-01-01T09:00:00Z, not {kind}")
+
+
 @pytest.mark.parametrize(("duration", "seconds"), [
     ("500ms", 0.5), ("10s", 10), ("5m", 300), ("2h", 7200), ("7d", 604800), ("1h30m", 5400),
     ("90", 90), (45, 45), ("1d2h3m4s", 93784),
