@@ -4,6 +4,7 @@ when a schema is used."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -57,6 +58,22 @@ def _compiled(schema_text: str) -> Any:
 
     schema = json.loads(schema_text)
     return Draft202012Validator(schema, format_checker=format_checker(), registry=_registry())
+
+
+def checker(schema: object) -> Callable[[Any, Any], bool]:
+    """`check(part, value)`: True if `value` passes `part` of `schema` (the whole schema, or a
+    schema within it whose `$ref`s point into it), checked as `validate` checks."""
+    from referencing.exceptions import Unresolvable
+
+    whole = _compiled(json.dumps(schema, sort_keys=True, default=str))
+
+    def check(part: Any, value: Any) -> bool:
+        try:
+            return bool(whole.evolve(schema=part).is_valid(value))
+        except (Unresolvable, RecursionError):
+            return False
+
+    return check
 
 
 def ref_problem(schema: object) -> str | None:

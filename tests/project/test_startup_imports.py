@@ -102,6 +102,21 @@ def test_start_imports_nothing_heavy(approve, tmp_path: Path) -> None:  # type: 
     assert "is completed." in out
 
 
+@pytest.mark.parametrize(("schema", "imported"), [
+    ("{type: object, required: [ok], properties: {ok: {type: boolean}, note: {type: string}}}",
+     False),  # types and fields only: the suggested data passes it without a check
+    ("{type: integer, minimum: 5}", True),  # the suggested data is checked: jsonschema
+])
+def test_showing_a_suggested_command_checks_its_data_only_when_needed(  # type: ignore[no-untyped-def]
+        project, tmp_path: Path, schema: str, imported: bool) -> None:
+    project.workflow("form", f"steps:\n  - id: gate\n    wait: true\n    resume_schema: {schema}\n")
+    run_id = project.json("start", "form")["run_id"]
+    for command in (["show", run_id], ["pending"]):
+        modules, out = modules_of(project, tmp_path, *command)
+        assert "--data" in out
+        assert ("jsonschema" in modules) is imported, command
+
+
 def test_a_terminal_gets_rich(approve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run_id = approve.json("start", "approve")["run_id"]
     record = tmp_path / "modules.json"

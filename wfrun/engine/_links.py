@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from wfrun._examples import example_data
 from wfrun._specs import Workflow
 from wfrun.flow import Links
 from wfrun.model import SUSPENDED, WAITING, Run
@@ -100,25 +101,6 @@ def ended_message(run: Run, step: str) -> str:
             f"{state.status}); this link no longer works")
 
 
-def example_data(schema: Any) -> Any:
-    """A small example value for a JSON Schema, used in the suggested resume command."""
-    if not isinstance(schema, dict):
-        return {}
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = kind[0] if kind else None
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        required = schema.get("required") or list(props)[:2]
-        return {name: example_data(props.get(name, {})) for name in required}
-    return {"boolean": True, "string": "...", "number": 0, "integer": 0, "array": [],
-            "null": None}.get(str(kind), {})
-
-
 class LinkMaker:
     """Builds the links of a paused step from the store's secret and the run's settings."""
 
@@ -140,13 +122,15 @@ class LinkMaker:
         """The four links of one pause (`nonce` identifies the pause).
 
         The resume command suggests data matching the step's `resume_schema` and, when later
-        steps branch on this step's action, the first such action; `schema` (an ask's)
-        takes the place of `resume_schema` for the suggestion. When `step` is an address
+        steps branch on this step's action, the first such action; with `schema` (an ask's),
+        data matching both it and `resume_schema`, as the answer must. When `step` is an address
         (`review[1]`, `review[1]/approve`), `schema_step` is the manifest step (of `workflow`)
         whose schema and actions to use. With `approver`, the links and command are that
         approver's (`approvals:`)."""
         spec = workflow.steps.get(schema_step or step) if workflow else None
-        resume_schema = schema if schema is not None else (spec.resume_schema if spec else None)
+        resume_schema = spec.resume_schema if spec else None
+        if schema is not None:  # an ask's answer must match both (wfrun.engine._ask)
+            resume_schema = schema if resume_schema is None else {"allOf": [resume_schema, schema]}
         actions = workflow.actions_for(schema_step or step) if workflow else []
         path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
         resume_token = make_token(self._key, "resume", run_id, step, nonce, approver)
