@@ -240,3 +240,46 @@ def test_a_failed_foreach_iteration_and_a_failed_child_run_show_where(project: P
         assert where in out.stdout.splitlines(), out.stdout
         error = project.run("start", name, "--json").json()["error"]
         assert _frames(error["traceback"]) == [(str(project.workflows / "fe.py"), 6, "each")]
+
+
+ERROR_CASES = {  # workflow: (manifest, module, the error's type)
+    "raises": ("steps:\n  - id: a\n", "def a(ctx):\n    raise ValueError('bad')\n", "ValueError"),
+    "late": ("steps:\n  - {id: a, wait: true, timeout: 1h, on_timeout: fail}\n", None,
+             "TimeoutError"),
+    "typed": ("steps:\n  - {id: a, output_schema: {type: integer}}\n",
+              "def a(ctx):\n    return 'x'\n", "SchemaViolation"),
+    "setty": ("steps:\n  - id: a\n", "def a(ctx):\n    return {1}\n", "TypeError"),
+    "caught": ("steps:\n  - id: a\n", "def a(ctx):\n    ctx.flow.suspend()\n    try:\n"
+               "        ctx.flow.rerun('1m')\n    except Exception:\n        pass\n", "FlowError"),
+    "parent": ("steps:\n  - {id: a, workflow: kid}\n", None, "ChildWorkflowError"),  # input refused
+}
+
+
+def _documented_tracebacks() -> dict[str, bool]:
+    """docs/run-document.md's table of errors: whether each `type` has a `traceback`."""
+    from conftest import REPO
+
+    found = {}
+    for line in (REPO / "docs" / "run-document.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 3 and cells[1].startswith("`"):
+            found[cells[1].strip("`")] = cells[2] != "none"
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(ERROR_CASES))
+def test_an_error_has_a_traceback_only_where_the_run_document_page_says(project: Project,
+                                                                       name: str) -> None:
+    manifest, module, kind = ERROR_CASES[name]
+    project.workflow(name, manifest, module)
+    project.workflow("kid", "input_schema: {type: object, required: [x]}\nsteps:\n  - {id: k, wait: true}\n")
+    out = project.run("start", name, "--run-id", "r1", "--json")
+    if name == "late":
+        assert out.code == 0
+        out = project.run("tick", "--now", "+2h")
+    error = project.json("show", "r1")["error"]
+    assert error["type"] == kind and error["step"] == "a"
+    documented = _documented_tracebacks()
+    has_traceback = kind not in documented  # an exception the code raised: the first row
+    assert set(error) == {"step", "type", "message"} | ({"traceback"} if has_traceback else set())
+    assert documented.get(kind, True) is has_traceback
