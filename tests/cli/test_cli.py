@@ -754,13 +754,18 @@ def test_store_and_a_state_dir_naming_another_store_are_refused_even_the_default
         return Outcome(result.exit_code, result.stdout, result.stderr)
 
     for given in (wfrun("--store", "file:other", "--state-dir", ".wfstate", "list"),
-                  wfrun("--store", "file:other", "list", env={"WFRUN_STATE_DIR": ".wfstate"})):
+                  wfrun("list", env={"WFRUN_STORE": "file:other",
+                                     "WFRUN_STATE_DIR": ".wfstate"})):
         line = refused(given, 2)
         assert "give only one" in line and "'file:other' and directory '.wfstate'" in line
     for same in (wfrun("--store", "file:./.wfstate", "--state-dir", ".wfstate", "list"),
                  wfrun("--store", f"file:{tmp_path / 'other'}", "--state-dir", "other", "list"),
                  wfrun("--store", "file:other", "list")):
         assert same.code == 0, same.stderr
+    # an option on the command line wins over the other one's environment variable
+    for over in (wfrun("--store", "file:other", "list", env={"WFRUN_STATE_DIR": ".wfstate"}),
+                 wfrun("--state-dir", "other", "list", env={"WFRUN_STORE": "file:.wfstate"})):
+        assert over.code == 0 and "other does not exist" in over.stderr, over.stderr
     assert not (tmp_path / ".wfstate").exists() and not (tmp_path / "other").exists()
 
 
