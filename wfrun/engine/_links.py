@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from wfrun._examples import example_data
 from wfrun._specs import Workflow
 from wfrun.flow import Links
 from wfrun.model import SUSPENDED, WAITING, Run
@@ -135,7 +134,7 @@ class LinkMaker:
         path = f"{self._base}/runs/{run_id}/steps/{quote(step, safe='')}"
         resume_token = make_token(self._key, "resume", run_id, step, nonce, approver)
         cancel_token = make_token(self._key, "cancel", run_id, step, nonce, approver)
-        data = json.dumps(example_data(resume_schema)) if resume_schema else "{}"
+        data = _example(resume_schema)
         return Links(
             resume_url=f"{path}/resume?token={resume_token}",
             cancel_url=f"{path}/cancel?token={cancel_token}",
@@ -160,5 +159,16 @@ class LinkMaker:
 
     def send_command(self, run_id: str, name: str, schema: Any = None) -> str:
         """The command that sends event `name` to the run, with data matching `schema`."""
-        data = json.dumps(example_data(schema)) if schema else "{}"
+        data = _example(schema)
         return f"{self._command} send {run_id} {shlex.quote(name)} --data {shlex.quote(data)}"
+
+
+def _example(schema: Any) -> str:
+    """Data for a suggested command, as JSON text: `{}` without a schema, else data it takes."""
+    if not schema:
+        return "{}"
+    # imported on use: a command whose runs hand out no new links (a resume that completes
+    # its run, the usual one) does not pay for building examples (docs/architecture.md)
+    from wfrun._examples import example_data
+
+    return json.dumps(example_data(schema))
