@@ -416,6 +416,28 @@ def test_kill_9_between_accepted_and_paused_applies_the_data_once_after_recovery
     assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 10}').code == 3
 
 
+def test_kill_9_after_an_early_callback_hands_it_to_the_recovering_execution(
+        handoff: Handoff) -> None:
+    """The documented callback pattern reruns only on its first run (`runs == 1`): the
+    execution that recovers it (runs 2) would never pause again to take the accepted data, so
+    it gets it as ctx.run.callback_request, and the data is taken once, not discarded."""
+    starter, _ = handoff.start("rerun")
+    assert handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": 11}').code == 0
+    starter.send_signal(signal.SIGKILL)
+    starter.wait(10)
+    tick = handoff.cli("tick", "--json")
+    assert tick.code == 0, tick
+    doc = handoff.show()
+    assert doc["status"] == "completed", doc
+    output = doc["steps"]["ask"]["output"]
+    assert output["runs"] == 2 and output["callback"]["body"] == {"n": 11}
+    assert output["callback"]["source"] == "cli"
+    assert not handoff.events("discarded")
+    [resumed] = handoff.events("resumed")
+    assert resumed["early"] is True and resumed["via"] == "callback_request"
+    assert "inbox" not in doc
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -123,6 +123,12 @@ def settle_inbox(run: Run, workflow: Workflow, now: datetime, events: Events) ->
                                        entry["action"], request, now, events)
             next(e for e in reversed(events) if e["type"] == "resumed")["early"] = True
             continue
+        if entry.get("handed") and state.status == COMPLETED:
+            # the execution that recovered the step was handed it as ctx.run.callback_request
+            # and completed without pausing again: taken, not lost (SPEC §6)
+            events.append(event(now, "resumed", entry["step"], source=entry["request"].get(
+                "source"), action=entry["action"], early=True, via="callback_request"))
+            continue
         events.append(_discarded(entry, now, _why_discarded(run, state)))
     run.inbox = kept
     if any(entry["kind"] == EVENT for entry in kept):  # events kept until a step waits for them

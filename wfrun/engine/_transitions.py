@@ -336,6 +336,19 @@ def fire_timer(state: StepState, name: str, now: datetime, events: Events) -> No
         state.trigger = {"reason": kind, "callback_request": None}
 
 
+def _accepted_request(run: Run, step_id: str, state: StepState) -> dict[str, Any]:
+    """`{"callback_request": ...}` of the resume accepted early (`_inbox`) for the step's
+    interrupted execution, if any, for the execution that recovers it: code that pauses only
+    on its first run (`if ctx.run.runs == 1: ctx.flow.rerun(...)`) would never pause again to
+    take it. The entry is marked as handed over (see `_inbox.settle_inbox`)."""
+    entry = next((e for e in run.inbox if e.get("kind") == "resume" and e["step"] == step_id
+                  and state.exec_nonce is not None and e["nonce"] == state.exec_nonce), None)
+    if entry is None:
+        return {}
+    entry["handed"] = True
+    return {"callback_request": entry["request"]}
+
+
 def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> list[tuple[str, str]]:
     """Fire every timer due at `now` and recover steps whose executor died.
 
@@ -347,7 +360,7 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
             break
         if state.status == RUNNING:  # the caller holds the claim: its executor is gone
             state.status = PENDING
-            state.trigger = {"reason": "recovered"}
+            state.trigger = {"reason": "recovered", **_accepted_request(run, sid, state)}
             events.append(event(now, "recovered", sid, runs=state.runs))
             fired.append((sid, "recovered"))
             continue
