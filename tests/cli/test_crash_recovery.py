@@ -123,6 +123,40 @@ def test_a_process_killed_mid_step_is_recovered_by_tick(project: Project) -> Non
     assert project.run("tick", "--now", FAR).stdout == ""
 
 
+BRANCHES = """
+steps:
+  - {id: gate, wait: true, needs: []}
+  - {id: boom, needs: []}
+  - {id: after, needs: [gate, boom]}
+"""
+
+
+@pytest.mark.parametrize("how", ["resume", "send"])
+def test_a_branch_interrupted_by_a_crash_is_recovered_by_a_resume_of_another(
+        project: Project, how: str) -> None:
+    """The process executing one branch died while another branch waited: the command that
+    next claims the run (a resume of the waiting branch, or an event sent to the run) executes
+    the interrupted step again as recovered, with runs + 1, not as the same attempt."""
+    manifest = BRANCHES if how == "resume" else BRANCHES.replace(
+        "{id: gate, wait: true, needs: []}", "{id: gate, needs: []}")
+    project.workflow("branches", manifest, STEPS_PY + (
+        "" if how == "resume" else "\n\ndef gate(ctx):\n    ctx.flow.wait_for_event('go')\n"))
+    files = {"ledger": str(project.root / "ledger"), "marker": str(project.root / "marker")}
+    died = project.cli("start", "branches", "--run-id", "b1", "--input", json.dumps(files))
+    assert died.code == 9, died.stderr
+    assert project.json("show", "b1")["steps"]["boom"]["status"] == "running"
+    out = project.cli("resume", "b1", "--step", "gate", "--data", "{}") if how == "resume" \
+        else project.cli("send", "b1", "go")
+    assert out.code == 0, out.stderr
+    final = project.json("show", "b1")
+    assert final["status"] == "completed", final
+    assert final["steps"]["boom"]["runs"] == 2 and final["steps"]["boom"]["output"] == {"runs": 2}
+    assert [(e["type"], e["step"]) for e in final["history"] if e["type"] == "recovered"] == [
+        ("recovered", "boom")]
+    assert [line[1:] for line in ledger_lines(Path(files["ledger"]))] == [("boom", 2),
+                                                                          ("after", 1)]
+
+
 def test_a_tick_killed_mid_rerun_is_recovered_with_the_rerun_context(project: Project) -> None:
     project.workflow("poller", "steps: [{id: poll}, {id: after}]", STEPS_PY)
     files = {"ledger": str(project.root / "ledger"), "marker": str(project.root / "marker")}

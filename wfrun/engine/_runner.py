@@ -36,7 +36,7 @@ from ._inbox import settle_inbox
 from ._links import LinkMaker, remember_nonces
 from ._result import NO_INPUT, Mutation, Result
 from ._schedule import schedule
-from ._transitions import apply_outcome, cancel_run
+from ._transitions import apply_outcome, cancel_run, recover_interrupted
 
 # a claim held by a process with no step executing is tried again this many times, pausing
 # 10, 20, ... ms (about 0.5 s in all; see Runner.continue_if_woken)
@@ -393,8 +393,14 @@ class Runner:
                     "(or at the next tick)"
                 )
             return Result(run, workflow, warnings)
+        def recovering(r: Run, events: Events) -> None:
+            mutate(r, events)
+            # this process holds the claim: a step left executing lost its executor (a branch
+            # of the run interrupted by a crash), and executes again as recovered
+            recover_interrupted(r, self.clock.now(), events)
+
         try:
-            run, step = self.transition(run_id, workflow, mutate, execute=True, claim=claim)
+            run, step = self.transition(run_id, workflow, recovering, execute=True, claim=claim)
             self.manifests.flush()
         except BaseException:
             claim.release()

@@ -349,6 +349,22 @@ def _accepted_request(run: Run, step_id: str, state: StepState) -> dict[str, Any
     return {"callback_request": entry["request"]}
 
 
+def recover_step(run: Run, step_id: str, state: StepState, now: datetime,
+                 events: Events) -> None:
+    """A step whose execution was interrupted (its executor died: the caller holds the run's
+    claim) is to execute again, as `recovered` (SPEC §6)."""
+    state.status = PENDING
+    state.trigger = {"reason": "recovered", **_accepted_request(run, step_id, state)}
+    events.append(event(now, "recovered", step_id, runs=state.runs))
+
+
+def recover_interrupted(run: Run, now: datetime, events: Events) -> None:
+    """`recover_step` for every step of the run left executing (the caller holds the claim)."""
+    for sid, state in run.steps.items():
+        if state.status == RUNNING and not run.finished:
+            recover_step(run, sid, state, now, events)
+
+
 def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> list[tuple[str, str]]:
     """Fire every timer due at `now` and recover steps whose executor died.
 
@@ -359,9 +375,7 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
         if run.finished:
             break
         if state.status == RUNNING:  # the caller holds the claim: its executor is gone
-            state.status = PENDING
-            state.trigger = {"reason": "recovered", **_accepted_request(run, sid, state)}
-            events.append(event(now, "recovered", sid, runs=state.runs))
+            recover_step(run, sid, state, now, events)
             fired.append((sid, "recovered"))
             continue
         # no timer of its own: a composite step's timers are its iterations' or child's
