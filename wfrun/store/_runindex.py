@@ -303,9 +303,9 @@ class RunIndex:
                     f"that {run.status} run; {how}")})
             problems.extend(self._stray_entry(e, f"that run is {run.status}", how)
                             for e in entries if e != wanted)
-        for entries in present.values():  # (a run removed by hand: harmless, a note)
-            problems.extend({**self._stray_entry(e, "there is no such run", how),
-                             "severity": "note"} for e in entries)
+        for entries in present.values():  # (a run removed by hand)
+            problems.extend(self._stray_entry(e, "there is no such run", how)
+                            for e in entries)
         for status in os.listdir(self._path(INDEX)) if os.path.isdir(self._path(INDEX)) else ():
             if status not in RUN_STATUSES and status not in (COMPLETE, COUNTS, SUMMARIES) \
                     and ".tmp-" not in status:
@@ -315,8 +315,11 @@ class RunIndex:
         return problems
 
     def _stray_entry(self, entry: Entry, why: str, how: str) -> dict[str, str]:
+        """An entry no query takes (a write interrupted between the entries of two statuses, a
+        run removed by hand): harmless, a note; a run it leaves unlisted is a problem of its
+        own (`missing`)."""
         path = self._path(INDEX, *entry)
-        return {"path": path, "kind": "index", "reason": (
+        return {"path": path, "kind": "index", "severity": "note", "reason": (
             f"run-index entry {path} is under {entry[0]}, but {why}; queries skip it; {how}")}
 
 
