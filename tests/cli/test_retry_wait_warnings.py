@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from conftest import Project
 
+from .test_retry_waits_in_composites import kid_that_raises
+
 WARNING = "warning: run {run}: step '{step}' raised {error} at {where}:2; it is retried at "
 
 
@@ -24,14 +26,7 @@ def _gate(project: Project) -> None:
 
 
 def _nested(project: Project) -> None:
-    project.workflow("kid", """\
-        steps:
-          - id: a
-            retry: {max_attempts: 3, delay: 1m}
-        """, """\
-        def a(ctx):
-            raise KeyError(f"nope {ctx.run.runs}")
-        """)
+    kid_that_raises(project)
     project.workflow("pr", """\
         steps:
           - id: kid

@@ -27,7 +27,8 @@ def _foreach(project: Project) -> None:
         """)
 
 
-def _nested(project: Project) -> None:
+def kid_that_raises(project: Project) -> None:
+    """Workflow `kid`: one step `a` that raises KeyError on every run, retried after 1m."""
     project.workflow("kid", """\
         steps:
           - id: a
@@ -36,6 +37,10 @@ def _nested(project: Project) -> None:
         def a(ctx):
             raise KeyError(f"nope {ctx.run.runs}")
         """)
+
+
+def _nested(project: Project) -> None:
+    kid_that_raises(project)
     project.workflow("pr", """\
         steps:
           - id: nap
@@ -95,14 +100,7 @@ def test_a_tick_advancing_a_parent_and_its_child_says_the_childs_retry_once(
         project: Project) -> None:
     """The child's retry fires before the parent's sleep ends, and one tick advances both: the
     child's step raises again, and the tick says so once, addressed from the parent."""
-    project.workflow("kid", """\
-        steps:
-          - id: a
-            retry: {max_attempts: 3, delay: 1m}
-        """, """\
-        def a(ctx):
-            raise KeyError(f"nope {ctx.run.runs}")
-        """)
+    kid_that_raises(project)
     project.workflow("pr", """\
         steps:
           - id: nap
