@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from conftest import REPO, Outcome, Project
 from typer.testing import CliRunner
 
 from wfrun.cli import app_for
+from wfrun.clock import SystemClock
+from wfrun.engine import Engine
 from wfrun.ids import RUN_ID_PATTERN
+from wfrun.store.file import FileStore
 
 BEAT = "def beat(ctx):\n    return ctx.run_id\n"
 
@@ -242,6 +246,64 @@ def long_running(project: Project, overlap: str) -> None:
     """, "def prepare(ctx):\n    return 1\n")
     assert started(tick(project, "2026-03-02T09:00:30Z")) == ["sched-gate-20260302T0900Z"]
     assert as_json(project, "show", "sched-gate-20260302T0900Z")["status"] == "suspended"
+
+
+def _claim_without_run(project: Project, fire: str, run_id: str) -> None:
+    """The schedule state as a tick leaves it between claiming a fire time and creating its
+    run (`_timetable._start`): the next fire's tick sees the claim, not yet the run."""
+    store = project.store()
+    state, revision = store.schedule_state("gate")
+    assert state is not None
+    store.save_schedule_state("gate", {**state, "last_fire": fire, "last_run": run_id,
+                                       "through": fire}, revision)
+
+
+@pytest.mark.parametrize("overlap", ["skip", "cancel_previous"])
+def test_overlap_sees_the_run_a_concurrent_tick_is_starting(project: Project,
+                                                            overlap: str) -> None:
+    """A tick that claimed 10:00 creates its run while the 11:00 tick looks at it: the claimed
+    run counts once it appears (looked for up to a second), not as no previous run."""
+    long_running(project, overlap)
+    assert run(project, "cancel", "sched-gate-20260302T0900Z").code == 0
+    _claim_without_run(project, "2026-03-02T10:00:00.000Z", "sched-gate-20260302T1000Z")
+    creator = threading.Timer(0.2, lambda: Engine(
+        FileStore(project.state), SystemClock(), workflows_dir=str(project.workflows)).start(
+        "gate", run_id="sched-gate-20260302T1000Z"))  # as the other tick's process would
+    creator.start()
+    try:
+        report = tick(project, "2026-03-02T11:00:30Z")
+    finally:
+        creator.join()
+    statuses = {r: as_json(project, "show", r)["status"] for r in runs(project, "gate")}
+    if overlap == "skip":
+        assert started(report) == []
+        assert statuses == {"sched-gate-20260302T0900Z": "cancelled",
+                            "sched-gate-20260302T1000Z": "suspended"}
+    else:
+        assert started(report) == ["sched-gate-20260302T1100Z"]
+        assert statuses == {"sched-gate-20260302T0900Z": "cancelled",
+                            "sched-gate-20260302T1000Z": "cancelled",
+                            "sched-gate-20260302T1100Z": "suspended"}
+
+
+def test_an_earlier_fire_time_than_one_a_tick_ahead_started_is_not_started(
+        project: Project) -> None:
+    """With `catchup: all`, a tick behind another (its fire times' list read before the other
+    claimed a later one) meets a later fire time's run: it starts no earlier one beside it."""
+    long_running(project, "skip")
+    assert run(project, "resume", "sched-gate-20260302T0900Z").code == 0  # finished
+    store = project.store()
+    state, revision = store.schedule_state("gate")
+    assert state is not None
+    assert run(project, "start", "gate", "--run-id", "sched-gate-20260302T1200Z").code == 0
+    assert run(project, "resume", "sched-gate-20260302T1200Z").code == 0  # finished too
+    # the tick ahead claimed 12:00 (and started it) without having saved its `through` yet
+    store.save_schedule_state("gate", {**state, "last_fire": "2026-03-02T12:00:00.000Z",
+                                       "last_run": "sched-gate-20260302T1200Z"}, revision)
+    assert started(tick(project, "2026-03-02T10:00:30Z")) == []
+    assert runs(project, "gate") == ["sched-gate-20260302T0900Z", "sched-gate-20260302T1200Z"]
+    row = listing(project, "2026-03-02T10:00:30Z")["gate"]
+    assert row["last_skip"]["fire"] == "2026-03-02T10:00:00.000Z"
 
 
 def test_overlap_skip_starts_nothing_while_the_previous_run_is_unfinished(

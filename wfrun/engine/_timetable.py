@@ -33,6 +33,7 @@ import copy
 import hashlib
 import os
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -102,6 +103,9 @@ GRACE = timedelta(minutes=5)  # how late a fire time may be seen and still be on
 CATCHUP_ALL_PER_TICK = 100
 REASON = "schedule"  # the `reason` of the runs a tick started, in its report
 SAVE_ATTEMPTS = 5
+# how long a claimed run that does not exist yet is looked for (see `_previous_status`): a
+# tick creates the run of a fire time it claimed within milliseconds
+CLAIM_WAIT_SECONDS = 1.0
 _DECLARES = re.compile(rb"^[\"']?schedule[\"']?\s*:", re.MULTILINE)
 # manifest path -> (its stat signature, whether its bytes can hold a `schedule:` key)
 _SCANNED: dict[str, tuple[tuple[int, int, int], bool, bool]] = {}
@@ -264,10 +268,17 @@ def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datet
         return revision
     for _ in range(SAVE_ATTEMPTS):
         previous = state.get("last_run")
-        # (a claim whose run does not exist yet, or failed to start, is no previous run: the
-        # run id is the fire time's, so a second start of it finds the first)
+        last_fire = state.get("last_fire")
+        if previous and previous != run_id and schedule.overlap != "allow" \
+                and last_fire and parse_iso(last_fire) > when:
+            # a tick ahead of this one started a later fire time's run: an earlier one would
+            # only run beside it (skip) or be cancelled by nobody after it (cancel_previous)
+            state["last_skip"] = {"fire": to_iso(when), "run_id": previous, "reason": (
+                f"run {previous} of a later fire time was started (overlap: "
+                f"{schedule.overlap})")}
+            return revision
         if previous and previous != run_id and schedule.overlap != "allow":
-            status = run_status(engine, previous)
+            status = _previous_status(engine, previous)
             if status is not None and status not in FINISHED and status != "unreadable":
                 if schedule.overlap == "skip":
                     state["last_skip"] = {"fire": to_iso(when), "run_id": previous, "reason":
@@ -302,6 +313,19 @@ def _start(engine: Engine, workflow: Workflow, timetable: Timetable, when: datet
     report.advanced.append({"run_id": run_id, "step": None, "reason": REASON,
                             "status": result.run.status})
     return revision
+
+
+def _previous_status(engine: Engine, run_id: str) -> str | None:
+    """`run_status` of the schedule's previous run. A fire time is claimed before its run is
+    created (`_start`): a claimed run that does not exist yet is most likely being started by
+    a tick that overlaps this one, so it is looked for again for a moment (`CLAIM_WAIT`) before
+    it counts as none (its start failed, or it was pruned)."""
+    status = run_status(engine, run_id)
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while status is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = run_status(engine, run_id)
+    return status
 
 
 def run_status(engine: Engine, run_id: str) -> str | None:
