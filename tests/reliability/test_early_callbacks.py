@@ -230,6 +230,26 @@ def test_an_early_resume_of_a_foreach_iteration_is_kept_and_applied(
     assert [(e["step"], e.get("early")) for e in resumed] == [("ask[0]", True), ("ask[1]", None)]
 
 
+def test_kill_9_after_an_early_callback_to_an_iteration_hands_it_to_the_recovery(
+        handoff: Handoff) -> None:
+    handoff.project.workflow("eachoff", EACH, EACH_PY)
+    starter = handoff.spawn_until_link("start", "eachoff", "--run-id", "e1", "--input",
+                                       json.dumps({"mode": "rerun"}))
+    assert handoff.cli("resume", "e1", "--step", "ask[0]", "--data", '{"n": 12}').code == 0
+    starter.send_signal(signal.SIGKILL)
+    starter.wait(10)
+    handoff.go()  # (the second iteration's first run then reruns as usual)
+    assert handoff.cli("tick").code == 0
+    doc = handoff.project.json("show", "e1")
+    first = doc["steps"]["ask"]["iterations"][0]
+    assert first["status"] == "completed", doc
+    assert first["output"]["runs"] == 2 and first["output"]["callback"]["body"] == {"n": 12}
+    history = doc["history"]
+    assert not [e for e in history if e["type"] == "discarded"]
+    assert [(e["step"], e.get("via")) for e in history if e["type"] == "resumed"] == [
+        ("ask[0]", "callback_request")]
+
+
 def test_an_early_resume_is_checked_before_it_is_kept(handoff: Handoff) -> None:
     starter, _ = handoff.start()
     bad = handoff.cli("resume", "r1", "--step", "ask", "--data", '{"n": "one"}')

@@ -32,7 +32,15 @@ from wfrun.model import (
 from ._ask import is_ask, record_answer
 from ._history import Events, complete, event
 from ._schedule import complete_foreach
-from ._transitions import Outcome, cancel_run, fail_run, fire_node, record_outcome, resume_node
+from ._transitions import (
+    Outcome,
+    accepted_request,
+    cancel_run,
+    fail_run,
+    fire_node,
+    record_outcome,
+    resume_node,
+)
 
 PAUSE_CHILD = "child"
 PAUSE_FOREACH = "foreach"
@@ -99,7 +107,7 @@ def begin_next(run: Run, workflow: Workflow, step_id: str, now: datetime,
     for index, it in enumerate([] if failed else state.iterations):
         name = label(step_id, index)
         if it.status == RUNNING:  # left running by a process that died: execute it again
-            it.trigger = {"reason": "recovered"}
+            it.trigger = {"reason": "recovered", **accepted_request(run, name, it)}
             events.append(event(now, "recovered", name, runs=it.runs))
         elif it.status != PENDING:
             continue

@@ -336,11 +336,12 @@ def fire_timer(state: StepState, name: str, now: datetime, events: Events) -> No
         state.trigger = {"reason": kind, "callback_request": None}
 
 
-def _accepted_request(run: Run, step_id: str, state: StepState) -> dict[str, Any]:
-    """`{"callback_request": ...}` of the resume accepted early (`_inbox`) for the step's
-    interrupted execution, if any, for the execution that recovers it: code that pauses only
-    on its first run (`if ctx.run.runs == 1: ctx.flow.rerun(...)`) would never pause again to
-    take it. The entry is marked as handed over (see `_inbox.settle_inbox`)."""
+def accepted_request(run: Run, step_id: str, state: StepState) -> dict[str, Any]:
+    """`{"callback_request": ...}` of the resume accepted early (`_inbox`) for the interrupted
+    execution of the step or iteration `step_id` (`each[2]`), if any, for the execution that
+    recovers it: code that pauses only on its first run (`if ctx.run.runs == 1:
+    ctx.flow.rerun(...)`) would never pause again to take it. The entry is marked as handed
+    over (see `_inbox.settle_inbox`)."""
     entry = next((e for e in run.inbox if e.get("kind") == "resume" and e["step"] == step_id
                   and state.exec_nonce is not None and e["nonce"] == state.exec_nonce), None)
     if entry is None:
@@ -354,7 +355,7 @@ def recover_step(run: Run, step_id: str, state: StepState, now: datetime,
     """A step whose execution was interrupted (its executor died: the caller holds the run's
     claim) is to execute again, as `recovered` (SPEC §6)."""
     state.status = PENDING
-    state.trigger = {"reason": "recovered", **_accepted_request(run, step_id, state)}
+    state.trigger = {"reason": "recovered", **accepted_request(run, step_id, state)}
     events.append(event(now, "recovered", step_id, runs=state.runs))
 
 
