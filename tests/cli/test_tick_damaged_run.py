@@ -10,14 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import _pg
-import pytest
 
 from wfrun.testing import Harness
+
+from ._damaged import damage
 
 POLL = "steps:\n  - id: poll\n"
 POLL_PY = """\
@@ -30,50 +27,20 @@ RUNS = 80  # shares of 40 for two workers: each acquires more than one batch (32
 DAMAGED = "r05"  # among the first due
 
 
-@pytest.fixture(params=["file", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "file":
-        yield str(tmp_path / "state")
-    else:
-        with _pg.schema() as url:
-            yield url
-
-
-def _damage(store: str) -> Any:
-    """Write `{"hello": 1}` over the run's stored state; a function reading what is stored."""
-    if "://" not in store:
-        path = Path(store) / "runs" / f"{DAMAGED}.json"
-        path.write_text('{"hello": 1}')
-        return lambda: (path.read_text(), None)
-    import psycopg
-
-    def stored() -> Any:
-        with psycopg.connect(store, autocommit=True) as conn:
-            row = conn.execute("SELECT snapshot::text FROM wfrun_runs WHERE run_id = %s",
-                               [DAMAGED]).fetchone()
-            claims = conn.execute("SELECT count(*) FROM wfrun_claims").fetchone()
-        return row, claims
-
-    with psycopg.connect(store, autocommit=True) as conn:
-        conn.execute("UPDATE wfrun_runs SET snapshot = '{\"hello\": 1}' WHERE run_id = %s",
-                     [DAMAGED])
-    return stored
-
-
 def test_a_damaged_run_is_reported_once_and_every_other_due_run_advanced(
-    store: str, tmp_path: Path
+    store_url: str, tmp_path: Path
 ) -> None:
     workflows = tmp_path / "workflows"
     workflows.mkdir()
     (workflows / "poll.yaml").write_text(POLL)
     (workflows / "poll.py").write_text(POLL_PY)
-    harness = Harness(workflows, store)
+    harness = Harness(workflows, store_url)
     runs = [harness.start("poll", run_id=f"r{i:02d}")["run_id"] for i in range(1, RUNS + 1)]
-    stored = _damage(store)
+    stored = damage(store_url, DAMAGED)
     before = stored()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFRUN_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "wfrun", "--store", store, "--workflows-dir", str(workflows),
+        [sys.executable, "-m", "wfrun", "--store", store_url, "--workflows-dir", str(workflows),
          "tick", "--workers", "2", "--now", "2099-01-01T00:00:00Z", "--json"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert proc.returncode == 1, proc.stderr  # a run could not be read; the rest advanced
