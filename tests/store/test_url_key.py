@@ -53,6 +53,46 @@ def test_a_short_key_is_refused_and_reported(suspended: Project, size: int) -> N
     assert suspended.run("doctor").code == 0
 
 
+RERUN = """
+name: poll
+steps:
+  - id: job
+"""
+RERUN_CODE = """
+def job(ctx):
+    if ctx.run.runs == 1:
+        ctx.flow.rerun("1h", None, 1)  # asks for its links: the key is read
+    return ctx.run.runs
+"""
+
+
+def test_a_short_key_stops_commands_that_execute_steps_before_they_change_anything(
+        project: Project) -> None:
+    """A step that asks for its links would fail on the key as if it raised itself: the
+    command is refused first (exit 5), and no run is created, claimed or failed."""
+    project.workflow("poll", RERUN, RERUN_CODE)
+    assert project.run("start", "poll", "--run-id", "r1").code == 0
+    key = project.state / "keys" / "url.key"
+    key.write_bytes(b"short")
+    before = (project.state / "runs" / "r1.json").read_bytes()
+
+    out = project.run("start", "poll", "--run-id", "r2")
+    assert out.code == 5 and "url.key has 5 byte(s)" in out.stderr, out
+    assert not (project.state / "runs" / "r2.json").exists()
+    out = project.run("resume", "r1", "--data", "{}")
+    assert out.code == 5 and "url.key has 5 byte(s)" in out.stderr, out
+    tick = project.run("tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    assert tick.code == 1, tick
+    assert [e["run_id"] for e in tick.json()["errors"]] == ["r1"]
+    assert "url.key has 5 byte(s)" in tick.json()["errors"][0]["message"]
+    assert (project.state / "runs" / "r1.json").read_bytes() == before
+
+    key.unlink()  # what the message says: the run goes on, with links of a new key
+    tick = project.run("tick", "--now", "2099-01-01T00:00:00Z", "--json")
+    assert tick.code == 0, tick
+    assert project.run("show", "r1", "--json").json()["status"] == "completed"
+
+
 def test_a_longer_key_is_used_as_it_is(suspended: Project) -> None:
     key = suspended.state / "keys" / "url.key"
     before = suspended.run("show", "r1", "--json").json()["suspended"][0]["resume_url"]

@@ -115,6 +115,11 @@ class LinkMaker:
             self._secret = self._secret()
         return self._secret
 
+    def ready(self) -> None:
+        """Read the URL key now: StateError if it is damaged. Checked before step code
+        executes, which would otherwise fail on it (as a step error) when it asks for links."""
+        self._key  # noqa: B018 (read for its check)
+
     def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None,
               schema: Any = None, schema_step: str | None = None,
               approver: str | None = None) -> Links:

@@ -311,7 +311,9 @@ class Runner:
 
     def claim(self, run_id: str) -> ExecutionClaim | None:
         """Become the run's executor: a claim this tick acquired for it and has not used yet,
-        else a new one from the store (None if another holder has the run)."""
+        else a new one from the store (None if another holder has the run). StateError,
+        before anything is claimed or written, if the store's URL key is damaged."""
+        self.links.ready()
         reserved = self.reserved.pop(run_id, None)
         return reserved if reserved is not None else self.store.claim(run_id)
 

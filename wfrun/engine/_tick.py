@@ -193,6 +193,7 @@ def _advance_claimed(runner: RunnerAPI, claim: ExecutionClaim, report: TickRepor
 def _tick_run(runner: RunnerAPI, run_id: str, claim: ExecutionClaim,
               report: TickReport) -> Run | None:
     """Fire what is due in one run and continue it; the run afterwards (None: nothing done)."""
+    runner.links.ready()  # a damaged URL key: reported, the run left as it is
     run = claim.take_run()  # as read with the claim, if the store did: checked under the lock
     if run is None:
         try:
