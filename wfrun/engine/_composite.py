@@ -32,12 +32,11 @@ from wfrun.model import (
 from ._ask import is_ask, record_answer
 from ._history import Events, complete, event
 from ._schedule import complete_foreach
+from ._timers import accepted_request, fire_node
 from ._transitions import (
     Outcome,
-    accepted_request,
     cancel_run,
     fail_run,
-    fire_node,
     record_outcome,
     resume_node,
 )

@@ -36,7 +36,8 @@ from ._inbox import settle_inbox
 from ._links import LinkMaker, remember_nonces
 from ._result import NO_INPUT, Mutation, Result
 from ._schedule import schedule
-from ._transitions import apply_outcome, cancel_run, recover_interrupted
+from ._timers import recover_interrupted
+from ._transitions import apply_outcome, cancel_run
 
 # a claim held by a process with no step executing is tried again this many times, pausing
 # 10, 20, ... ms (about 0.5 s in all; see Runner.continue_if_woken)

@@ -18,7 +18,7 @@ from ._history import Events
 from ._result import TickReport
 from ._runner_api import RunnerAPI
 from ._schedule import step_gone
-from ._transitions import fire_due
+from ._timers import fire_due
 from ._tree import retry_notes
 from ._workers import Share, Tried, tick_in_workers, worth_it
 
