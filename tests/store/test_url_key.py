@@ -93,6 +93,15 @@ def test_a_short_key_stops_commands_that_execute_steps_before_they_change_anythi
     assert project.run("show", "r1", "--json").json()["status"] == "completed"
 
 
+def test_a_run_that_makes_no_link_makes_no_key(project: Project) -> None:
+    """The check before step code reads a key, never makes one: a store a workflow without
+    links ran on can still adopt another store's key (`wfrun state copy`)."""
+    project.workflow("plain", "steps:\n  - id: only\n", "def only(ctx):\n    return 1\n")
+    assert project.run("start", "plain").code == 0
+    assert project.run("tick", "--now", "2099-01-01T00:00:00Z").code == 0
+    assert not (project.state / "keys" / "url.key").exists()
+
+
 def test_a_longer_key_is_used_as_it_is(suspended: Project) -> None:
     key = suspended.state / "keys" / "url.key"
     before = suspended.run("show", "r1", "--json").json()["suspended"][0]["resume_url"]

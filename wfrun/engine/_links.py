@@ -103,8 +103,10 @@ def ended_message(run: Run, step: str) -> str:
 class LinkMaker:
     """Builds the links of a paused step from the store's secret and the run's settings."""
 
-    def __init__(self, key: bytes | Callable[[], bytes], base_url: str, command: str) -> None:
+    def __init__(self, key: bytes | Callable[[], bytes], base_url: str, command: str,
+                 stored: Callable[[], bytes | None] | None = None) -> None:
         self._secret = key  # or how to read it: only when a link is made or checked
+        self._stored = stored  # the key if the store has one, without making one
         self._base = base_url.rstrip("/")
         self._command = command
 
@@ -116,9 +118,13 @@ class LinkMaker:
         return self._secret
 
     def ready(self) -> None:
-        """Read the URL key now: StateError if it is damaged. Checked before step code
-        executes, which would otherwise fail on it (as a step error) when it asks for links."""
-        self._key  # noqa: B018 (read for its check)
+        """StateError if the store's URL key is damaged (a store with none yet is fine: it is
+        made when a link is). Checked before step code executes, which would otherwise fail on
+        it, as if the step raised, when it asks for its links; once per maker."""
+        if self._stored is not None and not isinstance(self._secret, bytes):
+            key, self._stored = self._stored(), None
+            if key is not None:
+                self._secret = key
 
     def links(self, run_id: str, step: str, nonce: str, workflow: Workflow | None = None,
               schema: Any = None, schema_step: str | None = None,

@@ -67,7 +67,8 @@ class Runner:
         """Makes resume and cancel links (reads the store's URL key when it first makes or
         checks one)."""
         if self._links is None:
-            self._links = LinkMaker(self.store.secret_key, self.base_url, self.command)
+            self._links = LinkMaker(self.store.secret_key, self.base_url, self.command,
+                                    stored=self.store.stored_secret_key)
         return self._links
 
     # -- workflows -----------------------------------------------------------------------------
