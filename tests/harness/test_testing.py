@@ -247,7 +247,7 @@ def test_the_marker_keywords_add_up_and_an_unknown_one_is_an_error(tmp_path: Pat
     proc = pytest_in(tmp_path, "tests/test_marks.py")
     assert "1 passed, 1 error" in proc.stdout, proc.stdout + proc.stderr
     assert ("@pytest.mark.wfrun(...) has unknown keyword 'workflow_dir'; it takes "
-            "workflows_dir=... and start=...") in proc.stdout
+            "workflows_dir=..., start=... and schedules=...") in proc.stdout
 
 
 def test_the_plugin_changes_nothing_for_other_projects(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,7 @@ from wfrun.clock import FakeClock
 from wfrun.durations import parse_duration, parse_iso, to_iso
 from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
-from wfrun.errors import NotFoundError, UsageError
+from wfrun.errors import NotFoundError, UsageError, WfrunError
 from wfrun.model import Run
 from wfrun.store import Store, open_store, store_kind
 
@@ -29,6 +31,10 @@ class Harness:
     of `wfrun ... --json` (a dict), and raise the errors of `wfrun.errors` where the command
     would exit non-zero (`ConflictError` for exit 3, `NotFoundError` for 4, `UsageError` for 2,
     also for misuse: data JSON cannot carry, a bad duration, moving the clock back).
+
+    Schedules (`schedule:`, SPEC §11) fire only if the test asks: `schedules=True` fires every
+    one as `wfrun tick` does, a list of workflow names fires those; the others are paused in
+    the harness's state directory before its first tick, so a tick reports the test's own runs.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class Harness:
         *,
         start: datetime | str = DEFAULT_START,
         base_url: str | None = None,
+        schedules: bool | Iterable[str] = False,
     ) -> None:
         self.workflows_dir = os.fspath(workflows_dir)
         self.state_dir = os.fspath(state_dir)
@@ -51,6 +58,38 @@ class Harness:
             self.store, self.clock, workflows_dir=self.workflows_dir, base_url=base_url,
             command=f"wfrun {flag} {shlex.quote(self.state_dir)}",
         )
+        self._fired = self._schedules_option(schedules)  # None: every schedule fires
+        self._held: set[str] = set()  # the schedules this harness paused (or left alone)
+
+    def _schedules_option(self, schedules: object) -> frozenset[str] | None:
+        """`schedules=` checked (UsageError): the names of the schedules that fire, None for all."""
+        if isinstance(schedules, bool):
+            return None if schedules else frozenset()
+        names = None if isinstance(schedules, str | bytes) or not isinstance(schedules, Iterable) \
+            else list(schedules)
+        if names is None or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"schedules={schedules!r}: give True, False or a list of the names "
+                             "of scheduled workflows")
+        known = self.engine.schedule_names()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise UsageError(
+                f"schedules: no workflow of {self.workflows_dir} named "
+                f"{', '.join(map(repr, unknown))} has a schedule (those with one: "
+                f"{', '.join(known) or 'none'})")
+        return frozenset(names)
+
+    def _hold_schedules(self) -> None:
+        """Pause the schedules the test did not ask for, before they could fire."""
+        fired = self._fired
+        if fired is None:
+            return
+        for name in self.engine.schedule_names():
+            if name not in self._held and name not in fired:
+                # (a name two manifests state is refused: its schedule cannot fire anyway)
+                with contextlib.suppress(WfrunError):
+                    self.engine.pause_schedule(name, True)
+                self._held.add(name)
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -101,8 +140,14 @@ class Harness:
 
     def tick(self, limit: int | None = None) -> dict[str, Any]:
         """`wfrun tick` at the fake clock's time: `{"advanced": [...], "errors": [...]}`."""
+        self._hold_schedules()
         report = self.engine.tick(limit=limit)
-        return {"advanced": report.advanced, "errors": report.errors}
+        errors = report.errors
+        fired = self._fired
+        if fired is not None:  # what a schedule the test did not ask for says is not its
+            errors = [e for e in errors
+                      if e.get("run_id") is not None or e.get("workflow") in fired]
+        return {"advanced": report.advanced, "errors": errors}
 
     # -- runs ----------------------------------------------------------------------------------
 

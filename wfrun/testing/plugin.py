@@ -31,12 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """Declare the `wfrun` marker."""
     config.addinivalue_line(
         "markers",
-        "wfrun(workflows_dir=None, start=None): where wfrun_harness finds workflows (relative "
-        "to the test file) and the fake clock's start time",
+        "wfrun(workflows_dir=None, start=None, schedules=None): where wfrun_harness finds "
+        "workflows (relative to the test file), the fake clock's start time, and which "
+        "schedules fire (True: all, or a list of workflow names; by default none)",
     )
 
 
-MARKER_KEYWORDS = ("workflows_dir", "start")
+MARKER_KEYWORDS = ("workflows_dir", "start", "schedules")
 
 
 def marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -49,8 +50,9 @@ def marker_options(request: pytest.FixtureRequest) -> dict[str, Any]:
         if marker.args or unknown:
             what = (f"unknown keyword {', '.join(map(repr, unknown))}" if unknown
                     else f"positional argument {marker.args[0]!r}")
+            keys = [f"{key}=..." for key in MARKER_KEYWORDS]
             pytest.fail(f"@pytest.mark.wfrun(...) has {what}; it takes "
-                        f"{' and '.join(f'{key}=...' for key in MARKER_KEYWORDS)}", pytrace=False)
+                        f"{', '.join(keys[:-1])} and {keys[-1]}", pytrace=False)
         for key, value in marker.kwargs.items():
             if value is not None:
                 options.setdefault(key, value)
@@ -79,8 +81,11 @@ def workflows_dir_for(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def wfrun_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     """A `wfrun.testing.Harness` over the project's workflows, with its own state directory in
-    `tmp_path` and a fake clock starting at `DEFAULT_START` (or the marker's `start`)."""
+    `tmp_path`, a fake clock starting at `DEFAULT_START` (or the marker's `start`), and no
+    schedule firing unless the marker's `schedules` says so."""
     from wfrun.testing import DEFAULT_START, Harness
 
-    start = marker_options(request).get("start") or DEFAULT_START
-    return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start)
+    options = marker_options(request)
+    start = options.get("start") or DEFAULT_START
+    return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start,
+                   schedules=options.get("schedules", False))
