@@ -169,9 +169,13 @@ class Harness:
                                                        action, approver=approver))
 
     def send(self, run_id: str, event: str, data: Any = None) -> dict[str, Any]:
-        """`wfrun send`: send an event to a run; a step waiting for it takes it, else the run
-        keeps it in its inbox until one waits (SPEC §3)."""
-        return self.engine.document(self.engine.send(run_id, event, _as_json(data, "data")))
+        """`wfrun send --json`: send an event to a run; a step waiting for it takes it, else the
+        run keeps it in its inbox until one waits (SPEC §3). The run document has `"sent":
+        {"event", "status", "step"}`: `"taken"` with the step that took it, or `"kept"`."""
+        result = self.engine.send(run_id, event, _as_json(data, "data"))
+        doc = self.engine.document(result)
+        doc["sent"] = {"event": event, "status": result.status, "step": result.step}
+        return doc
 
     def cancel(self, run_id: str, reason: str | None = None) -> dict[str, Any]:
         """`wfrun cancel`: cancel a run that has not finished."""
