@@ -161,12 +161,15 @@ class Harness:
 
     def resume(
         self, run_id: str, data: Any = None, *, step: str | None = None, action: str | None = None,
-        approver: str | None = None,
+        label: str | None = None, approver: str | None = None,
     ) -> dict[str, Any]:
-        """`wfrun resume` (`approver`: `--as NAME`, for a step with `approvals:`): hand data to a
-        suspended (or rerun-pending) step and continue."""
+        """`wfrun resume`: hand data to a suspended (or rerun-pending) step and continue (`label`:
+        `--label NAME`, the suspension with that label instead of `step`; `approver`: `--as
+        NAME`, for a step with `approvals:`)."""
+        if label is not None and step is not None:
+            raise UsageError("give step= or label=, not both (as --step and --label)")
         return self.engine.document(self.engine.resume(run_id, _as_json(data, "data"), step,
-                                                       action, approver=approver))
+                                                       action, label=label, approver=approver))
 
     def send(self, run_id: str, event: str, data: Any = None) -> dict[str, Any]:
         """`wfrun send --json`: send an event to a run; a step waiting for it takes it, else the
