@@ -16,10 +16,17 @@ from wfrun.durations import parse_duration, parse_iso, to_iso
 from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
 from wfrun.errors import NotFoundError, UsageError, WfrunError
-from wfrun.model import Run
+from wfrun.model import RUN_STATUSES, Run
 from wfrun.store import Store, open_store, store_kind
 
 DEFAULT_START = "2026-01-05T09:00:00Z"  # a Monday morning; every test starts at the same time
+# the `type` of each history event the engine writes (docs/state-directory.md, "Event types")
+EVENT_TYPES = (
+    "started", "step_started", "step_completed", "step_skipped", "step_failed", "suspended",
+    "resumed", "sleeping", "rerun_scheduled", "timer_fired", "timed_out", "retried", "recovered",
+    "cancelled", "failed", "completed", "log", "forked", "event_sent", "discarded", "accepted",
+    "approval", "foreach_started", "child_suspended", "child_waiting", "child_running",
+)
 
 
 class Harness:
@@ -139,7 +146,12 @@ class Harness:
         return self.tick()
 
     def tick(self, limit: int | None = None) -> dict[str, Any]:
-        """`wfrun tick` at the fake clock's time: `{"advanced": [...], "errors": [...]}`."""
+        """`wfrun tick` at the fake clock's time: `{"advanced": [...], "errors": [...]}`
+        (`limit`: `--limit N`, at most N runs advanced, N of 1 or more)."""
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            raise UsageError(f"tick(limit={limit!r}): give a whole number of 1 or more (as "
+                             "`wfrun tick --limit N`), or None for no limit")
         self._hold_schedules()
         report = self.engine.tick(limit=limit)
         errors = report.errors
@@ -189,7 +201,11 @@ class Harness:
         return self.engine.document(self.engine.get(run_id), history=True)
 
     def history(self, run_id: str, type: str | None = None) -> list[dict[str, Any]]:
-        """The run's events, oldest first; only those of `type` (`"timed_out"`, ...) if given."""
+        """The run's events, oldest first; only those of `type` (`"timed_out"`, ...) if given
+        (UsageError for a type no event has)."""
+        if type is not None and type not in EVENT_TYPES:
+            raise UsageError(f"history(type={type!r}): no event has this type; the types are "
+                             f"{', '.join(EVENT_TYPES)}")
         self.store.load(run_id)  # NotFoundError for an unknown run, as `wfrun show`
         events = self.store.read_history(run_id)
         return [e for e in events if type is None or e.get("type") == type]
@@ -212,7 +228,10 @@ class Harness:
         return rows
 
     def runs(self, status: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
-        """`wfrun list --json`: runs newest first, optionally of one status or workflow."""
+        """`wfrun list --json --children`: runs newest first, optionally of one status (UsageError
+        for one no run has, as `--status`) or workflow."""
+        if status is not None and status not in RUN_STATUSES:
+            raise UsageError(f"runs(status={status!r}): not one of {', '.join(RUN_STATUSES)}")
         rows, _ = queries.list_runs(self.store, [status] if status else None, workflow, None)
         return rows
 
