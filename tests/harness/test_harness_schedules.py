@@ -92,3 +92,29 @@ def test_the_marker_asks_for_schedules(workflows: Path, tmp_path: Path) -> None:
     """))
     proc = pytest_in(tmp_path, "tests/test_sched.py")
     assert "2 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_advance_to_due_goes_to_the_next_fire_time_of_a_schedule_that_fires(
+        workflows: Path, tmp_path: Path) -> None:
+    h = Harness(workflows, tmp_path / "state", schedules=["heartbeat"])
+    assert [a["run_id"] for a in h.advance_to_due()["advanced"]] == [
+        "sched-heartbeat-20260105T0900Z"]  # due at the start itself
+    run = h.start("approval")  # its deadline is in 2 days: the hourly fire times come first
+    assert [a["run_id"] for a in h.advance_to_due()["advanced"]] == [
+        "sched-heartbeat-20260105T1000Z"]
+    assert h.now.isoformat() == "2026-01-05T10:00:00+00:00"
+    h.set_time("2026-01-07T08:30:00Z")
+    assert [a["run_id"] for a in h.advance_to_due(run["run_id"])["advanced"]] == [
+        run["run_id"], "sched-heartbeat-20260107T0900Z"]  # the run's deadline; the tick fires too
+    assert h.now.isoformat() == "2026-01-07T09:00:00+00:00"
+
+
+def test_advance_to_due_ignores_the_schedules_that_do_not_fire(workflows: Path,
+                                                               tmp_path: Path) -> None:
+    h = Harness(workflows, tmp_path / "state")
+    with pytest.raises(UsageError, match=r"no schedule fires \(schedules fire only if the test "
+                                         r"asks: schedules=True or a list of names\)"):
+        h.advance_to_due()
+    run_id = h.start("approval")["run_id"]
+    assert h.advance_to_due()["advanced"][0]["run_id"] == run_id  # its deadline, 2 days on
+    assert h.now.isoformat() == "2026-01-07T09:00:00+00:00"

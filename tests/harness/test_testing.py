@@ -87,11 +87,13 @@ def test_suspend_then_timeout_on_the_fake_clock(harness: Harness) -> None:
 
 
 def test_advance_to_due_says_when_nothing_is_due(harness: Harness) -> None:
-    with pytest.raises(LookupError, match="no run has a timer or a deadline"):
+    with pytest.raises(UsageError, match=r"nothing is due: no run has a timer or a deadline, "
+                                         r"and no schedule fires$"):
         harness.advance_to_due()
     run_id = harness.start("approval")["run_id"]
     harness.cancel(run_id)
-    with pytest.raises(LookupError, match=f"run {run_id} and its child runs have no timer"):
+    with pytest.raises(UsageError, match=f"{run_id}'\\): nothing is due: the run and its child "
+                                         "runs have no timer"):
         harness.advance_to_due(run_id)
     assert harness.start("approval", None)["input"] is None  # as --input null
     assert harness.start("approval")["input"] == {}  # as without --input
@@ -121,7 +123,7 @@ def test_reruns_fire_with_advance_to_due_without_sleeping(harness: Harness) -> N
     final = harness.show(doc["run_id"])
     assert (final["status"], final["output"]) == ("completed", 3)
     assert [r["text"] for r in harness.logs(doc["run_id"], "poll")] == ["poll 1", "poll 2", "poll 3"]
-    with pytest.raises(LookupError):
+    with pytest.raises(UsageError, match="nothing is due"):
         harness.advance_to_due(doc["run_id"])
 
 

@@ -132,18 +132,35 @@ class Harness:
         return self.tick() if tick else {"advanced": [], "errors": []}
 
     def advance_to_due(self, run_id: str | None = None) -> dict[str, Any]:
-        """Move the clock to the next due time (of `run_id`, or of any run), unless it is
-        already past, and tick; returns the tick report. Raises LookupError if nothing is due."""
+        """Move the clock to the next due time, unless it is already past, and tick; returns
+        the tick report. Due times: the timers and deadlines of `run_id` and its child runs,
+        or else of every run and the next fire time of each schedule that fires (`schedules=`).
+        UsageError if nothing is due."""
         runs = _with_children(self.store, self.store.load(run_id)) if run_id else [
             r for r in self.store.iter_runs() if not isinstance(r, Exception)]
         dues = [d for d in (r.next_due() for r in runs) if d]
+        if run_id is None:
+            dues += self._next_fires()
         if not dues:
-            raise LookupError(
-                f"nothing is due: run {run_id} and its child runs have no timer and no deadline"
-                if run_id else "nothing is due: no run has a timer or a deadline")
+            if run_id:
+                raise UsageError(f"advance_to_due({run_id!r}): nothing is due: the run and its "
+                                 "child runs have no timer and no deadline")
+            held = "" if self._fired is None or not self._held else (
+                " (schedules fire only if the test asks: schedules=True or a list of names)")
+            raise UsageError("advance_to_due(): nothing is due: no run has a timer or a "
+                             f"deadline, and no schedule fires{held}")
         if min(dues) > to_iso(self.now):
             self.clock.set(min(dues))
         return self.tick()
+
+    def _next_fires(self) -> list[str]:
+        """The next fire time of each schedule that fires in this harness (past if overdue)."""
+        self._hold_schedules()
+        if self._fired is not None and not self._fired:
+            return []
+        return [row["next_fire"] for row in self.engine.schedules()
+                if row["next_fire"] and not row["paused"] and not row.get("error")
+                and (self._fired is None or row["workflow"] in self._fired)]
 
     def tick(self, limit: int | None = None) -> dict[str, Any]:
         """`wfrun tick` at the fake clock's time: `{"advanced": [...], "errors": [...]}`
