@@ -252,6 +252,28 @@ def test_the_marker_keywords_add_up_and_an_unknown_one_is_an_error(tmp_path: Pat
             "workflows_dir=..., start=... and schedules=...") in proc.stdout
 
 
+def test_a_bad_marker_value_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_values.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.wfrun(start="not a time")
+        def test_start(wfrun_harness):
+            pass
+
+        @pytest.mark.wfrun(schedules="nightly")
+        def test_schedules(wfrun_harness):
+            pass
+    """))
+    proc = pytest_in(tmp_path, "tests/test_values.py")
+    assert "2 errors" in proc.stdout, proc.stdout + proc.stderr
+    assert ("wfrun_harness: start: 'not a time' is not an ISO-8601 time (use e.g. "
+            "2026-12-01T09:00:00Z)") in proc.stdout
+    assert "wfrun_harness: schedules='nightly': give True, False or a list" in proc.stdout
+    assert "Traceback" not in proc.stdout and "_harness.py" not in proc.stdout, proc.stdout
+
+
 def test_the_plugin_changes_nothing_for_other_projects(tmp_path: Path) -> None:
     (tmp_path / "test_plain.py").write_text(textwrap.dedent("""
         import sys

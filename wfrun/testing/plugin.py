@@ -82,10 +82,15 @@ def workflows_dir_for(request: pytest.FixtureRequest) -> Path:
 def wfrun_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     """A `wfrun.testing.Harness` over the project's workflows, with its own state directory in
     `tmp_path`, a fake clock starting at `DEFAULT_START` (or the marker's `start`), and no
-    schedule firing unless the marker's `schedules` says so."""
+    schedule firing unless the marker's `schedules` says so; a value the harness refuses fails
+    the test with its message, as an unknown marker keyword does."""
+    from wfrun.errors import WfrunError
     from wfrun.testing import DEFAULT_START, Harness
 
     options = marker_options(request)
     start = options.get("start") or DEFAULT_START
-    return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start,
-                   schedules=options.get("schedules", False))
+    try:
+        return Harness(workflows_dir_for(request), tmp_path / ".wfstate", start=start,
+                       schedules=options.get("schedules", False))
+    except WfrunError as exc:  # a bad marker value (start=, schedules=): said, no traceback
+        pytest.fail(f"wfrun_harness: {exc.message}", pytrace=False)
