@@ -36,8 +36,8 @@ def test_no_schedule_fires_unless_asked(workflows: Path, tmp_path: Path) -> None
     assert h.advance("1d") == {"advanced": [], "errors": []}
     assert [r["run_id"] for r in h.runs()] == [run["run_id"]]
     assert h.start("heartbeat")["output"] == "ok"  # a scheduled workflow can still be started
-    assert {r["workflow"]: r["paused"] for r in h.engine.schedules()} == {
-        "heartbeat": True, "nightly": True}
+    assert {r["workflow"]: (r["paused"], r["last_fire"]) for r in h.engine.schedules()} == {
+        "heartbeat": (False, None), "nightly": (False, None)}  # left alone: nothing written
 
 
 def test_schedules_true_fires_them_as_wfrun_tick_does(workflows: Path, tmp_path: Path) -> None:

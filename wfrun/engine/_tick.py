@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import wfrun.engine._timetable as _timetable
 from wfrun.durations import to_iso
@@ -31,10 +31,12 @@ SLOW = 0.25
 HOLD = 1.0
 
 
-def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickReport:
+def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1,
+         schedules: Collection[str] | None = None) -> TickReport:
     """Fire due timers, recover abandoned runs, and continue each until it pauses: the due
     runs are acquired a batch at a time (`Store.acquire_due`), or shared among up to `workers`
-    forked processes when there are enough of them."""
+    forked processes when there are enough of them. Then the schedules of the workflows
+    named in `schedules` (None: every one) start the runs they are owed."""
     now = to_iso(runner.clock.now())
     workers = workers if runner.store.multiprocess else 1
     due = runner.store.due(now, limit) if workers > 1 else []
@@ -55,7 +57,7 @@ def tick(runner: RunnerAPI, limit: int | None = None, workers: int = 1) -> TickR
         report = _report(runner, lambda report: _tick_batches(runner, now, limit, report))
         # bad index entries `due` dropped: reported, the others went on
         report.errors[:0] = runner.store.index_errors()
-    _timetable.fire(runner, report)  # schedules (SPEC §11): the runs they are owed by now
+    _timetable.fire(runner, report, schedules)  # (SPEC §11): the runs they are owed by now
     return report
 
 

@@ -34,6 +34,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -170,10 +171,13 @@ def schedule_names(engine: Engine) -> list[str]:
 
 # -- tick ----------------------------------------------------------------------------------------
 
-def fire(engine: Engine, report: TickReport) -> None:
-    """Start the runs the scheduled workflows are owed at the engine's `now` (called by tick,
-    after the due runs; adds to `report`)."""
+def fire(engine: Engine, report: TickReport, only: Collection[str] | None = None) -> None:
+    """Start the runs the scheduled workflows (those named in `only`, if given) are owed at
+    the engine's `now` (called by tick, after the due runs; adds to `report`)."""
     workflows, broken = scheduled(engine)
+    if only is not None:
+        workflows = [w for w in workflows if w.name in only]
+        broken = [(path, exc) for path, exc in broken if loader.stated_name(path) in only]
     for path, exc in broken:
         _error(report, loader.stated_name(path), f"{exc.message} (its schedule cannot fire "
                                                  "until this is fixed)")

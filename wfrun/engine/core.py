@@ -8,7 +8,7 @@ the runner as an argument.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -221,13 +221,16 @@ class Engine:
                                         replace_input=replace_input, new_id=new_id,
                                         reason=reason), since)
 
-    def tick(self, limit: int | None = None, workers: int = 1) -> TickReport:
+    def tick(self, limit: int | None = None, workers: int = 1,
+             schedules: Collection[str] | None = None) -> TickReport:
         """Fire due timers, recover abandoned runs, and continue each until it pauses; with
         `workers` > 1, in that many forked processes when many runs are due (only from a
-        single-threaded process: fork copies no other thread)."""
+        single-threaded process: fork copies no other thread). `schedules`: the scheduled
+        workflows whose schedule fires (None: every one; `wfrun.testing` fires only those a
+        test asks for)."""
         from ._tick import tick
 
-        report = tick(self._runner, limit, workers)
+        report = tick(self._runner, limit, workers, schedules)
         report.warnings.extend(self._runner.take_notes())  # of a run whose advance then failed
         return report
 

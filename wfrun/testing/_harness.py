@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -15,7 +14,7 @@ from wfrun.clock import FakeClock
 from wfrun.durations import parse_duration, parse_iso, to_iso
 from wfrun.engine import Engine, queries
 from wfrun.engine.core import NO_INPUT
-from wfrun.errors import NotFoundError, UsageError, WfrunError
+from wfrun.errors import NotFoundError, UsageError
 from wfrun.model import RUN_STATUSES, Run
 from wfrun.store import Store, open_store, store_kind
 
@@ -40,8 +39,8 @@ class Harness:
     also for misuse: data JSON cannot carry, a bad duration, moving the clock back).
 
     Schedules (`schedule:`, SPEC §11) fire only if the test asks: `schedules=True` fires every
-    one as `wfrun tick` does, a list of workflow names fires those; the others are paused in
-    the harness's state directory before its first tick, so a tick reports the test's own runs.
+    one as `wfrun tick` does, a list of workflow names fires those; the others' ticks neither
+    fire nor report them (nothing is written for them), so a tick reports the test's own runs.
     """
 
     def __init__(
@@ -66,7 +65,6 @@ class Harness:
             command=f"wfrun {flag} {shlex.quote(self.state_dir)}",
         )
         self._fired = self._schedules_option(schedules)  # None: every schedule fires
-        self._held: set[str] = set()  # the schedules this harness paused (or left alone)
 
     def _schedules_option(self, schedules: object) -> frozenset[str] | None:
         """`schedules=` checked (UsageError): the names of the schedules that fire, None for all."""
@@ -85,18 +83,6 @@ class Harness:
                 f"{', '.join(map(repr, unknown))} has a schedule (those with one: "
                 f"{', '.join(known) or 'none'})")
         return frozenset(names)
-
-    def _hold_schedules(self) -> None:
-        """Pause the schedules the test did not ask for, before they could fire."""
-        fired = self._fired
-        if fired is None:
-            return
-        for name in self.engine.schedule_names():
-            if name not in self._held and name not in fired:
-                # (a name two manifests state is refused: its schedule cannot fire anyway)
-                with contextlib.suppress(WfrunError):
-                    self.engine.pause_schedule(name, True)
-                self._held.add(name)
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -145,7 +131,7 @@ class Harness:
             if run_id:
                 raise UsageError(f"advance_to_due({run_id!r}): nothing is due: the run and its "
                                  "child runs have no timer and no deadline")
-            held = "" if self._fired is None or not self._held else (
+            held = "" if self._fired is None or not self.engine.schedule_names() else (
                 " (schedules fire only if the test asks: schedules=True or a list of names)")
             raise UsageError("advance_to_due(): nothing is due: no run has a timer or a "
                              f"deadline, and no schedule fires{held}")
@@ -155,7 +141,6 @@ class Harness:
 
     def _next_fires(self) -> list[str]:
         """The next fire time of each schedule that fires in this harness (past if overdue)."""
-        self._hold_schedules()
         if self._fired is not None and not self._fired:
             return []
         return [row["next_fire"] for row in self.engine.schedules()
@@ -169,14 +154,8 @@ class Harness:
                                   or limit < 1):
             raise UsageError(f"tick(limit={limit!r}): give a whole number of 1 or more (as "
                              "`wfrun tick --limit N`), or None for no limit")
-        self._hold_schedules()
-        report = self.engine.tick(limit=limit)
-        errors = report.errors
-        fired = self._fired
-        if fired is not None:  # what a schedule the test did not ask for says is not its
-            errors = [e for e in errors
-                      if e.get("run_id") is not None or e.get("workflow") in fired]
-        return {"advanced": report.advanced, "errors": errors}
+        report = self.engine.tick(limit=limit, schedules=self._fired)
+        return {"advanced": report.advanced, "errors": report.errors}
 
     # -- runs ----------------------------------------------------------------------------------
 
