@@ -156,3 +156,13 @@ def test_after_a_slow_run_a_tick_lets_go_of_the_runs_of_its_batch_not_begun(
     monkeypatch.setattr(_tick, "SLOW", 0.0)  # every run counts as slow
     assert sorted(r for r, _, _ in fired(engine)) == ids
     assert held_while_advancing == [["p1", "p2"], [], []]
+
+
+def test_a_run_left_ready_is_continued_by_tick_without_a_recovered_event(engine: Engine) -> None:
+    """A run made and left for another process to execute (an HTTP start, a link's resume
+    `wfrun serve` accepted) that tick takes first: reported `recovered` with no step, as the
+    docs say, but nothing was interrupted, so its history has no `recovered` event."""
+    engine.create("greet", {"name": "ada"}, run_id="g1")
+    assert fired(engine) == [("g1", None, "recovered")]
+    assert engine.store.load("g1").output == "HELLO ADA"
+    assert "recovered" not in [e["type"] for e in engine.store.read_history("g1")]

@@ -89,8 +89,10 @@ def fire_due(run: Run, workflow: Workflow, now: datetime, events: Events) -> lis
             fail_run(run, state.error or {}, now, events)
         fired.append((sid, reason))
     if not fired and run.status == RUNNING and not run.finished:
-        fired.append(("", "recovered"))  # died between two steps: continue where it stopped
-        events.append(event(now, "recovered"))
+        # Left ready with no step executing (a link's resume `wfrun serve` accepted, a new
+        # run it created, a stopped `tick --watch`, a resume that found the run busy): tick
+        # continues it. Nothing was interrupted, so history has no `recovered` event.
+        fired.append(("", "recovered"))
     return fired
 
 
