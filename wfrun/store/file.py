@@ -54,7 +54,8 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(os.fspath(root))
-        self._ready = False
+        self._ready = False  # made (or checked) and tightened for writing: `_ensure`
+        self._present = False  # found whole by a read: `_exists_dir`
         # run -> (ino, mtime, size, rev, signature of its started file or None)
         self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
@@ -113,16 +114,19 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         _rootdir.check_ours(self.root, {*_SUBDIRS, "status"})
 
     def _exists_dir(self) -> bool:
-        if not self._ready and os.path.lexists(self.root):
+        if self._ready or self._present:
+            return True
+        if os.path.lexists(self.root):
             try:
                 self._check_root()
-                self._ready = all(os.path.isdir(self._path(s)) for s in _SUBDIRS)
-                if not self._ready:
+                # (not `_ready`: the first write still tightens what a restore left open)
+                self._present = all(os.path.isdir(self._path(s)) for s in _SUBDIRS)
+                if not self._present:
                     self._check_ours()
             except OSError as exc:
                 raise StateError(f"cannot read state directory {self.root}: {exc}") from exc
             return True
-        return self._ready
+        return False
 
     def has_state(self) -> bool:
         return self._exists_dir()  # (a file in its place, or a foreign directory: StateError)
