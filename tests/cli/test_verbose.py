@@ -165,3 +165,39 @@ def test_help_names_verbose(project: Project) -> None:
     for command in ("start", "resume", "tick"):
         out = project.run(command, "--help")
         assert "--verbose" in out.stdout, command
+
+
+PAYS = """\
+def charge(ctx):
+    with open("charges.txt", "a") as fh:
+        fh.write(ctx.run_id + "\\n")  # the side effect, before the step prints
+    for i in range(200):
+        print("charged", i)
+    ctx.log.info("charged")
+    return {"charged": True}
+
+
+def receipt(ctx):
+    return 1
+"""
+
+
+def test_a_stderr_that_cannot_take_the_echo_never_fails_the_step(project: Project) -> None:
+    """What a step prints is not state: an echo that fails (`2>/dev/full`, `2>&-`, a reader
+    gone) is dropped, the step goes on, and its output is kept for `wfrun logs`."""
+    project.workflow("pay", "steps:\n  - id: charge\n  - id: receipt\n", PAYS)
+    base = [sys.executable, "-m", "wfrun", *project.base_args()]
+    with open("/dev/full", "w") as full:  # every write: ENOSPC
+        proc = subprocess.run([*base, "start", "pay", "--run-id", "full", "--verbose"],
+                              cwd=project.root, stdout=subprocess.PIPE, stderr=full, text=True)
+    assert proc.returncode == 0, proc.stdout
+    closed = subprocess.run([*base, "start", "pay", "--run-id", "closed", "--verbose"],
+                            cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: os.close(2))
+    assert closed.returncode == 0, closed.stdout
+    for run_id in ("full", "closed"):
+        shown = project.json("show", run_id)
+        assert shown["status"] == "completed", shown
+        assert project.run("logs", run_id).stdout.count("charged") == 201
+    assert (project.root / "charges.txt").read_text().split() == ["full", "closed"]

@@ -140,11 +140,9 @@ class StepOutput:
         if _echoing:
             with _lock:
                 stream = _saved[1] if _saved is not None else sys.stderr
-                try:
-                    stream.write("".join(f"{self.step}  {level}  {line}\n" for line in lines))
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass  # a closed or broken stderr must not fail the step
+                text = "".join(f"{self.step}  {level}  {line}\n" for line in lines)
+                if _echo(stream, text):
+                    _echo(stream, None)
 
     def emit(self, stream: str, text: str, **extra: Any) -> None:
         """Keep one line of output (a lone surrogate in it escaped: see `storable`)."""
@@ -161,6 +159,22 @@ class StepOutput:
             except Exception as exc:  # a full disk must not fail the step: its output is not state
                 self.broken = exc.message if isinstance(exc, WfrunError) \
                     else f"{type(exc).__name__}: {exc}"
+
+
+def _echo(stream: TextIO | None, text: str | None) -> bool:
+    """Echo `text` to the command's stderr (`--verbose`), or flush it (None): False if it
+    cannot. A closed, full or broken stderr (`2>&-`, `2>/dev/full`, `2>&1 | head`) must not
+    fail the step: what it wrote is kept all the same."""
+    if stream is None:  # started with no stderr at all
+        return False
+    try:
+        if text is None:
+            stream.flush()
+        else:
+            stream.write(text)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _routers_to(echo: TextIO) -> tuple[_Router, _Router]:
@@ -245,7 +259,7 @@ class _Router(io.TextIOBase):
                 self._original().write(text)  # wfrun's own output, not a step's
                 return len(text)
             if _echoing:
-                self._echo.write(storable(text))  # as kept: a strict stderr would refuse it
+                _echo(self._echo, storable(text))  # as kept: a strict stderr refuses it
             if target is not None:
                 target.feed(self._stream, text)
         return len(text)
@@ -256,7 +270,7 @@ class _Router(io.TextIOBase):
 
     def flush(self) -> None:
         if _echoing:
-            self._echo.flush()
+            _echo(self._echo, None)
         if is_own_thread():
             with _lock:
                 self._original().flush()
