@@ -101,6 +101,19 @@ def test_a_killed_tick_leaves_the_step_running_and_the_next_tick_recovers_it(
     assert "recovered" in [e["type"] for e in final["history"]]
 
 
+def test_a_run_left_interrupted_by_a_killed_tick_is_listed_as_running(project: Project) -> None:
+    """The run index files a run under the status `show` gives it: a step started by a tick
+    (its record in the claim file) makes it running, in `list --status running` too (what
+    docs/cron-and-systemd.md's monitoring recipe looks for), not waiting."""
+    _kill_mid_step(project, "k1")
+    assert [r["run_id"] for r in project.json("list", "--status", "running")] == ["k1"]
+    assert project.json("list", "--status", "waiting") == []
+    assert project.run("doctor").code == 0  # its entry is where it belongs
+    project.json("tick", "--now", NOW)
+    assert [r["run_id"] for r in project.json("list", "--status", "completed")] == ["k1"]
+    assert project.json("list", "--status", "running") == []
+
+
 @pytest.mark.parametrize("damage", ["lost", "torn", "flipped"])
 def test_a_record_a_power_cut_damaged_is_ignored_and_the_timer_fires_again(
     project: Project, damage: str

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
+import wfrun.store._started as _started
 from wfrun.errors import StateError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import RUN_STATUSES, Run
@@ -109,7 +110,7 @@ class RunIndex:
     """The run-index part of the file store (a mixin of FileStore): kept up to date by every
     snapshot write, made whole from the snapshots, checked by `doctor`."""
 
-    _listed: dict[str, str]  # run -> its snapshot's status as this process last read or wrote it
+    _listed: dict[str, str]  # run -> its status (`_read_run`) as this process last read or wrote it
     _stat: dict[str, Any]  # run -> signatures of what this process last read (FileStore's)
 
     if TYPE_CHECKING:  # provided by FileStore
@@ -335,8 +336,13 @@ def listdir_visible(path: str) -> list[str]:
 
 
 def _read_run(path: str, run_id: str) -> Run:
-    """The run in a snapshot file, verified (no cache, no "step started" record)."""
+    """The run in a snapshot file, verified (no cache), and with its "step started" record if
+    its claim file holds a valid one (`_started`): what `load` returns, whose status the run
+    index files it under (a run a tick is executing, or left by a killed tick, is running
+    though its snapshot still says waiting)."""
     from wfrun.store._snapshot import parse_snapshot
 
     _, raw = _fsops.read_whole(path)
-    return parse_snapshot(path, raw, run_id=run_id)[0]
+    run = parse_snapshot(path, raw, run_id=run_id)[0]
+    claim_file = os.path.join(os.path.dirname(os.path.dirname(path)), "locks", run_id + ".exec")
+    return _started.read(claim_file, run.revision, run_id=run_id)[0] or run

@@ -66,6 +66,11 @@ class RecordingStore(Store):
 
         def _claim_given_up(self, run_id: str) -> None: ...
 
+        # (_runindex.RunIndex's)
+        def _list_before_write(self, run: Run) -> str | None: ...
+
+        def _list_after_write(self, run: Run, old: str | None) -> None: ...
+
     def _claim_fd(self, run_id: str) -> int | None:
         self._ensure()
         path = self._path("locks", check_run_id(run_id) + ".exec")
@@ -119,6 +124,7 @@ class RecordingStore(Store):
         run_data["revision"] = run.revision + 1
         try:
             data = render_snapshot(SCHEMA_VERSION, index, run_data)
+            listed = self._list_before_write(run)  # listed as running from now on
             sig = write(fd, data)
         except OSError as exc:
             raise StateError(
@@ -126,6 +132,7 @@ class RecordingStore(Store):
                 "previous state is intact"
                 + ("; free some disk space" if exc.errno == errno.ENOSPC else "")) from exc
         run.revision += 1
+        self._list_after_write(run, listed)
         self._stat[run.run_id] = (known[0], run.revision, sig)
         self._mine = (run.run_id, known[0], sig, data)
         self.append_history(run.run_id, events)

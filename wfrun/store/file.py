@@ -59,7 +59,7 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         # run -> (ino, mtime, size, rev, signature of its started file or None)
         self._stat: dict[str, _started.Known] = {}
         self._index: dict[str, str | None] = {}  # run -> current index entry name
-        self._listed: dict[str, str] = {}  # run -> its snapshot's status (the run index's)
+        self._listed: dict[str, str] = {}  # run -> its status in the run index
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._index_errors: list[dict[str, str]] = []  # entries due() dropped (index_errors)
         self._key: bytes | None = None
@@ -189,11 +189,11 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
                 raise
             run, index = parse_snapshot(path, again, run_id=run_id)
             raw = again
-        self._note_listed(run_id, run.status)  # the snapshot's status, for the run index
         started, sig, record = _started.read(exec_path, run.revision, self._claims.get(run_id),
                                              run_id)
         snapshot_sig = (st.st_ino, st.st_mtime_ns, st.st_size, head_revision(raw))
         run = started or run
+        self._note_listed(run_id, run.status)  # the status the run index files it under
         self._stat[run_id] = (snapshot_sig, run.revision, sig)
         self._index[run_id] = index
         self._mine = (run_id, snapshot_sig, sig, record if started else raw)
