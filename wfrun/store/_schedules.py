@@ -90,7 +90,7 @@ def save(store: FileStoreParts, workflow: str, state: dict[str, Any], expected_r
             os.chmod(directory, 0o700)  # restored from a backup, or changed by hand
     except OSError as exc:
         raise StateError(f"cannot create {directory}: {exc.strerror}") from exc
-    lock = StateLock(where[: -len(".json")] + ".lock")
+    lock = StateLock(where[: -len(".json")] + ".lock", f"the schedule lock of workflow '{workflow}'")
     try:
         lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
     except LockTimeout:

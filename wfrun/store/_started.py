@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import wfrun.store._fsops as _fsops
+import wfrun.store._lockfiles as _lockfiles  # (imported before: an EMFILE import would fail)
 from wfrun.errors import StateError
 from wfrun.ids import check_run_id
 from wfrun.model import RUNNING, SCHEMA_VERSION, Run
@@ -74,7 +75,10 @@ class RecordingStore(Store):
     def _claim_fd(self, run_id: str) -> int | None:
         self._ensure()
         path = self._path("locks", check_run_id(run_id) + ".exec")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _lockfiles.open_error(path, exc, f"the execution claim of run {run_id}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -19,6 +19,8 @@ import threading
 import time
 from types import ModuleType
 
+import wfrun.store._lockfiles as _lockfiles  # (imported before: an EMFILE import would fail)
+
 FIRST_POLL_SECONDS = 0.001  # a state change holds the lock ~1 ms: look again soon...
 MAX_POLL_SECONDS = 0.05  # ...then back off, as FileLock's own poll interval
 
@@ -44,12 +46,14 @@ class LockTimeout(Exception):
 class StateLock:
     """One run's lock file; `acquire`/`release` pairs may nest within a thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, what: str = "the lock") -> None:
         self.path = path
+        self.what = what  # what the lock is, for messages: "the state lock of run r1"
         self._held = threading.local()  # per thread: (descriptor, depth), or absent
 
     def acquire(self, timeout: float) -> None:
-        """Hold the lock, waiting at most `timeout` seconds; LockTimeout if it stays taken."""
+        """Hold the lock, waiting at most `timeout` seconds; LockTimeout if it stays taken,
+        StateError if its file cannot be opened (or created)."""
         held: tuple[int, int] | None = getattr(self._held, "fd_depth", None)
         if held is not None:
             self._held.fd_depth = (held[0], held[1] + 1)
@@ -57,7 +61,11 @@ class StateLock:
         deadline = time.monotonic() + timeout
         pause = FIRST_POLL_SECONDS
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600)
+            except OSError as exc:
+                raise _lockfiles.open_error(self.path, exc, self.what) from exc
             try:
                 if _filelock().lock_descriptor(fd, blocking=False) and os.fstat(fd).st_nlink:
                     self._held.fd_depth = (fd, 1)

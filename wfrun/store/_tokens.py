@@ -70,7 +70,7 @@ def _write(store: FileStoreParts, records: list[dict[str, Any]]) -> None:
 @contextmanager
 def _locked(store: FileStoreParts) -> Iterator[None]:
     store._ensure()
-    lock = StateLock(_paths(store)[1])
+    lock = StateLock(_paths(store)[1], "the token file's lock")
     try:
         lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
     except LockTimeout:

@@ -348,7 +348,8 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         self._ensure()
         lock = self._locks.get(run_id)
         if lock is None:  # one object per run (reentrant per thread)
-            lock = self._locks[run_id] = StateLock(self._path("locks", run_id + ".lock"))
+            lock = self._locks[run_id] = StateLock(self._path("locks", run_id + ".lock"),
+                                                   f"the state lock of run {run_id}")
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
         except LockTimeout:
