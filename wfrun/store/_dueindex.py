@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
 import wfrun.store._started as _started
-from wfrun.errors import NotFoundError
+from wfrun.errors import NotFoundError, StateError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.model import Run
+from wfrun.store.abc import ExecutionClaim
 
 _ATTEMPTS = 8  # creations of an index entry whose bucket a tick removes each time in between
 BUCKET_GRACE_SECONDS = 60.0  # an empty bucket is kept this long after its last change
@@ -28,12 +29,15 @@ class DueIndex:
     _index: dict[str, str | None]  # run -> its current index entry name
     _seen_entries: dict[str, list[str]]  # run -> entries found by due()
     _index_errors: list[dict[str, str]]  # entries due() dropped, not yet taken (index_errors)
+    _unclaimable: set[str]  # due runs whose claim file could not be opened (in index_errors)
 
     def _path(self, *parts: str) -> str:
         raise NotImplementedError
 
     if TYPE_CHECKING:  # (FileStore's)
         def load(self, run_id: str, known: Run | None = None) -> Run: ...
+
+        def claim(self, run_id: str) -> ExecutionClaim | None: ...
 
     def _exists_dir(self) -> bool:
         raise NotImplementedError
@@ -112,6 +116,35 @@ class DueIndex:
                         return found
         return found
 
+    def acquire_due(self, now: str, limit: int | None = None) -> list[ExecutionClaim]:
+        """`Store.acquire_due` (its default, read through), except that a due run whose claim
+        file cannot be opened (`locks/RUN.exec`: its mode or owner, a read-only file system)
+        stops no other run: it is reported once (`index_errors`, as tick reports an error)
+        and skipped until then (the next tick tries it again)."""
+        claims: list[ExecutionClaim] = []
+        tried: set[str] = set()
+        window = None if limit is None else 2 * max(limit, 1)
+        while limit is None or len(claims) < limit:
+            found = self.due(now, window)
+            for run_id in found:
+                if run_id in tried or run_id in self._unclaimable:
+                    continue
+                tried.add(run_id)
+                try:
+                    claim = self.claim(run_id)
+                except StateError as exc:
+                    self._unclaimable.add(run_id)
+                    self._index_errors.append({"run_id": run_id, "message": exc.message})
+                    continue
+                if claim is not None:
+                    claims.append(claim)
+                    if limit is not None and len(claims) >= limit:
+                        break
+            if window is None or len(found) < window:
+                break
+            window *= 4
+        return claims
+
     def _drop_entry(self, bucket: str, name: str, run_id: str) -> None:
         """Remove an entry that names no valid run id (no run can be stored under it: made by
         hand or by another program) and remember it for `index_errors`."""
@@ -129,6 +162,7 @@ class DueIndex:
 
     def index_errors(self) -> list[dict[str, str]]:
         errors, self._index_errors = self._index_errors, []
+        self._unclaimable.clear()  # (a tick takes them once it is done: the next tries again)
         return errors
 
     def reindex(self, run_id: str) -> None:

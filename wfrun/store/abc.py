@@ -321,8 +321,9 @@ class Store(ABC):
     def index_errors(self) -> list[dict[str, str]]:
         """What `due` found unusable in the index since the last call, each as tick reports an
         error (`{"run_id", "message"}`), then forgotten. `due` drops such an entry (one naming
-        no valid run id) and goes on with the others: a bad entry never stops the index. This
-        default has none."""
+        no valid run id) and goes on with the others: a bad entry never stops the index. The
+        file store's `acquire_due` adds each due run whose claim file it could not open (and
+        skips it until this is called). This default has none."""
         return []
 
     @abstractmethod

@@ -62,6 +62,7 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         self._listed: dict[str, str] = {}  # run -> its status in the run index
         self._seen_entries: dict[str, list[str]] = {}  # run -> entries found by due()
         self._index_errors: list[dict[str, str]] = []  # entries due() dropped (index_errors)
+        self._unclaimable: set[str] = set()  # due runs whose claim failed (index_errors)
         self._key: bytes | None = None
         self._locks: dict[str, StateLock] = {}
         self._logged: set[str] = set()  # runs whose log this process appended to (to fsync)
