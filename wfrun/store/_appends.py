@@ -53,6 +53,13 @@ def _appending(path: str) -> tuple[int, int, int]:
     return fd, opened.st_size, -1
 
 
+def close_kept() -> None:
+    """Close the descriptors kept for later appends (a tick short of descriptors does)."""
+    with _appending_lock:
+        while _APPENDING:
+            os.close(_APPENDING.popitem()[1][0])
+
+
 def fsync_file(path: str) -> None:
     """fsync an existing file's data (used for history at the end of a command)."""
     with _appending_lock:

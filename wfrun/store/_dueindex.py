@@ -10,6 +10,7 @@ import time
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+import wfrun.store._appends as _appends
 import wfrun.store._dirs as _dirs
 import wfrun.store._fsops as _fsops
 import wfrun.store._started as _started
@@ -120,7 +121,9 @@ class DueIndex:
         """`Store.acquire_due` (its default, read through), except that a due run whose claim
         file cannot be opened (`locks/RUN.exec`: its mode or owner, a read-only file system)
         stops no other run: it is reported once (`index_errors`, as tick reports an error)
-        and skipped until then (the next tick tries it again)."""
+        and skipped until then (the next tick tries it again). A batch holds claims on at most
+        an eighth of this process's file descriptor limit (`ulimit -n`)."""
+        limit = _within_descriptors(limit)
         claims: list[ExecutionClaim] = []
         tried: set[str] = set()
         window = None if limit is None else 2 * max(limit, 1)
@@ -184,6 +187,22 @@ class DueIndex:
         for stale in {self._index.pop(run_id, None), *self._seen_entries.pop(run_id, [])}:
             if stale:
                 self._remove_index(stale)
+
+
+def _within_descriptors(limit: int | None) -> int | None:
+    """`limit`, or fewer claims if holding that many would leave too few file descriptors for
+    advancing the runs (an eighth of the limit: 4 of `ulimit -n 32`, 128 of the usual 1024).
+    Then the descriptors kept for later writes are closed too: a batch starts with none."""
+    if limit is None:
+        return None
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft // 8 >= limit:
+        return limit
+    _appends.close_kept()
+    _fsops.close_kept_dirs()
+    return max(1, soft // 8)
 
 
 def entries_and_blanks(bucket: str) -> tuple[list[str], list[str]]:
