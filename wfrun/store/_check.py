@@ -149,8 +149,9 @@ def _check_due(store: FileStoreParts) -> list[dict[str, str]]:
             entry = store._path("due", bucket, name)
             if not RUN_ID_PATTERN.fullmatch(run_id):
                 problems.append({"path": entry, "kind": "index", "reason": (
-                    "a due-index entry that does not name a valid run id; the next tick that "
-                    "finds it due removes it and reports it")})
+                    "a due-index entry that does not name a valid run id; a tick removes it and "
+                    f"reports it by the end of the hour of its bucket ({bucket}) at the latest, "
+                    f"or remove it with 'rm {entry}'")})
             elif not time_part.startswith(bucket):
                 problems.append({"path": entry, "kind": "index", "reason": (
                     f"due-index entry {entry} is in the bucket of another hour; tick visits "

@@ -103,6 +103,11 @@ class DueIndex:
                 continue
             if not names and bucket < cutoff[:11]:
                 self._remove_bucket(self._path("due", bucket), blanks)
+            while names and names[-1][:11] > bucket:  # sorts after every time of the hour
+                stray = names.pop()  # (usually none: one comparison a bucket)
+                run_id = stray.partition("~")[2]
+                if not RUN_ID_PATTERN.fullmatch(run_id):
+                    self._drop_entry(bucket, stray, run_id)  # else another hour's: doctor's
             for name in names:
                 if name.partition("~")[0] > cutoff[:-1]:  # due exactly at `now` is due
                     break
