@@ -28,12 +28,7 @@ def _statuses(project: Project) -> dict[str, str]:
             for run in project.json("list", "--limit", "1000")}
 
 
-@pytest.mark.parametrize("workers", [
-    "1",
-    pytest.param("2", marks=pytest.mark.xfail(strict=True, reason=(
-        "wfrun/engine/_tick.py `_tick_runs` (a forked worker's share) calls store.claim "
-        "outside `_advance_claimed`: the StateError stops that worker's share"))),
-])
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_run_whose_claim_file_cannot_be_opened_stops_no_other_run(
         project: Project, workers: str) -> None:
     ids = _napping(project, 40)  # more than a batch (32): the bad run is due in each batch

@@ -99,7 +99,11 @@ def _tick_runs(runner: RunnerAPI, due: list[str], report: TickReport,
     for run_id in due:
         if runner.should_stop():
             break
-        claim = runner.store.claim(run_id)
+        try:
+            claim = runner.store.claim(run_id)
+        except WfrunError as exc:  # (its claim file cannot be opened): the others go on
+            report.errors.append({"run_id": run_id, "message": exc.message})
+            continue
         if claim is None:
             continue  # another process is executing it: skipped, not waited for
         _advance_claimed(runner, claim, report)

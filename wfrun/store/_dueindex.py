@@ -123,35 +123,23 @@ class DueIndex:
         return found
 
     def acquire_due(self, now: str, limit: int | None = None) -> list[ExecutionClaim]:
-        """`Store.acquire_due` (its default, read through), except that a due run whose claim
-        file cannot be opened (`locks/RUN.exec`: its mode or owner, a read-only file system)
-        stops no other run: it is reported once (`index_errors`, as tick reports an error)
-        and skipped until then (the next tick tries it again). A batch holds claims on at most
-        an eighth of this process's file descriptor limit (`ulimit -n`)."""
-        limit = _within_descriptors(limit)
-        claims: list[ExecutionClaim] = []
-        tried: set[str] = set()
-        window = None if limit is None else 2 * max(limit, 1)
-        while limit is None or len(claims) < limit:
-            found = self.due(now, window)
-            for run_id in found:
-                if run_id in tried or run_id in self._unclaimable:
-                    continue
-                tried.add(run_id)
-                try:
-                    claim = self.claim(run_id)
-                except StateError as exc:
-                    self._unclaimable.add(run_id)
-                    self._index_errors.append({"run_id": run_id, "message": exc.message})
-                    continue
-                if claim is not None:
-                    claims.append(claim)
-                    if limit is not None and len(claims) >= limit:
-                        break
-            if window is None or len(found) < window:
-                break
-            window *= 4
-        return claims
+        """`Store.acquire_due` (its default), except that a batch holds claims on at most an
+        eighth of this process's file descriptor limit (`ulimit -n`), and a due run whose
+        claim file cannot be opened (`_claim_due`) stops no other run."""
+        return super().acquire_due(now, _within_descriptors(limit))  # type: ignore[misc,no-any-return]
+
+    def _claim_due(self, run_id: str) -> ExecutionClaim | None:
+        """A due run's claim; one whose claim file cannot be opened (`locks/RUN.exec`: its
+        mode or owner, a read-only file system) is reported once (`index_errors`, as tick
+        reports an error) and skipped until then (the next tick tries it again)."""
+        if run_id in self._unclaimable:
+            return None
+        try:
+            return self.claim(run_id)
+        except StateError as exc:
+            self._unclaimable.add(run_id)
+            self._index_errors.append({"run_id": run_id, "message": exc.message})
+            return None
 
     def _drop_entry(self, bucket: str, name: str, run_id: str) -> None:
         """Remove an entry that names no valid run id (no run can be stored under it: made by

@@ -222,7 +222,7 @@ class Store(ABC):
                 if run_id in tried:
                     continue
                 tried.add(run_id)
-                claim = self.claim(run_id)
+                claim = self._claim_due(run_id)
                 if claim is not None:
                     claims.append(claim)
                     if limit is not None and len(claims) >= limit:
@@ -231,6 +231,11 @@ class Store(ABC):
                 break
             window *= 4
         return claims
+
+    def _claim_due(self, run_id: str) -> ExecutionClaim | None:
+        """`claim` for the default `acquire_due`: a store whose claim of one run can fail
+        while the others' succeed (a file it cannot open) reports it and returns None."""
+        return self.claim(run_id)
 
     def wait_for_work(self, timeout: float, stop: threading.Event) -> None:
         """Block until something may have become due (a run created, resumed, cancelled, sent
