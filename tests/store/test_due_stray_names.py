@@ -5,7 +5,7 @@ another hour that sorts there is left for doctor to report."""
 
 from __future__ import annotations
 
-from tests.conftest import END_OF_TIME, Project
+from conftest import END_OF_TIME, Project
 
 NAP = "steps:\n  - {id: nap, sleep: 1h}\n  - {id: after, handler: done}\n"
 DONE = "def done(ctx):\n    return 1\n"

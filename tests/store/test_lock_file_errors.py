@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Project
 
-from tests.conftest import Project
 from wfrun.errors import StateError
 from wfrun.store._statelock import StateLock
 from wfrun.store.file import FileStore
@@ -112,3 +112,24 @@ def test_a_claim_file_that_cannot_be_opened_is_a_state_error(tmp_path: Path) -> 
         store.claim("r1")
     with pytest.raises(StateError, match="the execution claim of run r1"):
         store.is_claimed("r1")
+
+
+def test_a_state_subdirectory_that_cannot_be_read_is_one_sentence_not_a_traceback(
+        gated: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chmod 000 runs` (run as its owner; root reads it anyway, so the refusal is made here):
+    list and doctor say which directory and what to do (exit 5)."""
+    runs = str(gated.state / "runs")
+    listdir = os.listdir
+
+    def refusing(path: str | os.PathLike[str] = ".") -> list[str]:
+        if os.fspath(path) == runs:
+            raise PermissionError(errno.EACCES, "Permission denied", runs)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", refusing)
+    for args in (["list", "--all"], ["doctor"]):
+        out = gated.run(*args)
+        assert out.code == 5, (args, out)
+        line = _one_error_line(out.stderr)
+        assert f"cannot read directory {runs}: Permission denied" in line
+        assert f"chmod 700 {runs}" in line

@@ -9,7 +9,7 @@ import resource
 import subprocess
 import sys
 
-from tests.conftest import END_OF_TIME, Project
+from conftest import END_OF_TIME, Project
 
 NAP = "steps:\n  - {id: nap, sleep: 1h}\n  - {id: after, handler: done}\n"
 DONE = "def done(ctx):\n    return 1\n"

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.conftest import END_OF_TIME, Project
+from conftest import END_OF_TIME, Project
 
 NAP = "steps:\n  - {id: nap, sleep: 1h}\n  - {id: after, handler: done}\n"
 DONE = "def done(ctx):\n    return 1\n"

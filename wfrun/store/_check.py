@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
+import wfrun.store._dirs as _dirs
 from wfrun.errors import NotFoundError, StateError, UsageError
 from wfrun.ids import RUN_ID_PATTERN
 from wfrun.store._dueindex import BUCKET_NAME, entries_and_blanks
@@ -21,11 +22,7 @@ def check(store: FileStoreParts) -> tuple[int, list[dict[str, str]]]:
     snapshots: set[str] = set()  # the stems of runs/*.json
     records: list[tuple[str, str, str]] = []  # (run id, history or log, path) in runs/
     for sub in ("runs", "keys"):
-        try:
-            names = sorted(os.listdir(store._path(sub)))
-        except FileNotFoundError:
-            continue
-        for name in names:
+        for name in sorted(_dirs.names_in(store._path(sub))):
             path = store._path(sub, name)
             if sub == "keys" and TEMP_NAME.fullmatch(name):
                 problems.append(_note(path, leftover_note(path)))
@@ -129,11 +126,7 @@ def _check_due(store: FileStoreParts) -> list[dict[str, str]]:
     """Names in the due index that tick cannot use: what is not an hour bucket (tick ignores
     it), and entries naming no valid run id (tick drops them) or in another hour's bucket."""
     problems = []
-    try:
-        buckets = sorted(os.listdir(store._path("due")))
-    except FileNotFoundError:
-        return []
-    for bucket in buckets:
+    for bucket in sorted(_dirs.names_in(store._path("due"))):
         path = store._path("due", bucket)
         if not BUCKET_NAME.fullmatch(bucket) or not os.path.isdir(path):
             problems.append({"path": path, "kind": "index", "reason": (

@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 
+from wfrun.errors import StateError
 from wfrun.store._faults import fault_point
 
 
@@ -77,3 +78,16 @@ def make_empty(path: str) -> None:
         os.mknod(path, 0o600 | stat.S_IFREG)
     except PermissionError:  # a system that allows no mknod: open and close it
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
+def names_in(path: str) -> list[str]:
+    """The names in the state directory's subdirectory `path` (none if it is missing);
+    StateError naming it if it cannot be read (its mode or owner: a restore, a `chmod`)."""
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StateError(
+            f"cannot read directory {path}: {exc.strerror or exc}; it must belong to the user "
+            f"running wfrun, mode 700 ('chown USER {path}' and 'chmod 700 {path}')") from exc

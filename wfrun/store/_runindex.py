@@ -328,11 +328,9 @@ BLANK = _dirs.BLANK  # the empty file an index directory's entries are hard link
 
 
 def listdir_visible(path: str) -> list[str]:
-    """The names in a directory but its hidden ones (none if it is missing)."""
-    try:
-        return [name for name in os.listdir(path) if not name.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    """The names in a directory but its hidden ones (none if it is missing; StateError if it
+    cannot be read)."""
+    return [name for name in _dirs.names_in(path) if not name.startswith(".")]
 
 
 def _read_run(path: str, run_id: str) -> Run:

@@ -300,10 +300,8 @@ class FileStore(_filebatch.BatchPart, _dueindex.DueIndex, _runqueries.RunQueries
         (a stray file's name included: see `stray_snapshot`)."""
         if not self._exists_dir():
             return []
-        try:
-            names = os.listdir(self._path("runs"))
-        except FileNotFoundError:
-            return []  # a state directory made empty (by hand, systemd, a fresh volume)
+        # (none if runs/ is missing: a state directory made empty by hand, systemd, a volume)
+        names = _dirs.names_in(self._path("runs"))
         return sorted(name[: -len(".json")] for name in names
                       if name.endswith(".json") and name.startswith(prefix)
                       and not name.startswith("."))
